@@ -1,0 +1,1 @@
+"""Alertmanager-compatible configuration: YAML in, validated typed values out."""

@@ -1,0 +1,1 @@
+"""The notification pipeline: stages between a group flush and a receiver."""
