@@ -1,0 +1,1 @@
+"""Routing tree, aggregation groups and the route-group actors."""
