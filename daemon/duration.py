@@ -56,3 +56,38 @@ def format_duration(ns: int) -> str:
             out.append(f"{rest // size}{unit}")
             rest %= size
     return "".join(out)
+
+
+_GO_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": NS_PER_MS,
+    "s": 1000 * NS_PER_MS,
+    "m": 60 * 1000 * NS_PER_MS,
+    "h": 3600 * 1000 * NS_PER_MS,
+}
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_go_duration(text: str) -> int:
+    """Go's ``time.ParseDuration`` (``1m0s``, ``1.5h``, ``300ms``), as kingpin flags take."""
+    body = text[1:] if text[:1] in "+-" else text
+    if body == "0":
+        return 0
+    pos, total = 0, 0
+    while pos < len(body):
+        m = _GO_PART.match(body, pos)
+        if m is None:
+            raise DurationError(f'time: invalid duration "{text}"')
+        number, unit = m.group(1), m.group(2)
+        whole, _, frac = number.partition(".")
+        scale = _GO_UNITS[unit]
+        total += int(whole or "0") * scale
+        if frac:
+            total += int(frac) * scale // 10 ** len(frac)
+        pos = m.end()
+    if not body:
+        raise DurationError(f'time: invalid duration "{text}"')
+    return -total if text.startswith("-") else total
