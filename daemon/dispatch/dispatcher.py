@@ -1,0 +1,99 @@
+"""The dispatcher: routes every stored alert to its route-group actors (spec §3.5).
+
+The alert store calls :meth:`Dispatcher.ingest` synchronously for each insert, resolved
+alerts and re-posts included. Intake only matches the (immutable) routing tree and
+queues the alert on each matching route's actor, so it never blocks the store.
+
+A reload builds a new dispatcher and stops the old one; group state is not carried over,
+as in Alertmanager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import trio
+
+from daemon.alert import Alert
+from daemon.clock import Clock
+from daemon.dispatch.actor import RouteGroupActor, no_peer_wait
+from daemon.dispatch.route import RouteNode
+from daemon.dispatch.snapshot import GroupSnapshot
+from daemon.metrics import register_callback
+from daemon.notify.context import Notifier
+
+
+class Dispatcher:
+    """One route-group actor per route node, fed by :meth:`ingest`."""
+
+    def __init__(
+        self,
+        root: RouteNode,
+        notifiers: Mapping[str, Notifier],
+        clock: Clock,
+        *,
+        peer_wait: Callable[[], float] = no_peer_wait,
+    ) -> None:
+        """``notifiers`` maps receiver names to pipelines; every route's receiver needs one.
+
+        ``peer_wait`` gives the cluster wait (seconds) added to each flush deadline.
+        """
+        self.root = root
+        self._actors: dict[str, RouteGroupActor] = {}
+        for node in root.walk():
+            try:
+                notifier = notifiers[node.receiver]
+            except KeyError:
+                raise ValueError(f"no notifier for receiver {node.receiver!r}") from None
+            self._actors[node.id] = RouteGroupActor(node, notifier, clock, peer_wait)
+        self._cancel_scope = trio.CancelScope()
+        register_callback(
+            "alertmanager_dispatcher_aggregation_groups",
+            "Number of active aggregation groups",
+            [],
+            self._read_group_count,
+        )
+
+    def _read_group_count(self) -> Iterable[tuple[tuple[str, ...], float]]:
+        return [((), float(self.group_count()))]
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run every actor; ``started()`` once all of them read their inboxes.
+
+        Use with ``nursery.start``. Returns after :meth:`stop`.
+
+        Cancellation: stops every actor and their in-flight flushes.
+        """
+        started = False
+        with self._cancel_scope:
+            async with trio.open_nursery() as nursery:
+                for actor in self._actors.values():
+                    await nursery.start(actor.run)
+                task_status.started()
+                started = True
+        if not started:
+            # Stopped before every actor was up: report "started" anyway so that the
+            # caller's ``nursery.start`` returns instead of raising.
+            task_status.started()
+
+    def stop(self) -> None:
+        """End :meth:`run` (idempotent; also works before ``run`` was called)."""
+        self._cancel_scope.cancel()
+
+    def ingest(self, alert: Alert) -> None:
+        """Queue ``alert`` on every route it matches. Synchronous and never blocks."""
+        for node in self.root.match(alert.labels):
+            self._actors[node.id].send(alert)
+
+    def groups(self) -> list[GroupSnapshot]:
+        """Every current group (empty ones included until maintenance removes them).
+
+        Routes in tree order, groups in creation order; the API sorts as it needs.
+        """
+        out: list[GroupSnapshot] = []
+        for actor in self._actors.values():
+            out.extend(actor.snapshots())
+        return out
+
+    def group_count(self) -> int:
+        return sum(actor.group_count() for actor in self._actors.values())
