@@ -1,0 +1,140 @@
+"""The notification log: what each integration last told each group, and when.
+
+Pure: no I/O, no trio; every operation takes ``now`` (Unix ns, see :mod:`daemon.clock`).
+
+Rules (spec §5, Alertmanager ``nflog/nflog.go``):
+
+* One entry per key ``<groupKey>:<receiverName>/<integrationName>/<idx>``; only the latest
+  entry per key is kept.
+* An entry records the xxHash64 of every firing and every resolved alert of the last
+  successful notification (:func:`alert_hash`), its wall time, and when it expires.
+* ``expires_at = timestamp + retention``, or ``timestamp + expiry`` when ``expiry > 0`` and
+  ``expiry < retention`` (the pipeline passes ``2 * repeat_interval``).
+* :meth:`Nflog.log` is ignored when the existing entry's timestamp is after ``now`` (clock
+  skew between peers, or a race); equal timestamps overwrite.
+* :meth:`Nflog.merge` (gossip) ignores entries already expired (``expires_at < now``) and replaces only if the key
+  is absent or the incoming timestamp is strictly newer.
+* :meth:`Nflog.gc` deletes entries with ``expires_at <= now``.
+
+Invariant: :attr:`Nflog.entries` is a plain ``dict[str, Entry]`` of immutable values, so
+persistence and gossip can serialise it and replace values without copying the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import attrs
+import xxhash
+
+from daemon.alert import labels_hash_bytes
+
+#: Alertmanager's ``--data.retention`` default, 120h, in nanoseconds.
+DEFAULT_RETENTION = 120 * 3600 * 1_000_000_000
+
+
+def alert_hash(labels: Mapping[str, str]) -> int:
+    """The nflog dedup hash of a label set: xxHash64, seed 0 (not the FNV fingerprint)."""
+    return xxhash.xxh64_intdigest(labels_hash_bytes(labels), 0)
+
+
+@attrs.frozen
+class ReceiverKey:
+    """``nflogpb.Receiver``: which integration of which receiver was notified."""
+
+    group_name: str
+    integration: str
+    idx: int
+
+    def __str__(self) -> str:
+        return f"{self.group_name}/{self.integration}/{self.idx}"
+
+
+@attrs.frozen
+class Entry:
+    """``nflogpb.MeshEntry`` flattened: the entry fields plus its ``expires_at``."""
+
+    group_key: str
+    receiver: ReceiverKey
+    #: Wall time of the notification, Unix ns.
+    timestamp: int
+    firing_alerts: tuple[int, ...]
+    resolved_alerts: tuple[int, ...]
+    expires_at: int
+
+    @property
+    def key(self) -> str:
+        return state_key(self.group_key, self.receiver)
+
+    def is_firing_subset(self, hashes: Iterable[int]) -> bool:
+        """Whether every hash in ``hashes`` was firing at the last notification."""
+        return set(hashes) <= set(self.firing_alerts)
+
+    def is_resolved_subset(self, hashes: Iterable[int]) -> bool:
+        """Whether every hash in ``hashes`` was resolved at the last notification."""
+        return set(hashes) <= set(self.resolved_alerts)
+
+
+def state_key(group_key: str, receiver: ReceiverKey) -> str:
+    """The log's key, ``<groupKey>:<receiver>/<integration>/<idx>``."""
+    return f"{group_key}:{receiver}"
+
+
+@attrs.define
+class Nflog:
+    """The in-memory notification log (mutable state; values are immutable)."""
+
+    retention: int = DEFAULT_RETENTION
+    entries: dict[str, Entry] = attrs.field(factory=dict)
+
+    def log(
+        self,
+        receiver: ReceiverKey,
+        group_key: str,
+        firing: Iterable[int],
+        resolved: Iterable[int],
+        now: int,
+        expiry: int = 0,
+    ) -> Entry | None:
+        """Record a successful notification; returns the new entry, or None if ignored."""
+        key = state_key(group_key, receiver)
+        previous = self.entries.get(key)
+        if previous is not None and previous.timestamp > now:
+            return None
+        expires_at = now + self.retention
+        if 0 < expiry < self.retention:
+            expires_at = now + expiry
+        entry = Entry(
+            group_key=group_key,
+            receiver=receiver,
+            timestamp=now,
+            firing_alerts=tuple(firing),
+            resolved_alerts=tuple(resolved),
+            expires_at=expires_at,
+        )
+        self.entries[key] = entry
+        return entry
+
+    def query(self, group_key: str, receiver: ReceiverKey) -> Entry | None:
+        """The latest entry for this group and integration, or None (never notified)."""
+        return self.entries.get(state_key(group_key, receiver))
+
+    def merge(self, entry: Entry, now: int) -> bool:
+        """Merge a peer's (or a snapshot's) entry; returns whether the log changed."""
+        if entry.expires_at < now:
+            # An entry that expired in flight must not resurrect a GC'd key. Strict, as
+            # upstream (``ExpiresAt.Before(now)``); GC's test is the inclusive one.
+            return False
+        key = entry.key
+        previous = self.entries.get(key)
+        if previous is None or entry.timestamp > previous.timestamp:
+            self.entries[key] = entry
+            return True
+        return False
+
+    def gc(self, now: int) -> int:
+        """Delete expired entries; returns how many were deleted."""
+        expired = [k for k, e in self.entries.items() if e.expires_at <= now]
+        for k in expired:
+            del self.entries[k]
+        return len(expired)

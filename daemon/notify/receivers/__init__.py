@@ -1,0 +1,1 @@
+"""Integrations: one module per receiver type."""

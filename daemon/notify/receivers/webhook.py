@@ -1,0 +1,162 @@
+"""The webhook integration: Alertmanager's version-4 JSON payload, POSTed (spec §12).
+
+The payload is built as Go writes it (key order, HTML-safe escaping, RFC3339Nano times,
+trailing newline) because receivers and tests compare it byte for byte.
+
+Error handling: 2xx is success; 5xx and transport errors are retryable; any other status
+is permanent (``unexpected status code <n>: <body excerpt>``). Transport errors never
+carry the URL, which may hold credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import httpx
+import structlog
+import trio
+
+from daemon.alert import Alert
+from daemon.config.model import HTTPConfig, WebhookConfig
+from daemon.notify import gojson
+from daemon.notify.context import NotifyContext
+from daemon.notify.retry import BODY_EXCERPT_BYTES, NotifyError, check_status
+from daemon.template.data import TemplateData, build_data
+from daemon.timestamp import format_nano
+
+USER_AGENT = "Alertmanager/0.25.0"
+PAYLOAD_VERSION = "4"
+
+#: ``http_config`` keys this integration cannot honour per request with a shared client.
+UNSUPPORTED_HTTP_KEYS = ("tls_config", "proxy_url", "oauth2", "proxy_from_environment")
+
+log = structlog.get_logger(__name__)
+
+
+def truncate(alerts: Sequence[Alert], max_alerts: int) -> tuple[Sequence[Alert], int]:
+    """The first ``max_alerts`` alerts (all when 0) and how many were dropped."""
+    if max_alerts > 0 and len(alerts) > max_alerts:
+        return alerts[:max_alerts], len(alerts) - max_alerts
+    return alerts, 0
+
+
+def encode_payload(data: TemplateData, group_key: str, truncated_alerts: int) -> bytes:
+    """The version-4 webhook body, newline-terminated, as Alertmanager 0.25 sends it."""
+    alerts = ",".join(
+        gojson.obj(
+            [
+                ("status", gojson.string(a.Status)),
+                ("labels", gojson.string_map(a.Labels)),
+                ("annotations", gojson.string_map(a.Annotations)),
+                ("startsAt", gojson.string(format_nano(a.StartsAt))),
+                ("endsAt", gojson.string(format_nano(a.EndsAt))),
+                ("generatorURL", gojson.string(a.GeneratorURL)),
+                ("fingerprint", gojson.string(a.Fingerprint)),
+            ]
+        )
+        for a in data.Alerts
+    )
+    body = gojson.obj(
+        [
+            ("receiver", gojson.string(data.Receiver)),
+            ("status", gojson.string(data.Status)),
+            ("alerts", f"[{alerts}]"),
+            ("groupLabels", gojson.string_map(data.GroupLabels)),
+            ("commonLabels", gojson.string_map(data.CommonLabels)),
+            ("commonAnnotations", gojson.string_map(data.CommonAnnotations)),
+            ("externalURL", gojson.string(data.ExternalURL)),
+            ("version", gojson.string(PAYLOAD_VERSION)),
+            ("groupKey", gojson.string(group_key)),
+            ("truncatedAlerts", str(truncated_alerts)),
+        ]
+    )
+    return (body + "\n").encode()
+
+
+def build_payload(
+    ctx: NotifyContext, alerts: Sequence[Alert], max_alerts: int, external_url: str, now: int
+) -> bytes:
+    """Truncate, build the template data and encode: the whole body for one send."""
+    kept, dropped = truncate(alerts, max_alerts)
+    data = build_data(ctx.receiver, ctx.group_labels, kept, external_url, now)
+    return encode_payload(data, ctx.group_key, dropped)
+
+
+def unsupported_http_keys(http_config: HTTPConfig) -> list[str]:
+    """The ``http_config`` keys that are set but ignored by this implementation."""
+    return [k for k in UNSUPPORTED_HTTP_KEYS if http_config.raw.get(k)]
+
+
+async def _secret(inline: Any, path: Any) -> str:
+    # Files are re-read on every send, as Prometheus' HTTP client does, so rotated
+    # credentials apply without a reload.
+    if path:
+        return (await trio.Path(str(path)).read_text()).strip()
+    return str(inline or "")
+
+
+async def auth_headers(http_config: HTTPConfig) -> dict[str, str]:
+    """``Authorization`` from basic_auth, authorization or bearer_token, if configured."""
+    raw = http_config.raw
+    basic = raw.get("basic_auth")
+    if isinstance(basic, dict):
+        password = await _secret(basic.get("password"), basic.get("password_file"))
+        token = base64.b64encode(f"{basic.get('username') or ''}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+    authz = raw.get("authorization")
+    if isinstance(authz, dict):
+        credentials = await _secret(authz.get("credentials"), authz.get("credentials_file"))
+        return {"Authorization": f"{authz.get('type') or 'Bearer'} {credentials}"}
+    if raw.get("bearer_token") or raw.get("bearer_token_file"):
+        token = await _secret(raw.get("bearer_token"), raw.get("bearer_token_file"))
+        return {"Authorization": f"Bearer {token}"}
+    return {}
+
+
+@attrs.define
+class WebhookIntegration:
+    """One ``webhook_configs`` entry of a receiver.
+
+    Cancellation: the request is abandoned when the caller's scope is cancelled.
+    """
+
+    config: WebhookConfig
+    index: int
+    http: httpx.AsyncClient
+    external_url: str
+    name: str = "webhook"
+
+    @property
+    def send_resolved(self) -> bool:
+        return self.config.send_resolved
+
+    async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
+        """POST the payload; raises :class:`NotifyError` on failure."""
+        body = build_payload(ctx, alerts, self.config.max_alerts, self.external_url, ctx.now)
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        headers.update(await auth_headers(self.config.http_config))
+        try:
+            async with self.http.stream(
+                "POST",
+                self.config.url,
+                content=body,
+                headers=headers,
+                follow_redirects=self.config.http_config.follow_redirects,
+            ) as response:
+                if response.is_success:
+                    return
+                excerpt = bytearray()
+                async for chunk in response.aiter_bytes():
+                    excerpt += chunk
+                    if len(excerpt) >= BODY_EXCERPT_BYTES:
+                        break
+        except httpx.TransportError as exc:
+            # Go's client errors read `Post "<url>": <cause>`; the URL is redacted because
+            # webhook URLs often embed tokens.
+            raise NotifyError(f'Post "<redacted>": {exc}', retryable=True) from None
+        error = check_status(response.status_code, bytes(excerpt))
+        if error is not None:
+            raise error

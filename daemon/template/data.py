@@ -1,0 +1,167 @@
+"""The template data model, ``.`` in every notification template (spec §10.1).
+
+Pure. Attribute and method names are Go's (``Receiver``, ``SortedPairs`` …) on purpose:
+templates address them by exactly those names, so the template engine can resolve a
+field or method by plain attribute lookup. Python callers may use the snake_case aliases.
+
+Times are Unix nanoseconds (see :mod:`daemon.clock`); a firing alert's ``EndsAt`` is
+``ZERO_TIME``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
+
+from daemon.alert import Alert as StoredAlert
+
+ALERTNAME = "alertname"
+
+# Go's regexp.QuoteMeta escapes exactly these bytes.
+_META = frozenset("\\.+*?()|[]{}^$")
+
+
+def quote_meta(text: str) -> str:
+    """Go's ``regexp.QuoteMeta``: a backslash before each regexp metacharacter."""
+    return "".join("\\" + ch if ch in _META else ch for ch in text)
+
+
+@attrs.frozen
+class Pair:
+    """One label or annotation, as ``SortedPairs`` yields it."""
+
+    Name: str
+    Value: str
+
+
+class Pairs(list[Pair]):
+    """A list of pairs with Go's helper methods."""
+
+    def Names(self) -> list[str]:
+        return [p.Name for p in self]
+
+    def Values(self) -> list[str]:
+        return [p.Value for p in self]
+
+    def String(self) -> str:
+        """``name=value`` joined by ``", "``, in list order."""
+        return ", ".join(f"{p.Name}={p.Value}" for p in self)
+
+    names = Names
+    values = Values
+
+
+class KV(dict[str, str]):
+    """Labels or annotations, with Go's helper methods."""
+
+    def SortedPairs(self) -> Pairs:
+        """Pairs sorted by name, except that ``alertname`` comes first."""
+        names = sorted(k for k in self if k != ALERTNAME)
+        if ALERTNAME in self:
+            names.insert(0, ALERTNAME)
+        return Pairs(Pair(k, self[k]) for k in names)
+
+    def Names(self) -> list[str]:
+        return self.SortedPairs().Names()
+
+    def Values(self) -> list[str]:
+        return self.SortedPairs().Values()
+
+    def Remove(self, keys: Iterable[str]) -> KV:
+        """A copy without ``keys``."""
+        drop = set(keys)
+        return KV({k: v for k, v in self.items() if k not in drop})
+
+    def String(self) -> str:
+        return self.SortedPairs().String()
+
+    sorted_pairs = SortedPairs
+    names = Names
+    remove = Remove
+
+
+@attrs.frozen
+class Alert:
+    """One alert as templates see it."""
+
+    Status: str
+    Labels: KV
+    Annotations: KV
+    StartsAt: int
+    EndsAt: int
+    GeneratorURL: str
+    Fingerprint: str
+
+
+class Alerts(list[Alert]):
+    """The alerts of one notification, with the firing/resolved views."""
+
+    def Firing(self) -> Alerts:
+        return Alerts(a for a in self if a.Status == "firing")
+
+    def Resolved(self) -> Alerts:
+        return Alerts(a for a in self if a.Status == "resolved")
+
+    firing = Firing
+    resolved = Resolved
+
+
+@attrs.frozen
+class TemplateData:
+    """The root object of a notification template."""
+
+    Receiver: str
+    Status: str
+    Alerts: Alerts
+    GroupLabels: KV
+    CommonLabels: KV
+    CommonAnnotations: KV
+    ExternalURL: str
+
+
+def _common(maps: Sequence[Mapping[str, str]]) -> KV:
+    """The entries with the same value in every map."""
+    if not maps:
+        return KV()
+    common = dict(maps[0])
+    for other in maps[1:]:
+        if not common:
+            break
+        common = {k: v for k, v in common.items() if k in other and other[k] == v}
+    return KV(common)
+
+
+def build_data(
+    receiver: str,
+    group_labels: Mapping[str, str],
+    alerts: Sequence[StoredAlert],
+    external_url: str,
+    now: int,
+) -> TemplateData:
+    """The template data for one notification of ``alerts`` (already sorted and truncated).
+
+    ``now`` decides which alerts are resolved; the group is ``firing`` if any alert is.
+    """
+    views = Alerts(
+        Alert(
+            Status=a.status(now),
+            Labels=KV(a.labels),
+            Annotations=KV(a.annotations),
+            StartsAt=a.starts_at,
+            EndsAt=a.ends_at,
+            GeneratorURL=a.generator_url,
+            Fingerprint=a.fingerprint_hex,
+        )
+        for a in alerts
+    )
+    status = "firing" if any(v.Status == "firing" for v in views) else "resolved"
+    return TemplateData(
+        Receiver=quote_meta(receiver),
+        Status=status,
+        Alerts=views,
+        GroupLabels=KV(group_labels),
+        CommonLabels=_common([a.labels for a in alerts]),
+        CommonAnnotations=_common([a.annotations for a in alerts]),
+        ExternalURL=external_url,
+    )
