@@ -1,0 +1,306 @@
+"""Route-group actors and the dispatcher on virtual time (spec §3.3, §3.4, §3.5)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from daemon.clock import ZERO_TIME, TrioClock
+from daemon.config.model import SECOND, Route
+from daemon.dispatch.dispatcher import Dispatcher
+from daemon.dispatch.route import RouteNode
+from daemon.matcher import parse_matchers
+from daemon.metrics import REGISTRY
+from daemon.notify.context import NotifyContext
+
+from .fakes import T0, RecordingNotifier, alert, running_dispatcher
+
+S = SECOND
+
+
+def _root(gw: int = 3, gi: int = 6, group_by: tuple[str, ...] = ("alertname",)) -> RouteNode:
+    return RouteNode.build(
+        Route(
+            receiver="default",
+            group_by=group_by,
+            group_wait=gw * S,
+            group_interval=gi * S,
+            repeat_interval=20 * S,
+        )
+    )
+
+
+async def test_group_wait_then_group_interval_ticks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A new group flushes at group_wait, then every group_interval, whatever notify takes."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+        # Each notify takes 1 s: ticks re-armed after the flush would drift to 10 s, 17 s.
+        rec = RecordingNotifier(t0, delay=lambda ctx: 1.0)
+        async with running_dispatcher(_root(), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "A"))
+            await trio.sleep_until(t0 + 16)
+        assert [c.at for c in rec.calls] == [3.0, 9.0, 15.0]
+        first = rec.calls[0]
+        assert first.ctx == NotifyContext(
+            group_key='{}:{alertname="A"}',
+            group_labels={"alertname": "A"},
+            receiver="default",
+            repeat_interval=20 * S,
+            route_id="{}",
+            now=T0 + 3 * S,
+        )
+        assert first.names == ["A"]
+        assert first.alerts[0].ends_at == ZERO_TIME
+
+
+async def test_old_starts_at_flushes_immediately(autojump_clock: trio.testing.MockClock) -> None:
+    """An alert whose startsAt is older than group_wait skips the wait of a new group."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+        rec = RecordingNotifier(t0)
+        async with running_dispatcher(_root(gw=30, gi=60), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "A", start_offset=-31))
+            d.ingest(alert(clock, "A", start_offset=-31, instance="2"))
+            await trio.sleep_until(t0 + 61)
+        assert [c.at for c in rec.calls] == [0.0, 60.0]
+        # Both alerts of the batch were queued before the actor ran: one notification.
+        assert len(rec.calls[0].alerts) == 2
+
+
+async def test_alert_added_after_first_flush_waits_for_next_tick(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An alert joining at 4.5 s (gw 3 s, gi 6 s) is first notified at 9 s, even if old."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+        rec = RecordingNotifier(t0)
+        async with running_dispatcher(_root(group_by=()), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "A"))
+            await trio.sleep_until(t0 + 4.5)
+            d.ingest(alert(clock, "B", start_offset=-600))
+            await trio.sleep_until(t0 + 10)
+        assert [(c.at, c.names) for c in rec.calls] == [(3.0, ["A"]), (9.0, ["A", "B"])]
+
+
+async def test_resolved_alert_removed_after_successful_flush(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A resolved alert is notified once; after success the group is empty and stays quiet."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+        rec = RecordingNotifier(t0)
+        async with running_dispatcher(_root(), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "A", end_offset=0))
+            await trio.sleep_until(t0 + 16)
+            [group] = d.groups()
+            assert group.alerts == ()
+        assert [c.at for c in rec.calls] == [3.0]
+        assert rec.calls[0].alerts[0].ends_at == T0
+
+
+async def test_resolved_alert_kept_after_failed_flush(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """After a failed flush the resolved alert is offered again at the next tick."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+        rec = RecordingNotifier(t0, results=[False])
+        async with running_dispatcher(_root(), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "A", end_offset=0))
+            await trio.sleep_until(t0 + 16)
+        assert [(c.at, c.names) for c in rec.calls] == [(3.0, ["A"]), (9.0, ["A"])]
+
+
+async def test_empty_group_removed_by_maintenance_then_fresh_group_wait(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An empty group is dropped at the 30 s maintenance; a new alert then waits group_wait again."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+        rec = RecordingNotifier(t0)
+        async with running_dispatcher(_root(), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "A", end_offset=0))
+            await trio.sleep_until(t0 + 29)
+            assert len(d.groups()) == 1
+            await trio.sleep_until(t0 + 31)
+            assert d.groups() == []
+            d.ingest(alert(clock, "A"))
+            await trio.sleep_until(t0 + 35)
+        # Had the old group survived, its tick at 33 s would have sent the new alert.
+        assert [c.at for c in rec.calls] == [3.0, 34.0]
+
+
+async def test_slow_flush_does_not_delay_another_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """While group A's notify hangs, group B of the same route still flushes on time."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+
+        def slow_for_a(ctx: NotifyContext) -> float:
+            return 5.0 if ctx.group_labels == {"alertname": "A"} else 0.0
+
+        rec = RecordingNotifier(t0, delay=slow_for_a)
+        async with running_dispatcher(_root(gw=3, gi=60), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "A"))
+            await trio.sleep_until(t0 + 1)
+            d.ingest(alert(clock, "B"))
+            await trio.sleep_until(t0 + 10)
+        assert [(c.at, c.names) for c in rec.calls] == [(3.0, ["A"]), (4.0, ["B"])]
+        assert [c.names for c in rec.finished] == [["B"], ["A"]]
+
+
+async def test_flush_deadline_is_at_least_ten_seconds_and_counts_as_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A notify running past max(group_interval, 10 s) is cancelled and treated as failed."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+        rec = RecordingNotifier(t0, delay=lambda ctx: 1000.0 if not rec.calls[1:] else 0.0)
+        async with running_dispatcher(_root(gw=3, gi=6), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "A", end_offset=0))
+            await trio.sleep_until(t0 + 14)
+        # Cancelled at 3 + 10 s; the overdue 9 s tick then runs at once, the alert kept.
+        assert [c.at for c in rec.calls] == [3.0, 13.0]
+        assert rec.finished == [rec.calls[1]]
+
+
+async def test_tick_falling_inside_a_long_flush_runs_when_it_ends(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A flush lasting 8 s (gi 6 s) delays the next tick to its end; the interval counts from there."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+        rec = RecordingNotifier(t0, delay=lambda ctx: 8.0 if len(rec.calls) == 1 else 0.0)
+        async with running_dispatcher(_root(gw=3, gi=6), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "A"))
+            await trio.sleep_until(t0 + 18)
+        assert [c.at for c in rec.calls] == [3.0, 11.0, 17.0]
+
+
+async def test_continue_routes_notify_each_receiver(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An alert matching a continue route and a later sibling is flushed to both receivers."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+        route = Route(
+            receiver="default",
+            group_wait=3 * S,
+            group_interval=60 * S,
+            routes=(
+                Route(
+                    receiver="first",
+                    matchers=tuple(parse_matchers('{team="b"}')),
+                    continue_=True,
+                    group_by=("alertname",),
+                    group_wait=3 * S,
+                    group_interval=60 * S,
+                ),
+                Route(
+                    receiver="second",
+                    matchers=tuple(parse_matchers('{team="b"}')),
+                    group_wait=5 * S,
+                    group_interval=60 * S,
+                ),
+            ),
+        )
+        notifiers = {name: RecordingNotifier(t0) for name in ("default", "first", "second")}
+        async with running_dispatcher(RouteNode.build(route), notifiers, clock) as d:
+            d.ingest(alert(clock, "A", team="b"))
+            await trio.sleep_until(t0 + 6)
+            keys = sorted((g.receiver, g.route_id, g.group_key) for g in d.groups())
+        assert notifiers["default"].calls == []
+        [first] = notifiers["first"].calls
+        [second] = notifiers["second"].calls
+        assert (first.at, first.ctx.group_key) == (3.0, '{}/{team="b"}:{alertname="A"}')
+        assert (second.at, second.ctx.group_key) == (5.0, '{}/{team="b"}:{}')
+        assert keys == [
+            ("first", '{}/{team="b"}/0', '{}/{team="b"}:{alertname="A"}'),
+            ("second", '{}/{team="b"}/1', '{}/{team="b"}:{}'),
+        ]
+
+
+async def test_groups_snapshot_is_sorted_and_stored_form(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """groups() shows each group's stored alerts (real endsAt) in notification order."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+        rec = RecordingNotifier(t0)
+        async with running_dispatcher(_root(group_by=()), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "B", job="2"))
+            d.ingest(alert(clock, "A", job="1"))
+            await trio.sleep(0.1)
+            [group] = d.groups()
+        assert group.receiver == "default"
+        assert group.labels == {}
+        assert [a.labels["alertname"] for a in group.alerts] == ["A", "B"]
+        assert group.alerts[0].ends_at == T0 + 3600 * S
+
+
+async def test_aggregation_groups_metric_counts_groups(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """alertmanager_dispatcher_aggregation_groups reports the current number of groups."""
+    with trio.fail_after(100):
+        clock = TrioClock(T0)
+        rec = RecordingNotifier(trio.current_time())
+        async with running_dispatcher(_root(), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "A"))
+            d.ingest(alert(clock, "B"))
+            d.ingest(alert(clock, "B", instance="x"))
+            await trio.sleep(0.1)
+            value = REGISTRY.get_sample_value("alertmanager_dispatcher_aggregation_groups")
+        assert value == 2.0
+
+
+async def test_stop_ends_run_and_later_ingest_is_harmless(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """stop() makes run() return; ingest afterwards neither raises nor notifies."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+        rec = RecordingNotifier(t0)
+        d = Dispatcher(_root(), {"default": rec}, clock)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(d.run)
+            d.stop()
+        d.ingest(alert(clock, "A"))
+        await trio.sleep(10)
+        assert rec.calls == []
+
+
+async def test_stop_before_run_returns_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    """A dispatcher stopped before it ran still lets nursery.start return, then exits."""
+    with trio.fail_after(100):
+        d = Dispatcher(_root(), {"default": RecordingNotifier(0.0)}, TrioClock(T0))
+        d.stop()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(d.run)
+
+
+def test_missing_notifier_is_rejected() -> None:
+    """Every route's receiver needs a notifier; a missing one fails at construction."""
+    with pytest.raises(ValueError, match="default"):
+        Dispatcher(_root(), {}, clock=_FakeClock())
+
+
+class _FakeClock:
+    def now(self) -> int:
+        return T0
