@@ -304,3 +304,34 @@ def test_missing_notifier_is_rejected() -> None:
 class _FakeClock:
     def now(self) -> int:
         return T0
+
+
+async def test_stop_cancels_a_hanging_flush(autojump_clock: trio.testing.MockClock) -> None:
+    """stop() during a notify that never returns ends run() at once, without waiting it out."""
+    with trio.fail_after(100):
+        t0 = trio.current_time()
+        clock = TrioClock(T0)
+        rec = RecordingNotifier(t0, delay=lambda ctx: 10_000.0)
+        async with running_dispatcher(_root(gw=3, gi=600), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "A"))
+            await trio.sleep_until(t0 + 4)
+        assert trio.current_time() - t0 == pytest.approx(4.0)
+        assert len(rec.calls) == 1
+        assert rec.finished == []
+
+
+class _BrokenNotifier:
+    async def notify(self, ctx: NotifyContext, alerts: object) -> bool:
+        await trio.lowlevel.checkpoint()
+        raise RuntimeError("bug in the pipeline")
+
+
+async def test_notifier_bug_propagates(autojump_clock: trio.testing.MockClock) -> None:
+    """An exception from a notifier is a bug: it ends the dispatcher instead of being swallowed."""
+    with trio.fail_after(100):
+        d = Dispatcher(_root(), {"default": _BrokenNotifier()}, TrioClock(T0))
+        with pytest.raises(BaseExceptionGroup) as info:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(d.run)
+                d.ingest(alert(TrioClock(T0), "A"))
+        assert info.group_contains(RuntimeError, match="bug in the pipeline", depth=None)

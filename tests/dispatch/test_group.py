@@ -1,5 +1,10 @@
 """Aggregation-group timing, flush copies and cleanup, and alert order (spec §3.3, §3.4, §3.6)."""
 
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from daemon.alert import Alert
 from daemon.clock import NS_PER_SECOND, ZERO_TIME
 from daemon.dispatch.group import AggregationGroup, alert_cmp, sort_alerts
@@ -172,3 +177,21 @@ def test_view_is_sorted_and_follows_changes() -> None:
     assert planned is not None
     g.finish_flush(planned[1], success=True)
     assert [a.labels["job"] for a in g.view()] == ["a", "b"]
+
+
+_label_sets = st.dictionaries(
+    st.sampled_from(["job", "instance", "a", "b", "c"]),
+    st.sampled_from(["", "1", "2", "x"]),
+    max_size=4,
+)
+
+
+@given(st.lists(_label_sets, max_size=8, unique_by=lambda d: tuple(sorted(d.items()))))
+def test_order_does_not_depend_on_input_order(label_sets: list[dict[str, str]]) -> None:
+    """Distinct label sets sort the same from any starting order (Go lists groups from a map)."""
+    alerts = [_alert(ls) for ls in label_sets]
+    forward = [a.labels for a in sort_alerts(alerts)]
+    backward = [a.labels for a in sort_alerts(list(reversed(alerts)))]
+    assert forward == backward
+    for x, y in itertools.pairwise(forward):
+        assert alert_cmp(_alert(x), _alert(y)) == -1
