@@ -25,6 +25,8 @@ class LoopbackSink:
     url: str = ""
     statuses: list[int] = attrs.field(factory=list)
     received: list[Received] = attrs.field(factory=list)
+    #: Set when the first request has been recorded.
+    arrived: trio.Event = attrs.field(factory=trio.Event)
 
     async def handle(self, stream: trio.SocketStream) -> None:
         data = b""
@@ -45,6 +47,7 @@ class LoopbackSink:
                 return
             body += chunk
         self.received.append(Received(head, body))
+        self.arrived.set()
         status = self.statuses.pop(0) if self.statuses else 200
         await stream.send_all(
             f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()

@@ -1,0 +1,147 @@
+"""The webhook body and nflog hashes tocsin computes equal the real Alertmanager 0.25's."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import socket
+import subprocess
+
+import httpx
+import pytest
+import trio
+
+from daemon.alert import Alert
+from daemon.clock import ZERO_TIME
+from daemon.nflog import alert_hash
+from daemon.notify.context import NotifyContext
+from daemon.notify.receivers.webhook import build_payload
+from daemon.timestamp import parse_rfc3339
+from tests.notify.conftest import LoopbackSink
+
+pytestmark = pytest.mark.alertmanager
+
+CONFIG = """
+route:
+  receiver: "my.recv+x"
+  group_by: [alertname]
+  group_wait: 0s
+receivers:
+  - name: "my.recv+x"
+    webhook_configs:
+      - url: "{url}"
+        max_alerts: 1
+"""
+
+
+def varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def fields(data: bytes) -> list[tuple[int, bytes | int]]:
+    """Top-level protobuf fields: (number, bytes for length-delimited, else the varint)."""
+    out: list[tuple[int, bytes | int]] = []
+    pos = 0
+    while pos < len(data):
+        key, pos = varint(data, pos)
+        if key & 7 == 2:
+            size, pos = varint(data, pos)
+            out.append((key >> 3, data[pos : pos + size]))
+            pos += size
+        elif key & 7 == 0:
+            value, pos = varint(data, pos)
+            out.append((key >> 3, value))
+        else:
+            raise AssertionError(f"unexpected wire type in {key}")
+    return out
+
+
+def firing_hashes(snapshot: bytes) -> list[int]:
+    """firing_alerts (Entry field 6, packed) of the first MeshEntry in an nflog snapshot."""
+    size, pos = varint(snapshot, 0)
+    mesh = dict(fields(snapshot[pos : pos + size]))
+    entry = mesh[1]
+    assert isinstance(entry, bytes)
+    packed = dict(fields(entry))[6]
+    assert isinstance(packed, bytes)
+    hashes, i = [], 0
+    while i < len(packed):
+        value, i = varint(packed, i)
+        hashes.append(value)
+    return hashes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def test_payload_equals_alertmanager(
+    loopback_sink: LoopbackSink, tmp_path: pathlib.Path
+) -> None:
+    """Same alerts through the 0.25 binary and tocsin give identical bodies and dedup hashes."""
+    (tmp_path / "am.yml").write_text(CONFIG.format(url=loopback_sink.url))
+    port = free_port()
+    posted = [
+        {
+            "labels": {"alertname": "Q", "i": str(i)},
+            "annotations": {"s": '<b>&"x"é', "n": str(i)},
+            "startsAt": "2020-01-01T00:00:00.5Z",
+            "generatorURL": "http://g/x?a=1&b=2",
+        }
+        for i in range(2)
+    ]
+    process = await trio.lowlevel.open_process(
+        [
+            "prometheus-alertmanager",
+            f"--config.file={tmp_path / 'am.yml'}",
+            f"--storage.path={tmp_path}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.external-url=http://am.example:9093",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with trio.fail_after(30):
+            async with httpx.AsyncClient() as http:
+                while True:
+                    try:
+                        r = await http.post(f"http://127.0.0.1:{port}/api/v2/alerts", json=posted)
+                        break
+                    except httpx.TransportError:
+                        await trio.sleep(0.1)
+                assert r.status_code == 200
+            await loopback_sink.arrived.wait()
+            # A clean shutdown writes the nflog snapshot, which holds the dedup hashes.
+            process.terminate()
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            with trio.move_on_after(5) as cleanup:
+                cleanup.shield = True
+                await process.wait()
+    assert firing_hashes((tmp_path / "nflog").read_bytes()) == [
+        alert_hash(p["labels"])  # type: ignore[arg-type]
+        for p in posted
+    ]
+    body = loopback_sink.received[0].body
+    starts = parse_rfc3339("2020-01-01T00:00:00.5Z")
+    alerts = [
+        Alert(p["labels"], p["annotations"], starts, ZERO_TIME, "http://g/x?a=1&b=2")  # type: ignore[arg-type]
+        for p in posted
+    ]
+    group_key = json.loads(body)["groupKey"]
+    ctx = NotifyContext(group_key, {"alertname": "Q"}, "my.recv+x", 1, "{}", starts + 10**9)
+    assert build_payload(ctx, alerts, 1, "http://am.example:9093", ctx.now) == body
