@@ -1,0 +1,422 @@
+"""How memberlist messages are layered into UDP packets and TCP streams.
+
+Packets (UDP). The sender builds one message, or a compound of several, then:
+
+1. compresses it (``compress`` message) if enabled *and* strictly shorter;
+2. prefixes ``hasCrc`` if the destination advertised protocol max >= 5;
+3. encrypts it if a keyring is set (associated data: the label);
+4. prefixes the label header ``f4 | len | label`` if a label is set.
+
+The receiver undoes 4, 3 and 2 at the top level only, then dispatches on the type
+byte; ``compound`` and ``compress`` recurse, so any nesting such as
+``0c -> 09 -> 07 -> {00, 03, 08}`` is accepted. Failures of steps 4-2 drop the whole
+packet (:func:`decode_packet` raises); a bad part inside a compound is reported and the
+good parts are still delivered, as memberlist does.
+
+Streams (TCP) carry one message per connection, with no outer length: the optional
+label header, then either ``encrypt`` (``0a | uint32 len | ciphertext``, associated data
+= those 5 bytes + label) or the message itself, which may be ``compress`` (every stream
+Go sends is) wrapping a plain message. The plain message is a push/pull, a user message
+(TCP form), a fallback ping, its ack, or an ``errResp``. Its end is only known by
+parsing it, so :class:`StreamDecoder` is fed bytes and reports the message as soon as it
+is complete: the peer that starts a push/pull does not half-close, so waiting for EOF
+would deadlock.
+
+Alertmanager 0.25 peers never use labels or encryption, and the Debian build cannot
+parse a label at all: the defaults here (no label, no keyring) are the interoperable
+ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from cluster import lzw
+from cluster.errors import DecodeError, LabelError, TruncatedError
+from cluster.gomsgpack import value_end
+from cluster.messages import (
+    MAX_COMPOUND_PARTS,
+    Ack,
+    Alive,
+    Compound,
+    Compress,
+    Dead,
+    Encrypted,
+    ErrResp,
+    HasCrc,
+    IndirectPing,
+    MessageType,
+    Nack,
+    Ping,
+    PushPull,
+    Suspect,
+    UserMsg,
+)
+from cluster.security import Keyring, decrypt_payload, encrypt_payload, encrypted_length
+
+#: Longest cluster label (its length travels in one byte).
+MAX_LABEL_LENGTH = 255
+#: How deeply compound/compress may nest inside one packet before we give up.
+MAX_PACKET_NESTING = 8
+#: Default bound on a buffered stream message (before and after decompression).
+DEFAULT_MAX_STREAM_BYTES = 64 * 1024 * 1024
+
+#: A message that can arrive in a UDP packet once containers are unwrapped.
+PacketMessage = Ping | IndirectPing | Ack | Nack | Suspect | Alive | Dead | UserMsg
+#: A message that can arrive on a TCP stream once wrappers are removed.
+StreamMessage = PushPull | UserMsg | Ping | Ack | ErrResp
+
+
+# --- labels -----------------------------------------------------------------------
+
+
+def add_label(buf: bytes, label: bytes) -> bytes:
+    """Prefix ``f4 | len | label`` to a packet or stream; an empty label adds nothing.
+
+    Raises:
+        ValueError: the label is longer than 255 bytes.
+    """
+    if not label:
+        return buf
+    if len(label) > MAX_LABEL_LENGTH:
+        raise ValueError(f"label is {len(label)} bytes; the limit is {MAX_LABEL_LENGTH}")
+    return bytes((MessageType.HAS_LABEL, len(label))) + label + buf
+
+
+def parse_label(buf: bytes | bytearray | memoryview) -> tuple[bytes, int]:
+    """Return the label at the start of ``buf`` (``b""`` if none) and where the rest starts.
+
+    Raises:
+        TruncatedError: the label header is cut short.
+        DecodeError: a label header with length 0.
+    """
+    if not buf or buf[0] != MessageType.HAS_LABEL:
+        return b"", 0
+    if len(buf) < 2:
+        raise TruncatedError("cannot decode label; packet has been truncated")
+    size = buf[1]
+    if size < 1:
+        raise DecodeError("label header cannot be empty when present")
+    if len(buf) < 2 + size:
+        raise TruncatedError("cannot decode label; packet has been truncated")
+    return bytes(buf[2 : 2 + size]), 2 + size
+
+
+def strip_label(buf: bytes) -> tuple[bytes, bytes]:
+    """Split a packet into its label (``b""`` if none) and the rest."""
+    label, pos = parse_label(buf)
+    return label, buf[pos:]
+
+
+def check_label(received: bytes, expected: bytes, *, skip_inbound_check: bool = False) -> bytes:
+    """Accept or refuse a received label; return the label to authenticate with.
+
+    Labels must match exactly, so a labelled node drops unlabelled traffic and the
+    reverse, unless the inbound check is skipped (then the configured label is assumed).
+
+    Raises:
+        LabelError: the labels differ.
+    """
+    if skip_inbound_check:
+        return expected
+    if received != expected:
+        raise LabelError(f"discarding traffic with unacceptable label {received!r}")
+    return received
+
+
+# --- compound, compression, CRC -----------------------------------------------------
+
+
+def make_compounds(messages: Sequence[bytes]) -> list[bytes]:
+    """Pack messages into as few compounds as the 255-part limit allows (memberlist 0.5)."""
+    return [
+        Compound(tuple(messages[i : i + MAX_COMPOUND_PARTS])).encode()
+        for i in range(0, len(messages), MAX_COMPOUND_PARTS)
+    ]
+
+
+def compress_message(message: bytes) -> bytes:
+    """Wrap a complete message in a ``compress`` message (Go LZW)."""
+    return Compress.wrap(message).encode()
+
+
+def compress_if_smaller(message: bytes) -> bytes:
+    """The compressed form if strictly shorter, else ``message``, as UDP sends do."""
+    compressed = compress_message(message)
+    return compressed if len(compressed) < len(message) else message
+
+
+# --- packets --------------------------------------------------------------------------
+
+
+def encode_packet(
+    message: bytes,
+    *,
+    compress: bool = True,
+    crc: bool = False,
+    keyring: Keyring | None = None,
+    encryption_version: int = 1,
+    label: bytes = b"",
+    nonce: bytes | None = None,
+) -> bytes:
+    """Apply memberlist's send layering to one complete message (or compound).
+
+    ``crc`` should be true when the destination advertised protocol max >= 5.
+    """
+    if compress:
+        message = compress_if_smaller(message)
+    if crc:
+        message = HasCrc(message).encode()
+    if keyring is not None:
+        message = encrypt_payload(
+            encryption_version, keyring.primary_key, message, label, nonce=nonce
+        )
+    return add_label(message, label)
+
+
+@attrs.frozen
+class DecodedPacket:
+    """What one UDP packet carried: its messages in order, and per-part failures."""
+
+    messages: tuple[PacketMessage, ...]
+    errors: tuple[DecodeError, ...] = ()
+    label: bytes = b""
+
+
+def decode_packet(
+    data: bytes,
+    *,
+    keyring: Keyring | None = None,
+    verify_incoming: bool = True,
+    label: bytes = b"",
+    skip_inbound_label_check: bool = False,
+    max_output: int = lzw.DEFAULT_MAX_OUTPUT,
+) -> DecodedPacket:
+    """Undo the send layering and flatten compounds and compression.
+
+    With a keyring, an undecryptable packet is dropped unless ``verify_incoming`` is
+    false, in which case it is read as plaintext (memberlist's migration mode).
+
+    Raises:
+        DecodeError: the label, decryption or checksum failed: drop the whole packet.
+    """
+    received_label, pos = parse_label(data)
+    auth_label = check_label(received_label, label, skip_inbound_check=skip_inbound_label_check)
+    buf = data[pos:]
+    if keyring is not None:
+        try:
+            buf = decrypt_payload(keyring.keys, buf, auth_label)
+        except DecodeError:
+            if verify_incoming:
+                raise
+    if len(buf) >= 5 and buf[0] == MessageType.HAS_CRC:
+        buf = HasCrc.decode(buf).payload
+    messages: list[PacketMessage] = []
+    errors: list[DecodeError] = []
+    _collect(buf, 0, messages, errors, max_output)
+    return DecodedPacket(tuple(messages), tuple(errors), received_label)
+
+
+_PACKET_TYPES: dict[int, type[PacketMessage]] = {
+    MessageType.PING: Ping,
+    MessageType.INDIRECT_PING: IndirectPing,
+    MessageType.ACK: Ack,
+    MessageType.NACK: Nack,
+    MessageType.SUSPECT: Suspect,
+    MessageType.ALIVE: Alive,
+    MessageType.DEAD: Dead,
+    MessageType.USER: UserMsg,
+}
+
+
+def _collect(
+    buf: bytes,
+    depth: int,
+    messages: list[PacketMessage],
+    errors: list[DecodeError],
+    max_output: int,
+) -> None:
+    """memberlist's handleCommand: dispatch one message, recursing into containers."""
+    try:
+        if not buf:
+            raise TruncatedError("missing message type byte")
+        kind = buf[0]
+        if kind in (MessageType.COMPOUND, MessageType.COMPRESS):
+            if depth >= MAX_PACKET_NESTING:
+                raise DecodeError(f"messages nested more than {MAX_PACKET_NESTING} deep")
+            if kind == MessageType.COMPOUND:
+                compound = Compound.decode(buf)
+                for part in compound.parts:
+                    _collect(part, depth + 1, messages, errors, max_output)
+                if compound.truncated:
+                    raise TruncatedError(
+                        f"compound request had {compound.truncated} truncated messages"
+                    )
+            else:
+                inner = Compress.decode(buf).unwrap(max_output=max_output)
+                _collect(inner, depth + 1, messages, errors, max_output)
+            return
+        decoder = _PACKET_TYPES.get(kind)
+        if decoder is None:
+            raise DecodeError(f"message type ({kind}) not supported")
+        messages.append(decoder.decode(buf))
+    except DecodeError as exc:
+        errors.append(exc)
+
+
+# --- streams --------------------------------------------------------------------------
+
+
+def encode_stream(
+    message: bytes,
+    *,
+    compress: bool = True,
+    keyring: Keyring | None = None,
+    encryption_version: int = 1,
+    label: bytes = b"",
+    nonce: bytes | None = None,
+) -> bytes:
+    """Apply memberlist's stream layering to one plain stream message.
+
+    ``message`` is e.g. ``PushPull(...).encode()`` or ``UserMsg(...).encode_stream()``.
+    Go compresses every stream unconditionally; so does this by default.
+    """
+    if compress:
+        message = compress_message(message)
+    if keyring is not None:
+        length = encrypted_length(encryption_version, len(message))
+        header = Encrypted.header(length)
+        message = header + encrypt_payload(
+            encryption_version, keyring.primary_key, message, header + label, nonce=nonce
+        )
+    return add_label(message, label)
+
+
+def decode_stream_message(buf: bytes) -> StreamMessage:
+    """Parse one complete *plain* stream message (no label, encryption or compression).
+
+    Raises:
+        DecodeError: malformed, truncated, or a type that streams do not carry.
+    """
+    return _parse_plain(buf, 0)[0]
+
+
+_STREAM_STRUCTS: dict[int, type[Ping | Ack | ErrResp]] = {
+    MessageType.PING: Ping,
+    MessageType.ACK: Ack,
+    MessageType.ERR: ErrResp,
+}
+
+
+def _parse_plain(buf: bytes | bytearray | memoryview, pos: int) -> tuple[StreamMessage, int]:
+    if pos >= len(buf):
+        raise TruncatedError("missing message type byte")
+    kind = buf[pos]
+    if kind == MessageType.PUSH_PULL:
+        return PushPull.parse(buf, pos)
+    if kind == MessageType.USER:
+        return UserMsg.parse_stream(buf, pos)
+    if kind in (MessageType.PING, MessageType.ACK, MessageType.ERR):
+        end = value_end(buf, pos + 1)
+        if end is None:
+            raise TruncatedError("stream message is truncated")
+        return _STREAM_STRUCTS[kind].decode(bytes(buf[pos:end])), end
+    raise DecodeError(f"received invalid stream message type ({kind})")
+
+
+def _parse_complete_plain(buf: bytes) -> StreamMessage:
+    """Parse an unwrapped (decompressed/decrypted) buffer: no more bytes can come."""
+    try:
+        return _parse_plain(buf, 0)[0]
+    except TruncatedError as exc:
+        raise DecodeError(f"wrapped stream message is incomplete: {exc}") from exc
+
+
+@attrs.define
+class StreamDecoder:
+    """Incremental reader of the one message on an incoming (or reply) TCP stream.
+
+    Feed it bytes as they arrive; :meth:`feed` returns the message as soon as it is
+    complete, and bytes after it are ignored. Call :meth:`eof` when the peer closes to
+    turn an unfinished message into an error.
+
+    Error handling: every problem is a :class:`~cluster.errors.DecodeError`; after one,
+    the stream is unusable and the caller closes it (optionally sending ``errResp``).
+    """
+
+    keyring: Keyring | None = None
+    verify_incoming: bool = True
+    label: bytes = b""
+    skip_inbound_label_check: bool = False
+    max_bytes: int = DEFAULT_MAX_STREAM_BYTES
+    received_label: bytes = attrs.field(default=b"", init=False)
+    _buf: bytearray = attrs.field(factory=bytearray, init=False)
+    _done: bool = attrs.field(default=False, init=False)
+
+    @property
+    def done(self) -> bool:
+        """True once the message has been returned."""
+        return self._done
+
+    def feed(self, data: bytes) -> StreamMessage | None:
+        """Add received bytes; return the message once it is complete, else None.
+
+        Raises:
+            DecodeError: the stream is malformed, unauthenticated or too large.
+        """
+        if self._done:
+            return None
+        self._buf += data
+        if len(self._buf) > self.max_bytes:
+            raise DecodeError(f"stream message exceeds {self.max_bytes} bytes")
+        try:
+            message = self._parse()
+        except TruncatedError:
+            return None
+        self._done = True
+        self._buf.clear()
+        return message
+
+    def eof(self) -> None:
+        """The peer closed the stream.
+
+        Raises:
+            TruncatedError: it closed before a whole message arrived.
+        """
+        if not self._done:
+            raise TruncatedError(f"stream closed after {len(self._buf)} bytes, mid-message")
+
+    def _parse(self) -> StreamMessage:
+        buf = self._buf
+        received_label, pos = parse_label(buf)
+        self.received_label = received_label
+        auth_label = check_label(
+            received_label, self.label, skip_inbound_check=self.skip_inbound_label_check
+        )
+        if pos >= len(buf):
+            raise TruncatedError("missing message type byte")
+        kind = buf[pos]
+        if kind == MessageType.ENCRYPT:
+            if self.keyring is None:
+                raise DecodeError("remote state is encrypted and encryption is not configured")
+            encrypted, _ = Encrypted.parse(buf, pos)
+            header = bytes(buf[pos : pos + 5])
+            plain = decrypt_payload(self.keyring.keys, encrypted.ciphertext, header + auth_label)
+            return self._unwrap(plain)
+        if self.keyring is not None and self.verify_incoming:
+            raise DecodeError("encryption is configured but remote state is not encrypted")
+        if kind == MessageType.COMPRESS:
+            compressed, _ = Compress.parse(buf, pos)
+            return _parse_complete_plain(compressed.unwrap(max_output=self.max_bytes))
+        return _parse_plain(buf, pos)[0]
+
+    def _unwrap(self, plain: bytes) -> StreamMessage:
+        if plain and plain[0] == MessageType.COMPRESS:
+            try:
+                compressed = Compress.decode(plain)
+            except TruncatedError as exc:
+                raise DecodeError(f"encrypted compress message is incomplete: {exc}") from exc
+            plain = compressed.unwrap(max_output=self.max_bytes)
+        return _parse_complete_plain(plain)
