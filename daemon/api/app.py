@@ -1,0 +1,314 @@
+"""The quart-trio shell of the HTTP API: routing, status codes, headers (spec §1.1-1.7, §1.12).
+
+Everything under ``<prefix>/api/v2/`` goes through one route and a small table of our
+own, so unknown paths and wrong methods answer go-swagger's JSON errors (404/405 with
+``Allow``) rather than werkzeug's HTML. Decoding, validation and listings are pure
+functions in sibling modules; handlers here only move bytes.
+
+No service runs in quart's ``app.nursery``: the app is a request handler only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from daemon import metrics
+from daemon.alert import posted_alert, validate_posted
+from daemon.api.backend import ApiBackend
+from daemon.api.encoding import body, cluster_status, framework_error, version_info
+from daemon.api.postable import BodyError, parse_alerts
+from daemon.api.query import AlertQuery, QueryError, list_alerts, list_groups
+from daemon.timestamp import format_millis
+
+#: Default request body limit for the API (Alertmanager has none; we refuse to buffer more).
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+
+ApiHandler = Callable[[ApiBackend], Awaitable[Response]]
+
+_received_firing = metrics.alerts_received.labels("v2", "firing")
+_received_resolved = metrics.alerts_received.labels("v2", "resolved")
+_invalid = metrics.alerts_invalid.labels("v2")
+
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN_AT = re.compile(_TOKEN)
+_MEDIA_PARAM = re.compile(rf'\s*{_TOKEN}\s*=\s*(?:{_TOKEN}|"(?:[^"\\]|\\.)*")\s*')
+
+
+def _json(status: int, payload: bytes) -> Response:
+    return Response(payload, status=status, content_type="application/json")
+
+
+def _handler_error(status: int, message: str) -> Response:
+    """Handler errors are JSON strings (with the encoder's newline)."""
+    return _json(status, body(message))
+
+
+def _framework_error(status: int, code: int, message: str) -> Response:
+    return _json(status, framework_error(code, message))
+
+
+def _mime_error(raw: str) -> str | None:
+    """Go's ``mime.ParseMediaType`` error for a Content-Type value, or None."""
+    media, semi, params = raw.partition(";")
+    base = media.strip().lower()
+    first = _TOKEN_AT.match(base)
+    if first is None:
+        return "mime: no media type"
+    rest = base[first.end() :]
+    if rest:
+        if rest[0] != "/":
+            return "mime: expected slash after first token"
+        second = _TOKEN_AT.match(rest, 1)
+        if second is None:
+            return "mime: expected token after slash"
+        if second.end() != len(rest):
+            return "mime: unexpected content after media subtype"
+    if semi:
+        parts = params.split(";")
+        for i, part in enumerate(parts):
+            if not part.strip():
+                if i == len(parts) - 1:
+                    continue  # one trailing semicolon is ignored
+                return "mime: invalid media parameter"
+            if _MEDIA_PARAM.fullmatch(part) is None:
+                return "mime: invalid media parameter"
+    return None
+
+
+def _media_type_error(header: str | None) -> Response | None:
+    """None if the body is JSON; else go-openapi's 415, or 400 for an unparsable header."""
+    # go-openapi treats a missing Content-Type as application/octet-stream.
+    raw = header if header else "application/octet-stream"
+    reason = _mime_error(raw)
+    if reason is not None:
+        return _framework_error(
+            400, 400, f'parsing Content-Type header from "{raw}" failed, because {reason}'
+        )
+    media = raw.partition(";")[0].strip().lower()
+    if media != "application/json":
+        return _framework_error(
+            415, 415, f'unsupported media type "{media}", only [application/json] are allowed'
+        )
+    return None
+
+
+def _empty_ok() -> Response:
+    """200 with an empty body and no Content-Type, as POST /api/v2/alerts answers."""
+    resp = Response(b"", status=200)
+    del resp.headers["Content-Type"]
+    return resp
+
+
+async def post_alerts(backend: ApiBackend) -> Response:
+    """POST /api/v2/alerts (spec §1.6): defaults, best-effort store, joined errors."""
+    error = _media_type_error(request.headers.get("Content-Type"))
+    if error is not None:
+        return error
+    try:
+        data = await request.get_data(cache=False, as_text=False)
+    except RequestEntityTooLarge:
+        limit = request.max_content_length
+        return _framework_error(413, 413, f"request body too large (limit {limit} bytes)")
+    try:
+        raws = parse_alerts(data if isinstance(data, bytes) else data.encode())
+    except BodyError as exc:
+        return _framework_error(exc.status, exc.code, exc.message)
+    now = backend.clock.now()
+    timeout_ends_at = now + backend.config.global_.resolve_timeout
+    valid = []
+    errors: list[str] = []
+    firing = 0
+    for raw in raws:
+        alert = posted_alert(*raw, now, timeout_ends_at)
+        if alert.ends_at > now:
+            firing += 1
+        problem = validate_posted(alert)
+        if problem is None:
+            valid.append(alert)
+        else:
+            errors.append(problem)
+    if firing:
+        _received_firing.inc(firing)
+    if len(raws) > firing:
+        _received_resolved.inc(len(raws) - firing)
+    if errors:
+        _invalid.inc(len(errors))
+    backend.store.put(valid, now)
+    if errors:
+        return _handler_error(400, "; ".join(errors))
+    return _empty_ok()
+
+
+def _query() -> AlertQuery:
+    return AlertQuery.from_args(request.args.getlist)
+
+
+async def get_alerts(backend: ApiBackend) -> Response:
+    """GET /api/v2/alerts (spec §1.5)."""
+    try:
+        query = _query()
+    except QueryError as exc:
+        return _handler_error(400, str(exc))
+    return _json(200, body(list_alerts(backend, query, backend.clock.now())))
+
+
+async def get_groups(backend: ApiBackend) -> Response:
+    """GET /api/v2/alerts/groups (spec §1.7)."""
+    try:
+        query = _query()
+    except QueryError as exc:
+        return _handler_error(400, str(exc))
+    return _json(200, body(list_groups(backend, query, backend.clock.now())))
+
+
+async def get_receivers(backend: ApiBackend) -> Response:
+    """GET /api/v2/receivers (spec §1.4): every configured receiver, in file order."""
+    return _json(200, body([{"name": r.name} for r in backend.config.receivers]))
+
+
+async def get_status(backend: ApiBackend) -> Response:
+    """GET /api/v2/status (spec §1.3)."""
+    payload: dict[str, Any] = {
+        "cluster": cluster_status(backend.cluster_status()),
+        "config": {"original": backend.config.original},
+        "uptime": format_millis(backend.uptime),
+        "versionInfo": version_info(backend.version_info),
+    }
+    return _json(200, body(payload))
+
+
+#: API v2 paths (below ``/api/v2/``) → methods in go-swagger's order → handler.
+#: Other domains (silences) add their entries with :func:`add_api_route`.
+def default_api_routes() -> dict[str, dict[str, ApiHandler]]:
+    return {
+        "status": {"GET": get_status},
+        "receivers": {"GET": get_receivers},
+        "alerts": {"POST": post_alerts, "GET": get_alerts},
+        "alerts/groups": {"GET": get_groups},
+    }
+
+
+def _cors(resp: Response) -> Response:
+    resp.headers["Vary"] = "Origin"
+    if "Origin" in request.headers:
+        resp.headers["Access-Control-Allow-Origin"] = "*"
+    return resp
+
+
+def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    resp = Response(text, status=status, content_type="text/plain; charset=utf-8")
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def create_app(
+    backend: ApiBackend,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    api_routes: dict[str, dict[str, ApiHandler]] | None = None,
+) -> QuartTrio:
+    """The API v2 app, all routes under ``backend.route_prefix``.
+
+    ``api_routes`` maps paths below ``/api/v2/`` to ``{method: handler}`` in the order
+    ``Allow`` lists them; it defaults to :func:`default_api_routes`.
+    """
+    app = QuartTrio(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    routes = default_api_routes() if api_routes is None else api_routes
+    prefix = backend.route_prefix.rstrip("/")
+    all_methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+    async def api(rest: str = "") -> Response:
+        path = f"/api/v2/{rest}"
+        table = routes.get(rest)
+        if table is None:
+            return _cors(_framework_error(404, 404, f"path {path} was not found"))
+        method = request.method
+        handler = table.get(method)
+        if handler is None and method == "OPTIONS":
+            wanted = request.headers.get("Access-Control-Request-Method")
+            if "Origin" in request.headers and wanted in table:
+                resp = _empty_ok()
+                resp.headers["Access-Control-Allow-Methods"] = wanted
+                return _cors(resp)
+        if handler is None:
+            allowed = ",".join(table)
+            resp = _framework_error(
+                405, 405, f"method {method} is not allowed, but [{allowed}] are"
+            )
+            resp.headers["Allow"] = allowed
+            return _cors(resp)
+        return _cors(await handler(backend))
+
+    async def api_no_slash() -> Response:
+        return Response(b"", status=301, headers={"Location": f"{prefix}/api/v2/"})
+
+    app.add_url_rule(
+        f"{prefix}/api/v2/", "api_root", api, methods=all_methods, provide_automatic_options=False
+    )
+    app.add_url_rule(
+        f"{prefix}/api/v2/<path:rest>",
+        "api",
+        api,
+        methods=all_methods,
+        provide_automatic_options=False,
+    )
+    app.add_url_rule(
+        f"{prefix}/api/v2",
+        "api_no_slash",
+        api_no_slash,
+        methods=all_methods,
+        provide_automatic_options=False,
+        strict_slashes=True,
+    )
+
+    async def healthy() -> Response:
+        return _plain(200, "OK")
+
+    async def ready() -> Response:
+        if backend.ready():
+            return _plain(200, "OK")
+        return _plain(503, "Service Unavailable")
+
+    async def reload() -> Response:
+        problem = backend.reload()
+        if problem is None:
+            return _empty_ok()
+        return _plain(500, f"failed to reload config: {problem}\n")
+
+    async def metrics_page() -> Response:
+        return Response(
+            generate_latest(metrics.REGISTRY), status=200, content_type=CONTENT_TYPE_PLAIN_0_0_4
+        )
+
+    app.add_url_rule(f"{prefix}/-/healthy", "healthy", healthy, methods=["GET", "HEAD"])
+    app.add_url_rule(f"{prefix}/-/ready", "ready", ready, methods=["GET", "HEAD"])
+    app.add_url_rule(f"{prefix}/-/reload", "reload", reload, methods=["POST"])
+    app.add_url_rule(f"{prefix}/metrics", "metrics", metrics_page, methods=["GET"])
+
+    if prefix:
+
+        async def to_prefix() -> Response:
+            return Response(b"", status=302, headers={"Location": backend.route_prefix})
+
+        app.add_url_rule("/", "to_prefix", to_prefix, methods=["GET"])
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        # Go's net/http texts for everything outside the API table.
+        if exc.code == 405:
+            valid = sorted(set(getattr(exc, "valid_methods", None) or []) | {"OPTIONS"})
+            return _plain(405, "Method Not Allowed\n", {"Allow": ", ".join(valid)})
+        if exc.code == 404:
+            return _plain(404, "404 page not found\n")
+        return _plain(exc.code or 500, f"{exc.name}\n")
+
+    return app

@@ -1,0 +1,86 @@
+"""What the HTTP API needs from the rest of the daemon: one Protocol the app implements.
+
+The API never reaches into the dispatcher, silences or cluster directly; the
+composition root (``daemon.app``) hands ``create_app`` an object with these members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import attrs
+
+from daemon.alert import Alert
+from daemon.clock import Clock
+from daemon.config.model import Config
+from daemon.dispatch.snapshot import GroupSnapshot
+from daemon.store import AlertStore
+
+
+@attrs.frozen
+class AlertStatus:
+    """An alert's suppression status as of a query (spec §1.5)."""
+
+    #: IDs of the active silences matching the alert, sorted.
+    silenced_by: Sequence[str] = ()
+    #: Fingerprint (16 hex) of one inhibiting alert, or empty.
+    inhibited_by: Sequence[str] = ()
+
+    @property
+    def state(self) -> str:
+        return "suppressed" if self.silenced_by or self.inhibited_by else "active"
+
+
+class ApiBackend(Protocol):
+    """The daemon as the API sees it. All calls are synchronous and cheap."""
+
+    @property
+    def config(self) -> Config:
+        """The currently loaded configuration (re-read on every request: reloads swap it)."""
+        ...
+
+    @property
+    def store(self) -> AlertStore: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def uptime(self) -> int:
+        """Process start time, Unix nanoseconds."""
+        ...
+
+    @property
+    def route_prefix(self) -> str:
+        """``/`` or ``/some/prefix`` (no trailing slash), spec §1.1."""
+        ...
+
+    @property
+    def version_info(self) -> Mapping[str, str]:
+        """``branch, buildDate, buildUser, goVersion, revision, version`` for /status."""
+        ...
+
+    def receivers_for(self, labels: Mapping[str, str]) -> list[str]:
+        """Receiver names of the routes the current tree matches, in match order."""
+        ...
+
+    def groups(self) -> list[GroupSnapshot]:
+        """The dispatcher's aggregation groups right now."""
+        ...
+
+    def alert_status(self, alert: Alert, now: int) -> AlertStatus:
+        """Run the inhibitor and silencer for ``alert`` now (updating markers) and report."""
+        ...
+
+    def cluster_status(self) -> Mapping[str, Any]:
+        """``{"name"?: str, "status": str, "peers": [{"name", "address"}]}`` (spec §1.3)."""
+        ...
+
+    def ready(self) -> bool:
+        """False makes ``/-/ready`` answer 503 (Alertmanager 0.25 is always ready)."""
+        ...
+
+    def reload(self) -> str | None:
+        """Reload the configuration; the error text, or None on success (for /-/reload)."""
+        ...

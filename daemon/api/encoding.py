@@ -1,0 +1,90 @@
+"""Response bodies encoded the way Alertmanager's Go server writes them.
+
+* Compact JSON, object keys in go-swagger's order (own ``allOf`` part alphabetically,
+  then the embedded part alphabetically), label maps sorted by key.
+* ``<``, ``>``, ``&``, U+2028 and U+2029 escaped as ``\\u003c`` and so on; other non-ASCII
+  raw UTF-8. A plain replace on the encoded text is exact because those characters
+  can only occur inside JSON strings.
+* Successful bodies and handler errors end with a newline (Go's ``json.Encoder``);
+  framework errors (``{"code","message"}``) do not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from daemon.alert import Alert
+from daemon.api.backend import AlertStatus
+from daemon.timestamp import format_millis
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
+
+
+def go_json(value: Any) -> str:
+    """Compact JSON text with Go's HTML-safe escaping; keys keep their insertion order."""
+    text = _encoder.encode(value)
+    for raw, escaped in _ESCAPES:
+        if raw in text:
+            text = text.replace(raw, escaped)
+    return text
+
+
+def body(value: Any) -> bytes:
+    """A success or handler-error body: Go JSON plus the encoder's trailing newline."""
+    return (go_json(value) + "\n").encode()
+
+
+def framework_error(code: int, message: str) -> bytes:
+    """go-openapi's ``{"code":…,"message":…}`` error body (no trailing newline)."""
+    return go_json({"code": code, "message": message}).encode()
+
+
+def sorted_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    return dict(sorted(labels.items())) if len(labels) > 1 else dict(labels)
+
+
+def gettable_alert(alert: Alert, status: AlertStatus, receivers: Sequence[str]) -> dict[str, Any]:
+    """The ``gettableAlert`` object, keys in Alertmanager's order (spec §1.1, §1.5)."""
+    out: dict[str, Any] = {
+        "annotations": sorted_labels(alert.annotations),
+        "endsAt": format_millis(alert.ends_at),
+        "fingerprint": alert.fingerprint_hex,
+        "receivers": [{"name": r} for r in receivers],
+        "startsAt": format_millis(alert.starts_at),
+        "status": {
+            "inhibitedBy": list(status.inhibited_by),
+            "silencedBy": list(status.silenced_by),
+            "state": status.state,
+        },
+        "updatedAt": format_millis(alert.updated_at),
+    }
+    if alert.generator_url:
+        out["generatorURL"] = alert.generator_url
+    out["labels"] = sorted_labels(alert.labels)
+    return out
+
+
+def cluster_status(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``clusterStatus`` with keys ordered ``name, peers, status``; peers ``address, name``."""
+    out: dict[str, Any] = {}
+    if raw.get("name"):
+        out["name"] = raw["name"]
+    out["peers"] = [{"address": p["address"], "name": p["name"]} for p in raw.get("peers", ())]
+    out["status"] = raw["status"]
+    return out
+
+
+VERSION_KEYS = ("branch", "buildDate", "buildUser", "goVersion", "revision", "version")
+
+
+def version_info(raw: Mapping[str, str]) -> dict[str, str]:
+    return {k: raw.get(k, "") for k in VERSION_KEYS}

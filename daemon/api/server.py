@@ -1,0 +1,52 @@
+"""Serving the API app with hypercorn on trio, with a graceful stop on cancellation."""
+
+from __future__ import annotations
+
+import functools
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from quart_trio import QuartTrio
+
+#: How long open connections may finish after a stop before they are cut.
+DEFAULT_GRACE_SECONDS = 5.0
+
+
+async def serve_api(
+    app: QuartTrio,
+    host: str,
+    port: int,
+    *,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``host:port``; ``task_status.started(bound_port)`` once listening.
+
+    Cancellation: cancelling the caller stops accepting connections, lets in-flight
+    requests finish for up to ``grace_seconds``, then returns by re-raising the
+    cancellation. The server runs in a shielded scope so that the stop is graceful
+    rather than an immediate cut.
+
+    Error handling: bind failures (address in use) propagate before ``started``.
+    """
+    config = HypercornConfig()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.graceful_timeout = grace_seconds
+    stop = trio.Event()
+    server_scope = trio.CancelScope(shield=True)
+
+    async def run(*, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        with server_scope:
+            await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
+
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(functools.partial(run))
+        task_status.started(int(binds[0].rsplit(":", 1)[1]))
+        try:
+            await trio.sleep_forever()
+        finally:
+            stop.set()
+            # Hypercorn drains for grace_seconds itself; this deadline bounds the rest.
+            server_scope.deadline = trio.current_time() + grace_seconds + 1.0

@@ -1,0 +1,105 @@
+"""The in-memory alert store (Alertmanager's ``provider/mem``), spec §2.2.
+
+Rules:
+
+* One alert per fingerprint. ``put`` merges an incoming alert with the stored one by
+  :func:`daemon.alert.merge` (which replaces it when the activity ranges do not overlap).
+* Every stored result is handed to every subscriber synchronously, resolved alerts and
+  unchanged re-posts included: the dispatcher and the inhibitor must see them all.
+* Nothing is persisted; ``gc`` drops alerts resolved at ``now`` and returns them so the
+  owner can drop their status markers too.
+
+Pure: no trio, no I/O. Memory matters (a benchmark holds 100k alerts): the store holds
+only the fingerprint map and never wraps an alert in a per-alert object of its own.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterable, Iterator
+
+from daemon.alert import Alert, merge
+from daemon.clock import Clock
+
+Subscriber = Callable[[Alert], None]
+
+#: The states ``alertmanager_alerts{state}`` always exposes, even at zero.
+ALERT_STATES = ("active", "suppressed", "unprocessed")
+
+
+class AlertStore:
+    """Fingerprint → alert, with merge-on-put and synchronous subscribers.
+
+    Error handling: an exception raised by a subscriber propagates out of ``put``
+    (a subscriber bug is a daemon bug); the alert is already stored by then.
+    """
+
+    __slots__ = ("_alerts", "_clock", "_subscribers")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._alerts: dict[int, Alert] = {}
+        self._subscribers: list[Subscriber] = []
+
+    def put(self, alerts: Iterable[Alert], now: int | None = None) -> None:
+        """Merge each alert into the store and announce the stored result to subscribers."""
+        if now is None:
+            now = self._clock.now()
+        stored = self._alerts
+        subscribers = self._subscribers
+        for alert in alerts:
+            old = stored.get(alert.fingerprint)
+            if old is not None:
+                alert = merge(old, alert, now)
+            stored[alert.fingerprint] = alert
+            for callback in subscribers:
+                callback(alert)
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(alert)`` after every future store; returns the unsubscribe function."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            # Identity, not equality: the same bound method may be subscribed twice.
+            for i, cb in enumerate(self._subscribers):
+                if cb is callback:
+                    del self._subscribers[i]
+                    return
+
+        return unsubscribe
+
+    def get(self, fingerprint: int) -> Alert | None:
+        return self._alerts.get(fingerprint)
+
+    def __iter__(self) -> Iterator[Alert]:
+        # A copy, so callers may put or gc while iterating.
+        return iter(list(self._alerts.values()))
+
+    def list(self) -> list[Alert]:
+        return list(self._alerts.values())
+
+    def __len__(self) -> int:
+        return len(self._alerts)
+
+    def gc(self, now: int) -> builtins.list[Alert]:
+        """Delete and return the alerts resolved at ``now`` (``endsAt`` set and ``<= now``)."""
+        gone = [a for a in self._alerts.values() if a.resolved(now)]
+        for alert in gone:
+            del self._alerts[alert.fingerprint]
+        return gone
+
+    def count_by_state(
+        self, state_of: Callable[[Alert], str], now: int
+    ) -> builtins.list[tuple[tuple[str], float]]:
+        """``alertmanager_alerts{state}`` samples: unresolved alerts counted by ``state_of``.
+
+        Shaped for :func:`daemon.metrics.register_callback`; every state in
+        :data:`ALERT_STATES` is present, zero when empty.
+        """
+        counts = dict.fromkeys(ALERT_STATES, 0)
+        for alert in self._alerts.values():
+            if alert.resolved(now):
+                continue
+            state = state_of(alert)
+            counts[state] = counts.get(state, 0) + 1
+        return [((state,), float(n)) for state, n in counts.items()]
