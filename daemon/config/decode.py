@@ -300,7 +300,11 @@ class ListOf(Kind):
         if not isinstance(node, yaml.SequenceNode):
             d.type_error(node, self.go_type, path)
             return None
-        return [self.item.decode(d, child, f"{path}[{i}]") for i, child in enumerate(node.value)]
+        items = []
+        for i, child in enumerate(node.value):
+            d.positions[f"{path}[{i}]"] = line_of(child)
+            items.append(self.item.decode(d, child, f"{path}[{i}]"))
+        return items
 
     def is_zero(self, value: Any) -> bool:
         return not value

@@ -132,11 +132,30 @@ def parse_model_duration(text: str) -> int:
         raise Invalid(str(exc)) from None
 
 
+_GO_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)([^0-9.]*)")
+_GO_DURATION_UNITS = {"ns", "us", "µs", "μs", "ms", "s", "m", "h"}
+
+
 def parse_time_duration(text: str) -> int:
+    """Go's ``time.ParseDuration``, with its three distinct error messages."""
     try:
         return parse_go_duration(text)
-    except DurationError as exc:
-        raise Invalid(str(exc)) from None
+    except DurationError:
+        pass
+    quoted = go_quote(text)
+    body = text[1:] if text[:1] in "+-" else text
+    pos = 0
+    while body and pos < len(body):
+        m = _GO_DURATION_PART.match(body, pos)
+        if m is None or m.end() == pos or m.group(1) in ("", "."):
+            break
+        unit = m.group(2)
+        if unit == "":
+            raise Invalid(f"time: missing unit in duration {quoted}")
+        if unit not in _GO_DURATION_UNITS:
+            raise Invalid(f"time: unknown unit {go_quote(unit)} in duration {quoted}")
+        pos = m.end()
+    raise Invalid(f"time: invalid duration {quoted}")
 
 
 def format_go_duration(ns: int) -> str:
