@@ -55,7 +55,9 @@ class Sink(Protocol):
 
     def text(self, s: str) -> None: ...
 
-    def value(self, v: object) -> None: ...
+    def value(self, v: object, escaper: str | None = None) -> None:
+        """Write a value; ``escaper`` is ``html``/``urlquery`` when the pipeline ended so."""
+        ...
 
 
 def printable(v: object) -> str:
@@ -74,7 +76,7 @@ class TextSink:
     def text(self, s: str) -> None:
         self.parts.append(s)
 
-    def value(self, v: object) -> None:
+    def value(self, v: object, escaper: str | None = None) -> None:
         self.parts.append(printable(v))
 
     def result(self) -> str:
@@ -172,7 +174,7 @@ class State:
         elif isinstance(node, ActionNode):
             val = self.eval_pipeline(dot, node.pipe)
             if not node.pipe.decl:
-                self.print_value(node, val)
+                self.print_value(node, val, _predefined_escaper(node.pipe))
         elif isinstance(node, ListNode):
             for n in node.nodes:
                 self.walk(dot, n)
@@ -192,11 +194,11 @@ class State:
         else:
             raise self.errorf(f"unknown node: {node}")
 
-    def print_value(self, node: Node, val: object) -> None:
+    def print_value(self, node: Node, val: object, escaper: str | None = None) -> None:
         self.at(node)
         if callable(val) and not isinstance(val, type) and not hasattr(val, "String"):
             raise self.errorf(f"can't print {node} of type func")
-        self.sink.value(val)
+        self.sink.value(val, escaper)
 
     def walk_if_or_with(self, dot: object, node: BranchNode) -> None:
         mark = len(self.vars)
@@ -464,6 +466,14 @@ class State:
         if isinstance(node, StringNode):
             return node.text
         raise self.errorf(f"can't handle {node} for arg")
+
+
+def _predefined_escaper(pipe: PipeNode) -> str | None:
+    """``html`` or ``urlquery`` when a pipeline ends with it (html/template merges those)."""
+    last = pipe.cmds[-1].args[0] if pipe.cmds else None
+    if isinstance(last, IdentifierNode) and last.ident in ("html", "urlquery"):
+        return last.ident
+    return None
 
 
 _NOT_METHODS = frozenset(dir(dict)) | frozenset(dir(list)) | frozenset(dir(str))

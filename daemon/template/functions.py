@@ -322,27 +322,35 @@ def _is_word_char(c: str) -> bool:
 
 
 def title(s: str) -> str:
-    """``cases.Title(language.AmericanEnglish)``: capitalise each word, lower the rest."""
+    """``cases.Title(language.AmericanEnglish)``: first letter of each word upper, rest lower.
+
+    Words run over letters, digits, ``_`` and inner ``.``/``'``, so ``foo.bar_baz`` is
+    one word and ``1st`` becomes ``1St``, as Alertmanager 0.25 prints them.
+    """
     s = _need_str(s, "title")
     out = []
     in_word = False
+    cased = False
     for i, c in enumerate(s):
-        if _is_word_char(c):
-            if not in_word:
-                t = c.title() if len(c.title()) == 1 else c
-                out.append(t)
-                in_word = True
-            else:
-                out.append(_lower_rune(c))
-        elif (
-            c in "'.\u2019:"
+        inner = (
+            c in ".'\u2019:"
             and in_word
             and i + 1 < len(s)
-            and unicodedata.category(s[i + 1])[0] == "L"
-            and unicodedata.category(s[i - 1])[0] == "L"
-        ):
-            # Apostrophes and dots inside a word do not start a new one ("they're").
-            out.append(c)
+            and _is_word_char(s[i + 1])
+            and s[i + 1] != "_"
+        )
+        if _is_word_char(c) or inner:
+            if not in_word:
+                in_word, cased = True, False
+            if unicodedata.category(c)[0] == "L":
+                if not cased:
+                    t = c.title()
+                    out.append(t if len(t) == 1 else c)
+                    cased = True
+                else:
+                    out.append(_lower_rune(c))
+            else:
+                out.append(c)
         else:
             out.append(c)
             in_word = False

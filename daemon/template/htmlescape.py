@@ -267,9 +267,10 @@ class HtmlSink:
 
     # -- values ----------------------------------------------------------------------
 
-    def value(self, v: object) -> None:
+    def value(self, v: object, escaper: str | None = None) -> None:
         st = self.state
-        safe = isinstance(v, SafeHTML)
+        # A pipeline ending in html/urlquery already did the equivalent escaper's work.
+        safe = isinstance(v, SafeHTML) or (escaper == "html" and st != "value")
         s = str(v) if safe else ("" if v is NO_VALUE else printable(v))
         if st == "text":
             self.parts.append(s if safe else html_escape(s))
@@ -283,7 +284,13 @@ class HtmlSink:
         elif st == "value":
             if safe:
                 s = _strip_tags(s)
-            if self.attr_kind == "url":
+            if escaper == "html" and self.attr_kind == "plain":
+                self.parts.append(s)
+                return
+            if self.attr_kind == "url" and escaper == "urlquery":
+                if self.url_part == "none" and not _url_safe(s):
+                    s = "#" + FILTERED
+            elif self.attr_kind == "url":
                 if self.url_part == "none":
                     if not _url_safe(s):
                         s = "#" + FILTERED

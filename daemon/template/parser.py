@@ -483,10 +483,11 @@ class Parser:
             pos = self.peek().pos
             while self.peek().typ is Item.FIELD:
                 fields.append(self.next().val[1:])
+            # Go re-creates the node at the chain's position: the first trailing field.
             if isinstance(node, FieldNode):
-                return FieldNode(node.pos, node.ident + fields)
+                return FieldNode(pos, node.ident + fields)
             if isinstance(node, VariableNode):
-                return VariableNode(node.pos, node.ident + fields)
+                return VariableNode(pos, node.ident + fields)
             if isinstance(node, BoolNode | StringNode | NumberNode | NilNode | DotNode):
                 raise self.errorf(f"unexpected . after term {_q(str(node))}")
             return ChainNode(pos, node, fields)
