@@ -12,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -158,6 +159,11 @@ def _fingerprint_fast(labels: Mapping[str, str]) -> int:
     return h
 
 
+_intern = sys.intern
+#: Longer annotation values (descriptions) are rarely shared; not worth a lookup.
+_INTERN_MAX = 256
+
+
 def posted_alert(
     labels: dict[str, str],
     annotations: dict[str, str],
@@ -171,7 +177,7 @@ def posted_alert(
 
     ``starts_at``/``ends_at`` are :data:`ZERO_TIME` when not posted; ``timeout_ends_at``
     is ``now + resolve_timeout``. Empty-valued labels are dropped (annotations keep
-    theirs). ``labels`` may be modified in place.
+    theirs). ``labels`` and ``annotations`` may be modified in place.
     """
     if starts_at == ZERO_TIME:
         starts_at = now if ends_at == ZERO_TIME else ends_at
@@ -181,12 +187,20 @@ def posted_alert(
         timeout = True
     if "" in labels.values():
         labels = {k: v for k, v in labels.items() if v != ""}
+    # Values repeat across alerts (alertname, job, severity, summaries, one generator
+    # URL per rule) but the JSON decoder makes a fresh string each time; interning keeps
+    # one copy in memory. Interned strings are freed when no longer referenced.
+    for name, value in labels.items():
+        labels[name] = _intern(value)
+    for name, value in annotations.items():
+        if len(value) <= _INTERN_MAX:
+            annotations[name] = _intern(value)
     return Alert(
         labels,
         annotations or NO_ANNOTATIONS,
         starts_at,
         ends_at,
-        generator_url,
+        _intern(generator_url) if len(generator_url) <= _INTERN_MAX else generator_url,
         now,
         timeout,
         _fingerprint_fast(labels),

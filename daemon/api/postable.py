@@ -296,28 +296,25 @@ def _sortable_error(value: str) -> str:
 
 # --- URIs as Go's url.ParseRequestURI accepts them ------------------------------------
 
-_HOST_OK = frozenset("!$&'()*+,;=:[]<>\"-_.~")
 _USERINFO_OK = frozenset("-._:~!$&'()*+,;=%@")
-_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+_BAD_PERCENT = re.compile(r"%(?![0-9a-fA-F]{2})")
+# Host bytes Go leaves unescaped (url.shouldEscape in host mode); non-ASCII is allowed.
+_HOST_CHARS = re.compile(r"[A-Za-z0-9!$&'()*+,;=:\[\]<>\"\-_.~%\x80-\U0010ffff]*")
+_HOST_PERCENT = re.compile(r"%[0-7]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _unescape_ok(text: str, host: bool) -> bool:
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "%":
-            pair = text[i + 1 : i + 3]
-            if len(pair) != 2 or pair[0] not in _HEX or pair[1] not in _HEX:
-                return False
-            if host and int(pair[0], 16) < 8 and pair != "25":
-                return False
-            i += 3
-            continue
-        if host and ord(ch) < 0x80 and not ch.isalnum() and ch not in _HOST_OK:
+    """Go's ``url.unescape`` succeeds: valid %-escapes, and only host characters in a host."""
+    if "%" in text:
+        if _BAD_PERCENT.search(text) is not None:
             return False
-        i += 1
-    return True
+        # In a host, %-escapes are only for non-ASCII bytes, except %25 (zone IDs).
+        if host and any(m.group() + text[m.end()] != "%25" for m in _HOST_PERCENT.finditer(text)):
+            return False
+    return not host or _HOST_CHARS.fullmatch(text) is not None
 
 
 def _port_ok(colon_port: str) -> bool:
@@ -340,7 +337,7 @@ def _host_ok(host: str) -> bool:
 
 def is_request_uri(text: str) -> bool:
     """True if Go's ``url.ParseRequestURI`` accepts ``text`` (go-openapi's ``uri`` format)."""
-    if not text or any(ord(c) < 0x20 or c == "\x7f" for c in text):
+    if not text or _CONTROL.search(text) is not None:
         return False
     scheme = ""
     rest = text

@@ -1,0 +1,171 @@
+"""Byte-for-byte comparison of error answers with the real Alertmanager 0.25 binary."""
+
+import re
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from tests.api.conftest import Api
+
+pytestmark = pytest.mark.alertmanager
+
+AM = "/usr/bin/prometheus-alertmanager"
+
+POST_BODIES = [
+    "{}",
+    "[",
+    "",
+    "  ",
+    "[{}]",
+    '[{"labels":null}]',
+    '[{"labels":{}}]',
+    '[{"labels":{"a":1}}]',
+    '[{"labels":[]}]',
+    '[{"labels":{"a":"b"},"annotations":{"x":1}}]',
+    '[{"labels":{"a":"b"},"annotations":[]}]',
+    '[{"labels":{"a":"b"},"startsAt":"nope"}]',
+    '[{"labels":{"a":"b"},"startsAt":5}]',
+    '[{"labels":{"a":"b"},"startsAt":{}}]',
+    '[{"labels":{"a":"b"},"startsAt":"2020-01-01"}]',
+    '[{"labels":{"a":"b"},"endsAt":"2020-13-01 00:00:00"}]',
+    '[{"labels":{"a":"b"},"generatorURL":"not a url"}]',
+    '[{"labels":{"a":"b"},"generatorURL":5}]',
+    '[{"labels":{"a":"b"},"generatorURL":"http://x:abc/"}]',
+    '[{"labels":{"a":"b"},"generatorURL":"http://x/%zz"}]',
+    '[{"labels":{"a":"b"}},{"labels":{"a":"b"},"generatorURL":"x"},{}]',
+    "[1]",
+    '["x"]',
+    "[x]",
+    '[{"a" 1}]',
+    '[{"a":1 "b":2}]',
+    "[{a:1}]",
+    "[1 2]",
+    '[{"labels":{"a":"b"}},]',
+    "[] x",
+    "null",
+    '[{"labels":{"a-b":"x"}},{"labels":{"a":""}},{"labels":{"ok":"1"},"annotations":{"b-c":"x"}}]',
+    '[{"labels":{"a":"b"},"startsAt":"2099-01-01T00:00:00Z"}]',
+]
+
+GET_QUERIES = [
+    ("/api/v2/alerts", [("filter", "foo")]),
+    ("/api/v2/alerts", [("filter", '{a="b"}')]),
+    ("/api/v2/alerts", [("filter", 'a="b')]),
+    ("/api/v2/alerts", [("filter", "")]),
+    ("/api/v2/alerts", [("receiver", "(")]),
+    ("/api/v2/alerts/groups", [("receiver", "a(")]),
+    ("/api/v2/alerts/groups", [("filter", "a=~(")]),
+    ("/api/v2/foo", []),
+    ("/api/v2/", []),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def alertmanager(tmp_path: Path):  # type: ignore[no-untyped-def]
+    if shutil.which(AM) is None:
+        pytest.skip("Alertmanager binary not installed")
+    (tmp_path / "am.yml").write_text("route:\n  receiver: default\nreceivers:\n  - name: default\n")
+    port = _free_port()
+    proc = await trio.lowlevel.open_process(
+        [
+            AM,
+            f"--config.file={tmp_path / 'am.yml'}",
+            f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            with trio.fail_after(20):
+                while True:
+                    try:
+                        if (await client.get("/-/ready")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await trio.sleep(0.1)
+            yield client
+    finally:
+        proc.terminate()
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            await proc.wait()
+
+
+async def test_post_errors_match_alertmanager(api: Api, alertmanager: httpx.AsyncClient) -> None:
+    """Every bad POST body gets the same status and body from us as from Alertmanager 0.25."""
+    with trio.fail_after(60):
+        for body in POST_BODIES:
+            theirs = await alertmanager.post(
+                "/api/v2/alerts",
+                content=body.encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            status, ours, _ = await api.request("POST", "/api/v2/alerts", body)
+            assert (status, ours.decode()) == (theirs.status_code, theirs.text), body
+
+
+async def test_query_errors_match_alertmanager(api: Api, alertmanager: httpx.AsyncClient) -> None:
+    """Bad query parameters and unknown paths answer like Alertmanager 0.25."""
+    with trio.fail_after(60):
+        for path, query in GET_QUERIES:
+            theirs = await alertmanager.get(path, params=query)
+            status, ours, _ = await api.request("GET", path, query=query)
+            assert (status, ours.decode()) == (theirs.status_code, theirs.text), (path, query)
+
+
+async def test_methods_match_alertmanager(api: Api, alertmanager: httpx.AsyncClient) -> None:
+    """405 answers match Alertmanager 0.25 up to the method order, which Go randomises."""
+
+    def methods(text: str) -> set[str]:
+        return set(text.split("[", 1)[1].split("]", 1)[0].split(",")) if "[" in text else set()
+
+    with trio.fail_after(60):
+        for method, path in [("PUT", "/api/v2/alerts"), ("DELETE", "/api/v2/status")]:
+            theirs = await alertmanager.request(method, path)
+            status, ours, headers = await api.request(method, path, content_type=None)
+            assert status == theirs.status_code == 405
+            assert set(headers["Allow"].split(",")) == set(theirs.headers["Allow"].split(","))
+            assert methods(ours.decode()) == methods(theirs.text)
+            assert ours.decode().split(", but")[0] == theirs.text.split(", but")[0]
+
+
+async def test_alert_listing_matches_alertmanager(
+    api: Api, alertmanager: httpx.AsyncClient
+) -> None:
+    """GET /alerts bytes match Alertmanager 0.25 for the same posts (updatedAt aside).
+
+    Times are posted in UTC: Alertmanager echoes a client's zone offset, we normalise to Z.
+    """
+    body = (
+        '[{"labels":{"alertname":"x<y&z","sev":"crit"},"annotations":{"s":"<b>é","e":""},'
+        '"generatorURL":"http://g/x?a=1&b=2","startsAt":"2025-06-01T08:00:00.123456Z",'
+        '"endsAt":"2099-01-01T00:00:00Z"},'
+        '{"labels":{"alertname":"b","empty":""},"startsAt":"2025-06-01T10:00:00Z",'
+        '"endsAt":"2099-01-01T00:00:00.999Z"},'
+        '{"labels":{"alertname":"gone"},"endsAt":"2020-01-01T00:00:00Z"}]'
+    )
+    with trio.fail_after(60):
+        theirs = await alertmanager.post(
+            "/api/v2/alerts", content=body.encode(), headers={"Content-Type": "application/json"}
+        )
+        assert (await api.request("POST", "/api/v2/alerts", body))[:2] == (theirs.status_code, b"")
+        theirs = await alertmanager.get("/api/v2/alerts")
+        _, ours, _ = await api.request("GET", "/api/v2/alerts")
+    updated = re.compile(r'"updatedAt":"[^"]*"')
+    assert updated.sub("U", ours.decode()) == updated.sub("U", theirs.text)
+    assert theirs.text.count('"updatedAt"') == 2
