@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -48,6 +49,10 @@ def framework_error(code: int, message: str) -> bytes:
     return go_json({"code": code, "message": message}).encode()
 
 
+# Alerts posted together share updatedAt (and often endsAt): format each value once.
+_millis = functools.lru_cache(maxsize=4096)(format_millis)
+
+
 def sorted_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return dict(sorted(labels.items())) if len(labels) > 1 else dict(labels)
 
@@ -56,16 +61,16 @@ def gettable_alert(alert: Alert, status: AlertStatus, receivers: Sequence[str]) 
     """The ``gettableAlert`` object, keys in Alertmanager's order (spec §1.1, §1.5)."""
     out: dict[str, Any] = {
         "annotations": sorted_labels(alert.annotations),
-        "endsAt": format_millis(alert.ends_at),
+        "endsAt": _millis(alert.ends_at),
         "fingerprint": alert.fingerprint_hex,
         "receivers": [{"name": r} for r in receivers],
-        "startsAt": format_millis(alert.starts_at),
+        "startsAt": _millis(alert.starts_at),
         "status": {
             "inhibitedBy": list(status.inhibited_by),
             "silencedBy": list(status.silenced_by),
             "state": status.state,
         },
-        "updatedAt": format_millis(alert.updated_at),
+        "updatedAt": _millis(alert.updated_at),
     }
     if alert.generator_url:
         out["generatorURL"] = alert.generator_url

@@ -9,8 +9,8 @@ from daemon.api import AlertStatus
 from tests.api.conftest import NOW, Api, S
 
 
-def _alert(labels: dict[str, str], ends: int = NOW + 300 * S, **kw: object) -> Alert:
-    return Alert(labels, dict(kw.pop("annotations", {})), NOW - 10 * S, ends, "", NOW, **kw)  # type: ignore[arg-type]
+def _alert(labels: dict[str, str], ends: int = NOW + 300 * S) -> Alert:
+    return Alert(labels, {}, NOW - 10 * S, ends, "", NOW)
 
 
 async def test_empty_store_lists_empty_array(api: Api) -> None:

@@ -2,6 +2,7 @@
 
 import httpx
 import trio
+import trio.testing
 
 from daemon.api import create_app
 from daemon.api.server import serve_api
@@ -37,3 +38,38 @@ async def test_serves_over_tcp_and_stops_on_cancel(backend: FakeBackend) -> None
                 pass
             else:
                 raise AssertionError("still listening after cancellation")
+
+
+async def test_cancellation_lets_in_flight_requests_finish(backend: FakeBackend) -> None:
+    """A request being handled when serve_api is cancelled still gets its answer."""
+    app = create_app(backend)
+    entered, release = trio.Event(), trio.Event()
+
+    @app.route("/slow")
+    async def slow() -> str:
+        entered.set()
+        await release.wait()
+        return "done"
+
+    server_scope = trio.CancelScope()
+    results: list[httpx.Response] = []
+
+    async def run_server(*, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        with server_scope:
+            await serve_api(app, "127.0.0.1", 0, task_status=task_status)
+
+    async def client(port: int) -> None:
+        async with httpx.AsyncClient() as c:
+            results.append(await c.get(f"http://127.0.0.1:{port}/slow"))
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(run_server)
+            nursery.start_soon(client, port)
+            await entered.wait()
+            server_scope.cancel()
+            # serve_api is now draining; the handler has not answered yet.
+            await trio.testing.wait_all_tasks_blocked()
+            assert results == []
+            release.set()
+    assert [(r.status_code, r.text) for r in results] == [(200, "done")]
