@@ -289,10 +289,15 @@ class Scalar(Kind):
 
 
 class ListOf(Kind):
-    def __init__(self, item: Kind, go_type: str, *, flow: bool = False) -> None:
+    def __init__(
+        self, item: Kind, go_type: str, *, flow: bool = False, reject_null: bool = False
+    ) -> None:
         self.item = item
         self.go_type = go_type
         self.flow = flow
+        #: Alertmanager dereferences these entries without a nil check and panics on
+        #: ``- null``; we reject such an entry with a message instead.
+        self.reject_null = reject_null
 
     def decode(self, d: Decoder, node: yaml.Node, path: str) -> Any:
         if is_null(node):
@@ -303,6 +308,8 @@ class ListOf(Kind):
         items = []
         for i, child in enumerate(node.value):
             d.positions[f"{path}[{i}]"] = line_of(child)
+            if self.reject_null and is_null(child):
+                d.fail(f"empty (null) entry in {path.rsplit('.', 1)[-1]}", child, f"{path}[{i}]")
             items.append(self.item.decode(d, child, f"{path}[{i}]"))
         return items
 

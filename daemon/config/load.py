@@ -239,8 +239,11 @@ def _config_fields() -> list[Field]:
     return [
         Field("global", schema.GLOBAL),
         Field("route", schema.ROUTE),
-        Field("inhibit_rules", ListOf(schema.INHIBIT_RULE, "[]*config.InhibitRule")),
-        Field("receivers", ListOf(schema.RECEIVER, "[]*config.Receiver")),
+        Field(
+            "inhibit_rules",
+            ListOf(schema.INHIBIT_RULE, "[]*config.InhibitRule", reject_null=True),
+        ),
+        Field("receivers", ListOf(schema.RECEIVER, "[]*config.Receiver", reject_null=True)),
         Field("templates", schema.STRINGS, omitempty=False),
         Field(
             "mute_time_intervals",

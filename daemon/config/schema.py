@@ -1023,7 +1023,7 @@ RECEIVER = _struct(
     "config.plain",
     F("name", STR, False),
     *(
-        F(key, ListOf(struct, f"[]*config.{_GO_NAMES[name]}Config"))
+        F(key, ListOf(struct, f"[]*config.{_GO_NAMES[name]}Config", reject_null=True))
         for key, (name, struct) in INTEGRATIONS.items()
     ),
     validate=lambda c: _check(c["name"] == "", "missing name in receiver"),
@@ -1127,7 +1127,7 @@ ROUTE = _struct(
     validate=_validate_route,
 )
 # Routes nest; the field is added once the struct exists.
-ROUTE.fields["routes"] = F("routes", ListOf(ROUTE, "[]*config.Route"))
+ROUTE.fields["routes"] = F("routes", ListOf(ROUTE, "[]*config.Route", reject_null=True))
 for _late in ("group_wait", "group_interval", "repeat_interval"):
     ROUTE.fields[_late] = F(_late, DURATION)
 

@@ -244,3 +244,23 @@ def test_missing_file() -> None:
     with pytest.raises(ConfigError) as info:
         load_config_file("/nonexistent/am.yml")
     assert info.value.message == "open /nonexistent/am.yml: no such file or directory"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("route:\n  receiver: a\nreceivers:\n- name: a\n-\n", "receivers[1]"),
+        ("route:\n  receiver: a\n  routes:\n  -\nreceivers:\n- name: a\n", "route.routes[0]"),
+        (
+            "route:\n  receiver: a\nreceivers:\n- name: a\n  webhook_configs: [null]\n",
+            "receivers[0].webhook_configs[0]",
+        ),
+        ("route:\n  receiver: a\nreceivers:\n- name: a\ninhibit_rules: [~]\n", "inhibit_rules[0]"),
+    ],
+)
+def test_null_list_entries_are_rejected(text: str, key: str) -> None:
+    """Null receivers, routes, integrations and inhibit rules (which crash Alertmanager) fail cleanly."""
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text)
+    assert info.value.key == key
+    assert info.value.message.startswith("empty (null) entry in ")

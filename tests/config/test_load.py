@@ -290,3 +290,17 @@ def test_yaml_merge_keys_and_anchors() -> None:
     )
     first, second = config.route.routes
     assert (first.group_wait, second.group_wait) == (7 * SECOND, 8 * SECOND)
+
+
+def test_null_and_empty_values_keep_zero_values() -> None:
+    """Keys written without a value keep Go's zero value instead of failing."""
+    config = load_config_text(
+        "global:\n  smtp_smarthost: ~\n  http_config:\n"
+        "route:\n  receiver: a\n  group_by:\n  routes:\n  - receiver: a\n    match: {}\n"
+        "receivers:\n- name: a\n  webhook_configs:\n  - url: http://x/\n"
+        "    http_config:\n    max_alerts:\n  email_configs: []\ntemplates:\n"
+    )
+    assert config.global_.fields["smtp_smarthost"] == ""
+    (wh,) = config.receiver("a").webhook_configs
+    assert wh.max_alerts == 0 and wh.http_config.follow_redirects
+    assert config.templates == () and config.route.routes[0].matchers == ()
