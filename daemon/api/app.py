@@ -11,7 +11,7 @@ No service runs in quart's ``app.nursery``: the app is a request handler only.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -30,7 +30,8 @@ from daemon.timestamp import format_millis
 #: Default request body limit for the API (Alertmanager has none; we refuse to buffer more).
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
-ApiHandler = Callable[[ApiBackend], Awaitable[Response]]
+#: An API v2 handler: the backend and the path parameters (``{silenceID}`` → value).
+ApiHandler = Callable[[ApiBackend, Mapping[str, str]], Awaitable[Response]]
 
 _received_firing = metrics.alerts_received.labels("v2", "firing")
 _received_resolved = metrics.alerts_received.labels("v2", "resolved")
@@ -106,7 +107,7 @@ def _empty_ok() -> Response:
     return resp
 
 
-async def post_alerts(backend: ApiBackend) -> Response:
+async def post_alerts(backend: ApiBackend, params: Mapping[str, str]) -> Response:
     """POST /api/v2/alerts (spec §1.6): defaults, best-effort store, joined errors."""
     error = _media_type_error(request.headers.get("Content-Type"))
     if error is not None:
@@ -150,7 +151,7 @@ def _query() -> AlertQuery:
     return AlertQuery.from_args(request.args.getlist)
 
 
-async def get_alerts(backend: ApiBackend) -> Response:
+async def get_alerts(backend: ApiBackend, params: Mapping[str, str]) -> Response:
     """GET /api/v2/alerts (spec §1.5)."""
     try:
         query = _query()
@@ -159,7 +160,7 @@ async def get_alerts(backend: ApiBackend) -> Response:
     return _json(200, body(list_alerts(backend, query, backend.clock.now())))
 
 
-async def get_groups(backend: ApiBackend) -> Response:
+async def get_groups(backend: ApiBackend, params: Mapping[str, str]) -> Response:
     """GET /api/v2/alerts/groups (spec §1.7)."""
     try:
         query = _query()
@@ -168,12 +169,12 @@ async def get_groups(backend: ApiBackend) -> Response:
     return _json(200, body(list_groups(backend, query, backend.clock.now())))
 
 
-async def get_receivers(backend: ApiBackend) -> Response:
+async def get_receivers(backend: ApiBackend, params: Mapping[str, str]) -> Response:
     """GET /api/v2/receivers (spec §1.4): every configured receiver, in file order."""
     return _json(200, body([{"name": r.name} for r in backend.config.receivers]))
 
 
-async def get_status(backend: ApiBackend) -> Response:
+async def get_status(backend: ApiBackend, params: Mapping[str, str]) -> Response:
     """GET /api/v2/status (spec §1.3)."""
     payload: dict[str, Any] = {
         "cluster": cluster_status(backend.cluster_status()),
@@ -184,15 +185,43 @@ async def get_status(backend: ApiBackend) -> Response:
     return _json(200, body(payload))
 
 
-#: API v2 paths (below ``/api/v2/``) → methods in go-swagger's order → handler.
-#: Other domains (silences) add their entries with :func:`add_api_route`.
 def default_api_routes() -> dict[str, dict[str, ApiHandler]]:
+    """API v2 paths (below ``/api/v2/``) → methods in ``Allow`` order → handler.
+
+    The composition root adds other domains' paths (``silences``, ``silence/{silenceID}``)
+    to this dict and passes it to :func:`create_app`.
+    """
     return {
         "status": {"GET": get_status},
         "receivers": {"GET": get_receivers},
         "alerts": {"POST": post_alerts, "GET": get_alerts},
         "alerts/groups": {"GET": get_groups},
     }
+
+
+def _match(
+    routes: Mapping[str, dict[str, ApiHandler]], rest: str
+) -> tuple[dict[str, ApiHandler] | None, dict[str, str]]:
+    """The method table for a path below ``/api/v2/`` and its ``{name}`` parameters."""
+    table = routes.get(rest)
+    if table is not None:
+        return table, {}
+    parts = rest.split("/")
+    for pattern, candidate in routes.items():
+        if "{" not in pattern:
+            continue
+        pattern_parts = pattern.split("/")
+        if len(pattern_parts) != len(parts):
+            continue
+        params: dict[str, str] = {}
+        for want, got in zip(pattern_parts, parts, strict=True):
+            if want.startswith("{") and want.endswith("}") and got:
+                params[want[1:-1]] = got
+            elif want != got:
+                break
+        else:
+            return candidate, params
+    return None, {}
 
 
 def _cors(resp: Response) -> Response:
@@ -228,7 +257,7 @@ def create_app(
 
     async def api(rest: str = "") -> Response:
         path = f"/api/v2/{rest}"
-        table = routes.get(rest)
+        table, params = _match(routes, rest)
         if table is None:
             return _cors(_framework_error(404, 404, f"path {path} was not found"))
         method = request.method
@@ -246,7 +275,7 @@ def create_app(
             )
             resp.headers["Allow"] = allowed
             return _cors(resp)
-        return _cors(await handler(backend))
+        return _cors(await handler(backend, params))
 
     async def api_no_slash() -> Response:
         return Response(b"", status=301, headers={"Location": f"{prefix}/api/v2/"})

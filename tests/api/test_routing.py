@@ -1,8 +1,12 @@
 """Paths, methods, prefixes, CORS and the non-API endpoints (spec §1.1, §1.12)."""
 
+from collections.abc import Mapping
+
 import pytest
+from quart import Response
 
 from daemon import metrics
+from daemon.api.app import default_api_routes
 from tests.api.conftest import Api, FakeBackend
 
 
@@ -126,3 +130,20 @@ async def test_route_prefix(backend: FakeBackend) -> None:
     assert (await api.request("GET", "/api/v2/receivers"))[0] == 404
     status, body, _ = await api.request("GET", "/am/api/v2/nope")
     assert body.decode() == '{"code":404,"message":"path /api/v2/nope was not found"}'
+
+
+async def test_extra_routes_with_path_parameters(backend: FakeBackend) -> None:
+    """Other domains plug in paths with {parameters}; 404/405 stay go-swagger's."""
+
+    async def get_silence(_: object, params: Mapping[str, str]) -> Response:
+        return Response(params["silenceID"], status=200)
+
+    routes = default_api_routes()
+    routes["silence/{silenceID}"] = {"GET": get_silence, "DELETE": get_silence}
+    api = Api(backend, api_routes=routes)
+    assert (await api.request("GET", "/api/v2/silence/abc-1"))[:2] == (200, b"abc-1")
+    status, _, headers = await api.request("PUT", "/api/v2/silence/abc-1")
+    assert (status, headers["Allow"]) == (405, "GET,DELETE")
+    for path in ("/api/v2/silence/", "/api/v2/silence/a/b"):
+        assert (await api.request("GET", path))[0] == 404
+    assert (await api.request("GET", "/api/v2/receivers"))[0] == 200
