@@ -41,7 +41,10 @@ class WebhookConfig:
 @attrs.frozen
 class IntegrationConfig:
     """Any non-webhook integration entry: its type name (``slack``, ``email`` …),
-    ``send_resolved`` and every field after defaults, as a plain mapping."""
+    ``send_resolved`` and every field after defaults, as a plain mapping.
+
+    Keys are the YAML names; secrets are in clear; ``fields["http_config"]`` (when the
+    type has one) is an :class:`HTTPConfig`, already defaulted to the global one."""
 
     type: str
     send_resolved: bool
@@ -96,7 +99,7 @@ class Config:
     route: Route
     receivers: tuple[Receiver, ...]
     inhibit_rules: tuple[InhibitRule, ...] = ()
-    #: name -> list of time-interval specs (parsed further by daemon.timeinterval).
+    #: name -> tuple of parsed :class:`daemon.timeinterval.TimeInterval` (OR-ed sub-intervals).
     time_intervals: dict[str, tuple[Any, ...]] = attrs.field(factory=dict)
     templates: tuple[str, ...] = ()
     #: The exact file text, for the config hash metric.
