@@ -17,24 +17,25 @@ from typing import TextIO
 from daemon.config.errors import ConfigError
 from daemon.config.load import load_config_file
 from daemon.config.model import Config
+from daemon.template.errors import TemplateError
+from daemon.template.templateset import TemplateSet
 
 PROG = "tocsinctl"
 
-#: Parses a config's template globs; raises ``ValueError``/``OSError`` with the message
-#: to print. The integrator may plug in the real template engine here.
+#: Parses a config's template globs; raises with the message to print. The default is
+#: :func:`parse_templates`; tests and embedders may pass another.
 TemplateCheck = Callable[[Sequence[str]], None]
 
 
-def read_templates(globs: Sequence[str]) -> None:
-    """The default template check: every glob expands and every match is readable."""
+def parse_templates(globs: Sequence[str]) -> None:
+    """Parse every file the globs match into one template set, as amtool does.
+
+    A glob matching nothing is fine; files are taken in sorted order per glob, like
+    Go's ``filepath.Glob``.
+    """
+    templates = TemplateSet()
     for pattern in globs:
-        for path in sorted(glob.glob(pattern)):
-            try:
-                with open(path, encoding="utf-8") as f:
-                    f.read()
-            except OSError as exc:
-                reason = (exc.strerror or str(exc)).lower()
-                raise ValueError(f"open {path}: {reason}") from None
+        templates.parse_files(sorted(glob.glob(pattern)))
 
 
 def _summary(config: Config, out: TextIO) -> None:
@@ -44,6 +45,14 @@ def _summary(config: Config, out: TextIO) -> None:
     out.write(f" - {len(config.inhibit_rules)} inhibit rules\n")
     out.write(f" - {len(config.receivers)} receivers\n")
     out.write(f" - {len(config.templates)} templates\n")
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        # Go's *PathError text: "open <path>: <reason>".
+        reason = exc.strerror or str(exc)
+        return f"open {exc.filename}: {reason[:1].lower()}{reason[1:]}"
+    return str(exc)
 
 
 def _where(err: ConfigError, file: str) -> str | None:
@@ -57,7 +66,7 @@ def check_config(
     files: Sequence[str],
     out: TextIO,
     *,
-    check_templates: TemplateCheck = read_templates,
+    check_templates: TemplateCheck = parse_templates,
 ) -> int:
     """Check each file as amtool does; returns the number of files that failed."""
     failed = 0
@@ -78,8 +87,8 @@ def check_config(
         if config.templates:
             try:
                 check_templates(config.templates)
-            except (ValueError, OSError) as exc:
-                out.write(f"  FAILED: {exc}\n")
+            except (TemplateError, ValueError, OSError) as exc:
+                out.write(f"  FAILED: {_describe(exc)}\n")
                 failed += 1
             else:
                 out.write("  SUCCESS\n")

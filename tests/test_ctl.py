@@ -107,3 +107,16 @@ def test_exit_status_from_process(files: Path) -> None:
     )
     assert done.returncode == 1
     assert "FAILED: undefined receiver" in done.stdout
+
+
+def test_template_parse_error_fails_after_summary(files: Path) -> None:
+    """A template that does not parse prints the summary, then the parser's FAILED line (§9.6)."""
+    (files / "bad.tmpl").write_text('{{ define "x" }}\n{{ .Foo \n')
+    (files / "badtmpl.yml").write_text(GOOD + "templates: ['bad.tmpl']\n")
+    out = io.StringIO()
+    assert check_config(["badtmpl.yml"], out) == 1
+    assert out.getvalue() == (
+        "Checking 'badtmpl.yml'  SUCCESS\nFound:\n - global config\n - route\n"
+        " - 0 inhibit rules\n - 1 receivers\n - 1 templates\n"
+        "  FAILED: template: bad.tmpl:3: unclosed action started at bad.tmpl:2\n\n"
+    )
