@@ -308,7 +308,7 @@ def create_app(
         return _plain(503, "Service Unavailable")
 
     async def reload() -> Response:
-        problem = backend.reload()
+        problem = await backend.reload()
         if problem is None:
             return _empty_ok()
         return _plain(500, f"failed to reload config: {problem}\n")

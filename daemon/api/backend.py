@@ -81,6 +81,6 @@ class ApiBackend(Protocol):
         """False makes ``/-/ready`` answer 503 (Alertmanager 0.25 is always ready)."""
         ...
 
-    def reload(self) -> str | None:
+    async def reload(self) -> str | None:
         """Reload the configuration; the error text, or None on success (for /-/reload)."""
         ...

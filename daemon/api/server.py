@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import socket
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -18,6 +19,7 @@ async def serve_api(
     host: str,
     port: int,
     *,
+    sock: socket.socket | None = None,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -29,10 +31,19 @@ async def serve_api(
     rather than an immediate cut.
 
     Error handling: bind failures (address in use) propagate before ``started``.
+    With ``sock``, serve that listening socket instead of binding ``host:port``.
     """
     config = HypercornConfig()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if sock is not None:
+        # A socket the caller bound already (so it knew the port before building
+        # anything that embeds the external URL); hypercorn takes it by descriptor.
+        config.bind = [f"fd://{sock.fileno()}"]
+    else:
+        config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
+    # tocsin logs its own web.listening event; hypercorn's banner would be a second,
+    # differently formatted line on stdout.
+    config.loglevel = "WARNING"
     config.graceful_timeout = grace_seconds
     stop = trio.Event()
     server_scope = trio.CancelScope(shield=True)

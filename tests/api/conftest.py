@@ -103,7 +103,7 @@ class FakeBackend:
     def ready(self) -> bool:
         return self.is_ready
 
-    def reload(self) -> str | None:
+    async def reload(self) -> str | None:
         return self.reload_error
 
 

@@ -87,7 +87,15 @@ def build_payload(
 
 def unsupported_http_keys(http_config: HTTPConfig) -> list[str]:
     """The ``http_config`` keys that are set but ignored by this implementation."""
-    return [k for k in UNSUPPORTED_HTTP_KEYS if http_config.raw.get(k)]
+    return [k for k in UNSUPPORTED_HTTP_KEYS if _is_set(http_config.raw.get(k))]
+
+
+def _is_set(value: Any) -> bool:
+    # The config loader fills defaults in (tls_config: {insecure_skip_verify: false}),
+    # which is not the operator asking for anything.
+    if isinstance(value, dict):
+        return any(_is_set(v) for v in value.values())
+    return bool(value)
 
 
 async def _secret(inline: Any, path: Any) -> str:

@@ -1,0 +1,335 @@
+"""Composition root: the one root nursery, start-up and shutdown order, and reload.
+
+Theory of operation:
+
+* An :class:`Instance` is one configuration's worth of alerting: the unit that
+  multi-tenancy will run several of, side by side. It owns the state that survives a
+  reload (the alert store and the notification log) and the current
+  :class:`Generation`: config, route tree, notifiers and the dispatcher with its
+  route-group actors.
+* A reload builds the whole new generation first (parse, validate, build notifiers
+  and the route tree). Only if that succeeds does it start the new dispatcher, point
+  the store at it, stop the old one and replay the stored alerts into the new one.
+  Aggregation groups restart their group_wait, as in Alertmanager; the nflog, which
+  survives, keeps already-sent notifications from going out again.
+* Start order: the listening socket is bound first (so the external URL, which
+  notifications embed, is known), then the instance, then the API, so the API never
+  serves a half-built instance. Shutdown is the reverse, by cancelling the root nursery;
+  the API server drains in-flight requests under its own deadline.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import signal
+import socket
+import struct
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+import httpx
+import structlog
+import trio
+
+from daemon import __version__
+from daemon import metrics as m
+from daemon.alert import Alert
+from daemon.api.backend import AlertStatus
+from daemon.cli import Options
+from daemon.clock import NS_PER_SECOND, Clock, SystemClock
+from daemon.config.errors import ConfigError
+from daemon.config.load import load_config_file
+from daemon.config.model import Config
+from daemon.dispatch.dispatcher import Dispatcher
+from daemon.dispatch.route import RouteNode
+from daemon.dispatch.snapshot import GroupSnapshot
+from daemon.log import configure as configure_logging
+from daemon.nflog import Nflog
+from daemon.notify.pipeline import build_notifiers
+from daemon.store import AlertStore
+
+log = structlog.get_logger("tocsin")
+
+#: Seconds a notification HTTP request may take (Alertmanager's notifiers have no
+#: default per-request timeout, only the flush deadline; this bounds a hung peer).
+HTTP_TIMEOUT = 30.0
+
+
+@attrs.define
+class Generation:
+    """Everything built from one config; replaced whole on reload."""
+
+    config: Config
+    root: RouteNode
+    dispatcher: Dispatcher
+    cancel: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+
+
+def config_hash(text: str) -> float:
+    """``alertmanager_config_hash``: first 6 bytes of the MD5, little-endian, as a float."""
+    digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
+    return float(struct.unpack("<Q", digest[:6] + b"\0\0")[0])
+
+
+class Instance:
+    """One configuration's alerting state and its running generation."""
+
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        http: httpx.AsyncClient,
+        external_url: str,
+        retention: int,
+    ) -> None:
+        self.clock = clock
+        self.http = http
+        self.external_url = external_url
+        self.store = AlertStore(clock)
+        self.nflog = Nflog(retention=retention)
+        self._first = config
+        self._generation: Generation | None = None
+        self._nursery: trio.Nursery | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @property
+    def generation(self) -> Generation:
+        assert self._generation is not None, "instance not started"
+        return self._generation
+
+    @property
+    def config(self) -> Config:
+        return self._generation.config if self._generation is not None else self._first
+
+    def build(self, config: Config) -> Generation:
+        """Build (but do not start) a generation; raises on a config that cannot run."""
+        root = RouteNode.build(config.route)
+        notifiers = build_notifiers(config, self.nflog, self.clock, self.http, self.external_url)
+        return Generation(config, root, Dispatcher(root, notifiers, self.clock))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; ready once the first generation's dispatcher is ready."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self.swap(self.build(self._first))
+            task_status.started()
+
+    async def swap(self, new: Generation) -> None:
+        """Start ``new``, move the store's intake to it, stop the old one, replay alerts."""
+        assert self._nursery is not None, "instance not running"
+        await self._nursery.start(_run_generation, new)
+        old, self._generation = self._generation, new
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._unsubscribe = self.store.subscribe(new.dispatcher.ingest)
+        if old is not None:
+            old.cancel.cancel()
+        for alert in self.store.list():
+            new.dispatcher.ingest(alert)
+
+    def receivers_for(self, labels: Mapping[str, str]) -> list[str]:
+        return [node.receiver for node in self.generation.root.match(labels)]
+
+    def groups(self) -> list[GroupSnapshot]:
+        return self.generation.dispatcher.groups()
+
+    def alert_status(self, alert: Alert, now: int) -> AlertStatus:
+        # Silences and inhibition come with their own issue; until then nothing mutes.
+        return AlertStatus()
+
+    def collect_garbage(self) -> int:
+        now = self.clock.now()
+        self.nflog.gc(now)
+        return len(self.store.gc(now))
+
+
+async def _run_generation(
+    gen: Generation, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    with gen.cancel:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gen.dispatcher.run)
+            task_status.started()
+
+
+class Backend:
+    """The daemon as the API sees it (implements ``daemon.api.backend.ApiBackend``)."""
+
+    def __init__(self, instance: Instance, opts: Options, started_ns: int) -> None:
+        self.instance = instance
+        self.opts = opts
+        self._started = started_ns
+        self._reload_lock = trio.Lock()
+
+    @property
+    def config(self) -> Config:
+        return self.instance.config
+
+    @property
+    def store(self) -> AlertStore:
+        return self.instance.store
+
+    @property
+    def clock(self) -> Clock:
+        return self.instance.clock
+
+    @property
+    def uptime(self) -> int:
+        return self._started
+
+    @property
+    def route_prefix(self) -> str:
+        return route_prefix(self.opts)
+
+    @property
+    def version_info(self) -> Mapping[str, str]:
+        return {
+            "branch": "main",
+            "buildDate": "",
+            "buildUser": "tocsin",
+            "goVersion": "python",
+            "revision": "",
+            "version": __version__,
+        }
+
+    def receivers_for(self, labels: Mapping[str, str]) -> list[str]:
+        return self.instance.receivers_for(labels)
+
+    def groups(self) -> list[GroupSnapshot]:
+        return self.instance.groups()
+
+    def alert_status(self, alert: Alert, now: int) -> AlertStatus:
+        return self.instance.alert_status(alert, now)
+
+    def cluster_status(self) -> Mapping[str, Any]:
+        return {"peers": [], "status": "disabled"}
+
+    def ready(self) -> bool:
+        return True
+
+    async def reload(self) -> str | None:
+        """Re-read the config file; the error text, or None once the new config runs."""
+        async with self._reload_lock:
+            try:
+                config = load_config_file(self.opts.config_file)
+                generation = self.instance.build(config)
+            except (ConfigError, OSError, ValueError) as exc:
+                m.config_last_reload_successful.set(0)
+                log.error("config.reload_failed", file=self.opts.config_file, err=str(exc))
+                return str(exc)
+            await self.instance.swap(generation)
+            record_config(config)
+            log.info("config.reloaded", file=self.opts.config_file)
+            return None
+
+
+def record_config(config: Config) -> None:
+    m.config_hash.set(config_hash(config.source_text))
+    m.config_last_reload_successful.set(1)
+    m.config_last_reload_success_timestamp.set_to_current_time()
+    m.receivers.set(len(config.receivers))
+    m.integrations.set(sum(len(r.webhook_configs) + len(r.other_configs) for r in config.receivers))
+
+
+def external_url(opts: Options, port: int) -> str:
+    if opts.web_external_url:
+        return opts.web_external_url.rstrip("/")
+    return f"http://{socket.gethostname()}:{port}"
+
+
+def route_prefix(opts: Options) -> str:
+    prefix = opts.web_route_prefix or urlsplit(opts.web_external_url).path
+    return "/" + prefix.strip("/")
+
+
+def listen_socket(address: str) -> socket.socket:
+    """Bind and listen on ``host:port`` (``:9093`` means every interface)."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), int(port)))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(opts: Options) -> int:
+    """Entry point for ``tocsin``: returns the process exit status."""
+    configure_logging(opts.log_level, opts.log_format)
+    try:
+        config = load_config_file(opts.config_file)
+    except (ConfigError, OSError) as exc:
+        log.error("config.load_failed", file=opts.config_file, err=str(exc))
+        return 1
+    try:
+        sock = listen_socket(opts.web_listen_address)
+    except (OSError, ValueError) as exc:
+        log.error("web.listen_failed", address=opts.web_listen_address, err=str(exc))
+        return 1
+    trio.run(serve, opts, config, sock)
+    return 0
+
+
+async def serve(opts: Options, config: Config, sock: socket.socket) -> None:
+    """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the config."""
+    # Imported here so that the pure core never imports quart or hypercorn.
+    from daemon.api.app import create_app
+    from daemon.api.server import serve_api
+
+    clock = SystemClock()
+    port = int(sock.getsockname()[1])
+    m.build_info.labels(__version__, "", "main", "python", "linux", "amd64").set(1)
+    m.cluster_enabled.set(0)
+    if opts.cluster_peers:
+        log.warning("cluster.unavailable", reason="clustering is not implemented yet")
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http, trio.open_nursery() as nursery:
+        instance = Instance(config, clock, http, external_url(opts, port), opts.data_retention)
+        backend = Backend(instance, opts, clock.now())
+        await nursery.start(instance.run)
+        record_config(config)
+        m.register_callback(
+            "alertmanager_alerts",
+            "How many alerts by state.",
+            ["state"],
+            lambda: instance.store.count_by_state(
+                lambda a: backend.alert_status(a, clock.now()).state, clock.now()
+            ),
+        )
+        await nursery.start(functools.partial(serve_api, create_app(backend), "", 0, sock=sock))
+        log.info(
+            "web.listening",
+            address=f"{sock.getsockname()[0]}:{port}",
+            external_url=instance.external_url,
+            version=__version__,
+            pid=os.getpid(),
+        )
+        nursery.start_soon(_collect_garbage, instance, opts.alerts_gc_interval)
+        await _handle_signals(backend, nursery.cancel_scope)
+
+
+async def _collect_garbage(instance: Instance, interval_ns: int) -> None:
+    while True:
+        await trio.sleep(interval_ns / NS_PER_SECOND)
+        removed = instance.collect_garbage()
+        log.debug("alerts.gc", removed=removed)
+
+
+async def _handle_signals(backend: Backend, scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                await backend.reload()
+                continue
+            log.info("daemon.stopping", signal=signal.Signals(signum).name)
+            scope.cancel()
+            return
