@@ -22,7 +22,8 @@ so later checks can point at the right place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 import attrs
@@ -246,13 +247,14 @@ class Scalar(Kind):
     """A Go type whose ``UnmarshalYAML`` reads a string and parses it.
 
     ``parse`` raises :class:`Invalid` with Alertmanager's message; ``show`` turns the
-    parsed value back into what ``MarshalYAML`` returns (None: marshal as null).
+    parsed value back into what ``MarshalYAML`` returns (None: marshal as null; a node
+    when the result is not a string).
     """
 
     def __init__(
         self,
         parse: Callable[[str], Any],
-        show: Callable[[Any], str | None],
+        show: Callable[[Any], str | yaml.Node | None],
         *,
         zero: Any = None,
         secret: bool = False,
@@ -285,6 +287,8 @@ class Scalar(Kind):
         if self._secret:
             return str_node("<secret>")
         shown = self._show(value)
+        if isinstance(shown, yaml.Node):
+            return shown
         return null_node() if shown is None else str_node(shown)
 
 
@@ -318,6 +322,47 @@ class ListOf(Kind):
 
     def emit(self, value: Any) -> yaml.Node:
         return seq_node([self.item.emit(v) for v in value or ()], flow=self.flow)
+
+
+def _go_key_less(a: str, b: str) -> bool:
+    """yaml.v2's map key order: letters after other characters, digit runs by value."""
+    for i in range(min(len(a), len(b))):
+        if a[i] == b[i]:
+            continue
+        a_letter, b_letter = a[i].isalpha(), b[i].isalpha()
+        if a_letter and b_letter:
+            return a[i] < b[i]
+        if a_letter or b_letter:
+            return b_letter
+        an = bn = 0
+        if a[i] == "0" or b[i] == "0":
+            j = i - 1
+            while j >= 0 and a[j].isdigit():
+                if a[j] != "0":
+                    an = bn = 1
+                    break
+                j -= 1
+        ai = i
+        while ai < len(a) and a[ai].isdigit():
+            an = an * 10 + int(a[ai])
+            ai += 1
+        bi = i
+        while bi < len(b) and b[bi].isdigit():
+            bn = bn * 10 + int(b[bi])
+            bi += 1
+        if an != bn:
+            return an < bn
+        if ai != bi:
+            return ai < bi
+        return a[i] < b[i]
+    return len(a) < len(b)
+
+
+def go_sorted_keys(keys: Iterable[str]) -> list[str]:
+    def compare(a: str, b: str) -> int:
+        return -1 if _go_key_less(a, b) else (1 if _go_key_less(b, a) else 0)
+
+    return sorted(keys, key=functools.cmp_to_key(compare))
 
 
 class MapOf(Kind):
@@ -355,7 +400,7 @@ class MapOf(Kind):
         return not value
 
     def emit(self, value: Any) -> yaml.Node:
-        return map_node([(k, self.value.emit(value[k])) for k in sorted(value or {})])
+        return map_node([(k, self.value.emit(value[k])) for k in go_sorted_keys(value or {})])
 
 
 @attrs.frozen

@@ -35,6 +35,7 @@ from daemon.config.decode import (
     Str,
     Struct,
     go_quote,
+    int_node,
     null_node,
     seq_node,
     str_node,
@@ -303,8 +304,9 @@ def _match_regexps(value: dict[str, Any]) -> dict[str, str]:
     return value
 
 
+# Regexp.MarshalYAML returns null for an empty pattern.
 MATCH_REGEXPS = Checked(
-    MapOf(Scalar(parse_regexp, _same), "config.plain"), _match_regexps, lambda v: v
+    MapOf(Scalar(parse_regexp, lambda v: v or None), "config.plain"), _match_regexps, lambda v: v
 )
 LABEL_NAMES = ListOf(Scalar(parse_label_name, _same), "model.LabelNames")
 
@@ -319,7 +321,10 @@ def F(name: str, kind: Kind, omitempty: bool = True) -> Field:
 
 # --- prometheus/common HTTP client config ---------------------------------------------------
 
-TLS_VERSION = Scalar(parse_tls_version, _same, zero="")
+# TLSVersion's MarshalYAML has a pointer receiver, which yaml.v2 does not call on a
+# struct field value: Alertmanager shows the raw uint16 (771 for TLS12), and so do we.
+_TLS_VERSIONS = {"TLS10": 0x0301, "TLS11": 0x0302, "TLS12": 0x0303, "TLS13": 0x0304}
+TLS_VERSION = Scalar(parse_tls_version, lambda v: int_node(_TLS_VERSIONS[v]), zero="")
 TLS_CONFIG = _struct(
     "config.plain",
     F("ca_file", STR),
