@@ -2,10 +2,14 @@
 
 Pure. Attribute and method names are Go's (``Receiver``, ``SortedPairs`` …) on purpose:
 templates address them by exactly those names, so the template engine can resolve a
-field or method by plain attribute lookup. Python callers may use the snake_case aliases.
+field or method by plain attribute lookup. There are no other aliases: a name Go lacks
+would make a template work here that fails in Alertmanager. For the same reason
+:class:`KV` and :class:`Pairs` have no ``String()``, so they print as Go prints a map
+(``map[a:b]``) and a slice of structs (``[{a b}]``).
 
-Times are Unix nanoseconds (see :mod:`daemon.clock`); a firing alert's ``EndsAt`` is
-``ZERO_TIME``.
+``StartsAt``/``EndsAt`` are :class:`AlertTime`: Unix nanoseconds (see
+:mod:`daemon.clock`) that behave as a Go ``time.Time`` in templates; a firing alert's
+``EndsAt`` is ``ZERO_TIME``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import attrs
 
 from daemon.alert import Alert as StoredAlert
+from daemon.template.gotime import GoTime
 
 ALERTNAME = "alertname"
 
@@ -44,13 +49,6 @@ class Pairs(list[Pair]):
     def Values(self) -> list[str]:
         return [p.Value for p in self]
 
-    def String(self) -> str:
-        """``name=value`` joined by ``", "``, in list order."""
-        return ", ".join(f"{p.Name}={p.Value}" for p in self)
-
-    names = Names
-    values = Values
-
 
 class KV(dict[str, str]):
     """Labels or annotations, with Go's helper methods."""
@@ -73,12 +71,41 @@ class KV(dict[str, str]):
         drop = set(keys)
         return KV({k: v for k, v in self.items() if k not in drop})
 
-    def String(self) -> str:
-        return self.SortedPairs().String()
 
-    sorted_pairs = SortedPairs
-    names = Names
-    remove = Remove
+class AlertTime(int):
+    """A Go ``time.Time`` in UTC, as Unix nanoseconds.
+
+    It stays an ``int`` so that Python callers (the webhook payload's RFC 3339 times)
+    use it as one, while templates see Go's methods and printing: ``{{ .StartsAt }}``
+    prints ``2006-01-02 15:04:05.999999999 +0000 UTC`` and the time functions take it
+    as a time.
+    """
+
+    __slots__ = ()
+
+    def go_time(self) -> GoTime:
+        return GoTime(int(self))
+
+    def Format(self, layout: str) -> str:
+        return self.go_time().Format(layout)
+
+    def String(self) -> str:
+        return self.go_time().String()
+
+    def UTC(self) -> GoTime:
+        return self.go_time()
+
+    def Unix(self) -> int:
+        return self.go_time().Unix()
+
+    def UnixNano(self) -> int:
+        return int(self)
+
+    def IsZero(self) -> bool:
+        return self.go_time().IsZero()
+
+    def __str__(self) -> str:
+        return self.String()
 
 
 @attrs.frozen
@@ -88,8 +115,8 @@ class Alert:
     Status: str
     Labels: KV
     Annotations: KV
-    StartsAt: int
-    EndsAt: int
+    StartsAt: AlertTime = attrs.field(converter=AlertTime)
+    EndsAt: AlertTime = attrs.field(converter=AlertTime)
     GeneratorURL: str
     Fingerprint: str
 
@@ -102,9 +129,6 @@ class Alerts(list[Alert]):
 
     def Resolved(self) -> Alerts:
         return Alerts(a for a in self if a.Status == "resolved")
-
-    firing = Firing
-    resolved = Resolved
 
 
 @attrs.frozen

@@ -52,10 +52,6 @@ RECORDED = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon/template/data.py gives Pairs and KV a String() method that AM 0.25 lacks",
-)
 def test_printing_pairs_and_kv_like_go() -> None:
     """``{{ .CommonLabels }}`` and ``{{ .X.SortedPairs }}`` print as Go maps and structs."""
     out = TemplateSet().execute_text(
