@@ -81,6 +81,13 @@ notification_latency = Histogram(
     buckets=(1, 5, 10, 15, 20),
     registry=REGISTRY,
 )
+#: 0.27+ (absent from 0.25); reasons: silence, inhibition, mute_time_interval, active_time_interval.
+notifications_suppressed = Counter(
+    "alertmanager_notifications_suppressed",
+    "The total number of notifications suppressed for being silenced, inhibited, outside of active time intervals or within muted time intervals.",
+    ["reason"],
+    registry=REGISTRY,
+)
 dispatcher_processing = Summary(
     "alertmanager_dispatcher_alert_processing_duration_seconds",
     "Summary of latencies for the processing of alerts.",
