@@ -287,7 +287,7 @@ async def serve(opts: Options, config: Config, sock: socket.socket) -> None:
     from daemon.api.server import serve_api
 
     clock = SystemClock()
-    port = int(sock.getsockname()[1])
+    address, port = sock.getsockname()[:2]
     m.build_info.labels(__version__, "", "main", "python", "linux", "amd64").set(1)
     m.cluster_enabled.set(0)
     if opts.cluster_peers:
@@ -308,7 +308,7 @@ async def serve(opts: Options, config: Config, sock: socket.socket) -> None:
         await nursery.start(functools.partial(serve_api, create_app(backend), "", 0, sock=sock))
         log.info(
             "web.listening",
-            address=f"{sock.getsockname()[0]}:{port}",
+            address=f"{address}:{port}",
             external_url=instance.external_url,
             version=__version__,
             pid=os.getpid(),

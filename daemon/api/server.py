@@ -37,7 +37,9 @@ async def serve_api(
     if sock is not None:
         # A socket the caller bound already (so it knew the port before building
         # anything that embeds the external URL); hypercorn takes it by descriptor.
-        config.bind = [f"fd://{sock.fileno()}"]
+        # hypercorn takes the descriptor over and closes it; detach so that our socket
+        # object does not close the same number again later.
+        config.bind = [f"fd://{sock.detach()}"]
     else:
         config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
