@@ -22,7 +22,7 @@ persistence and gossip can serialise it and replace values without copying the l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 import xxhash
@@ -86,6 +86,42 @@ class Nflog:
 
     retention: int = DEFAULT_RETENTION
     entries: dict[str, Entry] = attrs.field(factory=dict)
+    # Observers of every stored entry (persistence journal, gossip broadcast); they run
+    # synchronously inside log()/merge(), so they must only queue work, never block.
+    _listeners: list[Callable[[Entry], None]] = attrs.field(
+        factory=list, init=False, eq=False, repr=False
+    )
+
+    def subscribe(self, listener: Callable[[Entry], None]) -> Callable[[], None]:
+        """Call ``listener`` with every entry log() or merge() stores; returns an unsubscribe."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _stored(self, entry: Entry) -> None:
+        for listener in list(self._listeners):
+            listener(entry)
+
+    def load_entries(self, entries: Iterable[Entry]) -> int:
+        """Restore entries from a snapshot and journal, in file order; returns how many were kept.
+
+        As Alertmanager's snapshot load there is no expiry filtering (the next GC drops
+        expired entries). A later record replaces an earlier one unless it is older, so
+        replaying a journal over a snapshot that already holds its effect changes nothing.
+        Listeners are not called: the entries are already on disk.
+        """
+        kept = 0
+        for entry in entries:
+            key = entry.key
+            previous = self.entries.get(key)
+            if previous is None or entry.timestamp >= previous.timestamp:
+                self.entries[key] = entry
+                kept += 1
+        return kept
 
     def log(
         self,
@@ -113,6 +149,7 @@ class Nflog:
             expires_at=expires_at,
         )
         self.entries[key] = entry
+        self._stored(entry)
         return entry
 
     def query(self, group_key: str, receiver: ReceiverKey) -> Entry | None:
@@ -129,6 +166,7 @@ class Nflog:
         previous = self.entries.get(key)
         if previous is None or entry.timestamp > previous.timestamp:
             self.entries[key] = entry
+            self._stored(entry)
             return True
         return False
 

@@ -1,0 +1,201 @@
+"""``nflogpb``: the notification log's protobuf wire format, for snapshots and gossip.
+
+Pure: no I/O, no trio. Alertmanager 0.25 (``nflog/nflogpb/nflog.proto``, gogo-generated)
+serialises an entry as::
+
+    MeshEntry { Entry entry = 1; google.protobuf.Timestamp expires_at = 2; }
+    Entry     { bytes group_key = 1; Receiver receiver = 2; bytes group_hash = 3 (deprecated);
+                bool resolved = 4 (deprecated); google.protobuf.Timestamp timestamp = 5;
+                repeated uint64 firing_alerts = 6 [packed]; repeated uint64 resolved_alerts = 7; }
+    Receiver  { string group_name = 1; string integration = 2; uint32 idx = 3; }
+    Timestamp { int64 seconds = 1; int32 nanos = 2; }
+
+Encoding rules that make our bytes identical to Alertmanager's:
+
+* ``timestamp`` and ``expires_at`` are gogo ``stdtime`` and non-nullable, so they are
+  always written, even when the time is the Unix epoch (an empty Timestamp message);
+  ``entry`` and ``receiver`` are pointers and are written whenever present.
+* Scalars at their proto3 default (empty group key, idx 0, no hashes) are omitted.
+* An absent Timestamp decodes to Go's zero time (:data:`daemon.clock.ZERO_TIME`), a
+  present but empty one to the Unix epoch.
+
+The snapshot file ``<storage.path>/nflog`` and a gossip push/pull both carry the same
+thing: every ``MeshEntry``, each prefixed by its varint length (:func:`encode_state`).
+Later fields Alertmanager added (``receiver_data``, ``muted_alerts``) are skipped on read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cluster.errors import DecodeError
+from cluster.protowire import (
+    ProtoWriter,
+    iter_delimited,
+    iter_fields,
+    repeated_varints,
+    to_int32,
+    to_int64,
+    write_delimited,
+)
+from daemon.clock import NS_PER_SECOND, ZERO_TIME, Clock
+from daemon.nflog import Entry, Nflog, ReceiverKey
+
+_U32 = 0xFFFF_FFFF
+
+
+def encode_timestamp(ns: int) -> bytes:
+    """A ``google.protobuf.Timestamp`` for Unix ns (nanos always in ``[0, 1e9)``)."""
+    seconds, nanos = divmod(ns, NS_PER_SECOND)
+    w = ProtoWriter()
+    if seconds:
+        w.varint(1, seconds)
+    if nanos:
+        w.varint(2, nanos)
+    return w.getvalue()
+
+
+def decode_timestamp(data: bytes) -> int:
+    """Unix ns from a serialised ``google.protobuf.Timestamp``."""
+    seconds = 0
+    nanos = 0
+    for f in iter_fields(data):
+        if f.number == 1:
+            seconds = to_int64(f.as_int())
+        elif f.number == 2:
+            nanos = to_int32(f.as_int())
+    if not 0 <= nanos < NS_PER_SECOND:
+        raise DecodeError(f"nflogpb: timestamp nanos out of range: {nanos}")
+    return seconds * NS_PER_SECOND + nanos
+
+
+def encode_receiver(receiver: ReceiverKey) -> bytes:
+    """A serialised ``nflogpb.Receiver``."""
+    w = ProtoWriter()
+    if receiver.group_name:
+        w.string(1, receiver.group_name)
+    if receiver.integration:
+        w.string(2, receiver.integration)
+    if receiver.idx:
+        w.varint(3, receiver.idx & _U32)
+    return w.getvalue()
+
+
+def decode_receiver(data: bytes) -> ReceiverKey:
+    """A :class:`ReceiverKey` from a serialised ``nflogpb.Receiver``."""
+    group_name = ""
+    integration = ""
+    idx = 0
+    for f in iter_fields(data):
+        if f.number == 1:
+            group_name = f.as_str()
+        elif f.number == 2:
+            integration = f.as_str()
+        elif f.number == 3:
+            idx = f.as_int() & _U32
+    return ReceiverKey(group_name, integration, idx)
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """A serialised ``nflogpb.Entry`` (no expiry: that lives in the MeshEntry)."""
+    w = ProtoWriter()
+    if entry.group_key:
+        w.string(1, entry.group_key)
+    w.bytes_field(2, encode_receiver(entry.receiver))
+    w.bytes_field(5, encode_timestamp(entry.timestamp))
+    if entry.firing_alerts:
+        w.packed_varints(6, entry.firing_alerts)
+    if entry.resolved_alerts:
+        w.packed_varints(7, entry.resolved_alerts)
+    return w.getvalue()
+
+
+def encode_mesh_entry(entry: Entry) -> bytes:
+    """A serialised ``nflogpb.MeshEntry``: one snapshot, journal or gossip record."""
+    return (
+        ProtoWriter()
+        .bytes_field(1, encode_entry(entry))
+        .bytes_field(2, encode_timestamp(entry.expires_at))
+        .getvalue()
+    )
+
+
+def decode_mesh_entry(data: bytes) -> Entry:
+    """An :class:`Entry` from a serialised ``nflogpb.MeshEntry``.
+
+    Raises:
+        DecodeError: the bytes are not a MeshEntry (or the group key is not UTF-8).
+    """
+    entry_bytes: bytes | None = None
+    expires_at = ZERO_TIME
+    for f in iter_fields(data):
+        if f.number == 1:
+            entry_bytes = f.as_bytes()
+        elif f.number == 2:
+            expires_at = decode_timestamp(f.as_bytes())
+    if entry_bytes is None:
+        raise DecodeError("nflogpb: MeshEntry without an entry")
+    group_key = ""
+    receiver = ReceiverKey("", "", 0)
+    timestamp = ZERO_TIME
+    firing: list[int] = []
+    resolved: list[int] = []
+    for f in iter_fields(entry_bytes):
+        if f.number == 1:
+            group_key = f.as_str()
+        elif f.number == 2:
+            receiver = decode_receiver(f.as_bytes())
+        elif f.number == 5:
+            timestamp = decode_timestamp(f.as_bytes())
+        elif f.number == 6:
+            firing.extend(repeated_varints(f))
+        elif f.number == 7:
+            resolved.extend(repeated_varints(f))
+    return Entry(
+        group_key=group_key,
+        receiver=receiver,
+        timestamp=timestamp,
+        firing_alerts=tuple(firing),
+        resolved_alerts=tuple(resolved),
+        expires_at=expires_at,
+    )
+
+
+def encode_state(entries: Iterable[Entry]) -> bytes:
+    """Varint-length-delimited MeshEntries: a snapshot file's content, or a full push."""
+    return b"".join(write_delimited(encode_mesh_entry(e)) for e in entries)
+
+
+def decode_state(data: bytes) -> list[Entry]:
+    """Every entry of :func:`encode_state`'s output (or Alertmanager's ``nflog`` file)."""
+    return [decode_mesh_entry(record) for record in iter_delimited(data)]
+
+
+def snapshot_records(nflog: Nflog) -> list[bytes]:
+    """One MeshEntry record per entry, for :meth:`daemon.persist.DurableState.compact`."""
+    return [encode_mesh_entry(e) for e in nflog.entries.values()]
+
+
+def merge_bytes(nflog: Nflog, data: bytes, now: int) -> list[Entry]:
+    """Merge a peer's delimited MeshEntries with the gossip rule; returns those that changed.
+
+    The whole payload is decoded before anything is merged, so a corrupt message
+    changes nothing.
+    """
+    return [e for e in decode_state(data) if nflog.merge(e, now)]
+
+
+class NflogState:
+    """The nflog as a :class:`cluster.state.State`: full marshal out, peer records in."""
+
+    def __init__(self, nflog: Nflog, clock: Clock) -> None:
+        self.nflog = nflog
+        self.clock = clock
+
+    def marshal(self) -> bytes:
+        """Every entry, delimited, exactly as Alertmanager's ``MarshalBinary``."""
+        return encode_state(self.nflog.entries.values())
+
+    def merge(self, data: bytes) -> None:
+        """Merge a peer's entries at the current wall time (raises DecodeError)."""
+        merge_bytes(self.nflog, data, self.clock.now())

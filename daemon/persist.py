@@ -1,0 +1,566 @@
+"""Crash-safe storage for a replicated state: an atomic snapshot plus an fsynced journal.
+
+Alertmanager writes ``<storage.path>/silences`` and ``<storage.path>/nflog`` only every
+``--data.maintenance-interval`` and at shutdown, so a crash loses every newer change.
+tocsin keeps Alertmanager's snapshot file, byte for byte, and adds a journal beside it.
+This module knows nothing about silences or the nflog: it stores opaque records (one
+serialised ``MeshSilence`` or ``MeshEntry`` each) and the state decides what they mean.
+
+Files, for a state called ``name`` in ``directory``:
+
+* ``name`` — the snapshot, Alertmanager's format: each record prefixed by its varint
+  length, no header, no checksum. Written to ``name.<hex>.tmp``, fsynced, renamed over
+  ``name``, then the directory is fsynced; readers see the old or the new file, never
+  a partial one. Alertmanager 0.25 can start from it.
+* ``name.wal`` — the journal: the same framing plus, after each record, the CRC-32
+  (zlib, little-endian) of the length prefix and the record, so a torn or damaged
+  record is detected rather than misread.
+
+Rules and invariants:
+
+* Every change is appended to the journal after it is applied in memory; ``append``
+  returns only once the bytes are written (and, with ``sync``, fdatasync'ed). An API
+  that awaits it before answering survives ``kill -9`` right after its response.
+* Loading yields the snapshot's records, then the journal's, in file order. The state
+  applies them with its own merge rule (latest ``updated_at``/timestamp wins), so a
+  journal record already contained in the snapshot is harmless: replay is idempotent.
+* Compaction writes the whole current state as a new snapshot, then truncates the
+  journal. A crash between the two only replays the journal once more (idempotent). The
+  records must be taken from the state *while no append is in flight*, which is why the
+  async :meth:`DurableState.compact` takes a callable and calls it under its lock.
+* Damage found at start-up (a torn last record, a CRC mismatch, a snapshot record the
+  state cannot decode, a length running past the end) is logged as ``state.corrupt``
+  with file, offset and reason. Every readable record is kept, the damaged file is
+  preserved as ``name.corrupt-<UTC time>`` (a hard link, or a copy), and a clean snapshot
+  is written at once, so the next start does not meet the same damage: tocsin never
+  crash-loops on its own files.
+* After a bad journal frame the reader resynchronises on the next offset where a whole
+  frame with a valid CRC starts. A false match needs a CRC-32 collision; the scan is
+  quadratic in the damaged span, which the periodic compaction keeps small.
+
+The blocking class :class:`RecordJournal` does the file I/O; :class:`DurableState`
+wraps it for trio, running every read, write and fsync in a worker thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import secrets
+import shutil
+import zlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import attrs
+import structlog
+import trio
+
+from cluster.errors import DecodeError
+from cluster.protowire import decode_varint, encode_varint
+from daemon.clock import NS_PER_SECOND, Clock, SystemClock
+
+T = TypeVar("T")
+
+log = structlog.get_logger("tocsin.persist")
+
+#: Suffix of the journal beside a snapshot.
+JOURNAL_SUFFIX = ".wal"
+#: Largest record the readers accept: far above any silence or nflog entry, and small
+#: enough that a damaged length prefix cannot make us allocate gigabytes.
+MAX_RECORD = 16 << 20
+#: Seconds the final compaction at shutdown may take before it is abandoned (logged).
+SHUTDOWN_TIMEOUT = 30.0
+
+_CRC_SIZE = 4
+
+
+# ---------------------------------------------------------------------------------------
+# Pure framing
+
+
+@attrs.frozen
+class Problem:
+    """One piece of damage found while loading: where it is and what is wrong."""
+
+    file: str
+    offset: int
+    reason: str
+
+
+@attrs.frozen
+class LoadResult(Generic[T]):
+    """Everything a load could read, in apply order, and what it could not."""
+
+    records: tuple[T, ...]
+    problems: tuple[Problem, ...] = ()
+    #: Where each damaged file was preserved (empty when nothing was damaged).
+    moved_aside: tuple[str, ...] = ()
+
+
+def snapshot_frame(record: bytes) -> bytes:
+    """One snapshot record: varint length, then the record (``pbutil.WriteDelimited``)."""
+    return encode_varint(len(record)) + record
+
+
+def journal_frame(record: bytes) -> bytes:
+    """One journal record: the snapshot frame followed by its CRC-32, little-endian."""
+    framed = snapshot_frame(record)
+    return framed + zlib.crc32(framed).to_bytes(_CRC_SIZE, "little")
+
+
+@attrs.frozen
+class _Parsed:
+    """A file's readable records with their offsets, and its problems (pure result)."""
+
+    records: list[tuple[int, bytes]]
+    problems: list[Problem]
+
+
+def parse_snapshot(data: bytes, file: str = "") -> _Parsed:
+    """Split a snapshot into records; stop at the first length that runs past the end.
+
+    A snapshot has no checksums, so after a bad length there is no way to find the
+    next record: everything before it is kept.
+    """
+    records: list[tuple[int, bytes]] = []
+    pos = 0
+    n = len(data)
+    while pos < n:
+        try:
+            length, start = decode_varint(data, pos)
+        except DecodeError:
+            return _Parsed(records, [Problem(file, pos, "truncated or invalid length prefix")])
+        if length > MAX_RECORD or length > n - start:
+            reason = (
+                f"record of {length} bytes runs past the end of the file ({n - start} left)"
+                if length <= MAX_RECORD
+                else f"record length {length} exceeds the {MAX_RECORD}-byte limit"
+            )
+            return _Parsed(records, [Problem(file, pos, reason)])
+        records.append((pos, data[start : start + length]))
+        pos = start + length
+    return _Parsed(records, [])
+
+
+def _journal_frame_at(data: bytes, pos: int) -> tuple[bytes, int] | str:
+    """The record starting at ``pos`` and the offset after it, or why there is none."""
+    try:
+        length, start = decode_varint(data, pos)
+    except DecodeError:
+        return "truncated or invalid length prefix"
+    if length > MAX_RECORD:
+        return f"record length {length} exceeds the {MAX_RECORD}-byte limit"
+    end = start + length
+    if end + _CRC_SIZE > len(data):
+        return "truncated record (torn write)"
+    want = int.from_bytes(data[end : end + _CRC_SIZE], "little")
+    if zlib.crc32(data[pos:end]) != want:
+        return "checksum mismatch"
+    return data[start:end], end + _CRC_SIZE
+
+
+def parse_journal(data: bytes, file: str = "") -> _Parsed:
+    """Split a journal into records, skipping damaged spans (see the module notes)."""
+    records: list[tuple[int, bytes]] = []
+    problems: list[Problem] = []
+    pos = 0
+    n = len(data)
+    while pos < n:
+        got = _journal_frame_at(data, pos)
+        if not isinstance(got, str):
+            records.append((pos, got[0]))
+            pos = got[1]
+            continue
+        resync = next(
+            (q for q in range(pos + 1, n) if not isinstance(_journal_frame_at(data, q), str)),
+            None,
+        )
+        if resync is None:
+            problems.append(Problem(file, pos, f"{got}; {n - pos} bytes to the end dropped"))
+            break
+        problems.append(Problem(file, pos, f"{got}; skipped {resync - pos} bytes"))
+        pos = resync
+    return _Parsed(records, problems)
+
+
+def _decode_all(
+    parsed: _Parsed, file: str, decode: Callable[[bytes], T]
+) -> tuple[list[tuple[bytes, T]], list[Problem]]:
+    """Decode each record; a record the state rejects becomes a problem and is dropped."""
+    out: list[tuple[bytes, T]] = []
+    problems = list(parsed.problems)
+    for offset, raw in parsed.records:
+        try:
+            out.append((raw, decode(raw)))
+        except ValueError as exc:  # DecodeError is a ValueError
+            problems.append(Problem(file, offset, f"undecodable record: {exc}"))
+    problems.sort(key=lambda p: p.offset)
+    return out, problems
+
+
+def corrupt_name(path: Path, now: int) -> Path:
+    """``<file>.corrupt-<UTC time>``: where a damaged file is preserved."""
+    seconds, nanos = divmod(now, NS_PER_SECOND)
+    stamp = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return path.with_name(f"{path.name}.corrupt-{stamp}.{nanos:09d}Z")
+
+
+# ---------------------------------------------------------------------------------------
+# Blocking file I/O
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+class RecordJournal:
+    """A snapshot and its journal for one state (blocking; not thread-safe).
+
+    Error handling: I/O errors (disk full, permissions) propagate as ``OSError``;
+    damage in the files is never an error, it is reported by :meth:`load`.
+    """
+
+    def __init__(self, directory: Path, name: str, fd: int, clock: Clock) -> None:
+        self.directory = directory
+        self.name = name
+        self.snapshot_path = directory / name
+        self.journal_path = directory / (name + JOURNAL_SUFFIX)
+        self._fd: int | None = fd
+        self._clock = clock
+
+    @classmethod
+    def open(
+        cls, directory: str | os.PathLike[str], name: str, *, clock: Clock | None = None
+    ) -> RecordJournal:
+        """Create the directory if needed, drop stale temp files, open the journal."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        stale = re.compile(re.escape(name) + r"\.[0-9a-f]+\.tmp")
+        for leftover in path.iterdir():
+            if stale.fullmatch(leftover.name):
+                # A compaction that crashed before its rename; the old snapshot stands.
+                leftover.unlink(missing_ok=True)
+        journal = path / (name + JOURNAL_SUFFIX)
+        created = not journal.exists()
+        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if created:
+            # The journal's directory entry must be durable before the first acknowledged
+            # append relies on it.
+            _fsync_dir(path)
+        return cls(path, name, fd, clock or SystemClock())
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def _require_fd(self) -> int:
+        if self._fd is None:
+            raise ValueError(f"journal {self.journal_path} is closed")
+        return self._fd
+
+    def close(self) -> None:
+        """Close the journal file (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def append(self, record: bytes, sync: bool = True) -> None:
+        """Append one record; with ``sync`` it is on disk when this returns."""
+        self.append_many([record], sync=sync)
+
+    def append_many(self, records: Iterable[bytes], sync: bool = True) -> None:
+        """Append records in one write (group commit); with ``sync``, fdatasync after."""
+        fd = self._require_fd()
+        data = b"".join(journal_frame(r) for r in records)
+        if data:
+            _write_all(fd, data)
+        if sync:
+            os.fdatasync(fd)
+
+    def compact(self, records: Iterable[bytes]) -> None:
+        """Atomically replace the snapshot with ``records``, then empty the journal."""
+        fd = self._require_fd()
+        self._write_snapshot(records)
+        os.ftruncate(fd, 0)
+        os.fsync(fd)
+
+    def _write_snapshot(self, records: Iterable[bytes]) -> None:
+        tmp = self.directory / f"{self.name}.{secrets.token_hex(8)}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                for r in records:
+                    f.write(snapshot_frame(r))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.snapshot_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.directory)
+
+    def load(self) -> LoadResult[bytes]:
+        """Every readable record (snapshot, then journal); damaged files are repaired."""
+        return self.load_decoded(lambda raw: raw)
+
+    def load_decoded(self, decode: Callable[[bytes], T]) -> LoadResult[T]:
+        """As :meth:`load`, decoding each record; undecodable ones count as damage.
+
+        ``decode`` raises ``ValueError`` (e.g. :class:`~cluster.errors.DecodeError`)
+        for a record it cannot read.
+        """
+        self._require_fd()
+        kept: list[tuple[bytes, T]] = []
+        problems: list[Problem] = []
+        damaged: list[Path] = []
+        for path, parse in (
+            (self.snapshot_path, parse_snapshot),
+            (self.journal_path, parse_journal),
+        ):
+            data = _read(path)
+            if data is None:
+                continue
+            records, found = _decode_all(parse(data, str(path)), str(path), decode)
+            kept.extend(records)
+            if found:
+                problems.extend(found)
+                damaged.append(path)
+        moved: list[str] = []
+        if damaged:
+            now = self._clock.now()
+            for path in damaged:
+                aside = self._preserve(path, now)
+                if aside is not None:
+                    moved.append(str(aside))
+                for p in problems:
+                    if p.file == str(path):
+                        log.error(
+                            "state.corrupt",
+                            file=p.file,
+                            offset=p.offset,
+                            reason=p.reason,
+                            moved_to=str(aside) if aside is not None else None,
+                        )
+            # Rewrite at once from what could be read, so the damage is met only once.
+            self.compact(raw for raw, _ in kept)
+            log.warning(
+                "state.repaired",
+                state=self.name,
+                records=len(kept),
+                snapshot=str(self.snapshot_path),
+            )
+        log.info("state.loaded", state=self.name, records=len(kept), problems=len(problems))
+        return LoadResult(tuple(v for _, v in kept), tuple(problems), tuple(moved))
+
+    def _preserve(self, path: Path, now: int) -> Path | None:
+        """Keep a damaged file as ``.corrupt-<time>``; None if even that failed."""
+        aside = corrupt_name(path, now)
+        n = 0
+        while aside.exists():
+            n += 1
+            aside = corrupt_name(path, now + n)
+        try:
+            try:
+                # A hard link leaves the original in place until the repaired snapshot
+                # replaces it, so a crash here loses nothing.
+                os.link(path, aside)
+            except OSError:
+                shutil.copy2(path, aside)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            # Availability first: the repair goes ahead even if we cannot keep a copy.
+            log.error("state.preserve_failed", file=str(path), error=str(exc))
+            return None
+        return aside
+
+
+# ---------------------------------------------------------------------------------------
+# trio shell
+
+
+class DurableState:
+    """A :class:`RecordJournal` for code on the trio event loop.
+
+    Two ways to write:
+
+    * ``await append(record)`` — write and fsync now; for changes the caller must
+      acknowledge (silences).
+    * ``append_nowait(record)`` from synchronous code (a state's listener), then either
+      ``await flush()`` before acknowledging, or let :meth:`serve`'s flusher write the
+      batch (the nflog: at most one fsync per ``flush_interval``).
+
+    All file I/O runs in a worker thread under one lock, so appends, flushes and
+    compactions never interleave and fsync never blocks the event loop.
+
+    Cancellation: a write already handed to the worker thread runs to completion (the
+    calling task waits for it); a cancelled caller's pending records stay queued and
+    are written by the next flush or covered by the next compaction.
+    """
+
+    def __init__(self, journal: RecordJournal) -> None:
+        self.journal = journal
+        self._lock = trio.Lock()
+        self._pending: list[bytes] = []
+        self._wake = trio.Event()
+        # Whether a write made without fsync may still be only in the page cache.
+        self._unsynced = False
+
+    @classmethod
+    async def open(
+        cls, directory: str | os.PathLike[str], name: str, *, clock: Clock | None = None
+    ) -> DurableState:
+        """Open (creating as needed) the snapshot and journal ``name`` in ``directory``."""
+        journal = await trio.to_thread.run_sync(
+            lambda: RecordJournal.open(directory, name, clock=clock)
+        )
+        return cls(journal)
+
+    @property
+    def pending(self) -> int:
+        """Records queued by :meth:`append_nowait` and not yet written."""
+        return len(self._pending)
+
+    async def load(self) -> LoadResult[bytes]:
+        """Every readable record, snapshot first; see :meth:`RecordJournal.load`."""
+        async with self._lock:
+            return await trio.to_thread.run_sync(self.journal.load)
+
+    async def load_decoded(self, decode: Callable[[bytes], T]) -> LoadResult[T]:
+        """As :meth:`load`, decoding in the worker thread; see :meth:`RecordJournal.load_decoded`."""
+        async with self._lock:
+            return await trio.to_thread.run_sync(self.journal.load_decoded, decode)
+
+    def append_nowait(self, record: bytes) -> None:
+        """Queue a record for the next flush (safe from synchronous code)."""
+        self._pending.append(record)
+        self._wake.set()
+
+    async def flush(self, sync: bool = True) -> None:
+        """Write (and with ``sync`` fsync) every queued record; when it returns, every
+        record queued before the call is durable (written by this or an earlier flush,
+        or contained in a compaction).
+
+        Error handling: on ``OSError`` the batch is queued again (a partly written
+        frame is skipped at load) and the error propagates.
+        """
+        async with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch and not (sync and self._unsynced):
+                # Nothing queued: an earlier flush (which we waited for) wrote it all.
+                return
+            try:
+                await trio.to_thread.run_sync(self.journal.append_many, batch, sync)
+            except OSError:
+                self._pending[:0] = batch
+                raise
+            self._unsynced = not sync
+
+    async def append(self, record: bytes, sync: bool = True) -> None:
+        """Append ``record`` (after anything queued) and return once it is written."""
+        self.append_nowait(record)
+        await self.flush(sync=sync)
+
+    async def compact(self, snapshot: Callable[[], Iterable[bytes]]) -> int:
+        """Write ``snapshot()`` as the new snapshot and empty the journal; returns the count.
+
+        ``snapshot`` is called under the lock, on the event loop, so it sees every change
+        whose record is queued or written: those records are dropped, the snapshot holds
+        them. It may run the state's GC first, as Alertmanager's maintenance does.
+        """
+        async with self._lock:
+            records = list(snapshot())
+            covered = len(self._pending)
+            await trio.to_thread.run_sync(self.journal.compact, records)
+            # Records queued meanwhile (listeners run during the thread) are not covered.
+            del self._pending[:covered]
+            self._unsynced = False
+            return len(records)
+
+    async def aclose(self) -> None:
+        """Flush what is queued (with fsync) and close the journal."""
+        if self.journal.closed:
+            return
+        await self.flush()
+        async with self._lock:
+            self.journal.close()
+
+    async def _run_flusher(self, interval: float) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            try:
+                await self.flush()
+            except OSError as exc:
+                # A full or failing disk must not take notifications down with it; the
+                # records stay queued for the next try and the next compaction.
+                log.error("state.write_failed", state=self.journal.name, error=str(exc))
+                self._wake.set()
+            # Batching: at most one write+fsync per interval, however busy the state is.
+            await trio.sleep(interval)
+
+    async def _run_maintenance(
+        self, interval: float, snapshot: Callable[[], Iterable[bytes]]
+    ) -> None:
+        while True:
+            await trio.sleep(interval)
+            try:
+                n = await self.compact(snapshot)
+            except OSError as exc:
+                log.error("state.snapshot_failed", state=self.journal.name, error=str(exc))
+                continue
+            log.debug("state.snapshot", state=self.journal.name, records=n)
+
+    async def serve(
+        self,
+        *,
+        snapshot: Callable[[], Iterable[bytes]],
+        maintenance_interval: float,
+        flush_interval: float | None = None,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run maintenance (compaction every ``maintenance_interval`` seconds) and, if
+        ``flush_interval`` is given, the batching flusher, until cancelled; then compact
+        one last time, as Alertmanager snapshots at shutdown.
+
+        Cancellation: the final compaction runs shielded, bounded by
+        :data:`SHUTDOWN_TIMEOUT`. The journal stays open, so a change acknowledged
+        after this returns is still journaled and replayed at the next start.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._run_maintenance, maintenance_interval, snapshot)
+                if flush_interval is not None:
+                    nursery.start_soon(self._run_flusher, flush_interval)
+                task_status.started()
+        finally:
+            with trio.move_on_after(SHUTDOWN_TIMEOUT, shield=True) as scope:
+                try:
+                    n = await self.compact(snapshot)
+                except OSError as exc:
+                    # The journal still holds every change: nothing is lost, start-up
+                    # just replays more.
+                    log.error("state.snapshot_failed", state=self.journal.name, error=str(exc))
+                else:
+                    log.info("state.snapshot", state=self.journal.name, records=n, final=True)
+            if scope.cancelled_caught:
+                log.error("state.snapshot_timeout", state=self.journal.name)
