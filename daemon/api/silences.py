@@ -1,0 +1,346 @@
+"""API v2 silence endpoints (spec §1.8-1.10), as Alertmanager 0.25 answers them.
+
+Decoding a POST body follows go-swagger's generated ``PostableSilence``: the ``id``
+part is decoded first, then the ``silence`` part. Within a part a wrong JSON type is
+remembered and reported once the part is done (Go's ``json`` keeps the first type
+error), while an unparsable date-time fails at once. Schema checks (422) come next,
+in the generated order ``comment, createdBy, endsAt, matchers, startsAt``; the first
+failure wins. Only then does the handler check times and call the store.
+
+Handler errors are JSON strings; framework errors are ``{"code","message"}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, cast
+
+import attrs
+from quart import Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from daemon.alert import go_quote
+from daemon.api.app import ApiHandler, _empty_ok, _media_type_error
+from daemon.api.backend import ApiBackend
+from daemon.api.encoding import body, framework_error
+from daemon.api.postable import BodyError, decode_json, parse_datetime
+from daemon.matcher import Matcher, MatcherError, MatchType, parse_filter
+from daemon.silence import Silence, SilenceError, SilenceNotFound, Silences
+from daemon.timestamp import format_millis
+
+
+class SilenceBackend(ApiBackend, Protocol):
+    """An API backend that also holds the silence store."""
+
+    @property
+    def silences(self) -> Silences: ...
+
+
+_PREFIX = 'parsing silence body from "" failed, because '
+_ALERTS_PREFIX = 'parsing alerts body from "" failed, because '
+_ID_STRUCT = 'struct { ID string "json:\\"id,omitempty\\"" }'
+_SILENCE_FIELDS = ("comment", "createdBy", "endsAt", "matchers", "startsAt")
+_MATCHER_FIELDS = ("name", "value", "isRegex", "isEqual")
+# go-openapi's strfmt UUID: hex groups 8-4-4-4-12, each hyphen optional, any case.
+_UUID = re.compile(
+    r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.IGNORECASE
+)
+
+
+@attrs.frozen
+class PostedSilence:
+    """A decoded, schema-valid postableSilence."""
+
+    id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: int
+    ends_at: int
+    created_by: str
+    comment: str
+
+    def to_silence(self) -> Silence:
+        return Silence(
+            id=self.id,
+            matchers=self.matchers,
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            created_by=self.created_by,
+            comment=self.comment,
+        )
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "bool"
+    return "number"
+
+
+def _type_error(value: Any, field: str, go_type: str) -> str:
+    return f"json: cannot unmarshal {_kind(value)} into Go struct field {field} of type {go_type}"
+
+
+def _fold(item: Mapping[str, Any], names: Sequence[str]) -> list[tuple[str, Any]]:
+    """Keys matched to field names as Go does (exact, else case-insensitive), in order."""
+    folded = {n.lower(): n for n in names}
+    out = []
+    for key, value in item.items():
+        name = key if key in names else folded.get(key.lower())
+        if name is not None:
+            out.append((name, value))
+    return out
+
+
+def _make_matcher(name: str, value: str, is_regex: bool, is_equal: bool) -> Matcher:
+    if is_regex:
+        kind = MatchType.REGEXP if is_equal else MatchType.NOT_REGEXP
+    else:
+        kind = MatchType.EQUAL if is_equal else MatchType.NOT_EQUAL
+    try:
+        return Matcher.create(kind, name, value)
+    except MatcherError:
+        # Left uncompiled: the store's validation rejects it with Alertmanager's message
+        # (and only after the old silence was expired, as upstream).
+        return Matcher(kind, name, value)
+
+
+def _decode_matchers(value: Any, saved: list[str]) -> list[dict[str, Any] | None] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        saved.append(_type_error(value, "Silence.matchers", "models.Matchers"))
+        return None
+    out: list[dict[str, Any] | None] = []
+    for item in value:
+        if item is None:
+            out.append(None)
+            continue
+        if not isinstance(item, dict):
+            saved.append(_type_error(item, "Silence.matchers", "models.Matcher"))
+            out.append({})
+            continue
+        fields: dict[str, Any] = {}
+        for name, v in _fold(item, _MATCHER_FIELDS):
+            want: type = bool if name in ("isRegex", "isEqual") else str
+            if v is None:
+                fields.pop(name, None)
+            elif isinstance(v, want):
+                fields[name] = v
+            else:
+                go_type = "bool" if want is bool else "string"
+                saved.append(_type_error(v, f"Matcher.matchers.{name}", go_type))
+        out.append(fields)
+    return out
+
+
+def parse_silence(data: bytes) -> PostedSilence:
+    """The posted silence of a request body, or :class:`BodyError` as go-swagger reports it."""
+    if not data.strip(b" \t\r\n"):
+        raise BodyError(422, 602, "silence in body is required")
+    try:
+        doc = decode_json(data)
+    except BodyError as exc:
+        raise BodyError(
+            exc.status, exc.code, exc.message.replace(_ALERTS_PREFIX, _PREFIX, 1)
+        ) from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise BodyError(
+            400,
+            400,
+            _PREFIX + f"json: cannot unmarshal {_kind(doc)} into Go value of type {_ID_STRUCT}",
+        )
+    saved: list[str] = []
+    silence_id = ""
+    for _, value in _fold(doc, ("id",)):
+        if value is None:
+            silence_id = ""
+        elif isinstance(value, str):
+            silence_id = value
+        else:
+            saved.append(_type_error(value, ".id", "string"))
+    if saved:
+        raise BodyError(400, 400, _PREFIX + saved[0])
+    fields: dict[str, Any] = {}
+    for name, value in _fold(doc, _SILENCE_FIELDS):
+        if name in ("startsAt", "endsAt"):
+            if value is None:
+                fields.pop(name, None)
+                continue
+            if not isinstance(value, str):
+                raise BodyError(400, 400, _PREFIX + _type_error(value, f"Silence.{name}", "string"))
+            try:
+                fields[name] = parse_datetime(value)
+            except ValueError as exc:
+                raise BodyError(400, 400, _PREFIX + str(exc)) from None
+        elif name == "matchers":
+            fields[name] = _decode_matchers(value, saved)
+        elif value is None:
+            fields.pop(name, None)
+        elif isinstance(value, str):
+            fields[name] = value
+        else:
+            saved.append(_type_error(value, f"Silence.{name}", "string"))
+    if saved:
+        raise BodyError(400, 400, _PREFIX + saved[0])
+    for name in _SILENCE_FIELDS:
+        if fields.get(name) is None:
+            raise BodyError(422, 602, f"{name} in body is required")
+        if name == "matchers":
+            items: list[dict[str, Any] | None] = fields[name]
+            if not items:
+                raise BodyError(422, 612, "matchers in body should have at least 1 items")
+            for i, item in enumerate(items):
+                if item is None:
+                    # Alertmanager 0.25 drops the connection here; we refuse it cleanly.
+                    raise BodyError(422, 602, f"matchers.{i} in body is required")
+                for required in ("isRegex", "name", "value"):
+                    if required not in item:
+                        raise BodyError(422, 602, f"matchers.{i}.{required} in body is required")
+    raw_matchers: list[dict[str, Any]] = fields["matchers"]
+    return PostedSilence(
+        id=silence_id,
+        matchers=tuple(
+            _make_matcher(m["name"], m["value"], m["isRegex"], m.get("isEqual", True))
+            for m in raw_matchers
+        ),
+        starts_at=fields["startsAt"],
+        ends_at=fields["endsAt"],
+        created_by=fields["createdBy"],
+        comment=fields["comment"],
+    )
+
+
+# --- encoding --------------------------------------------------------------------------
+
+
+def api_matcher(m: Matcher) -> dict[str, Any]:
+    """``{isEqual, isRegex, name, value}`` (spec §1.8)."""
+    return {
+        "isEqual": m.type in (MatchType.EQUAL, MatchType.REGEXP),
+        "isRegex": m.type in (MatchType.REGEXP, MatchType.NOT_REGEXP),
+        "name": m.name,
+        "value": m.value,
+    }
+
+
+def gettable_silence(s: Silence, now: int) -> dict[str, Any]:
+    """The ``gettableSilence`` object, keys in Alertmanager's order."""
+    return {
+        "id": s.id,
+        "status": {"state": s.display_state(now).value},
+        "updatedAt": format_millis(s.updated_at),
+        "comment": s.comment,
+        "createdBy": s.created_by,
+        "endsAt": format_millis(s.ends_at),
+        "matchers": [api_matcher(m) for m in s.matchers],
+        "startsAt": format_millis(s.starts_at),
+    }
+
+
+# --- handlers --------------------------------------------------------------------------
+
+
+def _json(status: int, payload: bytes) -> Response:
+    return Response(payload, status=status, content_type="application/json")
+
+
+def _handler_error(status: int, message: str) -> Response:
+    return _json(status, body(message))
+
+
+def _no_body(status: int) -> Response:
+    resp = Response(b"", status=status)
+    del resp.headers["Content-Type"]
+    return resp
+
+
+def _store(backend: ApiBackend) -> Silences:
+    return cast(SilenceBackend, backend).silences
+
+
+def _bad_uuid(params: Mapping[str, str]) -> Response | None:
+    raw = params.get("silenceID", "")
+    if _UUID.fullmatch(raw) is None:
+        message = f"silenceID in path must be of type uuid: {go_quote(raw)}"
+        return _json(422, framework_error(601, message))
+    return None
+
+
+async def get_silences(backend: ApiBackend, params: Mapping[str, str]) -> Response:
+    """GET /api/v2/silences (spec §1.8): syntactic filters, API sort order."""
+    filters = []
+    for text in request.args.getlist("filter"):
+        try:
+            filters.append(parse_filter(text))
+        except MatcherError as exc:
+            return _handler_error(400, str(exc))
+    now = backend.clock.now()
+    found = _store(backend).query(filters, now)
+    return _json(200, body([gettable_silence(s, now) for s in found]))
+
+
+async def post_silences(backend: ApiBackend, params: Mapping[str, str]) -> Response:
+    """POST /api/v2/silences (spec §1.9): create, update in place, or replace."""
+    error = _media_type_error(request.headers.get("Content-Type"))
+    if error is not None:
+        return error
+    try:
+        data = await request.get_data(cache=False, as_text=False)
+    except RequestEntityTooLarge:
+        limit = request.max_content_length
+        return _json(413, framework_error(413, f"request body too large (limit {limit} bytes)"))
+    try:
+        posted = parse_silence(data if isinstance(data, bytes) else data.encode())
+    except BodyError as exc:
+        return _json(exc.status, framework_error(exc.code, exc.message))
+    if posted.starts_at >= posted.ends_at:
+        return _handler_error(400, "Failed to create silence: start time must be before end time")
+    now = backend.clock.now()
+    if posted.ends_at < now:
+        return _handler_error(400, "Failed to create silence: end time can't be in the past")
+    try:
+        silence_id = _store(backend).set(posted.to_silence(), now)
+    except SilenceNotFound as exc:
+        return _handler_error(404, str(exc))
+    except SilenceError as exc:
+        return _handler_error(400, str(exc))
+    return _json(200, body({"silenceID": silence_id}))
+
+
+async def get_silence(backend: ApiBackend, params: Mapping[str, str]) -> Response:
+    """GET /api/v2/silence/{silenceID} (spec §1.10): 404 with an empty body if unknown."""
+    bad = _bad_uuid(params)
+    if bad is not None:
+        return bad
+    found = _store(backend).get(params["silenceID"])
+    if found is None:
+        return _no_body(404)
+    return _json(200, body(gettable_silence(found, backend.clock.now())))
+
+
+async def delete_silence(backend: ApiBackend, params: Mapping[str, str]) -> Response:
+    """DELETE /api/v2/silence/{silenceID}: expire; unknown IDs answer 500 as in 0.25."""
+    bad = _bad_uuid(params)
+    if bad is not None:
+        return bad
+    try:
+        _store(backend).expire(params["silenceID"], backend.clock.now())
+    except SilenceNotFound as exc:
+        return _handler_error(500, str(exc))
+    return _empty_ok()
+
+
+def silence_routes() -> dict[str, dict[str, ApiHandler]]:
+    """Paths to merge into :func:`daemon.api.app.default_api_routes` (``Allow`` order)."""
+    return {
+        "silences": {"POST": post_silences, "GET": get_silences},
+        "silence/{silenceID}": {"DELETE": delete_silence, "GET": get_silence},
+    }

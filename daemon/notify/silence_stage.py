@@ -1,0 +1,63 @@
+"""The silence stage of the notification pipeline (spec §4, §6.4).
+
+It runs last among the receiver-wide stages and drops every alert that an *active*
+silence matches at the flush's tick time ``ctx.now``; the rest pass. As with the other
+suppression stages, a flush left empty ends with success, so a resolution flushed
+while silenced is never sent (trap 5). Each dropped alert counts in
+``alertmanager_notifications_suppressed_total{reason="silence"}``.
+
+The matching is :meth:`daemon.silence.Silences.mutes`, whose per-fingerprint cache makes
+repeat flushes of the same alerts cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+import structlog
+import trio
+
+from daemon import metrics
+from daemon.alert import Alert
+from daemon.notify.context import NotifyContext
+from daemon.silence import Silences
+
+log = structlog.get_logger(__name__)
+
+REASON_SILENCE = "silence"
+
+
+class SilenceMarker(Protocol):
+    """Told, per evaluated alert, the IDs of the active silences muting it (maybe none)."""
+
+    def set_silenced(self, fingerprint: int, silence_ids: Sequence[str]) -> None: ...
+
+
+@attrs.define
+class SilenceStage:
+    """Drops the alerts muted by active silences at the flush's tick time."""
+
+    silences: Silences
+    marker: SilenceMarker | None = None
+
+    async def process(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> Sequence[Alert]:
+        await trio.lowlevel.checkpoint()
+        mutes = self.silences.mutes
+        marker = self.marker
+        now = ctx.now
+        kept = []
+        for alert in alerts:
+            ids = mutes(alert.labels, alert.fingerprint, now)
+            if marker is not None:
+                marker.set_silenced(alert.fingerprint, ids)
+            if not ids:
+                kept.append(alert)
+        dropped = len(alerts) - len(kept)
+        if dropped:
+            metrics.notifications_suppressed.labels(REASON_SILENCE).inc(dropped)
+            log.debug(
+                "notify.silenced", receiver=ctx.receiver, group_key=ctx.group_key, count=dropped
+            )
+        return kept

@@ -1,0 +1,628 @@
+"""Silences: the store, its state rules, validation, gossip merge and the mute cache.
+
+Pure: no I/O, no trio; every operation takes ``now`` (Unix ns, see :mod:`daemon.clock`).
+
+Rules (spec §1.8-1.10, §6, traps 10 and 11; Alertmanager 0.25 ``silence/silence.go``):
+
+* States. Internally (muting, expiry, the update rule): pending while ``now < starts_at``,
+  expired once ``now > ends_at``, active in between, both ends inclusive. The API shows
+  a silence as active only while ``now < ends_at`` (:meth:`Silence.display_state`).
+  Only active silences mute.
+* :meth:`Silences.set` updates a silence in place (same ID) only if its matcher list is
+  identical and it is not expired, and: when active, the new ``starts_at`` has the same
+  Unix second and the new ``ends_at`` is not before now; when pending, the new
+  ``starts_at`` is not before now. Anything else makes a new silence with a new ID
+  (``starts_at`` clamped to ``now``) and expires the old one first, as upstream does:
+  even if the new silence then fails validation, the old one stays expired.
+* :meth:`Silences.expire`: active → ``ends_at = now``; pending → both ends ``now``;
+  expired → unchanged (no error).
+* Every stored silence expires from the store ``retention`` after its ``ends_at``
+  (:meth:`Silences.gc`, inclusive). Gossip merge (:meth:`Silences.merge`) ignores records
+  whose expiry is already past and replaces only with a strictly newer ``updated_at``.
+  Local writes always replace: upstream routes them through the same merge, which drops
+  a write made within the same nanosecond as the previous one; we do not copy that.
+
+Theory of the mute cache (:meth:`Silences.mutes`). For each alert fingerprint we keep
+the IDs of the matching active and pending silences, the store version they were
+computed at, and the wall-time window ``[computed_at, recheck_at)`` during which no
+matching silence changes state by time alone (``recheck_at`` is the earliest start of
+a pending one or the instant after the end of an active one). A repeat query inside
+the window with an unchanged version is a dict lookup. When only time moved, just the
+cached IDs are re-checked (a pending one may have started, an active one ended). When
+the version moved, the change log says which silence IDs were written since; only those
+are matched against the labels, unless there are many, and then all silences are
+scanned, with an index on one equality matcher per silence to skip most of them.
+
+Invariants: ``version`` increases on every change of the stored set; ``_changes`` holds
+the ID written by each version step from ``_changes_base`` on; every stored silence is
+in exactly one index bucket.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+import attrs
+from prometheus_client import Counter, Gauge, Histogram, Summary
+
+from daemon import metrics, silencepb
+from daemon.alert import go_quote
+from daemon.clock import ZERO_TIME
+from daemon.matcher import Matcher, MatcherError, MatchType, compile_anchored, is_valid_label_name
+
+#: Alertmanager's ``--data.retention`` default, 120h, in nanoseconds.
+DEFAULT_RETENTION = 120 * 3600 * 1_000_000_000
+
+#: Validation errors read ``silence invalid: <reason>`` in 0.25 (``invalid silence:`` in 0.28).
+INVALID_PREFIX = "silence invalid: "
+
+_NS_PER_SECOND = 1_000_000_000
+_FOREVER = 1 << 62
+#: Beyond this many writes since a cache entry was computed, rescan instead of patching.
+_PATCH_LIMIT = 64
+#: How many change-log entries to keep.
+_CHANGE_LOG = 4096
+#: Fingerprints with cached marks; the cache is dropped wholesale when it grows past this.
+_CACHE_LIMIT = 200_000
+
+
+class SilenceState(enum.Enum):
+    ACTIVE = "active"
+    PENDING = "pending"
+    EXPIRED = "expired"
+
+
+class SilenceError(ValueError):
+    """A silence that cannot be stored; ``str()`` is Alertmanager's message."""
+
+
+class SilenceNotFound(LookupError):
+    """An ID that is not in the store."""
+
+    def __init__(self) -> None:
+        super().__init__("silence not found")
+
+    def __str__(self) -> str:
+        return "silence not found"
+
+
+@attrs.frozen
+class Silence:
+    """One silence (``silencepb.Silence``). Times are Unix ns."""
+
+    id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: int
+    ends_at: int
+    updated_at: int = 0
+    created_by: str = ""
+    comment: str = ""
+
+    def state(self, now: int) -> SilenceState:
+        """The internal state: both ends inclusive (upstream ``getState``)."""
+        if now < self.starts_at:
+            return SilenceState.PENDING
+        if now > self.ends_at:
+            return SilenceState.EXPIRED
+        return SilenceState.ACTIVE
+
+    def display_state(self, now: int) -> SilenceState:
+        """The state the API shows (upstream ``CalcSilenceState``): active until ``ends_at``."""
+        if now < self.starts_at:
+            return SilenceState.PENDING
+        if now < self.ends_at:
+            return SilenceState.ACTIVE
+        return SilenceState.EXPIRED
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Every matcher matches; a missing label reads as ``""``."""
+        for m in self.matchers:
+            if not m.matches(labels.get(m.name, "")):
+                return False
+        return True
+
+
+def _regex_error(pattern: str) -> str | None:
+    try:
+        compile_anchored(pattern)
+    except MatcherError as exc:
+        # Go's regexp.Compile names the pattern as given, not the anchored form.
+        return str(exc).replace(f"`^(?:{pattern})$`", f"`{pattern}`")
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def validate_matcher(m: Matcher) -> str | None:
+    """Upstream ``ValidateMatcher``: the reason a matcher is invalid, or None."""
+    if not is_valid_label_name(m.name):
+        return f"invalid label name {go_quote(m.name)}"
+    if m.type in (MatchType.EQUAL, MatchType.NOT_EQUAL):
+        if _has_surrogate(m.value):
+            return f"invalid label value {go_quote(m.value)}"
+        return None
+    reason = _regex_error(m.value)
+    if reason is not None:
+        return f"invalid regular expression {go_quote(m.value)}: {reason}"
+    return None
+
+
+def _matches_empty(m: Matcher) -> bool:
+    # Negative matchers never count, even when they would match an absent label.
+    if m.type is MatchType.EQUAL:
+        return m.value == ""
+    if m.type is MatchType.REGEXP:
+        return m.matches("")
+    return False
+
+
+def validate_silence(s: Silence) -> str | None:
+    """Upstream ``validateSilence``: the reason (without prefix) or None."""
+    if not s.id:
+        return "ID missing"
+    if not s.matchers:
+        return "at least one matcher required"
+    all_empty = True
+    for i, m in enumerate(s.matchers):
+        reason = validate_matcher(m)
+        if reason is not None:
+            return f"invalid label matcher {i}: {reason}"
+        all_empty = all_empty and _matches_empty(m)
+    if all_empty:
+        return "at least one matcher must not match the empty string"
+    if s.starts_at == ZERO_TIME:
+        return "invalid zero start timestamp"
+    if s.ends_at == ZERO_TIME:
+        return "invalid zero end timestamp"
+    if s.ends_at < s.starts_at:
+        return "end time must not be before start time"
+    if s.updated_at == ZERO_TIME:
+        return "invalid zero update timestamp"
+    return None
+
+
+def can_update(old: Silence, new: Silence, now: int) -> bool:
+    """Whether posting ``new`` over ``old`` keeps the ID (trap 10)."""
+    if old.matchers != new.matchers:
+        return False
+    state = old.state(now)
+    if state is SilenceState.ACTIVE:
+        return new.starts_at // _NS_PER_SECOND == old.starts_at // _NS_PER_SECOND and not (
+            new.ends_at < now
+        )
+    if state is SilenceState.PENDING:
+        return not new.starts_at < now
+    return False
+
+
+_STATE_ORDER = {SilenceState.ACTIVE: 0, SilenceState.PENDING: 1, SilenceState.EXPIRED: 2}
+
+
+def api_sort_key(s: Silence, now: int) -> tuple[int, int]:
+    """GET /silences order: active by end, pending by start, expired by end descending."""
+    state = s.display_state(now)
+    if state is SilenceState.ACTIVE:
+        return (0, s.ends_at)
+    if state is SilenceState.PENDING:
+        return (1, s.starts_at)
+    return (2, -s.ends_at)
+
+
+def filter_matches(s: Silence, filters: Sequence[Matcher]) -> bool:
+    """Syntactic filter (trap 11): each filter equals (name, type, value) one of the matchers."""
+    return all(f in s.matchers for f in filters)
+
+
+# --- metrics (spec §11) ---------------------------------------------------------------
+
+queries_total = Counter(
+    "alertmanager_silences_queries",
+    "How many silence queries were received.",
+    registry=metrics.REGISTRY,
+)
+query_errors_total = Counter(
+    "alertmanager_silences_query_errors",
+    "How many silence received queries did not succeed.",
+    registry=metrics.REGISTRY,
+)
+query_duration = Histogram(
+    "alertmanager_silences_query_duration_seconds",
+    "Duration of silence query evaluation.",
+    registry=metrics.REGISTRY,
+)
+gc_duration = Summary(
+    "alertmanager_silences_gc_duration_seconds",
+    "Duration of the last silence garbage collection cycle.",
+    registry=metrics.REGISTRY,
+)
+snapshot_duration = Summary(
+    "alertmanager_silences_snapshot_duration_seconds",
+    "Duration of the last silence snapshot.",
+    registry=metrics.REGISTRY,
+)
+snapshot_size = Gauge(
+    "alertmanager_silences_snapshot_size_bytes",
+    "Size of the last silence snapshot in bytes.",
+    registry=metrics.REGISTRY,
+)
+gossip_propagated = Counter(
+    "alertmanager_silences_gossip_messages_propagated",
+    "Number of received gossip messages that have been further gossiped.",
+    registry=metrics.REGISTRY,
+)
+maintenance_total = Counter(
+    "alertmanager_silences_maintenance",
+    "How many maintenances were executed for silences.",
+    registry=metrics.REGISTRY,
+)
+maintenance_errors_total = Counter(
+    "alertmanager_silences_maintenance_errors",
+    "How many maintenances were executed for silences that failed.",
+    registry=metrics.REGISTRY,
+)
+
+
+# --- the store --------------------------------------------------------------------------
+
+
+@attrs.define(slots=True)
+class _Marks:
+    """Cached silence IDs of one fingerprint; valid for ``computed_at <= now < recheck_at``."""
+
+    version: int
+    active: tuple[str, ...]
+    pending: tuple[str, ...]
+    computed_at: int
+    recheck_at: int
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _index_key(s: Silence) -> tuple[str, str] | None:
+    # An equality matcher with a non-empty value requires that exact label pair, so
+    # the silence can only match alerts carrying it.
+    for m in s.matchers:
+        if m.type is MatchType.EQUAL and m.value:
+            return (m.name, m.value)
+    return None
+
+
+@attrs.define
+class Silences:
+    """The silence store (mutable state; silences are immutable values)."""
+
+    retention: int = DEFAULT_RETENTION
+    #: Called with one length-delimited ``MeshSilence`` after every local write or
+    #: newly merged record; the cluster wiring sets it.
+    broadcast: Callable[[bytes], None] | None = None
+    new_id: Callable[[], str] = _new_id
+    #: Bumped on every change of the stored set.
+    version: int = 0
+    _entries: dict[str, tuple[Silence, int]] = attrs.field(factory=dict, alias="_entries")
+    _by_label: dict[tuple[str, str], set[str]] = attrs.field(factory=dict, alias="_by_label")
+    _unindexed: set[str] = attrs.field(factory=set, alias="_unindexed")
+    _changes: list[str] = attrs.field(factory=list, alias="_changes")
+    _changes_base: int = attrs.field(default=0, alias="_changes_base")
+    _marks: dict[int, _Marks] = attrs.field(factory=dict, alias="_marks")
+
+    # --- reading ---
+
+    def get(self, silence_id: str) -> Silence | None:
+        entry = self._entries.get(silence_id)
+        return entry[0] if entry is not None else None
+
+    def expires_at(self, silence_id: str) -> int | None:
+        entry = self._entries.get(silence_id)
+        return entry[1] if entry is not None else None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Silence]:
+        return iter([s for s, _ in self._entries.values()])
+
+    def query(self, filters: Sequence[Matcher], now: int) -> list[Silence]:
+        """GET /silences: every stored silence passing the syntactic filters, API-sorted."""
+        start = time.perf_counter()
+        queries_total.inc()
+        found = [s for s, _ in self._entries.values() if filter_matches(s, filters)]
+        found.sort(key=lambda s: api_sort_key(s, now))
+        query_duration.observe(time.perf_counter() - start)
+        return found
+
+    def count_by_state(self, now: int) -> dict[SilenceState, int]:
+        counts = dict.fromkeys(SilenceState, 0)
+        for s, _ in self._entries.values():
+            counts[s.state(now)] += 1
+        return counts
+
+    # --- writing ---
+
+    def set(self, silence: Silence, now: int) -> str:
+        """Create or update a silence (spec §1.9); returns its ID.
+
+        Error handling: :class:`SilenceNotFound` for an unknown non-empty ID,
+        :class:`SilenceError` (``silence invalid: …``) for an invalid silence.
+        """
+        prev = self.get(silence.id) if silence.id else None
+        if silence.id and prev is None:
+            raise SilenceNotFound()
+        if prev is not None:
+            if can_update(prev, silence, now):
+                updated = attrs.evolve(silence, updated_at=now)
+                self._check(updated)
+                self._write(updated)
+                return updated.id
+            if prev.state(now) is not SilenceState.EXPIRED:
+                self.expire(prev.id, now)
+        created = attrs.evolve(
+            silence,
+            id=self.new_id(),
+            starts_at=max(silence.starts_at, now),
+            updated_at=now,
+        )
+        self._check(created)
+        self._write(created)
+        return created.id
+
+    def expire(self, silence_id: str, now: int) -> None:
+        """Expire a silence now (DELETE); a no-op for an expired one.
+
+        Error handling: :class:`SilenceNotFound` for an unknown ID.
+        """
+        s = self.get(silence_id)
+        if s is None:
+            raise SilenceNotFound()
+        state = s.state(now)
+        if state is SilenceState.EXPIRED:
+            return
+        if state is SilenceState.ACTIVE:
+            s = attrs.evolve(s, ends_at=now, updated_at=now)
+        else:
+            s = attrs.evolve(s, starts_at=now, ends_at=now, updated_at=now)
+        self._write(s)
+
+    def merge(self, silence: Silence, expires_at: int, now: int) -> bool:
+        """Merge a peer's record; returns whether the store changed (then re-gossip it)."""
+        if expires_at < now:
+            return False
+        prev = self.get(silence.id)
+        if prev is not None and not prev.updated_at < silence.updated_at:
+            return False
+        self._put(silence, expires_at, gossip=False)
+        return True
+
+    def merge_bytes(self, data: bytes, now: int) -> list[bytes]:
+        """Merge concatenated delimited ``MeshSilence`` records; returns those that changed us.
+
+        Error handling: :class:`~cluster.errors.DecodeError` for bytes that do not parse
+        (nothing is merged then).
+        """
+        records = silencepb.decode_state(data)
+        changed = []
+        for silence, expires_at in records:
+            if self.merge(silence, expires_at, now):
+                changed.append(silencepb.encode_delimited(silence, expires_at))
+        return changed
+
+    def gc(self, now: int) -> int:
+        """Delete silences whose retention ran out (``expires_at <= now``); how many."""
+        start = time.perf_counter()
+        doomed = [sid for sid, (_, exp) in self._entries.items() if exp <= now]
+        for sid in doomed:
+            self._remove(sid)
+        gc_duration.observe(time.perf_counter() - start)
+        return len(doomed)
+
+    # --- persistence and gossip ---
+
+    def marshal(self) -> bytes:
+        """The whole state as concatenated delimited ``MeshSilence`` records (snapshot format)."""
+        start = time.perf_counter()
+        data = silencepb.encode_state((s, exp) for s, exp in self._entries.values())
+        snapshot_duration.observe(time.perf_counter() - start)
+        return data
+
+    def load_snapshot(self, data: bytes) -> None:
+        """Replace the state with a snapshot's records (legacy ``comments`` upgraded).
+
+        Error handling: :class:`~cluster.errors.DecodeError`; the store is unchanged then.
+        """
+        records = silencepb.decode_state(data)
+        self._entries.clear()
+        self._by_label.clear()
+        self._unindexed.clear()
+        for silence, expires_at in records:
+            self._entries[silence.id] = (silence, expires_at)
+            self._index(silence)
+        self.version += 1
+        self._changes.clear()
+        self._changes_base = self.version
+        self._marks.clear()
+
+    def maintenance(self, now: int) -> bytes:
+        """GC, then the snapshot to write (``<storage>/silences``)."""
+        maintenance_total.inc()
+        self.gc(now)
+        data = self.marshal()
+        snapshot_size.set(len(data))
+        return data
+
+    def register_metrics(self, clock_now: Callable[[], int]) -> None:
+        """Point the scrape-time ``alertmanager_silences{state}`` gauge at this store."""
+
+        def read() -> list[tuple[tuple[str, ...], float]]:
+            counts = self.count_by_state(clock_now())
+            return [((state.value,), float(n)) for state, n in counts.items()]
+
+        metrics.register_callback(
+            "alertmanager_silences", "How many silences by state.", ["state"], read
+        )
+
+    # --- muting ---
+
+    def mutes(self, labels: Mapping[str, str], fingerprint: int, now: int) -> list[str]:
+        """IDs of the active silences matching ``labels`` at ``now``, sorted.
+
+        ``fingerprint`` must be the label set's fingerprint: it keys the cache.
+        """
+        marks = self._marks.get(fingerprint)
+        if marks is not None and marks.version == self.version:
+            if marks.computed_at <= now < marks.recheck_at:
+                return list(marks.active)
+            if marks.computed_at <= now:
+                # Only time moved: the matching set is unchanged, states may not be.
+                return self._mark(fingerprint, marks.active + marks.pending, now)
+        queries_total.inc()
+        start = time.perf_counter()
+        candidates: Iterable[str]
+        since = self._changes_since(marks.version) if marks is not None else None
+        if marks is not None and since is not None and marks.computed_at <= now:
+            keep = set(marks.active + marks.pending) - since
+            candidates = keep | {sid for sid in since if self._matches(sid, labels)}
+        else:
+            candidates = self._scan(labels)
+        result = self._mark(fingerprint, candidates, now)
+        query_duration.observe(time.perf_counter() - start)
+        return result
+
+    def pending_for(self, fingerprint: int) -> tuple[str, ...]:
+        """Matching pending silence IDs as of the last :meth:`mutes` for ``fingerprint``."""
+        marks = self._marks.get(fingerprint)
+        return marks.pending if marks is not None else ()
+
+    def forget(self, fingerprint: int) -> None:
+        """Drop cached marks of an alert that left the store."""
+        self._marks.pop(fingerprint, None)
+
+    # --- internals ---
+
+    def _check(self, s: Silence) -> None:
+        reason = validate_silence(s)
+        if reason is not None:
+            raise SilenceError(INVALID_PREFIX + reason)
+
+    def _write(self, s: Silence) -> None:
+        expires_at = s.ends_at + self.retention
+        self._put(s, expires_at, gossip=True)
+
+    def _put(self, s: Silence, expires_at: int, gossip: bool) -> None:
+        prev = self._entries.get(s.id)
+        if prev is not None:
+            self._unindex(prev[0])
+        self._entries[s.id] = (s, expires_at)
+        self._index(s)
+        self._changed(s.id)
+        if gossip and self.broadcast is not None:
+            self.broadcast(silencepb.encode_delimited(s, expires_at))
+
+    def _remove(self, sid: str) -> None:
+        s, _ = self._entries.pop(sid)
+        self._unindex(s)
+        self._changed(sid)
+
+    def _changed(self, sid: str) -> None:
+        self.version += 1
+        self._changes.append(sid)
+        if len(self._changes) > 2 * _CHANGE_LOG:
+            del self._changes[:_CHANGE_LOG]
+            self._changes_base += _CHANGE_LOG
+
+    def _changes_since(self, version: int) -> builtins.set[str] | None:
+        """IDs written after ``version``, or None if too many or no longer logged."""
+        if version < self._changes_base or self.version - version > _PATCH_LIMIT:
+            return None
+        return set(self._changes[version - self._changes_base :])
+
+    def _index(self, s: Silence) -> None:
+        key = _index_key(s)
+        if key is None:
+            self._unindexed.add(s.id)
+        else:
+            self._by_label.setdefault(key, set()).add(s.id)
+
+    def _unindex(self, s: Silence) -> None:
+        key = _index_key(s)
+        if key is None:
+            self._unindexed.discard(s.id)
+            return
+        bucket = self._by_label.get(key)
+        if bucket is not None:
+            bucket.discard(s.id)
+            if not bucket:
+                del self._by_label[key]
+
+    def _matches(self, sid: str, labels: Mapping[str, str]) -> bool:
+        entry = self._entries.get(sid)
+        return entry is not None and entry[0].matches(labels)
+
+    def _scan(self, labels: Mapping[str, str]) -> builtins.set[str]:
+        found = {sid for sid in self._unindexed if self._entries[sid][0].matches(labels)}
+        by_label = self._by_label
+        if by_label:
+            for pair in labels.items():
+                bucket = by_label.get(pair)
+                if bucket:
+                    found.update(sid for sid in bucket if self._entries[sid][0].matches(labels))
+        return found
+
+    def _mark(self, fingerprint: int, candidates: Iterable[str], now: int) -> list[str]:
+        """Split matching candidates by state at ``now`` and cache the result."""
+        active: list[str] = []
+        pending: list[str] = []
+        recheck_at = _FOREVER
+        for sid in candidates:
+            entry = self._entries.get(sid)
+            if entry is None:
+                continue
+            s = entry[0]
+            if now < s.starts_at:
+                pending.append(sid)
+                recheck_at = min(recheck_at, s.starts_at)
+            elif now <= s.ends_at:
+                active.append(sid)
+                recheck_at = min(recheck_at, s.ends_at + 1)
+        active.sort()
+        pending.sort()
+        if len(self._marks) >= _CACHE_LIMIT and fingerprint not in self._marks:
+            self._marks.clear()
+        self._marks[fingerprint] = _Marks(
+            self.version, tuple(active), tuple(pending), now, recheck_at
+        )
+        return active
+
+
+class SilenceGossip:
+    """The :class:`cluster.state.State` face of a store: full state out, records in.
+
+    Records that changed the store are handed to ``rebroadcast`` (upstream gossips
+    them on, unless oversized; the cluster wiring decides).
+    """
+
+    def __init__(
+        self,
+        silences: Silences,
+        now: Callable[[], int],
+        rebroadcast: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self._silences = silences
+        self._now = now
+        self._rebroadcast = rebroadcast
+
+    def marshal(self) -> bytes:
+        return self._silences.marshal()
+
+    def merge(self, data: bytes) -> None:
+        changed = self._silences.merge_bytes(data, self._now())
+        if self._rebroadcast is not None:
+            for record in changed:
+                gossip_propagated.inc()
+                self._rebroadcast(record)

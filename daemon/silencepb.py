@@ -1,0 +1,238 @@
+"""Alertmanager's ``silencepb`` protobuf messages and the ``<storage>/silences`` file.
+
+Wire layout (``silence/silencepb/silence.proto``, gogo-generated marshalers):
+
+* ``Matcher {type = 1 (EQUAL=0, REGEXP=1, NOT_EQUAL=2, NOT_REGEXP=3); name = 2; pattern = 3}``
+  — note the enum order differs from :class:`daemon.matcher.MatchType`.
+* ``Silence {id = 1; repeated Matcher matchers = 2; starts_at = 3; ends_at = 4;
+  updated_at = 5; repeated Comment comments = 7 (legacy); created_by = 8; comment = 9}``,
+  ``Comment {author = 1; comment = 2; timestamp = 3}``.
+* ``MeshSilence {silence = 1; expires_at = 2}``.
+* Times are ``google.protobuf.Timestamp {seconds = 1; nanos = 2}``, gogo ``stdtime`` and
+  non-nullable: always written, even when empty. An absent timestamp decodes to Go's
+  zero time, a present empty one to the Unix epoch.
+
+The snapshot file and gossip payloads are concatenations of varint-length-delimited
+``MeshSilence`` records. Pure, except for the two small file helpers at the end, which
+block: call them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+from cluster.errors import DecodeError
+from cluster.protowire import (
+    ProtoWriter,
+    iter_delimited,
+    iter_fields,
+    to_int32,
+    to_int64,
+    write_delimited,
+)
+from daemon import silence as model
+from daemon.clock import NS_PER_SECOND, ZERO_TIME
+from daemon.matcher import Matcher, MatcherError, MatchType
+
+_TO_PB = {
+    MatchType.EQUAL: 0,
+    MatchType.REGEXP: 1,
+    MatchType.NOT_EQUAL: 2,
+    MatchType.NOT_REGEXP: 3,
+}
+_FROM_PB = {v: k for k, v in _TO_PB.items()}
+
+
+def encode_timestamp(ns: int) -> bytes:
+    """A ``google.protobuf.Timestamp`` message (nanos always non-negative)."""
+    seconds, nanos = divmod(ns, NS_PER_SECOND)
+    w = ProtoWriter()
+    if seconds:
+        w.varint(1, seconds)
+    if nanos:
+        w.varint(2, nanos)
+    return w.getvalue()
+
+
+def decode_timestamp(data: bytes) -> int:
+    seconds = nanos = 0
+    for f in iter_fields(data):
+        if f.number == 1:
+            seconds = to_int64(f.as_int())
+        elif f.number == 2:
+            nanos = to_int32(f.as_int())
+    return seconds * NS_PER_SECOND + nanos
+
+
+def encode_matcher(m: Matcher) -> bytes:
+    w = ProtoWriter()
+    kind = _TO_PB[m.type]
+    if kind:
+        w.varint(1, kind)
+    if m.name:
+        w.string(2, m.name)
+    if m.value:
+        w.string(3, m.value)
+    return w.getvalue()
+
+
+def _never_matching(kind: MatchType, name: str, pattern: str) -> Matcher:
+    # A pattern Python cannot compile (RE2 and Python's re differ at the edges) must
+    # not make a peer's silence mute more than intended: make it match nothing.
+    regex = re.compile("(?!)" if kind is MatchType.REGEXP else "(?s:.*)")
+    return Matcher(kind, name, pattern, _regex=regex)
+
+
+def decode_matcher(data: bytes) -> Matcher:
+    kind = 0
+    name = pattern = ""
+    for f in iter_fields(data):
+        if f.number == 1:
+            kind = f.as_int()
+        elif f.number == 2:
+            name = f.as_str()
+        elif f.number == 3:
+            pattern = f.as_str()
+    match_type = _FROM_PB.get(kind)
+    if match_type is None:
+        raise DecodeError(f"silencepb: unknown matcher type {kind}")
+    try:
+        return Matcher.create(match_type, name, pattern)
+    except MatcherError:
+        return _never_matching(match_type, name, pattern)
+
+
+def encode_silence(s: model.Silence) -> bytes:
+    w = ProtoWriter()
+    if s.id:
+        w.string(1, s.id)
+    for m in s.matchers:
+        w.bytes_field(2, encode_matcher(m))
+    w.bytes_field(3, encode_timestamp(s.starts_at))
+    w.bytes_field(4, encode_timestamp(s.ends_at))
+    w.bytes_field(5, encode_timestamp(s.updated_at))
+    if s.created_by:
+        w.string(8, s.created_by)
+    if s.comment:
+        w.string(9, s.comment)
+    return w.getvalue()
+
+
+def _decode_comment(data: bytes) -> tuple[str, str]:
+    author = comment = ""
+    for f in iter_fields(data):
+        if f.number == 1:
+            author = f.as_str()
+        elif f.number == 2:
+            comment = f.as_str()
+    return author, comment
+
+
+def decode_silence(data: bytes) -> model.Silence:
+    """A ``Silence``; a legacy ``comments`` list becomes comment/createdBy (first entry)."""
+    sid = created_by = comment = ""
+    matchers: list[Matcher] = []
+    starts_at = ends_at = updated_at = ZERO_TIME
+    legacy: list[tuple[str, str]] = []
+    for f in iter_fields(data):
+        n = f.number
+        if n == 1:
+            sid = f.as_str()
+        elif n == 2:
+            matchers.append(decode_matcher(f.as_bytes()))
+        elif n == 3:
+            starts_at = decode_timestamp(f.as_bytes())
+        elif n == 4:
+            ends_at = decode_timestamp(f.as_bytes())
+        elif n == 5:
+            updated_at = decode_timestamp(f.as_bytes())
+        elif n == 7:
+            legacy.append(_decode_comment(f.as_bytes()))
+        elif n == 8:
+            created_by = f.as_str()
+        elif n == 9:
+            comment = f.as_str()
+    if legacy:
+        created_by, comment = legacy[0]
+    return model.Silence(
+        id=sid,
+        matchers=tuple(matchers),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        updated_at=updated_at,
+        created_by=created_by,
+        comment=comment,
+    )
+
+
+def encode_mesh_silence(s: model.Silence, expires_at: int) -> bytes:
+    """One ``MeshSilence`` message (not length-prefixed)."""
+    return (
+        ProtoWriter()
+        .bytes_field(1, encode_silence(s))
+        .bytes_field(2, encode_timestamp(expires_at))
+        .getvalue()
+    )
+
+
+def decode_mesh_silence(data: bytes) -> tuple[model.Silence, int]:
+    """``(silence, expires_at)``; DecodeError if the silence is missing, as upstream."""
+    silence: model.Silence | None = None
+    expires_at = ZERO_TIME
+    for f in iter_fields(data):
+        if f.number == 1:
+            silence = decode_silence(f.as_bytes())
+        elif f.number == 2:
+            expires_at = decode_timestamp(f.as_bytes())
+    if silence is None:
+        raise DecodeError("silencepb: invalid state: MeshSilence without a silence")
+    return silence, expires_at
+
+
+def encode_delimited(s: model.Silence, expires_at: int) -> bytes:
+    """One length-delimited ``MeshSilence`` (a gossip broadcast)."""
+    return write_delimited(encode_mesh_silence(s, expires_at))
+
+
+def encode_state(records: Iterable[tuple[model.Silence, int]]) -> bytes:
+    """Concatenated delimited records: the snapshot file and the push/pull state."""
+    return b"".join(encode_delimited(s, exp) for s, exp in records)
+
+
+def decode_state(data: bytes) -> list[tuple[model.Silence, int]]:
+    """All records of a snapshot or gossip payload; a later duplicate ID wins."""
+    by_id: dict[str, tuple[model.Silence, int]] = {}
+    for record in iter_delimited(data):
+        silence, expires_at = decode_mesh_silence(record)
+        by_id[silence.id] = (silence, expires_at)
+    return list(by_id.values())
+
+
+# --- files (blocking) ---------------------------------------------------------------
+
+
+def read_snapshot_file(path: str | os.PathLike[str]) -> bytes | None:
+    """The snapshot's bytes, or None if there is no file yet."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def write_snapshot_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write to ``<path>.<random hex>``, fsync, rename over ``path`` (upstream's scheme)."""
+    target = Path(path)
+    tmp = target.with_name(f"{target.name}.{secrets.token_hex(8)}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
