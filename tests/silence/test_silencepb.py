@@ -1,0 +1,129 @@
+"""The silencepb codec and the snapshot file format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cluster.errors import DecodeError
+from cluster.protowire import ProtoWriter, write_delimited
+from daemon.clock import NS_PER_SECOND, ZERO_TIME
+from daemon.matcher import Matcher, MatchType
+from daemon.silence import Silence, Silences
+from daemon.silencepb import (
+    decode_mesh_silence,
+    decode_state,
+    decode_timestamp,
+    encode_matcher,
+    encode_mesh_silence,
+    encode_timestamp,
+    read_snapshot_file,
+    write_snapshot_file,
+)
+
+S = NS_PER_SECOND
+T0 = 1_767_225_600 * S + 123_456_789
+
+
+def silence(sid: str = "abc") -> Silence:
+    return Silence(
+        sid,
+        (
+            Matcher.create(MatchType.EQUAL, "a", "b"),
+            Matcher.create(MatchType.REGEXP, "c", "d|e"),
+            Matcher.create(MatchType.NOT_EQUAL, "f", ""),
+            Matcher.create(MatchType.NOT_REGEXP, "g", "h.*"),
+        ),
+        T0,
+        T0 + 3600 * S,
+        updated_at=T0 - 5,
+        created_by="me",
+        comment="ünïcode",
+    )
+
+
+def test_mesh_silence_round_trip() -> None:
+    """Encoding then decoding a MeshSilence gives back the silence and its expiry."""
+    s = silence()
+    assert decode_mesh_silence(encode_mesh_silence(s, T0 + 7 * S)) == (s, T0 + 7 * S)
+
+
+def test_matcher_enum_uses_protobuf_numbers() -> None:
+    """REGEXP is 1 and NOT_EQUAL 2 on the wire, unlike MatchType's order; EQUAL is omitted."""
+    assert (
+        encode_matcher(Matcher.create(MatchType.REGEXP, "n", "v")) == b"\x08\x01\x12\x01n\x1a\x01v"
+    )
+    assert encode_matcher(Matcher.create(MatchType.NOT_EQUAL, "n", "v"))[:2] == b"\x08\x02"
+    assert encode_matcher(Matcher.create(MatchType.EQUAL, "n", "v")) == b"\x12\x01n\x1a\x01v"
+
+
+def test_timestamps_before_epoch_and_zero_time() -> None:
+    """Negative seconds use two's complement varints and nanos stay non-negative."""
+    for ns in (0, 1, -1, ZERO_TIME, T0):
+        assert decode_timestamp(encode_timestamp(ns)) == ns
+    assert encode_timestamp(0) == b""
+
+
+def test_legacy_comments_are_upgraded() -> None:
+    """A snapshot record with only the old comments list gets comment and createdBy from it."""
+    comment = ProtoWriter().string(1, "alice").string(2, "legacy").getvalue()
+    body = (
+        ProtoWriter()
+        .string(1, "old")
+        .bytes_field(2, encode_matcher(Matcher.create(MatchType.EQUAL, "a", "b")))
+        .bytes_field(3, encode_timestamp(T0))
+        .bytes_field(4, encode_timestamp(T0 + S))
+        .bytes_field(5, encode_timestamp(T0))
+        .bytes_field(7, comment)
+        .getvalue()
+    )
+    mesh = (
+        ProtoWriter().bytes_field(1, body).bytes_field(2, encode_timestamp(T0 + 9 * S)).getvalue()
+    )
+    [(got, expires_at)] = decode_state(write_delimited(mesh))
+    assert (got.created_by, got.comment, expires_at) == ("alice", "legacy", T0 + 9 * S)
+
+
+def test_missing_silence_is_invalid_state() -> None:
+    """A MeshSilence without its silence is rejected, as upstream's ErrInvalidState."""
+    with pytest.raises(DecodeError):
+        decode_mesh_silence(ProtoWriter().bytes_field(2, b"").getvalue())
+
+
+def test_truncated_snapshot_is_rejected_and_store_unchanged() -> None:
+    """A cut snapshot raises DecodeError and leaves the store as it was."""
+    st = Silences()
+    st.set(silence(""), T0)
+    data = st.marshal()
+    before = list(st)
+    with pytest.raises(DecodeError):
+        st.load_snapshot(data[:-3])
+    assert list(st) == before
+
+
+def test_uncompilable_pattern_from_peer_matches_nothing() -> None:
+    """A regex Python cannot compile decodes to a matcher that never mutes anything."""
+    bad = ProtoWriter().varint(1, 3).string(2, "a").string(3, "(?<").getvalue()  # NOT_REGEXP
+    body = ProtoWriter().string(1, "x").bytes_field(2, bad).getvalue()
+    mesh = ProtoWriter().bytes_field(1, body).getvalue()
+    s, _ = decode_mesh_silence(mesh)
+    assert not s.matches({"a": "anything"})
+    assert not s.matches({})
+
+
+def test_snapshot_file_round_trip(tmp_path: Path) -> None:
+    """The store's snapshot written with the rename scheme loads back identically."""
+    st = Silences()
+    for i in range(3):
+        st.set(silence(""), T0 + i)
+    path = tmp_path / "silences"
+    assert read_snapshot_file(path) is None
+    write_snapshot_file(path, st.maintenance(T0 + 10))
+    assert [p.name for p in tmp_path.iterdir()] == ["silences"]
+    loaded = Silences()
+    data = read_snapshot_file(path)
+    assert data is not None
+    loaded.load_snapshot(data)
+    assert sorted(loaded, key=lambda s: s.id) == sorted(st, key=lambda s: s.id)
+    assert all(loaded.expires_at(s.id) == st.expires_at(s.id) for s in st)
