@@ -50,9 +50,9 @@ import re
 import secrets
 import shutil
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import attrs
 import structlog
@@ -398,6 +398,24 @@ class RecordJournal:
 # trio shell
 
 
+class BlockingRunner(Protocol):
+    """Runs a blocking call off the event loop (the seam tests replace)."""
+
+    def __call__(self, fn: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+async def run_in_thread(fn: Callable[[], T]) -> T:
+    """The default :class:`BlockingRunner`: a trio worker thread (not abandoned on cancel)."""
+    return await trio.to_thread.run_sync(fn)
+
+
+async def run_inline(fn: Callable[[], T]) -> T:
+    """A :class:`BlockingRunner` that blocks the loop: for virtual-time tests, where a
+    worker thread would let ``autojump_clock`` jump while the I/O is still running."""
+    await trio.lowlevel.checkpoint()
+    return fn()
+
+
 class DurableState:
     """A :class:`RecordJournal` for code on the trio event loop.
 
@@ -417,8 +435,11 @@ class DurableState:
     are written by the next flush or covered by the next compaction.
     """
 
-    def __init__(self, journal: RecordJournal) -> None:
+    def __init__(
+        self, journal: RecordJournal, run_blocking: BlockingRunner = run_in_thread
+    ) -> None:
         self.journal = journal
+        self._run = run_blocking
         self._lock = trio.Lock()
         self._pending: list[bytes] = []
         self._wake = trio.Event()
@@ -427,13 +448,16 @@ class DurableState:
 
     @classmethod
     async def open(
-        cls, directory: str | os.PathLike[str], name: str, *, clock: Clock | None = None
+        cls,
+        directory: str | os.PathLike[str],
+        name: str,
+        *,
+        clock: Clock | None = None,
+        run_blocking: BlockingRunner = run_in_thread,
     ) -> DurableState:
         """Open (creating as needed) the snapshot and journal ``name`` in ``directory``."""
-        journal = await trio.to_thread.run_sync(
-            lambda: RecordJournal.open(directory, name, clock=clock)
-        )
-        return cls(journal)
+        journal = await run_blocking(lambda: RecordJournal.open(directory, name, clock=clock))
+        return cls(journal, run_blocking)
 
     @property
     def pending(self) -> int:
@@ -443,12 +467,12 @@ class DurableState:
     async def load(self) -> LoadResult[bytes]:
         """Every readable record, snapshot first; see :meth:`RecordJournal.load`."""
         async with self._lock:
-            return await trio.to_thread.run_sync(self.journal.load)
+            return await self._run(self.journal.load)
 
     async def load_decoded(self, decode: Callable[[bytes], T]) -> LoadResult[T]:
         """As :meth:`load`, decoding in the worker thread; see :meth:`RecordJournal.load_decoded`."""
         async with self._lock:
-            return await trio.to_thread.run_sync(self.journal.load_decoded, decode)
+            return await self._run(lambda: self.journal.load_decoded(decode))
 
     def append_nowait(self, record: bytes) -> None:
         """Queue a record for the next flush (safe from synchronous code)."""
@@ -469,7 +493,7 @@ class DurableState:
                 # Nothing queued: an earlier flush (which we waited for) wrote it all.
                 return
             try:
-                await trio.to_thread.run_sync(self.journal.append_many, batch, sync)
+                await self._run(lambda: self.journal.append_many(batch, sync))
             except OSError:
                 self._pending[:0] = batch
                 raise
@@ -490,7 +514,7 @@ class DurableState:
         async with self._lock:
             records = list(snapshot())
             covered = len(self._pending)
-            await trio.to_thread.run_sync(self.journal.compact, records)
+            await self._run(lambda: self.journal.compact(records))
             # Records queued meanwhile (listeners run during the thread) are not covered.
             del self._pending[:covered]
             self._unsynced = False

@@ -1,0 +1,67 @@
+"""Acknowledged appends survive the process being killed with SIGKILL right after."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from daemon.persist import RecordJournal
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    import trio
+    from daemon.persist import DurableState
+
+    async def main(directory: str) -> None:
+        state = await DurableState.open(directory, "silences")
+        await state.load()
+        for i in range(1000):
+            await state.append(f"silence-{i}".encode())
+            # The acknowledgement: the parent kills us as soon as it reads this line.
+            print(i, flush=True)
+        await trio.sleep_forever()
+
+    trio.run(main, sys.argv[1])
+    """
+)
+
+
+def test_record_survives_sigkill_after_append(tmp_path: Path) -> None:
+    """Every record whose append returned is loaded after kill -9, in order."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    try:
+        acknowledged = -1
+        for line in proc.stdout:
+            acknowledged = int(line)
+            if acknowledged == 25:
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert acknowledged == 25
+    j = RecordJournal.open(tmp_path, "silences")
+    loaded = j.load()
+    j.close()
+    # The child may have appended a few more before the signal landed, and at most the
+    # very last frame may be torn; everything acknowledged is there.
+    want = [f"silence-{i}".encode() for i in range(acknowledged + 1)]
+    assert list(loaded.records[: len(want)]) == want
+    assert all(p.reason.startswith("truncated") for p in loaded.problems)
