@@ -17,7 +17,10 @@ CHILD = textwrap.dedent(
     """
     import sys
     import trio
+    from daemon.log import configure
     from daemon.persist import DurableState
+
+    configure(stream=sys.stderr)
 
     async def main(directory: str) -> None:
         state = await DurableState.open(directory, "silences")
@@ -39,6 +42,7 @@ def test_record_survives_sigkill_after_append(tmp_path: Path) -> None:
         [sys.executable, "-c", CHILD, str(tmp_path)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
