@@ -1,0 +1,91 @@
+"""The Microsoft Teams integration: Alertmanager 0.26's MessageCard, POSTed as JSON.
+
+Body: ``{"@context":"http://schema.org/extensions","type":"MessageCard","title":…,
+"text":…,"themeColor":…}`` with colour ``8C1A1A`` firing and ``2DC72D`` resolved.
+A ``summary``, when configured non-empty, is added after ``themeColor`` (0.27 sends
+it; 0.26 has no such field). Teams cards take about 28 KB: with
+``split_long_messages`` (default on) a longer text goes out as several cards.
+
+Error handling: see :mod:`._chat`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from daemon.alert import Alert
+from daemon.config.model import IntegrationConfig
+from daemon.notify import gojson
+from daemon.notify.context import NotifyContext
+from daemon.notify.receivers._chat import (
+    http_config,
+    post_json,
+    split_enabled,
+    split_message,
+    utf8_bytes,
+)
+from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.pagerduty import FieldRenderer, group_status, read_key_file
+
+INTEGRATION_TYPE = "msteams"
+COLOR_RED = "8C1A1A"
+COLOR_GREEN = "2DC72D"
+MAX_TEXT_BYTES = 28000
+
+
+def encode(title: str, text: str, color: str, summary: str = "") -> bytes:
+    """One card, as Go's encoder writes it."""
+    fields = [
+        ("@context", gojson.string("http://schema.org/extensions")),
+        ("type", gojson.string("MessageCard")),
+        ("title", gojson.string(title)),
+        ("text", gojson.string(text)),
+        ("themeColor", gojson.string(color)),
+    ]
+    if summary:
+        fields.append(("summary", gojson.string(summary)))
+    return (gojson.obj(fields) + "\n").encode()
+
+
+@attrs.define
+class MSTeamsIntegration:
+    """One ``msteams_configs`` entry.
+
+    Cancellation: a request in flight is abandoned with the caller's scope.
+    """
+
+    fields: dict[str, Any]
+    index: int
+    env: IntegrationEnv
+    send_resolved: bool
+    name: str = INTEGRATION_TYPE
+
+    def bodies(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> list[bytes]:
+        """The request bodies of one notification."""
+        tmpl = FieldRenderer(self.env, ctx, alerts)
+        title = tmpl(str(self.fields.get("title") or ""))
+        text = tmpl(str(self.fields.get("text") or ""))
+        # The config default for summary is a template; only an explicit one is sent.
+        summary_src = str(self.fields.get("summary") or "")
+        summary = "" if "msteams.default.summary" in summary_src else tmpl(summary_src)
+        color = COLOR_RED if group_status(alerts, ctx.now) == "firing" else COLOR_GREEN
+        parts = [text]
+        if split_enabled(self.fields):
+            parts = split_message(text, MAX_TEXT_BYTES, utf8_bytes)
+        return [encode(title, part, color, summary) for part in parts]
+
+    async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
+        """POST each body in order; raises ``NotifyError`` on the first failure."""
+        url = str(self.fields.get("webhook_url") or "")
+        if not url:
+            url = await read_key_file(str(self.fields.get("webhook_url_file") or ""), "webhook_url")
+        for body in self.bodies(ctx, alerts):
+            await post_json(self.env, url, body, http_config(self.fields))
+
+
+def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> MSTeamsIntegration:
+    """The integration for one ``msteams_configs`` entry."""
+    return MSTeamsIntegration(dict(config.fields), index, env, config.send_resolved)

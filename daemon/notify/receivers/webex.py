@@ -1,0 +1,77 @@
+"""The Webex integration: Alertmanager 0.25's message body, POSTed as JSON.
+
+Body: ``{"markdown":…,"roomId":…}`` (``roomId`` omitted when empty) to ``api_url``
+with ``http_config.authorization`` (required by the config). Webex takes at most 7439
+bytes of markdown: with ``split_long_messages`` (default on) a longer message goes out
+as several; without it, it is truncated like Alertmanager's (``…``).
+
+Error handling: see :mod:`._chat`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from daemon.alert import Alert
+from daemon.config.model import IntegrationConfig
+from daemon.notify import gojson
+from daemon.notify.context import NotifyContext
+from daemon.notify.receivers._chat import (
+    http_config,
+    post_json,
+    split_enabled,
+    split_message,
+    utf8_bytes,
+)
+from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.pagerduty import FieldRenderer, truncate_in_bytes
+
+INTEGRATION_TYPE = "webex"
+API_URL = "https://webexapis.com/v1/messages"
+MAX_MESSAGE_BYTES = 7439
+
+
+def encode(markdown: str, room_id: str) -> bytes:
+    """One message body, as Go's encoder writes it."""
+    fields = [("markdown", gojson.string(markdown))]
+    if room_id:
+        fields.append(("roomId", gojson.string(room_id)))
+    return (gojson.obj(fields) + "\n").encode()
+
+
+@attrs.define
+class WebexIntegration:
+    """One ``webex_configs`` entry.
+
+    Cancellation: a request in flight is abandoned with the caller's scope.
+    """
+
+    fields: dict[str, Any]
+    index: int
+    env: IntegrationEnv
+    send_resolved: bool
+    name: str = INTEGRATION_TYPE
+
+    def bodies(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> list[bytes]:
+        """The request bodies of one notification."""
+        message = FieldRenderer(self.env, ctx, alerts)(str(self.fields.get("message") or ""))
+        room_id = str(self.fields.get("room_id") or "")
+        if split_enabled(self.fields):
+            parts = split_message(message, MAX_MESSAGE_BYTES, utf8_bytes)
+        else:
+            parts = [truncate_in_bytes(message, MAX_MESSAGE_BYTES)[0]]
+        return [encode(part, room_id) for part in parts]
+
+    async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
+        """POST each body in order; raises ``NotifyError`` on the first failure."""
+        url = str(self.fields.get("api_url") or API_URL)
+        for body in self.bodies(ctx, alerts):
+            await post_json(self.env, url, body, http_config(self.fields))
+
+
+def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> WebexIntegration:
+    """The integration for one ``webex_configs`` entry."""
+    return WebexIntegration(dict(config.fields), index, env, config.send_resolved)
