@@ -1,0 +1,184 @@
+"""Side by side with the real Alertmanager 0.25: its snapshot file and its API answers."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from daemon.silence import Silences
+from daemon.silencepb import read_snapshot_file
+from tests.api.conftest import Api
+from tests.api.test_against_alertmanager import AM, _free_port
+from tests.silence.conftest import SilenceFakeBackend
+
+pytestmark = pytest.mark.alertmanager
+
+
+class RealAlertmanager:
+    def __init__(self, client: httpx.AsyncClient, proc: trio.Process, storage: Path) -> None:
+        self.client = client
+        self.proc = proc
+        self.storage = storage
+
+
+@pytest.fixture
+async def real_am(tmp_path: Path) -> AsyncIterator[RealAlertmanager]:
+    if shutil.which(AM) is None:
+        pytest.skip("Alertmanager binary not installed")
+    (tmp_path / "am.yml").write_text("route:\n  receiver: default\nreceivers:\n  - name: default\n")
+    port = _free_port()
+    proc = await trio.lowlevel.open_process(
+        [
+            AM,
+            f"--config.file={tmp_path / 'am.yml'}",
+            f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            with trio.fail_after(20):
+                while True:
+                    try:
+                        if (await client.get("/-/ready")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await trio.sleep(0.1)
+            yield RealAlertmanager(client, proc, tmp_path / "data")
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            await proc.wait()
+
+
+def _silence(matchers: list[dict[str, Any]], starts: str, ends: str, **extra: Any) -> str:
+    doc = {
+        "matchers": matchers,
+        "startsAt": starts,
+        "endsAt": ends,
+        "createdBy": "t",
+        "comment": "c",
+    }
+    return json.dumps({**doc, **extra})
+
+
+async def test_load_snapshot_written_by_alertmanager(real_am: RealAlertmanager) -> None:
+    """Silences made through Alertmanager's API load from its shutdown snapshot intact."""
+    client = real_am.client
+    posted = [
+        _silence([{"name": "a", "value": "b", "isRegex": False}], "2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z"),
+        _silence([{"name": "c", "value": "d.*", "isRegex": True, "isEqual": False}, {"name": "e", "value": "f", "isRegex": False, "isEqual": False}], "2098-01-01T00:00:00Z", "2099-01-01T00:00:00.123Z"),
+        _silence([{"name": "g", "value": "ü<&>", "isRegex": False}], "2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z"),
+    ]  # fmt: skip
+    with trio.fail_after(30):
+        ids = []
+        for text in posted:
+            resp = await client.post(
+                "/api/v2/silences", content=text, headers={"Content-Type": "application/json"}
+            )
+            assert resp.status_code == 200, resp.text
+            ids.append(resp.json()["silenceID"])
+        assert (await client.delete(f"/api/v2/silence/{ids[0]}")).status_code == 200
+        theirs = {s["id"]: s for s in (await client.get("/api/v2/silences")).json()}
+        real_am.proc.send_signal(signal.SIGTERM)
+        await real_am.proc.wait()
+    data = read_snapshot_file(real_am.storage / "silences")
+    assert data is not None
+    store = Silences()
+    store.load_snapshot(data)
+    assert sorted(s.id for s in store) == sorted(ids)
+    backend_now = max(s.updated_at for s in store)
+    from daemon.api.silences import gettable_silence
+
+    for sid in ids:
+        ours = gettable_silence(store.get(sid), backend_now)  # type: ignore[arg-type]
+        want = dict(theirs[sid])
+        want.pop("status")
+        ours.pop("status")
+        assert ours == want
+        exp = store.expires_at(sid)
+        got = store.get(sid)
+        assert got is not None and exp == got.ends_at + 120 * 3600 * 10**9
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TIME = re.compile(r"20\d\d-\d\d-\d\dT[0-9:.]+Z")
+
+
+def _normalise(text: str, ids: dict[str, str]) -> str:
+    def sub(match: re.Match[str]) -> str:
+        return ids.setdefault(match.group(), f"ID{len(ids)}")
+
+    text = _UUID.sub(sub, text)
+    # Past/now-relative times differ between the two servers; far-future ones are posted.
+    return _TIME.sub(lambda m: m.group() if m.group().startswith("2099") else "T", text)
+
+
+async def test_api_sequence_matches_alertmanager(
+    real_am: RealAlertmanager, sbackend: SilenceFakeBackend
+) -> None:
+    """The same silence operations give the same statuses and (normalised) bodies."""
+    from daemon.api.app import default_api_routes
+    from daemon.api.silences import silence_routes
+    from daemon.clock import SystemClock
+
+    sbackend.clock = SystemClock()  # type: ignore[assignment]
+    api = Api(sbackend, api_routes={**default_api_routes(), **silence_routes()})
+    future = "2099-01-01T00:00:00Z"
+    m_ab = [{"name": "a", "value": "b", "isRegex": False}]
+    ops: list[tuple[str, str, str | None]] = [
+        ("POST", "/api/v2/silences", _silence(m_ab, "2020-01-01T00:00:00Z", future)),
+        ("POST", "/api/v2/silences", _silence(m_ab, "2098-01-01T00:00:00Z", future)),
+        ("POST", "/api/v2/silences", _silence([{"name": "x", "value": "y|z", "isRegex": True}], "2020-01-01T00:00:00Z", "2099-06-01T00:00:00Z")),
+        ("POST", "/api/v2/silences", _silence(m_ab, "2098-02-01T00:00:00Z", future, id="{ID1}")),
+        ("POST", "/api/v2/silences", _silence(m_ab, "2097-02-01T00:00:00Z", future, id="{ID0}")),
+        ("POST", "/api/v2/silences", _silence([{"name": "q", "value": ".*", "isRegex": True}], "2020-01-01T00:00:00Z", future)),
+        ("POST", "/api/v2/silences", _silence(m_ab, "2020-01-01T00:00:00Z", future, id="6f6e8a2e-0000-4000-8000-000000000000")),
+        ("DELETE", "/api/v2/silence/{ID2}", None),
+        ("DELETE", "/api/v2/silence/{ID2}", None),
+        ("DELETE", "/api/v2/silence/6f6e8a2e-0000-4000-8000-000000000000", None),
+        ("GET", "/api/v2/silence/{ID1}", None),
+        ("GET", "/api/v2/silence/6f6e8a2e-0000-4000-8000-000000000000", None),
+        ("GET", "/api/v2/silence/not-a-uuid", None),
+        ("GET", '/api/v2/silences?filter=a%3D"b"', None),
+        ("GET", "/api/v2/silences", None),
+    ]  # fmt: skip
+    their_ids: dict[str, str] = {}
+    our_ids: dict[str, str] = {}
+    with trio.fail_after(60):
+        for method, path, text in ops:
+            real = {v: k for k, v in their_ids.items()}
+            mine = {v: k for k, v in our_ids.items()}
+
+            def fill(s: str, table: dict[str, str]) -> str:
+                for name, value in table.items():
+                    s = s.replace("{" + name + "}", value)
+                return s
+
+            resp = await real_am.client.request(
+                method,
+                fill(path, real),
+                content=fill(text, real).encode() if text else None,
+                headers={"Content-Type": "application/json"},
+            )
+            status, data, _ = await api.request(
+                method, fill(path, mine), fill(text, mine) if text else None
+            )
+            theirs = (resp.status_code, _normalise(resp.text, their_ids))
+            ours = (status, _normalise(data.decode(), our_ids))
+            assert ours == theirs, (method, path, text)
