@@ -182,3 +182,51 @@ async def test_api_sequence_matches_alertmanager(
             theirs = (resp.status_code, _normalise(resp.text, their_ids))
             ours = (status, _normalise(data.decode(), our_ids))
             assert ours == theirs, (method, path, text)
+
+
+_OK = '"comment":"c","createdBy":"x","startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z"'
+BAD_BODIES = [
+    "",
+    "{}",
+    "[]",
+    "null",
+    '{"matchers":[]}',
+    '{"matchers":[],' + _OK + "}",
+    '{"matchers":[{}],' + _OK + "}",
+    '{"matchers":[{"name":"a","value":"b"}],' + _OK + "}",
+    '{"matchers":[{"name":"a","value":"b","isRegex":false}],"comment":1,"createdBy":2,"startsAt":"x","endsAt":"2099-01-01T00:00:00Z"}',
+    '{"matchers":[{"name":1,"value":"b","isRegex":false}],' + _OK + "}",
+    '{"id":5,"matchers":[{"name":"a","value":"b","isRegex":false}],' + _OK + "}",
+    '{"matchers":[{"name":"a","value":"b","isRegex":"x"}],' + _OK + "}",
+    '{"matchers":{},' + _OK + "}",
+    '{"matchers":[1],' + _OK + "}",
+    '{"matchers":[{"name":"a","value":"b","isRegex":false}],"comment":"c","createdBy":"x","startsAt":5,"endsAt":"x"}',
+    '{"matchers":[{"name":"a","value":"b","isRegex":false}],"comment":"c","createdBy":"x","endsAt":"2099-01-01T00:00:00Z"}',
+    '{"matchers":[{"name":"a","value":"b","isRegex":false},{"isRegex":true}],' + _OK + "}",
+    '{"matchers":[{"name":"a","value":"","isRegex":false}],' + _OK + "}",
+    '{"matchers":[{"name":"a","value":"(","isRegex":true}],' + _OK + "}",
+    '{"matchers":[{"name":"a-b","value":"x","isRegex":true}],' + _OK + "}",
+    '{"matchers":[{"name":"a","value":"x","isRegex":true}],"comment":"c","createdBy":"x","startsAt":"2099-01-01T00:00:00Z","endsAt":"2020-01-01T00:00:00Z"}',
+    '{"matchers":[{"name":"a","value":"x","isRegex":true}],"comment":"c","createdBy":"x","startsAt":"2010-01-01T00:00:00Z","endsAt":"2020-01-01T00:00:00Z"}',
+    '{"id":"nope","matchers":[{"name":"a","value":"x","isRegex":true}],' + _OK + "}",
+    '{"matchers":[{"name":"a","value":"x","isRegex":true}],' + _OK,
+]
+
+
+async def test_post_errors_match_alertmanager(
+    real_am: RealAlertmanager, sbackend: SilenceFakeBackend
+) -> None:
+    """Every bad POST /silences body gets the same status and body as from Alertmanager 0.25."""
+    from daemon.api.app import default_api_routes
+    from daemon.api.silences import silence_routes
+
+    api = Api(sbackend, api_routes={**default_api_routes(), **silence_routes()})
+    with trio.fail_after(60):
+        for text in BAD_BODIES:
+            resp = await real_am.client.post(
+                "/api/v2/silences",
+                content=text.encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            status, data, _ = await api.request("POST", "/api/v2/silences", text)
+            assert (status, data.decode()) == (resp.status_code, resp.text), text
