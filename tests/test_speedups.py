@@ -1,0 +1,58 @@
+"""The optional C speedups give exactly the pure Python results."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import daemon
+from daemon import alert
+from daemon.alert import _fingerprint_python, fingerprint, fingerprint_reference
+
+labels_st = st.dictionaries(st.text(max_size=12), st.text(max_size=20), max_size=8)
+
+
+def _speedups() -> ModuleType:
+    """The built extension; skip only where it was never built (no compiler)."""
+    built = list(Path(daemon.__file__).parent.glob("_speedups*.so"))
+    if not built:
+        pytest.skip("daemon/_speedups was not built")
+    return importlib.import_module("daemon._speedups")
+
+
+def test_alert_module_uses_the_extension_when_built() -> None:
+    """A built extension is what posting and the Alert class hash with."""
+    assert alert._fingerprint_fast is _speedups().fingerprint
+
+
+@given(labels_st)
+def test_c_fingerprint_matches_reference(labels: dict[str, str]) -> None:
+    """C FNV-1a 64 equals the plain byte loop for any labels, non-ASCII included."""
+    assert _speedups().fingerprint(labels) == fingerprint_reference(labels)
+
+
+@given(labels_st)
+def test_python_fallback_matches_reference(labels: dict[str, str]) -> None:
+    """The unrolled pure Python fallback equals the plain byte loop."""
+    assert _fingerprint_python(labels) == fingerprint_reference(labels)
+
+
+def test_non_ascii_fingerprint_matches_alertmanager() -> None:
+    """A non-ASCII value hashes as its UTF-8 bytes: the value Alertmanager 0.25 printed."""
+    assert f"{fingerprint({'alertname': 'x', 'team': '☃ snow'}):016x}" == "23187af20d3c247b"
+
+
+def test_c_fingerprint_rejects_bad_input() -> None:
+    """Non-dict labels, non-str values and lone surrogates raise instead of hashing garbage."""
+    speedups = _speedups()
+    with pytest.raises(TypeError):
+        speedups.fingerprint([("a", "b")])
+    with pytest.raises(TypeError):
+        speedups.fingerprint({"a": 1})
+    with pytest.raises(UnicodeEncodeError):
+        speedups.fingerprint({"a": "\ud800x"})
