@@ -307,12 +307,12 @@ async def test_template_error_and_empty_key_are_permanent() -> None:
     )
     assert not (await failure_of(integ, [firing()])).retryable
     integ = pagerduty.build(
-        integration_config("pagerduty", "{routing_key: '{{ }}'}"),
+        integration_config("pagerduty", "{routing_key: '{{ \"\" }}'}"),
         0,
         env_with(handler, real_templates()),
     )
     err = await failure_of(integ, [firing()])
-    assert not err.retryable
+    assert (str(err), err.retryable) == ("routing key cannot be empty", False)
 
 
 async def test_routing_key_file_is_read_and_trimmed(tmp_path: Any) -> None:

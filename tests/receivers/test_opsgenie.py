@@ -1,0 +1,135 @@
+"""The OpsGenie integration: create/close/update requests, responders, tags, errors."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from daemon.notify.receivers import opsgenie
+from tests.receivers.test_pagerduty import (
+    DEDUP,
+    ctx,
+    env_with,
+    failing,
+    failure_of,
+    firing,
+    integration_config,
+    real_templates,
+    recorder,
+    resolved,
+)
+
+
+async def test_create_body_is_exact() -> None:
+    """A firing group creates an alert with Go's field order and omitted empties."""
+    seen, handler = recorder()
+    conf = integration_config(
+        "opsgenie",
+        "{message: m, description: '', source: s, details: {d: '{{ v }}'},"
+        " tags: ' a,,b ', priority: P1, actions: 'x,y', entity: e, note: ''}",
+    )
+    await opsgenie.build(conf, 0, env_with(handler)).notify(ctx(), [firing(instance="i")])
+    (request,) = seen
+    assert request.method == "POST"
+    assert request.url == "https://api.opsgenie.com/v2/alerts"
+    assert request.headers["Authorization"] == "GenieKey og-key"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.content == (
+        b'{"alias":"' + DEDUP.encode() + b'","message":"m",'
+        b'"details":{"alertname":"Q","d":"\\u003cv\\u003e","instance":"i"},"source":"s",'
+        b'"tags":["a","b"],"priority":"P1","entity":"e","actions":["x","y"]}\n'
+    )
+
+
+async def test_resolved_group_closes_by_alias() -> None:
+    """A resolved group closes the alert by alias with only the source in the body."""
+    seen, handler = recorder()
+    conf = integration_config("opsgenie", "{source: src, api_url: 'http://og.local/base/?x=1'}")
+    await opsgenie.build(conf, 0, env_with(handler)).notify(ctx(), [resolved()])
+    (request,) = seen
+    assert str(request.url) == (
+        f"http://og.local/base/v2/alerts/{DEDUP}/close?identifierType=alias&x=1"
+    )
+    assert request.content == b'{"source":"src"}\n'
+
+
+async def test_update_alerts_sends_message_and_description() -> None:
+    """update_alerts adds PUTs of message and description after the create."""
+    seen, handler = recorder()
+    conf = integration_config("opsgenie", "{message: m, description: desc, update_alerts: true}")
+    await opsgenie.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
+    assert [(r.method, r.url.path, r.url.query) for r in seen] == [
+        ("POST", "/v2/alerts", b""),
+        ("PUT", f"/v2/alerts/{DEDUP}/message", b"identifierType=alias"),
+        ("PUT", f"/v2/alerts/{DEDUP}/description", b"identifierType=alias"),
+    ]
+    assert seen[1].content == b'{"message":"m"}\n'
+    assert seen[2].content == b'{"description":"desc"}\n'
+
+
+async def test_responders_expand_teams_and_drop_empty() -> None:
+    """A teams responder becomes one team per name; an all-empty one is dropped."""
+    seen, handler = recorder()
+    conf = integration_config(
+        "opsgenie",
+        "{responders: [{name: 'a, b,', type: teams}, {id: '{{ \"\" }}', type: '{{ \"\" }}'},"
+        " {username: u, type: user}, {id: i1, type: team}]}",
+    )
+    await opsgenie.build(conf, 0, env_with(handler, real_templates())).notify(ctx(), [firing()])
+    assert json.loads(seen[0].content)["responders"] == [
+        {"name": "a", "type": "team"},
+        {"name": " b", "type": "team"},
+        {"username": "u", "type": "user"},
+        {"id": "i1", "type": "team"},
+    ]
+
+
+async def test_message_truncated_to_130_runes() -> None:
+    """The message is cut to 130 runes ending in an ellipsis."""
+    seen, handler = recorder()
+    conf = integration_config("opsgenie", "{message: '" + "ü" * 200 + "'}")
+    await opsgenie.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
+    assert json.loads(seen[0].content)["message"] == "ü" * 129 + "…"
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(429, True), (500, True), (422, False)])
+async def test_status_classification(status: int, retryable: bool) -> None:
+    """429 and 5xx retry; other failures are permanent; later requests are not sent."""
+    seen, handler = recorder([status])
+    conf = integration_config("opsgenie", "{update_alerts: true}")
+    err = await failure_of(opsgenie.build(conf, 0, env_with(handler)), [firing()])
+    assert err.retryable is retryable
+    assert len(seen) == 1
+
+
+async def test_transport_error_retryable() -> None:
+    """A connection failure is retryable."""
+    conf = integration_config("opsgenie", "{}")
+    integ = opsgenie.build(conf, 0, env_with(failing(httpx.ConnectError("refused"))))
+    assert (await failure_of(integ, [firing()])).retryable
+
+
+async def test_template_error_permanent() -> None:
+    """A failing template is a permanent error and sends nothing."""
+    seen, handler = recorder()
+    conf = integration_config("opsgenie", "{note: '{{ FAIL }}'}")
+    assert not (await failure_of(opsgenie.build(conf, 0, env_with(handler)), [firing()])).retryable
+    assert seen == []
+
+
+async def test_default_templates() -> None:
+    """With built-in templates the message is the subject and the source the alerts page."""
+    seen, handler = recorder()
+    conf = integration_config("opsgenie", "{}")
+    await opsgenie.build(conf, 0, env_with(handler, real_templates())).notify(ctx(), [firing()])
+    body = json.loads(seen[0].content)
+    assert body["message"] == "[FIRING:1] Q "
+    assert body["source"] == "http://am.example:9093/#/alerts?receiver=team"
+
+
+def test_safe_split() -> None:
+    """safeSplit trims the whole string and drops empty parts only."""
+    assert opsgenie.safe_split("  a, b,,c ", ",") == ["a", " b", "c"]
+    assert opsgenie.safe_split("   ", ",") == []

@@ -1,0 +1,109 @@
+"""The Pushover integration: query parameters, limits, html, errors."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import httpx
+import pytest
+
+from daemon.notify.receivers import pushover
+from tests.receivers.test_pagerduty import (
+    ctx,
+    env_with,
+    failing,
+    failure_of,
+    firing,
+    integration_config,
+    real_templates,
+    recorder,
+    resolved,
+)
+
+
+async def test_request_is_exact() -> None:
+    """Every parameter goes sorted in the query string of an empty text/plain POST."""
+    seen, handler = recorder()
+    conf = integration_config(
+        "pushover",
+        "{user_key: u, token: 't k', title: '{{ t }}', message: ' m ', url: 'http://x?a=1',"
+        " sound: s, retry: 90s, expire: 2h}",
+    )
+    await pushover.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
+    (request,) = seen
+    assert str(request.url) == (
+        "https://api.pushover.net/1/messages.json?expire=7200&message=m"
+        "&priority=%3Cif+eq+.Status+%22firing%22%3E2%3Celse%3E0%3Cend%3E"
+        "&retry=90&sound=s&title=%3Ct%3E&token=t+k&url=http%3A%2F%2Fx%3Fa%3D1&url_title="
+        "&user=u"
+    )
+    assert request.method == "POST"
+    assert request.content == b""
+    assert request.headers["Content-Type"] == "text/plain"
+
+
+def params(request: httpx.Request) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(request.url.query.decode(), keep_blank_values=True))
+
+
+async def test_limits_and_empty_message() -> None:
+    """Title, message and URL are cut to 250, 1024 and 512 runes; empty becomes (no details)."""
+    seen, handler = recorder()
+    conf = integration_config(
+        "pushover",
+        "{user_key: u, token: t, title: '"
+        + "a" * 300
+        + "', message: '"
+        + "b" * 2000
+        + "', url: '"
+        + "c" * 600
+        + "'}",
+    )
+    await pushover.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
+    got = params(seen[0])
+    assert got["title"] == "a" * 249 + "…"
+    assert got["message"] == "b" * 1023 + "…"
+    assert got["url"] == "c" * 511 + "…"
+    conf = integration_config("pushover", "{user_key: u, token: t, message: '  '}")
+    await pushover.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
+    assert params(seen[1])["message"] == "(no details)"
+
+
+async def test_html_renders_message_as_html() -> None:
+    """html: true adds html=1 and renders the message in HTML mode."""
+    seen, handler = recorder()
+    env = env_with(handler)
+    conf = integration_config("pushover", "{user_key: u, token: t, html: true, message: '{{ m }}'}")
+    await pushover.build(conf, 0, env).notify(ctx(), [firing()])
+    assert params(seen[0])["html"] == "1"
+    assert ("{{ m }}", True) in env.templater.calls  # type: ignore[attr-defined]
+
+
+async def test_default_templates_priority() -> None:
+    """With built-in templates priority is 2 when firing and 0 when resolved."""
+    seen, handler = recorder()
+    conf = integration_config("pushover", "{user_key: u, token: t}")
+    integ = pushover.build(conf, 0, env_with(handler, real_templates()))
+    await integ.notify(ctx(), [firing()])
+    await integ.notify(ctx(), [resolved()])
+    assert [params(r)["priority"] for r in seen] == ["2", "0"]
+    assert params(seen[0])["title"] == "[FIRING:1] Q "
+    assert params(seen[0])["url"] == "http://am.example:9093/#/alerts?receiver=team"
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(500, True), (429, False), (400, False)])
+async def test_status_classification(status: int, retryable: bool) -> None:
+    """Only 5xx retries."""
+    _, handler = recorder([status])
+    conf = integration_config("pushover", "{user_key: u, token: t}")
+    assert (
+        await failure_of(pushover.build(conf, 0, env_with(handler)), [firing()])
+    ).retryable is retryable
+
+
+async def test_transport_error_hides_token() -> None:
+    """A transport error retries without showing the URL holding the token."""
+    conf = integration_config("pushover", "{user_key: u, token: secret-token}")
+    integ = pushover.build(conf, 0, env_with(failing(httpx.ConnectError("no"))))
+    err = await failure_of(integ, [firing()])
+    assert err.retryable and "secret-token" not in str(err)
