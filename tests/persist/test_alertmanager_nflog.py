@@ -1,4 +1,4 @@
-"""Reading the ``nflog`` snapshot the real Alertmanager 0.25 writes at shutdown."""
+"""Snapshot files shared with the real Alertmanager 0.25, in both directions."""
 
 from __future__ import annotations
 
@@ -9,21 +9,28 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from cluster.protowire import iter_delimited
+from daemon import silencepb
+from daemon.clock import NS_PER_SECOND, SystemClock
+from daemon.matcher import parse_matcher
 from daemon.nflog import Nflog, ReceiverKey, alert_hash
-from daemon.nflogpb import decode_mesh_entry, decode_state, encode_mesh_entry
+from daemon.nflogpb import decode_mesh_entry, decode_state, encode_mesh_entry, snapshot_records
 from daemon.persist import RecordJournal
+from daemon.silence import Silence, Silences
 
 AM_BINARY = "/usr/bin/prometheus-alertmanager"
 pytestmark = pytest.mark.alertmanager
 
-H = 3600 * 1_000_000_000
+H = 3600 * NS_PER_SECOND
 LABELS = {"alertname": "A1", "severity": "page"}
+GROUP_KEY = '{}:{alertname="A1"}'
+RECEIVER = ReceiverKey("wh", "webhook", 0)
 
 CONFIG = """
 route:
@@ -45,35 +52,46 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Sink:
+    """A webhook receiver on 127.0.0.1:<ephemeral> counting POSTs."""
+
+    def __init__(self) -> None:
+        self.posts = 0
+        self.got = threading.Event()
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(200)
+                self.end_headers()
+                sink.posts += 1
+                sink.got.set()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+
+
 @pytest.fixture
-def sink() -> Iterator[tuple[int, threading.Event]]:
-    got = threading.Event()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            self.send_response(200)
-            self.end_headers()
-            got.set()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def sink() -> Iterator[Sink]:
+    s = Sink()
+    thread = threading.Thread(target=s.server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server.server_address[1], got
+        yield s
     finally:
-        server.shutdown()
-        server.server_close()
+        s.server.shutdown()
+        s.server.server_close()
         thread.join()
 
 
-def run_alertmanager_once(tmp_path: Path, sink_port: int, notified: threading.Event) -> bytes:
-    """Start AM, post one alert, wait for the webhook, SIGTERM it; return its nflog file."""
-    (tmp_path / "am.yml").write_text(CONFIG.format(port=sink_port))
-    storage = tmp_path / "data"
+@contextmanager
+def alertmanager(tmp_path: Path, storage: Path, sink: Sink) -> Iterator[str]:
+    """Run AM 0.25 on 127.0.0.1 with ``storage``; yield its API base; SIGTERM it on exit."""
+    (tmp_path / "am.yml").write_text(CONFIG.format(port=sink.port))
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -95,44 +113,100 @@ def run_alertmanager_once(tmp_path: Path, sink_port: int, notified: threading.Ev
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("alertmanager did not start")
+                    pytest.fail("alertmanager did not start (or refused its storage files)")
                 time.sleep(0.1)
-        body = [{"labels": LABELS}]
-        httpx.post(f"{base}/alerts", json=body, timeout=5).raise_for_status()
-        assert notified.wait(20), "alertmanager sent no notification"
-        # The nflog entry is written after the webhook answers; give the pipeline a moment.
-        time.sleep(0.5)
+        yield base
+        # SIGTERM: Alertmanager writes its final nflog and silences snapshots.
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return (storage / "nflog").read_bytes()
 
 
-def test_decode_nflog_written_by_alertmanager(
-    tmp_path: Path, sink: tuple[int, threading.Event]
-) -> None:
-    """AM 0.25's nflog snapshot decodes to the right group key, receiver and xxhash, byte-exactly."""
-    sink_port, notified = sink
-    before = time.time_ns()
-    data = run_alertmanager_once(tmp_path, sink_port, notified)
-    after = time.time_ns()
+def test_load_files_written_by_alertmanager(tmp_path: Path, sink: Sink) -> None:
+    """AM 0.25's nflog and silences snapshots load: group key, receiver, xxhash, byte-exact."""
+    storage = tmp_path / "data"
+    before = SystemClock().now()
+    with alertmanager(tmp_path, storage, sink) as base:
+        httpx.post(f"{base}/alerts", json=[{"labels": LABELS}], timeout=5).raise_for_status()
+        silence = {
+            "matchers": [{"name": "alertname", "value": "Other", "isRegex": False}],
+            "startsAt": "2030-01-01T00:00:00Z",
+            "endsAt": "2030-01-02T00:00:00Z",
+            "createdBy": "me",
+            "comment": "from am",
+        }
+        resp = httpx.post(f"{base}/silences", json=silence, timeout=5)
+        resp.raise_for_status()
+        silence_id = resp.json()["silenceID"]
+        assert sink.got.wait(20), "alertmanager sent no notification"
+        # The nflog entry is written after the webhook answers; give the pipeline a moment.
+        time.sleep(0.5)
+    after = SystemClock().now()
+
+    data = (storage / "nflog").read_bytes()
     [entry] = decode_state(data)
-    assert entry.group_key == '{}:{alertname="A1"}'
-    assert entry.receiver == ReceiverKey("wh", "webhook", 0)
+    assert entry.group_key == GROUP_KEY
+    assert entry.receiver == RECEIVER
     assert entry.firing_alerts == (alert_hash(LABELS),)
     assert entry.resolved_alerts == ()
     assert before <= entry.timestamp <= after
     assert entry.expires_at == entry.timestamp + 2 * H
     # Our encoder writes the very bytes Alertmanager wrote.
     assert [encode_mesh_entry(entry)] == list(iter_delimited(data))
-    # And our store loads Alertmanager's file as its snapshot.
-    journal = RecordJournal.open(tmp_path / "data", "nflog")
-    nflog = Nflog()
+
+    # And our store loads Alertmanager's files as its snapshots.
+    journal = RecordJournal.open(storage, "nflog")
     loaded = journal.load_decoded(decode_mesh_entry)
     journal.close()
     assert loaded.problems == ()
+    nflog = Nflog()
     nflog.load_entries(loaded.records)
-    assert nflog.query('{}:{alertname="A1"}', ReceiverKey("wh", "webhook", 0)) == entry
+    assert nflog.query(GROUP_KEY, RECEIVER) == entry
+
+    journal = RecordJournal.open(storage, "silences")
+    silences_loaded = journal.load_decoded(silencepb.decode_mesh_silence)
+    journal.close()
+    assert silences_loaded.problems == ()
+    [(got, expires_at)] = silences_loaded.records
+    assert (got.id, got.comment, got.created_by) == (silence_id, "from am", "me")
+    assert expires_at == got.ends_at + 120 * H
+
+
+def test_alertmanager_starts_from_files_tocsin_wrote(tmp_path: Path, sink: Sink) -> None:
+    """AM 0.25 starts from tocsin's compacted snapshots: it lists our silence and dedups by our nflog."""
+    storage = tmp_path / "data"
+    now = SystemClock().now()
+    nflog = Nflog()
+    nflog.log(RECEIVER, GROUP_KEY, [alert_hash(LABELS)], [], now=now, expiry=2 * H)
+    silences = Silences(new_id=lambda: "5d7e5c34-7b1c-4b7e-9a3e-1f0b7c2a9d11")
+    sid = silences.set(
+        Silence("", (parse_matcher('alertname="Other"'),), now, now + H, comment="from tocsin"),
+        now,
+    )
+    for name, records in (
+        ("nflog", snapshot_records(nflog)),
+        ("silences", list(iter_delimited(silences.marshal()))),
+    ):
+        journal = RecordJournal.open(storage, name)
+        journal.append(b"not part of the snapshot")
+        journal.compact(records)
+        journal.close()
+
+    with alertmanager(tmp_path, storage, sink) as base:
+        listed = httpx.get(f"{base}/silences", timeout=5).json()
+        assert [(s["id"], s["comment"], s["status"]["state"]) for s in listed] == [
+            (sid, "from tocsin", "active")
+        ]
+        # The group flushes after group_wait (1s); the nflog entry says this very alert
+        # was already notified, so Alertmanager must stay quiet.
+        httpx.post(f"{base}/alerts", json=[{"labels": LABELS}], timeout=5).raise_for_status()
+        time.sleep(3)
+        assert sink.posts == 0
+        # Control: a group the nflog does not know is notified as usual.
+        httpx.post(
+            f"{base}/alerts", json=[{"labels": {"alertname": "A2"}}], timeout=5
+        ).raise_for_status()
+        assert sink.got.wait(20), "alertmanager sent nothing for a new group"
