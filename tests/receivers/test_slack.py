@@ -1,0 +1,382 @@
+"""Slack end to end against a mock transport, and the chat integrations side by side with
+Alertmanager 0.25 (slack, discord, telegram, webex share one real Alertmanager run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from daemon.alert import Alert
+from daemon.clock import ZERO_TIME
+from daemon.config.load import load_config_text
+from daemon.config.model import Config, IntegrationConfig
+from daemon.notify.context import NotifyContext
+from daemon.notify.receivers import registry
+from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.retry import NotifyError
+from daemon.template.render import Templates
+from daemon.timestamp import parse_rfc3339
+
+NOW = parse_rfc3339("2024-05-01T12:00:00Z")
+EXTERNAL_URL = "http://am.example"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class FixedClock:
+    """A clock that always reads NOW."""
+
+    def now(self) -> int:
+        return NOW
+
+
+def make_env(
+    handler: Handler, templates: Templates | None = None, receiver: str = "team"
+) -> IntegrationEnv:
+    """An IntegrationEnv whose HTTP client answers with ``handler``."""
+    return IntegrationEnv(
+        http=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        templater=(templates or Templates.load()).with_external_url(EXTERNAL_URL),
+        external_url=EXTERNAL_URL,
+        clock=FixedClock(),
+        receiver=receiver,
+    )
+
+
+def make_ctx(receiver: str = "team", group_labels: dict[str, str] | None = None) -> NotifyContext:
+    """A flush context at NOW."""
+    return NotifyContext(
+        group_key='{}:{alertname="Disk"}',
+        group_labels=group_labels or {"alertname": "Disk"},
+        receiver=receiver,
+        repeat_interval=4 * 3600 * 10**9,
+        route_id="{}",
+        now=NOW,
+    )
+
+
+def sample_alerts() -> list[Alert]:
+    """One firing and one resolved alert of group alertname=Disk."""
+    return [
+        Alert(
+            {"alertname": "Disk", "instance": "a:9100", "severity": "page"},
+            {"summary": "disk <full> & slow", "runbook": "http://r/x"},
+            NOW - 600 * 10**9,
+            ZERO_TIME,
+            "http://prom/graph?g0=1&x=<y>",
+        ),
+        Alert(
+            {"alertname": "Disk", "instance": "b:9100", "severity": "page"},
+            {"summary": "disk full"},
+            NOW - 900 * 10**9,
+            NOW - 60 * 10**9,
+            "http://prom/graph?g0=2",
+        ),
+    ]
+
+
+class Recorder:
+    """A MockTransport handler that records requests and replies with queued statuses."""
+
+    def __init__(self, statuses: Sequence[int] = (), body: bytes = b"ok") -> None:
+        self.requests: list[httpx.Request] = []
+        self.statuses = list(statuses)
+        self.body = body
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        status = self.statuses.pop(0) if self.statuses else 200
+        return httpx.Response(status, content=self.body)
+
+
+def integration_config(yaml_receiver: str) -> IntegrationConfig:
+    """The first non-webhook integration of receiver ``team`` in a config snippet."""
+    config = load_config_text(
+        f"route: {{receiver: team}}\nreceivers:\n- name: team\n{yaml_receiver}"
+    )
+    return config.receivers[0].other_configs[0]
+
+
+SLACK = """  slack_configs:
+  - api_url: http://slack.example/hook
+    channel: '#ops'
+    send_resolved: true
+    fields: [{title: sev, value: '{{ .CommonLabels.severity }}'}]
+    actions: [{type: button, text: Runbook, url: 'http://r/{{ .GroupLabels.alertname }}'}]
+"""
+
+
+async def test_slack_default_body_exact() -> None:
+    """The default Slack body matches Alertmanager's keys, order, escaping and values."""
+    rec = Recorder()
+    env = make_env(rec)
+    integ = registry.build_integration(integration_config(SLACK), 0, env)
+    assert integ is not None and integ.name == "slack" and integ.send_resolved
+    await integ.notify(make_ctx(), sample_alerts())
+    (req,) = rec.requests
+    assert str(req.url) == "http://slack.example/hook"
+    assert req.headers["content-type"] == "application/json"
+    assert req.headers["user-agent"] == "Alertmanager/0.25.0"
+    link = "http://am.example/#/alerts?receiver=team"
+    title = "[FIRING:1] Disk (page)"
+    expected = {
+        "channel": "#ops",
+        "username": "Alertmanager",
+        "attachments": [
+            {
+                "title": title,
+                "title_link": link,
+                "text": "",
+                "fallback": f"{title} | {link}",
+                "callback_id": "",
+                "fields": [{"title": "sev", "value": "page", "short": False}],
+                "actions": [{"type": "button", "text": "Runbook", "url": "http://r/Disk"}],
+                "footer": "",
+                "color": "danger",
+                "mrkdwn_in": ["fallback", "pretext", "text"],
+            }
+        ],
+    }
+    assert req.content == (json.dumps(expected, separators=(",", ":")) + "\n").encode()
+
+
+async def test_slack_errors_are_classified() -> None:
+    """5xx is retryable and 4xx permanent; both name the channel, as upstream wraps them."""
+    env = make_env(Recorder([503, 404]))
+    integ = registry.build_integration(integration_config(SLACK), 0, env)
+    assert integ is not None
+    with pytest.raises(NotifyError) as first:
+        await integ.notify(make_ctx(), sample_alerts())
+    assert first.value.retryable
+    assert str(first.value) == 'channel "#ops": unexpected status code 503: ok'
+    with pytest.raises(NotifyError) as second:
+        await integ.notify(make_ctx(), sample_alerts())
+    assert not second.value.retryable
+
+
+async def test_slack_long_title_truncated_and_long_text_split() -> None:
+    """Titles over 1024 runes end in an ellipsis; text over 8000 runes is sent in parts."""
+    rec = Recorder()
+    cfg = integration_config(
+        "  slack_configs:\n  - api_url: http://s/h\n"
+        '    title: \'{{ range $i, $_ := (stringSlice "x") }}{{ end }}' + "é" * 1100 + "'\n"
+        "    text: '" + ("line of text\n" * 700).replace("\n", '{{ "\\n" }}') + "'\n"
+    )
+    integ = registry.build_integration(cfg, 0, make_env(rec))
+    assert integ is not None
+    await integ.notify(make_ctx(), sample_alerts())
+    bodies = [json.loads(r.content) for r in rec.requests]
+    assert len(bodies) == 2
+    title = bodies[0]["attachments"][0]["title"]
+    assert len(title) == 1024 and title.endswith("…")
+    text = "".join(b["attachments"][0]["text"] for b in bodies)
+    assert text == "line of text\n" * 700
+    assert all(len(b["attachments"][0]["text"]) <= 8000 for b in bodies)
+
+
+# --- side by side with Alertmanager 0.25 ---------------------------------------------------
+
+
+CUSTOM_TEMPLATE = """{{ define "custom.body" -}}
+{{ $n := len .Alerts }}{{ .Status | toUpper }} {{ printf "%d alert(s)" $n }} for {{ .GroupLabels.alertname }}
+{{ range $i, $a := .Alerts -}}
+{{ if eq $a.Status "firing" }}🔥{{ else }}✅{{ end }} #{{ $i }} {{ $a.Labels.instance }}
+{{- with $a.Annotations.summary }} — {{ . | title }}{{ end }}
+{{- if match "^a:" $a.Labels.instance }} (primary){{ end }}
+ started {{ $a.StartsAt.Format "2006-01-02 15:04" }} {{ reReplaceAll "g0=([0-9]+)" "graph $1" $a.GeneratorURL }}
+{{ end -}}
+{{ template "custom.footer" . }}
+{{- end }}
+{{ define "custom.footer" }}labels: {{ join ", " (.CommonLabels.Remove (stringSlice "alertname")).Names }} <{{ .ExternalURL }}>{{ end }}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Sink:
+    """A threaded loopback HTTP server recording (path, headers, body) of each POST."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        sink = self
+
+        class _H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                sink.requests.append((self.path, dict(self.headers), body))
+                reply = b'{"ok":true,"result":{"message_id":1,"chat":{"id":-100}}}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), _H)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _Sink:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def side_by_side_config(sink: str, template_path: Path) -> str:
+    """One receiver with slack, discord, telegram and webex entries, defaults and custom."""
+    custom = "'{{ template \"custom.body\" . }}'"
+    return f"""
+templates: ['{template_path}']
+route: {{receiver: 'chat.team', group_wait: 0s, group_interval: 1h, group_by: [alertname]}}
+receivers:
+- name: 'chat.team'
+  slack_configs:
+  - {{api_url: '{sink}/slack/default', send_resolved: true, channel: '#ops'}}
+  - api_url: '{sink}/slack/custom'
+    send_resolved: true
+    text: {custom}
+    fields: [{{title: sev, value: '{{{{ .CommonLabels.severity }}}}', short: true}}]
+  discord_configs:
+  - {{webhook_url: '{sink}/discord/default'}}
+  - {{webhook_url: '{sink}/discord/custom', message: {custom}}}
+  telegram_configs:
+  - {{api_url: '{sink}/telegram/default', bot_token: tok, chat_id: -100}}
+  - {{api_url: '{sink}/telegram/custom', bot_token: tok, chat_id: -100, message: {custom}, parse_mode: ''}}
+  webex_configs:
+  - {{api_url: '{sink}/webex/default', room_id: room1, http_config: {{authorization: {{credentials: sekrit}}}}}}
+  - {{api_url: '{sink}/webex/custom', room_id: room1, message: {custom}, http_config: {{authorization: {{credentials: sekrit}}}}}}
+"""
+
+
+POSTED = [
+    {
+        "labels": {"alertname": "Disk", "instance": "a:9100", "severity": "page"},
+        "annotations": {"summary": "disk <full> & slow", "runbook": "http://r/x"},
+        "startsAt": "2024-05-01T11:50:00Z",
+        "generatorURL": "http://prom/graph?g0=1&x=<y>",
+    },
+    {
+        "labels": {"alertname": "Disk", "instance": "b:9100", "severity": "page"},
+        "annotations": {"summary": "disk full"},
+        "startsAt": "2024-05-01T11:45:00Z",
+        "endsAt": "2024-05-01T11:59:00Z",
+        "generatorURL": "http://prom/graph?g0=2",
+    },
+]
+
+
+@pytest.fixture
+def alertmanager_run(
+    tmp_path: Path,
+) -> Iterator[tuple[Config, list[tuple[str, dict[str, str], bytes]]]]:
+    """Runs Alertmanager 0.25 against a local sink; yields our config and its requests."""
+    binary = shutil.which("prometheus-alertmanager")
+    assert binary is not None
+    template_path = tmp_path / "custom.tmpl"
+    template_path.write_text(CUSTOM_TEMPLATE)
+    with _Sink() as sink:
+        text = side_by_side_config(f"http://127.0.0.1:{sink.port}", template_path)
+        (tmp_path / "am.yml").write_text(text)
+        port = _free_port()
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={tmp_path / 'am.yml'}",
+                f"--storage.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                f"--web.external-url={EXTERNAL_URL}",
+                "--cluster.listen-address=",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "TZ": "UTC"},
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            httpx.post(f"http://127.0.0.1:{port}/api/v2/alerts", json=POSTED, timeout=5)
+            deadline = time.monotonic() + 20
+            while len(sink.requests) < 8 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        yield load_config_text(text), sink.requests
+
+
+def _our_alerts() -> list[Alert]:
+    alerts = []
+    for posted in POSTED:
+        ends = posted.get("endsAt")
+        alerts.append(
+            Alert(
+                dict(posted["labels"]),  # type: ignore[arg-type]
+                dict(posted["annotations"]),  # type: ignore[arg-type]
+                parse_rfc3339(str(posted["startsAt"])),
+                parse_rfc3339(str(ends)) if ends else ZERO_TIME,
+                str(posted["generatorURL"]),
+            )
+        )
+    # Alertmanager sorts a group's alerts by labels; instance a sorts first.
+    return alerts
+
+
+@pytest.mark.alertmanager
+async def test_chat_bodies_equal_alertmanager(
+    alertmanager_run: tuple[Config, list[tuple[str, dict[str, str], bytes]]],
+    tmp_path: Path,
+) -> None:
+    """Slack, Discord, Telegram and Webex bodies (default and custom template) equal Alertmanager's."""
+    config, theirs = alertmanager_run
+    assert len(theirs) == 8
+    by_path = {path: (headers, body) for path, headers, body in theirs}
+    templates = Templates.load([str(tmp_path / "custom.tmpl")])
+    receiver = config.receivers[0]
+    ctx = make_ctx(receiver="chat.team")
+    seen: dict[str, int] = {}
+    for entry in receiver.other_configs:
+        idx = seen.get(entry.type, 0)
+        seen[entry.type] = idx + 1
+        rec = Recorder(body=b'{"ok":true}')
+        integ = registry.build_integration(entry, idx, make_env(rec, templates, "chat.team"))
+        assert integ is not None
+        await integ.notify(ctx, _our_alerts())
+        (ours,) = rec.requests
+        path = ours.url.raw_path.decode()
+        headers, body = by_path[path]
+        assert ours.content == body, path
+        assert ours.headers["user-agent"] == headers["User-Agent"], path
+        if entry.type == "webex":
+            assert ours.headers["authorization"] == headers["Authorization"] == "Bearer sekrit"
