@@ -383,12 +383,19 @@ class RecordJournal:
             n += 1
             aside = corrupt_name(path, now + n)
         try:
-            try:
-                # A hard link leaves the original in place until the repaired snapshot
-                # replaces it, so a crash here loses nothing.
-                os.link(path, aside)
-            except OSError:
+            if path == self.snapshot_path:
+                try:
+                    # A hard link leaves the original in place until the repaired
+                    # snapshot is renamed over it, so a crash here loses nothing.
+                    os.link(path, aside)
+                except OSError:
+                    shutil.copy2(path, aside)
+            else:
+                # Never a link for the journal: it is truncated in place, which would
+                # empty a link to the same inode.
                 shutil.copy2(path, aside)
+                with open(aside, "rb") as f:
+                    os.fsync(f.fileno())
             _fsync_dir(self.directory)
         except OSError as exc:
             # Availability first: the repair goes ahead even if we cannot keep a copy.

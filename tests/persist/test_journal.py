@@ -170,11 +170,15 @@ def test_torn_journal_moved_aside_and_truncated(tmp_path: Path) -> None:
     j.close()
     with open(tmp_path / "silences.wal", "ab") as f:
         f.write(journal_frame(b"two")[:-1])
+    damaged = (tmp_path / "silences.wal").read_bytes()
     j = open_journal(tmp_path)
     got = j.load()
     assert got.records == (b"one",)
     assert got.problems[0].reason.startswith("truncated record")
-    assert Path(got.moved_aside[0]).name.startswith("silences.wal.corrupt-")
+    aside = Path(got.moved_aside[0])
+    assert aside.name.startswith("silences.wal.corrupt-")
+    # The preserved copy survives the journal's truncation.
+    assert aside.read_bytes() == damaged
     j.append(b"three")
     j.close()
     assert open_journal(tmp_path).load().records == (b"one", b"three")
