@@ -27,6 +27,7 @@ import signal
 import socket
 import struct
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,16 +48,24 @@ from daemon.config.model import Config
 from daemon.dispatch.dispatcher import Dispatcher
 from daemon.dispatch.route import RouteNode
 from daemon.dispatch.snapshot import GroupSnapshot
+from daemon.inhibit import Inhibitor
 from daemon.log import configure as configure_logging
 from daemon.nflog import Nflog
 from daemon.notify.pipeline import build_notifiers
+from daemon.notify.silence_stage import SilenceStage
+from daemon.notify.stages import GroupMuteMarker, suppression_stages
+from daemon.silence import Silences
+from daemon.silencepb import read_snapshot_file, write_snapshot_file
 from daemon.store import AlertStore
+from daemon.timeinterval import TimeIntervals
 
 log = structlog.get_logger("tocsin")
 
 #: Seconds a notification HTTP request may take (Alertmanager's notifiers have no
 #: default per-request timeout, only the flush deadline; this bounds a hung peer).
 HTTP_TIMEOUT = 30.0
+#: Deadline for the final state snapshot at shutdown.
+SHUTDOWN_SAVE_SECONDS = 10.0
 
 
 @attrs.define
@@ -66,7 +75,14 @@ class Generation:
     config: Config
     root: RouteNode
     dispatcher: Dispatcher
+    inhibitor: Inhibitor
+    mute_marker: GroupMuteMarker
     cancel: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+
+    def ingest(self, alert: Alert) -> None:
+        """The store's intake: every inserted alert, resolved ones and re-posts included."""
+        self.inhibitor.ingest(alert)
+        self.dispatcher.ingest(alert)
 
 
 def config_hash(text: str) -> float:
@@ -85,12 +101,16 @@ class Instance:
         http: httpx.AsyncClient,
         external_url: str,
         retention: int,
+        storage: Path | None = None,
     ) -> None:
         self.clock = clock
         self.http = http
         self.external_url = external_url
+        self.storage = storage
         self.store = AlertStore(clock)
         self.nflog = Nflog(retention=retention)
+        self.silences = Silences(retention=retention)
+        self.silences.register_metrics(clock.now)
         self._first = config
         self._generation: Generation | None = None
         self._nursery: trio.Nursery | None = None
@@ -109,7 +129,15 @@ class Instance:
         """Build (but do not start) a generation; raises on a config that cannot run."""
         root = RouteNode.build(config.route)
         notifiers = build_notifiers(config, self.nflog, self.clock, self.http, self.external_url)
-        return Generation(config, root, Dispatcher(root, notifiers, self.clock))
+        inhibitor = Inhibitor(config.inhibit_rules)
+        marker = GroupMuteMarker()
+        # Spec §4 order: inhibition, active intervals, mute intervals, silences, then fan-out.
+        stages = suppression_stages(inhibitor, TimeIntervals(config.time_intervals), marker)
+        stages.append(SilenceStage(self.silences))
+        for pipeline in notifiers.values():
+            pipeline.stages[:0] = stages
+        dispatcher = Dispatcher(root, notifiers, self.clock)
+        return Generation(config, root, dispatcher, inhibitor, marker)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; ready once the first generation's dispatcher is ready."""
@@ -125,11 +153,11 @@ class Instance:
         old, self._generation = self._generation, new
         if self._unsubscribe is not None:
             self._unsubscribe()
-        self._unsubscribe = self.store.subscribe(new.dispatcher.ingest)
+        self._unsubscribe = self.store.subscribe(new.ingest)
         if old is not None:
             old.cancel.cancel()
         for alert in self.store.list():
-            new.dispatcher.ingest(alert)
+            new.ingest(alert)
 
     def receivers_for(self, labels: Mapping[str, str]) -> list[str]:
         return [node.receiver for node in self.generation.root.match(labels)]
@@ -138,13 +166,35 @@ class Instance:
         return self.generation.dispatcher.groups()
 
     def alert_status(self, alert: Alert, now: int) -> AlertStatus:
-        # Silences and inhibition come with their own issue; until then nothing mutes.
-        return AlertStatus()
+        by = self.generation.inhibitor.inhibited_by(alert.labels, alert.fingerprint, now)
+        silenced = self.silences.mutes(alert.labels, alert.fingerprint, now)
+        return AlertStatus(silenced_by=silenced, inhibited_by=(by,) if by else ())
 
     def collect_garbage(self) -> int:
         now = self.clock.now()
         self.nflog.gc(now)
-        return len(self.store.gc(now))
+        gone = self.store.gc(now)
+        inhibitor = self.generation.inhibitor
+        inhibitor.gc(now)
+        for alert in gone:
+            inhibitor.forget(alert.fingerprint)
+            self.silences.forget(alert.fingerprint)
+        return len(gone)
+
+    def load_state(self) -> None:
+        """Read the silences snapshot under ``storage`` (Alertmanager's file format)."""
+        if self.storage is None:
+            return
+        data = read_snapshot_file(self.storage / "silences")
+        if data is not None:
+            self.silences.load_snapshot(data)
+
+    async def save_state(self) -> None:
+        """GC and snapshot silences (temp file, fsync, rename), off the event loop."""
+        if self.storage is None:
+            return
+        data = self.silences.maintenance(self.clock.now())
+        await trio.to_thread.run_sync(write_snapshot_file, self.storage / "silences", data)
 
 
 async def _run_generation(
@@ -172,6 +222,10 @@ class Backend:
     @property
     def store(self) -> AlertStore:
         return self.instance.store
+
+    @property
+    def silences(self) -> Silences:
+        return self.instance.silences
 
     @property
     def clock(self) -> Clock:
@@ -272,6 +326,11 @@ def run(opts: Options) -> int:
         log.error("config.load_failed", file=opts.config_file, err=str(exc))
         return 1
     try:
+        Path(opts.storage_path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.error("storage.unusable", path=opts.storage_path, err=str(exc))
+        return 1
+    try:
         sock = listen_socket(opts.web_listen_address)
     except (OSError, ValueError) as exc:
         log.error("web.listen_failed", address=opts.web_listen_address, err=str(exc))
@@ -283,8 +342,9 @@ def run(opts: Options) -> int:
 async def serve(opts: Options, config: Config, sock: socket.socket) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the config."""
     # Imported here so that the pure core never imports quart or hypercorn.
-    from daemon.api.app import create_app
+    from daemon.api.app import create_app, default_api_routes
     from daemon.api.server import serve_api
+    from daemon.api.silences import silence_routes
 
     clock = SystemClock()
     address, port = sock.getsockname()[:2]
@@ -292,29 +352,47 @@ async def serve(opts: Options, config: Config, sock: socket.socket) -> None:
     m.cluster_enabled.set(0)
     if opts.cluster_peers:
         log.warning("cluster.unavailable", reason="clustering is not implemented yet")
-    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http, trio.open_nursery() as nursery:
-        instance = Instance(config, clock, http, external_url(opts, port), opts.data_retention)
-        backend = Backend(instance, opts, clock.now())
-        await nursery.start(instance.run)
-        record_config(config)
-        m.register_callback(
-            "alertmanager_alerts",
-            "How many alerts by state.",
-            ["state"],
-            lambda: instance.store.count_by_state(
-                lambda a: backend.alert_status(a, clock.now()).state, clock.now()
-            ),
+    storage = Path(opts.storage_path)
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
+        instance = Instance(
+            config, clock, http, external_url(opts, port), opts.data_retention, storage
         )
-        await nursery.start(functools.partial(serve_api, create_app(backend), "", 0, sock=sock))
-        log.info(
-            "web.listening",
-            address=f"{address}:{port}",
-            external_url=instance.external_url,
-            version=__version__,
-            pid=os.getpid(),
-        )
-        nursery.start_soon(_collect_garbage, instance, opts.alerts_gc_interval)
-        await _handle_signals(backend, nursery.cancel_scope)
+        await trio.to_thread.run_sync(instance.load_state)
+        try:
+            async with trio.open_nursery() as nursery:
+                backend = Backend(instance, opts, clock.now())
+                await nursery.start(instance.run)
+                record_config(config)
+                m.register_callback(
+                    "alertmanager_alerts",
+                    "How many alerts by state.",
+                    ["state"],
+                    lambda: instance.store.count_by_state(
+                        lambda a: backend.alert_status(a, clock.now()).state, clock.now()
+                    ),
+                )
+                app = create_app(backend, api_routes={**default_api_routes(), **silence_routes()})
+                await nursery.start(functools.partial(serve_api, app, "", 0, sock=sock))
+                log.info(
+                    "web.listening",
+                    address=f"{address}:{port}",
+                    external_url=instance.external_url,
+                    version=__version__,
+                    pid=os.getpid(),
+                )
+                nursery.start_soon(_collect_garbage, instance, opts.alerts_gc_interval)
+                nursery.start_soon(_maintain, instance, opts.data_maintenance_interval)
+                await _handle_signals(backend, nursery.cancel_scope)
+        finally:
+            # Alertmanager snapshots at shutdown too; shielded, with its own deadline.
+            with trio.move_on_after(SHUTDOWN_SAVE_SECONDS, shield=True):
+                await instance.save_state()
+
+
+async def _maintain(instance: Instance, interval_ns: int) -> None:
+    while True:
+        await trio.sleep(interval_ns / NS_PER_SECOND)
+        await instance.save_state()
 
 
 async def _collect_garbage(instance: Instance, interval_ns: int) -> None:

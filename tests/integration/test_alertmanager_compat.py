@@ -113,3 +113,33 @@ def test_amtool_reads_status_and_receivers(tmp_path: Path) -> None:
         assert "receiver: hook" in shown and "max_alerts: 2" in shown
         routes = _amtool(d.url, "config", "routes")
         assert "hook" in routes and "trunc" in routes
+
+
+def test_amtool_silences_mute_alerts(tmp_path: Path) -> None:
+    """amtool silence add/query/update/expire work against tocsin and silences mute."""
+    with WebhookSink() as sink, run_tocsin(tmp_path, CONFIG.format(url=sink.url)) as d:
+        sid = _amtool(d.url, "silence", "add", "alertname=Muted", "--comment=maintenance",
+                      "--author=ops", "--duration=1h").strip()  # fmt: skip
+        assert re.fullmatch(r"[0-9a-f-]{36}", sid)
+        d.post_alerts(
+            [
+                {"labels": {"alertname": "Muted", "team": "a"}},
+                {"labels": {"alertname": "Loud", "team": "a"}},
+            ]
+        )
+        sent = sink.next().json()
+        assert [a["labels"]["alertname"] for a in sent["alerts"]] == ["Loud"]
+        assert sink.quiet_for(2.5)
+        queried = json.loads(_amtool(d.url, "silence", "query", "-o", "json"))
+        assert [(s["id"], s["createdBy"], s["status"]["state"]) for s in queried] == [
+            (sid, "ops", "active")
+        ]
+        muted = json.loads(_amtool(d.url, "alert", "query", "-s", "-o", "json", "alertname=Muted"))
+        assert muted[0]["status"]["silencedBy"] == [sid]
+        updated = _amtool(d.url, "silence", "update", sid, "--comment=longer").splitlines()
+        assert updated[1].split()[0] == sid and updated[1].split()[-1] == "longer"
+        _amtool(d.url, "silence", "expire", sid)
+        after = json.loads(_amtool(d.url, "silence", "query", "--expired", "-o", "json"))
+        assert [s["status"]["state"] for s in after] == ["expired"]
+        # Once the silence ends the alert is new to dedup and goes out at the next tick.
+        assert [a["labels"]["alertname"] for a in sink.next().json()["alerts"]] == ["Muted"]

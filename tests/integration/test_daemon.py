@@ -178,3 +178,51 @@ def test_informational_flags(flag: str) -> None:
     )
     assert done.returncode == 0
     assert "tocsin" in done.stdout
+
+
+INHIBIT_CONFIG = """
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 2s
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: '{url}'
+inhibit_rules:
+  - source_matchers: [severity="critical"]
+    target_matchers: [severity="warning"]
+    equal: [instance]
+"""
+
+
+def test_inhibited_alert_is_not_sent_and_marked(tmp_path: Path) -> None:
+    """A critical alert inhibits the warning on the same instance, in notifications and API."""
+    with WebhookSink() as sink, run_tocsin(tmp_path, INHIBIT_CONFIG.format(url=sink.url)) as d:
+        d.post_alerts(
+            [
+                {"labels": {"alertname": "Down", "severity": "critical", "instance": "a"}},
+                {"labels": {"alertname": "Slow", "severity": "warning", "instance": "a"}},
+                {"labels": {"alertname": "Slow", "severity": "warning", "instance": "b"}},
+            ]
+        )
+        sent = [sink.next().json(), sink.next().json()]
+        assert sink.quiet_for(2.5)
+        by_group = {b["groupKey"]: [a["labels"]["instance"] for a in b["alerts"]] for b in sent}
+        assert by_group == {'{}:{alertname="Down"}': ["a"], '{}:{alertname="Slow"}': ["b"]}
+        with d.api() as c:
+            alerts = c.get("/api/v2/alerts").json()
+            unmuted = c.get("/api/v2/alerts", params={"inhibited": "false"}).json()
+        down = next(a for a in alerts if a["labels"]["alertname"] == "Down")
+        slow_a = next(
+            a
+            for a in alerts
+            if a["labels"] == {"alertname": "Slow", "severity": "warning", "instance": "a"}
+        )
+        assert slow_a["status"] == {
+            "inhibitedBy": [down["fingerprint"]],
+            "silencedBy": [],
+            "state": "suppressed",
+        }
+        assert len(unmuted) == 2
