@@ -206,6 +206,8 @@ class SMTPSettings:
 
     host: str
     port: int
+    #: TLS from the first byte; upstream's rule is ``port == 465``.
+    implicit_tls: bool
     hello: str
     require_tls: bool
     tls_context: ssl.SSLContext | None
@@ -338,7 +340,7 @@ def deliver(s: SMTPSettings, sender: str, recipients: Sequence[str], message: by
 
     Error handling: raises :class:`NotifyError`; the connection is always closed.
     """
-    implicit = s.port == 465
+    implicit = s.implicit_tls
     if (implicit or s.require_tls) and s.tls_context is None:
         raise NotifyError("parse TLS configuration: missing TLS context", retryable=False)
     client = _SMTP(s.tls_context if implicit else None, s.tls_server_name)
@@ -460,6 +462,7 @@ class EmailIntegration:
         return SMTPSettings(
             host=host,
             port=port,
+            implicit_tls=port == 465,
             hello=str(f.get("hello") or ""),
             require_tls=bool(f.get("require_tls", True)),
             tls_context=context,

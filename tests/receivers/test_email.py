@@ -1,0 +1,485 @@
+"""The email integration: message layout, Q/QP encodings and the SMTP dialogue.
+
+A small threaded SMTP server on 127.0.0.1:0 records each session; it can offer
+STARTTLS or implicit TLS with a self-signed certificate made here, and AUTH PLAIN,
+LOGIN and CRAM-MD5.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hmac
+import ipaddress
+import pathlib
+import socketserver
+import ssl
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import attrs
+import pytest
+import trio
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from daemon.notify.receivers import email
+from daemon.notify.retry import NotifyError
+from tests.receivers.test_pagerduty import (
+    NOW,
+    FakeTemplater,
+    ctx,
+    env_with,
+    firing,
+    integration_config,
+    real_templates,
+    recorder,
+)
+
+
+@attrs.define
+class Session:
+    """What one SMTP connection did."""
+
+    ehlo: list[str] = attrs.field(factory=list)
+    tls: bool = False
+    auth: tuple[str, ...] | None = None
+    mail_from: str = ""
+    rcpt: list[str] = attrs.field(factory=list)
+    data: bytes = b""
+
+
+@attrs.define
+class SMTPServerOptions:
+    starttls: bool = True
+    implicit_tls: bool = False
+    auth: str = ""
+    context: ssl.SSLContext | None = None
+    sessions: list[Session] = attrs.field(factory=list)
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def setup(self) -> None:
+        opts = self.server.options
+        if opts.implicit_tls:
+            assert opts.context is not None
+            try:
+                self.request = opts.context.wrap_socket(self.request, server_side=True)
+            except (ssl.SSLError, OSError):
+                self.request.close()
+        super().setup()
+
+    def send(self, line: str) -> None:
+        self.wfile.write(line.encode() + b"\r\n")
+        self.wfile.flush()
+
+    def recv(self) -> str:
+        return self.rfile.readline().decode().rstrip("\r\n")
+
+    def handle(self) -> None:
+        try:
+            self.converse()
+        except (ssl.SSLError, OSError):
+            # A client rejecting our certificate hangs up mid-handshake.
+            pass
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.close()
+
+    def converse(self) -> None:
+        opts = self.server.options
+        session = Session(tls=opts.implicit_tls)
+        opts.sessions.append(session)
+        self.send("220 test ESMTP")
+        while True:
+            line = self.recv()
+            verb = line.split(" ", 1)[0].upper()
+            arg = line[len(verb) + 1 :]
+            if verb in ("EHLO", "HELO"):
+                session.ehlo.append(arg)
+                ext = ["8BITMIME"]
+                if opts.starttls and not session.tls:
+                    ext.append("STARTTLS")
+                if opts.auth:
+                    ext.append(f"AUTH {opts.auth}")
+                self.send("250-test")
+                for e in ext[:-1]:
+                    self.send(f"250-{e}")
+                self.send(f"250 {ext[-1]}")
+            elif verb == "STARTTLS":
+                self.send("220 go ahead")
+                assert opts.context is not None
+                self.rfile.close()
+                self.wfile.close()
+                self.request = opts.context.wrap_socket(self.request, server_side=True)
+                self.rfile = self.request.makefile("rb")
+                self.wfile = self.request.makefile("wb")
+                session.tls = True
+            elif verb == "AUTH":
+                self.do_auth(session, arg)
+            elif verb == "MAIL":
+                session.mail_from = arg
+                self.send("250 ok")
+            elif verb == "RCPT":
+                session.rcpt.append(arg)
+                self.send("250 ok")
+            elif verb == "DATA":
+                self.send("354 go")
+                data = bytearray()
+                while True:
+                    raw = self.rfile.readline()
+                    if raw == b".\r\n" or not raw:
+                        break
+                    data += raw
+                session.data = bytes(data)
+                self.send("250 queued")
+            elif verb == "QUIT":
+                self.send("221 bye")
+                return
+            elif not line:
+                return
+            else:
+                self.send("502 unknown")
+
+    def do_auth(self, session: Session, arg: str) -> None:
+        mech, _, initial = arg.partition(" ")
+        b64 = base64.b64encode
+        if mech == "PLAIN":
+            if not initial:
+                self.send("334 ")
+                initial = self.recv()
+            session.auth = ("PLAIN", *base64.b64decode(initial).decode().split("\0"))
+        elif mech == "LOGIN":
+            self.send("334 " + b64(b"Username:").decode())
+            user = base64.b64decode(self.recv()).decode()
+            self.send("334 " + b64(b"Password:").decode())
+            password = base64.b64decode(self.recv()).decode()
+            session.auth = ("LOGIN", user, password)
+        elif mech == "CRAM-MD5":
+            challenge = b"<1.2@test>"
+            self.send("334 " + b64(challenge).decode())
+            user, digest = base64.b64decode(self.recv()).decode().split(" ")
+            ok = hmac.compare_digest(digest, hmac.new(b"cram-secret", challenge, "md5").hexdigest())
+            session.auth = ("CRAM-MD5", user, str(ok))
+        self.send("235 ok")
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    options: SMTPServerOptions
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
+    """A self-signed certificate for localhost and 127.0.0.1, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    start = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=36500))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def smtp_server(
+    certificate: tuple[pathlib.Path, pathlib.Path],
+) -> Iterator[tuple[_Server, SMTPServerOptions]]:
+    """A running test SMTP server; stopped after the test."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.options = SMTPServerOptions(context=context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, server.options
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def email_config(port: int, extra: str = "", ca: pathlib.Path | None = None) -> Any:
+    tls = f", tls_config: {{ca_file: '{ca}'}}" if ca else ""
+    return integration_config(
+        "email",
+        f"{{to: 'Ops <ops@example.com>, b@example.com', smarthost: '127.0.0.1:{port}',"
+        f" hello: tocsin.test{tls}{extra}}}",
+    )
+
+
+async def send(conf: Any, templater: Any = None) -> None:
+    _, handler = recorder()
+    integ = email.build(conf, 0, env_with(handler, templater or real_templates()))
+    with trio.fail_after(20):
+        await integ.notify(ctx(), [firing()])
+
+
+def port_of(server: _Server) -> int:
+    port: int = server.server_address[1]
+    return port
+
+
+async def test_starttls_plain_auth_and_message(
+    smtp_server: tuple[_Server, SMTPServerOptions], certificate: tuple[pathlib.Path, pathlib.Path]
+) -> None:
+    """STARTTLS, then AUTH PLAIN with identity, envelope and a multipart message are sent."""
+    server, opts = smtp_server
+    opts.auth = "PLAIN LOGIN"
+    conf = email_config(
+        port_of(server),
+        ", auth_username: u, auth_password: p, auth_identity: id, text: 'plain {{ .Status }}'",
+        certificate[0],
+    )
+    await send(conf)
+    (session,) = opts.sessions
+    assert session.ehlo == ["tocsin.test", "tocsin.test"]
+    assert session.tls
+    assert session.auth == ("PLAIN", "id", "u", "p")
+    assert session.mail_from == "FROM:<am@example.com> BODY=8BITMIME"
+    assert session.rcpt == ["TO:<ops@example.com>", "TO:<b@example.com>"]
+    msg = message_from_bytes(session.data)
+    assert msg["Subject"] == "[FIRING:1] Q "
+    assert msg["To"] == "Ops <ops@example.com>, b@example.com"
+    assert msg["From"] == "am@example.com"
+    assert msg["Date"] == "Mon, 23 Nov 2026 19:31:00 +0000"
+    assert msg["Message-Id"].startswith(f"<{NOW}.")
+    assert msg.get_content_type() == "multipart/alternative"
+    parts: list[Message] = msg.get_payload()  # type: ignore[assignment]
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert parts[0].get_payload(decode=True) == b"plain firing"
+    html = parts[1].get_payload(decode=True)
+    assert isinstance(html, bytes) and b"<html" in html and b"alertname = Q" in html
+
+
+async def test_login_auth_and_password_file(
+    smtp_server: tuple[_Server, SMTPServerOptions],
+    certificate: tuple[pathlib.Path, pathlib.Path],
+    tmp_path: pathlib.Path,
+) -> None:
+    """AUTH LOGIN answers the Username:/Password: prompts, password read from its file."""
+    server, opts = smtp_server
+    opts.auth = "LOGIN"
+    (tmp_path / "pw").write_text("filepw")
+    conf = email_config(
+        port_of(server),
+        f", auth_username: u, auth_password_file: '{tmp_path / 'pw'}'",
+        certificate[0],
+    )
+    await send(conf)
+    assert opts.sessions[0].auth == ("LOGIN", "u", "filepw")
+
+
+async def test_cram_md5_uses_secret(
+    smtp_server: tuple[_Server, SMTPServerOptions], certificate: tuple[pathlib.Path, pathlib.Path]
+) -> None:
+    """CRAM-MD5 answers the challenge with an HMAC-MD5 of auth_secret."""
+    server, opts = smtp_server
+    opts.auth = "CRAM-MD5 PLAIN"
+    conf = email_config(
+        port_of(server), ", auth_username: u, auth_secret: cram-secret", certificate[0]
+    )
+    await send(conf)
+    assert opts.sessions[0].auth == ("CRAM-MD5", "u", "True")
+
+
+async def test_implicit_tls_delivers(certificate: tuple[pathlib.Path, pathlib.Path]) -> None:
+    """With implicit TLS (port 465 in config) the whole dialogue runs inside TLS."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.options = SMTPServerOptions(context=context, implicit_tls=True, starttls=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings = email.SMTPSettings(
+            host="127.0.0.1",
+            port=port_of(server),
+            implicit_tls=True,
+            hello="h",
+            require_tls=False,
+            tls_context=email.tls_context({"ca_file": str(certificate[0])}),
+            tls_server_name="localhost",
+            username="",
+            password="",
+            password_error=None,
+            secret="",
+            identity="",
+        )
+        with trio.fail_after(20):
+            await trio.to_thread.run_sync(
+                email.deliver, settings, "a@b.c", ["d@e.f"], b"Subject: x\r\n\r\nbody\r\n"
+            )
+        (session,) = server.options.sessions
+        assert session.tls
+        assert session.rcpt == ["TO:<d@e.f>"]
+        assert session.data == b"Subject: x\r\n\r\nbody\r\n"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_port_465_means_implicit_tls() -> None:
+    """The settings turn on implicit TLS exactly for port 465."""
+    for port, implicit in ((465, True), (587, False)):
+        conf = integration_config("email", f"{{to: a@b.c, smarthost: 'mx:{port}'}}")
+        integ = email.build(conf, 0, env_with(recorder()[1]))
+        settings = trio.run(integ.settings)
+        assert settings.implicit_tls is implicit
+        assert settings.tls_server_name == "mx"
+
+
+async def test_require_tls_without_starttls_fails_retryably(
+    smtp_server: tuple[_Server, SMTPServerOptions],
+) -> None:
+    """A server not offering STARTTLS fails the send, retryably, when TLS is required."""
+    server, opts = smtp_server
+    opts.starttls = False
+    with pytest.raises(NotifyError) as info:
+        await send(email_config(port_of(server)))
+    assert info.value.retryable
+    assert "does not advertise the STARTTLS extension" in str(info.value)
+
+
+async def test_untrusted_certificate_fails(
+    smtp_server: tuple[_Server, SMTPServerOptions],
+) -> None:
+    """Without the CA the STARTTLS handshake fails; insecure_skip_verify lets it through."""
+    server, opts = smtp_server
+    with pytest.raises(NotifyError) as info:
+        await send(email_config(port_of(server)))
+    assert info.value.retryable and str(info.value).startswith("send STARTTLS command: ")
+    await send(email_config(port_of(server), ", tls_config: {insecure_skip_verify: true}"))
+    assert opts.sessions[-1].data
+
+
+async def test_plain_auth_refused_in_clear_to_remote_only(
+    smtp_server: tuple[_Server, SMTPServerOptions],
+) -> None:
+    """Without TLS, PLAIN is still allowed to 127.0.0.1 (Go's localhost exception)."""
+    server, opts = smtp_server
+    opts.auth = "PLAIN"
+    conf = email_config(port_of(server), ", require_tls: false, auth_username: u, auth_password: p")
+    await send(conf)
+    assert opts.sessions[0].auth == ("PLAIN", "", "u", "p")
+    assert not opts.sessions[0].tls
+
+
+async def test_missing_password_is_retryable_auth_error(
+    smtp_server: tuple[_Server, SMTPServerOptions],
+) -> None:
+    """A username without any usable mechanism credential fails as upstream words it."""
+    server, opts = smtp_server
+    opts.auth = "PLAIN"
+    conf = email_config(port_of(server), ", require_tls: false, auth_username: u")
+    with pytest.raises(NotifyError) as info:
+        await send(conf)
+    assert str(info.value) == "find auth mechanism: missing password for PLAIN auth mechanism"
+
+
+async def test_connection_refused_is_retryable() -> None:
+    """Nothing listening is a retryable connection error."""
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(NotifyError) as info:
+        await send(email_config(port, ", require_tls: false"))
+    assert info.value.retryable
+    assert str(info.value).startswith("establish connection to server: ")
+
+
+async def test_bad_from_is_permanent() -> None:
+    """A from that does not parse to exactly one address is permanent."""
+    conf = integration_config(
+        "email", "{to: a@b.c, from: 'x@y.z, q@r.s', smarthost: '127.0.0.1:1'}"
+    )
+    with pytest.raises(NotifyError) as info:
+        await send(conf, FakeTemplater())
+    assert (str(info.value), info.value.retryable) == (
+        "must be exactly one 'from' address (got: 2)",
+        False,
+    )
+
+
+def test_build_message_layout() -> None:
+    """Headers sorted and Q-encoded, then Go's multipart layout with QP parts."""
+    data = email.build_message(
+        {"Subject": "Grüße", "To": "a@b.c"},
+        "line one \nx=y",
+        "<p>ü</p>",
+        now_ns=NOW,
+        hostname="host",
+        boundary="BOUND",
+        nonce=7,
+    )
+    assert data == (
+        b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n"
+        b"To: a@b.c\r\n"
+        b"Message-Id: <" + str(NOW).encode() + b".7@host>\r\n"
+        b"Date: Mon, 23 Nov 2026 19:31:00 +0000\r\n"
+        b"Content-Type: multipart/alternative;  boundary=BOUND\r\n"
+        b"MIME-Version: 1.0\r\n\r\n"
+        b"--BOUND\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+        b"Content-Type: text/plain; charset=UTF-8\r\n\r\n"
+        b"line one=20\r\nx=3Dy"
+        b"\r\n--BOUND\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+        b"Content-Type: text/html; charset=UTF-8\r\n\r\n"
+        b"<p>=C3=BC</p>"
+        b"\r\n--BOUND--\r\n"
+    )
+
+
+def test_quoted_printable_soft_breaks_at_76() -> None:
+    """Long lines get '=' soft breaks so no line exceeds 76 characters."""
+    encoded = email.quoted_printable(b"a" * 100 + b"\n" + "é".encode() * 30)
+    lines = encoded.split(b"\r\n")
+    assert lines[0] == b"a" * 75 + b"="
+    assert lines[1] == b"a" * 25
+    assert all(len(line) <= 76 for line in lines)
+    assert b"".join(line.rstrip(b"=") for line in lines[2:]) == b"=C3=A9" * 30
+
+
+def test_q_encode_splits_long_words() -> None:
+    """Q-encoding leaves ASCII alone and splits words at 75 characters, whole runes only."""
+    assert email.q_encode("plain ascii") == "plain ascii"
+    words = email.q_encode("ü" * 40).split(" ")
+    assert all(len(w) <= 75 for w in words)
+    assert words[0] == "=?utf-8?q?" + "=C3=BC" * 10 + "?="
