@@ -35,8 +35,8 @@ Rules and invariants:
   is written at once, so the next start does not meet the same damage: tocsin never
   crash-loops on its own files.
 * After a bad journal frame the reader resynchronises on the next offset where a whole
-  frame with a valid CRC starts. A false match needs a CRC-32 collision; the scan is
-  quadratic in the damaged span, which the periodic compaction keeps small.
+  frame with a valid CRC starts, looking at most :data:`RESYNC_WINDOW` bytes ahead. A
+  false match needs a CRC-32 collision.
 
 The blocking class :class:`RecordJournal` does the file I/O; :class:`DurableState`
 wraps it for trio, running every read, write and fsync in a worker thread.
@@ -77,7 +77,13 @@ MAX_RECORD = 16 << 20
 #: Seconds the final compaction at shutdown may take before it is abandoned (logged).
 SHUTDOWN_TIMEOUT = 30.0
 
+#: How far past a bad journal frame the reader looks for the next good one. Damage is
+#: usually a torn tail or a bad block; a longer garbage span drops the rest of the file
+#: (reported) rather than making start-up scan for minutes.
+RESYNC_WINDOW = 64 << 10
+
 _CRC_SIZE = 4
+_NONZERO = re.compile(rb"[^\x00]")
 
 
 # ---------------------------------------------------------------------------------------
@@ -160,9 +166,28 @@ def _journal_frame_at(data: bytes, pos: int) -> tuple[bytes, int] | str:
     if end + _CRC_SIZE > len(data):
         return "truncated record (torn write)"
     want = int.from_bytes(data[end : end + _CRC_SIZE], "little")
-    if zlib.crc32(data[pos:end]) != want:
+    if zlib.crc32(memoryview(data)[pos:end]) != want:
         return "checksum mismatch"
     return data[start:end], end + _CRC_SIZE
+
+
+def _resync(data: bytes, start: int) -> int | None:
+    """The first offset in the resync window where a whole valid frame starts, or None.
+
+    Zero bytes are skipped at C speed: a crash can leave zero-filled blocks, and a
+    frame starting with a zero byte would be an empty record, which no state writes.
+    """
+    limit = min(len(data), start + RESYNC_WINDOW)
+    q = start
+    while q < limit:
+        match = _NONZERO.search(data, q, limit)
+        if match is None:
+            return None
+        q = match.start()
+        if not isinstance(_journal_frame_at(data, q), str):
+            return q
+        q += 1
+    return None
 
 
 def parse_journal(data: bytes, file: str = "") -> _Parsed:
@@ -177,10 +202,7 @@ def parse_journal(data: bytes, file: str = "") -> _Parsed:
             records.append((pos, got[0]))
             pos = got[1]
             continue
-        resync = next(
-            (q for q in range(pos + 1, n) if not isinstance(_journal_frame_at(data, q), str)),
-            None,
-        )
+        resync = _resync(data, pos + 1)
         if resync is None:
             problems.append(Problem(file, pos, f"{got}; {n - pos} bytes to the end dropped"))
             break

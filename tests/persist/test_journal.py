@@ -11,6 +11,7 @@ import pytest
 import structlog
 
 from cluster.protowire import iter_delimited
+from daemon import persist
 from daemon.clock import NS_PER_SECOND, FixedClock
 from daemon.persist import (
     MAX_RECORD,
@@ -271,3 +272,22 @@ def test_new_journal_file_mode_is_private(tmp_path: Path) -> None:
     """The journal is created readable by its owner only (silences name who created them)."""
     open_journal(tmp_path).close()
     assert os.stat(tmp_path / "silences.wal").st_mode & 0o777 == 0o600
+
+
+def test_parse_journal_skips_zero_filled_block() -> None:
+    """A zero-filled block (left by a crash) between frames is skipped; later records survive."""
+    data = journal_frame(b"one") + bytes(4096) + journal_frame(b"two")
+    parsed = parse_journal(data, "j")
+    assert [r for _, r in parsed.records] == [b"one", b"two"]
+    assert "skipped 4096 bytes" in parsed.problems[0].reason
+
+
+def test_resync_looks_only_within_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Garbage longer than the resync window drops the rest of the journal, and says so."""
+    monkeypatch.setattr(persist, "RESYNC_WINDOW", 64)
+    data = journal_frame(b"one") + b"\x01" * 100 + journal_frame(b"two")
+    parsed = parse_journal(data, "j")
+    assert [r for _, r in parsed.records] == [b"one"]
+    assert parsed.problems[0].reason.endswith(
+        f"{len(data) - len(journal_frame(b'one'))} bytes to the end dropped"
+    )
