@@ -26,11 +26,15 @@ Later fields Alertmanager added (``receiver_data``, ``muted_alerts``) are skippe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+
+from prometheus_client import Counter, Gauge, Summary
 
 from cluster.errors import DecodeError
 from cluster.protowire import (
     ProtoWriter,
+    encode_varint,
     iter_delimited,
     iter_fields,
     repeated_varints,
@@ -38,10 +42,37 @@ from cluster.protowire import (
     to_int64,
     write_delimited,
 )
+from daemon import metrics
 from daemon.clock import NS_PER_SECOND, ZERO_TIME, Clock
 from daemon.nflog import Entry, Nflog, ReceiverKey
 
 _U32 = 0xFFFF_FFFF
+
+gc_duration = Summary(
+    "alertmanager_nflog_gc_duration_seconds",
+    "Duration of the last notification log garbage collection cycle.",
+    registry=metrics.REGISTRY,
+)
+snapshot_duration = Summary(
+    "alertmanager_nflog_snapshot_duration_seconds",
+    "Duration of the last notification log snapshot.",
+    registry=metrics.REGISTRY,
+)
+snapshot_size = Gauge(
+    "alertmanager_nflog_snapshot_size_bytes",
+    "Size of the last notification log snapshot in bytes.",
+    registry=metrics.REGISTRY,
+)
+maintenance_total = Counter(
+    "alertmanager_nflog_maintenance",
+    "How many maintenances were executed for the notification log.",
+    registry=metrics.REGISTRY,
+)
+maintenance_errors_total = Counter(
+    "alertmanager_nflog_maintenance_errors",
+    "How many maintenances were executed for the notification log that failed.",
+    registry=metrics.REGISTRY,
+)
 
 
 def encode_timestamp(ns: int) -> bytes:
@@ -174,6 +205,23 @@ def decode_state(data: bytes) -> list[Entry]:
 def snapshot_records(nflog: Nflog) -> list[bytes]:
     """One MeshEntry record per entry, for :meth:`daemon.persist.DurableState.compact`."""
     return [encode_mesh_entry(e) for e in nflog.entries.values()]
+
+
+def maintenance(nflog: Nflog, now: int) -> list[bytes]:
+    """GC, then the snapshot records, as Alertmanager's maintenance (with its metrics).
+
+    Pass as ``snapshot=lambda: maintenance(nflog, clock.now())`` to
+    :meth:`daemon.persist.DurableState.serve`.
+    """
+    maintenance_total.inc()
+    start = time.perf_counter()
+    nflog.gc(now)
+    gc_duration.observe(time.perf_counter() - start)
+    start = time.perf_counter()
+    records = snapshot_records(nflog)
+    snapshot_duration.observe(time.perf_counter() - start)
+    snapshot_size.set(sum(len(encode_varint(len(r))) + len(r) for r in records))
+    return records
 
 
 def merge_bytes(nflog: Nflog, data: bytes, now: int) -> list[Entry]:

@@ -585,14 +585,20 @@ class DurableState:
             await trio.sleep(interval)
 
     async def _run_maintenance(
-        self, interval: float, snapshot: Callable[[], Iterable[bytes]]
+        self,
+        interval: float,
+        snapshot: Callable[[], Iterable[bytes]],
+        on_error: Callable[[OSError], None] | None,
     ) -> None:
         while True:
             await trio.sleep(interval)
             try:
                 n = await self.compact(snapshot)
             except OSError as exc:
+                # The journal still has every change; the next maintenance tries again.
                 log.error("state.snapshot_failed", state=self.journal.name, error=str(exc))
+                if on_error is not None:
+                    on_error(exc)
                 continue
             log.debug("state.snapshot", state=self.journal.name, records=n)
 
@@ -602,11 +608,13 @@ class DurableState:
         snapshot: Callable[[], Iterable[bytes]],
         maintenance_interval: float,
         flush_interval: float | None = None,
+        on_maintenance_error: Callable[[OSError], None] | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run maintenance (compaction every ``maintenance_interval`` seconds) and, if
         ``flush_interval`` is given, the batching flusher, until cancelled; then compact
-        one last time, as Alertmanager snapshots at shutdown.
+        one last time, as Alertmanager snapshots at shutdown. ``on_maintenance_error``
+        is told about each snapshot that could not be written (a metrics hook).
 
         Cancellation: the final compaction runs shielded, bounded by
         :data:`SHUTDOWN_TIMEOUT`. The journal stays open, so a change acknowledged
@@ -614,7 +622,9 @@ class DurableState:
         """
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._run_maintenance, maintenance_interval, snapshot)
+                nursery.start_soon(
+                    self._run_maintenance, maintenance_interval, snapshot, on_maintenance_error
+                )
                 if flush_interval is not None:
                     nursery.start_soon(self._run_flusher, flush_interval)
                 task_status.started()
@@ -626,6 +636,8 @@ class DurableState:
                     # The journal still holds every change: nothing is lost, start-up
                     # just replays more.
                     log.error("state.snapshot_failed", state=self.journal.name, error=str(exc))
+                    if on_maintenance_error is not None:
+                        on_maintenance_error(exc)
                 else:
                     log.info("state.snapshot", state=self.journal.name, records=n, final=True)
             if scope.cancelled_caught:

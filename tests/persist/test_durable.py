@@ -260,3 +260,36 @@ async def test_cancelled_appender_record_still_written(tmp_path: Path) -> None:
     await state.flush()
     assert reload(tmp_path) == (b"mine",)
     await state.aclose()
+
+
+async def test_failed_maintenance_is_reported_and_retried(
+    tmp_path: Path, autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot that cannot be written calls the error hook, and the next interval tries again."""
+    state = await open_state(tmp_path, inline=True)
+    errors: list[OSError] = []
+    real = state.journal.compact
+    failures = [OSError(28, "No space left on device")]
+
+    def flaky(records: list[bytes]) -> None:
+        if failures:
+            raise failures.pop()
+        real(records)
+
+    monkeypatch.setattr(state.journal, "compact", flaky)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: state.serve(
+                snapshot=lambda: [b"s"],
+                maintenance_interval=10,
+                on_maintenance_error=errors.append,
+                task_status=task_status,
+            )
+        )
+        await trio.sleep(11)
+        assert [e.errno for e in errors] == [28]
+        assert not (tmp_path / "silences").exists()
+        await trio.sleep(10)
+        assert snapshot_on_disk(tmp_path) == [b"s"]
+        nursery.cancel_scope.cancel()
+    await state.aclose()

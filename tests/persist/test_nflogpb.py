@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from cluster.errors import DecodeError
 from cluster.protowire import ProtoWriter, write_delimited
+from daemon import nflogpb
 from daemon.clock import NS_PER_SECOND, ZERO_TIME, FixedClock
 from daemon.nflog import Entry, Nflog, ReceiverKey
 from daemon.nflogpb import (
@@ -214,3 +215,16 @@ def test_nflog_state_marshal_merge_between_two_logs() -> None:
     clock = FixedClock(T0 + S)
     NflogState(b, clock).merge(NflogState(a, clock).marshal())
     assert b.entries == a.entries
+
+
+def test_maintenance_gcs_and_reports_snapshot_size() -> None:
+    """Maintenance drops expired entries and sets the size gauge to the snapshot's byte size."""
+    log = Nflog()
+    log.log(RECV, GK, [1], [], now=T0, expiry=H)
+    log.log(RECV, "{}:later", [2], [], now=T0 + H, expiry=H)
+    runs = nflogpb.maintenance_total._value.get()
+    records = nflogpb.maintenance(log, now=T0 + H)
+    assert [decode_mesh_entry(r) for r in records] == list(log.entries.values())
+    assert list(log.entries) == [f"{{}}:later:{RECV}"]
+    assert nflogpb.snapshot_size._value.get() == len(encode_state(log.entries.values()))
+    assert nflogpb.maintenance_total._value.get() == runs + 1
