@@ -31,12 +31,22 @@ Rules and invariants:
 * Damage found at start-up (a torn last record, a CRC mismatch, a snapshot record the
   state cannot decode, a length running past the end) is logged as ``state.corrupt``
   with file, offset and reason. Every readable record is kept, the damaged file is
-  preserved as ``name.corrupt-<UTC time>`` (a hard link, or a copy), and a clean snapshot
-  is written at once, so the next start does not meet the same damage: tocsin never
-  crash-loops on its own files.
+  preserved as ``name.corrupt-<UTC time>`` (a hard link for the snapshot, a copy for the
+  journal, which is truncated in place), and a clean snapshot is written at once, so the
+  next start does not meet the same damage: tocsin never crash-loops on its own files.
 * After a bad journal frame the reader resynchronises on the next offset where a whole
   frame with a valid CRC starts, looking at most :data:`RESYNC_WINDOW` bytes ahead. A
   false match needs a CRC-32 collision.
+
+Durability choices:
+
+* Silences: every acknowledged change is fdatasync'ed before the API answers
+  (:func:`flush_after`). Concurrent requests share fsyncs: whoever takes the lock
+  writes everything queued so far.
+* nflog: entries are queued by a listener and written by :meth:`DurableState.serve`'s
+  flusher, at once when idle and then at most once per ``flush_interval``, with
+  fdatasync. A crash loses at most the last interval's entries, which only risks a
+  repeated notification, never a missed one; notifications never wait for the disk.
 
 The blocking class :class:`RecordJournal` does the file I/O; :class:`DurableState`
 wraps it for trio, running every read, write and fsync in a worker thread.
