@@ -2,16 +2,24 @@
 
 Theory of operation:
 
-* The actor's inbox is an unbounded memory channel. It carries alerts (from
+* The actor's inbox is a plain list of messages: alerts (from
   :meth:`RouteGroupActor.send`, called by the dispatcher's synchronous intake) and
-  :class:`_FlushDone` results from the actor's own flush tasks.
-* Only the actor's main task mutates the groups: it handles one message at a time, and
-  runs due ticks between messages, with no ``await`` between reading a group and
-  writing it. Flush tasks get copies and report back through the inbox.
-* Timers are data (:attr:`AggregationGroup.next_flush_at`); the actor sleeps in
-  ``receive()`` under a cancel scope whose deadline is the earliest tick or maintenance
-  time. Before running ticks it drains whatever is already queued, so a batch of alerts
-  posted together lands in the same notification.
+  :class:`_FlushDone` results from the actor's own flush tasks, in arrival order. Only
+  the append that makes the list non-empty also puts a wake-up token on a memory
+  channel, so a batch of 100 posted alerts costs one channel operation, not 100.
+* Only the actor's main task mutates the groups: it handles the queued messages in
+  order, and runs due ticks between batches, with no ``await`` between reading a group
+  and writing it. Flush tasks get copies and report back through the inbox.
+* Groups are found by :meth:`RouteNode.group_values` (a tuple of label values); the
+  Go-quoted group key is built once, when the group is created.
+* Timers are data (:attr:`AggregationGroup.next_flush_at`), mirrored in a heap of
+  ``(next_flush_at, order)`` entries pushed whenever a deadline changes; entries that
+  no longer match their group are dropped when they surface, so a wake-up costs
+  O(log groups), not a scan of every group. The actor sleeps on the wake-up channel
+  under a cancel scope whose deadline is the earliest tick or maintenance time.
+  Before running ticks it handles whatever is already queued, so a batch of alerts
+  posted together lands in the same notification. Groups due at the same wake-up
+  tick in creation order.
 * Each flush runs in the actor's nursery, so a slow receiver for one group never delays
   another group. It is bounded by ``max(group_interval, 10s) + peer_wait`` (spec §3.3);
   running out of time counts as a failed flush.
@@ -26,8 +34,10 @@ Error handling: an exception from a notifier is a bug and propagates out of ``ru
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TypeAlias
 
 import attrs
@@ -77,21 +87,40 @@ class RouteGroupActor:
         self._notifier = notifier
         self._clock = clock
         self._peer_wait = peer_wait
-        self._groups: dict[str, AggregationGroup] = {}
-        send, receive = trio.open_memory_channel[_Message](math.inf)
-        self._send_channel = send
-        self._receive_channel = receive
+        #: Group-label values (:meth:`RouteNode.group_values`) → group, in creation order.
+        self._groups: dict[Hashable, AggregationGroup] = {}
+        self._by_order: dict[int, AggregationGroup] = {}
+        self._orders = itertools.count()
+        #: Heap of ``(next_flush_at, order)``; may hold stale entries (see module doc).
+        self._timers: list[tuple[float, int]] = []
+        self._inbox: list[_Message] = []
+        self._stopped = False
+        send, receive = trio.open_memory_channel[None](math.inf)
+        self._wake_send = send
+        self._wake_receive = receive
         self._flush_timeout = max(node.route.group_interval / NS_PER_SECOND, MIN_FLUSH_TIMEOUT)
 
     # --- called from other tasks (synchronous, non-blocking) ---------------------------
 
     def send(self, alert: Alert) -> None:
         """Queue ``alert`` for insertion; dropped silently once the actor has stopped."""
-        try:
-            self._send_channel.send_nowait(alert)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        self._post(alert)
+
+    def _post(self, message: _Message) -> None:
+        if self._stopped:
             # The actor is gone (shutdown or a reload replaced the dispatcher).
-            pass
+            return
+        inbox = self._inbox
+        inbox.append(message)
+        if len(inbox) == 1:
+            try:
+                self._wake_send.send_nowait(None)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._stop_intake()
+
+    def _stop_intake(self) -> None:
+        self._stopped = True
+        self._inbox.clear()
 
     def group_count(self) -> int:
         return len(self._groups)
@@ -117,62 +146,91 @@ class RouteGroupActor:
 
         Cancellation: cancels in-flight flushes and closes the inbox.
         """
-        async with self._receive_channel, trio.open_nursery() as nursery:
-            next_maintenance = trio.current_time() + MAINTENANCE_INTERVAL
-            task_status.started()
-            while True:
-                self._drain()
-                now = trio.current_time()
-                if now >= next_maintenance:
-                    self._maintain()
-                    next_maintenance = now + MAINTENANCE_INTERVAL
-                self._run_due_ticks(nursery, now)
-                with trio.move_on_at(self._next_deadline(next_maintenance)):
-                    message = await self._receive_channel.receive()
-                    self._handle(message)
+        try:
+            async with self._wake_receive, trio.open_nursery() as nursery:
+                next_maintenance = trio.current_time() + MAINTENANCE_INTERVAL
+                task_status.started()
+                while True:
+                    self._drain()
+                    now = trio.current_time()
+                    if now >= next_maintenance:
+                        self._maintain()
+                        next_maintenance = now + MAINTENANCE_INTERVAL
+                    self._run_due_ticks(nursery, now)
+                    with trio.move_on_at(self._next_deadline(next_maintenance)):
+                        await self._wake_receive.receive()
+        finally:
+            self._stop_intake()
 
     def _drain(self) -> None:
-        while True:
-            try:
-                message = self._receive_channel.receive_nowait()
-            except trio.WouldBlock:
-                return
-            self._handle(message)
+        """Handle every queued message, in order (messages queued meanwhile included)."""
+        while self._inbox:
+            batch, self._inbox = self._inbox, []
+            # One wall-clock reading per batch: the alerts of a batch arrived together.
+            now_wall = self._clock.now()
+            for message in batch:
+                if isinstance(message, Alert):
+                    self._insert(message, now_wall)
+                else:
+                    assert isinstance(message, _FlushDone)
+                    message.group.finish_flush(message.snapshot, message.success)
+                    self._arm(message.group)
+
+    def _arm(self, group: AggregationGroup) -> None:
+        heapq.heappush(self._timers, (group.next_flush_at, group.order))
+
+    def _live(self, entry: tuple[float, int]) -> AggregationGroup | None:
+        """The group a timer entry is for, or None if the entry is stale."""
+        group = self._by_order.get(entry[1])
+        if group is None or group.flushing or group.next_flush_at != entry[0]:
+            # Removed, or re-armed by a later entry (flushing groups are re-armed when
+            # the flush finishes).
+            return None
+        return group
 
     def _next_deadline(self, next_maintenance: float) -> float:
-        deadline = next_maintenance
-        for group in self._groups.values():
-            if not group.flushing and group.next_flush_at < deadline:
-                deadline = group.next_flush_at
-        return deadline
+        timers = self._timers
+        while timers:
+            if self._live(timers[0]) is not None:
+                return min(timers[0][0], next_maintenance)
+            heapq.heappop(timers)
+        return next_maintenance
 
-    def _handle(self, message: _Message) -> None:
-        if isinstance(message, _FlushDone):
-            message.group.finish_flush(message.snapshot, message.success)
-            return
-        self._insert(message)
+    def _due_groups(self, now: float) -> list[AggregationGroup]:
+        """Pop the groups whose tick is due at ``now``, in creation order."""
+        timers = self._timers
+        due: dict[int, AggregationGroup] = {}
+        while timers and timers[0][0] <= now:
+            group = self._live(heapq.heappop(timers))
+            if group is not None:
+                due[group.order] = group
+        return [due[order] for order in sorted(due)]
 
-    def _insert(self, alert: Alert) -> None:
+    def _insert(self, alert: Alert, now_wall: int) -> None:
         node = self.node
-        labels = node.group_labels(alert.labels)
-        key = node.group_key(labels)
-        group = self._groups.get(key)
+        values = node.group_values(alert.labels)
+        group = self._groups.get(values)
         if group is None:
             route = node.route
+            labels = node.group_labels(alert.labels)
+            key = node.group_key(labels)
             group = AggregationGroup.create(
                 key, labels, route.group_wait, route.group_interval, trio.current_time()
             )
-            self._groups[key] = group
+            group.order = next(self._orders)
+            self._groups[values] = group
+            self._by_order[group.order] = group
+            self._arm(group)
             log.debug("group.created", route_id=node.id, group_key=key)
-        if group.insert(alert, self._clock.now()):
+        if group.insert(alert, now_wall):
             group.expedite(trio.current_time())
+            self._arm(group)
 
     def _run_due_ticks(self, nursery: trio.Nursery, now: float) -> None:
         node = self.node
-        for group in self._groups.values():
-            if not group.due(now):
-                continue
+        for group in self._due_groups(now):
             group.tick(now)
+            self._arm(group)
             now_wall = self._clock.now()
             planned = group.begin_flush(now_wall)
             if planned is None:
@@ -207,11 +265,16 @@ class RouteGroupActor:
                 group_key=ctx.group_key,
                 receiver=ctx.receiver,
             )
-        # Unbounded channel: never blocks. The result is applied by the actor's own task.
-        self._send_channel.send_nowait(_FlushDone(group, snapshot, success))
+        # Never blocks. The result is applied by the actor's own task.
+        self._post(_FlushDone(group, snapshot, success))
 
     def _maintain(self) -> None:
         stale = [key for key, g in self._groups.items() if g.empty() and not g.flushing]
         for key in stale:
-            del self._groups[key]
-            log.debug("group.removed", route_id=self.node.id, group_key=key)
+            group = self._groups.pop(key)
+            del self._by_order[group.order]
+            log.debug("group.removed", route_id=self.node.id, group_key=group.group_key)
+        # Rebuilt from the live deadlines, so stale entries cannot pile up; flushing
+        # groups are re-armed when their flush finishes.
+        self._timers = [(g.next_flush_at, g.order) for g in self._groups.values() if not g.flushing]
+        heapq.heapify(self._timers)

@@ -111,6 +111,8 @@ class AggregationGroup:
     flushing: bool = False
     alerts: dict[int, Alert] = attrs.field(factory=dict)
     _view: tuple[Alert, ...] | None = attrs.field(default=None, alias="_view")
+    #: Creation order within the owning actor; ticks due together run in this order.
+    order: int = 0
 
     @classmethod
     def create(

@@ -21,7 +21,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 
 import attrs
 
@@ -122,6 +122,18 @@ class RouteNode:
         if self.route.group_by_all:
             return dict(labels)
         return {name: labels[name] for name in self.route.group_by if name in labels}
+
+    def group_values(self, labels: Mapping[str, str]) -> Hashable:
+        """A cheap stand-in for the group key: equal exactly when the group labels are.
+
+        The values of the ``group_by`` labels in ``group_by`` order, ``None`` for a
+        missing one (so that it differs from ``""``); every label pair with
+        ``group_by: ['...']``. Actors look groups up by it so that the Go-quoted key
+        is built only when a group is created.
+        """
+        if self.route.group_by_all:
+            return tuple(sorted(labels.items()))
+        return tuple(map(labels.get, self.route.group_by))
 
     def group_key(self, group_labels: Mapping[str, str]) -> str:
         """``<routeKey>:<groupLabelsString>``, exactly as Alertmanager persists it."""
