@@ -11,12 +11,15 @@ retryable; other statuses and template errors are permanent (``NotifyError``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+import urllib.parse
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import Any
 
 from daemon.config.model import HTTPConfig
 from daemon.notify.receivers.base import IntegrationEnv
 from daemon.notify.receivers.pagerduty import HTTPReply, raise_for_status, send_request
+from daemon.notify.retry import REASON_CLIENT_ERROR, REASON_OTHER, NotifyError
 
 Measure = Callable[[str], int]
 
@@ -105,3 +108,55 @@ async def post_json(
     if check is not None:
         check(reply)
     return reply
+
+
+def json_body(value: Any) -> bytes:
+    """Compact UTF-8 JSON for the bot APIs (which do not compare bytes with Go's)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def with_query(url: str, params: Sequence[tuple[str, str]]) -> str:
+    """``url`` with ``params`` appended, each value percent-encoded exactly once."""
+    query = "&".join(f"{k}={urllib.parse.quote(v, safe='')}" for k, v in params)
+    return url + ("&" if "?" in url else "?") + query
+
+
+def bot_reply_checker(
+    code_keys: Sequence[str], retry_codes: Container[int], what: str
+) -> Callable[[HTTPReply], None]:
+    """A reply check for bot APIs that answer 200 with ``{"errcode": n, "errmsg": …}``.
+
+    A non-zero code fails: retryable when in ``retry_codes`` (rate limits), else
+    permanent. A body that is not JSON counts as success (the status already did).
+    """
+
+    def check(reply: HTTPReply) -> None:
+        try:
+            parsed = json.loads(reply.body)
+        except ValueError:
+            return
+        if not isinstance(parsed, dict):
+            return
+        for key in code_keys:
+            code = parsed.get(key)
+            if isinstance(code, int) and code != 0:
+                message = parsed.get("errmsg") or parsed.get("msg") or parsed.get("StatusMessage")
+                raise NotifyError(
+                    f"{what}: error code {code}: {message or ''}",
+                    retryable=code in retry_codes,
+                    reason=REASON_CLIENT_ERROR if code not in retry_codes else REASON_OTHER,
+                )
+
+    return check
+
+
+def string_list(value: Any) -> list[str]:
+    """A config list of strings (None when unset)."""
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []
+
+
+def append_keywords(text: str, keywords: Sequence[str]) -> str:
+    """The robot keywords some bots require, on a trailing line."""
+    if not keywords:
+        return text
+    return f"{text}\n[Keywords] {', '.join(keywords)}"

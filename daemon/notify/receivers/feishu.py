@@ -1,0 +1,102 @@
+"""The Feishu (Lark) custom bot (KubeSphere's channel; Alertmanager has none).
+
+``POST <webhook_url>`` with ``{"timestamp":"<s>","sign":…,"msg_type":"text",
+"content":{"text":…}}``; ``timestamp`` and ``sign`` only when ``secret`` is set, with
+``sign`` = base64(HMAC-SHA256(key="<s>\\n<secret>", msg="")) as Feishu specifies.
+Configured ``keywords`` are appended on a ``[Keywords]`` line.
+
+A message over ``max_message_bytes`` (default 20000; Feishu rejects bodies over
+about 20 KB) is sent as several messages when ``split_long_messages`` (default on).
+
+Error handling: non-2xx as in :mod:`._chat`; a reply whose ``code`` (or older
+``StatusCode``) is non-zero fails, retryable only for the rate limit (9499).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from daemon.alert import Alert
+from daemon.config.model import IntegrationConfig
+from daemon.notify.context import NotifyContext
+from daemon.notify.receivers._chat import (
+    append_keywords,
+    bot_reply_checker,
+    http_config,
+    json_body,
+    post_json,
+    split_enabled,
+    split_message,
+    string_list,
+    utf8_bytes,
+)
+from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.pagerduty import FieldRenderer, read_key_file, truncate_in_bytes
+
+INTEGRATION_TYPE = "feishu"
+MAX_MESSAGE_BYTES = 20000
+RATE_LIMITED = 9499
+_NS_PER_SECOND = 1_000_000_000
+
+check_reply = bot_reply_checker(("code", "StatusCode"), {RATE_LIMITED}, "feishu")
+
+
+def sign(timestamp_s: int, secret: str) -> str:
+    """Feishu's signature: the key is ``"<timestamp>\\n<secret>"``, the message empty."""
+    key = f"{timestamp_s}\n{secret}".encode()
+    return base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
+
+
+@attrs.define
+class FeishuIntegration:
+    """One ``feishu_configs`` entry.
+
+    Cancellation: a request in flight is abandoned with the caller's scope.
+    """
+
+    fields: dict[str, Any]
+    index: int
+    env: IntegrationEnv
+    send_resolved: bool
+    name: str = INTEGRATION_TYPE
+
+    def texts(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> list[str]:
+        """The message texts of one notification (keywords included)."""
+        f = self.fields
+        text = FieldRenderer(self.env, ctx, alerts)(str(f.get("message") or ""))
+        suffix = append_keywords("", string_list(f.get("keywords")))
+        room = int(f.get("max_message_bytes") or MAX_MESSAGE_BYTES) - utf8_bytes(suffix)
+        if split_enabled(f):
+            parts = split_message(text, room, utf8_bytes)
+        else:
+            parts = [truncate_in_bytes(text, room)[0]]
+        return [p + suffix for p in parts]
+
+    def body(self, text: str, now: int) -> bytes:
+        """One request body, signed at ``now`` when a secret is configured."""
+        secret = str(self.fields.get("secret") or "")
+        head: dict[str, Any] = {}
+        if secret:
+            ts = now // _NS_PER_SECOND
+            head = {"timestamp": str(ts), "sign": sign(ts, secret)}
+        return json_body({**head, "msg_type": "text", "content": {"text": text}})
+
+    async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
+        """POST each message in order; raises ``NotifyError`` on the first failure."""
+        url = str(self.fields.get("webhook_url") or "")
+        if not url:
+            url = await read_key_file(str(self.fields.get("webhook_url_file") or ""), "webhook_url")
+        for text in self.texts(ctx, alerts):
+            body = self.body(text, self.env.clock.now())
+            await post_json(self.env, url, body, http_config(self.fields), check=check_reply)
+
+
+def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> FeishuIntegration:
+    """The integration for one ``feishu_configs`` entry."""
+    return FeishuIntegration(dict(config.fields), index, env, config.send_resolved)
