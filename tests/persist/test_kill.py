@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from daemon import silencepb
 from daemon.persist import RecordJournal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,3 +70,69 @@ def test_record_survives_sigkill_after_append(tmp_path: Path) -> None:
     want = [f"silence-{i}".encode() for i in range(acknowledged + 1)]
     assert list(loaded.records[: len(want)]) == want
     assert all(p.reason.startswith("truncated") for p in loaded.problems)
+
+
+SILENCE_CHILD = textwrap.dedent(
+    """
+    import sys
+    import trio
+    from daemon import silencepb
+    from daemon.log import configure
+    from daemon.matcher import parse_matcher
+    from daemon.persist import DurableState, flush_after
+    from daemon.silence import Silence, Silences
+
+    configure(stream=sys.stderr)
+    T0 = 1_763_937_000 * 10**9
+
+    async def post(silences, i):
+        return silences.set(
+            Silence("", (parse_matcher(f'job="{i}"'),), T0, T0 + 3600 * 10**9), T0
+        )
+
+    async def main(directory):
+        state = await DurableState.open(directory, "silences")
+        silences = Silences()
+        loaded = await state.load_decoded(silencepb.decode_mesh_silence)
+        silences.load_snapshot(silencepb.encode_state(loaded.records))
+        silences.broadcast = state.append_delimited_nowait
+        handler = flush_after(post, lambda backend: state)
+        for i in range(1000):
+            print(await handler(silences, i), flush=True)
+        await trio.sleep_forever()
+
+    trio.run(main, sys.argv[1])
+    """
+)
+
+
+def test_silence_acknowledged_through_flush_after_survives_sigkill(tmp_path: Path) -> None:
+    """Silence IDs a flush_after-wrapped handler returned are all there after kill -9."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SILENCE_CHILD, str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    acknowledged: list[str] = []
+    try:
+        for line in proc.stdout:
+            acknowledged.append(line.strip())
+            if len(acknowledged) == 10:
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    j = RecordJournal.open(tmp_path, "silences")
+    loaded = j.load_decoded(silencepb.decode_mesh_silence)
+    j.close()
+    stored = {s.id for s, _ in loaded.records}
+    assert len(acknowledged) == 10
+    assert set(acknowledged) <= stored
