@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import httpx
 import pytest
+import trio
 
 from daemon.notify.receivers import opsgenie
 from tests.receivers.test_pagerduty import (
+    AM_CONFIG,
     DEDUP,
     ctx,
     env_with,
@@ -16,9 +19,12 @@ from tests.receivers.test_pagerduty import (
     failure_of,
     firing,
     integration_config,
+    ours,
     real_templates,
     recorder,
     resolved,
+    run_alertmanager,
+    start_sink,
 )
 
 
@@ -133,3 +139,24 @@ def test_safe_split() -> None:
     """safeSplit trims the whole string and drops empty parts only."""
     assert opsgenie.safe_split("  a, b,,c ", ",") == ["a", " b", "c"]
     assert opsgenie.safe_split("   ", ",") == []
+
+
+@pytest.mark.alertmanager
+async def test_same_requests_as_alertmanager(tmp_path: pathlib.Path, nursery: trio.Nursery) -> None:
+    """Alertmanager 0.25 and tocsin send the same create and update requests."""
+    sink = await start_sink(nursery, tmp_path)
+    config_text = (
+        AM_CONFIG
+        + "  opsgenie_configs:\n  - api_key: k\n"
+        + f"    api_url: {sink.url}/og/\n"
+        + "    update_alerts: true\n    tags: 'a,{{ .CommonLabels.severity }}'\n"
+        + "    priority: P2\n    entity: e\n    actions: x\n    note: n\n"
+        + "    details: {extra: '{{ .Status }}'}\n"
+        + "    responders: [{name: 't1,t2', type: teams}, {username: u, type: user}]\n"
+    )
+    await run_alertmanager(tmp_path, config_text, sink, 3)
+    mine = await ours(config_text)
+    assert len(mine) == len(sink.requests) == 3
+    for a, b in zip(mine, sink.requests, strict=True):
+        assert (a.method, a.target, a.body.decode()) == (b.method, b.target, b.body.decode())
+        assert a.headers["authorization"] == b.headers["authorization"] == "GenieKey k"

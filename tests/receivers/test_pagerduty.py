@@ -485,7 +485,7 @@ async def start_sink(
 
 
 STARTS_AT = "2026-01-01T00:00:00Z"
-SIDE_BY_SIDE_ALERTS = [
+SIDE_BY_SIDE_ALERTS: list[dict[str, Any]] = [
     {
         "labels": {"alertname": "Q", "instance": inst, "severity": "crit"},
         "annotations": {"summary": 'it <broke> & "bad"', "description": f"on {inst}"},
@@ -553,8 +553,8 @@ def side_by_side_alerts() -> list[Alert]:
     """The posted alerts as the dispatcher hands them over (sorted, firing)."""
     return [
         Alert(
-            dict(a["labels"]),  # type: ignore[call-overload]
-            dict(a["annotations"]),  # type: ignore[call-overload]
+            dict(a["labels"]),
+            dict(a["annotations"]),
             parse_rfc3339(STARTS_AT),
             ZERO_TIME,
             generator_url=str(a["generatorURL"]),

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import pathlib
 import urllib.parse
 
 import httpx
 import pytest
+import trio
 
 from daemon.notify.receivers import pushover
 from tests.receivers.test_pagerduty import (
+    AM_CONFIG,
     ctx,
     env_with,
     failing,
     failure_of,
     firing,
     integration_config,
+    ours,
     real_templates,
     recorder,
     resolved,
+    run_alertmanager,
+    start_sink,
 )
 
 
@@ -107,3 +113,24 @@ async def test_transport_error_hides_token() -> None:
     integ = pushover.build(conf, 0, env_with(failing(httpx.ConnectError("no"))))
     err = await failure_of(integ, [firing()])
     assert err.retryable and "secret-token" not in str(err)
+
+
+@pytest.mark.alertmanager
+@pytest.mark.parametrize("html", ["false", "true"])
+async def test_same_request_as_alertmanager(
+    html: str, tmp_path: pathlib.Path, nursery: trio.Nursery
+) -> None:
+    """Alertmanager 0.25 and tocsin send the same Pushover request (through a TLS proxy)."""
+    sink = await start_sink(nursery, tmp_path)
+    config_text = (
+        AM_CONFIG
+        + "  pushover_configs:\n  - user_key: u\n    token: 't/k'\n    sound: siren\n"
+        + f"    html: {html}\n    url_title: 'see {{{{ .Status }}}}'\n    retry: 90s\n"
+        + f"    http_config:\n      proxy_url: {sink.url}\n"
+        + "      tls_config: {insecure_skip_verify: true}\n"
+    )
+    await run_alertmanager(tmp_path, config_text, sink, 1)
+    (mine,) = await ours(config_text)
+    (theirs,) = sink.requests
+    assert (mine.method, mine.target, mine.body) == (theirs.method, theirs.target, theirs.body)
+    assert mine.headers["content-type"] == theirs.headers["content-type"]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import httpx
 import pytest
+import trio
 
 from daemon.notify.receivers import victorops
 from tests.receivers.test_pagerduty import (
+    AM_CONFIG,
     DEDUP,
     ctx,
     env_with,
@@ -16,9 +19,12 @@ from tests.receivers.test_pagerduty import (
     failure_of,
     firing,
     integration_config,
+    ours,
     real_templates,
     recorder,
     resolved,
+    run_alertmanager,
+    start_sink,
 )
 
 
@@ -105,3 +111,23 @@ async def test_default_templates() -> None:
     body = json.loads(seen[0].content)
     assert body["entity_display_name"] == "[FIRING:1] Q "
     assert body["monitoring_tool"] == "Alertmanager"
+
+
+@pytest.mark.alertmanager
+async def test_same_request_as_alertmanager(tmp_path: pathlib.Path, nursery: trio.Nursery) -> None:
+    """Alertmanager 0.25 and tocsin send the same VictorOps event."""
+    sink = await start_sink(nursery, tmp_path)
+    config_text = (
+        AM_CONFIG
+        + "  victorops_configs:\n  - api_key: key\n    routing_key: 'rk-{{ .CommonLabels.severity }}'\n"
+        + f"    api_url: {sink.url}/vo/\n"
+        + "    message_type: WARNING\n    custom_fields: {team: '{{ .Receiver }}'}\n"
+    )
+    await run_alertmanager(tmp_path, config_text, sink, 1)
+    (mine,) = await ours(config_text)
+    (theirs,) = sink.requests
+    assert (mine.method, mine.target, mine.body.decode()) == (
+        theirs.method,
+        theirs.target,
+        theirs.body.decode(),
+    )

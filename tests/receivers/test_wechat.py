@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import httpx
 import pytest
+import trio
 
 from daemon.clock import FixedClock
 from daemon.notify.receivers import wechat
 from daemon.notify.receivers.base import IntegrationEnv
 from tests.receivers.test_pagerduty import (
+    AM_CONFIG,
+    Recorded,
     ctx,
     env_with,
     failure_of,
     firing,
     integration_config,
+    ours,
     real_templates,
+    run_alertmanager,
+    start_sink,
 )
 
 
@@ -138,3 +145,30 @@ async def test_default_templates() -> None:
     body = json.loads(server.requests[1].content)
     assert [k for k in body if k.startswith("to") or k == "agentid"] == []
     assert body["text"]["content"].startswith("[FIRING:1] Q ")
+
+
+def wechat_responder(request: Recorded) -> tuple[int, bytes]:
+    """A WeChat API stand-in: a token for gettoken, success for message/send."""
+    if "/gettoken" in request.target:
+        return 200, b'{"access_token":"tok-9"}'
+    return 200, b'{"code":0}'
+
+
+@pytest.mark.alertmanager
+@pytest.mark.parametrize("message_type", ["text", "markdown"])
+async def test_same_requests_as_alertmanager(
+    message_type: str, tmp_path: pathlib.Path, nursery: trio.Nursery
+) -> None:
+    """Alertmanager 0.25 and tocsin fetch the token and send the same message."""
+    sink = await start_sink(nursery, tmp_path, wechat_responder)
+    config_text = (
+        AM_CONFIG
+        + "  wechat_configs:\n  - api_secret: 's&c'\n    corp_id: corp\n"
+        + f"    api_url: {sink.url}/cgi-bin/\n    to_party: '2'\n    agent_id: '1000002'\n"
+        + f"    message_type: {message_type}\n"
+    )
+    await run_alertmanager(tmp_path, config_text, sink, 2)
+    mine = await ours(config_text, wechat_responder)
+    assert [(r.method, r.target, r.body.decode()) for r in mine] == [
+        (r.method, r.target, r.body.decode()) for r in sink.requests
+    ]
