@@ -38,3 +38,20 @@ def test_webhook_and_helpers_are_not_registered() -> None:
     types = registry.integration_types()
     assert "webhook" not in types
     assert "base" not in types and "registry" not in types
+
+
+def test_chat_and_kubesphere_types_are_registered() -> None:
+    """Every integration module of this package with INTEGRATION_TYPE is discovered."""
+    types = registry.integration_types()
+    expected = {
+        "slack",
+        "discord",
+        "msteams",
+        "telegram",
+        "webex",
+        "dingtalk",
+        "feishu",
+        "wecom",
+        "sms",
+    }
+    assert expected <= types
