@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import pathlib
 import urllib.parse
 
 import httpx
 import pytest
+import trio
 
 from daemon.notify.receivers import sns
 from daemon.timestamp import parse_rfc3339
 from tests.receivers.test_pagerduty import (
+    AM_CONFIG,
     DEDUP,
     NOW,
+    Recorded,
     ctx,
     env_with,
     failing,
     failure_of,
     firing,
     integration_config,
+    ours,
     real_templates,
     recorder,
+    run_alertmanager,
+    start_sink,
 )
 
 KEYS = "sigv4: {region: us-east-1, access_key: AKID, secret_key: SECRET}"
@@ -203,3 +210,62 @@ def test_encode_form_sorts_and_escapes(limit: int) -> None:
     """Form encoding sorts keys and escapes like Go's QueryEscape."""
     assert sns.encode_form([("b", "x y"), ("a", "~*")]) == b"a=~%2A&b=x+y"
     assert limit == sns.MAX_SMS_BYTES
+
+
+def publish_ok(request: Recorded) -> tuple[int, bytes]:
+    """SNS's success reply, so the AWS SDK does not retry."""
+    return 200, (
+        b'<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult>'
+        b"<MessageId>1</MessageId></PublishResult><ResponseMetadata><RequestId>r</RequestId>"
+        b"</ResponseMetadata></PublishResponse>"
+    )
+
+
+@pytest.mark.alertmanager
+@pytest.mark.parametrize(
+    "target",
+    ["topic_arn: 'arn:aws:sns:us-east-1:123:alerts.fifo'", "phone_number: '+15555550100'"],
+)
+async def test_same_publish_as_alertmanager(
+    target: str, tmp_path: pathlib.Path, nursery: trio.Nursery
+) -> None:
+    """Alertmanager 0.25 (aws-sdk-go) and tocsin send the same signed Publish form."""
+    sink = await start_sink(nursery, tmp_path, publish_ok)
+    config_text = (
+        AM_CONFIG
+        + f"  sns_configs:\n  - {target}\n    api_url: {sink.url}/\n"
+        + "    sigv4: {region: us-east-1, access_key: AKID, secret_key: SECRET}\n"
+        + "    attributes: {b: '{{ .Status }}', a: x}\n"
+    )
+    await run_alertmanager(tmp_path, config_text, sink, 1)
+    (mine,) = await ours(config_text, publish_ok)
+    theirs = sink.requests[0]
+    assert (mine.method, mine.target) == (theirs.method, theirs.target)
+    assert mine.body.decode() == theirs.body.decode()
+    assert mine.headers["content-type"] == theirs.headers["content-type"]
+
+    def scope(headers: dict[str, str]) -> str:
+        return headers["authorization"].split(" Signature=")[0]
+
+    assert scope(mine.headers).replace("20261123", "DATE") == scope(theirs.headers).replace(
+        theirs.headers["x-amz-date"][:8], "DATE"
+    )
+    # Our signer, given Alertmanager's request and its X-Amz-Date, reproduces its signature.
+    stamp = theirs.headers["x-amz-date"]
+    signed_at = parse_rfc3339(
+        f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}Z"
+    )
+    again = sns.sign_v4(
+        "POST",
+        f"http://{theirs.headers['host']}{theirs.target}",
+        {
+            "Content-Type": theirs.headers["content-type"],
+            "Content-Length": theirs.headers["content-length"],
+        },
+        theirs.body,
+        sns.Credentials("AKID", "SECRET"),
+        "us-east-1",
+        "sns",
+        signed_at,
+    )
+    assert again["Authorization"] == theirs.headers["authorization"]
