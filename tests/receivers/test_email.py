@@ -8,37 +8,36 @@ LOGIN and CRAM-MD5.
 from __future__ import annotations
 
 import base64
-import datetime
 import hmac
-import ipaddress
 import pathlib
 import socketserver
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from email.message import Message
+from functools import partial
 from typing import Any
 
 import attrs
 import pytest
 import trio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from daemon.notify.receivers import email
 from daemon.notify.retry import NotifyError
 from tests.receivers.test_pagerduty import (
+    AM_CONFIG,
     NOW,
     FakeTemplater,
     ctx,
     env_with,
     firing,
     integration_config,
+    ours,
     real_templates,
     recorder,
+    run_alertmanager_until,
+    write_self_signed,
 )
 
 
@@ -61,6 +60,8 @@ class SMTPServerOptions:
     auth: str = ""
     context: ssl.SSLContext | None = None
     sessions: list[Session] = attrs.field(factory=list)
+    #: Called (in the server thread) after each message is stored.
+    on_data: Callable[[], None] | None = None
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -145,6 +146,8 @@ class _Handler(socketserver.StreamRequestHandler):
                     data += raw
                 session.data = bytes(data)
                 self.send("250 queued")
+                if opts.on_data is not None:
+                    opts.on_data()
             elif verb == "QUIT":
                 self.send("221 bye")
                 return
@@ -184,37 +187,7 @@ class _Server(socketserver.ThreadingTCPServer):
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
     """A self-signed certificate for localhost and 127.0.0.1, and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    start = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=36500))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    return write_self_signed(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
@@ -483,3 +456,45 @@ def test_q_encode_splits_long_words() -> None:
     words = email.q_encode("ü" * 40).split(" ")
     assert all(len(w) <= 75 for w in words)
     assert words[0] == "=?utf-8?q?" + "=C3=BC" * 10 + "?="
+
+
+def normalised(data: bytes) -> tuple[list[bytes], bytes]:
+    """Sorted header lines and the body, with the date, message ID and boundary masked."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    boundary = next(ln for ln in lines if ln.startswith(b"Content-Type:")).split(b"boundary=")[1]
+    masked = sorted(
+        ln.split(b":")[0] + b": *" if ln.split(b":")[0] in (b"Date", b"Message-Id") else ln
+        for ln in lines
+    )
+    return [ln.replace(boundary, b"BOUNDARY") for ln in masked], body.replace(boundary, b"BOUNDARY")
+
+
+@pytest.mark.alertmanager
+async def test_same_message_as_alertmanager(
+    smtp_server: tuple[_Server, SMTPServerOptions], tmp_path: pathlib.Path
+) -> None:
+    """Alertmanager 0.25 and tocsin send the same envelope and message (volatile parts masked)."""
+    server, opts = smtp_server
+    opts.starttls = False
+    opts.auth = "PLAIN"
+    long_line = "x" * 70 + " = ü " + "y" * 20
+    config_text = (
+        f"global:\n  smtp_smarthost: '127.0.0.1:{port_of(server)}'\n"
+        "  smtp_from: 'Alertmanager <am@example.com>'\n  smtp_require_tls: false\n"
+        "  smtp_auth_username: u\n  smtp_auth_password: p\n"
+        + AM_CONFIG
+        + "  email_configs:\n  - to: 'Ops <ops@example.com>, b@example.com'\n"
+        + f'    text: "{long_line}\\n{{{{ .Status }}}} \\t\\n. dot"\n'
+        + "    headers: {X-Custom: 'Grüße {{ .Status }}', subject: 'S: {{ .CommonLabels.severity }}'}\n"
+    )
+
+    stored = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+    opts.on_data = partial(trio.from_thread.run_sync, stored.set, trio_token=token)
+    await run_alertmanager_until(tmp_path, config_text, stored.wait)
+    with trio.fail_after(20):
+        await ours(config_text)
+    theirs, mine = opts.sessions
+    assert (mine.auth, mine.mail_from, mine.rcpt) == (theirs.auth, theirs.mail_from, theirs.rcpt)
+    assert normalised(mine.data) == normalised(theirs.data)

@@ -14,7 +14,7 @@ import pathlib
 import socket
 import ssl
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -515,6 +515,13 @@ async def run_alertmanager(
     tmp_path: pathlib.Path, config_text: str, sink: Sink, count: int
 ) -> None:
     """Run Alertmanager 0.25 on ``config_text``, post the alerts, await ``count`` requests."""
+    await run_alertmanager_until(tmp_path, config_text, partial(sink.wait_for, count))
+
+
+async def run_alertmanager_until(
+    tmp_path: pathlib.Path, config_text: str, arrived: Callable[[], Awaitable[None]]
+) -> None:
+    """Run Alertmanager 0.25 on ``config_text``, post the alerts, await ``arrived()``."""
     (tmp_path / "am.yml").write_text(config_text)
     port = free_port()
     process = await trio.lowlevel.open_process(
@@ -541,7 +548,7 @@ async def run_alertmanager(
                     except httpx.TransportError:
                         await trio.sleep(0.1)
                 assert r.status_code == 200
-            await sink.wait_for(count)
+            await arrived()
     finally:
         process.kill()
         with trio.move_on_after(5) as cleanup:
