@@ -168,15 +168,27 @@ def _fingerprint_python(labels: Mapping[str, str]) -> int:
     return h
 
 
+_intern = sys.intern
+
+
+def _posted_labels_python(labels: dict[str, str]) -> int:
+    """Intern every label value in place; the fingerprint of the result."""
+    for name, value in labels.items():
+        labels[name] = _intern(value)
+    return _fingerprint_python(labels)
+
+
 _fingerprint_fast: Callable[[dict[str, str]], int]
+_posted_labels: Callable[[dict[str, str]], int]
 try:
     # The C build (daemon/_speedups.c) is ~30x faster; it is optional so that a machine
-    # without a compiler still runs, on the unrolled Python loop.
+    # without a compiler still runs, on the pure Python versions.
     from daemon._speedups import fingerprint as _fingerprint_fast
+    from daemon._speedups import posted_labels as _posted_labels
 except ImportError:  # pragma: no cover - depends on the build
     _fingerprint_fast = _fingerprint_python
+    _posted_labels = _posted_labels_python
 
-_intern = sys.intern
 #: Longer annotation values (descriptions) are rarely shared; not worth a lookup.
 _INTERN_MAX = 256
 
@@ -207,8 +219,7 @@ def posted_alert(
     # Values repeat across alerts (alertname, job, severity, summaries, one generator
     # URL per rule) but the JSON decoder makes a fresh string each time; interning keeps
     # one copy in memory. Interned strings are freed when no longer referenced.
-    for name, value in labels.items():
-        labels[name] = _intern(value)
+    fp = _posted_labels(labels)
     for name, value in annotations.items():
         if len(value) <= _INTERN_MAX:
             annotations[name] = _intern(value)
@@ -220,7 +231,7 @@ def posted_alert(
         _intern(generator_url) if len(generator_url) <= _INTERN_MAX else generator_url,
         now,
         timeout,
-        _fingerprint_fast(labels),
+        fp,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,7 +13,12 @@ from hypothesis import strategies as st
 
 import daemon
 from daemon import alert
-from daemon.alert import _fingerprint_python, fingerprint, fingerprint_reference
+from daemon.alert import (
+    _fingerprint_python,
+    _posted_labels_python,
+    fingerprint,
+    fingerprint_reference,
+)
 
 labels_st = st.dictionaries(st.text(max_size=12), st.text(max_size=20), max_size=8)
 
@@ -27,7 +33,9 @@ def _speedups() -> ModuleType:
 
 def test_alert_module_uses_the_extension_when_built() -> None:
     """A built extension is what posting and the Alert class hash with."""
-    assert alert._fingerprint_fast is _speedups().fingerprint
+    speedups = _speedups()
+    assert alert._fingerprint_fast is speedups.fingerprint
+    assert alert._posted_labels is speedups.posted_labels
 
 
 @given(labels_st)
@@ -56,3 +64,23 @@ def test_c_fingerprint_rejects_bad_input() -> None:
         speedups.fingerprint({"a": 1})
     with pytest.raises(UnicodeEncodeError):
         speedups.fingerprint({"a": "\ud800x"})
+
+
+@given(labels_st)
+def test_c_posted_labels_interns_values_and_fingerprints(labels: dict[str, str]) -> None:
+    """posted_labels gives the reference fingerprint and leaves interned, equal values."""
+    speedups = _speedups()
+    # Fresh (non-interned) copies of the values, as the JSON decoder makes them.
+    fresh = {k: "".join(list(v)) for k, v in labels.items()}
+    assert speedups.posted_labels(fresh) == fingerprint_reference(labels)
+    assert fresh == labels
+    assert all(v is sys.intern(v) for v in fresh.values())
+
+
+@given(labels_st)
+def test_python_posted_labels_matches_c(labels: dict[str, str]) -> None:
+    """The pure Python fallback of posted_labels gives the same fingerprint and values."""
+    fresh = dict(labels)
+    assert _posted_labels_python(fresh) == fingerprint_reference(labels)
+    assert fresh == labels
+    assert all(v is sys.intern(v) for v in fresh.values())

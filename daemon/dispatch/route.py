@@ -105,8 +105,10 @@ class RouteNode:
 
     def match(self, labels: Mapping[str, str]) -> list[RouteNode]:
         """The nodes ``labels`` are routed to, in tree order (empty only if the root fails)."""
-        if not self.matches(labels):
+        if self.route.matchers and not self.matches(labels):
             return []
+        if not self.children:
+            return [self]
         found: list[RouteNode] = []
         for child in self.children:
             got = child.match(labels)
