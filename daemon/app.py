@@ -36,8 +36,10 @@ import httpx
 import structlog
 import trio
 
-from daemon import __version__
+from cluster.protowire import iter_delimited
+from daemon import __version__, nflogpb, silencepb
 from daemon import metrics as m
+from daemon import silence as silence_mod
 from daemon.alert import Alert
 from daemon.api.backend import AlertStatus
 from daemon.cli import Options
@@ -54,8 +56,8 @@ from daemon.nflog import Nflog
 from daemon.notify.pipeline import build_notifiers
 from daemon.notify.silence_stage import SilenceStage
 from daemon.notify.stages import GroupMuteMarker, suppression_stages
+from daemon.persist import DurableState, flush_after
 from daemon.silence import Silences
-from daemon.silencepb import read_snapshot_file, write_snapshot_file
 from daemon.store import AlertStore
 from daemon.timeinterval import TimeIntervals
 
@@ -64,8 +66,6 @@ log = structlog.get_logger("tocsin")
 #: Seconds a notification HTTP request may take (Alertmanager's notifiers have no
 #: default per-request timeout, only the flush deadline; this bounds a hung peer).
 HTTP_TIMEOUT = 30.0
-#: Deadline for the final state snapshot at shutdown.
-SHUTDOWN_SAVE_SECONDS = 10.0
 
 
 @attrs.define
@@ -102,11 +102,15 @@ class Instance:
         external_url: str,
         retention: int,
         storage: Path | None = None,
+        maintenance_interval: int = 15 * 60 * NS_PER_SECOND,
     ) -> None:
         self.clock = clock
         self.http = http
         self.external_url = external_url
         self.storage = storage
+        self.maintenance_interval = maintenance_interval
+        self.nflog_state: DurableState | None = None
+        self.silence_state: DurableState | None = None
         self.store = AlertStore(clock)
         self.nflog = Nflog(retention=retention)
         self.silences = Silences(retention=retention)
@@ -143,8 +147,53 @@ class Instance:
         """Run until cancelled; ready once the first generation's dispatcher is ready."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self.storage is not None:
+                # Loaded before the first generation starts, so nothing notifies twice.
+                await self._open_state(nursery, self.storage)
             await self.swap(self.build(self._first))
             task_status.started()
+
+    async def _open_state(self, nursery: trio.Nursery, storage: Path) -> None:
+        """Load silences and the nflog (snapshot + journal) and keep them durable.
+
+        Every change is journaled: silences before the API answers (``flush_after``),
+        nflog entries within a second. Both are compacted into Alertmanager-format
+        snapshots every maintenance interval and at shutdown.
+        """
+        interval = self.maintenance_interval / NS_PER_SECOND
+        nflog_state = await DurableState.open(storage, "nflog")
+        loaded_nflog = await nflog_state.load_decoded(nflogpb.decode_mesh_entry)
+        self.nflog.load_entries(loaded_nflog.records)
+        self.nflog.subscribe(lambda e: nflog_state.append_nowait(nflogpb.encode_mesh_entry(e)))
+        await nursery.start(
+            functools.partial(
+                nflog_state.serve,
+                snapshot=lambda: nflogpb.maintenance(self.nflog, self.clock.now()),
+                maintenance_interval=interval,
+                flush_interval=1.0,
+                on_maintenance_error=lambda exc: nflogpb.maintenance_errors_total.inc(),
+            )
+        )
+        self.nflog_state = nflog_state
+        silence_state = await DurableState.open(storage, "silences")
+        loaded = await silence_state.load_decoded(silencepb.decode_mesh_silence)
+        self.silences.load_snapshot(silencepb.encode_state(loaded.records))
+        self.silences.broadcast = silence_state.append_delimited_nowait
+        await nursery.start(
+            functools.partial(
+                silence_state.serve,
+                snapshot=lambda: list(iter_delimited(self.silences.maintenance(self.clock.now()))),
+                maintenance_interval=interval,
+                on_maintenance_error=lambda exc: silence_mod.maintenance_errors_total.inc(),
+            )
+        )
+        self.silence_state = silence_state
+        log.info(
+            "state.loaded",
+            silences=len(loaded.records),
+            nflog_entries=len(loaded_nflog.records),
+            problems=len(loaded.problems) + len(loaded_nflog.problems),
+        )
 
     async def swap(self, new: Generation) -> None:
         """Start ``new``, move the store's intake to it, stop the old one, replay alerts."""
@@ -180,21 +229,6 @@ class Instance:
             inhibitor.forget(alert.fingerprint)
             self.silences.forget(alert.fingerprint)
         return len(gone)
-
-    def load_state(self) -> None:
-        """Read the silences snapshot under ``storage`` (Alertmanager's file format)."""
-        if self.storage is None:
-            return
-        data = read_snapshot_file(self.storage / "silences")
-        if data is not None:
-            self.silences.load_snapshot(data)
-
-    async def save_state(self) -> None:
-        """GC and snapshot silences (temp file, fsync, rename), off the event loop."""
-        if self.storage is None:
-            return
-        data = self.silences.maintenance(self.clock.now())
-        await trio.to_thread.run_sync(write_snapshot_file, self.storage / "silences", data)
 
 
 async def _run_generation(
@@ -281,6 +315,21 @@ class Backend:
             return None
 
 
+def api_routes(instance: Instance) -> dict[str, dict[str, Any]]:
+    """API v2 routes; silence writes answer only once they are on disk."""
+    from daemon.api.app import default_api_routes
+    from daemon.api.silences import silence_routes
+
+    silences = silence_routes()
+    if instance.silence_state is not None:
+        state = instance.silence_state
+        for methods in silences.values():
+            for method in ("POST", "DELETE"):
+                if method in methods:
+                    methods[method] = flush_after(methods[method], lambda _backend: state)
+    return {**default_api_routes(), **silences}
+
+
 def record_config(config: Config) -> None:
     m.config_hash.set(config_hash(config.source_text))
     m.config_last_reload_successful.set(1)
@@ -342,9 +391,8 @@ def run(opts: Options) -> int:
 async def serve(opts: Options, config: Config, sock: socket.socket) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the config."""
     # Imported here so that the pure core never imports quart or hypercorn.
-    from daemon.api.app import create_app, default_api_routes
+    from daemon.api.app import create_app
     from daemon.api.server import serve_api
-    from daemon.api.silences import silence_routes
 
     clock = SystemClock()
     address, port = sock.getsockname()[:2]
@@ -355,44 +403,37 @@ async def serve(opts: Options, config: Config, sock: socket.socket) -> None:
     storage = Path(opts.storage_path)
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
         instance = Instance(
-            config, clock, http, external_url(opts, port), opts.data_retention, storage
+            config,
+            clock,
+            http,
+            external_url(opts, port),
+            opts.data_retention,
+            storage,
+            opts.data_maintenance_interval,
         )
-        await trio.to_thread.run_sync(instance.load_state)
-        try:
-            async with trio.open_nursery() as nursery:
-                backend = Backend(instance, opts, clock.now())
-                await nursery.start(instance.run)
-                record_config(config)
-                m.register_callback(
-                    "alertmanager_alerts",
-                    "How many alerts by state.",
-                    ["state"],
-                    lambda: instance.store.count_by_state(
-                        lambda a: backend.alert_status(a, clock.now()).state, clock.now()
-                    ),
-                )
-                app = create_app(backend, api_routes={**default_api_routes(), **silence_routes()})
-                await nursery.start(functools.partial(serve_api, app, "", 0, sock=sock))
-                log.info(
-                    "web.listening",
-                    address=f"{address}:{port}",
-                    external_url=instance.external_url,
-                    version=__version__,
-                    pid=os.getpid(),
-                )
-                nursery.start_soon(_collect_garbage, instance, opts.alerts_gc_interval)
-                nursery.start_soon(_maintain, instance, opts.data_maintenance_interval)
-                await _handle_signals(backend, nursery.cancel_scope)
-        finally:
-            # Alertmanager snapshots at shutdown too; shielded, with its own deadline.
-            with trio.move_on_after(SHUTDOWN_SAVE_SECONDS, shield=True):
-                await instance.save_state()
-
-
-async def _maintain(instance: Instance, interval_ns: int) -> None:
-    while True:
-        await trio.sleep(interval_ns / NS_PER_SECOND)
-        await instance.save_state()
+        async with trio.open_nursery() as nursery:
+            backend = Backend(instance, opts, clock.now())
+            await nursery.start(instance.run)
+            record_config(config)
+            m.register_callback(
+                "alertmanager_alerts",
+                "How many alerts by state.",
+                ["state"],
+                lambda: instance.store.count_by_state(
+                    lambda a: backend.alert_status(a, clock.now()).state, clock.now()
+                ),
+            )
+            app = create_app(backend, api_routes=api_routes(instance))
+            await nursery.start(functools.partial(serve_api, app, "", 0, sock=sock))
+            log.info(
+                "web.listening",
+                address=f"{address}:{port}",
+                external_url=instance.external_url,
+                version=__version__,
+                pid=os.getpid(),
+            )
+            nursery.start_soon(_collect_garbage, instance, opts.alerts_gc_interval)
+            await _handle_signals(backend, nursery.cancel_scope)
 
 
 async def _collect_garbage(instance: Instance, interval_ns: int) -> None:

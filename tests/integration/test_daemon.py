@@ -226,3 +226,41 @@ def test_inhibited_alert_is_not_sent_and_marked(tmp_path: Path) -> None:
             "state": "suppressed",
         }
         assert len(unmuted) == 2
+
+
+def test_silence_survives_sigkill_right_after_response(tmp_path: Path) -> None:
+    """A silence acknowledged by the API is there after kill -9 and a restart."""
+    silence = {
+        "matchers": [{"name": "alertname", "value": "Boom", "isRegex": False}],
+        "startsAt": "2020-01-01T00:00:00Z",
+        "endsAt": "2099-01-01T00:00:00Z",
+        "createdBy": "test",
+        "comment": "durable",
+    }
+    with WebhookSink() as team, WebhookSink() as db:
+        config = CONFIG.format(team=team.url, db=db.url)
+        with run_tocsin(tmp_path, config) as d, d.api() as c:
+            r = c.post("/api/v2/silences", json=silence)
+            assert r.status_code == 200
+            sid = r.json()["silenceID"]
+            d.proc.send_signal(signal.SIGKILL)
+            d.proc.wait(10)
+        with run_tocsin(tmp_path, config) as d, d.api() as c:
+            got = c.get(f"/api/v2/silence/{sid}")
+            assert got.status_code == 200
+            assert got.json()["comment"] == "durable"
+            assert got.json()["status"] == {"state": "active"}
+
+
+def test_restart_does_not_resend_notified_groups(tmp_path: Path) -> None:
+    """The notification log persists: after a restart an unchanged group is not re-sent."""
+    with WebhookSink() as team, WebhookSink() as db:
+        config = CONFIG.format(team=team.url, db=db.url)
+        alert = [{"labels": {"alertname": "Once"}, "startsAt": "2020-01-01T00:00:00Z",
+                  "endsAt": "2099-01-01T00:00:00Z"}]  # fmt: skip
+        with run_tocsin(tmp_path, config) as d:
+            d.post_alerts(alert)
+            assert team.next().json()["groupKey"] == '{}:{alertname="Once"}'
+        with run_tocsin(tmp_path, config) as d:
+            d.post_alerts(alert)
+            assert team.quiet_for(3.0)
