@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hmac
 import pathlib
+import socket
 import socketserver
 import ssl
 import threading
@@ -498,3 +499,19 @@ async def test_same_message_as_alertmanager(
     theirs, mine = opts.sessions
     assert (mine.auth, mine.mail_from, mine.rcpt) == (theirs.auth, theirs.mail_from, theirs.rcpt)
     assert normalised(mine.data) == normalised(theirs.data)
+
+
+async def test_cancel_abandons_a_stuck_smtp_dialogue(autojump_clock: trio.abc.Clock) -> None:
+    """A server that never greets does not hold up a cancelled send."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    try:
+        conf = email_config(listener.getsockname()[1], ", require_tls: false")
+        integ = email.build(conf, 0, env_with(recorder()[1], real_templates()))
+        with trio.move_on_after(5) as scope:
+            await integ.notify(ctx(), [firing()])
+        assert scope.cancelled_caught
+    finally:
+        # Closing the listener resets the queued connection, ending the worker thread.
+        listener.close()
