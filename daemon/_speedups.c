@@ -9,6 +9,9 @@
  *
  * posted_labels(labels): interns every value in place (as sys.intern would), then
  * returns fingerprint(labels). One call per posted alert instead of one per label.
+ *
+ * str_values(d): True if every value of dict d is exactly a str (the decoder's fast-path
+ * type check, without a generator per alert).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -126,11 +129,29 @@ speedups_posted_labels(PyObject *module, PyObject *labels)
     return speedups_fingerprint(module, labels);
 }
 
+static PyObject *
+speedups_str_values(PyObject *module, PyObject *d)
+{
+    if (!PyDict_Check(d)) {
+        PyErr_Format(PyExc_TypeError, "expected a dict, not %.100s", Py_TYPE(d)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(value)) {
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"fingerprint", speedups_fingerprint, METH_O,
      "FNV-1a 64 of a label dict, as Prometheus' LabelSet.Fingerprint."},
     {"posted_labels", speedups_posted_labels, METH_O,
      "Intern the label values in place; return the fingerprint."},
+    {"str_values", speedups_str_values, METH_O, "True if every value of the dict is a str."},
     {NULL, NULL, 0, NULL},
 };
 

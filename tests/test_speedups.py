@@ -19,6 +19,8 @@ from daemon.alert import (
     fingerprint,
     fingerprint_reference,
 )
+from daemon.api import postable
+from daemon.api.postable import _str_values_python
 
 labels_st = st.dictionaries(st.text(max_size=12), st.text(max_size=20), max_size=8)
 
@@ -36,6 +38,7 @@ def test_alert_module_uses_the_extension_when_built() -> None:
     speedups = _speedups()
     assert alert._fingerprint_fast is speedups.fingerprint
     assert alert._posted_labels is speedups.posted_labels
+    assert postable._str_values is speedups.str_values
 
 
 @given(labels_st)
@@ -84,3 +87,11 @@ def test_python_posted_labels_matches_c(labels: dict[str, str]) -> None:
     assert _posted_labels_python(fresh) == fingerprint_reference(labels)
     assert fresh == labels
     assert all(v is sys.intern(v) for v in fresh.values())
+
+
+@given(
+    st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.none(), st.integers()))
+)
+def test_c_str_values_matches_python(d: dict[str, object]) -> None:
+    """str_values is True exactly when every value is a str, like the Python fallback."""
+    assert _speedups().str_values(d) is _str_values_python(d)

@@ -20,7 +20,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from daemon import metrics
-from daemon.alert import posted_alert, validate_posted
+from daemon.alert import posted_alerts
 from daemon.api.backend import ApiBackend
 from daemon.api.encoding import body, cluster_status, framework_error, version_info
 from daemon.api.postable import BodyError, parse_alerts
@@ -123,18 +123,7 @@ async def post_alerts(backend: ApiBackend, params: Mapping[str, str]) -> Respons
         return _framework_error(exc.status, exc.code, exc.message)
     now = backend.clock.now()
     timeout_ends_at = now + backend.config.global_.resolve_timeout
-    valid = []
-    errors: list[str] = []
-    firing = 0
-    for raw in raws:
-        alert = posted_alert(*raw, now, timeout_ends_at)
-        if alert.ends_at > now:
-            firing += 1
-        problem = validate_posted(alert)
-        if problem is None:
-            valid.append(alert)
-        else:
-            errors.append(problem)
+    valid, errors, firing = posted_alerts(raws, now, timeout_ends_at)
     if firing:
         _received_firing.inc(firing)
     if len(raws) > firing:

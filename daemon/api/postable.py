@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from daemon.alert import go_quote
@@ -461,6 +462,19 @@ def _schema_error(index: int, labels_present: bool, generator_url: str) -> BodyE
     return None
 
 
+def _str_values_python(d: dict[str, Any]) -> bool:
+    """True if every value of ``d`` is exactly a ``str``."""
+    return all(type(v) is str for v in d.values())
+
+
+_str_values: Callable[[dict[str, Any]], bool]
+try:
+    # C version from daemon/_speedups.c (optional build): no generator per alert.
+    from daemon._speedups import str_values as _str_values
+except ImportError:  # pragma: no cover - depends on the build
+    _str_values = _str_values_python
+
+
 def parse_alerts(body: bytes) -> list[RawAlert]:
     """The posted alerts of a request body, or :class:`BodyError` as go-swagger reports it."""
     doc = decode_json(body)
@@ -497,8 +511,8 @@ def parse_alerts(body: bytes) -> list[RawAlert]:
                 and (starts is None or type(starts) is str)
                 and (ends is None or type(ends) is str)
                 and (url is None or type(url) is str)
-                and all(type(v) is str for v in labels.values())
-                and (annotations is None or all(type(v) is str for v in annotations.values()))
+                and _str_values(labels)
+                and (annotations is None or _str_values(annotations))
             ):
                 starts_at = ZERO_TIME
                 if starts is not None:

@@ -104,7 +104,12 @@ class RouteGroupActor:
 
     def send(self, alert: Alert) -> None:
         """Queue ``alert`` for insertion; dropped silently once the actor has stopped."""
-        self._post(alert)
+        # _post, inlined for the common case: this runs once per posted alert.
+        inbox = self._inbox
+        if inbox and not self._stopped:
+            inbox.append(alert)
+        else:
+            self._post(alert)
 
     def _post(self, message: _Message) -> None:
         if self._stopped:

@@ -46,6 +46,11 @@ class Dispatcher:
             except KeyError:
                 raise ValueError(f"no notifier for receiver {node.receiver!r}") from None
             self._actors[node.id] = RouteGroupActor(node, notifier, clock, peer_wait)
+        # A tree that is only a root without matchers routes every alert to the root:
+        # skip the walk (it runs once per posted alert).
+        self._sole_actor = (
+            self._actors[root.id] if not root.children and not root.route.matchers else None
+        )
         self._cancel_scope = trio.CancelScope()
         register_callback(
             "alertmanager_dispatcher_aggregation_groups",
@@ -82,6 +87,9 @@ class Dispatcher:
 
     def ingest(self, alert: Alert) -> None:
         """Queue ``alert`` on every route it matches. Synchronous and never blocks."""
+        if self._sole_actor is not None:
+            self._sole_actor.send(alert)
+            return
         for node in self.root.match(alert.labels):
             self._actors[node.id].send(alert)
 
