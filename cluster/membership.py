@@ -988,3 +988,38 @@ class Membership:
         if len(self.broadcasts) > MAX_QUEUED_BROADCASTS:
             self.broadcasts.prune(MAX_QUEUED_BROADCASTS)
         return out
+
+
+# --- Alertmanager's failed-peer bookkeeping ---------------------------------------------
+
+
+@attrs.define
+class FailedPeers:
+    """Peers to keep re-joining: Alertmanager's ``failedPeers`` list.
+
+    A configured peer starts here as a placeholder (address only) until a member at
+    that address joins; a member that dies or leaves comes back here with the time it
+    left. Every reconnect interval the shell re-joins each address; entries older than
+    the reconnect timeout are pruned. Keyed by address, as Alertmanager keys peers.
+    """
+
+    entries: dict[Address, tuple[str, float]] = attrs.field(factory=dict)
+
+    def add(self, address: Address, name: str, now: float) -> None:
+        """Remember a peer to reconnect to (a placeholder has an empty name)."""
+        self.entries[address] = (name, now)
+
+    def joined(self, address: Address) -> bool:
+        """A member at ``address`` joined; True if it was a failed peer (a rejoin)."""
+        return self.entries.pop(address, None) is not None
+
+    def addresses(self) -> list[Address]:
+        """Every address to try to re-join."""
+        return list(self.entries)
+
+    def prune(self, now: float, timeout: float) -> list[Address]:
+        """Forget peers that failed more than ``timeout`` ago; return their addresses."""
+        gone = [a for a, (_, since) in self.entries.items() if now - since > timeout]
+        for address in gone:
+            del self.entries[address]
+        return gone

@@ -1,0 +1,554 @@
+"""A cluster node: the trio shell around :class:`cluster.membership.Membership`.
+
+Theory of operation. The membership core is pure; this module owns everything that
+waits. :meth:`Node.run` starts one task per source of events, all in the node's own
+nursery:
+
+* a packet reader feeds every datagram to the core;
+* a stream acceptor serves each incoming TCP stream (push/pull, reliable user message,
+  fallback ping) in its own task;
+* a timer task sleeps until the core's next deadline (or until an event may have moved
+  it) and polls the core;
+* a sender drains the outbox of packets, so the synchronous dispatch never blocks;
+* Alertmanager's settle, reconnect, prune and refresh loops.
+
+The core is only ever touched between awaits, so trio's cooperative scheduling makes
+every call atomic without locks. Actions the core returns are carried out by
+:meth:`Node._dispatch`: packets go to the outbox, push/pulls and fallback pings become
+tasks, user messages go to the delegate, membership changes to the failed-peer list and
+the ``on_event`` hook.
+
+Replicated state plugs in through :class:`Delegate` (memberlist's delegate reduced to
+what Alertmanager uses); :class:`ChannelDelegate` adapts the ``"nfl"``/``"sil"``
+:class:`cluster.state.State` objects by way of :mod:`cluster.channel`.
+
+Error handling: whatever a peer sends is counted and dropped (malformed packets, bad
+streams, user messages a state cannot merge); network errors on streams are logged and
+end that exchange only. Bugs propagate and end :meth:`Node.run`.
+
+Cancellation: cancelling :meth:`Node.run` stops every task at once; call
+:meth:`Node.leave` first for a graceful exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+import attrs
+import structlog
+import trio
+
+from cluster.channel import deliver_user_message, local_state, merge_remote_state, plan_broadcast
+from cluster.errors import DecodeError
+from cluster.framing import StreamDecoder, StreamMessage, encode_stream
+from cluster.membership import (
+    Action,
+    Address,
+    DeliverUserMessage,
+    FailedPeers,
+    MemberInfo,
+    MemberJoined,
+    MemberLeft,
+    Membership,
+    MembershipConfig,
+    MemberUpdated,
+    SendPacket,
+    StartFallbackPing,
+    StartPushPull,
+)
+from cluster.messages import Ack, ErrResp, Ping, PushPull, UserMsg
+from cluster.state import State
+from cluster.transport import Transport
+
+log = structlog.get_logger("cluster.node")
+
+#: Packets waiting for the sender before new ones are dropped.
+OUTBOX_SIZE = 4096
+#: How much a stream read asks for at a time.
+STREAM_READ_SIZE = 65536
+#: Alertmanager prunes its failed-peer list this often.
+PRUNE_INTERVAL = 300.0
+#: Alertmanager's settle needs this many unchanged polls in a row.
+SETTLE_OKAY_POLLS = 3
+
+#: What the ``on_event`` hook receives.
+MemberEvent = MemberJoined | MemberLeft | MemberUpdated
+
+_NETWORK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, DecodeError)
+
+
+class Delegate(Protocol):
+    """The application's replicated state, as memberlist's delegate sees it."""
+
+    def local_state(self, join: bool) -> bytes:
+        """The user state to send in a push/pull."""
+        ...
+
+    def merge_remote_state(self, buf: bytes, join: bool) -> None:
+        """Merge a peer's push/pull user state; raise DecodeError if it is malformed."""
+        ...
+
+    def notify_msg(self, payload: bytes) -> None:
+        """Apply one user message; raise DecodeError if it is malformed."""
+        ...
+
+
+@attrs.define
+class ChannelDelegate:
+    """Alertmanager's delegate: user state is a ``FullState``, messages are ``Part``s."""
+
+    states: dict[str, State] = attrs.field(factory=dict)
+
+    def add_state(self, key: str, state: State) -> None:
+        """Register a replicated state under its channel key (``"nfl"``, ``"sil"``)."""
+        self.states[key] = state
+
+    def local_state(self, join: bool) -> bytes:
+        """Every state's full serialization (the join flag does not matter)."""
+        return local_state(self.states)
+
+    def merge_remote_state(self, buf: bytes, join: bool) -> None:
+        """Merge each part into its state; unknown keys are logged and skipped."""
+        unknown = merge_remote_state(self.states, buf)
+        if unknown:
+            log.warning("state.unknown_keys", keys=list(unknown))
+
+    def notify_msg(self, payload: bytes) -> None:
+        """Merge one broadcast Part; an unknown key is ignored as in Alertmanager."""
+        deliver_user_message(self.states, payload)
+
+
+@attrs.frozen
+class NodeConfig:
+    """Alertmanager 0.25's cluster flags and memberlist settings (seconds)."""
+
+    probe_interval: float = 1.0
+    probe_timeout: float = 0.5
+    gossip_interval: float = 0.2
+    push_pull_interval: float = 60.0
+    gossip_nodes: int = 3
+    user_retransmit_mult: int = 3
+    tcp_timeout: float = 10.0
+    reconnect_interval: float = 10.0
+    reconnect_timeout: float = 6 * 3600.0
+    refresh_interval: float = 15.0
+    settle_timeout: float = 60.0
+    leave_timeout: float = 10.0
+    enable_compression: bool = True
+    meta: bytes = b""
+
+    def membership(self, name: str, address: Address) -> MembershipConfig:
+        """The core's settings for a node called ``name`` advertising ``address``."""
+        return MembershipConfig(
+            name=name,
+            address=address,
+            meta=self.meta,
+            probe_interval=self.probe_interval,
+            probe_timeout=self.probe_timeout,
+            gossip_interval=self.gossip_interval,
+            gossip_nodes=self.gossip_nodes,
+            push_pull_interval=self.push_pull_interval,
+            user_retransmit_mult=self.user_retransmit_mult,
+            enable_compression=self.enable_compression,
+        )
+
+
+@attrs.frozen
+class NodeStatistics:
+    """Counters for metrics and tests."""
+
+    members: int
+    health_score: int
+    packets_received: int
+    malformed_packets: int
+    malformed_messages: int
+    malformed_streams: int
+    bad_user_messages: int
+    dropped_outgoing: int
+    failed_peers: int
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid_name(unix_ms: int, rng: random.Random) -> str:
+    """A ULID (ms timestamp + 80 random bits, Crockford base32), as Alertmanager names nodes."""
+    value = ((unix_ms & (2**48 - 1)) << 80) | rng.getrandbits(80)
+    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+class Node:
+    """One member of a memberlist cluster (see the module docstring)."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        name: str,
+        *,
+        config: NodeConfig | None = None,
+        delegate: Delegate | None = None,
+        rng: random.Random | None = None,
+        on_event: Callable[[MemberEvent], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config or NodeConfig()
+        self.delegate: Delegate = delegate or ChannelDelegate()
+        self._transport = transport
+        self._rng = rng or random.Random()
+        self._on_event = on_event
+        self._core: Membership | None = None
+        self._nursery: trio.Nursery | None = None
+        self._wake = trio.Event()
+        self._ready = trio.Event()
+        self._leave_sent = trio.Event()
+        self._outbox_send, self._outbox = trio.open_memory_channel[tuple[Address, bytes]](
+            OUTBOX_SIZE
+        )
+        self.failed_peers = FailedPeers()
+        self._known_peers: list[Address] = []
+        self._malformed_streams = 0
+        self._bad_user_messages = 0
+        self._dropped_outgoing = 0
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    @property
+    def address(self) -> Address:
+        """The address we advertise (both UDP and TCP)."""
+        return self._transport.local_address
+
+    @property
+    def core(self) -> Membership:
+        """The membership state machine (available once :meth:`run` has started)."""
+        if self._core is None:
+            raise RuntimeError("the node is not running")
+        return self._core
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve the cluster protocol until cancelled (or until :meth:`leave` finishes).
+
+        ``task_status.started()`` is called once packets and streams are being served.
+        """
+        self._core = Membership(
+            self.config.membership(self.name, self.address), trio.current_time(), self._rng
+        )
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._receive_packets)
+            nursery.start_soon(self._accept_streams)
+            nursery.start_soon(self._send_packets)
+            nursery.start_soon(self._timers)
+            nursery.start_soon(self._settle)
+            nursery.start_soon(self._reconnect)
+            log.info("cluster.started", name=self.name, address=self.address)
+            task_status.started()
+
+    async def join(self, addresses: Iterable[Address]) -> int:
+        """Push/pull with each peer (Join=true); return how many answered.
+
+        Every peer other than ourselves is also remembered for reconnects, as
+        Alertmanager does with ``--cluster.peer``. A failure is logged, not raised.
+        """
+        now = trio.current_time()
+        targets = [a for a in addresses if a != self.address]
+        for address in targets:
+            if address not in self._known_peers:
+                self._known_peers.append(address)
+            if not any(m.address == address for m in self.core.members()):
+                self.failed_peers.add(address, "", now)
+        joined = 0
+        for address in targets:
+            if await self._push_pull(address, join=True):
+                joined += 1
+        log.info("cluster.joined", peers=joined, tried=len(targets))
+        return joined
+
+    async def leave(self) -> None:
+        """Gossip our departure, wait (bounded) until it went out, then stop :meth:`run`."""
+        self._dispatch(self.core.leave(trio.current_time()))
+        with trio.move_on_after(self.config.leave_timeout):
+            await self._leave_sent.wait()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    # --- queries -----------------------------------------------------------------------
+
+    def members(self) -> list[MemberInfo]:
+        """Live members (alive or suspect), ourselves included."""
+        return self.core.members()
+
+    def position(self) -> int:
+        """Our index among live members sorted by name (0 notifies first)."""
+        names = sorted(m.name for m in self.core.members())
+        return names.index(self.name) if self.name in names else 0
+
+    @property
+    def ready(self) -> bool:
+        """True once gossip has settled (or the settle timeout passed)."""
+        return self._ready.is_set()
+
+    async def wait_settled(self) -> None:
+        """Wait until gossip has settled (Alertmanager's ``WaitReady``)."""
+        await self._ready.wait()
+
+    def statistics(self) -> NodeStatistics:
+        """Current counters."""
+        core = self.core
+        return NodeStatistics(
+            members=core.num_members(),
+            health_score=core.awareness.score,
+            packets_received=core.stats.packets_received,
+            malformed_packets=core.stats.malformed_packets,
+            malformed_messages=core.stats.malformed_messages,
+            malformed_streams=self._malformed_streams,
+            bad_user_messages=self._bad_user_messages,
+            dropped_outgoing=self._dropped_outgoing,
+            failed_peers=len(self.failed_peers.entries),
+        )
+
+    # --- broadcasting user state ------------------------------------------------------
+
+    def broadcast(self, key: str, data: bytes) -> None:
+        """Send a local change on channel ``key``, as Alertmanager's ``Channel.Broadcast``.
+
+        A small Part is gossiped; an oversized one goes by TCP to every other member.
+        """
+        plan = plan_broadcast(key, data)
+        if not plan.reliable:
+            self.core.queue_user_broadcast(plan.part)
+            return
+        if self._nursery is None:
+            return
+        for member in self.core.members():
+            if member.name != self.name:
+                self._nursery.start_soon(self._send_reliable, member.address, plan.part)
+
+    async def _send_reliable(self, address: Address, payload: bytes) -> None:
+        try:
+            with trio.fail_after(self.config.tcp_timeout):
+                stream = await self._transport.open_stream(address)
+                async with stream:
+                    await stream.send_all(
+                        encode_stream(
+                            UserMsg(payload).encode_stream(),
+                            compress=self.config.enable_compression,
+                        )
+                    )
+        except (*_NETWORK_ERRORS, trio.TooSlowError) as exc:
+            log.warning("broadcast.reliable_failed", address=address, error=str(exc))
+
+    # --- event sources ---------------------------------------------------------------
+
+    async def _receive_packets(self) -> None:
+        while True:
+            data, source = await self._transport.receive_packet()
+            self._dispatch(self.core.handle_packet(data, source, trio.current_time()))
+
+    async def _send_packets(self) -> None:
+        async for address, data in self._outbox:
+            await self._transport.send_packet(address, data)
+
+    async def _timers(self) -> None:
+        while True:
+            with trio.move_on_at(self.core.next_deadline()):
+                await self._wake.wait()
+            self._dispatch(self.core.poll(trio.current_time()))
+            # reset after dispatching: our own dispatch sets it, and anything that
+            # happened before this point is covered by the poll just done
+            self._wake = trio.Event()
+
+    async def _accept_streams(self) -> None:
+        assert self._nursery is not None
+        while True:
+            stream = await self._transport.accept_stream()
+            self._nursery.start_soon(self._serve_stream, stream)
+
+    # --- dispatch --------------------------------------------------------------------
+
+    def _dispatch(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendPacket):
+                try:
+                    self._outbox_send.send_nowait((action.address, action.data))
+                except trio.WouldBlock:
+                    self._dropped_outgoing += 1
+            elif isinstance(action, StartPushPull):
+                if self._nursery is not None:
+                    self._nursery.start_soon(self._push_pull, action.address, action.join)
+            elif isinstance(action, StartFallbackPing):
+                if self._nursery is not None:
+                    self._nursery.start_soon(self._fallback_ping, action)
+            elif isinstance(action, DeliverUserMessage):
+                self._deliver(action.payload)
+            else:
+                self._member_event(action)
+        if self._core is not None and self._core.leave_broadcast_done:
+            self._leave_sent.set()
+        self._wake.set()
+
+    def _member_event(self, event: MemberEvent) -> None:
+        member = event.member
+        if member.name != self.name:
+            if isinstance(event, MemberJoined):
+                rejoined = self.failed_peers.joined(member.address)
+                log.info("peer.joined", peer=member.name, address=member.address, rejoin=rejoined)
+            elif isinstance(event, MemberLeft):
+                self.failed_peers.add(member.address, member.name, trio.current_time())
+                log.info("peer.left", peer=member.name, state=member.state.name)
+            else:
+                log.info("peer.updated", peer=member.name)
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _deliver(self, payload: bytes) -> None:
+        try:
+            self.delegate.notify_msg(payload)
+        except DecodeError as exc:
+            self._bad_user_messages += 1
+            log.warning("user_message.malformed", error=str(exc))
+
+    def _merge_user_state(self, buf: bytes, join: bool) -> None:
+        try:
+            self.delegate.merge_remote_state(buf, join)
+        except DecodeError as exc:
+            self._bad_user_messages += 1
+            log.warning("remote_state.malformed", error=str(exc))
+
+    # --- streams -----------------------------------------------------------------------
+
+    def _push_pull_request(self, join: bool) -> bytes:
+        request = PushPull(
+            join=join,
+            nodes=self.core.push_pull_nodes(),
+            user_state=self.delegate.local_state(join),
+        )
+        return encode_stream(request.encode(), compress=self.config.enable_compression)
+
+    async def _push_pull(self, address: Address, join: bool) -> bool:
+        """One push/pull as the initiator; True if the peer's state was merged."""
+        try:
+            with trio.fail_after(self.config.tcp_timeout):
+                stream = await self._transport.open_stream(address)
+                async with stream:
+                    await stream.send_all(self._push_pull_request(join))
+                    reply = await _read_message(stream)
+        except (*_NETWORK_ERRORS, trio.TooSlowError) as exc:
+            log.debug("push_pull.failed", address=address, error=str(exc) or type(exc).__name__)
+            return False
+        if not isinstance(reply, PushPull):
+            detail = reply.error if isinstance(reply, ErrResp) else type(reply).__name__
+            log.warning("push_pull.bad_reply", address=address, reply=detail)
+            return False
+        self._dispatch(self.core.merge_remote_nodes(reply.nodes, trio.current_time()))
+        self._merge_user_state(reply.user_state, join)
+        return True
+
+    async def _serve_stream(self, stream: trio.abc.Stream) -> None:
+        async with stream:
+            try:
+                with trio.fail_after(self.config.tcp_timeout):
+                    await self._answer_stream(stream)
+            except DecodeError as exc:
+                self._malformed_streams += 1
+                log.debug("stream.malformed", error=str(exc))
+                with (
+                    trio.move_on_after(self.config.tcp_timeout),
+                    contextlib.suppress(*_NETWORK_ERRORS),
+                ):
+                    await stream.send_all(encode_stream(ErrResp(str(exc)).encode(), compress=False))
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                log.debug("stream.failed", error=str(exc))
+            except trio.TooSlowError:
+                log.debug("stream.timeout")
+
+    async def _answer_stream(self, stream: trio.abc.Stream) -> None:
+        message = await _read_message(stream)
+        if isinstance(message, PushPull):
+            # reply with our view before merging theirs, as memberlist does
+            await stream.send_all(self._push_pull_request(message.join))
+            self._dispatch(self.core.merge_remote_nodes(message.nodes, trio.current_time()))
+            self._merge_user_state(message.user_state, message.join)
+        elif isinstance(message, UserMsg):
+            self._deliver(message.payload)
+        elif isinstance(message, Ping):
+            if message.node and message.node != self.name:
+                log.debug("ping.wrong_node", node=message.node)
+                return
+            await stream.send_all(
+                encode_stream(
+                    Ack(seq_no=message.seq_no).encode(), compress=self.config.enable_compression
+                )
+            )
+        else:
+            log.debug("stream.unexpected", kind=type(message).__name__)
+
+    async def _fallback_ping(self, action: StartFallbackPing) -> None:
+        with trio.move_on_at(action.deadline), contextlib.suppress(*_NETWORK_ERRORS):
+            stream = await self._transport.open_stream(action.address)
+            async with stream:
+                await stream.send_all(
+                    encode_stream(action.ping.encode(), compress=self.config.enable_compression)
+                )
+                reply = await _read_message(stream)
+            if isinstance(reply, Ack) and reply.seq_no == action.ping.seq_no:
+                self._dispatch(self.core.handle_fallback_ack(reply.seq_no))
+
+    # --- Alertmanager's background loops -----------------------------------------------
+
+    async def _settle(self) -> None:
+        interval = 10 * self.config.gossip_interval
+        start = trio.current_time()
+        with trio.move_on_after(self.config.settle_timeout) as scope:
+            peers, okay = 0, 0
+            while True:
+                await trio.sleep(interval)
+                count = self.core.num_members()
+                if okay >= SETTLE_OKAY_POLLS:
+                    break
+                okay = okay + 1 if count == peers else 0
+                peers = count
+        elapsed = trio.current_time() - start
+        if scope.cancelled_caught:
+            log.info("gossip.not_settled", elapsed=elapsed)
+        else:
+            log.info("gossip.settled", elapsed=elapsed)
+        self._ready.set()
+
+    async def _reconnect(self) -> None:
+        now = trio.current_time()
+        next_reconnect = now + self.config.reconnect_interval
+        next_prune = now + PRUNE_INTERVAL
+        next_refresh = now + self.config.refresh_interval
+        while True:
+            await trio.sleep_until(min(next_reconnect, next_prune, next_refresh))
+            now = trio.current_time()
+            if now >= next_reconnect:
+                next_reconnect = now + self.config.reconnect_interval
+                for address in self.failed_peers.addresses():
+                    await self._push_pull(address, join=True)
+            if now >= next_prune:
+                next_prune = now + PRUNE_INTERVAL
+                for address in self.failed_peers.prune(now, self.config.reconnect_timeout):
+                    log.info("peer.reconnect_timeout", address=address)
+            if now >= next_refresh:
+                next_refresh = now + self.config.refresh_interval
+                live = {m.address for m in self.core.members()}
+                for address in self._known_peers:
+                    if address not in live:
+                        await self._push_pull(address, join=True)
+
+
+async def _read_message(stream: trio.abc.Stream) -> StreamMessage:
+    """Read exactly one stream message (the peer does not close its side first)."""
+    decoder = StreamDecoder()
+    while True:
+        data = await stream.receive_some(STREAM_READ_SIZE)
+        if not data:
+            decoder.eof()
+            raise DecodeError("stream closed before a message")  # pragma: no cover
+        message = decoder.feed(bytes(data))
+        if message is not None:
+            return message
