@@ -26,7 +26,7 @@ import os
 import signal
 import socket
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,6 +59,8 @@ from daemon.notify.stages import GroupMuteMarker, suppression_stages
 from daemon.persist import DurableState, flush_after
 from daemon.silence import Silences
 from daemon.store import AlertStore
+from daemon.template.errors import TemplateError
+from daemon.template.render import Templates
 from daemon.timeinterval import TimeIntervals
 
 log = structlog.get_logger("tocsin")
@@ -103,6 +105,7 @@ class Instance:
         retention: int,
         storage: Path | None = None,
         maintenance_interval: int = 15 * 60 * NS_PER_SECOND,
+        templates: Templates | None = None,
     ) -> None:
         self.clock = clock
         self.http = http
@@ -116,6 +119,7 @@ class Instance:
         self.silences = Silences(retention=retention)
         self.silences.register_metrics(clock.now)
         self._first = config
+        self._first_templates = templates
         self._generation: Generation | None = None
         self._nursery: trio.Nursery | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -129,10 +133,13 @@ class Instance:
     def config(self) -> Config:
         return self._generation.config if self._generation is not None else self._first
 
-    def build(self, config: Config) -> Generation:
+    def build(self, config: Config, templates: Templates | None = None) -> Generation:
         """Build (but do not start) a generation; raises on a config that cannot run."""
         root = RouteNode.build(config.route)
-        notifiers = build_notifiers(config, self.nflog, self.clock, self.http, self.external_url)
+        bound = (templates or Templates.load(config.templates)).with_external_url(self.external_url)
+        notifiers = build_notifiers(
+            config, self.nflog, self.clock, self.http, self.external_url, templates=bound
+        )
         inhibitor = Inhibitor(config.inhibit_rules)
         marker = GroupMuteMarker()
         # Spec §4 order: inhibition, active intervals, mute intervals, silences, then fan-out.
@@ -150,7 +157,7 @@ class Instance:
             if self.storage is not None:
                 # Loaded before the first generation starts, so nothing notifies twice.
                 await self._open_state(nursery, self.storage)
-            await self.swap(self.build(self._first))
+            await self.swap(self.build(self._first, self._first_templates))
             task_status.started()
 
     async def _open_state(self, nursery: trio.Nursery, storage: Path) -> None:
@@ -303,9 +310,11 @@ class Backend:
         """Re-read the config file; the error text, or None once the new config runs."""
         async with self._reload_lock:
             try:
-                config = load_config_file(self.opts.config_file)
-                generation = self.instance.build(config)
-            except (ConfigError, OSError, ValueError) as exc:
+                config, templates = await trio.to_thread.run_sync(
+                    load_config_and_templates, self.opts.config_file
+                )
+                generation = self.instance.build(config, templates)
+            except (ConfigError, TemplateError, OSError, ValueError) as exc:
                 m.config_last_reload_successful.set(0)
                 log.error("config.reload_failed", file=self.opts.config_file, err=str(exc))
                 return str(exc)
@@ -366,12 +375,19 @@ def listen_socket(address: str) -> socket.socket:
     return sock
 
 
+def load_config_and_templates(path: str) -> tuple[Config, Templates]:
+    """Load the config file and parse its templates: a template that does not parse is a
+    config error now, never a failure at send time. Blocking (reads files)."""
+    config = load_config_file(path)
+    return config, Templates.load(config.templates)
+
+
 def run(opts: Options) -> int:
     """Entry point for ``tocsin``: returns the process exit status."""
     configure_logging(opts.log_level, opts.log_format)
     try:
-        config = load_config_file(opts.config_file)
-    except (ConfigError, OSError) as exc:
+        config, templates = load_config_and_templates(opts.config_file)
+    except (ConfigError, TemplateError, OSError) as exc:
         log.error("config.load_failed", file=opts.config_file, err=str(exc))
         return 1
     try:
@@ -384,23 +400,38 @@ def run(opts: Options) -> int:
     except (OSError, ValueError) as exc:
         log.error("web.listen_failed", address=opts.web_listen_address, err=str(exc))
         return 1
-    trio.run(serve, opts, config, sock)
+    trio.run(serve, opts, config, templates, sock)
     return 0
 
 
-async def serve(opts: Options, config: Config, sock: socket.socket) -> None:
+async def serve(opts: Options, config: Config, templates: Templates, sock: socket.socket) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the config."""
-    # Imported here so that the pure core never imports quart or hypercorn.
-    from daemon.api.app import create_app
-    from daemon.api.server import serve_api
-
     clock = SystemClock()
-    address, port = sock.getsockname()[:2]
     m.build_info.labels(__version__, "", "main", "python", "linux", "amd64").set(1)
     m.cluster_enabled.set(0)
     if opts.cluster_peers:
         log.warning("cluster.unavailable", reason="clustering is not implemented yet")
     storage = Path(opts.storage_path)
+    # Signals are caught from before start-up, so a SIGTERM right after readiness is
+    # handled gracefully, not by the default action.
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        await _serve(opts, config, templates, sock, clock, storage, signals)
+
+
+async def _serve(
+    opts: Options,
+    config: Config,
+    templates: Templates,
+    sock: socket.socket,
+    clock: Clock,
+    storage: Path,
+    signals: AsyncIterator[int],
+) -> None:
+    # Imported here so that the pure core never imports quart or hypercorn.
+    from daemon.api.app import create_app
+    from daemon.api.server import serve_api
+
+    address, port = sock.getsockname()[:2]
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
         instance = Instance(
             config,
@@ -410,6 +441,7 @@ async def serve(opts: Options, config: Config, sock: socket.socket) -> None:
             opts.data_retention,
             storage,
             opts.data_maintenance_interval,
+            templates,
         )
         async with trio.open_nursery() as nursery:
             backend = Backend(instance, opts, clock.now())
@@ -433,7 +465,7 @@ async def serve(opts: Options, config: Config, sock: socket.socket) -> None:
                 pid=os.getpid(),
             )
             nursery.start_soon(_collect_garbage, instance, opts.alerts_gc_interval)
-            await _handle_signals(backend, nursery.cancel_scope)
+            await _handle_signals(signals, backend, nursery.cancel_scope)
 
 
 async def _collect_garbage(instance: Instance, interval_ns: int) -> None:
@@ -443,12 +475,13 @@ async def _collect_garbage(instance: Instance, interval_ns: int) -> None:
         log.debug("alerts.gc", removed=removed)
 
 
-async def _handle_signals(backend: Backend, scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        async for signum in signals:
-            if signum == signal.SIGHUP:
-                await backend.reload()
-                continue
-            log.info("daemon.stopping", signal=signal.Signals(signum).name)
-            scope.cancel()
-            return
+async def _handle_signals(
+    signals: AsyncIterator[int], backend: Backend, scope: trio.CancelScope
+) -> None:
+    async for signum in signals:
+        if signum == signal.SIGHUP:
+            await backend.reload()
+            continue
+        log.info("daemon.stopping", signal=signal.Signals(signum).name)
+        scope.cancel()
+        return

@@ -39,11 +39,13 @@ import trio
 
 from daemon import metrics
 from daemon.alert import Alert
-from daemon.clock import Clock
+from daemon.clock import Clock, SystemClock
 from daemon.config.model import Config, Receiver
 from daemon.nflog import Nflog, ReceiverKey
 from daemon.notify.context import NotifyContext
 from daemon.notify.dedup import needs_update, split_hashes
+from daemon.notify.receivers.base import IntegrationEnv, Templater
+from daemon.notify.receivers.registry import build_integration
 from daemon.notify.receivers.webhook import WebhookIntegration, unsupported_http_keys
 from daemon.notify.retry import (
     REASON_CONTEXT_CANCELED,
@@ -51,6 +53,7 @@ from daemon.notify.retry import (
     Backoff,
     NotifyError,
 )
+from daemon.template.render import Templates
 
 log = structlog.get_logger(__name__)
 
@@ -272,9 +275,13 @@ class ReceiverPipeline:
 
 
 def build_integrations(
-    receiver: Receiver, http: httpx.AsyncClient, external_url: str
+    receiver: Receiver,
+    http: httpx.AsyncClient,
+    external_url: str,
+    templater: Templater | None = None,
+    clock: Clock | None = None,
 ) -> list[Integration]:
-    """The integrations of one receiver; unimplemented types become failing placeholders."""
+    """The integrations of one receiver; unknown types become failing placeholders."""
     built: list[Integration] = []
     for idx, webhook in enumerate(receiver.webhook_configs):
         ignored = unsupported_http_keys(webhook.http_config)
@@ -286,16 +293,26 @@ def build_integrations(
                 keys=ignored,
             )
         built.append(WebhookIntegration(webhook, idx, http, external_url))
+    env = IntegrationEnv(
+        http=http,
+        templater=templater or Templates.load((), external_url),
+        external_url=external_url,
+        clock=clock or SystemClock(),
+        receiver=receiver.name,
+    )
     per_type: dict[str, int] = {}
     for other in receiver.other_configs:
         idx = per_type.get(other.type, 0)
         per_type[other.type] = idx + 1
-        log.warning(
-            "notify.integration_unsupported",
-            receiver=receiver.name,
-            integration=f"{other.type}[{idx}]",
-        )
-        built.append(UnsupportedIntegration(other.type, idx, other.send_resolved))
+        integration = build_integration(other, idx, env)
+        if integration is None:
+            log.warning(
+                "notify.integration_unsupported",
+                receiver=receiver.name,
+                integration=f"{other.type}[{idx}]",
+            )
+            integration = UnsupportedIntegration(other.type, idx, other.send_resolved)
+        built.append(integration)
     return built
 
 
@@ -308,18 +325,21 @@ def build_notifiers(
     *,
     rng: random.Random | None = None,
     wait: Callable[[], float] = no_wait,
+    templates: Templater | None = None,
 ) -> dict[str, ReceiverPipeline]:
     """One pipeline per configured receiver, keyed by receiver name.
 
     Every receiver gets one, referenced by a route or not: building is cheap and only
     referenced ones are ever called. ``wait`` gives this peer's HA wait in seconds.
+    ``templates`` renders integration fields (defaults to the built-in templates only).
     """
     rng = rng or random.Random()
+    templates = templates or Templates.load((), external_url)
     pipelines: dict[str, ReceiverPipeline] = {}
     for receiver in config.receivers:
         subs = [
             IntegrationPipeline(receiver.name, integration, nflog, clock, rng, wait)
-            for integration in build_integrations(receiver, http, external_url)
+            for integration in build_integrations(receiver, http, external_url, templates, clock)
         ]
         pipelines[receiver.name] = ReceiverPipeline(receiver.name, subs)
     return pipelines

@@ -257,7 +257,7 @@ async def test_deadline_gives_up_with_last_error(autojump_clock: trio.testing.Mo
 
 async def test_unsupported_integration_fails(autojump_clock: trio.testing.MockClock) -> None:
     """A receiver with only unimplemented integration types warns at build and fails at send."""
-    slack = Receiver("sl", other_configs=(IntegrationConfig("slack", False, {}),))
+    slack = Receiver("sl", other_configs=(IntegrationConfig("jira", False, {}),))
     with capture_logs() as logs:
         h = Harness(slack, Sink())
     assert [e["event"] for e in logs] == ["notify.integration_unsupported"]
