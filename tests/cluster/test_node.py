@@ -351,3 +351,44 @@ def test_ulid_names_sort_by_time() -> None:
 def test_part_unused_import_guard() -> None:
     """Part round-trips its key and data (the delegate's message format)."""
     assert Part.decode(Part("sil", b"x").encode()) == Part("sil", b"x")
+
+
+async def test_push_pull_to_a_silent_peer_times_out(
+    cluster: Cluster, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A peer that accepts the stream but never answers costs one TCP timeout, then join gives up."""
+    node = await cluster.start("a", config=NodeConfig(tcp_timeout=10.0))
+    silent = cluster.network.attach("10.9.9.9")
+    accepted: list[trio.abc.Stream] = []
+
+    async def accept_and_hang() -> None:
+        """Accept one stream and keep it open without replying."""
+        accepted.append(await silent.accept_stream())
+
+    cluster.nursery.start_soon(accept_and_hang)
+    started = trio.current_time()
+    assert await node.join([silent.local_address]) == 0
+    assert trio.current_time() - started == pytest.approx(10.0)
+    assert accepted
+    assert silent.local_address in node.failed_peers.entries
+
+
+async def test_member_events_reach_the_hook(
+    cluster: Cluster, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The on_event hook sees joins and leaves of peers."""
+    events: list[tuple[str, str]] = []
+    transport = cluster.network.attach()
+    watcher = Node(
+        transport,
+        "w",
+        rng=random.Random(1),
+        on_event=lambda e: events.append((type(e).__name__, e.member.name)),
+    )
+    cluster.nursery.start_soon(watcher.run)
+    other = await cluster.start("o")
+    await trio.sleep(0.1)
+    await other.join([watcher.address])
+    await other.leave()
+    await wait_until(lambda: ("MemberLeft", "o") in events, 5)
+    assert events[:2] == [("MemberJoined", "w"), ("MemberJoined", "o")]
