@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+# Go's client exposes no ``*_created`` series; dashboards and diffs expect none.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -125,10 +135,46 @@ build_info = Gauge(
 )
 
 
+http_requests_in_flight = Gauge(
+    "alertmanager_http_requests_in_flight",
+    "Current number of HTTP requests being processed.",
+    ["method"],
+    registry=REGISTRY,
+)
+http_concurrency_limit_exceeded = Counter(
+    "alertmanager_http_concurrency_limit_exceeded",
+    "Total number of times an HTTP request failed because the concurrency limit was reached.",
+    ["method"],
+    registry=REGISTRY,
+)
+nflog_queries = Counter(
+    "alertmanager_nflog_queries",
+    "Number of notification log queries were received.",
+    registry=REGISTRY,
+)
+nflog_query_errors = Counter(
+    "alertmanager_nflog_query_errors",
+    "Number notification log received queries that failed.",
+    registry=REGISTRY,
+)
+nflog_query_duration = Histogram(
+    "alertmanager_nflog_query_duration_seconds",
+    "Duration of notification log query evaluation.",
+    registry=REGISTRY,
+)
+nflog_gossip_messages_propagated = Counter(
+    "alertmanager_nflog_gossip_messages_propagated",
+    "Number of received gossip messages that have been further gossiped.",
+    registry=REGISTRY,
+)
+
+
 def _precreate() -> None:
     alerts_received.labels("v2", "firing")
     alerts_received.labels("v2", "resolved")
     alerts_invalid.labels("v2")
+    http_requests_in_flight.labels("get")
+    http_concurrency_limit_exceeded.labels("get")
     for integration in INTEGRATIONS:
         notifications.labels(integration)
         notification_requests.labels(integration)

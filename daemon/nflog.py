@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 import attrs
 import xxhash
 
+from daemon import metrics
 from daemon.alert import labels_hash_bytes
 
 #: Alertmanager's ``--data.retention`` default, 120h, in nanoseconds.
@@ -154,7 +155,9 @@ class Nflog:
 
     def query(self, group_key: str, receiver: ReceiverKey) -> Entry | None:
         """The latest entry for this group and integration, or None (never notified)."""
-        return self.entries.get(state_key(group_key, receiver))
+        metrics.nflog_queries.inc()
+        with metrics.nflog_query_duration.time():
+            return self.entries.get(state_key(group_key, receiver))
 
     def merge(self, entry: Entry, now: int) -> bool:
         """Merge a peer's (or a snapshot's) entry; returns whether the log changed."""
