@@ -192,8 +192,10 @@ class Node:
         delegate: Delegate | None = None,
         rng: random.Random | None = None,
         on_event: Callable[[MemberEvent], None] | None = None,
+        advertise: Address | None = None,
     ) -> None:
         self.name = name
+        self._advertise = advertise
         self.config = config or NodeConfig()
         self.delegate: Delegate = delegate or ChannelDelegate()
         self._transport = transport
@@ -217,8 +219,11 @@ class Node:
 
     @property
     def address(self) -> Address:
-        """The address we advertise (both UDP and TCP)."""
-        return self._transport.local_address
+        """The address we advertise for both UDP and TCP (by default the bound one).
+
+        It must be an IP literal: alive messages carry it as raw IP bytes.
+        """
+        return self._advertise or self._transport.local_address
 
     @property
     def core(self) -> Membership:

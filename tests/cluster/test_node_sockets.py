@@ -116,7 +116,7 @@ def alertmanager(tmp_path: Path) -> Iterator[tuple[int, int]]:
 
 @pytest.mark.alertmanager
 async def test_node_joins_real_alertmanager(alertmanager: tuple[int, int]) -> None:
-    """Our node joins Alertmanager 0.25: each lists the other as a peer, and we stay alive."""
+    """Our node joins Alertmanager 0.25: each lists the other, we stay alive, and a leave is seen."""
     cluster_port, web_port = alertmanager
     name = ulid_name(int(time.time() * 1000), random.Random())
     with trio.fail_after(40):
@@ -147,4 +147,10 @@ async def test_node_joins_real_alertmanager(alertmanager: tuple[int, int]) -> No
             assert node.core.member(am_name).state == 0  # type: ignore[union-attr]
             assert node.core.stats.refutations == 0
             assert node.statistics().malformed_packets == 0
+            # a graceful leave is gossiped; Alertmanager drops us from its peer list
+            await node.leave()
+            while True:
+                if name not in await am_peers():
+                    break
+                await trio.sleep(0.2)
             nursery.cancel_scope.cancel()
