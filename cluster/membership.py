@@ -538,6 +538,27 @@ class Membership:
             for m in self._nodes
         )
 
+    def verify_protocol(self, remote: Sequence[PushNodeState]) -> bool:
+        """memberlist's verifyProtocol: every node's current versions fit the common range.
+
+        The range is [highest minimum, lowest maximum] over the alive nodes of both
+        tables; a push/pull that fails this is not merged at all.
+        """
+
+        def versions(vsn: bytes) -> tuple[int, int, int, int, int, int]:
+            if len(vsn) < 6:
+                return (0, 0, 0, 0, 0, 0)
+            return (vsn[0], vsn[1], vsn[2], vsn[3], vsn[4], vsn[5])
+
+        ranges = [versions(n.vsn) for n in remote if n.state == NodeState.ALIVE and n.vsn]
+        ranges += [versions(m.vsn) for m in self._nodes if m.state == NodeState.ALIVE]
+        max_pmin = max((v[0] for v in ranges), default=0)
+        min_pmax = min((v[1] for v in ranges), default=255)
+        max_dmin = max((v[3] for v in ranges), default=0)
+        min_dmax = min((v[4] for v in ranges), default=255)
+        currents = [versions(n.vsn) for n in remote] + [versions(m.vsn) for m in self._nodes]
+        return all(max_pmin <= v[2] <= min_pmax and max_dmin <= v[5] <= min_dmax for v in currents)
+
     def merge_remote_nodes(self, nodes: Iterable[PushNodeState], now: float) -> list[Action]:
         """Merge a peer's node table from a push/pull (memberlist's mergeState)."""
         for remote in nodes:

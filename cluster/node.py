@@ -447,8 +447,14 @@ class Node:
             detail = reply.error if isinstance(reply, ErrResp) else type(reply).__name__
             log.warning("push_pull.bad_reply", address=address, reply=detail)
             return False
-        self._dispatch(self.core.merge_remote_nodes(reply.nodes, trio.current_time()))
-        self._merge_user_state(reply.user_state, join)
+        return self._merge_push_pull(reply, address)
+
+    def _merge_push_pull(self, message: PushPull, peer: object) -> bool:
+        if not self.core.verify_protocol(message.nodes):
+            log.warning("push_pull.incompatible_versions", peer=peer)
+            return False
+        self._dispatch(self.core.merge_remote_nodes(message.nodes, trio.current_time()))
+        self._merge_user_state(message.user_state, message.join)
         return True
 
     async def _serve_stream(self, stream: trio.abc.Stream) -> None:
@@ -474,8 +480,7 @@ class Node:
         if isinstance(message, PushPull):
             # reply with our view before merging theirs, as memberlist does
             await stream.send_all(self._push_pull_request(message.join))
-            self._dispatch(self.core.merge_remote_nodes(message.nodes, trio.current_time()))
-            self._merge_user_state(message.user_state, message.join)
+            self._merge_push_pull(message, "incoming")
         elif isinstance(message, UserMsg):
             self._deliver(message.payload)
         elif isinstance(message, Ping):

@@ -288,3 +288,14 @@ def test_leave_gossips_dead_about_ourselves() -> None:
     assert deads.count(Dead(1, "me", "me")) == 4
     assert core.leave_broadcast_done
     assert core.handle_packet(encode_packet(Dead(1, "me", "b").encode()), ("x", 1), 9.0) == []
+
+
+def test_verify_protocol_rejects_incompatible_current_versions() -> None:
+    """A push/pull whose nodes run a protocol outside the common range is refused."""
+    core = make()
+    ok = PushNodeState("b", bytes((10, 0, 0, 2)), 7946, 1)
+    too_new = PushNodeState("c", bytes((10, 0, 0, 3)), 7946, 1, vsn=bytes((1, 5, 6, 0, 0, 0)))
+    narrow = PushNodeState("d", bytes((10, 0, 0, 4)), 7946, 1, vsn=bytes((3, 5, 3, 0, 0, 0)))
+    assert core.verify_protocol([ok])
+    assert not core.verify_protocol([ok, too_new])
+    assert not core.verify_protocol([narrow])  # our own pcur 2 is below its pmin 3
