@@ -137,27 +137,42 @@ def _validator(type_name: str) -> ValidateFn:
     return validate
 
 
+def schema_of(type_name: str) -> dict[str, Field]:
+    """Every key of one extra type, ``send_resolved`` and ``http_config`` first."""
+    return {**_COMMON, **_SCHEMAS[type_name]}
+
+
+def validate_semantics(type_name: str, fields: dict[str, Any]) -> None:
+    """The cross-field checks of one entry whose keys are already typed and defaulted."""
+    _validate_semantics(type_name, fields)
+
+
 def _validate_semantics(type_name: str, f: dict[str, Any]) -> None:
     if "webhook_url" in f:
         if not f["webhook_url"] and not f["webhook_url_file"]:
             raise ConfigError(
-                f"one of webhook_url or webhook_url_file must be configured in {type_name}_config"
+                f"one of webhook_url or webhook_url_file must be configured in {type_name}_config",
+                key=f"{type_name}_configs.webhook_url",
             )
         if f["webhook_url"] and f["webhook_url_file"]:
             raise ConfigError(
                 f"at most one of webhook_url & webhook_url_file must be configured in "
-                f"{type_name}_config"
+                f"{type_name}_config",
+                key=f"{type_name}_configs.webhook_url_file",
             )
     if "message_type" in f and f["message_type"] not in ("text", "markdown"):
         raise ConfigError(
             f'{type_name}_configs: unknown message_type "{f["message_type"]}" '
-            "(must be text or markdown)"
+            "(must be text or markdown)",
+            key=f"{type_name}_configs.message_type",
         )
     if type_name == "sms":
         if not f["url"]:
-            raise ConfigError("missing url in sms_config")
+            raise ConfigError("missing url in sms_config", key="sms_configs.url")
         if f["method"].upper() not in ("GET", "POST", "PUT", "PATCH"):
-            raise ConfigError(f'sms_configs: unsupported method "{f["method"]}"')
+            raise ConfigError(
+                f'sms_configs: unsupported method "{f["method"]}"', key="sms_configs.method"
+            )
 
 
 #: Integration type -> validator of one ``<type>_configs`` entry.
@@ -187,4 +202,12 @@ def validate_extra_receivers(receiver: Mapping[str, Any]) -> list[tuple[str, dic
     return out
 
 
-__all__ = ["EXTRA_CONFIG_KEYS", "EXTRA_RECEIVER_TYPES", "ValidateFn", "validate_extra_receivers"]
+__all__ = [
+    "EXTRA_CONFIG_KEYS",
+    "EXTRA_RECEIVER_TYPES",
+    "Field",
+    "ValidateFn",
+    "schema_of",
+    "validate_extra_receivers",
+    "validate_semantics",
+]

@@ -178,6 +178,9 @@ def _check_config(c: Obj) -> None:
                 wx["api_url"] = g["webex_api_url"]
         for _, mt in configs("msteams_configs"):
             http(mt)
+        for key in schema.EXTRA_INTEGRATIONS:
+            for _, xc in configs(key):
+                http(xc)
         names.add(rcv["name"])
 
     route = c["route"]
@@ -458,6 +461,8 @@ def _receiver(raw: Obj) -> Receiver:
             fields = dict(conf)
             if "http_config" in fields:
                 fields["http_config"] = _http(conf["http_config"])
+            if "split_long_messages" in fields and fields["split_long_messages"] is None:
+                fields["split_long_messages"] = True
             others.append(IntegrationConfig(name, conf["send_resolved"], fields))
     return Receiver(raw["name"], tuple(webhooks), tuple(others))
 

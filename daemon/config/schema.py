@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from daemon import timeinterval as ti
+from daemon.config import extra_receivers
 from daemon.config.decode import (
     Bool,
     Decoder,
@@ -40,6 +41,7 @@ from daemon.config.decode import (
     seq_node,
     str_node,
 )
+from daemon.config.errors import ConfigError
 from daemon.config.yamlsource import is_null
 from daemon.duration import DurationError, format_duration, parse_duration, parse_go_duration
 from daemon.matcher import (
@@ -484,6 +486,9 @@ def _notifier(
 
 
 HTTP = F("http_config", HTTP_CONFIG)
+# Our addition for the chat integrations (not in Alertmanager): a *bool, so a file that
+# does not set it re-serialises exactly as Alertmanager shows it; absent means on.
+SPLIT = F("split_long_messages", OptBool())
 
 
 def _validate_webex(c: Obj) -> None:
@@ -497,14 +502,14 @@ def _validate_webex(c: Obj) -> None:
 WEBEX = _notifier(
     "webex",
     True,
-    [HTTP, F("api_url", URL), F("message", STR), F("room_id", STR, False)],
+    [HTTP, F("api_url", URL), F("message", STR), F("room_id", STR, False), SPLIT],
     {"message": _tmpl("webex.default.message")},
     _validate_webex,
 )
 DISCORD = _notifier(
     "discord",
     True,
-    [HTTP, F("webhook_url", SECRET_URL), F("title", STR), F("message", STR)],
+    [HTTP, F("webhook_url", SECRET_URL), F("title", STR), F("message", STR), SPLIT],
     {"title": _tmpl("discord.default.title"), "message": _tmpl("discord.default.message")},
 )
 
@@ -700,6 +705,7 @@ SLACK = _notifier(
         F("link_names", BOOL, False),
         F("mrkdwn_in", STRINGS),
         F("actions", ListOf(SLACK_ACTION, "[]*config.SlackAction")),
+        SPLIT,
     ],
     {
         "color": '{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}',
@@ -956,6 +962,8 @@ TELEGRAM = _notifier(
         F("message", STR),
         F("disable_notifications", BOOL),
         F("parse_mode", STR),
+        F("message_thread_id", Int("int")),
+        SPLIT,
     ],
     {"message": _tmpl("telegram.default.message"), "parse_mode": "HTML"},
     _validate_telegram,
@@ -983,6 +991,7 @@ MSTEAMS = _notifier(
         F("title", STR),
         F("summary", STR),
         F("text", STR),
+        SPLIT,
     ],
     {
         "title": _tmpl("msteams.default.title"),
@@ -991,6 +1000,62 @@ MSTEAMS = _notifier(
     },
     _validate_msteams,
 )
+
+# --- KubeSphere channels (not in Alertmanager) -------------------------------------------
+#
+# Their keys and defaults live in daemon.config.extra_receivers (shared with the
+# integrations' own tests); here they become decoder structs so they get the same
+# strict decoding, error positions and re-serialisation as Alertmanager's types.
+
+_EXTRA_SECRET_KEYS = frozenset({"secret", "webhook_url"})
+_EXTRA_GO_NAMES = {"dingtalk": "DingTalk", "feishu": "Feishu", "wecom": "WeCom", "sms": "SMS"}
+
+
+def _extra_kind(key: str, spec: extra_receivers.Field) -> Kind:
+    if key == "http_config":
+        return HTTP_CONFIG
+    if spec.kind == "str":
+        return SECRET if key in _EXTRA_SECRET_KEYS else STR
+    if spec.kind == "bool":
+        return BOOL
+    if spec.kind == "int":
+        return Int("uint")
+    if spec.kind == "strings":
+        return STRINGS
+    # The only map is sms headers, which carry API tokens: shown as <secret>.
+    return MapOf(SECRET)
+
+
+def _extra_struct(type_name: str) -> Struct:
+    spec = extra_receivers.schema_of(type_name)
+    order = ["send_resolved", "http_config"]
+    order += [k for k in spec if k not in order and k != "split_long_messages"]
+    order.append("split_long_messages")
+    fields = [F(k, _extra_kind(k, spec[k]), spec[k].kind not in ("bool", "int")) for k in order]
+
+    def new() -> Obj:
+        obj: Obj = {}
+        for k in order:
+            default = spec[k].default
+            obj[k] = type(default)(default) if isinstance(default, list | dict) else default
+        return obj
+
+    def validate(c: Obj) -> None:
+        for k in order:
+            if c[k] is None and spec[k].kind in ("strings", "map"):
+                c[k] = [] if spec[k].kind == "strings" else {}
+        try:
+            extra_receivers.validate_semantics(type_name, c)
+        except ConfigError as exc:
+            key = exc.key.split(".", 1)[1] if exc.key and "." in exc.key else None
+            raise Invalid(exc.message, key) from None
+
+    return Struct("config.plain", fields, defaults=new, validate=validate)
+
+
+EXTRA_INTEGRATIONS: dict[str, tuple[str, Struct]] = {
+    key: (name, _extra_struct(name)) for key, name in extra_receivers.EXTRA_CONFIG_KEYS.items()
+}
 
 #: ``<type>_configs`` key → (integration name, struct, Go list type), in 0.25's field order.
 INTEGRATIONS: dict[str, tuple[str, Struct]] = {
@@ -1007,6 +1072,8 @@ INTEGRATIONS: dict[str, tuple[str, Struct]] = {
     "telegram_configs": ("telegram", TELEGRAM),
     "webex_configs": ("webex", WEBEX),
     "msteams_configs": ("msteams", MSTEAMS),
+    # Ours, after Alertmanager's (the re-serialised receiver lists them last).
+    **EXTRA_INTEGRATIONS,
 }
 _GO_NAMES = {
     "discord": "Discord",
@@ -1022,6 +1089,7 @@ _GO_NAMES = {
     "telegram": "Telegram",
     "webex": "Webex",
     "msteams": "MSTeams",
+    **_EXTRA_GO_NAMES,
 }
 
 RECEIVER = _struct(
