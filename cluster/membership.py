@@ -937,8 +937,10 @@ class Membership:
             messages = self._get_broadcasts(COMPOUND_OVERHEAD, limit)
             if not messages:
                 return
-            payload = messages[0] if len(messages) == 1 else make_compounds(messages)[0]
-            self._send_raw(node.address, payload, node)
+            payloads = messages if len(messages) == 1 else make_compounds(messages)
+            # more than 255 tiny messages need several compounds (memberlist 0.5 splits)
+            for payload in payloads:
+                self._send_raw(node.address, payload, node)
 
     def _periodic_push_pull(self) -> None:
         peers = self._random_nodes(1, lambda m: m.name == self.name or m.state != NodeState.ALIVE)
@@ -969,9 +971,11 @@ class Membership:
         """memberlist's sendMsg: piggyback broadcasts, no CRC (the node is not looked up)."""
         available = self.config.udp_buffer_size - len(message) - COMPOUND_HEADER_OVERHEAD
         extra = self._get_broadcasts(COMPOUND_OVERHEAD, available)
-        if extra:
-            message = make_compounds([message, *extra])[0]
-        self._send_raw(address, message, None)
+        if not extra:
+            self._send_raw(address, message, None)
+            return
+        for compound in make_compounds([message, *extra]):
+            self._send_raw(address, compound, None)
 
     def _send_raw(self, address: Address, message: bytes, node: Member | None) -> None:
         crc = node is not None and node.protocol_max >= 5

@@ -299,3 +299,19 @@ def test_verify_protocol_rejects_incompatible_current_versions() -> None:
     assert core.verify_protocol([ok])
     assert not core.verify_protocol([ok, too_new])
     assert not core.verify_protocol([narrow])  # our own pcur 2 is below its pmin 3
+
+
+def test_many_tiny_broadcasts_are_split_into_several_compounds() -> None:
+    """More than 255 queued messages fitting one packet budget go out as several compounds."""
+    core = make()
+    core.handle_packet(alive("b", host=2), ("x", 1), 0.0)
+    core.poll(10.0)  # let the alives run out
+    for i in range(300):
+        core.queue_user_broadcast(bytes((i % 256,)))
+    config = core.config
+    core.config = MembershipConfig(name="me", address=ME, udp_buffer_size=65000)
+    actions = core.poll(core.next_deadline())
+    core.config = config
+    users = [m for _, m in sent(actions) if isinstance(m, UserMsg)]
+    assert len(users) == 300
+    assert sum(isinstance(a, SendPacket) for a in actions) >= 2
