@@ -227,16 +227,31 @@ def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> Res
     return resp
 
 
+def _extra_view(
+    backend: ApiBackend, table: Mapping[str, ApiHandler]
+) -> Callable[..., Awaitable[Response]]:
+    async def view(**params: str) -> Response:
+        # werkzeug answers HEAD for GET routes; it runs the GET handler.
+        handler = table.get(request.method) or table["GET"]
+        return _cors(await handler(backend, params))
+
+    return view
+
+
 def create_app(
     backend: ApiBackend,
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     api_routes: dict[str, dict[str, ApiHandler]] | None = None,
+    extra_routes: Mapping[str, Mapping[str, ApiHandler]] | None = None,
 ) -> QuartTrio:
     """The API v2 app, all routes under ``backend.route_prefix``.
 
     ``api_routes`` maps paths below ``/api/v2/`` to ``{method: handler}`` in the order
-    ``Allow`` lists them; it defaults to :func:`default_api_routes`.
+    ``Allow`` lists them; it defaults to :func:`default_api_routes`. ``extra_routes``
+    does the same for paths outside ``/api/v2/`` (relative to the prefix, e.g.
+    ``api/v1/receivers/{name}/test``); they get werkzeug's routing and Go's plain
+    404/405 texts.
     """
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
@@ -311,6 +326,16 @@ def create_app(
     app.add_url_rule(f"{prefix}/-/ready", "ready", ready, methods=["GET", "HEAD"])
     app.add_url_rule(f"{prefix}/-/reload", "reload", reload, methods=["POST"])
     app.add_url_rule(f"{prefix}/metrics", "metrics", metrics_page, methods=["GET"])
+
+    for i, (path, table) in enumerate((extra_routes or {}).items()):
+        rule = re.sub(r"\{(\w+)\}", r"<\1>", path.strip("/"))
+        app.add_url_rule(
+            f"{prefix}/{rule}",
+            f"extra_{i}",
+            _extra_view(backend, table),
+            methods=list(table),
+            provide_automatic_options=False,
+        )
 
     if prefix:
 
