@@ -1,0 +1,693 @@
+"""The daemon's side of the HA cluster: one :class:`ClusterPeer` per process.
+
+Theory of operation. :mod:`cluster` knows nothing about silences or the nflog; this
+module is the glue Alertmanager keeps in ``cmd/alertmanager/main.go`` and
+``cluster/cluster.go``:
+
+* :meth:`ClusterPeer.run` binds UDP and TCP on ``--cluster.listen-address``, picks the
+  advertise address, starts a :class:`cluster.node.Node` named by a fresh ULID with the
+  ``"sil"`` and ``"nfl"`` states registered, joins the resolved ``--cluster.peer``
+  addresses, and reports ready. On cancellation it gossips a graceful leave (shielded,
+  bounded by ``leave_timeout``) before the sockets close.
+* Local changes are broadcast: :attr:`Silences.broadcast` is *chained* (the durable
+  journal that set it first keeps being called) and an :meth:`Nflog.subscribe` listener
+  sends every entry the node logs itself.
+* Records merged from a peer are re-gossiped, one record at a time, only if the
+  received data was at most 700 bytes (an oversized message already went to every
+  member by TCP), as Alertmanager's ``Merge`` does. Merged silences also go to the
+  hook the peer chained onto, so the journal sees them.
+* For the notification pipeline: :meth:`ClusterPeer.settle_stage` (the gossip settle
+  stage, first of every receiver) and :meth:`ClusterPeer.peer_wait` (``position *
+  peer_timeout`` seconds). For the API: :meth:`ClusterPeer.cluster_status`. The
+  ``alertmanager_cluster_*`` metrics are served by a collector registered while the
+  peer runs, so a daemon without clustering exposes none of them.
+
+Error handling: an address that cannot be bound raises :class:`OSError` from
+:meth:`ClusterPeer.run` before ``task_status.started()``; an unusable flag raises
+:class:`PeerSetupError`. Peers that cannot be reached or resolved are logged and
+retried (Node's reconnect loop, our refresh loop), never fatal.
+
+Cancellation: cancelling :meth:`ClusterPeer.run` leaves the cluster first (the node
+keeps running in a shielded scope until the leave went out or ``leave_timeout``
+passed), then closes the sockets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import socket
+from collections.abc import Callable, Iterable, Sequence
+
+import attrs
+import structlog
+import trio
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from cluster.channel import (
+    MAX_GOSSIP_PART_BYTES,
+    NFLOG_KEY,
+    SILENCES_KEY,
+    plan_broadcast,
+)
+from cluster.membership import Address, MemberJoined, MemberLeft
+from cluster.node import ChannelDelegate, MemberEvent, Node, NodeConfig, ulid_name
+from cluster.transport import open_udp_tcp_transport
+from daemon import metrics
+from daemon.alert import Alert
+from daemon.cli import Options
+from daemon.clock import NS_PER_MS, NS_PER_SECOND, Clock
+from daemon.nflog import Entry, Nflog
+from daemon.nflogpb import encode_mesh_entry, encode_state, merge_bytes
+from daemon.notify.context import NotifyContext
+from daemon.silence import Silences
+from daemon.silence import gossip_propagated as silences_propagated
+
+log = structlog.get_logger("tocsin.peer")
+
+#: Alertmanager's ``DefaultClusterAddr`` port, used when an address has no port.
+DEFAULT_PORT = 9094
+#: Message types of ``alertmanager_cluster_messages_*`` (Alertmanager's labels).
+MSG_TYPES = ("full_state", "update")
+
+
+class PeerSetupError(ValueError):
+    """A ``--cluster.*`` flag tocsin cannot honour (the daemon should exit)."""
+
+
+# --- addresses (pure) --------------------------------------------------------------------
+
+
+def split_host_port(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) as a pair; an empty host stays empty.
+
+    Raises:
+        PeerSetupError: the port is not a number in 0..65535.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    elif ":" in text:  # a bare IPv6 literal
+        host, port_text = text, ""
+    else:
+        host, port_text = text, ""
+    if not port_text:
+        return host, default_port
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise PeerSetupError(f"invalid port in address {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise PeerSetupError(f"invalid port in address {text!r}")
+    return host, port
+
+
+def join_host_port(address: Address) -> str:
+    """Go's ``net.JoinHostPort``: IPv6 hosts in brackets."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _is_unspecified(host: str) -> bool:
+    return host in ("", "0.0.0.0", "::")
+
+
+def _private_candidates(addresses: Iterable[str], allow_public: bool) -> str | None:
+    """The first private (RFC 6890) non-loopback IP, else a public one if allowed."""
+    public: str | None = None
+    for text in addresses:
+        try:
+            ip = ipaddress.ip_address(text.split("%")[0])
+        except ValueError:
+            continue
+        if ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast:
+            continue
+        if ip.is_private:
+            return str(ip)
+        if public is None:
+            public = str(ip)
+    return public if allow_public else None
+
+
+def choose_advertise_address(
+    opts: Options, bound: Address, host_addresses: Sequence[str]
+) -> Address:
+    """Alertmanager's advertise rules, simplified (``cluster-wire.md`` §2.9).
+
+    ``--cluster.advertise-address`` if given (its host must be an IP); else the bound IP
+    if it is specific; else the first private address of this host (a public one only
+    with ``--cluster.allow-insecure-public-advertise-address-discovery``), else loopback
+    with a warning. The port defaults to the bound port.
+
+    Raises:
+        PeerSetupError: the advertise address is not an IP literal.
+    """
+    if opts.cluster_advertise_address:
+        host, port = split_host_port(opts.cluster_advertise_address, bound[1])
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            raise PeerSetupError(
+                f"--cluster.advertise-address: {host!r} is not an IP address"
+            ) from None
+        return str(ip), port
+    if not _is_unspecified(bound[0]):
+        return bound
+    chosen = _private_candidates(
+        host_addresses, opts.cluster_allow_insecure_public_advertise_address_discovery
+    )
+    if chosen is None:
+        log.warning("cluster.no_private_address", fallback="127.0.0.1")
+        chosen = "127.0.0.1"
+    return chosen, bound[1]
+
+
+def node_config(opts: Options) -> NodeConfig:
+    """The node's settings from the ``--cluster.*`` flags (ns → seconds).
+
+    As Alertmanager, gossip fan-out and retransmits are ``max(3, len(peers) / 2)``.
+    """
+
+    def sec(ns: int) -> float:
+        return ns / NS_PER_SECOND
+
+    retransmit = max(3, len(opts.cluster_peers) // 2)
+    return NodeConfig(
+        probe_interval=sec(opts.cluster_probe_interval),
+        probe_timeout=sec(opts.cluster_probe_timeout),
+        gossip_interval=sec(opts.cluster_gossip_interval),
+        push_pull_interval=sec(opts.cluster_pushpull_interval),
+        gossip_nodes=retransmit,
+        user_retransmit_mult=retransmit,
+        tcp_timeout=sec(opts.cluster_tcp_timeout),
+        reconnect_interval=sec(opts.cluster_reconnect_interval),
+        reconnect_timeout=sec(opts.cluster_reconnect_timeout),
+        settle_timeout=sec(opts.cluster_settle_timeout),
+    )
+
+
+async def resolve_peers(peers: Iterable[str], own: Address) -> tuple[list[Address], list[str]]:
+    """Resolve ``--cluster.peer`` entries; returns the addresses and the names that failed.
+
+    Every A/AAAA answer counts (as Alertmanager's resolver); our own address is dropped.
+    """
+    resolved: list[Address] = []
+    failed: list[str] = []
+    for text in peers:
+        try:
+            host, port = split_host_port(text)
+        except PeerSetupError:
+            log.warning("cluster.peer_invalid", peer=text)
+            continue
+        try:
+            answers = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            log.warning("cluster.peer_unresolved", peer=text, err=str(exc))
+            failed.append(text)
+            continue
+        for family, _, _, _, sockaddr in answers:
+            if family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            address = (str(sockaddr[0]), int(sockaddr[1]))
+            if address != own and address not in resolved:
+                resolved.append(address)
+    return resolved, failed
+
+
+# --- replicated states -------------------------------------------------------------------
+
+
+@attrs.define
+class Counters:
+    """What Alertmanager's delegate counts, read by :class:`ClusterCollector`."""
+
+    received: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
+    received_size: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
+    sent: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
+    sent_size: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
+    oversized_sent: dict[str, int] = attrs.field(
+        factory=lambda: dict.fromkeys((NFLOG_KEY, SILENCES_KEY), 0)
+    )
+    joined: int = 0
+    left: int = 0
+    updated: int = 0
+
+
+@attrs.define
+class CountingDelegate:
+    """Alertmanager's delegate: the channel delegate plus its message counters."""
+
+    inner: ChannelDelegate
+    counters: Counters
+
+    def local_state(self, join: bool) -> bytes:
+        """Our full state for a push/pull (counted as a sent ``full_state``)."""
+        data = self.inner.local_state(join)
+        self.counters.sent["full_state"] += 1
+        self.counters.sent_size["full_state"] += len(data)
+        return data
+
+    def merge_remote_state(self, buf: bytes, join: bool) -> None:
+        """A peer's full state (counted as a received ``full_state``)."""
+        self.counters.received["full_state"] += 1
+        self.counters.received_size["full_state"] += len(buf)
+        self.inner.merge_remote_state(buf, join)
+
+    def notify_msg(self, payload: bytes) -> None:
+        """One broadcast Part (counted as a received ``update``)."""
+        self.counters.received["update"] += 1
+        self.counters.received_size["update"] += len(payload)
+        self.inner.notify_msg(payload)
+
+
+class SilencesChannel:
+    """The ``"sil"`` state: merged records are journaled and re-gossiped if small."""
+
+    def __init__(
+        self,
+        silences: Silences,
+        clock: Clock,
+        gossip: Callable[[bytes], None],
+        journal: Callable[[bytes], None] | None,
+    ) -> None:
+        self._silences = silences
+        self._clock = clock
+        self._gossip = gossip
+        self._journal = journal
+
+    def marshal(self) -> bytes:
+        """Every silence, delimited (Alertmanager's snapshot format)."""
+        return self._silences.marshal()
+
+    def merge(self, data: bytes) -> None:
+        """Merge a peer's records (raises DecodeError before merging anything)."""
+        changed = self._silences.merge_bytes(data, self._clock.now())
+        for record in changed:
+            if self._journal is not None:
+                self._journal(record)
+            # An oversized message was sent to every member already: do not echo it.
+            if len(data) <= MAX_GOSSIP_PART_BYTES:
+                silences_propagated.inc()
+                self._gossip(record)
+
+
+class NflogChannel:
+    """The ``"nfl"`` state; the peer's nflog listener re-gossips what a small merge stored."""
+
+    def __init__(self, nflog: Nflog, clock: Clock) -> None:
+        self._nflog = nflog
+        self._clock = clock
+        #: True while a peer's message is being merged, and whether it was oversized
+        #: (its entries must not be echoed then, see the module doc).
+        self.merging = False
+        self.merging_oversized = False
+
+    def marshal(self) -> bytes:
+        """Every entry, delimited, exactly as Alertmanager's ``MarshalBinary``."""
+        return encode_state(self._nflog.entries.values())
+
+    def merge(self, data: bytes) -> None:
+        """Merge a peer's entries at the current wall time (raises DecodeError)."""
+        self.merging = True
+        self.merging_oversized = len(data) > MAX_GOSSIP_PART_BYTES
+        try:
+            merge_bytes(self._nflog, data, self._clock.now())
+        finally:
+            self.merging = self.merging_oversized = False
+
+
+# --- the pipeline stage -----------------------------------------------------------------
+
+
+@attrs.frozen
+class SettleStage:
+    """Gossip settle, the first receiver stage: hold flushes until the peer settled.
+
+    Cancellation: the dispatcher's flush deadline bounds the wait; a cancelled flush
+    counts as failed and is retried at the next group interval, as upstream.
+    """
+
+    peer: ClusterPeer
+
+    async def process(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> Sequence[Alert]:
+        """Return ``alerts`` once gossip has settled."""
+        await self.peer.wait_settled()
+        return alerts
+
+
+# --- the peer ------------------------------------------------------------------------------
+
+
+class ClusterPeer:
+    """This daemon as a cluster member (see the module docstring).
+
+    Construct it before the first pipeline is built (the stage and wait refer to it),
+    and start :meth:`run` after silences and nflog are loaded and their journal hooks
+    are set, so they are chained and the first push/pull carries the loaded state.
+    """
+
+    def __init__(
+        self,
+        opts: Options,
+        silences: Silences,
+        nflog: Nflog,
+        clock: Clock,
+        *,
+        rng: random.Random | None = None,
+        host_addresses: Callable[[], Sequence[str]] | None = None,
+        leave_timeout: float = 10.0,
+    ) -> None:
+        if opts.cluster_tls_config:
+            raise PeerSetupError("--cluster.tls-config is not supported by tocsin")
+        self.opts = opts
+        self.silences = silences
+        self.nflog = nflog
+        self.clock = clock
+        self._rng = rng or random.Random()
+        self.name = ulid_name(clock.now() // NS_PER_MS, self._rng)
+        self.config = node_config(opts)
+        self.peer_timeout = opts.cluster_peer_timeout / NS_PER_SECOND
+        self.leave_timeout = leave_timeout
+        self.counters = Counters()
+        self._host_addresses = host_addresses or _host_addresses
+        self._settled = trio.Event()
+        self._node: Node | None = None
+
+    # --- queries ---------------------------------------------------------------------------
+
+    @property
+    def node(self) -> Node:
+        """The running node.
+
+        Raises:
+            RuntimeError: :meth:`run` has not started it.
+        """
+        if self._node is None:
+            raise RuntimeError("the cluster peer is not running")
+        return self._node
+
+    @property
+    def ready(self) -> bool:
+        """True once gossip settled (or the settle timeout passed)."""
+        return self._settled.is_set()
+
+    async def wait_settled(self) -> None:
+        """Wait until gossip settled (Alertmanager's ``WaitReady``)."""
+        await self._settled.wait()
+
+    def position(self) -> int:
+        """Our index among live members sorted by name (0 before the node runs)."""
+        return self._node.position() if self._node is not None else 0
+
+    def peer_wait(self) -> float:
+        """The HA wait in seconds, ``position * peer_timeout``, for ``build_notifiers``."""
+        return self.position() * self.peer_timeout
+
+    def settle_stage(self) -> SettleStage:
+        """The gossip settle stage; put it first in every receiver's stages."""
+        return SettleStage(self)
+
+    def cluster_status(self) -> dict[str, object]:
+        """``/api/v2/status``'s ``cluster`` object: name, ready|settling, peers by name."""
+        members = self._node.members() if self._node is not None else []
+        peers = sorted(
+            ({"name": m.name, "address": join_host_port(m.address)} for m in members),
+            key=lambda p: p["name"],
+        )
+        return {
+            "name": self.name,
+            "status": "ready" if self.ready else "settling",
+            "peers": peers,
+        }
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bind, start the node, join the peers, then serve until cancelled.
+
+        ``task_status.started()`` is called once the first join attempt is over.
+
+        Raises:
+            OSError: the listen address cannot be bound.
+            PeerSetupError: the listen or advertise address is unusable.
+        """
+        host, port = split_host_port(self.opts.cluster_listen_address)
+        bind_host = host or "0.0.0.0"
+        if not _is_ip(bind_host):
+            resolved, _ = await resolve_peers([f"{bind_host}:{port}"], ("", -1))
+            if not resolved:
+                raise PeerSetupError(f"--cluster.listen-address: cannot resolve {host!r}")
+            bind_host = resolved[0][0]
+        async with open_udp_tcp_transport(bind_host, port) as transport:
+            advertise = choose_advertise_address(
+                self.opts, transport.local_address, self._host_addresses()
+            )
+            nflog_channel = NflogChannel(self.nflog, self.clock)
+            journal = self.silences.broadcast
+            channels = ChannelDelegate()
+            channels.add_state(
+                SILENCES_KEY,
+                SilencesChannel(
+                    self.silences,
+                    self.clock,
+                    lambda record: self._broadcast(SILENCES_KEY, record),
+                    journal,
+                ),
+            )
+            channels.add_state(NFLOG_KEY, nflog_channel)
+            node = Node(
+                transport,
+                self.name,
+                config=self.config,
+                delegate=CountingDelegate(channels, self.counters),
+                rng=self._rng,
+                on_event=self._member_event,
+                advertise=advertise,
+            )
+            node_scope = trio.CancelScope(shield=True)
+
+            async def run_node(*, task_status: trio.TaskStatus[None]) -> None:
+                # Shielded so that cancelling run() still lets the leave go out; the
+                # finally below cancels this scope once the leave is done.
+                with node_scope:
+                    await node.run(task_status=task_status)
+
+            def on_local_silence(record: bytes) -> None:
+                if journal is not None:
+                    journal(record)
+                self._broadcast(SILENCES_KEY, record)
+
+            def on_nflog_entry(entry: Entry) -> None:
+                # Called for our own log() and for every entry a merge stored.
+                if nflog_channel.merging:
+                    if nflog_channel.merging_oversized:
+                        return
+                    metrics.nflog_gossip_messages_propagated.inc()
+                self._broadcast(NFLOG_KEY, encode_mesh_entry(entry))
+
+            async with trio.open_nursery() as nursery:
+                await nursery.start(run_node)
+                self._node = node
+                self.silences.broadcast = on_local_silence
+                unsubscribe = self.nflog.subscribe(on_nflog_entry)
+                _COLLECTOR.use(self)
+                metrics.cluster_enabled.set(1)
+                try:
+                    peers, unresolved = await resolve_peers(self.opts.cluster_peers, advertise)
+                    await node.join(peers)
+                    nursery.start_soon(self._mark_settled, node)
+                    nursery.start_soon(self._refresh, node, unresolved)
+                    log.info(
+                        "cluster.ready",
+                        name=self.name,
+                        address=join_host_port(advertise),
+                        peers=[join_host_port(p) for p in peers],
+                    )
+                    task_status.started()
+                    await trio.sleep_forever()
+                finally:
+                    unsubscribe()
+                    if self.silences.broadcast is on_local_silence:
+                        self.silences.broadcast = journal
+                    _COLLECTOR.release(self)
+                    with trio.CancelScope(shield=True) as leave_scope:
+                        leave_scope.deadline = trio.current_time() + self.leave_timeout
+                        await node.leave()
+                    node_scope.cancel()
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _broadcast(self, key: str, record: bytes) -> None:
+        if self._node is None:
+            return
+        if plan_broadcast(key, record).reliable:
+            self.counters.oversized_sent[key] += 1
+        self.counters.sent["update"] += 1
+        self.counters.sent_size["update"] += len(record)
+        self._node.broadcast(key, record)
+
+    def _member_event(self, event: MemberEvent) -> None:
+        if isinstance(event, MemberJoined):
+            self.counters.joined += 1
+        elif isinstance(event, MemberLeft):
+            self.counters.left += 1
+        else:
+            self.counters.updated += 1
+
+    async def _mark_settled(self, node: Node) -> None:
+        await node.wait_settled()
+        self._settled.set()
+
+    async def _refresh(self, node: Node, unresolved: list[str]) -> None:
+        """Re-resolve names that failed at start; join what they resolve to.
+
+        Node's own refresh re-joins known addresses that dropped out; this covers
+        peers whose DNS name did not resolve yet when we started.
+        """
+        pending = list(unresolved)
+        while pending:
+            await trio.sleep(node.config.refresh_interval)
+            addresses, pending = await resolve_peers(pending, node.address)
+            if addresses:
+                await node.join(addresses)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_addresses() -> list[str]:
+    """This host's addresses as the resolver knows them (blocking, but local)."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None)
+    except OSError:
+        return []
+    return [str(info[4][0]) for info in infos]
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+class ClusterCollector(Collector):
+    """``alertmanager_cluster_*``, ``alertmanager_peer_position`` and oversize counters."""
+
+    def __init__(self) -> None:
+        self.peer: ClusterPeer | None = None
+        self._registered = False
+
+    def use(self, peer: ClusterPeer) -> None:
+        """Serve ``peer``'s metrics (registered on first use: none without clustering)."""
+        self.peer = peer
+        if not self._registered:
+            metrics.REGISTRY.register(self)
+            self._registered = True
+
+    def release(self, peer: ClusterPeer) -> None:
+        """Stop serving ``peer``'s metrics (if it is still the one served)."""
+        if self.peer is peer:
+            self.peer = None
+
+    def collect(self) -> Iterable[Metric]:
+        """Read the peer's node and counters at scrape time."""
+        peer = self.peer
+        if peer is None:
+            return
+        c = peer.counters
+        stats = peer.node.statistics() if peer._node is not None else None
+        yield _gauge(
+            "alertmanager_cluster_members",
+            "Number indicating current number of members in cluster.",
+            stats.members if stats else 0,
+        )
+        yield _gauge(
+            "alertmanager_cluster_failed_peers",
+            "Number indicating the current number of failed peers in the cluster.",
+            stats.failed_peers if stats else 0,
+        )
+        yield _gauge(
+            "alertmanager_cluster_health_score",
+            "Health score of the cluster. Lower values are better and zero means "
+            "'totally healthy'.",
+            stats.health_score if stats else 0,
+        )
+        yield _gauge(
+            "alertmanager_peer_position",
+            "Position the Alertmanager instance believes it's in. The position determines "
+            "a peer's behavior in the cluster.",
+            peer.position(),
+        )
+        info = GaugeMetricFamily(
+            "alertmanager_cluster_peer_info",
+            "A metric with a constant '1' value labeled by peer name.",
+            labels=["peer"],
+        )
+        info.add_metric([peer.name], 1)
+        yield info
+        for name, doc, values in (
+            (
+                "alertmanager_cluster_messages_received",
+                "Total number of cluster messages received.",
+                c.received,
+            ),
+            (
+                "alertmanager_cluster_messages_received_size",
+                "Total size of cluster messages received.",
+                c.received_size,
+            ),
+            (
+                "alertmanager_cluster_messages_sent",
+                "Total number of cluster messages sent.",
+                c.sent,
+            ),
+            (
+                "alertmanager_cluster_messages_sent_size",
+                "Total size of cluster messages sent.",
+                c.sent_size,
+            ),
+        ):
+            family = CounterMetricFamily(name, doc, labels=["msg_type"])
+            for msg_type in MSG_TYPES:
+                family.add_metric([msg_type], values[msg_type])
+            yield family
+        oversized = CounterMetricFamily(
+            "alertmanager_oversized_gossip_message_sent",
+            "Number of oversized gossip message sent.",
+            labels=["key"],
+        )
+        for key in (NFLOG_KEY, SILENCES_KEY):
+            oversized.add_metric([key], c.oversized_sent[key])
+        yield oversized
+        for name, doc, value in (
+            (
+                "alertmanager_cluster_peers_joined",
+                "A counter of the number of peers that have joined.",
+                c.joined,
+            ),
+            (
+                "alertmanager_cluster_peers_left",
+                "A counter of the number of peers that have left.",
+                c.left,
+            ),
+            (
+                "alertmanager_cluster_peers_update",
+                "A counter of the number of peers that have updated metadata.",
+                c.updated,
+            ),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+#: One per process: the registry refuses the same names twice.
+_COLLECTOR = ClusterCollector()
