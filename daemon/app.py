@@ -53,7 +53,8 @@ from daemon.dispatch.snapshot import GroupSnapshot
 from daemon.inhibit import Inhibitor
 from daemon.log import configure as configure_logging
 from daemon.nflog import Nflog
-from daemon.notify.pipeline import build_notifiers
+from daemon.notify.pipeline import build_integrations, build_notifiers
+from daemon.notify.receiver_test import test_receiver
 from daemon.notify.silence_stage import SilenceStage
 from daemon.notify.stages import GroupMuteMarker, suppression_stages
 from daemon.persist import DurableState, flush_after
@@ -79,6 +80,7 @@ class Generation:
     dispatcher: Dispatcher
     inhibitor: Inhibitor
     mute_marker: GroupMuteMarker
+    templates: Templates
     cancel: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     def ingest(self, alert: Alert) -> None:
@@ -148,7 +150,7 @@ class Instance:
         for pipeline in notifiers.values():
             pipeline.stages[:0] = stages
         dispatcher = Dispatcher(root, notifiers, self.clock)
-        return Generation(config, root, dispatcher, inhibitor, marker)
+        return Generation(config, root, dispatcher, inhibitor, marker, bound)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; ready once the first generation's dispatcher is ready."""
@@ -300,6 +302,19 @@ class Backend:
     def alert_status(self, alert: Alert, now: int) -> AlertStatus:
         return self.instance.alert_status(alert, now)
 
+    async def test_receiver(self, name: str) -> list[dict[str, Any]] | None:
+        """Send a test notification through every integration of receiver ``name``."""
+        instance = self.instance
+        generation = instance.generation
+        try:
+            receiver = generation.config.receiver(name)
+        except KeyError:
+            return None
+        integrations = build_integrations(
+            receiver, instance.http, instance.external_url, generation.templates, instance.clock
+        )
+        return await test_receiver(receiver, integrations, instance.clock.now())
+
     def cluster_status(self) -> Mapping[str, Any]:
         return {"peers": [], "status": "disabled"}
 
@@ -429,6 +444,7 @@ async def _serve(
 ) -> None:
     # Imported here so that the pure core never imports quart or hypercorn.
     from daemon.api.app import create_app
+    from daemon.api.receivers import receiver_test_routes
     from daemon.api.server import serve_api
 
     address, port = sock.getsockname()[:2]
@@ -465,7 +481,9 @@ async def _serve(
                 ["state"],
                 lambda: instance.store.count_by_state(state_of, ZERO_TIME),
             )
-            app = create_app(backend, api_routes=api_routes(instance))
+            app = create_app(
+                backend, api_routes=api_routes(instance), extra_routes=receiver_test_routes()
+            )
             await nursery.start(functools.partial(serve_api, app, "", 0, sock=sock))
             log.info(
                 "web.listening",

@@ -264,3 +264,28 @@ def test_restart_does_not_resend_notified_groups(tmp_path: Path) -> None:
         with run_tocsin(tmp_path, config) as d:
             d.post_alerts(alert)
             assert team.quiet_for(3.0)
+
+
+def test_receiver_test_endpoint_and_ctl(tmp_path: Path) -> None:
+    """tocsinctl receiver test sends through each integration and reports per integration."""
+    with WebhookSink() as team, WebhookSink(status=500) as db:
+        with run_tocsin(tmp_path, CONFIG.format(team=team.url, db=db.url)) as d:
+            ok = subprocess.run(
+                [sys.executable, "-m", "daemon.ctl", "receiver", "test", "team",
+                 f"--alertmanager.url={d.url}"],
+                cwd=ROOT, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert ok.returncode == 0, ok.stdout + ok.stderr
+            assert "webhook[0]: OK" in ok.stdout
+            sent = team.next().json()
+            assert sent["alerts"][0]["labels"]["alertname"] == "TestAlert"
+            bad = subprocess.run(
+                [sys.executable, "-m", "daemon.ctl", "receiver", "test", "db",
+                 f"--alertmanager.url={d.url}"],
+                cwd=ROOT, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert bad.returncode == 1
+            assert "webhook[0]: FAILED: unexpected status code 500" in bad.stdout
+            with d.api() as c:
+                missing = c.post("/api/v1/receivers/nope/test")
+            assert (missing.status_code, missing.json()) == (404, {"error": "receiver not found"})
