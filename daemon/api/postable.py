@@ -174,7 +174,7 @@ def decode_json(body: bytes) -> Any:
         raise BodyError(
             400, 400, _PREFIX + f"invalid character {_quote_char(str(exc)[0])} {where}"
         ) from None
-    if _SURROGATE_ESCAPE.search(text) is not None:
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None:
         doc = _scrub(doc)
     return doc
 

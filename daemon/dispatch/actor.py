@@ -94,6 +94,8 @@ class RouteGroupActor:
         #: Heap of ``(next_flush_at, order)``; may hold stale entries (see module doc).
         self._timers: list[tuple[float, int]] = []
         self._inbox: list[_Message] = []
+        #: Keys of the groups created while handling the current batch, for the log.
+        self._created: list[str] = []
         self._stopped = False
         send, receive = trio.open_memory_channel[None](math.inf)
         self._wake_send = send
@@ -173,6 +175,7 @@ class RouteGroupActor:
             batch, self._inbox = self._inbox, []
             # One wall-clock reading per batch: the alerts of a batch arrived together.
             now_wall = self._clock.now()
+            created = self._created
             for message in batch:
                 if isinstance(message, Alert):
                     self._insert(message, now_wall)
@@ -180,6 +183,13 @@ class RouteGroupActor:
                     assert isinstance(message, _FlushDone)
                     message.group.finish_flush(message.snapshot, message.success)
                     self._arm(message.group)
+            if created:
+                # One logger per batch: structlog's lazy proxy binds anew on every call,
+                # which costs more than creating the group itself.
+                bound = log.bind(route_id=self.node.id)
+                for key in created:
+                    bound.debug("group.created", group_key=key)
+                created.clear()
 
     def _arm(self, group: AggregationGroup) -> None:
         heapq.heappush(self._timers, (group.next_flush_at, group.order))
@@ -226,7 +236,7 @@ class RouteGroupActor:
             self._groups[values] = group
             self._by_order[group.order] = group
             self._arm(group)
-            log.debug("group.created", route_id=node.id, group_key=key)
+            self._created.append(key)
         if group.insert(alert, now_wall):
             group.expedite(trio.current_time())
             self._arm(group)

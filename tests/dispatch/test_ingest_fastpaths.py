@@ -6,6 +6,7 @@ import trio
 import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from daemon.clock import TrioClock
 from daemon.config.model import SECOND, Route
@@ -120,3 +121,25 @@ async def test_removed_group_is_recreated_with_a_fresh_group_wait(
             d.ingest(alert(clock, "A"))
             await trio.sleep_until(t0 + 35)
         assert [c.at for c in rec.calls] == [3.0, 34.0]
+
+
+async def test_group_creation_is_logged_once_per_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Each new group logs group.created with its route id and key, batched or not."""
+    with trio.fail_after(100), capture_logs() as logs:
+        clock = TrioClock(T0)
+        rec = RecordingNotifier(trio.current_time())
+        async with running_dispatcher(_node(), {"default": rec}, clock) as d:
+            d.ingest(alert(clock, "A"))
+            d.ingest(alert(clock, "A", instance="2"))
+            d.ingest(alert(clock, "B"))
+            await trio.sleep(1)
+            d.ingest(alert(clock, "C"))
+            await trio.sleep(1)
+    created = [(e["route_id"], e["group_key"]) for e in logs if e["event"] == "group.created"]
+    assert created == [
+        ("{}", '{}:{alertname="A"}'),
+        ("{}", '{}:{alertname="B"}'),
+        ("{}", '{}:{alertname="C"}'),
+    ]
