@@ -38,13 +38,12 @@ from cluster.protowire import (
     iter_delimited,
     iter_fields,
     repeated_varints,
-    to_int32,
-    to_int64,
     write_delimited,
 )
 from daemon import metrics
-from daemon.clock import NS_PER_SECOND, ZERO_TIME, Clock
+from daemon.clock import ZERO_TIME, Clock
 from daemon.nflog import Entry, Nflog, ReceiverKey
+from daemon.pbtimestamp import decode_timestamp, encode_timestamp
 
 _U32 = 0xFFFF_FFFF
 
@@ -73,31 +72,6 @@ maintenance_errors_total = Counter(
     "How many maintenances were executed for the notification log that failed.",
     registry=metrics.REGISTRY,
 )
-
-
-def encode_timestamp(ns: int) -> bytes:
-    """A ``google.protobuf.Timestamp`` for Unix ns (nanos always in ``[0, 1e9)``)."""
-    seconds, nanos = divmod(ns, NS_PER_SECOND)
-    w = ProtoWriter()
-    if seconds:
-        w.varint(1, seconds)
-    if nanos:
-        w.varint(2, nanos)
-    return w.getvalue()
-
-
-def decode_timestamp(data: bytes) -> int:
-    """Unix ns from a serialised ``google.protobuf.Timestamp``."""
-    seconds = 0
-    nanos = 0
-    for f in iter_fields(data):
-        if f.number == 1:
-            seconds = to_int64(f.as_int())
-        elif f.number == 2:
-            nanos = to_int32(f.as_int())
-    if not 0 <= nanos < NS_PER_SECOND:
-        raise DecodeError(f"nflogpb: timestamp nanos out of range: {nanos}")
-    return seconds * NS_PER_SECOND + nanos
 
 
 def encode_receiver(receiver: ReceiverKey) -> bytes:

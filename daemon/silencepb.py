@@ -30,13 +30,12 @@ from cluster.protowire import (
     ProtoWriter,
     iter_delimited,
     iter_fields,
-    to_int32,
-    to_int64,
     write_delimited,
 )
 from daemon import silence as model
-from daemon.clock import NS_PER_SECOND, ZERO_TIME
+from daemon.clock import ZERO_TIME
 from daemon.matcher import Matcher, MatcherError, MatchType
+from daemon.pbtimestamp import decode_timestamp, encode_timestamp
 
 _TO_PB = {
     MatchType.EQUAL: 0,
@@ -45,27 +44,6 @@ _TO_PB = {
     MatchType.NOT_REGEXP: 3,
 }
 _FROM_PB = {v: k for k, v in _TO_PB.items()}
-
-
-def encode_timestamp(ns: int) -> bytes:
-    """A ``google.protobuf.Timestamp`` message (nanos always non-negative)."""
-    seconds, nanos = divmod(ns, NS_PER_SECOND)
-    w = ProtoWriter()
-    if seconds:
-        w.varint(1, seconds)
-    if nanos:
-        w.varint(2, nanos)
-    return w.getvalue()
-
-
-def decode_timestamp(data: bytes) -> int:
-    seconds = nanos = 0
-    for f in iter_fields(data):
-        if f.number == 1:
-            seconds = to_int64(f.as_int())
-        elif f.number == 2:
-            nanos = to_int32(f.as_int())
-    return seconds * NS_PER_SECOND + nanos
 
 
 def encode_matcher(m: Matcher) -> bytes:

@@ -15,10 +15,8 @@ from daemon.nflogpb import (
     NflogState,
     decode_mesh_entry,
     decode_state,
-    decode_timestamp,
     encode_mesh_entry,
     encode_state,
-    encode_timestamp,
     merge_bytes,
     snapshot_records,
 )
@@ -63,17 +61,6 @@ def test_absent_timestamps_decode_to_go_zero_time() -> None:
     assert got.receiver == ReceiverKey("", "", 0)
 
 
-@pytest.mark.parametrize("ns", [0, 1, T0 + 123, -1, ZERO_TIME, ZERO_TIME + 999_999_999])
-def test_timestamp_round_trip_with_nonnegative_nanos(ns: int) -> None:
-    """Timestamps (also before 1970) round-trip, with nanos normalised into [0, 1e9)."""
-    assert decode_timestamp(encode_timestamp(ns)) == ns
-
-
-def test_go_zero_time_encoding() -> None:
-    """Go's zero time is seconds -62135596800 as a 10-byte two's-complement varint."""
-    assert encode_timestamp(ZERO_TIME) == b"\x08\x80\x92\xb8\xc3\x98\xfe\xff\xff\xff\x01"
-
-
 def test_unpacked_hashes_and_unknown_fields_accepted() -> None:
     """Unpacked repeated hashes and later Alertmanager fields (muted_alerts) are read or skipped."""
     inner = (
@@ -98,12 +85,6 @@ def test_bad_mesh_entries_raise_decode_error(data: bytes) -> None:
     """Missing entry, truncation, invalid UTF-8 and bad varints are all DecodeError."""
     with pytest.raises(DecodeError):
         decode_mesh_entry(data)
-
-
-def test_out_of_range_nanos_rejected() -> None:
-    """A Timestamp whose nanos are outside [0, 1e9) is rejected, as Go's validation does."""
-    with pytest.raises(DecodeError, match="nanos"):
-        decode_timestamp(ProtoWriter().varint(2, NS_PER_SECOND).getvalue())
 
 
 @given(

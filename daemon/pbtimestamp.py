@@ -1,0 +1,45 @@
+"""``google.protobuf.Timestamp`` as Alertmanager's gogo ``stdtime`` fields carry it.
+
+Pure: no I/O, no trio. Shared by :mod:`daemon.nflogpb` and :mod:`daemon.silencepb`.
+
+* Encoding writes ``seconds`` (field 1) and ``nanos`` (field 2) with ``nanos`` always in
+  ``[0, 1e9)`` (floor division, so times before the epoch borrow from ``seconds``), and
+  omits either one at zero: the Unix epoch is an empty message.
+* Decoding rejects ``nanos`` outside ``[0, 1e9)`` with :class:`DecodeError`, as Go's
+  ``types.TimestampFromProto`` validation does.
+"""
+
+from __future__ import annotations
+
+from cluster.errors import DecodeError
+from cluster.protowire import ProtoWriter, iter_fields, to_int32, to_int64
+from daemon.clock import NS_PER_SECOND
+
+
+def encode_timestamp(ns: int) -> bytes:
+    """A ``google.protobuf.Timestamp`` for Unix ns (nanos always in ``[0, 1e9)``)."""
+    seconds, nanos = divmod(ns, NS_PER_SECOND)
+    w = ProtoWriter()
+    if seconds:
+        w.varint(1, seconds)
+    if nanos:
+        w.varint(2, nanos)
+    return w.getvalue()
+
+
+def decode_timestamp(data: bytes) -> int:
+    """Unix ns from a serialised ``google.protobuf.Timestamp``.
+
+    Raises:
+        DecodeError: the bytes are not a Timestamp, or its nanos are out of range.
+    """
+    seconds = 0
+    nanos = 0
+    for f in iter_fields(data):
+        if f.number == 1:
+            seconds = to_int64(f.as_int())
+        elif f.number == 2:
+            nanos = to_int32(f.as_int())
+    if not 0 <= nanos < NS_PER_SECOND:
+        raise DecodeError(f"protobuf timestamp nanos out of range: {nanos}")
+    return seconds * NS_PER_SECOND + nanos
