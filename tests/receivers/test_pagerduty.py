@@ -32,7 +32,7 @@ from daemon.clock import ZERO_TIME, FixedClock
 from daemon.config.load import load_config_text
 from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers import pagerduty
+from daemon.notify.receivers import _http, pagerduty
 from daemon.notify.receivers.base import IntegrationEnv, Templater
 from daemon.notify.retry import NotifyError
 from daemon.template.errors import TemplateExecError
@@ -159,25 +159,25 @@ DEDUP = hashlib.sha256(GROUP_KEY.encode()).hexdigest()
 
 def test_key_hash_is_sha256_of_group_key() -> None:
     """The dedup key is the SHA-256 hex digest of the group key."""
-    assert pagerduty.key_hash(GROUP_KEY) == (
+    assert _http.key_hash(GROUP_KEY) == (
         "20f05103daaa538437128377aa3982ce38179cc5c6430f401eeba122f3f787c6"
     )
 
 
 def test_truncate_in_runes_matches_go() -> None:
     """Rune truncation keeps n-1 runes plus the ellipsis, or n runes when n <= 3."""
-    assert pagerduty.truncate_in_runes("héllo", 5) == ("héllo", False)
-    assert pagerduty.truncate_in_runes("héllo!", 5) == ("héll…", True)
-    assert pagerduty.truncate_in_runes("héllo", 3) == ("hél", True)
+    assert _http.truncate_in_runes("héllo", 5) == ("héllo", False)
+    assert _http.truncate_in_runes("héllo!", 5) == ("héll…", True)
+    assert _http.truncate_in_runes("héllo", 3) == ("hél", True)
 
 
 def test_truncate_in_bytes_matches_go() -> None:
     """Byte truncation never splits a character and ends in the 3-byte ellipsis."""
-    assert pagerduty.truncate_in_bytes("abc", 3) == ("abc", False)
-    assert pagerduty.truncate_in_bytes("aéééé", 6) == ("aé…", True)
-    assert pagerduty.truncate_in_bytes("aéééé", 5) == ("a…", True)
-    assert pagerduty.truncate_in_bytes("abcdef", 3) == ("…", True)
-    assert pagerduty.truncate_in_bytes("abcdef", 2) == ("..", True)
+    assert _http.truncate_in_bytes("abc", 3) == ("abc", False)
+    assert _http.truncate_in_bytes("aéééé", 6) == ("aé…", True)
+    assert _http.truncate_in_bytes("aéééé", 5) == ("a…", True)
+    assert _http.truncate_in_bytes("abcdef", 3) == ("…", True)
+    assert _http.truncate_in_bytes("abcdef", 2) == ("..", True)
 
 
 async def test_v2_trigger_body_is_exact() -> None:

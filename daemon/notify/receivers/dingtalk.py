@@ -13,7 +13,7 @@ needs to highlight them.
 A message over ``max_message_bytes`` (default 19960; DingTalk's cap is 20000) is sent
 as several messages when ``split_long_messages`` (default on), else truncated.
 
-Error handling: non-2xx as in :mod:`._chat`; a 200 reply with ``errcode`` non-zero
+Error handling: non-2xx as in :mod:`._http`; a 200 reply with ``errcode`` non-zero
 fails, retryable only for the rate limit (130101).
 """
 
@@ -30,20 +30,20 @@ import attrs
 from daemon.alert import Alert
 from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers._chat import (
+from daemon.notify.receivers._http import (
+    FieldRenderer,
     append_keywords,
     bot_reply_checker,
+    fit_message,
     http_config,
+    inline_or_file,
     json_body,
     post_json,
-    split_enabled,
-    split_message,
     string_list,
     utf8_bytes,
     with_query,
 )
 from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import FieldRenderer, read_key_file, truncate_in_bytes
 
 INTEGRATION_TYPE = "dingtalk"
 MAX_MESSAGE_BYTES = 19960
@@ -97,10 +97,7 @@ class DingTalkIntegration:
         if markdown and mobiles:
             suffix += "\n" + " ".join(f"@{m}" for m in mobiles)
         room = limit - utf8_bytes(suffix)
-        if split_enabled(f):
-            parts = split_message(text, room, utf8_bytes)
-        else:
-            parts = [truncate_in_bytes(text, room)[0]]
+        parts = fit_message(f, text, room, in_bytes=True)
         title = tmpl(str(f.get("title") or "")) if markdown else ""
         out = []
         for part in parts:
@@ -114,9 +111,7 @@ class DingTalkIntegration:
 
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
         """POST each message in order; raises ``NotifyError`` on the first failure."""
-        url = str(self.fields.get("webhook_url") or "")
-        if not url:
-            url = await read_key_file(str(self.fields.get("webhook_url_file") or ""), "webhook_url")
+        url = await inline_or_file(self.fields, "webhook_url", "webhook_url")
         secret = str(self.fields.get("secret") or "")
         for body in self.bodies(ctx, alerts):
             # Signatures expire after an hour: sign each request when it is sent.

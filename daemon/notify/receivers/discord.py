@@ -6,7 +6,7 @@ at 256 and a description at 4096 runes: the title is truncated with ``…`` and,
 ``split_long_messages`` (default on), a long description goes out as several messages
 (Alertmanager 0.25 sends both whole and Discord rejects them).
 
-Error handling: see :mod:`._chat`.
+Error handling: see :mod:`._http`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ from daemon.alert import Alert
 from daemon.config.model import IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers._chat import http_config, post_json, split_enabled, split_message
-from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import (
+from daemon.notify.receivers._http import (
     FieldRenderer,
     group_status,
-    read_key_file,
+    inline_or_file,
+    post_each,
+    split_enabled,
+    split_message,
     truncate_in_runes,
 )
+from daemon.notify.receivers.base import IntegrationEnv
 
 INTEGRATION_TYPE = "discord"
 COLOR_RED = 0x992D22
@@ -75,11 +77,8 @@ class DiscordIntegration:
 
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
         """POST each body in order; raises ``NotifyError`` on the first failure."""
-        url = str(self.fields.get("webhook_url") or "")
-        if not url:
-            url = await read_key_file(str(self.fields.get("webhook_url_file") or ""), "webhook_url")
-        for body in self.bodies(ctx, alerts):
-            await post_json(self.env, url, body, http_config(self.fields))
+        url = await inline_or_file(self.fields, "webhook_url", "webhook_url")
+        await post_each(self.env, url, self.bodies(ctx, alerts), self.fields)
 
 
 def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> DiscordIntegration:

@@ -50,8 +50,8 @@ import trio
 from daemon.alert import Alert
 from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
+from daemon.notify.receivers._http import FieldRenderer, read_key_file
 from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import FieldRenderer, read_key_file
 from daemon.notify.retry import NotifyError
 
 INTEGRATION_TYPE = "email"

@@ -8,7 +8,7 @@ Configured ``keywords`` are appended on a ``[Keywords]`` line.
 A message over ``max_message_bytes`` (default 20000; Feishu rejects bodies over
 about 20 KB) is sent as several messages when ``split_long_messages`` (default on).
 
-Error handling: non-2xx as in :mod:`._chat`; a reply whose ``code`` (or older
+Error handling: non-2xx as in :mod:`._http`; a reply whose ``code`` (or older
 ``StatusCode``) is non-zero fails, retryable only for the rate limit (9499).
 """
 
@@ -25,19 +25,19 @@ import attrs
 from daemon.alert import Alert
 from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers._chat import (
+from daemon.notify.receivers._http import (
+    FieldRenderer,
     append_keywords,
     bot_reply_checker,
+    fit_message,
     http_config,
+    inline_or_file,
     json_body,
     post_json,
-    split_enabled,
-    split_message,
     string_list,
     utf8_bytes,
 )
 from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import FieldRenderer, read_key_file, truncate_in_bytes
 
 INTEGRATION_TYPE = "feishu"
 MAX_MESSAGE_BYTES = 20000
@@ -72,10 +72,7 @@ class FeishuIntegration:
         text = FieldRenderer(self.env, ctx, alerts)(str(f.get("message") or ""))
         suffix = append_keywords("", string_list(f.get("keywords")))
         room = int(f.get("max_message_bytes") or MAX_MESSAGE_BYTES) - utf8_bytes(suffix)
-        if split_enabled(f):
-            parts = split_message(text, room, utf8_bytes)
-        else:
-            parts = [truncate_in_bytes(text, room)[0]]
+        parts = fit_message(f, text, room, in_bytes=True)
         return [p + suffix for p in parts]
 
     def body(self, text: str, now: int) -> bytes:
@@ -89,9 +86,7 @@ class FeishuIntegration:
 
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
         """POST each message in order; raises ``NotifyError`` on the first failure."""
-        url = str(self.fields.get("webhook_url") or "")
-        if not url:
-            url = await read_key_file(str(self.fields.get("webhook_url_file") or ""), "webhook_url")
+        url = await inline_or_file(self.fields, "webhook_url", "webhook_url")
         for text in self.texts(ctx, alerts):
             body = self.body(text, self.env.clock.now())
             await post_json(self.env, url, body, http_config(self.fields), check=check_reply)

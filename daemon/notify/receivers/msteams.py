@@ -6,7 +6,7 @@ A ``summary``, when configured non-empty, is added after ``themeColor`` (0.27 se
 it; 0.26 has no such field). Teams cards take about 28 KB: with
 ``split_long_messages`` (default on) a longer text goes out as several cards.
 
-Error handling: see :mod:`._chat`.
+Error handling: see :mod:`._http`.
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ from daemon.alert import Alert
 from daemon.config.model import IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers._chat import (
-    http_config,
-    post_json,
+from daemon.notify.receivers._http import (
+    FieldRenderer,
+    group_status,
+    inline_or_file,
+    post_each,
     split_enabled,
     split_message,
     utf8_bytes,
 )
 from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import FieldRenderer, group_status, read_key_file
 
 INTEGRATION_TYPE = "msteams"
 COLOR_RED = "8C1A1A"
@@ -79,11 +80,8 @@ class MSTeamsIntegration:
 
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
         """POST each body in order; raises ``NotifyError`` on the first failure."""
-        url = str(self.fields.get("webhook_url") or "")
-        if not url:
-            url = await read_key_file(str(self.fields.get("webhook_url_file") or ""), "webhook_url")
-        for body in self.bodies(ctx, alerts):
-            await post_json(self.env, url, body, http_config(self.fields))
+        url = await inline_or_file(self.fields, "webhook_url", "webhook_url")
+        await post_each(self.env, url, self.bodies(ctx, alerts), self.fields)
 
 
 def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> MSTeamsIntegration:

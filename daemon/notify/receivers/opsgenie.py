@@ -30,17 +30,17 @@ from daemon.alert import Alert
 from daemon.config.model import HTTPConfig, IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import (
+from daemon.notify.receivers._http import (
     FieldRenderer,
     gojson_list,
     group_status,
+    inline_or_file,
     key_hash,
     raise_for_status,
-    read_key_file,
     send_request,
     truncate_in_runes,
 )
+from daemon.notify.receivers.base import IntegrationEnv
 from daemon.template.data import build_data
 
 INTEGRATION_TYPE = "opsgenie"
@@ -170,9 +170,7 @@ class OpsGenieIntegration:
 
     async def api_key(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> str:
         """The key, inline or from its file, rendered as a template like upstream."""
-        key = str(self.fields.get("api_key") or "")
-        if not key:
-            key = await read_key_file(str(self.fields.get("api_key_file") or ""), "api key")
+        key = await inline_or_file(self.fields, "api_key", "api key")
         return FieldRenderer(self.env, ctx, alerts)(key)
 
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:

@@ -11,37 +11,40 @@ over 512000 bytes has its details replaced by one ``error`` entry.
 Error handling: 2xx is success; 5xx, transport errors and 429 (v2) / 403 (v1) are
 retryable; other statuses are permanent, and a 400 quotes PagerDuty's
 ``message: errors``. Template errors and an empty key after templating are permanent.
-
-This module also holds the small helpers the other HTTP integrations of this package
-share (truncation, keyed hashes, key files, the request shell).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-import httpx
 import structlog
-import trio
 
 from daemon.alert import Alert, go_quote
 from daemon.config.model import HTTPConfig, IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
+from daemon.notify.receivers._http import (
+    FieldRenderer,
+    HTTPReply,
+    gojson_list,
+    group_status,
+    inline_or_file,
+    key_hash,
+    raise_for_status,
+    read_key_file,
+    send_request,
+    truncate_in_bytes,
+    truncate_in_runes,
+)
 from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.webhook import USER_AGENT, auth_headers
-from daemon.notify.retry import NotifyError, check_status
-from daemon.template.errors import TemplateError
+from daemon.notify.retry import NotifyError
 
 INTEGRATION_TYPE = "pagerduty"
 
 log = structlog.get_logger(__name__)
-
-TRUNCATION_MARKER = "…"
 
 #: Upstream's hard-coded v1 endpoint (``url`` only applies to v2).
 V1_URL = "https://events.pagerduty.com/generic/2010-04-15/create_event.json"
@@ -49,136 +52,6 @@ MAX_EVENT_SIZE = 512000
 MAX_SUMMARY_RUNES = 1024
 #: ``units.MetricBytes(512000).String()`` in Go.
 _MAX_EVENT_SIZE_TEXT = "512KB"
-#: A response body read beyond this is not needed by any integration.
-_MAX_RESPONSE_BYTES = 64 * 1024
-
-# --- helpers shared by this package's HTTP integrations ---------------------------------
-
-
-def truncate_in_runes(text: str, limit: int) -> tuple[str, bool]:
-    """Go's ``notify.TruncateInRunes``: at most ``limit`` code points, ending in ``…``."""
-    if len(text) <= limit:
-        return text, False
-    if limit <= 3:
-        return text[:limit], True
-    return text[: limit - 1] + TRUNCATION_MARKER, True
-
-
-def truncate_in_bytes(text: str, limit: int) -> tuple[str, bool]:
-    """Go's ``notify.TruncateInBytes``: at most ``limit`` UTF-8 bytes, ending in ``…``."""
-    raw = text.encode("utf-8", "surrogatepass")
-    if len(raw) <= limit:
-        return text, False
-    if limit <= 3:
-        return (TRUNCATION_MARKER if limit == 3 else "." * limit), True
-    # The marker is three bytes; never cut inside a character.
-    cut = raw[: limit - 3].decode("utf-8", "ignore")
-    return cut + TRUNCATION_MARKER, True
-
-
-def key_hash(group_key: str) -> str:
-    """Upstream's ``notify.Key.Hash``: SHA-256 hex of the group key."""
-    return hashlib.sha256(group_key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-async def read_key_file(path: str, what: str, *, strip: bool = True) -> str:
-    """A secret from a file, re-read on every send so rotation needs no reload."""
-    try:
-        text = await trio.Path(path).read_text()
-    except OSError as exc:
-        raise NotifyError(f"failed to read {what} from file: {exc}", retryable=False) from None
-    return text.strip() if strip else text
-
-
-@attrs.frozen
-class FieldRenderer:
-    """Renders config fields for one notification; template errors become permanent.
-
-    Text without ``{{`` is returned as is, as Go's template of it would be.
-    """
-
-    env: IntegrationEnv
-    ctx: NotifyContext
-    alerts: Sequence[Alert]
-
-    def __call__(self, text: str, *, html: bool = False) -> str:
-        if "{{" not in text:
-            return text
-        try:
-            return self.env.templater.render(text, self.ctx, self.alerts, html=html)
-        except TemplateError as exc:
-            raise NotifyError(str(exc), retryable=False) from None
-
-
-def group_status(alerts: Sequence[Alert], now: int) -> str:
-    """``firing`` if any alert fires at ``now``, else ``resolved``."""
-    return "firing" if any(not a.resolved(now) for a in alerts) else "resolved"
-
-
-@attrs.frozen
-class HTTPReply:
-    status_code: int
-    body: bytes
-
-
-async def send_request(
-    http: httpx.AsyncClient,
-    method: str,
-    url: str,
-    http_config: HTTPConfig,
-    *,
-    content: bytes | None = None,
-    content_type: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> HTTPReply:
-    """One request with Alertmanager's User-Agent and the http_config credentials.
-
-    Error handling: transport errors (timeouts included) raise a retryable
-    :class:`NotifyError` reading like Go's, ``Post "<redacted>": …`` (URLs often hold
-    keys); any status is returned for the caller to classify.
-    """
-    all_headers = {"User-Agent": USER_AGENT}
-    if content_type is not None:
-        all_headers["Content-Type"] = content_type
-    all_headers.update(await auth_headers(http_config))
-    all_headers.update(headers or {})
-    try:
-        async with http.stream(
-            method,
-            url,
-            content=content,
-            headers=all_headers,
-            follow_redirects=http_config.follow_redirects,
-        ) as response:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) >= _MAX_RESPONSE_BYTES:
-                    break
-    except httpx.TransportError as exc:
-        verb = method[:1].upper() + method[1:].lower()
-        raise NotifyError(f'{verb} "<redacted>": {exc}', retryable=True) from None
-    return HTTPReply(response.status_code, bytes(body))
-
-
-def raise_for_status(
-    reply: HTTPReply,
-    retry_codes: tuple[int, ...] = (),
-    details: Callable[[HTTPReply], str] | None = None,
-) -> None:
-    """Upstream's ``Retrier.Check``: 2xx passes; 5xx and ``retry_codes`` retry."""
-    body = reply.body if details is None else details(reply).encode()
-    error = check_status(reply.status_code, body, retry_codes)
-    if error is not None:
-        raise error
-
-
-def gojson_list(items: Sequence[str]) -> str:
-    """A JSON array of already-encoded values."""
-    return "[" + ",".join(items) + "]"
-
-
-# --- PagerDuty -----------------------------------------------------------------------------
 
 
 def _error_details(reply: HTTPReply) -> str:
@@ -345,9 +218,7 @@ class PagerDutyIntegration:
             description, cut = truncate_in_runes(tmpl(f.get("description") or ""), 1024)
             if cut:
                 log.warning("notify.truncated", integration=self.name, field="description")
-            key = f.get("service_key") or ""
-            if not key:
-                key = await read_key_file(f.get("service_key_file") or "", "service key")
+            key = await inline_or_file(f, "service_key", "service key")
             event = Event(
                 service_key=tmpl(key),
                 event_type=action,
@@ -363,9 +234,7 @@ class PagerDutyIntegration:
         summary, cut = truncate_in_runes(tmpl(f.get("description") or ""), MAX_SUMMARY_RUNES)
         if cut:
             log.warning("notify.truncated", integration=self.name, field="summary")
-        key = f.get("routing_key") or ""
-        if not key:
-            key = await read_key_file(f.get("routing_key_file") or "", "routing key")
+        key = await inline_or_file(f, "routing_key", "routing key")
         images = []
         for item in _as_list(f.get("images")):
             image = (

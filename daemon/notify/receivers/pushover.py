@@ -25,13 +25,13 @@ import structlog
 from daemon.alert import Alert
 from daemon.config.model import HTTPConfig, IntegrationConfig
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import (
+from daemon.notify.receivers._http import (
     FieldRenderer,
     raise_for_status,
     send_request,
     truncate_in_runes,
 )
+from daemon.notify.receivers.base import IntegrationEnv
 
 INTEGRATION_TYPE = "pushover"
 API_URL = "https://api.pushover.net/1/messages.json"

@@ -9,7 +9,7 @@ and one attachment with ``title`` (≤1024 runes, then ``…``), ``title_link``,
 text over 8000 runes (Slack's own cut-off) goes out as several messages; Alertmanager
 sends it whole.
 
-Error handling: see :mod:`._chat`; the URL is never in an error.
+Error handling: see :mod:`._http`; the URL is never in an error.
 """
 
 from __future__ import annotations
@@ -24,9 +24,16 @@ from daemon.alert import Alert
 from daemon.config.model import IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers._chat import http_config, post_json, split_enabled, split_message
+from daemon.notify.receivers._http import (
+    FieldRenderer,
+    http_config,
+    inline_or_file,
+    post_json,
+    split_enabled,
+    split_message,
+    truncate_in_runes,
+)
 from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import FieldRenderer, read_key_file, truncate_in_runes
 from daemon.notify.retry import NotifyError
 from daemon.template.gofmt import go_quote
 
@@ -164,9 +171,7 @@ class SlackIntegration:
 
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
         """POST each body in order; raises ``NotifyError`` on the first failure."""
-        url = _str(self.fields.get("api_url"))
-        if not url:
-            url = await read_key_file(_str(self.fields.get("api_url_file")), "api_url")
+        url = await inline_or_file(self.fields, "api_url", "api_url")
         channel = FieldRenderer(self.env, ctx, alerts)(_str(self.fields.get("channel")))
         for body in self.bodies(ctx, alerts):
             try:

@@ -21,9 +21,8 @@ import attrs
 from daemon.alert import Alert
 from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers._chat import http_config
+from daemon.notify.receivers._http import FieldRenderer, http_config, raise_for_status, send_request
 from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import FieldRenderer, raise_for_status, send_request
 
 INTEGRATION_TYPE = "sms"
 DEFAULT_CONTENT_TYPE = "text/plain; charset=utf-8"

@@ -39,14 +39,14 @@ import structlog
 from daemon.alert import Alert
 from daemon.config.model import HTTPConfig, IntegrationConfig
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import (
+from daemon.notify.receivers._http import (
     FieldRenderer,
     HTTPReply,
     key_hash,
     raise_for_status,
     send_request,
 )
+from daemon.notify.receivers.base import IntegrationEnv
 from daemon.notify.retry import NotifyError
 
 INTEGRATION_TYPE = "sns"

@@ -27,14 +27,15 @@ from daemon.alert import Alert
 from daemon.config.model import IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers._chat import http_config, post_json, split_enabled, split_message
-from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import (
+from daemon.notify.receivers._http import (
     FieldRenderer,
     HTTPReply,
+    fit_message,
+    http_config,
+    post_json,
     read_key_file,
-    truncate_in_runes,
 )
+from daemon.notify.receivers.base import IntegrationEnv
 from daemon.notify.retry import NotifyError
 
 INTEGRATION_TYPE = "telegram"
@@ -79,10 +80,7 @@ class TelegramIntegration:
         text = FieldRenderer(self.env, ctx, alerts)(
             str(f.get("message") or ""), html=parse_mode == "HTML"
         )
-        if split_enabled(f):
-            parts = split_message(text, MAX_MESSAGE_RUNES)
-        else:
-            parts = [truncate_in_runes(text, MAX_MESSAGE_RUNES)[0]]
+        parts = fit_message(f, text, MAX_MESSAGE_RUNES, in_bytes=False)
         base = {"chat_id": str(f.get("chat_id") or 0), "disable_web_page_preview": "true"}
         if f.get("disable_notifications"):
             base["disable_notification"] = "true"

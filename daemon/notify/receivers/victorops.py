@@ -25,16 +25,16 @@ from daemon.alert import Alert
 from daemon.config.model import HTTPConfig, IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import (
+from daemon.notify.receivers._http import (
     FieldRenderer,
     group_status,
+    inline_or_file,
     key_hash,
     raise_for_status,
-    read_key_file,
     send_request,
     truncate_in_runes,
 )
+from daemon.notify.receivers.base import IntegrationEnv
 from daemon.notify.retry import NotifyError
 
 INTEGRATION_TYPE = "victorops"
@@ -61,9 +61,7 @@ class VictorOpsIntegration:
 
     async def url(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> str:
         """The endpoint: the API URL's path extended by ``<api key>/<routing key>``."""
-        key = str(self.fields.get("api_key") or "")
-        if not key:
-            key = await read_key_file(str(self.fields.get("api_key_file") or ""), "API key")
+        key = await inline_or_file(self.fields, "api_key", "API key")
         try:
             routing = FieldRenderer(self.env, ctx, alerts)(
                 str(self.fields.get("routing_key") or "")

@@ -5,7 +5,7 @@ with ``http_config.authorization`` (required by the config). Webex takes at most
 bytes of markdown: with ``split_long_messages`` (default on) a longer message goes out
 as several; without it, it is truncated like Alertmanager's (``…``).
 
-Error handling: see :mod:`._chat`.
+Error handling: see :mod:`._http`.
 """
 
 from __future__ import annotations
@@ -19,15 +19,12 @@ from daemon.alert import Alert
 from daemon.config.model import IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers._chat import (
-    http_config,
-    post_json,
-    split_enabled,
-    split_message,
-    utf8_bytes,
+from daemon.notify.receivers._http import (
+    FieldRenderer,
+    fit_message,
+    post_each,
 )
 from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import FieldRenderer, truncate_in_bytes
 
 INTEGRATION_TYPE = "webex"
 API_URL = "https://webexapis.com/v1/messages"
@@ -59,17 +56,13 @@ class WebexIntegration:
         """The request bodies of one notification."""
         message = FieldRenderer(self.env, ctx, alerts)(str(self.fields.get("message") or ""))
         room_id = str(self.fields.get("room_id") or "")
-        if split_enabled(self.fields):
-            parts = split_message(message, MAX_MESSAGE_BYTES, utf8_bytes)
-        else:
-            parts = [truncate_in_bytes(message, MAX_MESSAGE_BYTES)[0]]
+        parts = fit_message(self.fields, message, MAX_MESSAGE_BYTES, in_bytes=True)
         return [encode(part, room_id) for part in parts]
 
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
         """POST each body in order; raises ``NotifyError`` on the first failure."""
         url = str(self.fields.get("api_url") or API_URL)
-        for body in self.bodies(ctx, alerts):
-            await post_json(self.env, url, body, http_config(self.fields))
+        await post_each(self.env, url, self.bodies(ctx, alerts), self.fields)
 
 
 def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> WebexIntegration:

@@ -29,8 +29,8 @@ from daemon.alert import Alert
 from daemon.config.model import HTTPConfig, IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
+from daemon.notify.receivers._http import FieldRenderer, send_request
 from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import FieldRenderer, send_request
 from daemon.notify.retry import NotifyError, failure_reason
 
 INTEGRATION_TYPE = "wechat"

@@ -8,7 +8,7 @@ mentions are appended as ``<@userid>`` (markdown has no mention lists).
 WeCom caps text at 2048 and markdown at 4096 bytes: longer messages are sent as
 several when ``split_long_messages`` (default on), else truncated.
 
-Error handling: non-2xx as in :mod:`._chat`; a reply with ``errcode`` non-zero fails,
+Error handling: non-2xx as in :mod:`._http`; a reply with ``errcode`` non-zero fails,
 retryable only for the rate limit (45009).
 """
 
@@ -22,18 +22,17 @@ import attrs
 from daemon.alert import Alert
 from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
-from daemon.notify.receivers._chat import (
+from daemon.notify.receivers._http import (
+    FieldRenderer,
     bot_reply_checker,
-    http_config,
+    fit_message,
+    inline_or_file,
     json_body,
-    post_json,
-    split_enabled,
-    split_message,
+    post_each,
     string_list,
     utf8_bytes,
 )
 from daemon.notify.receivers.base import IntegrationEnv
-from daemon.notify.receivers.pagerduty import FieldRenderer, read_key_file, truncate_in_bytes
 
 INTEGRATION_TYPE = "wecom"
 MAX_TEXT_BYTES = 2048
@@ -68,10 +67,7 @@ class WeComIntegration:
             suffix = "\n" + "".join(f"<@{u}>" for u in users)
         limit = MAX_MARKDOWN_BYTES if markdown else MAX_TEXT_BYTES
         room = limit - utf8_bytes(suffix)
-        if split_enabled(f):
-            parts = split_message(text, room, utf8_bytes)
-        else:
-            parts = [truncate_in_bytes(text, room)[0]]
+        parts = fit_message(f, text, room, in_bytes=True)
         out = []
         for part in parts:
             if markdown:
@@ -91,11 +87,8 @@ class WeComIntegration:
 
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
         """POST each message in order; raises ``NotifyError`` on the first failure."""
-        url = str(self.fields.get("webhook_url") or "")
-        if not url:
-            url = await read_key_file(str(self.fields.get("webhook_url_file") or ""), "webhook_url")
-        for body in self.bodies(ctx, alerts):
-            await post_json(self.env, url, body, http_config(self.fields), check=check_reply)
+        url = await inline_or_file(self.fields, "webhook_url", "webhook_url")
+        await post_each(self.env, url, self.bodies(ctx, alerts), self.fields, check=check_reply)
 
 
 def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> WeComIntegration:
