@@ -16,6 +16,7 @@ only the fingerprint map and never wraps an alert in a per-alert object of its o
 from __future__ import annotations
 
 import builtins
+import gc
 from collections.abc import Callable, Iterable, Iterator
 
 from daemon.alert import Alert, merge
@@ -25,6 +26,24 @@ Subscriber = Callable[[Alert], None]
 
 #: The states ``alertmanager_alerts{state}`` always exposes, even at zero.
 ALERT_STATES = ("active", "suppressed", "unprocessed")
+
+#: Collector thresholds for a process that keeps many long-lived alerts (see tune_gc).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Tune CPython's cyclic collector for a daemon holding a large alert store.
+
+    Every posted alert allocates a few dicts, so with the default thresholds (700, 10,
+    10) the collector runs every few requests and its older generations re-walk every
+    stored alert; in the ingest benchmark that is up to a third of the daemon's CPU.
+    Ingest creates no reference cycles, so collecting less often costs no memory worth
+    counting. ``gc.freeze()`` also moves what start-up built (modules, config,
+    templates) out of the collector's sight for good. Call once, from the composition
+    root, after start-up: it changes process-wide state.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class AlertStore:
