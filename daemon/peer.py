@@ -556,6 +556,24 @@ class ClusterPeer:
                 await node.join(addresses)
 
 
+def create_peer(
+    opts: Options, silences: Silences, nflog: Nflog, clock: Clock
+) -> ClusterPeer | None:
+    """The peer for these flags, or None when ``--cluster.listen-address`` is empty.
+
+    Raises:
+        PeerSetupError: a ``--cluster.*`` flag cannot be honoured.
+    """
+    if not opts.cluster_listen_address:
+        return None
+    return ClusterPeer(opts, silences, nflog, clock)
+
+
+def disabled_cluster_status() -> dict[str, object]:
+    """``/api/v2/status``'s ``cluster`` object without clustering."""
+    return {"peers": [], "status": "disabled"}
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

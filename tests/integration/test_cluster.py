@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import random
-from collections.abc import AsyncIterator, Callable
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import attrs
+import httpx
 import pytest
 import trio
 
@@ -24,6 +31,17 @@ from daemon.peer import (
     split_host_port,
 )
 from daemon.silence import Silence, Silences
+from tests.integration.processes import (
+    ALERTMANAGER,
+    ROOT,
+    Proc,
+    WebhookSink,
+    free_port,
+    run_tocsin,
+)
+from tests.integration.processes import (
+    wait_for as wait_until,
+)
 
 #: Wall time the in-process peers start at (2023-11-14T22:13:20Z).
 ANCHOR = 1_700_000_000 * NS_PER_SECOND
@@ -211,3 +229,190 @@ async def test_leave_is_seen_and_hooks_restored() -> None:
         assert silences.broadcast == journal.append
         await wait_for(lambda: len(first.peer.node.members()) == 1, seconds=3)
         assert first.peer.counters.left == 1
+
+
+# --- end to end: tocsin processes (and Alertmanager 0.25) on loopback ---------------------
+
+CONFIG = """
+route:
+  receiver: hook
+  group_by: ['alertname']
+  group_wait: 1s
+  group_interval: 5s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: {url}
+        send_resolved: false
+"""
+
+#: Cluster flags that make a loopback cluster settle and gossip within seconds.
+FAST_FLAGS = (
+    "--cluster.gossip-interval=50ms",
+    "--cluster.probe-interval=200ms",
+    "--cluster.probe-timeout=100ms",
+    "--cluster.pushpull-interval=1s",
+    "--cluster.peer-timeout=1s",
+    "--cluster.settle-timeout=2s",
+    "--cluster.reconnect-interval=500ms",
+)
+
+needs_wiring = pytest.mark.skipif(
+    "create_peer" not in (ROOT / "daemon" / "app.py").read_text(),
+    reason="daemon.app does not start the cluster peer yet",
+)
+
+
+def cluster_flags(own: int, ports: Sequence[int]) -> list[str]:
+    """Listen on ``own`` and list every other port as a peer."""
+    peers = [f"--cluster.peer=127.0.0.1:{p}" for p in ports if p != own]
+    return [f"--cluster.listen-address=127.0.0.1:{own}", *peers, *FAST_FLAGS]
+
+
+@contextlib.contextmanager
+def run_clustered_alertmanager(tmp: Path, config_text: str, *flags: str) -> Iterator[Proc]:
+    """Alertmanager 0.25 with cluster flags (``run_alertmanager`` pins the listen address,
+    and kingpin refuses a repeated flag); SIGTERM by PID at the end."""
+    config = tmp / "alertmanager.yml"
+    config.write_text(config_text)
+    port = free_port()
+    argv = [
+        ALERTMANAGER,
+        f"--config.file={config}",
+        f"--storage.path={tmp / 'am-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        *flags,
+    ]
+    with (tmp / "am.log").open("w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: proc.poll() is not None or _answers(f"{url}/-/ready"), timeout=30)
+        assert proc.poll() is None, (tmp / "am.log").read_text()
+        yield Proc(proc, url, config)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _answers(url: str) -> bool:
+    """Whether ``url`` answers 200."""
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def status_of(proc: Proc) -> dict[str, Any]:
+    """The ``cluster`` object of ``/api/v2/status``."""
+    with proc.api() as client:
+        cluster: dict[str, Any] = client.get("/api/v2/status").json()["cluster"]
+        return cluster
+
+
+def settled(procs: Sequence[Proc], size: int) -> bool:
+    """Every node is ready and sees ``size`` peers."""
+    statuses = [status_of(p) for p in procs]
+    return all(s["status"] == "ready" and len(s["peers"]) == size for s in statuses)
+
+
+def alert(name: str) -> dict[str, Any]:
+    """A firing alert with only an alertname."""
+    return {"labels": {"alertname": name, "job": "db"}}
+
+
+def create_silence(proc: Proc, name: str) -> str:
+    """Silence ``alertname=name`` for an hour through the API; returns its ID."""
+    body = {
+        "matchers": [{"name": "alertname", "value": name, "isRegex": False, "isEqual": True}],
+        "startsAt": "2000-01-01T00:00:00Z",
+        "endsAt": "2099-01-01T00:00:00Z",
+        "createdBy": "test",
+        "comment": "cluster test",
+    }
+    with proc.api() as client:
+        response = client.post("/api/v2/silences", json=body)
+    assert response.status_code == 200, response.text
+    silence_id: str = response.json()["silenceID"]
+    return silence_id
+
+
+def has_silence(proc: Proc, silence_id: str) -> bool:
+    """Whether ``GET /api/v2/silences`` lists ``silence_id``."""
+    with proc.api() as client:
+        return any(s["id"] == silence_id for s in client.get("/api/v2/silences").json())
+
+
+def notified_names(sink: WebhookSink, quiet: float) -> list[str]:
+    """The alertnames of every webhook received until the sink stays quiet for ``quiet`` s."""
+    names: list[str] = []
+    while True:
+        try:
+            request = sink.requests.get(timeout=quiet)
+        except queue.Empty:
+            return names
+        names.extend(a["labels"]["alertname"] for a in request.json()["alerts"])
+
+
+@needs_wiring
+def test_three_tocsin_nodes_notify_once_and_share_silences(tmp_path: Path) -> None:
+    """Three clustered tocsin nodes given the same alert notify once; a silence mutes on all."""
+    ports = [free_port() for _ in range(3)]
+    with WebhookSink() as sink, contextlib.ExitStack() as stack:
+        procs = []
+        for i, port in enumerate(ports):
+            home = tmp_path / f"n{i}"
+            home.mkdir()
+            config = CONFIG.format(url=sink.url)
+            procs.append(stack.enter_context(run_tocsin(home, config, *cluster_flags(port, ports))))
+        wait_until(lambda: settled(procs, 3), timeout=30)
+        names = {status_of(p)["name"] for p in procs}
+        assert len(names) == 3
+        for proc in procs:
+            assert proc.post_alerts([alert("Shared")]).status_code == 200
+        assert sink.next(timeout=15).json()["alerts"][0]["labels"]["alertname"] == "Shared"
+        # positions 1 and 2 wait 1 s and 2 s, then find the gossiped nflog entry
+        assert notified_names(sink, quiet=5) == []
+
+        silence_id = create_silence(procs[1], "Muted")
+        wait_until(lambda: all(has_silence(p, silence_id) for p in procs), timeout=15)
+        for proc in procs:
+            assert proc.post_alerts([alert("Muted"), alert("Control")]).status_code == 200
+        assert notified_names(sink, quiet=6) == ["Control"]
+
+
+@needs_wiring
+@pytest.mark.alertmanager
+def test_tocsin_and_alertmanager_form_one_cluster(tmp_path: Path) -> None:
+    """tocsin and Alertmanager 0.25 join, share silences both ways, and notify once."""
+    tocsin_port, am_port = free_port(), free_port()
+    ports = [tocsin_port, am_port]
+    with WebhookSink() as sink, contextlib.ExitStack() as stack:
+        config = CONFIG.format(url=sink.url)
+        (tmp_path / "t").mkdir()
+        (tmp_path / "a").mkdir()
+        ours = stack.enter_context(
+            run_tocsin(tmp_path / "t", config, *cluster_flags(tocsin_port, ports))
+        )
+        theirs = stack.enter_context(
+            run_clustered_alertmanager(tmp_path / "a", config, *cluster_flags(am_port, ports))
+        )
+        wait_until(lambda: settled([ours, theirs], 2), timeout=30)
+        assert {p["name"] for p in status_of(ours)["peers"]} == {
+            p["name"] for p in status_of(theirs)["peers"]
+        }
+
+        from_am = create_silence(theirs, "MutedByAm")
+        from_us = create_silence(ours, "MutedByUs")
+        wait_until(lambda: has_silence(ours, from_am) and has_silence(theirs, from_us), timeout=15)
+
+        for proc in (ours, theirs):
+            batch = [alert("Shared"), alert("MutedByAm"), alert("MutedByUs")]
+            assert proc.post_alerts(batch).status_code == 200
+        assert notified_names(sink, quiet=6) == ["Shared"]
