@@ -114,7 +114,18 @@ def merge(old: Alert, new: Alert, now: int) -> Alert:
         ends_at = older.ends_at
     if starts_at == newer.starts_at and ends_at == newer.ends_at:
         return newer
-    return newer.copy(starts_at=starts_at, ends_at=ends_at)
+    # newer.copy(starts_at=..., ends_at=...) spelled out: a re-post without startsAt
+    # lands here every time, and attrs.evolve costs several times the construction.
+    return Alert(
+        newer.labels,
+        newer.annotations,
+        starts_at,
+        ends_at,
+        newer.generator_url,
+        newer.updated_at,
+        newer.timeout,
+        newer.fingerprint,
+    )
 
 
 # --- posting: defaults and validation (spec §1.6, Alertmanager 0.25) -------------------

@@ -6,7 +6,7 @@ import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.alert import PostedFields, posted_alert, posted_alerts, validate_posted
+from daemon.alert import PostedFields, merge, posted_alert, posted_alerts, validate_posted
 from daemon.clock import ZERO_TIME
 
 NOW = 1_700_000_000_000_000_000
@@ -66,3 +66,21 @@ def test_batch_reports_invalid_items_and_keeps_the_rest() -> None:
         "at least one label pair required",
     ]
     assert firing == 2
+
+
+def test_repost_without_starts_at_keeps_first_start_and_all_other_fields() -> None:
+    """A re-post merges to the first startsAt with every other field from the new post."""
+    (first,), _, _ = posted_alerts(
+        [({"alertname": "A"}, {"s": "1"}, ZERO_TIME, ZERO_TIME, "")], NOW, TIMEOUT_END
+    )
+    later = NOW + 60 * 10**9
+    (second,), _, _ = posted_alerts(
+        [({"alertname": "A"}, {"s": "2"}, ZERO_TIME, ZERO_TIME, "http://x/")],
+        later,
+        later + 300 * 10**9,
+    )
+    merged = merge(first, second, later)
+    assert attrs.astuple(merged) == attrs.astuple(
+        second.copy(starts_at=NOW, ends_at=later + 300 * 10**9)
+    )
+    assert merged.starts_at == NOW
