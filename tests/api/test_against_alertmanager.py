@@ -1,9 +1,7 @@
 """Byte-for-byte comparison of error answers with the real Alertmanager 0.25 binary."""
 
 import re
-import shutil
-import socket
-import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -11,10 +9,10 @@ import pytest
 import trio
 
 from tests.api.conftest import Api
+from tests.integration.processes import open_alertmanager
 
 pytestmark = pytest.mark.alertmanager
 
-AM = "/usr/bin/prometheus-alertmanager"
 
 POST_BODIES = [
     "{}",
@@ -82,45 +80,14 @@ GET_QUERIES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+MINIMAL_CONFIG = "route:\n  receiver: default\nreceivers:\n  - name: default\n"
 
 
 @pytest.fixture
-async def alertmanager(tmp_path: Path):  # type: ignore[no-untyped-def]
-    if shutil.which(AM) is None:
-        pytest.skip("Alertmanager binary not installed")
-    (tmp_path / "am.yml").write_text("route:\n  receiver: default\nreceivers:\n  - name: default\n")
-    port = _free_port()
-    proc = await trio.lowlevel.open_process(
-        [
-            AM,
-            f"--config.file={tmp_path / 'am.yml'}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            with trio.fail_after(20):
-                while True:
-                    try:
-                        if (await client.get("/-/ready")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await trio.sleep(0.1)
-            yield client
-    finally:
-        proc.terminate()
-        with trio.CancelScope(shield=True), trio.move_on_after(10):
-            await proc.wait()
+async def alertmanager(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A real Alertmanager 0.25 with a minimal config, stopped by PID afterwards."""
+    async with open_alertmanager(tmp_path, MINIMAL_CONFIG) as am:
+        yield am.client
 
 
 async def test_post_errors_match_alertmanager(api: Api, alertmanager: httpx.AsyncClient) -> None:

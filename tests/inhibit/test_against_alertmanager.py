@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
@@ -21,10 +16,9 @@ from daemon.config.model import InhibitRule
 from daemon.inhibit import Inhibitor
 from daemon.matcher import matches_all
 from daemon.timestamp import parse_rfc3339
+from tests.integration.processes import open_alertmanager
 
 pytestmark = pytest.mark.alertmanager
-
-AM = "/usr/bin/prometheus-alertmanager"
 
 CONFIG = """\
 route:
@@ -75,52 +69,11 @@ ALERTS: list[tuple[dict[str, str], bool]] = [
 SILENCED = [("alertname", "S"), ("zone", "z3")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def alertmanager(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """A real Alertmanager 0.25 with CONFIG on a loopback port, stopped by PID afterwards."""
-    if shutil.which(AM) is None:
-        pytest.skip("Alertmanager binary not installed")
-    (tmp_path / "am.yml").write_text(CONFIG)
-    port = _free_port()
-    proc = await trio.lowlevel.open_process(
-        [
-            AM,
-            f"--config.file={tmp_path / 'am.yml'}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            with trio.fail_after(20):
-                while True:
-                    try:
-                        if (await client.get("/-/ready")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await trio.sleep(0.1)
-            yield client
-    finally:
-        if proc.returncode is None:
-            os.kill(proc.pid, signal.SIGTERM)
-        with trio.CancelScope(shield=True):
-            with trio.move_on_after(10):
-                await proc.wait()
-            if proc.returncode is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                with trio.move_on_after(5):
-                    await proc.wait()
+    async with open_alertmanager(tmp_path, CONFIG) as am:
+        yield am.client
 
 
 def _stored(labels: dict[str, str], resolved: bool) -> Alert:

@@ -19,12 +19,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
+import pytest
+import trio
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
@@ -216,6 +218,62 @@ def run_alertmanager(tmp: Path, config_text: str, *extra: str) -> Iterator[Proc]
         yield Proc(proc, url, config)
     finally:
         _stop(proc)
+
+
+@attrs.define
+class AsyncAlertmanager:
+    """A running Alertmanager 0.25 as :func:`open_alertmanager` yields it."""
+
+    client: httpx.AsyncClient
+    proc: trio.Process
+    storage: Path
+
+
+@contextlib.asynccontextmanager
+async def open_alertmanager(tmp: Path, config_text: str) -> AsyncIterator[AsyncAlertmanager]:
+    """The trio form of :func:`run_alertmanager`: yields once ``/-/ready`` answers 200.
+
+    Skips the test when the binary is missing. At the end: SIGTERM (so Alertmanager
+    writes its snapshots), then SIGKILL if it has not exited within 10 s.
+    """
+    if shutil.which(ALERTMANAGER) is None:
+        pytest.skip("Alertmanager binary not installed")
+    config = tmp / "am.yml"
+    config.write_text(config_text)
+    storage = tmp / "data"
+    port = free_port()
+    proc = await trio.lowlevel.open_process(
+        [
+            ALERTMANAGER,
+            f"--config.file={config}",
+            f"--storage.path={storage}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            with trio.fail_after(20):
+                while True:
+                    try:
+                        if (await client.get("/-/ready")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await trio.sleep(0.1)
+            yield AsyncAlertmanager(client, proc, storage)
+    finally:
+        with trio.CancelScope(shield=True):
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+            with trio.move_on_after(10):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                with trio.move_on_after(5):
+                    await proc.wait()
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:

@@ -4,66 +4,29 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import trio
 
 from daemon.silence import Silences
 from daemon.silencepb import read_snapshot_file
 from tests.api.conftest import Api
-from tests.api.test_against_alertmanager import AM, _free_port
+from tests.api.test_against_alertmanager import MINIMAL_CONFIG
+from tests.integration.processes import AsyncAlertmanager, open_alertmanager
 from tests.silence.conftest import SilenceFakeBackend
 
 pytestmark = pytest.mark.alertmanager
 
 
-class RealAlertmanager:
-    def __init__(self, client: httpx.AsyncClient, proc: trio.Process, storage: Path) -> None:
-        self.client = client
-        self.proc = proc
-        self.storage = storage
-
-
 @pytest.fixture
-async def real_am(tmp_path: Path) -> AsyncIterator[RealAlertmanager]:
-    if shutil.which(AM) is None:
-        pytest.skip("Alertmanager binary not installed")
-    (tmp_path / "am.yml").write_text("route:\n  receiver: default\nreceivers:\n  - name: default\n")
-    port = _free_port()
-    proc = await trio.lowlevel.open_process(
-        [
-            AM,
-            f"--config.file={tmp_path / 'am.yml'}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            with trio.fail_after(20):
-                while True:
-                    try:
-                        if (await client.get("/-/ready")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await trio.sleep(0.1)
-            yield RealAlertmanager(client, proc, tmp_path / "data")
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        with trio.CancelScope(shield=True), trio.move_on_after(10):
-            await proc.wait()
+async def real_am(tmp_path: Path) -> AsyncIterator[AsyncAlertmanager]:
+    """A real Alertmanager 0.25 with a minimal config, stopped by PID afterwards."""
+    async with open_alertmanager(tmp_path, MINIMAL_CONFIG) as am:
+        yield am
 
 
 def _silence(matchers: list[dict[str, Any]], starts: str, ends: str, **extra: Any) -> str:
@@ -77,7 +40,7 @@ def _silence(matchers: list[dict[str, Any]], starts: str, ends: str, **extra: An
     return json.dumps({**doc, **extra})
 
 
-async def test_load_snapshot_written_by_alertmanager(real_am: RealAlertmanager) -> None:
+async def test_load_snapshot_written_by_alertmanager(real_am: AsyncAlertmanager) -> None:
     """Silences made through Alertmanager's API load from its shutdown snapshot intact."""
     client = real_am.client
     posted = [
@@ -130,7 +93,7 @@ def _normalise(text: str, ids: dict[str, str]) -> str:
 
 
 async def test_api_sequence_matches_alertmanager(
-    real_am: RealAlertmanager, sbackend: SilenceFakeBackend
+    real_am: AsyncAlertmanager, sbackend: SilenceFakeBackend
 ) -> None:
     """The same silence operations give the same statuses and (normalised) bodies."""
     from daemon.api.app import default_api_routes
@@ -214,7 +177,7 @@ BAD_BODIES = [
 
 
 async def test_post_errors_match_alertmanager(
-    real_am: RealAlertmanager, sbackend: SilenceFakeBackend
+    real_am: AsyncAlertmanager, sbackend: SilenceFakeBackend
 ) -> None:
     """Every bad POST /silences body gets the same status and body as from Alertmanager 0.25."""
     from daemon.api.app import default_api_routes
