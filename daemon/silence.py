@@ -42,9 +42,11 @@ from __future__ import annotations
 
 import builtins
 import enum
+import importlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import attrs
 from prometheus_client import Counter, Gauge, Histogram, Summary
@@ -286,13 +288,79 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _index_key(s: Silence) -> tuple[str, str] | None:
-    # An equality matcher with a non-empty value requires that exact label pair, so
-    # the silence can only match alerts carrying it.
+# A regex matcher is used as an index key when its pattern spells out at most this many
+# literal strings; wider ones (``.*`` etc.) leave the silence to the linear scan.
+_MAX_LITERALS = 32
+# CPython's own regex parser (untyped, hence Any): the index must read patterns
+# exactly as the matcher's compiled regex does.
+_sre: Any = importlib.import_module("re._parser")
+_re_parser = _sre
+
+
+def _literal_product(prefixes: list[str], options: list[str]) -> list[str] | None:
+    out = [p + o for p in prefixes for o in options]
+    return out if len(out) <= _MAX_LITERALS else None
+
+
+def _literals(nodes: Iterable[tuple[Any, Any]]) -> list[str] | None:
+    """Every string a parsed regex sequence can fullmatch, or None if not a small set."""
+    out = [""]
+    for op, arg in nodes:
+        options: list[str] | None
+        if op is _sre.LITERAL:
+            options = [chr(arg)]
+        elif op is _sre.SUBPATTERN:
+            _, add_flags, del_flags, sub = arg
+            # Scoped flags such as (?i:...) change what literals match.
+            options = None if add_flags or del_flags else _literals(sub)
+        elif op is _sre.BRANCH:
+            options = []
+            for branch in arg[1]:
+                alt = _literals(branch)
+                if alt is None:
+                    return None
+                options.extend(alt)
+        elif op is _sre.IN and all(item_op is _sre.LITERAL for item_op, _ in arg):
+            options = [chr(c) for _, c in arg]
+        else:
+            return None
+        if options is None:
+            return None
+        product = _literal_product(out, options)
+        if product is None:
+            return None
+        out = product
+    return out
+
+
+def _regex_literals(pattern: str) -> list[str] | None:
+    """The finite set of values ``pattern`` fullmatches, when small and non-empty-only."""
+    try:
+        parsed = _re_parser.parse(pattern)
+    except Exception:  # any parser trouble just means "not indexable"
+        return None
+    # Global inline flags ((?i) etc.) land in the parse state, not in the nodes.
+    if parsed.state.flags & ~_re_parser.SRE_FLAG_UNICODE:
+        return None
+    values = _literals(list(parsed))
+    # An empty value would also match alerts without the label, which no index key finds.
+    if values is None or "" in values:
+        return None
+    return values
+
+
+def _index_keys(s: Silence) -> tuple[tuple[str, str], ...] | None:
+    """Label pairs of which an alert must carry one to match ``s``; None if unknown."""
+    best: tuple[tuple[str, str], ...] | None = None
     for m in s.matchers:
+        # An equality matcher with a non-empty value requires that exact label pair.
         if m.type is MatchType.EQUAL and m.value:
-            return (m.name, m.value)
-    return None
+            return ((m.name, m.value),)
+        if m.type is MatchType.REGEXP:
+            values = _regex_literals(m.value)
+            if values is not None and (best is None or len(values) < len(best)):
+                best = tuple((m.name, v) for v in dict.fromkeys(values))
+    return best
 
 
 @attrs.define
@@ -543,22 +611,24 @@ class Silences:
         return set(self._changes[version - self._changes_base :])
 
     def _index(self, s: Silence) -> None:
-        key = _index_key(s)
-        if key is None:
+        keys = _index_keys(s)
+        if keys is None:
             self._unindexed.add(s.id)
-        else:
+            return
+        for key in keys:
             self._by_label.setdefault(key, set()).add(s.id)
 
     def _unindex(self, s: Silence) -> None:
-        key = _index_key(s)
-        if key is None:
+        keys = _index_keys(s)
+        if keys is None:
             self._unindexed.discard(s.id)
             return
-        bucket = self._by_label.get(key)
-        if bucket is not None:
-            bucket.discard(s.id)
-            if not bucket:
-                del self._by_label[key]
+        for key in keys:
+            bucket = self._by_label.get(key)
+            if bucket is not None:
+                bucket.discard(s.id)
+                if not bucket:
+                    del self._by_label[key]
 
     def _matches(self, sid: str, labels: Mapping[str, str]) -> bool:
         entry = self._entries.get(sid)
