@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck pytest venv clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py daemon/_speedups.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -253,7 +253,7 @@ FAST_FLAGS = (
     "--cluster.probe-interval=200ms",
     "--cluster.probe-timeout=100ms",
     "--cluster.pushpull-interval=1s",
-    "--cluster.peer-timeout=1s",
+    "--cluster.peer-timeout=2s",
     "--cluster.settle-timeout=2s",
     "--cluster.reconnect-interval=500ms",
 )
@@ -377,7 +377,7 @@ def test_three_tocsin_nodes_notify_once_and_share_silences(tmp_path: Path) -> No
         for proc in procs:
             assert proc.post_alerts([alert("Shared")]).status_code == 200
         assert sink.next(timeout=15).json()["alerts"][0]["labels"]["alertname"] == "Shared"
-        # positions 1 and 2 wait 1 s and 2 s, then find the gossiped nflog entry
+        # positions 1 and 2 wait 2 s and 4 s, then find the gossiped nflog entry
         assert notified_names(sink, quiet=5) == []
 
         silence_id = create_silence(procs[1], "Muted")
