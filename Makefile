@@ -17,7 +17,7 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	mkdir -p data
-	$(BIN)/tocsin --config.file=configs/tocsin.yml --storage.path=data/
+	$(BIN)/tocsin --config.file=configs/tocsin.yml --storage.path=data/ --cluster.listen-address=
 
 lint: $(STAMP)
 	$(BIN)/ruff check daemon cluster tests benchmarks
