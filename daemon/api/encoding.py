@@ -30,8 +30,16 @@ _ESCAPES = (
 )
 
 
+class RawJson(str):
+    """Text that is already Go JSON: :func:`go_json` passes it through unchanged."""
+
+    __slots__ = ()
+
+
 def go_json(value: Any) -> str:
     """Compact JSON text with Go's HTML-safe escaping; keys keep their insertion order."""
+    if type(value) is RawJson:
+        return value
     text = _encoder.encode(value)
     for raw, escaped in _ESCAPES:
         if raw in text:
@@ -76,6 +84,11 @@ def gettable_alert(alert: Alert, status: AlertStatus, receivers: Sequence[str]) 
         out["generatorURL"] = alert.generator_url
     out["labels"] = sorted_labels(alert.labels)
     return out
+
+
+def json_array(fragments: Sequence[str]) -> RawJson:
+    """The compact JSON array of already encoded elements (what the encoder would write)."""
+    return RawJson("[" + ",".join(fragments) + "]")
 
 
 def cluster_status(raw: Mapping[str, Any]) -> dict[str, Any]:

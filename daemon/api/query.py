@@ -16,7 +16,7 @@ import attrs
 
 from daemon.alert import Alert
 from daemon.api.backend import AlertStatus, ApiBackend
-from daemon.api.encoding import gettable_alert, sorted_labels
+from daemon.api.encoding import RawJson, gettable_alert, go_json, json_array, sorted_labels
 from daemon.clock import ZERO_TIME
 from daemon.matcher import Matcher, MatcherError, compile_anchored, parse_matcher
 
@@ -106,24 +106,65 @@ def _passes(
     return status
 
 
-def list_alerts(backend: ApiBackend, query: AlertQuery, now: int) -> list[dict[str, Any]]:
-    """GET /api/v2/alerts: unresolved alerts passing the query, sorted by fingerprint."""
-    out: list[tuple[str, dict[str, Any]]] = []
+#: fingerprint -> (alert, silenced_by, inhibited_by, receivers, encoded gettableAlert).
+#: Alerts are immutable values, so the text stays right while the same object and
+#: the same status and receivers come back; most listings re-encode nothing.
+_Fragment = tuple[Alert, tuple[str, ...], tuple[str, ...], tuple[str, ...], str]
+_fragments: dict[int, _Fragment] = {}
+#: Above this many cached entries per stored alert, start over (drops departed alerts).
+_FRAGMENT_SLACK = 2
+
+
+def list_alerts(backend: ApiBackend, query: AlertQuery, now: int) -> RawJson:
+    """GET /api/v2/alerts: unresolved alerts passing the query, sorted by fingerprint.
+
+    Returns the encoded JSON array, built from cached per-alert fragments.
+    """
+    out: list[tuple[int, str]] = []
     receiver_re = query.receiver
-
-    def status_of(a: Alert) -> AlertStatus:
-        return backend.alert_status(a, now)
-
+    fragments = _fragments
+    receivers_for = backend.receivers_for
+    alert_status = backend.alert_status
+    unfiltered = query.active and query.silenced and query.inhibited and not query.filters
+    stored = 0
     for alert in backend.store:
-        receivers = backend.receivers_for(alert.labels)
+        stored += 1
+        receivers = receivers_for(alert.labels)
         if receiver_re is not None and not any(receiver_re.fullmatch(r) for r in receivers):
             continue
-        status = _passes(query, alert, now, status_of)
-        if status is None:
-            continue
-        out.append((alert.fingerprint_hex, gettable_alert(alert, status, receivers)))
+        if unfiltered:
+            # _passes without the filters: only the end time can drop the alert.
+            if alert.ends_at != ZERO_TIME and alert.ends_at < now:
+                continue
+            status = alert_status(alert, now)
+        else:
+            passed = _passes(query, alert, now, lambda a: alert_status(a, now))
+            if passed is None:
+                continue
+            status = passed
+        fp = alert.fingerprint
+        silenced = tuple(status.silenced_by)
+        inhibited = tuple(status.inhibited_by)
+        names = tuple(receivers)
+        cached = fragments.get(fp)
+        if (
+            cached is not None
+            and cached[0] is alert
+            and cached[1] == silenced
+            and cached[2] == inhibited
+            and cached[3] == names
+        ):
+            text = cached[4]
+        else:
+            text = go_json(gettable_alert(alert, status, receivers))
+            fragments[fp] = (alert, silenced, inhibited, names, text)
+        out.append((fp, text))
+    if len(fragments) > _FRAGMENT_SLACK * stored + 1024:
+        fragments.clear()
+    # Fingerprints are 64-bit and formatted as 16 zero-padded hex digits, so
+    # numeric order is the order of their hex strings.
     out.sort(key=lambda pair: pair[0])
-    return [body for _, body in out]
+    return json_array([text for _, text in out])
 
 
 def _label_set_before(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
