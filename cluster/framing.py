@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import attrs
 
 from cluster import lzw
-from cluster.errors import DecodeError, LabelError, TruncatedError
+from cluster.errors import DecodeError, DecryptError, LabelError, TruncatedError
 from cluster.gomsgpack import value_end
 from cluster.messages import (
     MAX_COMPOUND_PARTS,
@@ -400,13 +400,13 @@ class StreamDecoder:
         kind = buf[pos]
         if kind == MessageType.ENCRYPT:
             if self.keyring is None:
-                raise DecodeError("remote state is encrypted and encryption is not configured")
+                raise DecryptError("remote state is encrypted and encryption is not configured")
             encrypted, _ = Encrypted.parse(buf, pos)
             header = bytes(buf[pos : pos + 5])
             plain = decrypt_payload(self.keyring.keys, encrypted.ciphertext, header + auth_label)
             return self._unwrap(plain)
         if self.keyring is not None and self.verify_incoming:
-            raise DecodeError("encryption is configured but remote state is not encrypted")
+            raise DecryptError("encryption is configured but remote state is not encrypted")
         if kind == MessageType.COMPRESS:
             compressed, _ = Compress.parse(buf, pos)
             return _parse_complete_plain(compressed.unwrap(max_output=self.max_bytes))

@@ -42,7 +42,7 @@ import structlog
 import trio
 
 from cluster.channel import deliver_user_message, local_state, merge_remote_state, plan_broadcast
-from cluster.errors import DecodeError
+from cluster.errors import DecodeError, DecryptError
 from cluster.framing import StreamDecoder, StreamMessage, encode_stream
 from cluster.membership import (
     Action,
@@ -60,6 +60,7 @@ from cluster.membership import (
     StartPushPull,
 )
 from cluster.messages import Ack, ErrResp, Ping, PushPull, UserMsg
+from cluster.security import Keyring, decrypt_payload, encrypt_payload
 from cluster.state import State
 from cluster.transport import Transport
 
@@ -139,6 +140,15 @@ class NodeConfig:
     leave_timeout: float = 10.0
     enable_compression: bool = True
     meta: bytes = b""
+    #: Gossip encryption (memberlist's SecretKey/Keyring); None sends plaintext. The
+    #: ring is shared, not copied, so keys added or promoted later apply at once.
+    keyring: Keyring | None = attrs.field(default=None, eq=False)
+    #: 1 unless speaking memberlist protocol version 1 (see security.encryption_version).
+    encryption_version: int = 1
+    #: With a keyring: refuse plaintext (false only while migrating a cluster to a key).
+    gossip_verify_incoming: bool = True
+    #: With a keyring: encrypt what we send (false only while migrating).
+    gossip_verify_outgoing: bool = True
 
     def membership(self, name: str, address: Address) -> MembershipConfig:
         """The core's settings for a node called ``name`` advertising ``address``."""
@@ -169,6 +179,8 @@ class NodeStatistics:
     bad_user_messages: int
     dropped_outgoing: int
     failed_peers: int
+    #: Packets and streams refused because no installed key opened them.
+    decrypt_failures: int = 0
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -214,6 +226,7 @@ class Node:
         self._malformed_streams = 0
         self._bad_user_messages = 0
         self._dropped_outgoing = 0
+        self._decrypt_failures = 0
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -312,6 +325,7 @@ class Node:
             bad_user_messages=self._bad_user_messages,
             dropped_outgoing=self._dropped_outgoing,
             failed_peers=len(self.failed_peers.entries),
+            decrypt_failures=self._decrypt_failures,
         )
 
     # --- broadcasting user state ------------------------------------------------------
@@ -336,12 +350,7 @@ class Node:
             with trio.fail_after(self.config.tcp_timeout):
                 stream = await self._transport.open_stream(address)
                 async with stream:
-                    await stream.send_all(
-                        encode_stream(
-                            UserMsg(payload).encode_stream(),
-                            compress=self.config.enable_compression,
-                        )
-                    )
+                    await stream.send_all(self._encode_stream(UserMsg(payload).encode_stream()))
         except (*_NETWORK_ERRORS, trio.TooSlowError) as exc:
             log.warning("broadcast.reliable_failed", address=address, error=str(exc))
 
@@ -350,11 +359,13 @@ class Node:
     async def _receive_packets(self) -> None:
         while True:
             data, source = await self._transport.receive_packet()
-            self._dispatch(self.core.handle_packet(data, source, trio.current_time()))
+            opened = self._open_packet(data, source)
+            if opened is not None:
+                self._dispatch(self.core.handle_packet(opened, source, trio.current_time()))
 
     async def _send_packets(self) -> None:
         async for address, data in self._outbox:
-            await self._transport.send_packet(address, data)
+            await self._transport.send_packet(address, self._seal_packet(data))
 
     async def _timers(self) -> None:
         while True:
@@ -430,7 +441,7 @@ class Node:
             nodes=self.core.push_pull_nodes(),
             user_state=self.delegate.local_state(join),
         )
-        return encode_stream(request.encode(), compress=self.config.enable_compression)
+        return self._encode_stream(request.encode())
 
     async def _push_pull(self, address: Address, join: bool) -> bool:
         """One push/pull as the initiator; True if the peer's state was merged."""
@@ -439,7 +450,10 @@ class Node:
                 stream = await self._transport.open_stream(address)
                 async with stream:
                     await stream.send_all(self._push_pull_request(join))
-                    reply = await _read_message(stream)
+                    reply = await self._read_message(stream)
+        except DecryptError as exc:
+            self._decrypt_failed(address, exc)
+            return False
         except (*_NETWORK_ERRORS, trio.TooSlowError) as exc:
             log.debug("push_pull.failed", address=address, error=str(exc) or type(exc).__name__)
             return False
@@ -464,19 +478,24 @@ class Node:
                     await self._answer_stream(stream)
             except DecodeError as exc:
                 self._malformed_streams += 1
-                log.debug("stream.malformed", error=str(exc))
+                if isinstance(exc, DecryptError):
+                    self._decrypt_failed(_peer_of(stream), exc)
+                else:
+                    log.debug("stream.malformed", error=str(exc))
                 with (
                     trio.move_on_after(self.config.tcp_timeout),
                     contextlib.suppress(*_NETWORK_ERRORS),
                 ):
-                    await stream.send_all(encode_stream(ErrResp(str(exc)).encode(), compress=False))
+                    await stream.send_all(
+                        self._encode_stream(ErrResp(str(exc)).encode(), compress=False)
+                    )
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 log.debug("stream.failed", error=str(exc))
             except trio.TooSlowError:
                 log.debug("stream.timeout")
 
     async def _answer_stream(self, stream: trio.abc.Stream) -> None:
-        message = await _read_message(stream)
+        message = await self._read_message(stream)
         if isinstance(message, PushPull):
             # reply with our view before merging theirs, as memberlist does
             await stream.send_all(self._push_pull_request(message.join))
@@ -487,11 +506,7 @@ class Node:
             if message.node and message.node != self.name:
                 log.debug("ping.wrong_node", node=message.node)
                 return
-            await stream.send_all(
-                encode_stream(
-                    Ack(seq_no=message.seq_no).encode(), compress=self.config.enable_compression
-                )
-            )
+            await stream.send_all(self._encode_stream(Ack(seq_no=message.seq_no).encode()))
         else:
             log.debug("stream.unexpected", kind=type(message).__name__)
 
@@ -499,12 +514,66 @@ class Node:
         with trio.move_on_at(action.deadline), contextlib.suppress(*_NETWORK_ERRORS):
             stream = await self._transport.open_stream(action.address)
             async with stream:
-                await stream.send_all(
-                    encode_stream(action.ping.encode(), compress=self.config.enable_compression)
-                )
-                reply = await _read_message(stream)
+                await stream.send_all(self._encode_stream(action.ping.encode()))
+                reply = await self._read_message(stream)
             if isinstance(reply, Ack) and reply.seq_no == action.ping.seq_no:
                 self._dispatch(self.core.handle_fallback_ack(reply.seq_no))
+
+    # --- gossip encryption -------------------------------------------------------------
+
+    def _outgoing_keyring(self) -> Keyring | None:
+        return self.config.keyring if self.config.gossip_verify_outgoing else None
+
+    def _seal_packet(self, data: bytes) -> bytes:
+        """Encrypt one packet from the core, as framing.encode_packet would with a keyring.
+
+        The core frames packets without a label, so the associated data is empty and
+        encryption is the outermost layer.
+        """
+        keyring = self._outgoing_keyring()
+        if keyring is None:
+            return data
+        return encrypt_payload(self.config.encryption_version, keyring.primary_key, data)
+
+    def _open_packet(self, data: bytes, source: Address) -> bytes | None:
+        """Decrypt one received packet; None (logged and counted) if no key opens it."""
+        keyring = self.config.keyring
+        if keyring is None:
+            return data
+        try:
+            return decrypt_payload(keyring.keys, data)
+        except DecryptError as exc:
+            if not self.config.gossip_verify_incoming:
+                # migration mode: a peer not yet encrypting sends plaintext
+                return data
+            self._decrypt_failed(source, exc)
+            return None
+
+    def _decrypt_failed(self, source: object, exc: DecryptError) -> None:
+        self._decrypt_failures += 1
+        log.warning("peer.decrypt_failed", source=source, error=str(exc))
+
+    def _encode_stream(self, message: bytes, *, compress: bool | None = None) -> bytes:
+        return encode_stream(
+            message,
+            compress=self.config.enable_compression if compress is None else compress,
+            keyring=self._outgoing_keyring(),
+            encryption_version=self.config.encryption_version,
+        )
+
+    async def _read_message(self, stream: trio.abc.Stream) -> StreamMessage:
+        """Read exactly one stream message (the peer does not close its side first)."""
+        decoder = StreamDecoder(
+            keyring=self.config.keyring, verify_incoming=self.config.gossip_verify_incoming
+        )
+        while True:
+            data = await stream.receive_some(STREAM_READ_SIZE)
+            if not data:
+                decoder.eof()
+                raise DecodeError("stream closed before a message")  # pragma: no cover
+            message = decoder.feed(bytes(data))
+            if message is not None:
+                return message
 
     # --- Alertmanager's background loops -----------------------------------------------
 
@@ -551,14 +620,13 @@ class Node:
                         await self._push_pull(address, join=True)
 
 
-async def _read_message(stream: trio.abc.Stream) -> StreamMessage:
-    """Read exactly one stream message (the peer does not close its side first)."""
-    decoder = StreamDecoder()
-    while True:
-        data = await stream.receive_some(STREAM_READ_SIZE)
-        if not data:
-            decoder.eof()
-            raise DecodeError("stream closed before a message")  # pragma: no cover
-        message = decoder.feed(bytes(data))
-        if message is not None:
-            return message
+def _peer_of(stream: trio.abc.Stream) -> object:
+    """The remote address of a socket stream, for logs (in-memory streams have none)."""
+    sock = getattr(stream, "socket", None)
+    if sock is None:
+        return "unknown"
+    try:
+        peer: object = sock.getpeername()
+    except OSError:
+        return "unknown"
+    return peer
