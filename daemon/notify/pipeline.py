@@ -40,10 +40,11 @@ import trio
 from daemon import metrics
 from daemon.alert import Alert
 from daemon.clock import Clock, SystemClock
-from daemon.config.model import Config, Receiver
+from daemon.config.model import Config, HTTPConfig, IntegrationConfig, Receiver
 from daemon.nflog import Nflog, ReceiverKey
 from daemon.notify.context import NotifyContext
 from daemon.notify.dedup import needs_update, split_hashes
+from daemon.notify.httpclient import HttpClients
 from daemon.notify.receivers.base import IntegrationEnv, Templater
 from daemon.notify.receivers.registry import build_integration
 from daemon.notify.receivers.webhook import WebhookIntegration, unsupported_http_keys
@@ -280,19 +281,20 @@ def build_integrations(
     external_url: str,
     templater: Templater | None = None,
     clock: Clock | None = None,
+    clients: HttpClients | None = None,
 ) -> list[Integration]:
-    """The integrations of one receiver; unknown types become failing placeholders."""
+    """The integrations of one receiver; unknown types become failing placeholders.
+
+    With ``clients``, each entry gets the client its ``http_config`` needs (TLS,
+    proxy, OAuth2; raises ``HttpClientConfigError`` on unusable TLS files); without,
+    all share ``http`` and those settings are logged as ignored.
+    """
     built: list[Integration] = []
     for idx, webhook in enumerate(receiver.webhook_configs):
-        ignored = unsupported_http_keys(webhook.http_config)
-        if ignored:
-            log.warning(
-                "notify.config_ignored",
-                receiver=receiver.name,
-                integration=f"webhook[{idx}]",
-                keys=ignored,
-            )
-        built.append(WebhookIntegration(webhook, idx, http, external_url))
+        if clients is None:
+            _warn_ignored(receiver.name, f"webhook[{idx}]", webhook.http_config)
+        client = http if clients is None else clients.client_for(webhook.http_config)
+        built.append(WebhookIntegration(webhook, idx, client, external_url))
     env = IntegrationEnv(
         http=http,
         templater=templater or Templates.load((), external_url),
@@ -304,7 +306,7 @@ def build_integrations(
     for other in receiver.other_configs:
         idx = per_type.get(other.type, 0)
         per_type[other.type] = idx + 1
-        integration = build_integration(other, idx, env)
+        integration = build_integration(other, idx, _env_for(env, other, clients))
         if integration is None:
             log.warning(
                 "notify.integration_unsupported",
@@ -314,6 +316,25 @@ def build_integrations(
             integration = UnsupportedIntegration(other.type, idx, other.send_resolved)
         built.append(integration)
     return built
+
+
+def _warn_ignored(receiver: str, integration: str, config: HTTPConfig) -> None:
+    ignored = unsupported_http_keys(config)
+    if ignored:
+        log.warning(
+            "notify.config_ignored", receiver=receiver, integration=integration, keys=ignored
+        )
+
+
+def _env_for(
+    env: IntegrationEnv, other: IntegrationConfig, clients: HttpClients | None
+) -> IntegrationEnv:
+    """``env`` with the HTTP client this entry's ``http_config`` asks for."""
+    config = other.fields.get("http_config")
+    if clients is None or not isinstance(config, HTTPConfig):
+        return env
+    client = clients.client_for(config)
+    return env if client is env.http else attrs.evolve(env, http=client)
 
 
 def build_notifiers(
@@ -326,12 +347,14 @@ def build_notifiers(
     rng: random.Random | None = None,
     wait: Callable[[], float] = no_wait,
     templates: Templater | None = None,
+    clients: HttpClients | None = None,
 ) -> dict[str, ReceiverPipeline]:
     """One pipeline per configured receiver, keyed by receiver name.
 
     Every receiver gets one, referenced by a route or not: building is cheap and only
     referenced ones are ever called. ``wait`` gives this peer's HA wait in seconds.
     ``templates`` renders integration fields (defaults to the built-in templates only).
+    ``clients`` gives each integration the client its ``http_config`` needs.
     """
     rng = rng or random.Random()
     templates = templates or Templates.load((), external_url)
@@ -339,7 +362,9 @@ def build_notifiers(
     for receiver in config.receivers:
         subs = [
             IntegrationPipeline(receiver.name, integration, nflog, clock, rng, wait)
-            for integration in build_integrations(receiver, http, external_url, templates, clock)
+            for integration in build_integrations(
+                receiver, http, external_url, templates, clock, clients
+            )
         ]
         pipelines[receiver.name] = ReceiverPipeline(receiver.name, subs)
     return pipelines

@@ -30,7 +30,8 @@ from daemon.timestamp import format_nano
 USER_AGENT = "Alertmanager/0.25.0"
 PAYLOAD_VERSION = "4"
 
-#: ``http_config`` keys this integration cannot honour per request with a shared client.
+#: ``http_config`` keys that need a client of their own: honoured when the pipeline is
+#: built with :class:`daemon.notify.httpclient.HttpClients`, ignored (and logged) without.
 UNSUPPORTED_HTTP_KEYS = ("tls_config", "proxy_url", "oauth2", "proxy_from_environment")
 
 log = structlog.get_logger(__name__)
