@@ -47,6 +47,8 @@ class Options:
     cluster_tls_config: str = ""
     cluster_allow_insecure_public_advertise_address_discovery: bool = False
     cluster_label: str = ""
+    #: tocsin only: a file of base64 gossip keys, one a line, the first one primary.
+    cluster_gossip_key_file: str = ""
     log_level: str = "info"
     #: None when the flag was not given: then the format follows the TTY.
     log_format: str | None = None
@@ -94,6 +96,7 @@ _STRINGS = {
     "cluster.advertise-address",
     "cluster.tls-config",
     "cluster.label",
+    "cluster.gossip-key-file",
 }
 
 

@@ -34,6 +34,8 @@ passed), then closes the sockets.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import random
 import socket
@@ -53,6 +55,7 @@ from cluster.channel import (
 )
 from cluster.membership import Address, MemberJoined, MemberLeft
 from cluster.node import ChannelDelegate, MemberEvent, Node, NodeConfig, ulid_name
+from cluster.security import Keyring, KeyringError
 from cluster.transport import open_udp_tcp_transport
 from daemon import metrics
 from daemon.alert import Alert
@@ -166,10 +169,61 @@ def choose_advertise_address(
     return chosen, bound[1]
 
 
+def parse_gossip_keys(text: str) -> Keyring:
+    """A keyring from base64 keys, one a line (blank lines and ``#`` comments skipped).
+
+    The first key is primary (it encrypts); the others are only tried when decrypting,
+    which is what a rolling key rotation needs.
+
+    Raises:
+        PeerSetupError: a line is not base64, a key is not 16, 24 or 32 bytes, or there
+            is no key at all.
+    """
+    keys: list[bytes] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            key = base64.b64decode(line, validate=True)
+        except binascii.Error as exc:
+            raise PeerSetupError(f"gossip key on line {number} is not base64: {exc}") from None
+        if len(key) not in (16, 24, 32):
+            raise PeerSetupError(
+                f"gossip key on line {number} is {len(key)} bytes, not 16, 24 or 32"
+            )
+        keys.append(key)
+    try:
+        return Keyring.create(keys)
+    except KeyringError as exc:
+        raise PeerSetupError(f"no usable gossip key: {exc}") from None
+
+
+def load_gossip_keys(path: str) -> Keyring:
+    """Read ``--cluster.gossip-key-file`` (see :func:`parse_gossip_keys`).
+
+    Raises:
+        PeerSetupError: the file cannot be read or holds no valid key.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise PeerSetupError(f"--cluster.gossip-key-file: {exc}") from None
+    try:
+        return parse_gossip_keys(text)
+    except PeerSetupError as exc:
+        raise PeerSetupError(f"--cluster.gossip-key-file {path}: {exc}") from None
+
+
 def node_config(opts: Options) -> NodeConfig:
     """The node's settings from the ``--cluster.*`` flags (ns → seconds).
 
     As Alertmanager, gossip fan-out and retransmits are ``max(3, len(peers) / 2)``.
+    The gossip key file is read here, once, at start.
+
+    Raises:
+        PeerSetupError: the gossip key file is unreadable or invalid.
     """
 
     def sec(ns: int) -> float:
@@ -187,6 +241,9 @@ def node_config(opts: Options) -> NodeConfig:
         reconnect_interval=sec(opts.cluster_reconnect_interval),
         reconnect_timeout=sec(opts.cluster_reconnect_timeout),
         settle_timeout=sec(opts.cluster_settle_timeout),
+        keyring=load_gossip_keys(opts.cluster_gossip_key_file)
+        if opts.cluster_gossip_key_file
+        else None,
     )
 
 
