@@ -74,10 +74,35 @@ def needs_own_client(config: HTTPConfig) -> bool:
     return any(_is_set(config.raw.get(k)) for k in CLIENT_KEYS)
 
 
+def _file_stamps(raw: Mapping[str, Any]) -> list[tuple[str, int, int]]:
+    tls_configs = [raw.get("tls_config")]
+    oauth2 = raw.get("oauth2")
+    if isinstance(oauth2, dict):
+        tls_configs.append(oauth2.get("tls_config"))
+    stamps = []
+    for tls in tls_configs:
+        if not isinstance(tls, dict):
+            continue
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = str(tls.get(name) or "")
+            if path:
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    stamps.append((path, -1, -1))
+                else:
+                    stamps.append((path, st.st_mtime_ns, st.st_size))
+    return stamps
+
+
 def client_key(raw: Mapping[str, Any]) -> str:
-    """The cache key: the client-level settings, canonically encoded."""
+    """The cache key: the client-level settings, canonically encoded.
+
+    TLS files' modification times are part of it, so a reload after a certificate
+    rotation builds a fresh client while an unchanged config keeps its pool.
+    """
     relevant = {k: raw.get(k) for k in CLIENT_KEYS if _is_set(raw.get(k))}
-    return json.dumps(relevant, sort_keys=True, default=str)
+    return json.dumps([relevant, _file_stamps(raw)], sort_keys=True, default=str)
 
 
 # --- TLS ---------------------------------------------------------------------------

@@ -331,6 +331,18 @@ async def test_identical_configs_share_one_client(pki: PKI) -> None:
     assert a is not c
 
 
+async def test_rotated_ca_file_gives_a_new_client(pki: PKI, tmp_path: Path) -> None:
+    """Rewriting a TLS file (a certificate rotation) makes the next lookup build a new client."""
+    ca = trio.Path(tmp_path / "rotating.pem")
+    pem = await trio.Path(pki.ca.cert_file).read_bytes()
+    await ca.write_bytes(pem)
+    async with HttpClients() as clients:
+        first = clients.client_for(tls_config(ca_file=str(ca)))
+        await ca.write_bytes(pem + b"\n")
+        second = clients.client_for(tls_config(ca_file=str(ca)))
+    assert first is not second
+
+
 def test_loader_defaults_need_no_own_client() -> None:
     """The loader's defaulted http_config (tls_config full of zero values) uses the default."""
     config = load_config_text(
