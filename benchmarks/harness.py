@@ -47,45 +47,93 @@ class Daemon:
         raise RuntimeError("no VmRSS")
 
 
+def _argv(kind: str, tmp: str, port: int, cluster_args: tuple[str, ...]) -> list[str]:
+    common = [
+        f"--config.file={tmp}/config.yml",
+        f"--storage.path={tmp}/data",
+        f"--web.listen-address=127.0.0.1:{port}",
+        *cluster_args,
+        "--log.level=warn",
+    ]
+    if kind == "alertmanager":
+        return [ALERTMANAGER, *common]
+    return [sys.executable, "-m", "daemon", *common]
+
+
+def _spawn(
+    kind: str,
+    tmp: str,
+    config_text: str,
+    cluster_args: tuple[str, ...],
+    extra_args: tuple[str, ...],
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    Path(tmp, "config.yml").write_text(config_text)
+    proc = subprocess.Popen(
+        [*_argv(kind, tmp, port, cluster_args), *extra_args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _wait_ready(kind: str, proc: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{kind} did not become ready")
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def start(kind: str, config_text: str, extra_args: tuple[str, ...] = ()) -> Iterator[Daemon]:
     """Run ``kind`` (``tocsin`` or ``alertmanager``) until the block ends."""
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
-        cfg = Path(tmp, "config.yml")
-        cfg.write_text(config_text)
-        common = [
-            f"--config.file={cfg}",
-            f"--storage.path={tmp}/data",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-            *extra_args,
-        ]
-        if kind == "alertmanager":
-            argv = [ALERTMANAGER, *common]
-        else:
-            argv = [sys.executable, "-m", "daemon", *common]
-        proc = subprocess.Popen(
-            argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        url = f"http://127.0.0.1:{port}"
+        proc, url = _spawn(kind, tmp, config_text, ("--cluster.listen-address=",), extra_args)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{kind} did not become ready")
-                time.sleep(0.05)
+            _wait_ready(kind, proc, url)
             yield Daemon(kind, proc, url)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
+
+
+@contextlib.contextmanager
+def start_cluster(
+    kind: str, config_text: str, size: int = 3, extra_args: tuple[str, ...] = ()
+) -> Iterator[list[Daemon]]:
+    """Run ``size`` clustered nodes of ``kind`` on loopback, each listing the others as
+    peers, each with its own storage and web port; all started before any is awaited,
+    and every one stopped by PID when the block ends."""
+    ports = [free_port() for _ in range(size)]
+    with contextlib.ExitStack() as stack:
+        spawned: list[tuple[subprocess.Popen[bytes], str]] = []
+        for i, port in enumerate(ports):
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{kind}{i}-"))
+            cluster_args = (
+                f"--cluster.listen-address=127.0.0.1:{port}",
+                *(f"--cluster.peer=127.0.0.1:{p}" for p in ports if p != port),
+            )
+            proc, url = _spawn(kind, tmp, config_text, cluster_args, extra_args)
+            # registered at once, so a failed start still stops what already runs
+            stack.callback(_stop, proc)
+            spawned.append((proc, url))
+        for proc, url in spawned:
+            _wait_ready(kind, proc, url)
+        yield [Daemon(f"{kind}{i}", proc, url) for i, (proc, url) in enumerate(spawned)]
