@@ -7,6 +7,9 @@ from daemon.alert import Alert
 from daemon.api import AlertStatus
 from daemon.api.encoding import body, gettable_alert
 from daemon.api.query import AlertQuery, list_alerts
+from daemon.notify.context import NotifyContext
+from daemon.notify.receivers.webhook import build_payload, encode_payload
+from daemon.template.data import build_data
 from tests.api.conftest import NOW, Api, S
 
 
@@ -68,3 +71,36 @@ async def test_listing_equals_encoding_each_alert(api: Api) -> None:
             )
             assert got == body(expected)
             assert json.loads(got) == json.loads(body(expected))
+
+
+def test_webhook_payload_cache_matches_template_data_encoding() -> None:
+    """The webhook body built from cached alert fragments equals encoding the template data."""
+    alerts = [
+        Alert(
+            {"alertname": "wh", "i": str(i), "x": "<&>"},
+            {"a": "b", "n": str(i % 2)},
+            NOW - S,
+            NOW + i * S - 2 * S,
+            "http://g/?a&b",
+            NOW,
+        )
+        for i in range(6)
+    ]
+    ctx = NotifyContext(
+        group_key='{}:{alertname="wh"}',
+        group_labels={"alertname": "wh"},
+        receiver="r.x",
+        repeat_interval=3600 * S,
+        route_id="{}",
+        now=NOW,
+    )
+    for now in (NOW, NOW + 3 * S, NOW + 10 * S):
+        for max_alerts in (0, 4):
+            for _ in range(2):
+                kept = alerts[:max_alerts] if max_alerts else alerts
+                want = encode_payload(
+                    build_data("r.x", {"alertname": "wh"}, kept, "http://e", now),
+                    ctx.group_key,
+                    len(alerts) - len(kept),
+                )
+                assert build_payload(ctx, alerts, max_alerts, "http://e", now) == want

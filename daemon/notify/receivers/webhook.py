@@ -11,7 +11,7 @@ carry the URL, which may hold credentials.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -24,7 +24,7 @@ from daemon.config.model import HTTPConfig, WebhookConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.retry import BODY_EXCERPT_BYTES, NotifyError, check_status
-from daemon.template.data import TemplateData, build_data
+from daemon.template.data import TemplateData, quote_meta
 from daemon.timestamp import format_nano
 
 USER_AGENT = "Alertmanager/0.25.0"
@@ -77,13 +77,72 @@ def encode_payload(data: TemplateData, group_key: str, truncated_alerts: int) ->
     return (body + "\n").encode()
 
 
+#: fingerprint -> (alert, status, encoded webhook alert object). Alerts are immutable
+#: values, so a group's unchanged alerts are not re-encoded on every flush.
+_fragments: dict[int, tuple[Alert, str, str]] = {}
+#: Start over beyond this many entries (drops departed alerts).
+_FRAGMENT_LIMIT = 200_000
+
+
+def _alert_json(alert: Alert, status: str) -> str:
+    """One element of the payload's ``alerts`` array (``template.Alert`` in Go's field order)."""
+    cached = _fragments.get(alert.fingerprint)
+    if cached is not None and cached[0] is alert and cached[1] == status:
+        return cached[2]
+    text = gojson.obj(
+        [
+            ("status", gojson.string(status)),
+            ("labels", gojson.string_map(alert.labels)),
+            ("annotations", gojson.string_map(alert.annotations)),
+            ("startsAt", gojson.string(format_nano(alert.starts_at))),
+            ("endsAt", gojson.string(format_nano(alert.ends_at))),
+            ("generatorURL", gojson.string(alert.generator_url)),
+            ("fingerprint", gojson.string(alert.fingerprint_hex)),
+        ]
+    )
+    if len(_fragments) >= _FRAGMENT_LIMIT:
+        _fragments.clear()
+    _fragments[alert.fingerprint] = (alert, status, text)
+    return text
+
+
+def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """The entries with the same value in every map (``commonLabels``)."""
+    if not maps:
+        return {}
+    common = dict(maps[0])
+    for other in maps[1:]:
+        if not common:
+            break
+        common = {k: v for k, v in common.items() if other.get(k) == v}
+    return common
+
+
 def build_payload(
     ctx: NotifyContext, alerts: Sequence[Alert], max_alerts: int, external_url: str, now: int
 ) -> bytes:
-    """Truncate, build the template data and encode: the whole body for one send."""
+    """Truncate and encode: the whole body for one send.
+
+    Same bytes as :func:`encode_payload` of :func:`build_data`, without building the
+    template data; each alert's object comes from a cache.
+    """
     kept, dropped = truncate(alerts, max_alerts)
-    data = build_data(ctx.receiver, ctx.group_labels, kept, external_url, now)
-    return encode_payload(data, ctx.group_key, dropped)
+    statuses = [a.status(now) for a in kept]
+    body = gojson.obj(
+        [
+            ("receiver", gojson.string(quote_meta(ctx.receiver))),
+            ("status", gojson.string("firing" if "firing" in statuses else "resolved")),
+            ("alerts", "[" + ",".join(map(_alert_json, kept, statuses)) + "]"),
+            ("groupLabels", gojson.string_map(ctx.group_labels)),
+            ("commonLabels", gojson.string_map(_common([a.labels for a in kept]))),
+            ("commonAnnotations", gojson.string_map(_common([a.annotations for a in kept]))),
+            ("externalURL", gojson.string(external_url)),
+            ("version", gojson.string(PAYLOAD_VERSION)),
+            ("groupKey", gojson.string(ctx.group_key)),
+            ("truncatedAlerts", str(dropped)),
+        ]
+    )
+    return (body + "\n").encode()
 
 
 def unsupported_http_keys(http_config: HTTPConfig) -> list[str]:
