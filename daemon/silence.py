@@ -380,6 +380,15 @@ class Silences:
     _changes: list[str] = attrs.field(factory=list, alias="_changes")
     _changes_base: int = attrs.field(default=0, alias="_changes_base")
     _marks: dict[int, _Marks] = attrs.field(factory=dict, alias="_marks")
+    #: Index keys of each stored silence (None: unindexed); computing them parses regexes.
+    _keys_of: dict[str, tuple[tuple[str, str], ...] | None] = attrs.field(
+        factory=dict, alias="_keys_of"
+    )
+    #: The last :meth:`_changes_since` answer: (from version, at version, IDs). After a
+    #: change every cached fingerprint asks the same question.
+    _since_memo: tuple[int, int, frozenset[str]] | None = attrs.field(
+        default=None, alias="_since_memo"
+    )
 
     # --- reading ---
 
@@ -508,6 +517,7 @@ class Silences:
         self._entries.clear()
         self._by_label.clear()
         self._unindexed.clear()
+        self._keys_of.clear()
         for silence, expires_at in records:
             self._entries[silence.id] = (silence, expires_at)
             self._index(silence)
@@ -555,7 +565,7 @@ class Silences:
         since = self._changes_since(marks.version) if marks is not None else None
         if marks is not None and since is not None and marks.computed_at <= now:
             keep = set(marks.active + marks.pending) - since
-            candidates = keep | {sid for sid in since if self._matches(sid, labels)}
+            candidates = keep | {sid for sid in since if self._may_match(sid, labels)}
         else:
             candidates = self._scan(labels)
         result = self._mark(fingerprint, candidates, now)
@@ -604,14 +614,20 @@ class Silences:
             del self._changes[:_CHANGE_LOG]
             self._changes_base += _CHANGE_LOG
 
-    def _changes_since(self, version: int) -> builtins.set[str] | None:
+    def _changes_since(self, version: int) -> frozenset[str] | None:
         """IDs written after ``version``, or None if too many or no longer logged."""
         if version < self._changes_base or self.version - version > _PATCH_LIMIT:
             return None
-        return set(self._changes[version - self._changes_base :])
+        memo = self._since_memo
+        if memo is not None and memo[0] == version and memo[1] == self.version:
+            return memo[2]
+        since = frozenset(self._changes[version - self._changes_base :])
+        self._since_memo = (version, self.version, since)
+        return since
 
     def _index(self, s: Silence) -> None:
         keys = _index_keys(s)
+        self._keys_of[s.id] = keys
         if keys is None:
             self._unindexed.add(s.id)
             return
@@ -619,7 +635,7 @@ class Silences:
             self._by_label.setdefault(key, set()).add(s.id)
 
     def _unindex(self, s: Silence) -> None:
-        keys = _index_keys(s)
+        keys = self._keys_of.pop(s.id) if s.id in self._keys_of else _index_keys(s)
         if keys is None:
             self._unindexed.discard(s.id)
             return
@@ -633,6 +649,13 @@ class Silences:
     def _matches(self, sid: str, labels: Mapping[str, str]) -> bool:
         entry = self._entries.get(sid)
         return entry is not None and entry[0].matches(labels)
+
+    def _may_match(self, sid: str, labels: Mapping[str, str]) -> bool:
+        """:meth:`_matches`, skipping the matchers when no index key is among ``labels``."""
+        keys = self._keys_of.get(sid)
+        if keys is not None and not any(labels.get(name) == value for name, value in keys):
+            return False
+        return self._matches(sid, labels)
 
     def _scan(self, labels: Mapping[str, str]) -> builtins.set[str]:
         found = {sid for sid in self._unindexed if self._entries[sid][0].matches(labels)}
