@@ -53,7 +53,7 @@ from daemon.dispatch.snapshot import GroupSnapshot
 from daemon.inhibit import Inhibitor
 from daemon.log import configure as configure_logging
 from daemon.nflog import Nflog
-from daemon.notify.http_limit import BoundedTransport
+from daemon.notify.httpclient import HttpClientConfigError, HttpClients
 from daemon.notify.pipeline import build_integrations, build_notifiers, no_wait
 from daemon.notify.receiver_test import test_receiver
 from daemon.notify.silence_stage import SilenceStage
@@ -112,9 +112,11 @@ class Instance:
         storage: Path | None = None,
         maintenance_interval: int = 15 * 60 * NS_PER_SECOND,
         templates: Templates | None = None,
+        clients: HttpClients | None = None,
     ) -> None:
         self.clock = clock
         self.http = http
+        self.clients = clients
         self.external_url = external_url
         self.storage = storage
         self.maintenance_interval = maintenance_interval
@@ -152,6 +154,7 @@ class Instance:
             self.http,
             self.external_url,
             templates=bound,
+            clients=self.clients,
             wait=self.peer.peer_wait if self.peer is not None else no_wait,
         )
         inhibitor = Inhibitor(config.inhibit_rules)
@@ -325,7 +328,12 @@ class Backend:
         except KeyError:
             return None
         integrations = build_integrations(
-            receiver, instance.http, instance.external_url, generation.templates, instance.clock
+            receiver,
+            instance.http,
+            instance.external_url,
+            generation.templates,
+            instance.clock,
+            instance.clients,
         )
         return await test_receiver(receiver, integrations, instance.clock.now())
 
@@ -433,7 +441,7 @@ def run(opts: Options) -> int:
     failed = False
     try:
         trio.run(serve, opts, config, templates, sock)
-    except* (PeerSetupError, OSError) as group:
+    except* (PeerSetupError, HttpClientConfigError, OSError) as group:
         # Fatal start-up or I/O failures (e.g. the cluster port is taken): one clear line
         # and a non-zero exit, so systemd's restart policy applies.
         log.error("daemon.failed", err="; ".join(str(e) for e in group.exceptions))
@@ -468,19 +476,19 @@ async def _serve(
     from daemon.api.server import serve_api
 
     address, port = sock.getsockname()[:2]
-    # Bounded in-flight requests: httpcore's pool queue is quadratic under a burst of
-    # flushes (1,000 groups at once cost ~35 CPU s), a trio limiter is not.
-    transport = BoundedTransport(httpx.AsyncHTTPTransport(), MAX_HTTP_IN_FLIGHT)
-    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, transport=transport) as http:
+    # One client per distinct http_config (TLS, proxy, OAuth2), all behind one limit on
+    # requests in flight: httpcore's pool queue is quadratic under a burst of flushes.
+    async with HttpClients(timeout=HTTP_TIMEOUT, max_in_flight=MAX_HTTP_IN_FLIGHT) as clients:
         instance = Instance(
             config,
             clock,
-            http,
+            clients.default,
             external_url(opts, port),
             opts.data_retention,
             storage,
             opts.data_maintenance_interval,
             templates,
+            clients,
         )
         async with trio.open_nursery() as nursery:
             backend = Backend(instance, opts, clock.now())

@@ -62,7 +62,7 @@ from daemon.alert import Alert
 from daemon.cli import Options
 from daemon.clock import NS_PER_MS, NS_PER_SECOND, Clock
 from daemon.nflog import Entry, Nflog
-from daemon.nflogpb import encode_mesh_entry, encode_state, merge_bytes
+from daemon.nflogpb import encode_state, merge_bytes
 from daemon.notify.context import NotifyContext
 from daemon.silence import Silences
 from daemon.silence import gossip_propagated as silences_propagated
@@ -544,7 +544,8 @@ class ClusterPeer:
                     if nflog_channel.merging_oversized:
                         return
                     metrics.nflog_gossip_messages_propagated.inc()
-                self._broadcast(NFLOG_KEY, encode_mesh_entry(entry))
+                # Delimited, as Alertmanager's nflog broadcasts (pbutil.WriteDelimited).
+                self._broadcast(NFLOG_KEY, encode_state([entry]))
 
             async with trio.open_nursery() as nursery:
                 await nursery.start(run_node)

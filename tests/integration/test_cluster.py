@@ -56,7 +56,8 @@ def fast_options(*peers: str) -> Options:
         cluster_gossip_interval=50 * ms,
         cluster_probe_interval=200 * ms,
         cluster_probe_timeout=100 * ms,
-        cluster_pushpull_interval=1000 * ms,
+        # Long: changes must travel by broadcast, not by the periodic full-state sync.
+        cluster_pushpull_interval=60_000 * ms,
         cluster_settle_timeout=2000 * ms,
         cluster_peer_timeout=1000 * ms,
         cluster_reconnect_interval=500 * ms,
@@ -252,7 +253,7 @@ FAST_FLAGS = (
     "--cluster.gossip-interval=50ms",
     "--cluster.probe-interval=200ms",
     "--cluster.probe-timeout=100ms",
-    "--cluster.pushpull-interval=1s",
+    "--cluster.pushpull-interval=1m",
     "--cluster.peer-timeout=2s",
     "--cluster.settle-timeout=2s",
     "--cluster.reconnect-interval=500ms",
