@@ -214,12 +214,6 @@ class Instance:
             )
         )
         self.silence_state = silence_state
-        log.info(
-            "state.loaded",
-            silences=len(loaded.records),
-            nflog_entries=len(loaded_nflog.records),
-            problems=len(loaded.problems) + len(loaded_nflog.problems),
-        )
 
     async def swap(self, new: Generation) -> None:
         """Start ``new``, move the store's intake to it, stop the old one, replay alerts."""
