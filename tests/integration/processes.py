@@ -1,25 +1,36 @@
-"""Real processes for end-to-end tests: tocsin, Alertmanager 0.25, and a webhook sink.
+"""Real processes for end-to-end tests: tocsin, Alertmanager 0.25, and HTTP sinks.
 
 Every process binds 127.0.0.1 only and is stopped by PID when its context exits.
 tocsin listens on port 0 and reports the port in its ``web.listening`` log event;
 Alertmanager cannot, so it gets a port probed free just before it starts.
+
+Two sinks: :class:`WebhookSink` is a thread-served one for synchronous tests;
+:class:`RecordingSink` (via :func:`start_sink`) runs in a trio nursery, records
+method, target, headers and body, answers through a callback and can act as a
+TLS-terminating CONNECT proxy. Both wait for a request *count* rather than the
+first arrival: Alertmanager groups by wall time, so waiting for the expected
+number of requests keeps the tests steady under load.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import http.server
+import ipaddress
 import json
 import os
 import queue
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +38,10 @@ import attrs
 import httpx
 import pytest
 import trio
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
@@ -45,35 +60,54 @@ class Request:
     headers: dict[str, str]
     body: bytes
     at: float
+    method: str = "POST"
 
     def json(self) -> Any:
         return json.loads(self.body)
 
 
 class WebhookSink:
-    """An HTTP server on 127.0.0.1:<ephemeral> recording every POST."""
+    """An HTTP server on 127.0.0.1:<ephemeral> recording every POST.
 
-    def __init__(self, status: int = 200) -> None:
+    ``requests`` is a queue that :meth:`next` consumes; ``received`` keeps every
+    request for :meth:`wait_count`. Each answer is ``status`` with ``reply`` as body.
+    """
+
+    def __init__(
+        self, status: int = 200, reply: bytes = b"", content_type: str | None = None
+    ) -> None:
         self.status = status
+        self.reply = reply
+        self.content_type = content_type
         self.requests: queue.Queue[Request] = queue.Queue()
+        self.received: list[Request] = []
+        self._arrived = threading.Condition()
         sink = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
+                length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                sink.requests.put(
-                    Request(self.path, dict(self.headers.items()), body, time.monotonic())
+                request = Request(
+                    self.path, dict(self.headers.items()), body, time.monotonic(), "POST"
                 )
+                sink.requests.put(request)
+                with sink._arrived:
+                    sink.received.append(request)
+                    sink._arrived.notify_all()
                 self.send_response(sink.status)
-                self.send_header("Content-Length", "0")
+                if sink.content_type is not None:
+                    self.send_header("Content-Type", sink.content_type)
+                self.send_header("Content-Length", str(len(sink.reply)))
                 self.end_headers()
+                self.wfile.write(sink.reply)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}/"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> WebhookSink:
@@ -87,6 +121,13 @@ class WebhookSink:
 
     def next(self, timeout: float = 15.0) -> Request:
         return self.requests.get(timeout=timeout)
+
+    def wait_count(self, count: int, timeout: float = 20.0) -> list[Request]:
+        """Every request so far once at least ``count`` have arrived (AssertionError if not)."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.received) >= count, timeout):
+                raise AssertionError(f"{len(self.received)} of {count} requests in {timeout}s")
+            return list(self.received)
 
     def quiet_for(self, seconds: float) -> bool:
         """True if nothing arrives within ``seconds``."""
@@ -185,8 +226,17 @@ def run_tocsin(tmp: Path, config_text: str, *extra: str) -> Iterator[Proc]:
 
 
 @contextlib.contextmanager
-def run_alertmanager(tmp: Path, config_text: str, *extra: str) -> Iterator[Proc]:
-    """Start the real Alertmanager 0.25 on a free loopback port; SIGTERM at the end."""
+def run_alertmanager(
+    tmp: Path,
+    config_text: str,
+    *extra: str,
+    storage: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Proc]:
+    """Start the real Alertmanager 0.25 on a free loopback port; SIGTERM at the end.
+
+    ``storage`` defaults to ``tmp/am-data``; ``env`` is added to this process's environment.
+    """
     config = tmp / "alertmanager.yml"
     config.write_text(config_text)
     port = free_port()
@@ -194,7 +244,7 @@ def run_alertmanager(tmp: Path, config_text: str, *extra: str) -> Iterator[Proc]
         [
             ALERTMANAGER,
             f"--config.file={config}",
-            f"--storage.path={tmp / 'am-data'}",
+            f"--storage.path={storage or tmp / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
             *extra,
@@ -202,6 +252,7 @@ def run_alertmanager(tmp: Path, config_text: str, *extra: str) -> Iterator[Proc]
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         text=True,
+        env={**os.environ, **env} if env is not None else None,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -230,9 +281,12 @@ class AsyncAlertmanager:
 
 
 @contextlib.asynccontextmanager
-async def open_alertmanager(tmp: Path, config_text: str) -> AsyncIterator[AsyncAlertmanager]:
+async def open_alertmanager(
+    tmp: Path, config_text: str, *extra: str
+) -> AsyncIterator[AsyncAlertmanager]:
     """The trio form of :func:`run_alertmanager`: yields once ``/-/ready`` answers 200.
 
+    ``extra`` are further command-line flags (e.g. ``--web.external-url=...``).
     Skips the test when the binary is missing. At the end: SIGTERM (so Alertmanager
     writes its snapshots), then SIGKILL if it has not exited within 10 s.
     """
@@ -249,6 +303,7 @@ async def open_alertmanager(tmp: Path, config_text: str) -> AsyncIterator[AsyncA
             f"--storage.path={storage}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -274,6 +329,173 @@ async def open_alertmanager(tmp: Path, config_text: str) -> AsyncIterator[AsyncA
                 proc.kill()
                 with trio.move_on_after(5):
                     await proc.wait()
+
+
+EXTERNAL_URL = "http://am.example:9093"
+
+
+async def alertmanager_until(
+    tmp: Path,
+    config_text: str,
+    alerts: list[dict[str, Any]],
+    arrived: Callable[[], Awaitable[None]],
+    *extra: str,
+) -> AsyncAlertmanager:
+    """Run Alertmanager 0.25 (external URL :data:`EXTERNAL_URL`), post ``alerts``, await ``arrived()``.
+
+    ``arrived`` has 30 s. Alertmanager has been stopped with SIGTERM (so its
+    snapshots are in ``storage``) when this returns the stopped instance.
+    """
+    async with open_alertmanager(
+        tmp, config_text, f"--web.external-url={EXTERNAL_URL}", *extra
+    ) as am:
+        with trio.fail_after(30):
+            response = await am.client.post("/api/v2/alerts", json=alerts)
+            assert response.status_code == 200, response.text
+            await arrived()
+    return am
+
+
+@attrs.frozen
+class Recorded:
+    """One request as :class:`RecordingSink` received it (target is the path and query)."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+
+
+Responder = Callable[[Recorded], tuple[int, bytes]]
+
+
+def _ok(_: Recorded) -> tuple[int, bytes]:
+    return 200, b""
+
+
+@attrs.define
+class RecordingSink:
+    """Records requests; answers each with ``respond`` (200 and no body by default).
+
+    With ``tls`` set it also acts as an HTTPS proxy: a CONNECT is accepted and the
+    tunnel is terminated here, so proxied requests are recorded like direct ones.
+    Header names are lower-cased.
+    """
+
+    respond: Responder = _ok
+    tls: ssl.SSLContext | None = None
+    url: str = ""
+    requests: list[Recorded] = attrs.field(factory=list)
+    changed: trio.Event = attrs.field(factory=trio.Event)
+
+    async def handle(self, stream: trio.abc.Stream) -> None:
+        buffer = bytearray()
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                if method == "CONNECT":
+                    assert self.tls is not None, "CONNECT to a sink without TLS"
+                    await stream.send_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    stream = trio.SSLStream(stream, self.tls, server_side=True)
+                    buffer = bytearray(rest)
+                    continue
+                headers = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length", "0"))
+                while len(rest) < length:
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        return
+                    rest += chunk
+                recorded = Recorded(method, target, headers, rest[:length])
+                buffer = bytearray(rest[length:])
+                self.requests.append(recorded)
+                self.changed.set()
+                self.changed = trio.Event()
+                status, body = self.respond(recorded)
+                await stream.send_all(
+                    f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
+                    "Content-Type: application/json\r\n\r\n".encode()
+                    + body
+                )
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
+            return
+        finally:
+            with trio.move_on_after(1) as scope:
+                scope.shield = True
+                await stream.aclose()
+
+    async def wait_for(self, count: int) -> None:
+        """Return once at least ``count`` requests have arrived."""
+        await self.wait_until(lambda requests: len(requests) >= count)
+
+    async def wait_until(self, done: Callable[[list[Recorded]], bool]) -> None:
+        """Return once ``done(requests)`` holds, re-checked on every arrival."""
+        while not done(self.requests):
+            await self.changed.wait()
+
+
+def write_self_signed(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    start = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=36500))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def start_sink(
+    nursery: trio.Nursery, tmp: Path | None = None, respond: Responder | None = None
+) -> RecordingSink:
+    """A :class:`RecordingSink` on 127.0.0.1:<ephemeral> until the nursery is cancelled.
+
+    With ``tmp`` it can terminate CONNECT tunnels, using a self-signed certificate
+    written there.
+    """
+    sink = RecordingSink()
+    if tmp is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*write_self_signed(tmp))
+        sink.tls = context
+    if respond is not None:
+        sink.respond = respond
+    listeners = await nursery.start(partial(trio.serve_tcp, sink.handle, 0, host="127.0.0.1"))
+    sink.url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+    return sink
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:

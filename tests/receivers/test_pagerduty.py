@@ -6,26 +6,16 @@ the other integration tests of this package.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import ipaddress
 import json
 import pathlib
-import socket
-import ssl
-import subprocess
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
-import attrs
 import httpx
 import pytest
 import trio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from daemon.alert import Alert
 from daemon.clock import ZERO_TIME, FixedClock
@@ -38,6 +28,10 @@ from daemon.notify.retry import NotifyError
 from daemon.template.errors import TemplateExecError
 from daemon.template.render import Templates
 from daemon.timestamp import parse_rfc3339
+from tests.integration.processes import Recorded as Recorded  # re-exported for wechat
+from tests.integration.processes import RecordingSink, Responder, alertmanager_until
+from tests.integration.processes import start_sink as start_sink  # re-exported for wechat
+from tests.integration.processes import write_self_signed as write_self_signed  # for email
 
 NOW = parse_rfc3339("2026-11-23T19:31:00Z")
 GROUP_KEY = '{}:{alertname="Q"}'
@@ -355,133 +349,12 @@ async def test_default_templates_render_summary() -> None:
 
 # --- side by side with the real Alertmanager 0.25 -----------------------------------------
 #
-# The harness: a loopback HTTP sink (which can also act as an HTTPS CONNECT proxy
-# terminating TLS with a self-signed certificate, for integrations whose URL is fixed),
-# and a runner that starts prometheus-alertmanager with a config pointing there, posts
-# alerts and waits for the requests. Our side loads the same config text and sends the
-# same alerts through httpx.MockTransport; the tests compare the requests.
-
-
-@attrs.frozen
-class Recorded:
-    """One request as received (target is the path and query)."""
-
-    method: str
-    target: str
-    headers: dict[str, str]
-    body: bytes
-
-
-Responder = Callable[[Recorded], tuple[int, bytes]]
-
-
-@attrs.define
-class Sink:
-    """Records requests; answers each with ``respond`` (200 and no body by default)."""
-
-    respond: Responder = lambda _: (200, b"")
-    tls: ssl.SSLContext | None = None
-    url: str = ""
-    requests: list[Recorded] = attrs.field(factory=list)
-    changed: trio.Event = attrs.field(factory=trio.Event)
-
-    async def handle(self, stream: trio.abc.Stream) -> None:
-        buffer = bytearray()
-        try:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    chunk = await stream.receive_some(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                if method == "CONNECT":
-                    assert self.tls is not None
-                    await stream.send_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    stream = trio.SSLStream(stream, self.tls, server_side=True)
-                    buffer = bytearray(rest)
-                    continue
-                headers = {}
-                for line in lines[1:]:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                length = int(headers.get("content-length", "0"))
-                while len(rest) < length:
-                    chunk = await stream.receive_some(65536)
-                    if not chunk:
-                        return
-                    rest += chunk
-                recorded = Recorded(method, target, headers, rest[:length])
-                buffer = bytearray(rest[length:])
-                self.requests.append(recorded)
-                self.changed.set()
-                self.changed = trio.Event()
-                status, body = self.respond(recorded)
-                await stream.send_all(
-                    f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
-                    "Content-Type: application/json\r\n\r\n".encode()
-                    + body
-                )
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
-            return
-        finally:
-            with trio.move_on_after(1) as scope:
-                scope.shield = True
-                await stream.aclose()
-
-    async def wait_for(self, count: int) -> None:
-        while len(self.requests) < count:
-            await self.changed.wait()
-
-
-def write_self_signed(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
-    """A self-signed certificate for localhost and 127.0.0.1 and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    start = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=36500))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-async def start_sink(
-    nursery: trio.Nursery, tmp_path: pathlib.Path, respond: Responder | None = None
-) -> Sink:
-    """A sink serving on 127.0.0.1:<ephemeral> until the nursery is cancelled."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*write_self_signed(tmp_path))
-    sink = Sink(tls=context)
-    if respond is not None:
-        sink.respond = respond
-    listeners = await nursery.start(partial(trio.serve_tcp, sink.handle, 0, host="127.0.0.1"))
-    sink.url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
-    return sink
+# The harness (in tests/integration/processes.py): a loopback HTTP sink (which can also
+# act as an HTTPS CONNECT proxy terminating TLS with a self-signed certificate, for
+# integrations whose URL is fixed), and a runner that starts prometheus-alertmanager with
+# a config pointing there, posts alerts and waits for the requests. Our side loads the
+# same config text and sends the same alerts through httpx.MockTransport; the tests
+# compare the requests. The other receivers' tests import the harness from here.
 
 
 STARTS_AT = "2026-01-01T00:00:00Z"
@@ -504,15 +377,8 @@ receivers:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def run_alertmanager(
-    tmp_path: pathlib.Path, config_text: str, sink: Sink, count: int
+    tmp_path: pathlib.Path, config_text: str, sink: RecordingSink, count: int
 ) -> None:
     """Run Alertmanager 0.25 on ``config_text``, post the alerts, await ``count`` requests."""
     await run_alertmanager_until(tmp_path, config_text, partial(sink.wait_for, count))
@@ -522,38 +388,7 @@ async def run_alertmanager_until(
     tmp_path: pathlib.Path, config_text: str, arrived: Callable[[], Awaitable[None]]
 ) -> None:
     """Run Alertmanager 0.25 on ``config_text``, post the alerts, await ``arrived()``."""
-    (tmp_path / "am.yml").write_text(config_text)
-    port = free_port()
-    process = await trio.lowlevel.open_process(
-        [
-            "prometheus-alertmanager",
-            f"--config.file={tmp_path / 'am.yml'}",
-            f"--storage.path={tmp_path}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.external-url=http://am.example:9093",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with trio.fail_after(30):
-            async with httpx.AsyncClient() as http:
-                while True:
-                    try:
-                        r = await http.post(
-                            f"http://127.0.0.1:{port}/api/v2/alerts", json=SIDE_BY_SIDE_ALERTS
-                        )
-                        break
-                    except httpx.TransportError:
-                        await trio.sleep(0.1)
-                assert r.status_code == 200
-            await arrived()
-    finally:
-        process.kill()
-        with trio.move_on_after(5) as cleanup:
-            cleanup.shield = True
-            await process.wait()
+    await alertmanager_until(tmp_path, config_text, SIDE_BY_SIDE_ALERTS, arrived)
 
 
 def side_by_side_alerts() -> list[Alert]:

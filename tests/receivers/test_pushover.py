@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from daemon.notify.receivers import pushover
+from tests.integration.processes import start_sink
 from tests.receivers.test_pagerduty import (
     AM_CONFIG,
     ctx,
@@ -23,7 +24,6 @@ from tests.receivers.test_pagerduty import (
     recorder,
     resolved,
     run_alertmanager,
-    start_sink,
 )
 
 

@@ -11,11 +11,11 @@ import trio
 
 from daemon.notify.receivers import sns
 from daemon.timestamp import parse_rfc3339
+from tests.integration.processes import Recorded, start_sink
 from tests.receivers.test_pagerduty import (
     AM_CONFIG,
     DEDUP,
     NOW,
-    Recorded,
     ctx,
     env_with,
     failing,
@@ -26,7 +26,6 @@ from tests.receivers.test_pagerduty import (
     real_templates,
     recorder,
     run_alertmanager,
-    start_sink,
 )
 
 KEYS = "sigv4: {region: us-east-1, access_key: AKID, secret_key: SECRET}"
