@@ -11,19 +11,21 @@ that defines::
 where ``Integration`` is the protocol in :mod:`daemon.notify.pipeline` (``name``,
 ``index``, ``send_resolved``, ``async notify(ctx, alerts)`` raising ``NotifyError``).
 The registry discovers modules by that attribute, so adding a type touches no
-shared file.
+shared file. Most integrations subclass :class:`ConfiguredIntegration` and set
+``build = TheIntegration.from_config``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol, Self
 
 import attrs
 import httpx
 
 from daemon.alert import Alert
 from daemon.clock import Clock
+from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
 
 
@@ -47,3 +49,24 @@ class IntegrationEnv:
     external_url: str
     clock: Clock
     receiver: str
+
+
+@attrs.define
+class ConfiguredIntegration:
+    """The state every config-driven integration keeps: its entry's fields, its index
+    among the receiver's entries of that type, the shared environment and
+    ``send_resolved``.
+
+    A subclass adds ``name: str = INTEGRATION_TYPE`` (after these fields, as it has a
+    default) and its own ``notify``.
+    """
+
+    fields: dict[str, Any]
+    index: int
+    env: IntegrationEnv
+    send_resolved: bool
+
+    @classmethod
+    def from_config(cls, config: IntegrationConfig, index: int, env: IntegrationEnv) -> Self:
+        """The integration for one config entry (a module's ``build``)."""
+        return cls(dict(config.fields), index, env, config.send_resolved)

@@ -23,12 +23,10 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 
 from daemon.alert import Alert
-from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
     FieldRenderer,
@@ -43,7 +41,7 @@ from daemon.notify.receivers._http import (
     utf8_bytes,
     with_query,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 
 INTEGRATION_TYPE = "dingtalk"
 MAX_MESSAGE_BYTES = 19960
@@ -68,16 +66,12 @@ def signed_url(url: str, secret: str, timestamp_ms: int) -> str:
 
 
 @attrs.define
-class DingTalkIntegration:
+class DingTalkIntegration(ConfiguredIntegration):
     """One ``dingtalk_configs`` entry.
 
     Cancellation: a request in flight is abandoned with the caller's scope.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
 
     def bodies(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> list[bytes]:
@@ -119,6 +113,4 @@ class DingTalkIntegration:
             await post_json(self.env, target, body, http_config(self.fields), check=check_reply)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> DingTalkIntegration:
-    """The integration for one ``dingtalk_configs`` entry."""
-    return DingTalkIntegration(dict(config.fields), index, env, config.send_resolved)
+build = DingTalkIntegration.from_config

@@ -12,12 +12,10 @@ Error handling: see :mod:`._http`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 
 from daemon.alert import Alert
-from daemon.config.model import IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
@@ -29,7 +27,7 @@ from daemon.notify.receivers._http import (
     split_message,
     truncate_in_runes,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 
 INTEGRATION_TYPE = "discord"
 COLOR_RED = 0x992D22
@@ -51,16 +49,12 @@ def encode(title: str, description: str, color: int) -> bytes:
 
 
 @attrs.define
-class DiscordIntegration:
+class DiscordIntegration(ConfiguredIntegration):
     """One ``discord_configs`` entry.
 
     Cancellation: a request in flight is abandoned with the caller's scope.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
 
     def bodies(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> list[bytes]:
@@ -81,6 +75,4 @@ class DiscordIntegration:
         await post_each(self.env, url, self.bodies(ctx, alerts), self.fields)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> DiscordIntegration:
-    """The integration for one ``discord_configs`` entry."""
-    return DiscordIntegration(dict(config.fields), index, env, config.send_resolved)
+build = DiscordIntegration.from_config

@@ -48,10 +48,9 @@ import structlog
 import trio
 
 from daemon.alert import Alert
-from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import FieldRenderer, read_key_file
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 from daemon.notify.retry import NotifyError
 
 INTEGRATION_TYPE = "email"
@@ -398,16 +397,12 @@ def _host_port(smarthost: str) -> tuple[str, int]:
 
 
 @attrs.define
-class EmailIntegration:
+class EmailIntegration(ConfiguredIntegration):
     """One ``email_configs`` entry.
 
     Cancellation: see the module docstring (the worker thread is abandoned).
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
     hostname: str = attrs.field(factory=socket.gethostname)
     rng: random.Random = attrs.field(factory=random.Random)
@@ -500,9 +495,7 @@ class EmailIntegration:
         )
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> EmailIntegration:
-    """The integration for one ``email_configs`` entry."""
-    return EmailIntegration(dict(config.fields), index, env, config.send_resolved)
+build = EmailIntegration.from_config
 
 
 __all__ = [

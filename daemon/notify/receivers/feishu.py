@@ -23,7 +23,6 @@ from typing import Any
 import attrs
 
 from daemon.alert import Alert
-from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
     FieldRenderer,
@@ -37,7 +36,7 @@ from daemon.notify.receivers._http import (
     string_list,
     utf8_bytes,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 
 INTEGRATION_TYPE = "feishu"
 MAX_MESSAGE_BYTES = 20000
@@ -54,16 +53,12 @@ def sign(timestamp_s: int, secret: str) -> str:
 
 
 @attrs.define
-class FeishuIntegration:
+class FeishuIntegration(ConfiguredIntegration):
     """One ``feishu_configs`` entry.
 
     Cancellation: a request in flight is abandoned with the caller's scope.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
 
     def texts(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> list[str]:
@@ -92,6 +87,4 @@ class FeishuIntegration:
             await post_json(self.env, url, body, http_config(self.fields), check=check_reply)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> FeishuIntegration:
-    """The integration for one ``feishu_configs`` entry."""
-    return FeishuIntegration(dict(config.fields), index, env, config.send_resolved)
+build = FeishuIntegration.from_config

@@ -12,12 +12,10 @@ Error handling: see :mod:`._http`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 
 from daemon.alert import Alert
-from daemon.config.model import IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
@@ -29,7 +27,7 @@ from daemon.notify.receivers._http import (
     split_message,
     utf8_bytes,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 
 INTEGRATION_TYPE = "msteams"
 COLOR_RED = "8C1A1A"
@@ -52,16 +50,12 @@ def encode(title: str, text: str, color: str, summary: str = "") -> bytes:
 
 
 @attrs.define
-class MSTeamsIntegration:
+class MSTeamsIntegration(ConfiguredIntegration):
     """One ``msteams_configs`` entry.
 
     Cancellation: a request in flight is abandoned with the caller's scope.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
 
     def bodies(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> list[bytes]:
@@ -84,6 +78,4 @@ class MSTeamsIntegration:
         await post_each(self.env, url, self.bodies(ctx, alerts), self.fields)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> MSTeamsIntegration:
-    """The integration for one ``msteams_configs`` entry."""
-    return MSTeamsIntegration(dict(config.fields), index, env, config.send_resolved)
+build = MSTeamsIntegration.from_config

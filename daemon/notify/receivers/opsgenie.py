@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 import structlog
 
 from daemon.alert import Alert
-from daemon.config.model import HTTPConfig, IntegrationConfig
+from daemon.config.model import HTTPConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
@@ -40,7 +39,7 @@ from daemon.notify.receivers._http import (
     send_request,
     truncate_in_runes,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 from daemon.template.data import build_data
 
 INTEGRATION_TYPE = "opsgenie"
@@ -82,17 +81,13 @@ class Request:
 
 
 @attrs.define
-class OpsGenieIntegration:
+class OpsGenieIntegration(ConfiguredIntegration):
     """One ``opsgenie_configs`` entry.
 
     Cancellation: the request in flight is abandoned when the caller's scope is cancelled;
     later requests of the same notification are not sent.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
 
     def plan(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> list[Request]:
@@ -199,9 +194,7 @@ def _responder(rid: str, name: str, username: str, rtype: str) -> str:
     return gojson.obj(pairs)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> OpsGenieIntegration:
-    """The integration for one ``opsgenie_configs`` entry."""
-    return OpsGenieIntegration(dict(config.fields), index, env, config.send_resolved)
+build = OpsGenieIntegration.from_config
 
 
 __all__ = ["INTEGRATION_TYPE", "OpsGenieIntegration", "Request", "build", "endpoint", "safe_split"]

@@ -23,7 +23,7 @@ import attrs
 import structlog
 
 from daemon.alert import Alert, go_quote
-from daemon.config.model import HTTPConfig, IntegrationConfig
+from daemon.config.model import HTTPConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
@@ -39,7 +39,7 @@ from daemon.notify.receivers._http import (
     truncate_in_bytes,
     truncate_in_runes,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 from daemon.notify.retry import NotifyError
 
 INTEGRATION_TYPE = "pagerduty"
@@ -182,16 +182,12 @@ def _as_list(value: Any) -> list[dict[str, Any]]:
 
 
 @attrs.define
-class PagerDutyIntegration:
+class PagerDutyIntegration(ConfiguredIntegration):
     """One ``pagerduty_configs`` entry.
 
     Cancellation: the request is abandoned when the caller's scope is cancelled.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
 
     @property
@@ -288,9 +284,7 @@ class PagerDutyIntegration:
         raise_for_status(reply, retry_codes, _error_details)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> PagerDutyIntegration:
-    """The integration for one ``pagerduty_configs`` entry."""
-    return PagerDutyIntegration(dict(config.fields), index, env, config.send_resolved)
+build = PagerDutyIntegration.from_config
 
 
 __all__ = [

@@ -23,7 +23,7 @@ import attrs
 import structlog
 
 from daemon.alert import Alert
-from daemon.config.model import HTTPConfig, IntegrationConfig
+from daemon.config.model import HTTPConfig
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
     FieldRenderer,
@@ -31,7 +31,7 @@ from daemon.notify.receivers._http import (
     send_request,
     truncate_in_runes,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 
 INTEGRATION_TYPE = "pushover"
 API_URL = "https://api.pushover.net/1/messages.json"
@@ -50,16 +50,12 @@ def _seconds(ns: Any) -> str:
 
 
 @attrs.define
-class PushoverIntegration:
+class PushoverIntegration(ConfiguredIntegration):
     """One ``pushover_configs`` entry.
 
     Cancellation: the request is abandoned when the caller's scope is cancelled.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
     api_url: str = API_URL
 
@@ -112,9 +108,7 @@ class PushoverIntegration:
         raise_for_status(reply)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> PushoverIntegration:
-    """The integration for one ``pushover_configs`` entry."""
-    return PushoverIntegration(dict(config.fields), index, env, config.send_resolved)
+build = PushoverIntegration.from_config
 
 
 __all__ = ["API_URL", "INTEGRATION_TYPE", "PushoverIntegration", "build"]

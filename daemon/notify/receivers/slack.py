@@ -21,7 +21,6 @@ import attrs
 import structlog
 
 from daemon.alert import Alert
-from daemon.config.model import IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
@@ -33,7 +32,7 @@ from daemon.notify.receivers._http import (
     split_message,
     truncate_in_runes,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 from daemon.notify.retry import NotifyError
 from daemon.template.gofmt import go_quote
 
@@ -85,17 +84,13 @@ def encode_action(action: dict[str, Any]) -> str:
 
 
 @attrs.define
-class SlackIntegration:
+class SlackIntegration(ConfiguredIntegration):
     """One ``slack_configs`` entry.
 
     Cancellation: a request in flight is abandoned with the caller's scope; messages of
     a split body already sent stay sent.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
 
     def bodies(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> list[bytes]:
@@ -187,6 +182,4 @@ class SlackIntegration:
                 ) from None
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> SlackIntegration:
-    """The integration for one ``slack_configs`` entry."""
-    return SlackIntegration(dict(config.fields), index, env, config.send_resolved)
+build = SlackIntegration.from_config

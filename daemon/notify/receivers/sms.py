@@ -14,31 +14,25 @@ statuses and template errors are permanent.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 
 from daemon.alert import Alert
-from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import FieldRenderer, http_config, raise_for_status, send_request
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 
 INTEGRATION_TYPE = "sms"
 DEFAULT_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 
 @attrs.define
-class SmsIntegration:
+class SmsIntegration(ConfiguredIntegration):
     """One ``sms_configs`` entry.
 
     Cancellation: a request in flight is abandoned with the caller's scope.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
 
     def request(
@@ -68,6 +62,4 @@ class SmsIntegration:
         raise_for_status(reply)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> SmsIntegration:
-    """The integration for one ``sms_configs`` entry."""
-    return SmsIntegration(dict(config.fields), index, env, config.send_resolved)
+build = SmsIntegration.from_config

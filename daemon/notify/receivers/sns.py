@@ -37,7 +37,7 @@ import attrs
 import structlog
 
 from daemon.alert import Alert
-from daemon.config.model import HTTPConfig, IntegrationConfig
+from daemon.config.model import HTTPConfig
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
     FieldRenderer,
@@ -46,7 +46,7 @@ from daemon.notify.receivers._http import (
     raise_for_status,
     send_request,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 from daemon.notify.retry import NotifyError
 
 INTEGRATION_TYPE = "sns"
@@ -161,16 +161,12 @@ def _error_details(reply: HTTPReply) -> str:
 
 
 @attrs.define
-class SNSIntegration:
+class SNSIntegration(ConfiguredIntegration):
     """One ``sns_configs`` entry.
 
     Cancellation: the request is abandoned when the caller's scope is cancelled.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
     environ: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ))
 
@@ -271,9 +267,7 @@ class SNSIntegration:
         raise_for_status(reply, details=_error_details)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> SNSIntegration:
-    """The integration for one ``sns_configs`` entry."""
-    return SNSIntegration(dict(config.fields), index, env, config.send_resolved)
+build = SNSIntegration.from_config
 
 
 __all__ = ["INTEGRATION_TYPE", "Credentials", "SNSIntegration", "build", "encode_form", "sign_v4"]

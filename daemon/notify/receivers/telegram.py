@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 
 from daemon.alert import Alert
-from daemon.config.model import IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
@@ -35,7 +33,7 @@ from daemon.notify.receivers._http import (
     post_json,
     read_key_file,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 from daemon.notify.retry import NotifyError
 
 INTEGRATION_TYPE = "telegram"
@@ -61,16 +59,12 @@ def check_reply(reply: HTTPReply) -> None:
 
 
 @attrs.define
-class TelegramIntegration:
+class TelegramIntegration(ConfiguredIntegration):
     """One ``telegram_configs`` entry.
 
     Cancellation: a request in flight is abandoned with the caller's scope.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
 
     def bodies(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> list[bytes]:
@@ -108,6 +102,4 @@ class TelegramIntegration:
             )
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> TelegramIntegration:
-    """The integration for one ``telegram_configs`` entry."""
-    return TelegramIntegration(dict(config.fields), index, env, config.send_resolved)
+build = TelegramIntegration.from_config

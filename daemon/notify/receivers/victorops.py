@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 import structlog
 
 from daemon.alert import Alert
-from daemon.config.model import HTTPConfig, IntegrationConfig
+from daemon.config.model import HTTPConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
@@ -34,7 +33,7 @@ from daemon.notify.receivers._http import (
     send_request,
     truncate_in_runes,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 from daemon.notify.retry import NotifyError
 
 INTEGRATION_TYPE = "victorops"
@@ -47,16 +46,12 @@ log = structlog.get_logger(__name__)
 
 
 @attrs.define
-class VictorOpsIntegration:
+class VictorOpsIntegration(ConfiguredIntegration):
     """One ``victorops_configs`` entry.
 
     Cancellation: the request is abandoned when the caller's scope is cancelled.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
 
     async def url(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> str:
@@ -122,9 +117,7 @@ class VictorOpsIntegration:
         raise_for_status(reply)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> VictorOpsIntegration:
-    """The integration for one ``victorops_configs`` entry."""
-    return VictorOpsIntegration(dict(config.fields), index, env, config.send_resolved)
+build = VictorOpsIntegration.from_config
 
 
 __all__ = ["INTEGRATION_TYPE", "VictorOpsIntegration", "build"]

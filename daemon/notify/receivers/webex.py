@@ -11,12 +11,10 @@ Error handling: see :mod:`._http`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 
 from daemon.alert import Alert
-from daemon.config.model import IntegrationConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
@@ -24,7 +22,7 @@ from daemon.notify.receivers._http import (
     fit_message,
     post_each,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 
 INTEGRATION_TYPE = "webex"
 API_URL = "https://webexapis.com/v1/messages"
@@ -40,16 +38,12 @@ def encode(markdown: str, room_id: str) -> bytes:
 
 
 @attrs.define
-class WebexIntegration:
+class WebexIntegration(ConfiguredIntegration):
     """One ``webex_configs`` entry.
 
     Cancellation: a request in flight is abandoned with the caller's scope.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
 
     def bodies(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> list[bytes]:
@@ -65,6 +59,4 @@ class WebexIntegration:
         await post_each(self.env, url, self.bodies(ctx, alerts), self.fields)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> WebexIntegration:
-    """The integration for one ``webex_configs`` entry."""
-    return WebexIntegration(dict(config.fields), index, env, config.send_resolved)
+build = WebexIntegration.from_config

@@ -20,17 +20,16 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 import structlog
 
 from daemon.alert import Alert
-from daemon.config.model import HTTPConfig, IntegrationConfig
+from daemon.config.model import HTTPConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import FieldRenderer, send_request
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 from daemon.notify.retry import NotifyError, failure_reason
 
 INTEGRATION_TYPE = "wechat"
@@ -75,17 +74,13 @@ def encode_message(
 
 
 @attrs.define
-class WeChatIntegration:
+class WeChatIntegration(ConfiguredIntegration):
     """One ``wechat_configs`` entry; owns its cached access token.
 
     Cancellation: the request is abandoned when the caller's scope is cancelled; a token
     fetched before that stays cached.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
     access_token: str = ""
     access_token_at: int = 0
@@ -170,9 +165,7 @@ class WeChatIntegration:
         raise NotifyError(error, retryable=False)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> WeChatIntegration:
-    """The integration for one ``wechat_configs`` entry."""
-    return WeChatIntegration(dict(config.fields), index, env, config.send_resolved)
+build = WeChatIntegration.from_config
 
 
 __all__ = ["INTEGRATION_TYPE", "WeChatIntegration", "build", "encode_message"]

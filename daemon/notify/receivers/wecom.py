@@ -20,7 +20,6 @@ from typing import Any
 import attrs
 
 from daemon.alert import Alert
-from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
     FieldRenderer,
@@ -32,7 +31,7 @@ from daemon.notify.receivers._http import (
     string_list,
     utf8_bytes,
 )
-from daemon.notify.receivers.base import IntegrationEnv
+from daemon.notify.receivers.base import ConfiguredIntegration
 
 INTEGRATION_TYPE = "wecom"
 MAX_TEXT_BYTES = 2048
@@ -43,16 +42,12 @@ check_reply = bot_reply_checker(("errcode",), {RATE_LIMITED}, "wecom")
 
 
 @attrs.define
-class WeComIntegration:
+class WeComIntegration(ConfiguredIntegration):
     """One ``wecom_configs`` entry.
 
     Cancellation: a request in flight is abandoned with the caller's scope.
     """
 
-    fields: dict[str, Any]
-    index: int
-    env: IntegrationEnv
-    send_resolved: bool
     name: str = INTEGRATION_TYPE
 
     def bodies(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> list[bytes]:
@@ -91,6 +86,4 @@ class WeComIntegration:
         await post_each(self.env, url, self.bodies(ctx, alerts), self.fields, check=check_reply)
 
 
-def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> WeComIntegration:
-    """The integration for one ``wecom_configs`` entry."""
-    return WeComIntegration(dict(config.fields), index, env, config.send_resolved)
+build = WeComIntegration.from_config
