@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import pathlib
-import socket
-import subprocess
+from functools import partial
 
-import httpx
 import pytest
 import trio
 
@@ -17,7 +15,7 @@ from daemon.nflog import alert_hash
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers.webhook import build_payload
 from daemon.timestamp import parse_rfc3339
-from tests.notify.conftest import LoopbackSink
+from tests.integration.processes import EXTERNAL_URL, alertmanager_until, start_sink
 
 pytestmark = pytest.mark.alertmanager
 
@@ -78,19 +76,9 @@ def firing_hashes(snapshot: bytes) -> list[int]:
     return hashes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def test_payload_equals_alertmanager(
-    loopback_sink: LoopbackSink, tmp_path: pathlib.Path
-) -> None:
+async def test_payload_equals_alertmanager(tmp_path: pathlib.Path, nursery: trio.Nursery) -> None:
     """Same alerts through the 0.25 binary and tocsin give identical bodies and dedup hashes."""
-    (tmp_path / "am.yml").write_text(CONFIG.format(url=loopback_sink.url))
-    port = free_port()
+    sink = await start_sink(nursery)
     posted = [
         {
             "labels": {"alertname": "Q", "i": str(i)},
@@ -100,43 +88,16 @@ async def test_payload_equals_alertmanager(
         }
         for i in range(2)
     ]
-    process = await trio.lowlevel.open_process(
-        [
-            "prometheus-alertmanager",
-            f"--config.file={tmp_path / 'am.yml'}",
-            f"--storage.path={tmp_path}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.external-url=http://am.example:9093",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    # max_alerts: 1 with two alerts is still one notification; the clean shutdown at
+    # the end writes the nflog snapshot, which holds the dedup hashes.
+    am = await alertmanager_until(
+        tmp_path, CONFIG.format(url=f"{sink.url}/hook"), posted, partial(sink.wait_for, 1)
     )
-    try:
-        with trio.fail_after(30):
-            async with httpx.AsyncClient() as http:
-                while True:
-                    try:
-                        r = await http.post(f"http://127.0.0.1:{port}/api/v2/alerts", json=posted)
-                        break
-                    except httpx.TransportError:
-                        await trio.sleep(0.1)
-                assert r.status_code == 200
-            await loopback_sink.arrived.wait()
-            # A clean shutdown writes the nflog snapshot, which holds the dedup hashes.
-            process.terminate()
-            await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            with trio.move_on_after(5) as cleanup:
-                cleanup.shield = True
-                await process.wait()
-    assert firing_hashes((tmp_path / "nflog").read_bytes()) == [
+    assert firing_hashes((am.storage / "nflog").read_bytes()) == [
         alert_hash(p["labels"])  # type: ignore[arg-type]
         for p in posted
     ]
-    body = loopback_sink.received[0].body
+    body = sink.requests[0].body
     starts = parse_rfc3339("2020-01-01T00:00:00.5Z")
     alerts = [
         Alert(p["labels"], p["annotations"], starts, ZERO_TIME, "http://g/x?a=1&b=2")  # type: ignore[arg-type]
@@ -144,4 +105,4 @@ async def test_payload_equals_alertmanager(
     ]
     group_key = json.loads(body)["groupKey"]
     ctx = NotifyContext(group_key, {"alertname": "Q"}, "my.recv+x", 1, "{}", starts + 10**9)
-    assert build_payload(ctx, alerts, 1, "http://am.example:9093", ctx.now) == body
+    assert build_payload(ctx, alerts, 1, EXTERNAL_URL, ctx.now) == body

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import signal
-import socket
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +19,8 @@ from daemon.nflog import Nflog, ReceiverKey, alert_hash
 from daemon.nflogpb import decode_mesh_entry, decode_state, encode_mesh_entry, snapshot_records
 from daemon.persist import RecordJournal
 from daemon.silence import Silence, Silences
+from tests.integration.processes import WebhookSink, run_alertmanager
 
-AM_BINARY = "/usr/bin/prometheus-alertmanager"
 pytestmark = pytest.mark.alertmanager
 
 H = 3600 * NS_PER_SECOND
@@ -46,86 +42,24 @@ receivers:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Sink:
-    """A webhook receiver on 127.0.0.1:<ephemeral> counting POSTs."""
-
-    def __init__(self) -> None:
-        self.posts = 0
-        self.got = threading.Event()
-        sink = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                self.send_response(200)
-                self.end_headers()
-                sink.posts += 1
-                sink.got.set()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-
-
 @pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    thread = threading.Thread(target=s.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def sink() -> Iterator[WebhookSink]:
+    """A webhook receiver on 127.0.0.1:<ephemeral>."""
+    with WebhookSink() as s:
         yield s
-    finally:
-        s.server.shutdown()
-        s.server.server_close()
-        thread.join()
 
 
 @contextmanager
-def alertmanager(tmp_path: Path, storage: Path, sink: Sink) -> Iterator[str]:
+def alertmanager(tmp_path: Path, storage: Path, sink: WebhookSink) -> Iterator[str]:
     """Run AM 0.25 on 127.0.0.1 with ``storage``; yield its API base; SIGTERM it on exit."""
-    (tmp_path / "am.yml").write_text(CONFIG.format(port=sink.port))
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            AM_BINARY,
-            f"--config.file={tmp_path / 'am.yml'}",
-            f"--storage.path={storage}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}/api/v2"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{base}/status", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("alertmanager did not start (or refused its storage files)")
-                time.sleep(0.1)
-        yield base
+    with run_alertmanager(tmp_path, CONFIG.format(port=sink.port), storage=storage) as am:
+        yield f"{am.url}/api/v2"
         # SIGTERM: Alertmanager writes its final nflog and silences snapshots.
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        am.proc.send_signal(signal.SIGTERM)
+        assert am.proc.wait(20) == 0
 
 
-def test_load_files_written_by_alertmanager(tmp_path: Path, sink: Sink) -> None:
+def test_load_files_written_by_alertmanager(tmp_path: Path, sink: WebhookSink) -> None:
     """AM 0.25's nflog and silences snapshots load: group key, receiver, xxhash, byte-exact."""
     storage = tmp_path / "data"
     before = SystemClock().now()
@@ -141,7 +75,7 @@ def test_load_files_written_by_alertmanager(tmp_path: Path, sink: Sink) -> None:
         resp = httpx.post(f"{base}/silences", json=silence, timeout=5)
         resp.raise_for_status()
         silence_id = resp.json()["silenceID"]
-        assert sink.got.wait(20), "alertmanager sent no notification"
+        sink.wait_count(1, timeout=20)
         # The nflog entry is written after the webhook answers; give the pipeline a moment.
         time.sleep(0.5)
     after = SystemClock().now()
@@ -175,7 +109,7 @@ def test_load_files_written_by_alertmanager(tmp_path: Path, sink: Sink) -> None:
     assert expires_at == got.ends_at + 120 * H
 
 
-def test_alertmanager_starts_from_files_tocsin_wrote(tmp_path: Path, sink: Sink) -> None:
+def test_alertmanager_starts_from_files_tocsin_wrote(tmp_path: Path, sink: WebhookSink) -> None:
     """AM 0.25 starts from tocsin's compacted snapshots: it lists our silence and dedups by our nflog."""
     storage = tmp_path / "data"
     now = SystemClock().now()
@@ -204,9 +138,9 @@ def test_alertmanager_starts_from_files_tocsin_wrote(tmp_path: Path, sink: Sink)
         # was already notified, so Alertmanager must stay quiet.
         httpx.post(f"{base}/alerts", json=[{"labels": LABELS}], timeout=5).raise_for_status()
         time.sleep(3)
-        assert sink.posts == 0
+        assert len(sink.received) == 0
         # Control: a group the nflog does not know is notified as usual.
         httpx.post(
             f"{base}/alerts", json=[{"labels": {"alertname": "A2"}}], timeout=5
         ).raise_for_status()
-        assert sink.got.wait(20), "alertmanager sent nothing for a new group"
+        sink.wait_count(1, timeout=20)

@@ -3,17 +3,10 @@ Alertmanager 0.25 (slack, discord, telegram, webex share one real Alertmanager r
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import shutil
-import socket
-import subprocess
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +21,7 @@ from daemon.notify.receivers.base import IntegrationEnv
 from daemon.notify.retry import NotifyError
 from daemon.template.render import Templates
 from daemon.timestamp import parse_rfc3339
+from tests.integration.processes import WebhookSink, run_alertmanager
 
 NOW = parse_rfc3339("2024-05-01T12:00:00Z")
 EXTERNAL_URL = "http://am.example"
@@ -202,47 +196,6 @@ CUSTOM_TEMPLATE = """{{ define "custom.body" -}}
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Sink:
-    """A threaded loopback HTTP server recording (path, headers, body) of each POST."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        sink = self
-
-        class _H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                sink.requests.append((self.path, dict(self.headers), body))
-                reply = b'{"ok":true,"result":{"message_id":1,"chat":{"id":-100}}}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), _H)
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> _Sink:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def side_by_side_config(sink: str, template_path: Path) -> str:
     """One receiver with slack, discord, telegram and webex entries, defaults and custom."""
     custom = "'{{ template \"custom.body\" . }}'"
@@ -291,49 +244,24 @@ def alertmanager_run(
     tmp_path: Path,
 ) -> Iterator[tuple[Config, list[tuple[str, dict[str, str], bytes]]]]:
     """Runs Alertmanager 0.25 against a local sink; yields our config and its requests."""
-    binary = shutil.which("prometheus-alertmanager")
-    assert binary is not None
     template_path = tmp_path / "custom.tmpl"
     template_path.write_text(CUSTOM_TEMPLATE)
-    with _Sink() as sink:
+    reply = b'{"ok":true,"result":{"message_id":1,"chat":{"id":-100}}}'
+    with WebhookSink(reply=reply, content_type="application/json") as sink:
         text = side_by_side_config(f"http://127.0.0.1:{sink.port}", template_path)
-        (tmp_path / "am.yml").write_text(text)
-        port = _free_port()
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={tmp_path / 'am.yml'}",
-                f"--storage.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                f"--web.external-url={EXTERNAL_URL}",
-                "--cluster.listen-address=",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "TZ": "UTC"},
-        )
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
-            httpx.post(f"http://127.0.0.1:{port}/api/v2/alerts", json=POSTED, timeout=5)
-            deadline = time.monotonic() + 20
-            while len(sink.requests) < 8 and time.monotonic() < deadline:
-                time.sleep(0.1)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        yield load_config_text(text), sink.requests
+        with run_alertmanager(
+            tmp_path,
+            text,
+            f"--web.external-url={EXTERNAL_URL}",
+            storage=tmp_path / "data",
+            env={"TZ": "UTC"},
+        ) as am:
+            am.post_alerts(POSTED)
+            # Eight entries send eight requests; wait for all, not the first one.
+            with contextlib.suppress(AssertionError):
+                sink.wait_count(8, timeout=20)
+        received = [(r.path, r.headers, r.body) for r in sink.received]
+    yield load_config_text(text), received
 
 
 def _our_alerts() -> list[Alert]:
