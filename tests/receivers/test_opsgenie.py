@@ -10,9 +10,7 @@ import pytest
 import trio
 
 from daemon.notify.receivers import opsgenie
-from tests.integration.processes import start_sink
 from tests.receivers.test_pagerduty import (
-    AM_CONFIG,
     DEDUP,
     ctx,
     env_with,
@@ -20,11 +18,10 @@ from tests.receivers.test_pagerduty import (
     failure_of,
     firing,
     integration_config,
-    ours,
     real_templates,
     recorder,
     resolved,
-    run_alertmanager,
+    side_by_side,
 )
 
 
@@ -144,19 +141,20 @@ def test_safe_split() -> None:
 @pytest.mark.alertmanager
 async def test_same_requests_as_alertmanager(tmp_path: pathlib.Path, nursery: trio.Nursery) -> None:
     """Alertmanager 0.25 and tocsin send the same create and update requests."""
-    sink = await start_sink(nursery, tmp_path)
-    config_text = (
-        AM_CONFIG
-        + "  opsgenie_configs:\n  - api_key: k\n"
-        + f"    api_url: {sink.url}/og/\n"
-        + "    update_alerts: true\n    tags: 'a,{{ .CommonLabels.severity }}'\n"
-        + "    priority: P2\n    entity: e\n    actions: x\n    note: n\n"
-        + "    details: {extra: '{{ .Status }}'}\n"
-        + "    responders: [{name: 't1,t2', type: teams}, {username: u, type: user}]\n"
+    mine, theirs = await side_by_side(
+        tmp_path,
+        nursery,
+        lambda url: (
+            "  opsgenie_configs:\n  - api_key: k\n"
+            + f"    api_url: {url}/og/\n"
+            + "    update_alerts: true\n    tags: 'a,{{ .CommonLabels.severity }}'\n"
+            + "    priority: P2\n    entity: e\n    actions: x\n    note: n\n"
+            + "    details: {extra: '{{ .Status }}'}\n"
+            + "    responders: [{name: 't1,t2', type: teams}, {username: u, type: user}]\n"
+        ),
+        count=3,
     )
-    await run_alertmanager(tmp_path, config_text, sink, 3)
-    mine = await ours(config_text)
-    assert len(mine) == len(sink.requests) == 3
-    for a, b in zip(mine, sink.requests, strict=True):
+    assert len(mine) == len(theirs) == 3
+    for a, b in zip(mine, theirs, strict=True):
         assert (a.method, a.target, a.body.decode()) == (b.method, b.target, b.body.decode())
         assert a.headers["authorization"] == b.headers["authorization"] == "GenieKey k"

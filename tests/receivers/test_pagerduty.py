@@ -432,6 +432,23 @@ async def ours(
     return seen
 
 
+async def side_by_side(
+    tmp_path: pathlib.Path,
+    nursery: trio.Nursery,
+    entries: Callable[[str], str],
+    count: int = 1,
+    respond: Responder | None = None,
+) -> tuple[list[Recorded], list[Recorded]]:
+    """Tocsin's and Alertmanager's requests for receiver ``team`` with ``entries(sink_url)``.
+
+    Alertmanager's are awaited until ``count`` have arrived; ``respond`` answers both.
+    """
+    sink = await start_sink(nursery, tmp_path, respond)
+    config_text = AM_CONFIG + entries(sink.url)
+    await run_alertmanager(tmp_path, config_text, sink, count)
+    return await ours(config_text, respond), sink.requests
+
+
 @pytest.mark.alertmanager
 @pytest.mark.parametrize(
     "entry",
@@ -448,11 +465,11 @@ async def test_same_request_as_alertmanager(
     entry: str, tmp_path: pathlib.Path, nursery: trio.Nursery
 ) -> None:
     """Alertmanager 0.25 and tocsin send the same PagerDuty event for the same alerts."""
-    sink = await start_sink(nursery, tmp_path)
-    config_text = AM_CONFIG + "  pagerduty_configs:\n  - " + entry.format(url=sink.url) + "\n"
-    await run_alertmanager(tmp_path, config_text, sink, 1)
-    (theirs,) = sink.requests
-    (mine,) = await ours(config_text)
+    mine_all, theirs_all = await side_by_side(
+        tmp_path, nursery, lambda url: "  pagerduty_configs:\n  - " + entry.format(url=url) + "\n"
+    )
+    (theirs,) = theirs_all
+    (mine,) = mine_all
     assert (mine.method, mine.target) == (theirs.method, theirs.target)
     assert mine.body.decode() == theirs.body.decode()
     assert b"summary" in theirs.body or b"description" in theirs.body

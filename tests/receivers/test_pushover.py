@@ -10,20 +10,17 @@ import pytest
 import trio
 
 from daemon.notify.receivers import pushover
-from tests.integration.processes import start_sink
 from tests.receivers.test_pagerduty import (
-    AM_CONFIG,
     ctx,
     env_with,
     failing,
     failure_of,
     firing,
     integration_config,
-    ours,
     real_templates,
     recorder,
     resolved,
-    run_alertmanager,
+    side_by_side,
 )
 
 
@@ -121,16 +118,17 @@ async def test_same_request_as_alertmanager(
     html: str, tmp_path: pathlib.Path, nursery: trio.Nursery
 ) -> None:
     """Alertmanager 0.25 and tocsin send the same Pushover request (through a TLS proxy)."""
-    sink = await start_sink(nursery, tmp_path)
-    config_text = (
-        AM_CONFIG
-        + "  pushover_configs:\n  - user_key: u\n    token: 't/k'\n    sound: siren\n"
-        + f"    html: {html}\n    url_title: 'see {{{{ .Status }}}}'\n    retry: 90s\n"
-        + f"    http_config:\n      proxy_url: {sink.url}\n"
-        + "      tls_config: {insecure_skip_verify: true}\n"
+    mine_all, theirs_all = await side_by_side(
+        tmp_path,
+        nursery,
+        lambda url: (
+            "  pushover_configs:\n  - user_key: u\n    token: 't/k'\n    sound: siren\n"
+            + f"    html: {html}\n    url_title: 'see {{{{ .Status }}}}'\n    retry: 90s\n"
+            + f"    http_config:\n      proxy_url: {url}\n"
+            + "      tls_config: {insecure_skip_verify: true}\n"
+        ),
     )
-    await run_alertmanager(tmp_path, config_text, sink, 1)
-    (mine,) = await ours(config_text)
-    (theirs,) = sink.requests
+    (mine,) = mine_all
+    (theirs,) = theirs_all
     assert (mine.method, mine.target, mine.body) == (theirs.method, theirs.target, theirs.body)
     assert mine.headers["content-type"] == theirs.headers["content-type"]

@@ -11,9 +11,8 @@ import trio
 
 from daemon.notify.receivers import sns
 from daemon.timestamp import parse_rfc3339
-from tests.integration.processes import Recorded, start_sink
+from tests.integration.processes import Recorded
 from tests.receivers.test_pagerduty import (
-    AM_CONFIG,
     DEDUP,
     NOW,
     ctx,
@@ -22,10 +21,9 @@ from tests.receivers.test_pagerduty import (
     failure_of,
     firing,
     integration_config,
-    ours,
     real_templates,
     recorder,
-    run_alertmanager,
+    side_by_side,
 )
 
 KEYS = "sigv4: {region: us-east-1, access_key: AKID, secret_key: SECRET}"
@@ -229,16 +227,18 @@ async def test_same_publish_as_alertmanager(
     target: str, tmp_path: pathlib.Path, nursery: trio.Nursery
 ) -> None:
     """Alertmanager 0.25 (aws-sdk-go) and tocsin send the same signed Publish form."""
-    sink = await start_sink(nursery, tmp_path, publish_ok)
-    config_text = (
-        AM_CONFIG
-        + f"  sns_configs:\n  - {target}\n    api_url: {sink.url}/\n"
-        + "    sigv4: {region: us-east-1, access_key: AKID, secret_key: SECRET}\n"
-        + "    attributes: {b: '{{ .Status }}', a: x}\n"
+    mine_all, theirs_all = await side_by_side(
+        tmp_path,
+        nursery,
+        lambda url: (
+            f"  sns_configs:\n  - {target}\n    api_url: {url}/\n"
+            + "    sigv4: {region: us-east-1, access_key: AKID, secret_key: SECRET}\n"
+            + "    attributes: {b: '{{ .Status }}', a: x}\n"
+        ),
+        respond=publish_ok,
     )
-    await run_alertmanager(tmp_path, config_text, sink, 1)
-    (mine,) = await ours(config_text, publish_ok)
-    theirs = sink.requests[0]
+    (mine,) = mine_all
+    theirs = theirs_all[0]
     assert (mine.method, mine.target) == (theirs.method, theirs.target)
     assert mine.body.decode() == theirs.body.decode()
     assert mine.headers["content-type"] == theirs.headers["content-type"]

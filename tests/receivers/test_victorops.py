@@ -10,9 +10,7 @@ import pytest
 import trio
 
 from daemon.notify.receivers import victorops
-from tests.integration.processes import start_sink
 from tests.receivers.test_pagerduty import (
-    AM_CONFIG,
     DEDUP,
     ctx,
     env_with,
@@ -20,11 +18,10 @@ from tests.receivers.test_pagerduty import (
     failure_of,
     firing,
     integration_config,
-    ours,
     real_templates,
     recorder,
     resolved,
-    run_alertmanager,
+    side_by_side,
 )
 
 
@@ -116,16 +113,17 @@ async def test_default_templates() -> None:
 @pytest.mark.alertmanager
 async def test_same_request_as_alertmanager(tmp_path: pathlib.Path, nursery: trio.Nursery) -> None:
     """Alertmanager 0.25 and tocsin send the same VictorOps event."""
-    sink = await start_sink(nursery, tmp_path)
-    config_text = (
-        AM_CONFIG
-        + "  victorops_configs:\n  - api_key: key\n    routing_key: 'rk-{{ .CommonLabels.severity }}'\n"
-        + f"    api_url: {sink.url}/vo/\n"
-        + "    message_type: WARNING\n    custom_fields: {team: '{{ .Receiver }}'}\n"
+    mine_all, theirs_all = await side_by_side(
+        tmp_path,
+        nursery,
+        lambda url: (
+            "  victorops_configs:\n  - api_key: key\n    routing_key: 'rk-{{ .CommonLabels.severity }}'\n"
+            + f"    api_url: {url}/vo/\n"
+            + "    message_type: WARNING\n    custom_fields: {team: '{{ .Receiver }}'}\n"
+        ),
     )
-    await run_alertmanager(tmp_path, config_text, sink, 1)
-    (mine,) = await ours(config_text)
-    (theirs,) = sink.requests
+    (mine,) = mine_all
+    (theirs,) = theirs_all
     assert (mine.method, mine.target, mine.body.decode()) == (
         theirs.method,
         theirs.target,
