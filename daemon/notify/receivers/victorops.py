@@ -21,16 +21,15 @@ import attrs
 import structlog
 
 from daemon.alert import Alert
-from daemon.config.model import HTTPConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
     FieldRenderer,
     group_status,
+    http_config,
     inline_or_file,
     key_hash,
-    raise_for_status,
-    send_request,
+    post_json,
     truncate_in_runes,
 )
 from daemon.notify.receivers.base import ConfiguredIntegration
@@ -106,15 +105,7 @@ class VictorOpsIntegration(ConfiguredIntegration):
         """POST the event; raises :class:`NotifyError` on failure."""
         url = await self.url(ctx, alerts)
         body = self.build_body(ctx, alerts)
-        reply = await send_request(
-            self.env.http,
-            "POST",
-            url,
-            self.fields.get("http_config") or HTTPConfig(),
-            content=body,
-            content_type="application/json",
-        )
-        raise_for_status(reply)
+        await post_json(self.env, url, body, http_config(self.fields))
 
 
 build = VictorOpsIntegration.from_config
