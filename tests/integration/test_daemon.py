@@ -289,3 +289,18 @@ def test_receiver_test_endpoint_and_ctl(tmp_path: Path) -> None:
             with d.api() as c:
                 missing = c.post("/api/v1/receivers/nope/test")
             assert (missing.status_code, missing.json()) == (404, {"error": "receiver not found"})
+
+
+def test_bad_template_at_start_is_a_config_error(tmp_path: Path) -> None:
+    """A template that does not parse stops start-up, naming the file and line."""
+    (tmp_path / "bad.tmpl").write_text('{{ define "x" }}\n{{ if }}\n{{ end }}\n')
+    config = tmp_path / "tocsin.yml"
+    config.write_text(
+        "templates: ['*.tmpl']\nroute: {receiver: a}\n"
+        "receivers: [{name: a, webhook_configs: [{url: 'http://127.0.0.1:9/'}]}]\n"
+    )
+    done = subprocess.run(
+        tocsin_argv(config, tmp_path / "data"), cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert "bad.tmpl:2" in done.stdout
