@@ -282,10 +282,9 @@ class ErrResp(_StructMessage):
 
 
 @attrs.frozen
-class Suspect(_StructMessage):
-    """``from_node`` suspects ``node`` at ``incarnation`` has failed."""
+class _Verdict(_StructMessage):
+    """Suspect and dead share Go's field set: ``from_node`` says ``node`` at ``incarnation``."""
 
-    TYPE = MessageType.SUSPECT
     GO_FIELDS = ("Incarnation", "Node", "From")
 
     incarnation: int
@@ -300,7 +299,7 @@ class Suspect(_StructMessage):
         }
 
     @classmethod
-    def from_struct(cls, struct: dict[bytes, object]) -> Suspect:
+    def from_struct(cls, struct: dict[bytes, object]) -> Self:
         return cls(
             incarnation=get_uint(struct, "Incarnation", 32),
             node=get_str(struct, "Node"),
@@ -309,35 +308,22 @@ class Suspect(_StructMessage):
 
 
 @attrs.frozen
-class Dead(_StructMessage):
+class Suspect(_Verdict):
+    """``from_node`` suspects ``node`` at ``incarnation`` has failed."""
+
+    TYPE = MessageType.SUSPECT
+
+
+@attrs.frozen
+class Dead(_Verdict):
     """``from_node`` declares ``node`` dead; ``from_node == node`` is a graceful leave."""
 
     TYPE = MessageType.DEAD
-    GO_FIELDS = ("Incarnation", "Node", "From")
-
-    incarnation: int
-    node: str
-    from_node: str
 
     @property
     def is_leave(self) -> bool:
         """True when the node announced its own departure (receivers record Left)."""
         return self.node == self.from_node
-
-    def fields(self) -> dict[str, FieldValue]:
-        return {
-            "Incarnation": _require_uint("incarnation", self.incarnation, 32),
-            "Node": self.node,
-            "From": self.from_node,
-        }
-
-    @classmethod
-    def from_struct(cls, struct: dict[bytes, object]) -> Dead:
-        return cls(
-            incarnation=get_uint(struct, "Incarnation", 32),
-            node=get_str(struct, "Node"),
-            from_node=get_str(struct, "From"),
-        )
 
 
 @attrs.frozen
