@@ -361,18 +361,21 @@ class Lexer:
         return self._lex_inside_action
 
     def _lex_char(self) -> object:
+        return self._lex_escaped("'", Item.CHAR_CONSTANT, "unterminated character constant")
+
+    def _lex_escaped(self, close: str, item: Item, unterminated: str) -> object:
+        """A char constant or quoted string: backslash escapes, no newline inside."""
         while True:
             ch = self._next()
             if ch == "\\":
-                nxt = self._next()
-                if nxt not in ("", "\n"):
+                if self._next() not in ("", "\n"):
                     continue
-                return self._error("unterminated character constant")
+                return self._error(unterminated)
             if ch in ("", "\n"):
-                return self._error("unterminated character constant")
-            if ch == "'":
+                return self._error(unterminated)
+            if ch == close:
                 break
-        self._emit(Item.CHAR_CONSTANT)
+        self._emit(item)
         return self._lex_inside_action
 
     def _scan_number(self) -> bool:
@@ -433,19 +436,7 @@ class Lexer:
         return self._lex_inside_action
 
     def _lex_quote(self) -> object:
-        while True:
-            ch = self._next()
-            if ch == "\\":
-                nxt = self._next()
-                if nxt not in ("", "\n"):
-                    continue
-                return self._error("unterminated quoted string")
-            if ch in ("", "\n"):
-                return self._error("unterminated quoted string")
-            if ch == '"':
-                break
-        self._emit(Item.STRING)
-        return self._lex_inside_action
+        return self._lex_escaped('"', Item.STRING, "unterminated quoted string")
 
     def _lex_raw_quote(self) -> object:
         while True:
