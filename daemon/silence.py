@@ -43,6 +43,7 @@ from __future__ import annotations
 import builtins
 import enum
 import importlib
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -337,7 +338,8 @@ def _regex_literals(pattern: str) -> list[str] | None:
     """The finite set of values ``pattern`` fullmatches, when small and non-empty-only."""
     try:
         parsed = _re_parser.parse(pattern)
-    except Exception:  # any parser trouble just means "not indexable"
+    except (re.error, OverflowError, RecursionError):
+        # A pattern the parser refuses is simply not indexable (the matcher decides).
         return None
     # Global inline flags ((?i) etc.) land in the parse state, not in the nodes.
     if parsed.state.flags & ~_re_parser.SRE_FLAG_UNICODE:
