@@ -14,180 +14,137 @@ from daemon.matcher import parse_matchers
 from daemon.metrics import REGISTRY
 from daemon.notify.context import NotifyContext
 
+from .conftest import route_root, virtual_dispatch
 from .fakes import T0, RecordingNotifier, alert, running_dispatcher
 
 S = SECOND
-
-
-def _root(gw: int = 3, gi: int = 6, group_by: tuple[str, ...] = ("alertname",)) -> RouteNode:
-    return RouteNode.build(
-        Route(
-            receiver="default",
-            group_by=group_by,
-            group_wait=gw * S,
-            group_interval=gi * S,
-            repeat_interval=20 * S,
-        )
-    )
 
 
 async def test_group_wait_then_group_interval_ticks(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """A new group flushes at group_wait, then every group_interval, whatever notify takes."""
-    with trio.fail_after(100):
-        t0 = trio.current_time()
-        clock = TrioClock(T0)
-        # Each notify takes 1 s: ticks re-armed after the flush would drift to 10 s, 17 s.
-        rec = RecordingNotifier(t0, delay=lambda ctx: 1.0)
-        async with running_dispatcher(_root(), {"default": rec}, clock) as d:
-            d.ingest(alert(clock, "A"))
-            await trio.sleep_until(t0 + 16)
-        assert [c.at for c in rec.calls] == [3.0, 9.0, 15.0]
-        first = rec.calls[0]
-        assert first.ctx == NotifyContext(
-            group_key='{}:{alertname="A"}',
-            group_labels={"alertname": "A"},
-            receiver="default",
-            repeat_interval=20 * S,
-            route_id="{}",
-            now=T0 + 3 * S,
-        )
-        assert first.names == ["A"]
-        assert first.alerts[0].ends_at == ZERO_TIME
+    # Each notify takes 1 s: ticks re-armed after the flush would drift to 10 s, 17 s.
+    async with virtual_dispatch(route_root(), delay=lambda ctx: 1.0) as run:
+        run.ingest("A")
+        await run.sleep_until(16)
+    assert [c.at for c in run.rec.calls] == [3.0, 9.0, 15.0]
+    first = run.rec.calls[0]
+    assert first.ctx == NotifyContext(
+        group_key='{}:{alertname="A"}',
+        group_labels={"alertname": "A"},
+        receiver="default",
+        repeat_interval=20 * S,
+        route_id="{}",
+        now=T0 + 3 * S,
+    )
+    assert first.names == ["A"]
+    assert first.alerts[0].ends_at == ZERO_TIME
 
 
 async def test_old_starts_at_flushes_immediately(autojump_clock: trio.testing.MockClock) -> None:
     """An alert whose startsAt is older than group_wait skips the wait of a new group."""
-    with trio.fail_after(100):
-        t0 = trio.current_time()
-        clock = TrioClock(T0)
-        rec = RecordingNotifier(t0)
-        async with running_dispatcher(_root(gw=30, gi=60), {"default": rec}, clock) as d:
-            d.ingest(alert(clock, "A", start_offset=-31))
-            d.ingest(alert(clock, "A", start_offset=-31, instance="2"))
-            await trio.sleep_until(t0 + 61)
-        assert [c.at for c in rec.calls] == [0.0, 60.0]
-        # Both alerts of the batch were queued before the actor ran: one notification.
-        assert len(rec.calls[0].alerts) == 2
+    async with virtual_dispatch(route_root(gw=30, gi=60)) as run:
+        run.ingest("A", start_offset=-31)
+        run.ingest("A", start_offset=-31, instance="2")
+        await run.sleep_until(61)
+    assert [c.at for c in run.rec.calls] == [0.0, 60.0]
+    # Both alerts of the batch were queued before the actor ran: one notification.
+    assert len(run.rec.calls[0].alerts) == 2
 
 
 async def test_alert_added_after_first_flush_waits_for_next_tick(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """An alert joining at 4.5 s (gw 3 s, gi 6 s) is first notified at 9 s, even if old."""
-    with trio.fail_after(100):
-        t0 = trio.current_time()
-        clock = TrioClock(T0)
-        rec = RecordingNotifier(t0)
-        async with running_dispatcher(_root(group_by=()), {"default": rec}, clock) as d:
-            d.ingest(alert(clock, "A"))
-            await trio.sleep_until(t0 + 4.5)
-            d.ingest(alert(clock, "B", start_offset=-600))
-            await trio.sleep_until(t0 + 10)
-        assert [(c.at, c.names) for c in rec.calls] == [(3.0, ["A"]), (9.0, ["A", "B"])]
+    async with virtual_dispatch(route_root(group_by=())) as run:
+        run.ingest("A")
+        await run.sleep_until(4.5)
+        run.ingest("B", start_offset=-600)
+        await run.sleep_until(10)
+    assert [(c.at, c.names) for c in run.rec.calls] == [(3.0, ["A"]), (9.0, ["A", "B"])]
 
 
 async def test_resolved_alert_removed_after_successful_flush(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """A resolved alert is notified once; after success the group is empty and stays quiet."""
-    with trio.fail_after(100):
-        t0 = trio.current_time()
-        clock = TrioClock(T0)
-        rec = RecordingNotifier(t0)
-        async with running_dispatcher(_root(), {"default": rec}, clock) as d:
-            d.ingest(alert(clock, "A", end_offset=0))
-            await trio.sleep_until(t0 + 16)
-            [group] = d.groups()
-            assert group.alerts == ()
-        assert [c.at for c in rec.calls] == [3.0]
-        assert rec.calls[0].alerts[0].ends_at == T0
+    async with virtual_dispatch(route_root()) as run:
+        run.ingest("A", end_offset=0)
+        await run.sleep_until(16)
+        [group] = run.dispatcher.groups()
+        assert group.alerts == ()
+    assert [c.at for c in run.rec.calls] == [3.0]
+    assert run.rec.calls[0].alerts[0].ends_at == T0
 
 
 async def test_resolved_alert_kept_after_failed_flush(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """After a failed flush the resolved alert is offered again at the next tick."""
-    with trio.fail_after(100):
-        t0 = trio.current_time()
-        clock = TrioClock(T0)
-        rec = RecordingNotifier(t0, results=[False])
-        async with running_dispatcher(_root(), {"default": rec}, clock) as d:
-            d.ingest(alert(clock, "A", end_offset=0))
-            await trio.sleep_until(t0 + 16)
-        assert [(c.at, c.names) for c in rec.calls] == [(3.0, ["A"]), (9.0, ["A"])]
+    async with virtual_dispatch(route_root(), results=[False]) as run:
+        run.ingest("A", end_offset=0)
+        await run.sleep_until(16)
+    assert [(c.at, c.names) for c in run.rec.calls] == [(3.0, ["A"]), (9.0, ["A"])]
 
 
 async def test_empty_group_removed_by_maintenance_then_fresh_group_wait(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """An empty group is dropped at the 30 s maintenance; a new alert then waits group_wait again."""
-    with trio.fail_after(100):
-        t0 = trio.current_time()
-        clock = TrioClock(T0)
-        rec = RecordingNotifier(t0)
-        async with running_dispatcher(_root(), {"default": rec}, clock) as d:
-            d.ingest(alert(clock, "A", end_offset=0))
-            await trio.sleep_until(t0 + 29)
-            assert len(d.groups()) == 1
-            await trio.sleep_until(t0 + 31)
-            assert d.groups() == []
-            d.ingest(alert(clock, "A"))
-            await trio.sleep_until(t0 + 35)
-        # Had the old group survived, its tick at 33 s would have sent the new alert.
-        assert [c.at for c in rec.calls] == [3.0, 34.0]
+    async with virtual_dispatch(route_root()) as run:
+        run.ingest("A", end_offset=0)
+        await run.sleep_until(29)
+        assert len(run.dispatcher.groups()) == 1
+        await run.sleep_until(31)
+        assert run.dispatcher.groups() == []
+        run.ingest("A")
+        await run.sleep_until(35)
+    # Had the old group survived, its tick at 33 s would have sent the new alert.
+    assert [c.at for c in run.rec.calls] == [3.0, 34.0]
 
 
 async def test_slow_flush_does_not_delay_another_group(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """While group A's notify hangs, group B of the same route still flushes on time."""
-    with trio.fail_after(100):
-        t0 = trio.current_time()
-        clock = TrioClock(T0)
 
-        def slow_for_a(ctx: NotifyContext) -> float:
-            return 5.0 if ctx.group_labels == {"alertname": "A"} else 0.0
+    def slow_for_a(ctx: NotifyContext) -> float:
+        return 5.0 if ctx.group_labels == {"alertname": "A"} else 0.0
 
-        rec = RecordingNotifier(t0, delay=slow_for_a)
-        async with running_dispatcher(_root(gw=3, gi=60), {"default": rec}, clock) as d:
-            d.ingest(alert(clock, "A"))
-            await trio.sleep_until(t0 + 1)
-            d.ingest(alert(clock, "B"))
-            await trio.sleep_until(t0 + 10)
-        assert [(c.at, c.names) for c in rec.calls] == [(3.0, ["A"]), (4.0, ["B"])]
-        assert [c.names for c in rec.finished] == [["B"], ["A"]]
+    async with virtual_dispatch(route_root(gw=3, gi=60), delay=slow_for_a) as run:
+        run.ingest("A")
+        await run.sleep_until(1)
+        run.ingest("B")
+        await run.sleep_until(10)
+    assert [(c.at, c.names) for c in run.rec.calls] == [(3.0, ["A"]), (4.0, ["B"])]
+    assert [c.names for c in run.rec.finished] == [["B"], ["A"]]
 
 
 async def test_flush_deadline_is_at_least_ten_seconds_and_counts_as_failure(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """A notify running past max(group_interval, 10 s) is cancelled and treated as failed."""
-    with trio.fail_after(100):
-        t0 = trio.current_time()
-        clock = TrioClock(T0)
-        rec = RecordingNotifier(t0, delay=lambda ctx: 1000.0 if not rec.calls[1:] else 0.0)
-        async with running_dispatcher(_root(gw=3, gi=6), {"default": rec}, clock) as d:
-            d.ingest(alert(clock, "A", end_offset=0))
-            await trio.sleep_until(t0 + 14)
-        # Cancelled at 3 + 10 s; the overdue 9 s tick then runs at once, the alert kept.
-        assert [c.at for c in rec.calls] == [3.0, 13.0]
-        assert rec.finished == [rec.calls[1]]
+    async with virtual_dispatch(
+        route_root(gw=3, gi=6), delay=lambda ctx: 1000.0 if not run.rec.calls[1:] else 0.0
+    ) as run:
+        run.ingest("A", end_offset=0)
+        await run.sleep_until(14)
+    # Cancelled at 3 + 10 s; the overdue 9 s tick then runs at once, the alert kept.
+    assert [c.at for c in run.rec.calls] == [3.0, 13.0]
+    assert run.rec.finished == [run.rec.calls[1]]
 
 
 async def test_tick_falling_inside_a_long_flush_runs_when_it_ends(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """A flush lasting 8 s (gi 6 s) delays the next tick to its end; the interval counts from there."""
-    with trio.fail_after(100):
-        t0 = trio.current_time()
-        clock = TrioClock(T0)
-        rec = RecordingNotifier(t0, delay=lambda ctx: 8.0 if len(rec.calls) == 1 else 0.0)
-        async with running_dispatcher(_root(gw=3, gi=6), {"default": rec}, clock) as d:
-            d.ingest(alert(clock, "A"))
-            await trio.sleep_until(t0 + 18)
-        assert [c.at for c in rec.calls] == [3.0, 11.0, 17.0]
+    async with virtual_dispatch(
+        route_root(gw=3, gi=6), delay=lambda ctx: 8.0 if len(run.rec.calls) == 1 else 0.0
+    ) as run:
+        run.ingest("A")
+        await run.sleep_until(18)
+    assert [c.at for c in run.rec.calls] == [3.0, 11.0, 17.0]
 
 
 async def test_continue_routes_notify_each_receiver(
@@ -238,35 +195,28 @@ async def test_groups_snapshot_is_sorted_and_stored_form(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """groups() shows each group's stored alerts (real endsAt) in notification order."""
-    with trio.fail_after(100):
-        t0 = trio.current_time()
-        clock = TrioClock(T0)
-        rec = RecordingNotifier(t0)
-        async with running_dispatcher(_root(group_by=()), {"default": rec}, clock) as d:
-            d.ingest(alert(clock, "B", job="2"))
-            d.ingest(alert(clock, "A", job="1"))
-            await trio.sleep(0.1)
-            [group] = d.groups()
-        assert group.receiver == "default"
-        assert group.labels == {}
-        assert [a.labels["alertname"] for a in group.alerts] == ["A", "B"]
-        assert group.alerts[0].ends_at == T0 + 3600 * S
+    async with virtual_dispatch(route_root(group_by=())) as run:
+        run.ingest("B", job="2")
+        run.ingest("A", job="1")
+        await trio.sleep(0.1)
+        [group] = run.dispatcher.groups()
+    assert group.receiver == "default"
+    assert group.labels == {}
+    assert [a.labels["alertname"] for a in group.alerts] == ["A", "B"]
+    assert group.alerts[0].ends_at == T0 + 3600 * S
 
 
 async def test_aggregation_groups_metric_counts_groups(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """alertmanager_dispatcher_aggregation_groups reports the current number of groups."""
-    with trio.fail_after(100):
-        clock = TrioClock(T0)
-        rec = RecordingNotifier(trio.current_time())
-        async with running_dispatcher(_root(), {"default": rec}, clock) as d:
-            d.ingest(alert(clock, "A"))
-            d.ingest(alert(clock, "B"))
-            d.ingest(alert(clock, "B", instance="x"))
-            await trio.sleep(0.1)
-            value = REGISTRY.get_sample_value("alertmanager_dispatcher_aggregation_groups")
-        assert value == 2.0
+    async with virtual_dispatch(route_root()) as run:
+        run.ingest("A")
+        run.ingest("B")
+        run.ingest("B", instance="x")
+        await trio.sleep(0.1)
+        value = REGISTRY.get_sample_value("alertmanager_dispatcher_aggregation_groups")
+    assert value == 2.0
 
 
 async def test_stop_ends_run_and_later_ingest_is_harmless(
@@ -277,7 +227,7 @@ async def test_stop_ends_run_and_later_ingest_is_harmless(
         t0 = trio.current_time()
         clock = TrioClock(T0)
         rec = RecordingNotifier(t0)
-        d = Dispatcher(_root(), {"default": rec}, clock)
+        d = Dispatcher(route_root(), {"default": rec}, clock)
         async with trio.open_nursery() as nursery:
             await nursery.start(d.run)
             d.stop()
@@ -289,7 +239,7 @@ async def test_stop_ends_run_and_later_ingest_is_harmless(
 async def test_stop_before_run_returns_at_once(autojump_clock: trio.testing.MockClock) -> None:
     """A dispatcher stopped before it ran still lets nursery.start return, then exits."""
     with trio.fail_after(100):
-        d = Dispatcher(_root(), {"default": RecordingNotifier(0.0)}, TrioClock(T0))
+        d = Dispatcher(route_root(), {"default": RecordingNotifier(0.0)}, TrioClock(T0))
         d.stop()
         async with trio.open_nursery() as nursery:
             await nursery.start(d.run)
@@ -298,7 +248,7 @@ async def test_stop_before_run_returns_at_once(autojump_clock: trio.testing.Mock
 def test_missing_notifier_is_rejected() -> None:
     """Every route's receiver needs a notifier; a missing one fails at construction."""
     with pytest.raises(ValueError, match="default"):
-        Dispatcher(_root(), {}, clock=_FakeClock())
+        Dispatcher(route_root(), {}, clock=_FakeClock())
 
 
 class _FakeClock:
@@ -308,16 +258,12 @@ class _FakeClock:
 
 async def test_stop_cancels_a_hanging_flush(autojump_clock: trio.testing.MockClock) -> None:
     """stop() during a notify that never returns ends run() at once, without waiting it out."""
-    with trio.fail_after(100):
-        t0 = trio.current_time()
-        clock = TrioClock(T0)
-        rec = RecordingNotifier(t0, delay=lambda ctx: 10_000.0)
-        async with running_dispatcher(_root(gw=3, gi=600), {"default": rec}, clock) as d:
-            d.ingest(alert(clock, "A"))
-            await trio.sleep_until(t0 + 4)
-        assert trio.current_time() - t0 == pytest.approx(4.0)
-        assert len(rec.calls) == 1
-        assert rec.finished == []
+    async with virtual_dispatch(route_root(gw=3, gi=600), delay=lambda ctx: 10_000.0) as run:
+        run.ingest("A")
+        await run.sleep_until(4)
+    assert trio.current_time() - run.t0 == pytest.approx(4.0)
+    assert len(run.rec.calls) == 1
+    assert run.rec.finished == []
 
 
 class _BrokenNotifier:
@@ -329,7 +275,7 @@ class _BrokenNotifier:
 async def test_notifier_bug_propagates(autojump_clock: trio.testing.MockClock) -> None:
     """An exception from a notifier is a bug: it ends the dispatcher instead of being swallowed."""
     with trio.fail_after(100):
-        d = Dispatcher(_root(), {"default": _BrokenNotifier()}, TrioClock(T0))
+        d = Dispatcher(route_root(), {"default": _BrokenNotifier()}, TrioClock(T0))
         with pytest.raises(BaseExceptionGroup) as info:
             async with trio.open_nursery() as nursery:
                 await nursery.start(d.run)
