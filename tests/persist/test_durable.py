@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,29 @@ def reload(tmp_path: Path, name: str = "silences") -> tuple[bytes, ...]:
 
 def snapshot_on_disk(tmp_path: Path, name: str = "silences") -> list[bytes]:
     return list(iter_delimited((tmp_path / name).read_bytes()))
+
+
+@asynccontextmanager
+async def serving(
+    state: DurableState,
+    snapshot: Callable[[], Iterable[bytes]] = list,
+    maintenance_interval: float = 900,
+    flush_interval: float | None = None,
+    on_maintenance_error: Callable[[OSError], None] | None = None,
+) -> AsyncIterator[None]:
+    """``state.serve`` runs (and is ready) inside the block and is cancelled at its end."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            partial(
+                state.serve,
+                snapshot=snapshot,
+                maintenance_interval=maintenance_interval,
+                flush_interval=flush_interval,
+                on_maintenance_error=on_maintenance_error,
+            )
+        )
+        yield
+        nursery.cancel_scope.cancel()
 
 
 async def test_append_is_on_disk_when_it_returns(tmp_path: Path) -> None:
@@ -123,15 +149,7 @@ async def test_serve_batches_flushes_per_interval(tmp_path: Path, autojump_clock
     """The flusher writes the first record at once, then at most one batch per interval."""
     state = await open_state(tmp_path, "nflog", inline=True)
     with trio.fail_after(100):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                lambda task_status: state.serve(
-                    snapshot=list,
-                    maintenance_interval=900,
-                    flush_interval=5.0,
-                    task_status=task_status,
-                )
-            )
+        async with serving(state, flush_interval=5.0):
             state.append_nowait(b"a")
             await trio.sleep(1)
             assert reload(tmp_path, "nflog") == (b"a",)
@@ -141,7 +159,6 @@ async def test_serve_batches_flushes_per_interval(tmp_path: Path, autojump_clock
             assert reload(tmp_path, "nflog") == (b"a",)
             await trio.sleep(5)
             assert reload(tmp_path, "nflog") == (b"a", b"b", b"c")
-            nursery.cancel_scope.cancel()
     await state.aclose()
 
 
@@ -153,14 +170,7 @@ async def test_serve_compacts_every_interval_and_at_shutdown(
     memory = [b"s1"]
     await state.append(b"s1")
     with trio.fail_after(10_000), structlog.testing.capture_logs() as logs:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                lambda task_status: state.serve(
-                    snapshot=lambda: list(memory),
-                    maintenance_interval=900,
-                    task_status=task_status,
-                )
-            )
+        async with serving(state, snapshot=lambda: list(memory)):
             await trio.sleep(899)
             assert not (tmp_path / "silences").exists()
             await trio.sleep(2)
@@ -168,7 +178,6 @@ async def test_serve_compacts_every_interval_and_at_shutdown(
             assert (tmp_path / "silences.wal").stat().st_size == 0
             memory.append(b"s2")
             await state.append(b"s2")
-            nursery.cancel_scope.cancel()
     assert snapshot_on_disk(tmp_path) == [b"s1", b"s2"]
     assert (tmp_path / "silences.wal").stat().st_size == 0
     assert any(e["event"] == "state.snapshot" and e.get("final") for e in logs)
@@ -193,15 +202,7 @@ async def test_flusher_retries_after_write_error(
 
     monkeypatch.setattr(state.journal, "append_many", flaky)
     with structlog.testing.capture_logs() as logs:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                lambda task_status: state.serve(
-                    snapshot=list,
-                    maintenance_interval=900,
-                    flush_interval=1.0,
-                    task_status=task_status,
-                )
-            )
+        async with serving(state, flush_interval=1.0):
             state.append_nowait(b"a")
             await trio.sleep(0.5)
             assert reload(tmp_path, "nflog") == ()
@@ -210,7 +211,6 @@ async def test_flusher_retries_after_write_error(
             assert reload(tmp_path, "nflog") == (b"a",)
             # Keep the shutdown snapshot from erasing what this test checks.
             monkeypatch.setattr(state.journal, "compact", lambda records: None)
-            nursery.cancel_scope.cancel()
     [event] = [e for e in logs if e["event"] == "state.write_failed"]
     assert event["state"] == "nflog" and "No space" in event["error"]
     await state.aclose()
@@ -277,19 +277,12 @@ async def test_failed_maintenance_is_reported_and_retried(
         real(records)
 
     monkeypatch.setattr(state.journal, "compact", flaky)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: state.serve(
-                snapshot=lambda: [b"s"],
-                maintenance_interval=10,
-                on_maintenance_error=errors.append,
-                task_status=task_status,
-            )
-        )
+    async with serving(
+        state, snapshot=lambda: [b"s"], maintenance_interval=10, on_maintenance_error=errors.append
+    ):
         await trio.sleep(11)
         assert [e.errno for e in errors] == [28]
         assert not (tmp_path / "silences").exists()
         await trio.sleep(10)
         assert snapshot_on_disk(tmp_path) == [b"s"]
-        nursery.cancel_scope.cancel()
     await state.aclose()

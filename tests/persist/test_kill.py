@@ -14,6 +14,37 @@ from daemon.persist import RecordJournal
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
+def killed_after(child: str, directory: Path, count: int) -> list[str]:
+    """Run ``child`` on ``directory``, SIGKILL it once it has printed ``count`` lines.
+
+    Returns the lines read (stripped); the child must have died of that SIGKILL.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child, str(directory)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    acknowledged: list[str] = []
+    try:
+        for line in proc.stdout:
+            acknowledged.append(line.strip())
+            if len(acknowledged) == count:
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    return acknowledged
+
+
 CHILD = textwrap.dedent(
     """
     import sys
@@ -39,28 +70,8 @@ CHILD = textwrap.dedent(
 
 def test_record_survives_sigkill_after_append(tmp_path: Path) -> None:
     """Every record whose append returned is loaded after kill -9, in order."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    try:
-        acknowledged = -1
-        for line in proc.stdout:
-            acknowledged = int(line)
-            if acknowledged == 25:
-                proc.send_signal(signal.SIGKILL)
-                break
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(30)
-        proc.stdout.close()
-    assert proc.returncode == -signal.SIGKILL
+    lines = killed_after(CHILD, tmp_path, 26)
+    acknowledged = int(lines[-1])
     assert acknowledged == 25
     j = RecordJournal.open(tmp_path, "silences")
     loaded = j.load()
@@ -108,28 +119,7 @@ SILENCE_CHILD = textwrap.dedent(
 
 def test_silence_acknowledged_through_flush_after_survives_sigkill(tmp_path: Path) -> None:
     """Silence IDs a flush_after-wrapped handler returned are all there after kill -9."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SILENCE_CHILD, str(tmp_path)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    acknowledged: list[str] = []
-    try:
-        for line in proc.stdout:
-            acknowledged.append(line.strip())
-            if len(acknowledged) == 10:
-                proc.send_signal(signal.SIGKILL)
-                break
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(30)
-        proc.stdout.close()
-    assert proc.returncode == -signal.SIGKILL
+    acknowledged = killed_after(SILENCE_CHILD, tmp_path, 10)
     j = RecordJournal.open(tmp_path, "silences")
     loaded = j.load_decoded(silencepb.decode_mesh_silence)
     j.close()
