@@ -1,15 +1,18 @@
 """Per-integration HTTP clients built from ``http_config`` (TLS, proxy, OAuth2).
 
 Theory of operation: :class:`HttpClients` lives as long as the daemon (across config
-reloads) and hands every integration the ``httpx.AsyncClient`` its ``http_config``
-asks for. Entries with nothing client-level configured (no TLS settings, proxy or
-OAuth2) get the shared default client; the others get a client built once per
-distinct setting and shared by identical entries. Per-request settings (basic_auth,
+reloads) and hands every integration the sender (:class:`~daemon.notify.http1.HttpSender`)
+its ``http_config`` asks for. Entries with nothing client-level configured (no TLS
+settings, proxy or OAuth2) get the shared default sender, the small HTTP/1.1 client of
+:mod:`daemon.notify.http1` (which hands redirects to httpx); the others get an
+:class:`HttpxSender` around an ``httpx.AsyncClient`` built once per distinct setting
+and shared by identical entries. Per-request settings (basic_auth,
 authorization, follow_redirects) stay with the request code in
 :mod:`daemon.notify.receivers._http` and :mod:`daemon.notify.receivers.webhook`.
 
 Every client's transport is wrapped in a :class:`BoundedTransport` holding one
-limiter for all clients, so the in-flight bound is daemon-wide as before.
+limiter for all clients, and the default sender takes its slots from the same
+limiter, so the in-flight bound is daemon-wide as before.
 
 Error handling: building a client reads the TLS files; a missing or invalid file
 raises :class:`HttpClientConfigError` at config load, as Alertmanager refuses such a
@@ -29,11 +32,14 @@ import urllib.request
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
+import attrs
 import httpx
 import trio
 
 from daemon.config.model import HTTPConfig
+from daemon.notify.http1 import Http1Client, HTTPReply, HttpSender
 from daemon.notify.http_limit import BoundedTransport
+from daemon.notify.retry import NotifyError
 
 #: golang.org/x/oauth2 treats a token as expired this long before its real expiry.
 TOKEN_EXPIRY_DELTA = 10.0
@@ -344,14 +350,71 @@ class OAuth2ClientCredentials(httpx.Auth):
             yield request
 
 
+# --- senders -------------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class HttpxSender:
+    """The :class:`~daemon.notify.http1.HttpSender` over an ``httpx.AsyncClient``.
+
+    Used for entries needing proxies, custom TLS or OAuth2, for redirects the default
+    sender hands over, and wherever a caller passes an ``httpx.AsyncClient`` (tests
+    with a ``MockTransport``).
+    """
+
+    client: httpx.AsyncClient
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        follow_redirects: bool,
+        max_body: int,
+    ) -> HTTPReply:
+        """Send one request; see :class:`~daemon.notify.http1.HttpSender`."""
+        kept = bytearray()
+        try:
+            async with self.client.stream(
+                method, url, content=body, headers=headers, follow_redirects=follow_redirects
+            ) as response:
+                async for chunk in response.aiter_bytes():
+                    kept += chunk
+                    if len(kept) >= max_body:
+                        break
+        except httpx.TransportError as exc:
+            # Go's client errors read `Post "<url>": <cause>`; the URL is redacted
+            # because notification URLs often embed tokens.
+            verb = method[:1].upper() + method[1:].lower()
+            raise NotifyError(f'{verb} "<redacted>": {exc}', retryable=True) from None
+        return HTTPReply(response.status_code, bytes(kept[:max_body]))
+
+
+def as_sender(http: httpx.AsyncClient | HttpSender) -> HttpSender:
+    """``http`` as a sender: an ``httpx.AsyncClient`` is wrapped in an :class:`HttpxSender`.
+
+    The attrs converter of every field holding a sender, so callers (and tests) may
+    still pass an ``httpx.AsyncClient``.
+    """
+    if isinstance(http, httpx.AsyncClient):
+        return HttpxSender(http)
+    return http
+
+
 # --- the cache -----------------------------------------------------------------------
 
 
 class HttpClients:
     """The daemon's HTTP clients, one per distinct client-level ``http_config``.
 
-    ``default`` is used for entries with nothing special; when not given it is built
-    here and closed by :meth:`aclose` with the others.
+    ``default`` is the httpx client for entries with nothing special (OAuth2 token
+    fetches and redirects use it too); when not given it is built here and closed by
+    :meth:`aclose` with the others. ``default_sender`` is what such entries send
+    through: the :class:`~daemon.notify.http1.Http1Client` when ``default`` is built
+    here and ``fast`` is on, else ``default`` itself (a caller's own client, e.g. with
+    a mock transport, is never bypassed).
     """
 
     def __init__(
@@ -361,6 +424,7 @@ class HttpClients:
         max_in_flight: int = 64,
         default: httpx.AsyncClient | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        fast: bool = True,
     ) -> None:
         self._timeout = timeout
         self._limiter = trio.CapacityLimiter(max_in_flight)
@@ -370,6 +434,12 @@ class HttpClients:
             timeout=timeout, transport=self._bounded(httpx.AsyncHTTPTransport())
         )
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._senders: dict[str, HttpSender] = {}
+        httpx_default = HttpxSender(self.default)
+        self._fast: Http1Client | None = None
+        if fast and self._owns_default:
+            self._fast = Http1Client(timeout=timeout, limiter=self._limiter, fallback=httpx_default)
+        self.default_sender: HttpSender = self._fast or httpx_default
 
     def _bounded(self, inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
         return _SharedBoundedTransport(inner, self._limiter)
@@ -382,6 +452,21 @@ class HttpClients:
         if not needs_own_client(config):
             return self.default
         return self._client_for_raw(config.raw)
+
+    def sender_for(self, config: HTTPConfig) -> HttpSender:
+        """The sender for ``config``: the default sender unless it needs its own client.
+
+        Identical settings share one sender. Raises :class:`HttpClientConfigError`
+        when its TLS files cannot be used.
+        """
+        if not needs_own_client(config):
+            return self.default_sender
+        key = client_key(config.raw)
+        sender = self._senders.get(key)
+        if sender is None:
+            sender = HttpxSender(self._client_for_raw(config.raw))
+            self._senders[key] = sender
+        return sender
 
     def _client_for_raw(self, raw: Mapping[str, Any]) -> httpx.AsyncClient:
         key = client_key(raw)
@@ -436,6 +521,9 @@ class HttpClients:
         """Close every client built here (and the default one if built here)."""
         clients = list(self._clients.values())
         self._clients.clear()
+        self._senders.clear()
+        if self._fast is not None:
+            await self._fast.aclose()
         if self._owns_default:
             clients.append(self.default)
         for client in clients:

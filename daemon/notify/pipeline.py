@@ -44,7 +44,8 @@ from daemon.config.model import Config, HTTPConfig, IntegrationConfig, Receiver
 from daemon.nflog import Nflog, ReceiverKey
 from daemon.notify.context import NotifyContext
 from daemon.notify.dedup import needs_update, split_hashes
-from daemon.notify.httpclient import HttpClients
+from daemon.notify.http1 import HttpSender
+from daemon.notify.httpclient import HttpClients, as_sender
 from daemon.notify.receivers.base import IntegrationEnv, Templater
 from daemon.notify.receivers.registry import build_integration
 from daemon.notify.receivers.webhook import WebhookIntegration, unsupported_http_keys
@@ -277,7 +278,7 @@ class ReceiverPipeline:
 
 def build_integrations(
     receiver: Receiver,
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient | HttpSender,
     external_url: str,
     templater: Templater | None = None,
     clock: Clock | None = None,
@@ -285,18 +286,20 @@ def build_integrations(
 ) -> list[Integration]:
     """The integrations of one receiver; unknown types become failing placeholders.
 
-    With ``clients``, each entry gets the client its ``http_config`` needs (TLS,
-    proxy, OAuth2; raises ``HttpClientConfigError`` on unusable TLS files); without,
-    all share ``http`` and those settings are logged as ignored.
+    With ``clients``, each entry gets the sender its ``http_config`` needs (the
+    default one, or httpx for TLS, proxy, OAuth2; raises ``HttpClientConfigError`` on
+    unusable TLS files) and ``http`` is not used; without, all share ``http`` and
+    those settings are logged as ignored.
     """
+    default = as_sender(http) if clients is None else clients.default_sender
     built: list[Integration] = []
     for idx, webhook in enumerate(receiver.webhook_configs):
         if clients is None:
             _warn_ignored(receiver.name, f"webhook[{idx}]", webhook.http_config)
-        client = http if clients is None else clients.client_for(webhook.http_config)
-        built.append(WebhookIntegration(webhook, idx, client, external_url))
+        sender = default if clients is None else clients.sender_for(webhook.http_config)
+        built.append(WebhookIntegration(webhook, idx, sender, external_url))
     env = IntegrationEnv(
-        http=http,
+        http=default,
         templater=templater or Templates.load((), external_url),
         external_url=external_url,
         clock=clock or SystemClock(),
@@ -329,19 +332,19 @@ def _warn_ignored(receiver: str, integration: str, config: HTTPConfig) -> None:
 def _env_for(
     env: IntegrationEnv, other: IntegrationConfig, clients: HttpClients | None
 ) -> IntegrationEnv:
-    """``env`` with the HTTP client this entry's ``http_config`` asks for."""
+    """``env`` with the HTTP sender this entry's ``http_config`` asks for."""
     config = other.fields.get("http_config")
     if clients is None or not isinstance(config, HTTPConfig):
         return env
-    client = clients.client_for(config)
-    return env if client is env.http else attrs.evolve(env, http=client)
+    sender = clients.sender_for(config)
+    return env if sender is env.http else attrs.evolve(env, http=sender)
 
 
 def build_notifiers(
     config: Config,
     nflog: Nflog,
     clock: Clock,
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient | HttpSender,
     external_url: str,
     *,
     rng: random.Random | None = None,

@@ -23,9 +23,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from daemon.config.load import load_config_text
 from daemon.config.model import HTTPConfig
+from daemon.notify.http1 import Http1Client
 from daemon.notify.httpclient import (
     HttpClientConfigError,
     HttpClients,
+    HttpxSender,
     needs_own_client,
     no_proxy_patterns,
 )
@@ -541,6 +543,8 @@ receivers:
             )
         hooks = [i for i in built if isinstance(i, WebhookIntegration)]
         assert hooks[0].http is hooks[1].http
-        assert hooks[0].http is not clients.default
-        assert hooks[2].http is clients.default
+        assert isinstance(hooks[0].http, HttpxSender)
+        assert hooks[0].http.client is not clients.default
+        assert hooks[2].http is clients.default_sender
+        assert isinstance(clients.default_sender, Http1Client)
     assert not [e for e in logs if e["event"] == "notify.config_ignored"]

@@ -27,6 +27,9 @@ import trio
 from daemon.alert import Alert
 from daemon.config.model import HTTPConfig
 from daemon.notify.context import NotifyContext
+from daemon.notify.http1 import HTTPReply as HTTPReply  # the integrations import it from here
+from daemon.notify.http1 import HttpSender
+from daemon.notify.httpclient import as_sender
 from daemon.notify.receivers.base import IntegrationEnv
 from daemon.notify.receivers.webhook import USER_AGENT, auth_headers
 from daemon.notify.retry import REASON_CLIENT_ERROR, REASON_OTHER, NotifyError, check_status
@@ -107,14 +110,8 @@ def group_status(alerts: Sequence[Alert], now: int) -> str:
     return "firing" if any(not a.resolved(now) for a in alerts) else "resolved"
 
 
-@attrs.frozen
-class HTTPReply:
-    status_code: int
-    body: bytes
-
-
 async def send_request(
-    http: httpx.AsyncClient,
+    http: HttpSender | httpx.AsyncClient,
     method: str,
     url: str,
     http_config: HTTPConfig,
@@ -134,23 +131,14 @@ async def send_request(
         all_headers["Content-Type"] = content_type
     all_headers.update(await auth_headers(http_config))
     all_headers.update(headers or {})
-    try:
-        async with http.stream(
-            method,
-            url,
-            content=content,
-            headers=all_headers,
-            follow_redirects=http_config.follow_redirects,
-        ) as response:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) >= _MAX_RESPONSE_BYTES:
-                    break
-    except httpx.TransportError as exc:
-        verb = method[:1].upper() + method[1:].lower()
-        raise NotifyError(f'{verb} "<redacted>": {exc}', retryable=True) from None
-    return HTTPReply(response.status_code, bytes(body))
+    return await as_sender(http).send(
+        method,
+        url,
+        all_headers,
+        content,
+        follow_redirects=http_config.follow_redirects,
+        max_body=_MAX_RESPONSE_BYTES,
+    )
 
 
 def raise_for_status(

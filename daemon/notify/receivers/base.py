@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from typing import Any, Protocol, Self
 
 import attrs
-import httpx
 
 from daemon.alert import Alert
 from daemon.clock import Clock
 from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
+from daemon.notify.http1 import HttpSender
+from daemon.notify.httpclient import as_sender
 
 
 class Templater(Protocol):
@@ -42,9 +43,12 @@ class Templater(Protocol):
 
 @attrs.frozen
 class IntegrationEnv:
-    """What every integration may use, shared by all integrations of one config."""
+    """What every integration may use, shared by all integrations of one config.
 
-    http: httpx.AsyncClient
+    ``http`` accepts an ``httpx.AsyncClient`` too, wrapped on the way in.
+    """
+
+    http: HttpSender = attrs.field(converter=as_sender)
     templater: Templater
     external_url: str
     clock: Clock

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-import httpx
 import structlog
 import trio
 
@@ -23,7 +22,9 @@ from daemon.alert import Alert
 from daemon.config.model import HTTPConfig, WebhookConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
-from daemon.notify.retry import BODY_EXCERPT_BYTES, NotifyError, check_status
+from daemon.notify.http1 import HttpSender
+from daemon.notify.httpclient import as_sender
+from daemon.notify.retry import BODY_EXCERPT_BYTES, check_status
 from daemon.template.data import TemplateData, quote_meta
 from daemon.timestamp import format_nano
 
@@ -188,12 +189,14 @@ async def auth_headers(http_config: HTTPConfig) -> dict[str, str]:
 class WebhookIntegration:
     """One ``webhook_configs`` entry of a receiver.
 
+    ``http`` accepts an ``httpx.AsyncClient`` too, wrapped on the way in.
+
     Cancellation: the request is abandoned when the caller's scope is cancelled.
     """
 
     config: WebhookConfig
     index: int
-    http: httpx.AsyncClient
+    http: HttpSender = attrs.field(converter=as_sender)
     external_url: str
     name: str = "webhook"
 
@@ -205,26 +208,16 @@ class WebhookIntegration:
         """POST the payload; raises :class:`NotifyError` on failure."""
         body = build_payload(ctx, alerts, self.config.max_alerts, self.external_url, ctx.now)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        headers.update(await auth_headers(self.config.http_config))
-        try:
-            async with self.http.stream(
-                "POST",
-                self.config.url,
-                content=body,
-                headers=headers,
-                follow_redirects=self.config.http_config.follow_redirects,
-            ) as response:
-                if response.is_success:
-                    return
-                excerpt = bytearray()
-                async for chunk in response.aiter_bytes():
-                    excerpt += chunk
-                    if len(excerpt) >= BODY_EXCERPT_BYTES:
-                        break
-        except httpx.TransportError as exc:
-            # Go's client errors read `Post "<url>": <cause>`; the URL is redacted because
-            # webhook URLs often embed tokens.
-            raise NotifyError(f'Post "<redacted>": {exc}', retryable=True) from None
-        error = check_status(response.status_code, bytes(excerpt))
+        http_config = self.config.http_config
+        headers.update(await auth_headers(http_config))
+        reply = await self.http.send(
+            "POST",
+            self.config.url,
+            headers,
+            body,
+            follow_redirects=http_config.follow_redirects,
+            max_body=BODY_EXCERPT_BYTES,
+        )
+        error = check_status(reply.status_code, reply.body)
         if error is not None:
             raise error
