@@ -13,17 +13,18 @@ import pytest
 
 from daemon.config.errors import ConfigError
 from daemon.config.extra_receivers import EXTRA_RECEIVER_TYPES, validate_extra_receivers
-from daemon.config.model import IntegrationConfig
-from daemon.notify.receivers import registry
 from daemon.notify.receivers.dingtalk import sign
-from daemon.notify.retry import NotifyError
-from tests.receivers.test_slack import NOW, Recorder, make_ctx, make_env, sample_alerts
-
-
-def extra_config(type_name: str, **raw: Any) -> IntegrationConfig:
-    """An IntegrationConfig for an extra type, through its config validator."""
-    fields = EXTRA_RECEIVER_TYPES[type_name](raw)
-    return IntegrationConfig(type_name, fields["send_resolved"], fields)
+from tests.receivers.conftest import (
+    CHAT_NOW,
+    Recorder,
+    chat_failure,
+    chat_integration,
+    chat_notify,
+    extra_config,
+    make_ctx,
+    make_env,
+    sample_alerts,
+)
 
 
 def test_sign_matches_dingtalk_reference() -> None:
@@ -45,11 +46,11 @@ async def test_signed_text_message_with_mentions_and_keywords() -> None:
         at_mobiles=["138"],
         keywords=["alert"],
     )
-    integ = registry.build_integration(cfg, 0, make_env(rec))
-    assert integ is not None and integ.send_resolved
+    integ = chat_integration(cfg, rec)
+    assert integ.send_resolved
     await integ.notify(make_ctx(), sample_alerts())
     (req,) = rec.requests
-    ts = NOW // 1_000_000
+    ts = CHAT_NOW // 1_000_000
     query = req.url.query.decode()
     assert query.startswith(f"access_token=abc&timestamp={ts}&sign=")
     raw_sign = query.rsplit("sign=", 1)[1]
@@ -72,9 +73,7 @@ async def test_markdown_split_and_errcode_handling() -> None:
         message="{{ range .Alerts }}" + "x" * 60 + '{{ "\\n" }}{{ end }}',
         max_message_bytes=100,
     )
-    integ = registry.build_integration(cfg, 0, make_env(rec))
-    assert integ is not None
-    await integ.notify(make_ctx(), sample_alerts())
+    await chat_notify(cfg, rec)
     bodies = [json.loads(r.content) for r in rec.requests]
     assert [b["markdown"]["text"] for b in bodies] == ["x" * 60 + "\n"] * 2
     assert bodies[0]["markdown"]["title"] == "[FIRING:1] Disk (page)"
@@ -82,11 +81,8 @@ async def test_markdown_split_and_errcode_handling() -> None:
         (b'{"errcode":130101,"errmsg":"busy"}', True),
         (b'{"errcode":310000}', False),
     ):
-        integ = registry.build_integration(cfg, 0, make_env(Recorder(body=payload)))
-        assert integ is not None
-        with pytest.raises(NotifyError) as info:
-            await integ.notify(make_ctx(), sample_alerts())
-        assert info.value.retryable is retryable
+        err = await chat_failure(cfg, Recorder(body=payload))
+        assert err.retryable is retryable
 
 
 def test_default_message_renders_subject_and_lists() -> None:

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from daemon.notify.receivers import registry
-from daemon.notify.retry import NotifyError
-from tests.receivers.test_slack import (
+from tests.receivers.conftest import (
     Recorder,
-    integration_config,
+    chat_config,
+    chat_failure,
+    chat_integration,
+    chat_notify,
     make_ctx,
-    make_env,
     sample_alerts,
 )
 
@@ -22,8 +22,8 @@ DISCORD = "  discord_configs:\n  - webhook_url: http://discord.example/api/webho
 async def test_default_body_exact() -> None:
     """Content is empty, one embed with the subject, the firing/resolved lists and red colour."""
     rec = Recorder()
-    integ = registry.build_integration(integration_config(DISCORD), 0, make_env(rec))
-    assert integ is not None and integ.send_resolved
+    integ = chat_integration(chat_config(DISCORD), rec)
+    assert integ.send_resolved
     await integ.notify(make_ctx(), sample_alerts())
     (req,) = rec.requests
     assert req.headers["content-type"] == "application/json"
@@ -50,14 +50,13 @@ async def test_default_body_exact() -> None:
 async def test_resolved_colour_and_long_description_split() -> None:
     """An all-resolved group is green; a description over 4096 runes goes out in parts."""
     rec = Recorder()
-    cfg = integration_config(
+    cfg = chat_config(
         DISCORD
         + "    message: '{{ range $i, $_ := .Alerts }}"
         + "x" * 3000
         + '{{ "\\n" }}{{ end }}\'\n'
     )
-    integ = registry.build_integration(cfg, 0, make_env(rec))
-    assert integ is not None
+    integ = chat_integration(cfg, rec)
     alerts = [a.copy(ends_at=a.starts_at + 1) for a in sample_alerts()]
     await integ.notify(make_ctx(), alerts)
     bodies = [json.loads(r.content) for r in rec.requests]
@@ -68,9 +67,8 @@ async def test_resolved_colour_and_long_description_split() -> None:
 async def test_split_disabled_sends_whole_message() -> None:
     """With split_long_messages off the long description is sent whole, as Alertmanager 0.25."""
     rec = Recorder()
-    cfg = integration_config(DISCORD + "    message: '" + "y" * 5000 + "'\n")
-    integ = registry.build_integration(cfg, 0, make_env(rec))
-    assert integ is not None
+    cfg = chat_config(DISCORD + "    message: '" + "y" * 5000 + "'\n")
+    integ = chat_integration(cfg, rec)
     integ.fields["split_long_messages"] = False  # type: ignore[attr-defined]
     await integ.notify(make_ctx(), sample_alerts())
     (req,) = rec.requests
@@ -80,16 +78,11 @@ async def test_split_disabled_sends_whole_message() -> None:
 @pytest.mark.parametrize(("status", "retryable"), [(500, True), (429, False), (400, False)])
 async def test_status_classification(status: int, retryable: bool) -> None:
     """5xx retries; 4xx is permanent."""
-    integ = registry.build_integration(integration_config(DISCORD), 0, make_env(Recorder([status])))
-    assert integ is not None
-    with pytest.raises(NotifyError) as info:
-        await integ.notify(make_ctx(), sample_alerts())
-    assert info.value.retryable is retryable
-    assert str(info.value).startswith(f"unexpected status code {status}")
+    err = await chat_failure(chat_config(DISCORD), Recorder([status]))
+    assert err.retryable is retryable
+    assert str(err).startswith(f"unexpected status code {status}")
 
 
 async def test_any_2xx_is_success() -> None:
     """Discord answers 204; every 2xx counts as delivered."""
-    integ = registry.build_integration(integration_config(DISCORD), 0, make_env(Recorder([204])))
-    assert integ is not None
-    await integ.notify(make_ctx(), sample_alerts())
+    await chat_notify(chat_config(DISCORD), Recorder([204]))

@@ -7,12 +7,13 @@ import hashlib
 import hmac
 import json
 
-import pytest
-
-from daemon.notify.receivers import registry
-from daemon.notify.retry import NotifyError
-from tests.receivers.test_dingtalk import extra_config
-from tests.receivers.test_slack import NOW, Recorder, make_ctx, make_env, sample_alerts
+from tests.receivers.conftest import (
+    CHAT_NOW,
+    Recorder,
+    chat_failure,
+    chat_notify,
+    extra_config,
+)
 
 
 async def test_signed_text_body() -> None:
@@ -25,10 +26,8 @@ async def test_signed_text_body() -> None:
         message="hi {{ .Status }}",
         keywords=["k"],
     )
-    integ = registry.build_integration(cfg, 0, make_env(rec))
-    assert integ is not None
-    await integ.notify(make_ctx(), sample_alerts())
-    ts = NOW // 10**9
+    await chat_notify(cfg, rec)
+    ts = CHAT_NOW // 10**9
     expected_sign = base64.b64encode(
         hmac.new(f"{ts}\ns3".encode(), b"", hashlib.sha256).digest()
     ).decode()
@@ -45,16 +44,11 @@ async def test_unsigned_and_error_codes() -> None:
     """Without a secret no signature is sent; code 9499 retries, other codes are permanent."""
     rec = Recorder(body=b'{"StatusCode":0}')
     cfg = extra_config("feishu", webhook_url="http://f/hook", message="m")
-    integ = registry.build_integration(cfg, 0, make_env(rec))
-    assert integ is not None
-    await integ.notify(make_ctx(), sample_alerts())
+    await chat_notify(cfg, rec)
     assert json.loads(rec.requests[0].content) == {"msg_type": "text", "content": {"text": "m"}}
     for payload, retryable in (
         (b'{"code":9499,"msg":"too many"}', True),
         (b'{"code":19021,"msg":"sign"}', False),
     ):
-        integ = registry.build_integration(cfg, 0, make_env(Recorder(body=payload)))
-        assert integ is not None
-        with pytest.raises(NotifyError) as info:
-            await integ.notify(make_ctx(), sample_alerts())
-        assert info.value.retryable is retryable
+        err = await chat_failure(cfg, Recorder(body=payload))
+        assert err.retryable is retryable

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from daemon.notify.receivers import registry
-from daemon.notify.retry import NotifyError
-from tests.receivers.test_slack import (
+from tests.receivers.conftest import (
     Recorder,
-    integration_config,
+    chat_config,
+    chat_failure,
+    chat_integration,
     make_ctx,
-    make_env,
     sample_alerts,
 )
 
@@ -22,8 +19,8 @@ TEAMS = "  msteams_configs:\n  - webhook_url: http://teams.example/webhook\n"
 async def test_default_card_exact() -> None:
     """The 0.26 card: context, type, title, markdown text and red theme colour, in that order."""
     rec = Recorder()
-    integ = registry.build_integration(integration_config(TEAMS), 0, make_env(rec))
-    assert integ is not None and integ.send_resolved
+    integ = chat_integration(chat_config(TEAMS), rec)
+    assert integ.send_resolved
     await integ.notify(make_ctx(), sample_alerts())
     (req,) = rec.requests
     body = json.loads(req.content)
@@ -39,9 +36,8 @@ async def test_default_card_exact() -> None:
 async def test_explicit_summary_and_resolved_colour() -> None:
     """A configured summary is sent after themeColor; all-resolved groups are green."""
     rec = Recorder()
-    cfg = integration_config(TEAMS + "    summary: 'S {{ .Status }}'\n")
-    integ = registry.build_integration(cfg, 0, make_env(rec))
-    assert integ is not None
+    cfg = chat_config(TEAMS + "    summary: 'S {{ .Status }}'\n")
+    integ = chat_integration(cfg, rec)
     alerts = [a.copy(ends_at=a.starts_at + 1) for a in sample_alerts()]
     await integ.notify(make_ctx(), alerts)
     body = json.loads(rec.requests[0].content)
@@ -51,8 +47,5 @@ async def test_explicit_summary_and_resolved_colour() -> None:
 
 async def test_server_error_retryable() -> None:
     """A 503 is retried."""
-    integ = registry.build_integration(integration_config(TEAMS), 0, make_env(Recorder([503])))
-    assert integ is not None
-    with pytest.raises(NotifyError) as info:
-        await integ.notify(make_ctx(), sample_alerts())
-    assert info.value.retryable
+    err = await chat_failure(chat_config(TEAMS), Recorder([503]))
+    assert err.retryable

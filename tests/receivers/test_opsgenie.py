@@ -10,30 +10,27 @@ import pytest
 import trio
 
 from daemon.notify.receivers import opsgenie
-from tests.receivers.test_pagerduty import (
+from tests.receivers.conftest import (
     DEDUP,
-    ctx,
-    env_with,
+    Kind,
     failing,
-    failure_of,
     firing,
-    integration_config,
     real_templates,
     recorder,
     resolved,
     side_by_side,
 )
 
+OPSGENIE = Kind("opsgenie", opsgenie.build)
+
 
 async def test_create_body_is_exact() -> None:
     """A firing group creates an alert with Go's field order and omitted empties."""
-    seen, handler = recorder()
-    conf = integration_config(
-        "opsgenie",
+    seen = await OPSGENIE.sent(
         "{message: m, description: '', source: s, details: {d: '{{ v }}'},"
         " tags: ' a,,b ', priority: P1, actions: 'x,y', entity: e, note: ''}",
+        [firing(instance="i")],
     )
-    await opsgenie.build(conf, 0, env_with(handler)).notify(ctx(), [firing(instance="i")])
     (request,) = seen
     assert request.method == "POST"
     assert request.url == "https://api.opsgenie.com/v2/alerts"
@@ -48,9 +45,7 @@ async def test_create_body_is_exact() -> None:
 
 async def test_resolved_group_closes_by_alias() -> None:
     """A resolved group closes the alert by alias with only the source in the body."""
-    seen, handler = recorder()
-    conf = integration_config("opsgenie", "{source: src, api_url: 'http://og.local/base/?x=1'}")
-    await opsgenie.build(conf, 0, env_with(handler)).notify(ctx(), [resolved()])
+    seen = await OPSGENIE.sent("{source: src, api_url: 'http://og.local/base/?x=1'}", [resolved()])
     (request,) = seen
     assert str(request.url) == (
         f"http://og.local/base/v2/alerts/{DEDUP}/close?identifierType=alias&x=1"
@@ -60,9 +55,7 @@ async def test_resolved_group_closes_by_alias() -> None:
 
 async def test_update_alerts_sends_message_and_description() -> None:
     """update_alerts adds PUTs of message and description after the create."""
-    seen, handler = recorder()
-    conf = integration_config("opsgenie", "{message: m, description: desc, update_alerts: true}")
-    await opsgenie.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
+    seen = await OPSGENIE.sent("{message: m, description: desc, update_alerts: true}")
     assert [(r.method, r.url.path, r.url.query) for r in seen] == [
         ("POST", "/v2/alerts", b""),
         ("PUT", f"/v2/alerts/{DEDUP}/message", b"identifierType=alias"),
@@ -74,13 +67,11 @@ async def test_update_alerts_sends_message_and_description() -> None:
 
 async def test_responders_expand_teams_and_drop_empty() -> None:
     """A teams responder becomes one team per name; an all-empty one is dropped."""
-    seen, handler = recorder()
-    conf = integration_config(
-        "opsgenie",
+    seen = await OPSGENIE.sent(
         "{responders: [{name: 'a, b,', type: teams}, {id: '{{ \"\" }}', type: '{{ \"\" }}'},"
         " {username: u, type: user}, {id: i1, type: team}]}",
+        templater=real_templates(),
     )
-    await opsgenie.build(conf, 0, env_with(handler, real_templates())).notify(ctx(), [firing()])
     assert json.loads(seen[0].content)["responders"] == [
         {"name": "a", "type": "team"},
         {"name": " b", "type": "team"},
@@ -91,9 +82,7 @@ async def test_responders_expand_teams_and_drop_empty() -> None:
 
 async def test_message_truncated_to_130_runes() -> None:
     """The message is cut to 130 runes ending in an ellipsis."""
-    seen, handler = recorder()
-    conf = integration_config("opsgenie", "{message: '" + "ü" * 200 + "'}")
-    await opsgenie.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
+    seen = await OPSGENIE.sent("{message: '" + "ü" * 200 + "'}")
     assert json.loads(seen[0].content)["message"] == "ü" * 129 + "…"
 
 
@@ -101,32 +90,26 @@ async def test_message_truncated_to_130_runes() -> None:
 async def test_status_classification(status: int, retryable: bool) -> None:
     """429 and 5xx retry; other failures are permanent; later requests are not sent."""
     seen, handler = recorder([status])
-    conf = integration_config("opsgenie", "{update_alerts: true}")
-    err = await failure_of(opsgenie.build(conf, 0, env_with(handler)), [firing()])
+    err = await OPSGENIE.failure("{update_alerts: true}", handler)
     assert err.retryable is retryable
     assert len(seen) == 1
 
 
 async def test_transport_error_retryable() -> None:
     """A connection failure is retryable."""
-    conf = integration_config("opsgenie", "{}")
-    integ = opsgenie.build(conf, 0, env_with(failing(httpx.ConnectError("refused"))))
-    assert (await failure_of(integ, [firing()])).retryable
+    assert (await OPSGENIE.failure("{}", failing(httpx.ConnectError("refused")))).retryable
 
 
 async def test_template_error_permanent() -> None:
     """A failing template is a permanent error and sends nothing."""
     seen, handler = recorder()
-    conf = integration_config("opsgenie", "{note: '{{ FAIL }}'}")
-    assert not (await failure_of(opsgenie.build(conf, 0, env_with(handler)), [firing()])).retryable
+    assert not (await OPSGENIE.failure("{note: '{{ FAIL }}'}", handler)).retryable
     assert seen == []
 
 
 async def test_default_templates() -> None:
     """With built-in templates the message is the subject and the source the alerts page."""
-    seen, handler = recorder()
-    conf = integration_config("opsgenie", "{}")
-    await opsgenie.build(conf, 0, env_with(handler, real_templates())).notify(ctx(), [firing()])
+    seen = await OPSGENIE.sent("{}", templater=real_templates())
     body = json.loads(seen[0].content)
     assert body["message"] == "[FIRING:1] Q "
     assert body["source"] == "http://am.example:9093/#/alerts?receiver=team"

@@ -10,29 +10,27 @@ import pytest
 import trio
 
 from daemon.notify.receivers import pushover
-from tests.receivers.test_pagerduty import (
+from tests.receivers.conftest import (
+    FakeTemplater,
+    Kind,
     ctx,
-    env_with,
     failing,
-    failure_of,
     firing,
-    integration_config,
     real_templates,
     recorder,
     resolved,
     side_by_side,
 )
 
+PUSHOVER = Kind("pushover", pushover.build)
+
 
 async def test_request_is_exact() -> None:
     """Every parameter goes sorted in the query string of an empty text/plain POST."""
-    seen, handler = recorder()
-    conf = integration_config(
-        "pushover",
+    seen = await PUSHOVER.sent(
         "{user_key: u, token: 't k', title: '{{ t }}', message: ' m ', url: 'http://x?a=1',"
-        " sound: s, retry: 90s, expire: 2h}",
+        " sound: s, retry: 90s, expire: 2h}"
     )
-    await pushover.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
     (request,) = seen
     assert str(request.url) == (
         "https://api.pushover.net/1/messages.json?expire=7200&message=m"
@@ -51,42 +49,37 @@ def params(request: httpx.Request) -> dict[str, str]:
 
 async def test_limits_and_empty_message() -> None:
     """Title, message and URL are cut to 250, 1024 and 512 runes; empty becomes (no details)."""
-    seen, handler = recorder()
-    conf = integration_config(
-        "pushover",
+    seen = await PUSHOVER.sent(
         "{user_key: u, token: t, title: '"
         + "a" * 300
         + "', message: '"
         + "b" * 2000
         + "', url: '"
         + "c" * 600
-        + "'}",
+        + "'}"
     )
-    await pushover.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
     got = params(seen[0])
     assert got["title"] == "a" * 249 + "…"
     assert got["message"] == "b" * 1023 + "…"
     assert got["url"] == "c" * 511 + "…"
-    conf = integration_config("pushover", "{user_key: u, token: t, message: '  '}")
-    await pushover.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
-    assert params(seen[1])["message"] == "(no details)"
+    (empty,) = await PUSHOVER.sent("{user_key: u, token: t, message: '  '}")
+    assert params(empty)["message"] == "(no details)"
 
 
 async def test_html_renders_message_as_html() -> None:
     """html: true adds html=1 and renders the message in HTML mode."""
-    seen, handler = recorder()
-    env = env_with(handler)
-    conf = integration_config("pushover", "{user_key: u, token: t, html: true, message: '{{ m }}'}")
-    await pushover.build(conf, 0, env).notify(ctx(), [firing()])
+    templater = FakeTemplater()
+    seen = await PUSHOVER.sent(
+        "{user_key: u, token: t, html: true, message: '{{ m }}'}", templater=templater
+    )
     assert params(seen[0])["html"] == "1"
-    assert ("{{ m }}", True) in env.templater.calls  # type: ignore[attr-defined]
+    assert ("{{ m }}", True) in templater.calls
 
 
 async def test_default_templates_priority() -> None:
     """With built-in templates priority is 2 when firing and 0 when resolved."""
     seen, handler = recorder()
-    conf = integration_config("pushover", "{user_key: u, token: t}")
-    integ = pushover.build(conf, 0, env_with(handler, real_templates()))
+    integ = PUSHOVER.integration("{user_key: u, token: t}", handler, real_templates())
     await integ.notify(ctx(), [firing()])
     await integ.notify(ctx(), [resolved()])
     assert [params(r)["priority"] for r in seen] == ["2", "0"]
@@ -98,17 +91,14 @@ async def test_default_templates_priority() -> None:
 async def test_status_classification(status: int, retryable: bool) -> None:
     """Only 5xx retries."""
     _, handler = recorder([status])
-    conf = integration_config("pushover", "{user_key: u, token: t}")
-    assert (
-        await failure_of(pushover.build(conf, 0, env_with(handler)), [firing()])
-    ).retryable is retryable
+    assert (await PUSHOVER.failure("{user_key: u, token: t}", handler)).retryable is retryable
 
 
 async def test_transport_error_hides_token() -> None:
     """A transport error retries without showing the URL holding the token."""
-    conf = integration_config("pushover", "{user_key: u, token: secret-token}")
-    integ = pushover.build(conf, 0, env_with(failing(httpx.ConnectError("no"))))
-    err = await failure_of(integ, [firing()])
+    err = await PUSHOVER.failure(
+        "{user_key: u, token: secret-token}", failing(httpx.ConnectError("no"))
+    )
     assert err.retryable and "secret-token" not in str(err)
 
 

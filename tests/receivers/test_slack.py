@@ -5,102 +5,29 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from daemon.alert import Alert
 from daemon.clock import ZERO_TIME
 from daemon.config.load import load_config_text
-from daemon.config.model import Config, IntegrationConfig
-from daemon.notify.context import NotifyContext
+from daemon.config.model import Config
 from daemon.notify.receivers import registry
-from daemon.notify.receivers.base import IntegrationEnv
 from daemon.notify.retry import NotifyError
 from daemon.template.render import Templates
 from daemon.timestamp import parse_rfc3339
 from tests.integration.processes import WebhookSink, run_alertmanager
-
-NOW = parse_rfc3339("2024-05-01T12:00:00Z")
-EXTERNAL_URL = "http://am.example"
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class FixedClock:
-    """A clock that always reads NOW."""
-
-    def now(self) -> int:
-        return NOW
-
-
-def make_env(
-    handler: Handler, templates: Templates | None = None, receiver: str = "team"
-) -> IntegrationEnv:
-    """An IntegrationEnv whose HTTP client answers with ``handler``."""
-    return IntegrationEnv(
-        http=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
-        templater=(templates or Templates.load()).with_external_url(EXTERNAL_URL),
-        external_url=EXTERNAL_URL,
-        clock=FixedClock(),
-        receiver=receiver,
-    )
-
-
-def make_ctx(receiver: str = "team", group_labels: dict[str, str] | None = None) -> NotifyContext:
-    """A flush context at NOW."""
-    return NotifyContext(
-        group_key='{}:{alertname="Disk"}',
-        group_labels=group_labels or {"alertname": "Disk"},
-        receiver=receiver,
-        repeat_interval=4 * 3600 * 10**9,
-        route_id="{}",
-        now=NOW,
-    )
-
-
-def sample_alerts() -> list[Alert]:
-    """One firing and one resolved alert of group alertname=Disk."""
-    return [
-        Alert(
-            {"alertname": "Disk", "instance": "a:9100", "severity": "page"},
-            {"summary": "disk <full> & slow", "runbook": "http://r/x"},
-            NOW - 600 * 10**9,
-            ZERO_TIME,
-            "http://prom/graph?g0=1&x=<y>",
-        ),
-        Alert(
-            {"alertname": "Disk", "instance": "b:9100", "severity": "page"},
-            {"summary": "disk full"},
-            NOW - 900 * 10**9,
-            NOW - 60 * 10**9,
-            "http://prom/graph?g0=2",
-        ),
-    ]
-
-
-class Recorder:
-    """A MockTransport handler that records requests and replies with queued statuses."""
-
-    def __init__(self, statuses: Sequence[int] = (), body: bytes = b"ok") -> None:
-        self.requests: list[httpx.Request] = []
-        self.statuses = list(statuses)
-        self.body = body
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        status = self.statuses.pop(0) if self.statuses else 200
-        return httpx.Response(status, content=self.body)
-
-
-def integration_config(yaml_receiver: str) -> IntegrationConfig:
-    """The first non-webhook integration of receiver ``team`` in a config snippet."""
-    config = load_config_text(
-        f"route: {{receiver: team}}\nreceivers:\n- name: team\n{yaml_receiver}"
-    )
-    return config.receivers[0].other_configs[0]
-
+from tests.receivers.conftest import (
+    CHAT_EXTERNAL_URL,
+    Recorder,
+    chat_config,
+    chat_notify,
+    make_ctx,
+    make_env,
+    sample_alerts,
+)
 
 SLACK = """  slack_configs:
   - api_url: http://slack.example/hook
@@ -115,7 +42,7 @@ async def test_slack_default_body_exact() -> None:
     """The default Slack body matches Alertmanager's keys, order, escaping and values."""
     rec = Recorder()
     env = make_env(rec)
-    integ = registry.build_integration(integration_config(SLACK), 0, env)
+    integ = registry.build_integration(chat_config(SLACK), 0, env)
     assert integ is not None and integ.name == "slack" and integ.send_resolved
     await integ.notify(make_ctx(), sample_alerts())
     (req,) = rec.requests
@@ -148,7 +75,7 @@ async def test_slack_default_body_exact() -> None:
 async def test_slack_errors_are_classified() -> None:
     """5xx is retryable and 4xx permanent; both name the channel, as upstream wraps them."""
     env = make_env(Recorder([503, 404]))
-    integ = registry.build_integration(integration_config(SLACK), 0, env)
+    integ = registry.build_integration(chat_config(SLACK), 0, env)
     assert integ is not None
     with pytest.raises(NotifyError) as first:
         await integ.notify(make_ctx(), sample_alerts())
@@ -162,14 +89,12 @@ async def test_slack_errors_are_classified() -> None:
 async def test_slack_long_title_truncated_and_long_text_split() -> None:
     """Titles over 1024 runes end in an ellipsis; text over 8000 runes is sent in parts."""
     rec = Recorder()
-    cfg = integration_config(
+    cfg = chat_config(
         "  slack_configs:\n  - api_url: http://s/h\n"
         '    title: \'{{ range $i, $_ := (stringSlice "x") }}{{ end }}' + "é" * 1100 + "'\n"
         "    text: '" + ("line of text\n" * 700).replace("\n", '{{ "\\n" }}') + "'\n"
     )
-    integ = registry.build_integration(cfg, 0, make_env(rec))
-    assert integ is not None
-    await integ.notify(make_ctx(), sample_alerts())
+    await chat_notify(cfg, rec)
     bodies = [json.loads(r.content) for r in rec.requests]
     assert len(bodies) == 2
     title = bodies[0]["attachments"][0]["title"]
@@ -252,7 +177,7 @@ def alertmanager_run(
         with run_alertmanager(
             tmp_path,
             text,
-            f"--web.external-url={EXTERNAL_URL}",
+            f"--web.external-url={CHAT_EXTERNAL_URL}",
             storage=tmp_path / "data",
             env={"TZ": "UTC"},
         ) as am:

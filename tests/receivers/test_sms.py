@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.notify.receivers import registry
 from daemon.notify.retry import NotifyError
-from tests.receivers.test_dingtalk import extra_config
-from tests.receivers.test_slack import Recorder, make_ctx, make_env, sample_alerts
+from tests.receivers.conftest import (
+    Recorder,
+    chat_integration,
+    extra_config,
+    make_ctx,
+    sample_alerts,
+)
 
 
 async def test_templated_url_headers_and_body() -> None:
@@ -19,8 +23,8 @@ async def test_templated_url_headers_and_body() -> None:
         headers={"X-Api-Key": "k", "X-Count": "{{ len .Alerts }}"},
         content_type="application/json",
     )
-    integ = registry.build_integration(cfg, 0, make_env(rec))
-    assert integ is not None and not integ.send_resolved
+    integ = chat_integration(cfg, rec)
+    assert not integ.send_resolved
     await integ.notify(make_ctx(), sample_alerts())
     (req,) = rec.requests
     assert req.method == "POST"
@@ -34,8 +38,7 @@ async def test_get_sends_no_body_and_errors_classified() -> None:
     """GET carries no body; 5xx retries and 4xx does not."""
     rec = Recorder([200, 502, 403])
     cfg = extra_config("sms", url="http://sms/q?m={{ .Status }}", method="get")
-    integ = registry.build_integration(cfg, 0, make_env(rec))
-    assert integ is not None
+    integ = chat_integration(cfg, rec)
     await integ.notify(make_ctx(), sample_alerts())
     assert rec.requests[0].method == "GET" and rec.requests[0].content == b""
     for retryable in (True, False):

@@ -12,19 +12,20 @@ import trio
 from daemon.notify.receivers import sns
 from daemon.timestamp import parse_rfc3339
 from tests.integration.processes import Recorded
-from tests.receivers.test_pagerduty import (
+from tests.receivers.conftest import (
     DEDUP,
     NOW,
+    Kind,
     ctx,
-    env_with,
     failing,
     failure_of,
     firing,
-    integration_config,
     real_templates,
     recorder,
     side_by_side,
 )
+
+SNS = Kind("sns", sns.build)
 
 KEYS = "sigv4: {region: us-east-1, access_key: AKID, secret_key: SECRET}"
 
@@ -75,13 +76,10 @@ def form(request: httpx.Request) -> list[tuple[str, str]]:
 
 async def test_publish_request_is_exact() -> None:
     """A topic publish posts sorted form parameters, attributes by name, signed for sns."""
-    seen, handler = recorder()
-    conf = integration_config(
-        "sns",
+    seen = await SNS.sent(
         f"{{topic_arn: 'arn:aws:sns:us-east-1:1:t', {KEYS}, subject: s, message: 'a b&c',"
-        " attributes: {zeta: z, alpha: '{{ a }}'}}",
+        " attributes: {zeta: z, alpha: '{{ a }}'}}"
     )
-    await sns.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
     (request,) = seen
     assert str(request.url) == "https://sns.us-east-1.amazonaws.com/"
     assert request.headers["Content-Type"] == sns.CONTENT_TYPE
@@ -113,9 +111,7 @@ async def test_publish_request_is_exact() -> None:
 
 async def test_fifo_topic_gets_dedup_and_group_ids() -> None:
     """A .fifo topic adds MessageDeduplicationId and MessageGroupId (group key hash)."""
-    seen, handler = recorder()
-    conf = integration_config("sns", f"{{topic_arn: 'arn:aws:sns:us-east-1:1:t.fifo', {KEYS}}}")
-    await sns.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
+    seen = await SNS.sent(f"{{topic_arn: 'arn:aws:sns:us-east-1:1:t.fifo', {KEYS}}}")
     got = dict(form(seen[0]))
     assert got["MessageDeduplicationId"] == DEDUP
     assert got["MessageGroupId"] == DEDUP
@@ -123,11 +119,7 @@ async def test_fifo_topic_gets_dedup_and_group_ids() -> None:
 
 async def test_sms_message_truncated_to_1600_bytes() -> None:
     """A phone publish cuts the message to 1600 bytes and flags it truncated."""
-    seen, handler = recorder()
-    conf = integration_config(
-        "sns", f"{{phone_number: '+15555550100', {KEYS}, message: '" + "x" * 2000 + "'}"
-    )
-    await sns.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
+    seen = await SNS.sent(f"{{phone_number: '+15555550100', {KEYS}, message: '" + "x" * 2000 + "'}")
     got = form(seen[0])
     assert dict(got)["Message"] == "x" * 1600
     assert ("MessageAttributes.entry.1.Name", "truncated") in got
@@ -138,10 +130,9 @@ async def test_sms_message_truncated_to_1600_bytes() -> None:
 async def test_api_url_and_environment_credentials() -> None:
     """api_url overrides the endpoint and env variables supply keys and session token."""
     seen, handler = recorder()
-    conf = integration_config(
-        "sns", "{target_arn: arn:t, api_url: 'sns.local:8080', sigv4: {region: eu-west-1}}"
+    integ = SNS.integration(
+        "{target_arn: arn:t, api_url: 'sns.local:8080', sigv4: {region: eu-west-1}}", handler
     )
-    integ = sns.build(conf, 0, env_with(handler))
     integ.environ = {
         "AWS_ACCESS_KEY_ID": "ENVKEY",
         "AWS_SECRET_ACCESS_KEY": "s",
@@ -159,44 +150,40 @@ async def test_aws_error_message_and_classification() -> None:
     """AWS's XML error message becomes the details; 4xx is permanent, 5xx retries."""
     body = b"<ErrorResponse><Error><Type>Sender</Type><Code>InvalidParameter</Code><Message>Invalid parameter: TopicArn</Message></Error></ErrorResponse>"
     _, handler = recorder([400], body)
-    conf = integration_config("sns", f"{{topic_arn: t, {KEYS}}}")
-    err = await failure_of(sns.build(conf, 0, env_with(handler)), [firing()])
+    err = await SNS.failure(f"{{topic_arn: t, {KEYS}}}", handler)
     assert (str(err), err.retryable) == (
         "unexpected status code 400: Invalid parameter: TopicArn",
         False,
     )
     _, handler = recorder([503], body)
-    assert (await failure_of(sns.build(conf, 0, env_with(handler)), [firing()])).retryable
+    assert (await SNS.failure(f"{{topic_arn: t, {KEYS}}}", handler)).retryable
 
 
 async def test_unsupported_and_missing_settings() -> None:
     """role_arn fails permanently; missing region or credentials retry, as upstream."""
     _, handler = recorder()
-    conf = integration_config("sns", "{topic_arn: t, sigv4: {region: r, role_arn: arn:role}}")
-    assert not (await failure_of(sns.build(conf, 0, env_with(handler)), [firing()])).retryable
-    conf = integration_config("sns", "{topic_arn: t}")
-    integ = sns.build(conf, 0, env_with(handler))
+    assert not (
+        await SNS.failure("{topic_arn: t, sigv4: {region: r, role_arn: arn:role}}", handler)
+    ).retryable
+    integ = SNS.integration("{topic_arn: t}", handler)
     integ.environ = {}
     err = await failure_of(integ, [firing()])
     assert err.retryable and "region not configured" in str(err)
-    conf = integration_config("sns", "{topic_arn: t, sigv4: {region: r}}")
-    integ = sns.build(conf, 0, env_with(handler))
+    integ = SNS.integration("{topic_arn: t, sigv4: {region: r}}", handler)
     integ.environ = {}
     assert (await failure_of(integ, [firing()])).retryable
 
 
 async def test_transport_error_retryable() -> None:
     """Connection failures retry."""
-    conf = integration_config("sns", f"{{topic_arn: t, {KEYS}}}")
-    integ = sns.build(conf, 0, env_with(failing(httpx.ConnectError("x"))))
-    assert (await failure_of(integ, [firing()])).retryable
+    assert (
+        await SNS.failure(f"{{topic_arn: t, {KEYS}}}", failing(httpx.ConnectError("x")))
+    ).retryable
 
 
 async def test_default_templates() -> None:
     """Built-in templates give the default subject and message."""
-    seen, handler = recorder()
-    conf = integration_config("sns", f"{{topic_arn: t, {KEYS}}}")
-    await sns.build(conf, 0, env_with(handler, real_templates())).notify(ctx(), [firing()])
+    seen = await SNS.sent(f"{{topic_arn: t, {KEYS}}}", templater=real_templates())
     got = dict(form(seen[0]))
     assert got["Subject"] == "[FIRING:1] Q "
     assert "Alerts Firing:\nLabels:\n - alertname = Q\n" in got["Message"]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from daemon.notify.receivers import registry
-from daemon.notify.retry import NotifyError
-from tests.receivers.test_slack import (
+from tests.receivers.conftest import (
     Recorder,
-    integration_config,
+    chat_config,
+    chat_failure,
+    chat_notify,
     make_ctx,
     make_env,
     sample_alerts,
@@ -25,9 +24,7 @@ OK = b'{"ok":true,"result":{"message_id":1}}'
 async def test_default_message_html_escaped_and_sorted_string_params() -> None:
     """Params are sorted strings; with parse_mode HTML the message is HTML-escaped."""
     rec = Recorder(body=OK)
-    integ = registry.build_integration(integration_config(TELEGRAM), 0, make_env(rec))
-    assert integ is not None
-    await integ.notify(make_ctx(), sample_alerts())
+    await chat_notify(chat_config(TELEGRAM), rec)
     (req,) = rec.requests
     assert str(req.url) == "http://tg.example/botT:k/sendMessage"
     assert req.headers["user-agent"] == "Go-http-client/1.1"
@@ -42,7 +39,7 @@ async def test_topic_and_silent_options() -> None:
     """message_thread_id and disable_notifications add their string params in key order."""
     rec = Recorder(body=OK)
     integ = registry.build_integration(
-        integration_config(
+        chat_config(
             "  telegram_configs:\n  - {bot_token: t, chat_id: 5, disable_notifications: true,"
             " parse_mode: '', message: 'hi <b>'}\n"
         ),
@@ -61,13 +58,11 @@ async def test_topic_and_silent_options() -> None:
 async def test_long_message_split_into_messages() -> None:
     """A message over 4096 runes is sent as several messages, none longer than the limit."""
     rec = Recorder(body=OK)
-    cfg = integration_config(
+    cfg = chat_config(
         "  telegram_configs:\n  - bot_token: t\n    chat_id: 5\n    parse_mode: ''\n"
         "    message: '{{ range $i, $_ := .Alerts }}" + "ж" * 3000 + '{{ "\\n" }}{{ end }}\'\n'
     )
-    integ = registry.build_integration(cfg, 0, make_env(rec))
-    assert integ is not None
-    await integ.notify(make_ctx(), sample_alerts())
+    await chat_notify(cfg, rec)
     texts = [json.loads(r.content)["text"] for r in rec.requests]
     assert texts == ["ж" * 3000 + "\n"] * 2
 
@@ -75,13 +70,7 @@ async def test_long_message_split_into_messages() -> None:
 async def test_ok_false_is_permanent_and_5xx_retryable() -> None:
     """A 2xx reply with ok=false fails permanently; a 502 is retried."""
     bad = Recorder(body=b'{"ok":false,"description":"Bad Request: chat not found"}')
-    integ = registry.build_integration(integration_config(TELEGRAM), 0, make_env(bad))
-    assert integ is not None
-    with pytest.raises(NotifyError) as info:
-        await integ.notify(make_ctx(), sample_alerts())
-    assert not info.value.retryable and "chat not found" in str(info.value)
-    integ = registry.build_integration(integration_config(TELEGRAM), 0, make_env(Recorder([502])))
-    assert integ is not None
-    with pytest.raises(NotifyError) as info:
-        await integ.notify(make_ctx(), sample_alerts())
-    assert info.value.retryable
+    err = await chat_failure(chat_config(TELEGRAM), bad)
+    assert not err.retryable and "chat not found" in str(err)
+    err = await chat_failure(chat_config(TELEGRAM), Recorder([502]))
+    assert err.retryable

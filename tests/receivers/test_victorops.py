@@ -10,30 +10,26 @@ import pytest
 import trio
 
 from daemon.notify.receivers import victorops
-from tests.receivers.test_pagerduty import (
+from tests.receivers.conftest import (
     DEDUP,
-    ctx,
-    env_with,
+    Kind,
     failing,
-    failure_of,
     firing,
-    integration_config,
     real_templates,
     recorder,
     resolved,
     side_by_side,
 )
 
+VICTOROPS = Kind("victorops", victorops.build)
+
 
 async def test_body_and_url_are_exact() -> None:
     """The event posts to <api_url><key>/<routing key> with a key-sorted flat body."""
-    seen, handler = recorder()
-    conf = integration_config(
-        "victorops",
+    seen = await VICTOROPS.sent(
         "{routing_key: 'rk {{ x }}', state_message: sm, entity_display_name: e,"
-        " monitoring_tool: mt, custom_fields: {zz: '{{ c }}', aa: a}}",
+        " monitoring_tool: mt, custom_fields: {zz: '{{ c }}', aa: a}}"
     )
-    await victorops.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
     (request,) = seen
     assert str(request.url) == (
         "https://alert.victorops.com/integrations/generic/20131114/alert/vo-key/rk%20%3Cx%3E"
@@ -57,18 +53,14 @@ async def test_body_and_url_are_exact() -> None:
 )
 async def test_message_type(configured: str, alert_resolved: bool, expected: str) -> None:
     """Firing keeps an allowed type or falls back to CRITICAL; resolved is RECOVERY."""
-    seen, handler = recorder()
-    conf = integration_config("victorops", f"{{routing_key: r, message_type: {configured}}}")
     alert = resolved() if alert_resolved else firing()
-    await victorops.build(conf, 0, env_with(handler)).notify(ctx(), [alert])
+    seen = await VICTOROPS.sent(f"{{routing_key: r, message_type: {configured}}}", [alert])
     assert json.loads(seen[0].content)["message_type"] == expected
 
 
 async def test_state_message_truncated() -> None:
     """state_message is cut to 20480 runes ending in an ellipsis."""
-    seen, handler = recorder()
-    conf = integration_config("victorops", "{routing_key: r, state_message: '" + "x" * 30000 + "'}")
-    await victorops.build(conf, 0, env_with(handler)).notify(ctx(), [firing()])
+    seen = await VICTOROPS.sent("{routing_key: r, state_message: '" + "x" * 30000 + "'}")
     assert json.loads(seen[0].content)["state_message"] == "x" * 20479 + "…"
 
 
@@ -76,35 +68,26 @@ async def test_state_message_truncated() -> None:
 async def test_status_classification(status: int, retryable: bool) -> None:
     """Only 5xx retries."""
     _, handler = recorder([status])
-    conf = integration_config("victorops", "{routing_key: r}")
-    assert (
-        await failure_of(victorops.build(conf, 0, env_with(handler)), [firing()])
-    ).retryable is retryable
+    assert (await VICTOROPS.failure("{routing_key: r}", handler)).retryable is retryable
 
 
 async def test_transport_error_is_retryable_and_hides_key() -> None:
     """Connection errors retry and do not reveal the URL with the API key."""
-    conf = integration_config("victorops", "{routing_key: r}")
-    integ = victorops.build(conf, 0, env_with(failing(httpx.ConnectTimeout("slow"))))
-    err = await failure_of(integ, [firing()])
+    err = await VICTOROPS.failure("{routing_key: r}", failing(httpx.ConnectTimeout("slow")))
     assert err.retryable and "vo-key" not in str(err)
 
 
 async def test_template_errors() -> None:
     """A bad routing key template is permanent; a bad body template retries, as upstream."""
     _, handler = recorder()
-    conf = integration_config("victorops", "{routing_key: '{{ FAIL }}'}")
-    assert not (await failure_of(victorops.build(conf, 0, env_with(handler)), [firing()])).retryable
-    conf = integration_config("victorops", "{routing_key: r, monitoring_tool: '{{ FAIL }}'}")
-    err = await failure_of(victorops.build(conf, 0, env_with(handler)), [firing()])
+    assert not (await VICTOROPS.failure("{routing_key: '{{ FAIL }}'}", handler)).retryable
+    err = await VICTOROPS.failure("{routing_key: r, monitoring_tool: '{{ FAIL }}'}", handler)
     assert err.retryable and str(err).startswith("templating error: ")
 
 
 async def test_default_templates() -> None:
     """Built-in templates give the subject as display name and Prometheus as tool."""
-    seen, handler = recorder()
-    conf = integration_config("victorops", "{routing_key: r}")
-    await victorops.build(conf, 0, env_with(handler, real_templates())).notify(ctx(), [firing()])
+    seen = await VICTOROPS.sent("{routing_key: r}", templater=real_templates())
     body = json.loads(seen[0].content)
     assert body["entity_display_name"] == "[FIRING:1] Q "
     assert body["monitoring_tool"] == "Alertmanager"

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from daemon.notify.receivers import registry
-from daemon.notify.retry import NotifyError
-from tests.receivers.test_slack import (
+from tests.receivers.conftest import (
     Recorder,
-    integration_config,
+    chat_config,
+    chat_failure,
+    chat_integration,
+    chat_notify,
     make_ctx,
-    make_env,
     sample_alerts,
 )
 
@@ -25,9 +23,7 @@ WEBEX = (
 async def test_body_and_bearer_auth() -> None:
     """Markdown then roomId, sent with the http_config bearer credentials."""
     rec = Recorder()
-    integ = registry.build_integration(integration_config(WEBEX), 0, make_env(rec))
-    assert integ is not None
-    await integ.notify(make_ctx(), sample_alerts())
+    await chat_notify(chat_config(WEBEX), rec)
     (req,) = rec.requests
     assert req.headers["authorization"] == "Bearer tok"
     body = json.loads(req.content)
@@ -39,15 +35,13 @@ async def test_split_by_bytes_and_truncate_when_disabled() -> None:
     """Over 7439 bytes: split by default; truncated with an ellipsis when splitting is off."""
     message = "    message: '" + ("é" * 1000 + '{{ "\\n" }}') * 5 + "'\n"
     rec = Recorder()
-    integ = registry.build_integration(integration_config(WEBEX + message), 0, make_env(rec))
-    assert integ is not None
+    integ = chat_integration(chat_config(WEBEX + message), rec)
     await integ.notify(make_ctx(), sample_alerts())
     parts = [json.loads(r.content)["markdown"] for r in rec.requests]
     assert len(parts) == 2 and "".join(parts) == ("é" * 1000 + "\n") * 5
     assert all(len(p.encode()) <= 7439 for p in parts)
     rec = Recorder()
-    integ = registry.build_integration(integration_config(WEBEX + message), 0, make_env(rec))
-    assert integ is not None
+    integ = chat_integration(chat_config(WEBEX + message), rec)
     integ.fields["split_long_messages"] = False  # type: ignore[attr-defined]
     await integ.notify(make_ctx(), sample_alerts())
     (req,) = rec.requests
@@ -57,8 +51,5 @@ async def test_split_by_bytes_and_truncate_when_disabled() -> None:
 
 async def test_client_error_not_retried() -> None:
     """A 401 is permanent."""
-    integ = registry.build_integration(integration_config(WEBEX), 0, make_env(Recorder([401])))
-    assert integ is not None
-    with pytest.raises(NotifyError) as info:
-        await integ.notify(make_ctx(), sample_alerts())
-    assert not info.value.retryable
+    err = await chat_failure(chat_config(WEBEX), Recorder([401]))
+    assert not err.retryable

@@ -12,9 +12,9 @@ import trio
 from daemon.clock import FixedClock
 from daemon.notify.receivers import wechat
 from daemon.notify.receivers.base import IntegrationEnv
-from tests.receivers.test_pagerduty import (
+from tests.integration.processes import Recorded
+from tests.receivers.conftest import (
     AM_CONFIG,
-    Recorded,
     ctx,
     env_with,
     failure_of,
