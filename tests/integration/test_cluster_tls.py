@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import random
-import socket
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -18,8 +17,9 @@ import trio
 from prometheus_client.core import Metric
 
 from cluster.node import ChannelDelegate, Node, NodeConfig, ulid_name
-from cluster.tls_transport import TLSTransportStatistics, open_tls_transport
+from cluster.tls_transport import TLSTransport, TLSTransportStatistics, open_tls_transport
 from daemon.cluster_tls import (
+    ClusterTLS,
     ClusterTLSError,
     load_cluster_tls,
     parse_cluster_tls,
@@ -27,7 +27,7 @@ from daemon.cluster_tls import (
 )
 from tests.cluster.test_node import RecordingState, wait_until
 from tests.cluster.test_tls_transport import Pki, write_pki
-from tests.integration.processes import ALERTMANAGER, ROOT, WebhookSink, free_port, run_tocsin
+from tests.integration.processes import ROOT, WebhookSink, free_port, run_tocsin
 from tests.integration.processes import wait_for as wait_until_sync
 from tests.integration.test_cluster import (
     CONFIG,
@@ -208,43 +208,35 @@ def test_metrics_carry_alertmanagers_names() -> None:
 def tls_alertmanager(tmp: Path, tls_config: Path) -> Iterator[tuple[int, str]]:
     """Alertmanager 0.25 gossiping over TLS on loopback; yields its cluster port and URL."""
     tmp.mkdir(exist_ok=True)
-    config = tmp / "am.yml"
-    config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
-    cluster_port, web_port = free_port(), free_port()
-    log_path = tmp / "am.log"
-    with log_path.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                ALERTMANAGER,
-                f"--config.file={config}",
-                f"--storage.path={tmp / 'data'}",
-                f"--web.listen-address=127.0.0.1:{web_port}",
-                f"--cluster.listen-address=127.0.0.1:{cluster_port}",
-                f"--cluster.tls-config={tls_config}",
-                "--cluster.probe-interval=200ms",
-                "--cluster.gossip-interval=50ms",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", cluster_port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail(f"alertmanager did not start: {log_path.read_text()}")
-                time.sleep(0.1)
-        yield cluster_port, f"http://127.0.0.1:{web_port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    port = free_port()
+    flags = (
+        f"--cluster.listen-address=127.0.0.1:{port}",
+        f"--cluster.tls-config={tls_config}",
+        "--cluster.probe-interval=200ms",
+        "--cluster.gossip-interval=50ms",
+    )
+    config = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
+    with run_clustered_alertmanager(tmp, config, *flags) as proc:
+        yield port, proc.url
+
+
+@contextlib.asynccontextmanager
+async def tls_node(
+    loaded: ClusterTLS, name: str, url: str, delegate: ChannelDelegate | None = None
+) -> AsyncIterator[tuple[Node, TLSTransport, httpx.AsyncClient]]:
+    """A running Node on a TLS transport with fast probes, and an API client for ``url``."""
+    config = NodeConfig(probe_interval=0.2, probe_timeout=0.1, gossip_interval=0.05)
+    async with (
+        open_tls_transport(
+            "127.0.0.1", 0, loaded.server_context, loaded.client_context
+        ) as transport,
+        trio.open_nursery() as nursery,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        node = Node(transport, name, config=config, delegate=delegate)
+        await nursery.start(node.run)
+        yield node, transport, client
+        nursery.cancel_scope.cancel()
 
 
 async def am_peers(client: httpx.AsyncClient) -> dict[str, str]:
@@ -269,19 +261,10 @@ async def test_node_and_alertmanager_gossip_over_tls(pki: Pki, tmp_path: Path) -
     state = RecordingState()
     name = ulid_name(int(time.time() * 1000), random.Random())
     with tls_alertmanager(tmp_path / "am", am_config) as (cluster_port, url):
+        delegate = ChannelDelegate()
+        delegate.add_state("sil", state)
         with trio.fail_after(40):
-            async with (
-                open_tls_transport(
-                    "127.0.0.1", 0, ours.server_context, ours.client_context
-                ) as transport,
-                trio.open_nursery() as nursery,
-                httpx.AsyncClient(base_url=url) as client,
-            ):
-                delegate = ChannelDelegate()
-                delegate.add_state("sil", state)
-                config = NodeConfig(probe_interval=0.2, probe_timeout=0.1, gossip_interval=0.05)
-                node = Node(transport, name, config=config, delegate=delegate)
-                await nursery.start(node.run)
+            async with tls_node(ours, name, url, delegate) as (node, transport, client):
                 assert await node.join([("127.0.0.1", cluster_port)]) == 1
                 am_name = next(m.name for m in node.members() if m.name != name)
                 await until_listed(client, name, listed=True)
@@ -307,7 +290,6 @@ async def test_node_and_alertmanager_gossip_over_tls(pki: Pki, tmp_path: Path) -
                 )
                 await node.leave()
                 await until_listed(client, name, listed=False)
-                nursery.cancel_scope.cancel()
 
 
 @pytest.mark.alertmanager
@@ -320,21 +302,11 @@ async def test_alertmanager_refuses_a_node_from_another_ca(
     theirs = load_cluster_tls(str(rogue_config))
     with tls_alertmanager(tmp_path / "am", am_config) as (cluster_port, url):
         with trio.fail_after(20):
-            async with (
-                open_tls_transport(
-                    "127.0.0.1", 0, theirs.server_context, theirs.client_context
-                ) as transport,
-                trio.open_nursery() as nursery,
-                httpx.AsyncClient(base_url=url) as client,
-            ):
-                node = Node(transport, "mallory", config=NodeConfig())
-                await nursery.start(node.run)
+            async with tls_node(theirs, "mallory", url) as (node, transport, client):
                 assert await node.join([("127.0.0.1", cluster_port)]) == 0
                 assert transport.statistics().write_errors_stream >= 1
-                assert list(await am_peers(client)) != [] and "mallory" not in await am_peers(
-                    client
-                )
-                nursery.cancel_scope.cancel()
+                peers = await am_peers(client)
+                assert len(peers) == 1 and "mallory" not in peers  # only itself
 
 
 # --- the daemon with --cluster.tls-config (needs daemon/peer.py to open the transport) -------
