@@ -3,8 +3,8 @@
 Rules (spec §1.11, §3.1, §6.3):
 
 * A missing label reads as the empty string, so ``foo=""`` matches its absence.
-* Regexes are fully anchored. We use ``re.fullmatch`` rather than ``^(?:…)$`` because
-  Python's ``$`` also matches before a trailing newline, and Go's does not.
+* Regexes are fully anchored and read with Go's syntax and meaning
+  (:mod:`daemon.goregex`); matching uses ``fullmatch``.
 * Sort order of a matcher set is (name, value, type) with ``= < != < =~ < !~``; it
   is part of the route key that the nflog persists, so it must be exact.
 """
@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Mapping
 
 import attrs
+
+from daemon import goregex
 
 
 class MatcherError(ValueError):
@@ -49,28 +51,15 @@ def is_valid_label_name(name: str) -> bool:
     return _LEGACY_NAME.fullmatch(name) is not None
 
 
-# Python's re messages, mapped to RE2's where operators see them (config check output).
-_RE_ERRORS = [
-    ("missing ), unterminated subpattern", "missing closing )"),
-    ("unbalanced parenthesis", "unexpected )"),
-    ("unterminated character set", "missing closing ]"),
-    ("nothing to repeat", "missing argument to repetition operator"),
-    ("multiple repeat", "invalid nested repetition operator"),
-    ("bad escape", "invalid escape sequence"),
-]
-
-
 def compile_anchored(pattern: str) -> re.Pattern[str]:
-    """Compile ``pattern`` for anchored matching; errors read like Go's regexp package."""
+    """Alertmanager's ``^(?:pattern)$`` with Go's regexp meaning, for ``fullmatch``.
+
+    Errors read like Go's regexp package (they reach API responses and config checks).
+    """
     try:
-        return re.compile(f"(?:{pattern})")
-    except re.error as exc:
-        reason = str(exc.msg)
-        for py, go in _RE_ERRORS:
-            if reason.startswith(py):
-                reason = go
-                break
-        raise MatcherError(f"error parsing regexp: {reason}: `^(?:{pattern})$`") from None
+        return goregex.compile_anchored(pattern)
+    except goregex.GoRegexError as exc:
+        raise MatcherError(str(exc)) from None
 
 
 def _escape_value(value: str) -> str:

@@ -52,10 +52,10 @@ from typing import Any
 import attrs
 from prometheus_client import Counter, Gauge, Histogram, Summary
 
-from daemon import metrics, silencepb
+from daemon import goregex, metrics, silencepb
 from daemon.alert import go_quote
 from daemon.clock import ZERO_TIME
-from daemon.matcher import Matcher, MatcherError, MatchType, compile_anchored, is_valid_label_name
+from daemon.matcher import Matcher, MatchType, is_valid_label_name
 
 #: Alertmanager's ``--data.retention`` default, 120h, in nanoseconds.
 DEFAULT_RETENTION = 120 * 3600 * 1_000_000_000
@@ -130,11 +130,11 @@ class Silence:
 
 
 def _regex_error(pattern: str) -> str | None:
+    # Alertmanager validates with regexp.Compile of the pattern as given (not anchored).
     try:
-        compile_anchored(pattern)
-    except MatcherError as exc:
-        # Go's regexp.Compile names the pattern as given, not the anchored form.
-        return str(exc).replace(f"`^(?:{pattern})$`", f"`{pattern}`")
+        goregex.translate(pattern)
+    except goregex.GoRegexError as exc:
+        return str(exc)
     return None
 
 
@@ -337,8 +337,9 @@ def _literals(nodes: Iterable[tuple[Any, Any]]) -> list[str] | None:
 def _regex_literals(pattern: str) -> list[str] | None:
     """The finite set of values ``pattern`` fullmatches, when small and non-empty-only."""
     try:
-        parsed = _re_parser.parse(pattern)
-    except (re.error, OverflowError, RecursionError):
+        # Parse what the matcher compiles: Go's pattern in Python's syntax.
+        parsed = _re_parser.parse(goregex.translate(pattern))
+    except (goregex.GoRegexError, re.error, OverflowError, RecursionError):
         # A pattern the parser refuses is simply not indexable (the matcher decides).
         return None
     # Global inline flags ((?i) etc.) land in the parse state, not in the nodes.

@@ -402,7 +402,10 @@ def _matchers(
     match: dict[str, str] | None, match_re: dict[str, str] | None, matchers: list[Matcher] | None
 ) -> tuple[Matcher, ...]:
     out = [Matcher.create(MatchType.EQUAL, k, v) for k, v in (match or {}).items()]
-    out += [Matcher.create(MatchType.REGEXP, k, v) for k, v in (match_re or {}).items()]
+    # Alertmanager 0.25 builds these from the compiled regexp's String(), which is the
+    # anchored "^(?:v)$"; that text is then anchored again and shows in group keys
+    # ({}/{severity=~"^(?:crit.*)$"}:{...}) and so in the nflog and webhook payloads.
+    out += [Matcher.create(MatchType.REGEXP, k, f"^(?:{v})$") for k, v in (match_re or {}).items()]
     out += matchers or []
     return tuple(sort_matchers(out))
 

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from daemon.goregex import GoRegexError, compile_go
 from daemon.template.errors import FunctionError
 from daemon.template.gofmt import go_type_name, sprint, sprintf, sprintln
 from daemon.template.gotime import GoDuration, GoTime, as_time, load_zone
@@ -376,22 +377,12 @@ def join(sep: str, items: Sequence[str]) -> str:
     return sep.join(items)
 
 
-_GO_RE_CACHE: dict[str, re.Pattern[str]] = {}
-
-
 def compile_go_regexp(pattern: str) -> re.Pattern[str]:
-    """A Python regexp for an RE2 pattern (the common subset), cached."""
-    rx = _GO_RE_CACHE.get(pattern)
-    if rx is None:
-        py = pattern.replace(r"\z", r"\Z")
-        try:
-            rx = re.compile(py)
-        except re.error as e:
-            raise FunctionError(f"error parsing regexp: {e}: `{pattern}`") from None
-        if len(_GO_RE_CACHE) > 512:
-            _GO_RE_CACHE.clear()
-        _GO_RE_CACHE[pattern] = rx
-    return rx
+    """A Python regexp with the meaning of Go's RE2 ``pattern`` (cached there)."""
+    try:
+        return compile_go(pattern)
+    except GoRegexError as e:
+        raise FunctionError(str(e)) from None
 
 
 def match(pattern: str, text: str) -> bool:

@@ -90,9 +90,16 @@ def test_route_inheritance() -> None:
 
 
 def test_route_matchers_combine_and_sort() -> None:
-    """match, match_re and matchers merge into one list sorted by (name, value, type)."""
+    """match, match_re and matchers merge into one list sorted by (name, value, type).
+
+    match_re values read ``^(?:…)$``, as Alertmanager 0.25's route tree shows them."""
     team = load_config_text(INHERIT).route.routes[0]
-    assert [str(m) for m in team.matchers] == ['a=~"b|c"', 'm=~"n.*"', 'team="x"', 'z="y"']
+    assert [str(m) for m in team.matchers] == [
+        'a=~"b|c"',
+        'm=~"^(?:n.*)$"',
+        'team="x"',
+        'z="y"',
+    ]
     assert team.matchers[1].type is MatchType.REGEXP
     assert team.matchers[1].matches("nope") and not team.matchers[1].matches("xn")
 
@@ -108,7 +115,10 @@ def test_inhibit_rules_combine_all_matcher_forms() -> None:
         + "  equal: [alertname, zone]\n"
     )
     (rule,) = config.inhibit_rules
-    assert [str(m) for m in rule.source_matchers] == ['severity="critical"', 'team=~"a|b"']
+    assert [str(m) for m in rule.source_matchers] == [
+        'severity="critical"',
+        'team=~"^(?:a|b)$"',
+    ]
     assert [str(m) for m in rule.target_matchers] == ['severity!="critical"']
     assert rule.equal == ("alertname", "zone")
 

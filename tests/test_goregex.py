@@ -1,0 +1,269 @@
+"""Go's regexp syntax and meaning on Python's re, checked against the real amtool."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from daemon.config.load import load_config_file
+from daemon.dispatch.route import RouteNode
+from daemon.goregex import GoRegexError, compile_go, translate
+from daemon.matcher import Matcher, MatcherError, MatchType
+from daemon.silence import Silence, Silences
+
+AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
+
+#: Valid Go patterns whose meaning differs from (or is unknown to) Python's re.
+PATTERNS = [
+    "(?i)critical",
+    "a(?i)b|c",
+    "(?i:warn)ing",
+    "x(?i)y(?-i)z",
+    r"\d+",
+    r"\w+",
+    r"\s",
+    r"\D\W",
+    r"[[:alpha:]]+",
+    r"[[:^digit:]x]+",
+    r"[\d\s]+",
+    r"\x{41}\x42\101",
+    r"a{,3}",
+    r"a{2}",
+    r"a{2,}b",
+    r"a{01}",
+    r"\Qa.b\E+",
+    "^host$",
+    "(?m)^a$",
+    "(?s)a.b",
+    "a.b",
+    r"\pL+",
+    r"\p{Lu}\p{Ll}+",
+    r"[\p{N}]+",
+    r"\PL",
+    "(?U)a+",
+    r"\bword\b.*",
+    "^*a",
+    "[]a]+",
+    "[a-]+",
+    r"\.\-\_",
+    "(?i)straße",
+    "(?i)k",
+    "é|(?i)é",
+    "a)|(b",
+    "",
+]
+TEXTS = [
+    "critical",
+    "CRITICAL",
+    "Critical",
+    "ab",
+    "aB",
+    "Ab",
+    "c",
+    "C",
+    "warning",
+    "WARNing",
+    "WARNING",
+    "xYz",
+    "xyZ",
+    "123",
+    "١٢٣",
+    "abc_1",
+    "héllo",
+    " ",
+    "\n",
+    "\u00a0",
+    "ABA",
+    "a{,3}",
+    "aa",
+    "aaab",
+    "a{01}",
+    "a.bbb",
+    "host",
+    "host\n",
+    "a\nb",
+    "a\n",
+    "axb",
+    "Über",
+    "ÜBER",
+    "x9",
+    "a",
+    "word here",
+    "]a]",
+    "a-",
+    ".-_",
+    "STRASSE",
+    "STRAßE",
+    "\u212a",
+    "É",
+    "é",
+    "xa",
+    "bx",
+    "",
+]
+#: Patterns Go refuses, with what Go says (checked against amtool below).
+BAD = [
+    "(",
+    ")",
+    "[a",
+    "a**",
+    "*",
+    "a|*",
+    "(?=x)",
+    "(?<n>x)",
+    r"a\Z",
+    r"(a)\1",
+    "a{1001}",
+    "a{3,2}",
+    r"\x{zz}",
+    r"\xg1",
+    "[z-a]",
+    "[[:foo:]]",
+    r"\p{Foo1}",
+    "(?P<a-b>x)",
+    "(?i",
+    "(?x)a",
+    r"\C",
+    r"[\b]",
+    r"\Qab",
+    "x\\",
+]
+
+
+def matches(pattern: str, text: str) -> bool:
+    """tocsin's verdict for an Alertmanager regex matcher ``l=~pattern``."""
+    return Matcher.create(MatchType.REGEXP, "l", pattern).matches(text)
+
+
+def test_inline_flags_anywhere_apply_to_the_end_of_their_group() -> None:
+    """``(?i)`` inside a group lasts across ``|`` to the group's end, as Go's parser keeps it."""
+    assert matches("(?i)critical", "CRITICAL")
+    assert matches("a(?i)b|c", "C") and not matches("a(?i)b|c", "Ab")
+    assert matches("(?i:warn)ing", "WARNing") and not matches("(?i:warn)ing", "WARNING")
+    assert matches("x(?i)y(?-i)z", "xYz") and not matches("x(?i)y(?-i)z", "xyZ")
+
+
+def test_perl_classes_and_word_boundaries_are_ascii() -> None:
+    """``\\d``, ``\\w``, ``\\s`` and ``\\b`` are ASCII in Go, Unicode in Python by default."""
+    assert matches(r"\d+", "123") and not matches(r"\d+", "١٢٣")
+    assert not matches(r"\w+", "héllo")
+    assert not matches(r"\s", "\u00a0")
+    assert translate(r"\d") == "[0-9]"
+
+
+def test_dollar_and_end_of_text() -> None:
+    """Go's ``$`` is the end of text (Python's also matches before a final newline)."""
+    assert not matches("^host$", "host\n")
+    assert matches("(?m)^a$", "a\nb") is False  # anchored as a whole: ^(?:…)$
+    assert compile_go("(?m)^a$").search("x\na\nb") is not None
+    assert compile_go("a$").search("a\n") is None
+
+
+def test_go_only_syntax() -> None:
+    """``\\x{…}``, octal, ``\\Q…\\E``, POSIX and Unicode classes, ``(?U)``, literal braces."""
+    assert matches(r"\x{41}\x42\101", "ABA")
+    assert matches(r"\Qa.b\E+", "a.bbb")
+    assert matches(r"[[:alpha:]]+", "abc") and not matches(r"[[:alpha:]]+", "x9")
+    assert matches(r"\pL+", "Über") and matches(r"\p{Lu}\p{Ll}+", "Über")
+    assert matches("a{,3}", "a{,3}") and not matches("a{,3}", "aa")
+    assert matches("a{01}", "a{01}")
+    assert compile_go("(?U)a+").match("aaa").group(0) == "a"  # type: ignore[union-attr]
+
+
+def test_unicode_case_folding() -> None:
+    """``(?i)`` folds Unicode (Kelvin sign, accented letters), not only ASCII."""
+    assert matches("(?i)k", "\u212a")
+    assert matches("(?i)über", "ÜBER")
+
+
+def test_errors_read_like_go() -> None:
+    """Refused patterns raise Go's message, naming the expression Go names."""
+    with pytest.raises(GoRegexError) as info:
+        translate("a**")
+    assert str(info.value) == "error parsing regexp: invalid nested repetition operator: `**`"
+    with pytest.raises(MatcherError) as matcher_info:
+        Matcher.create(MatchType.REGEXP, "l", "[a")
+    assert str(matcher_info.value) == "error parsing regexp: missing closing ]: `[a)$`"
+
+
+def test_unbalanced_pattern_is_read_inside_the_anchors() -> None:
+    """``a)|(b`` is valid only inside ``^(?:…)$``; Go then matches a prefix or a suffix."""
+    assert matches("a)|(b", "ax") and matches("a)|(b", "xb") and not matches("a)|(b", "x")
+    # match_re wraps once more (Alertmanager 0.25): only "a" and "b" themselves.
+    assert matches("^(?:a)|(b)$", "a") and not matches("^(?:a)|(b)$", "ab")
+
+
+def test_silence_index_reads_go_syntax() -> None:
+    """A silence on ``a{,3}`` mutes the literal value, not ``a``, ``aa`` or ``aaa``."""
+    silences = Silences()
+    matcher = Matcher.create(MatchType.REGEXP, "l", "a{,3}")
+    silence = Silence(
+        id="", matchers=(matcher,), starts_at=0, ends_at=2**62, created_by="t", comment="c"
+    )
+    sid = silences.set(silence, now=1)
+    assert silences.mutes({"l": "a{,3}"}, fingerprint=1, now=2) == [sid]
+    assert silences.mutes({"l": "aa"}, fingerprint=2, now=2) == []
+
+
+def _route_config(patterns: list[str]) -> str:
+    """Two routes per pattern: ``m<i>`` with ``matchers``, ``r<i>`` with ``match_re``."""
+    routes = []
+    for i, p in enumerate(patterns):
+        quoted = p.replace("\\", "\\\\").replace('"', '\\"')
+        matcher = json.dumps('l=~"' + quoted + '"')
+        routes.append(
+            f"    - receiver: m{i}\n      continue: true\n"
+            f"      matchers: [{matcher}]\n"
+            f"    - receiver: r{i}\n      continue: true\n"
+            f"      match_re: {{l: {json.dumps(p)}}}\n"
+        )
+    receivers = "".join(f"  - name: m{i}\n  - name: r{i}\n" for i in range(len(patterns)))
+    return (
+        f"route:\n  receiver: none\n  routes:\n{''.join(routes)}"
+        f"receivers:\n  - name: none\n{receivers}"
+    )
+
+
+def _matcher_arg(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'l="{escaped}"'
+
+
+@pytest.mark.alertmanager
+def test_matching_agrees_with_alertmanager(tmp_path: Path) -> None:
+    """Every pattern and text gets amtool's routing verdict, in matchers and match_re."""
+    config = tmp_path / "routes.yml"
+    config.write_text(_route_config(PATTERNS))
+    root = RouteNode.build(load_config_file(str(config)).route)
+    for text in TEXTS:
+        out = subprocess.run(
+            [AMTOOL, "config", "routes", "test", f"--config.file={config}", _matcher_arg(text)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        theirs = set(out.split(","))
+        ours = {node.receiver for node in root.match({"l": text})}
+        assert ours == theirs, (text, sorted(ours ^ theirs))
+
+
+@pytest.mark.alertmanager
+@pytest.mark.parametrize("pattern", BAD)
+def test_errors_agree_with_alertmanager(tmp_path: Path, pattern: str) -> None:
+    """amtool check-config refuses the pattern with the message tocsin gives."""
+    config = tmp_path / "bad.yml"
+    config.write_text(
+        f"route:\n  receiver: x\n  match_re:\n    l: {json.dumps(pattern)}\nreceivers:\n  - name: x\n"
+    )
+    out = subprocess.run(
+        [AMTOOL, "check-config", str(config)], capture_output=True, text=True
+    ).stdout
+    assert "FAILED: " in out, out
+    theirs = out.split("FAILED: ", 1)[1].strip()
+    with pytest.raises(MatcherError) as info:
+        Matcher.create(MatchType.REGEXP, "l", pattern)
+    assert str(info.value) == theirs
