@@ -33,7 +33,6 @@ from collections.abc import Sequence
 
 import attrs
 
-from cluster import lzw
 from cluster.errors import DecodeError, DecryptError, LabelError, TruncatedError
 from cluster.gomsgpack import value_end
 from cluster.messages import (
@@ -62,6 +61,11 @@ MAX_LABEL_LENGTH = 255
 MAX_PACKET_NESTING = 8
 #: Default bound on a buffered stream message (before and after decompression).
 DEFAULT_MAX_STREAM_BYTES = 64 * 1024 * 1024
+#: Default bound on what one UDP packet may decompress to. A sender only compresses a
+#: message it built to fit one datagram (gossip fits 1400 bytes), so nothing genuine
+#: comes near this; without it a 60 KB LZW bomb makes a 64 MiB buffer and stalls the
+#: node for a third of a second, long enough for its peers to suspect it.
+MAX_PACKET_OUTPUT = 1024 * 1024
 
 #: A message that can arrive in a UDP packet once containers are unwrapped.
 PacketMessage = Ping | IndirectPing | Ack | Nack | Suspect | Alive | Dead | UserMsg
@@ -192,7 +196,7 @@ def decode_packet(
     verify_incoming: bool = True,
     label: bytes = b"",
     skip_inbound_label_check: bool = False,
-    max_output: int = lzw.DEFAULT_MAX_OUTPUT,
+    max_output: int = MAX_PACKET_OUTPUT,
 ) -> DecodedPacket:
     """Undo the send layering and flatten compounds and compression.
 

@@ -9,8 +9,15 @@ failed-peer gauges, silences, and exactly one notification per group.
 from __future__ import annotations
 
 import contextlib
+import random
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from cluster.framing import decode_packet, encode_stream
+from cluster.gomsgpack import pack_struct
+from cluster.messages import Ack, Compound, Compress, HasCrc, MessageType, Ping, PushPull
 from tests.integration.cluster_processes import (
     Node,
     cluster_view,
@@ -85,3 +92,176 @@ def test_restart_under_a_new_name_rejoins_with_silences_and_nflog(tmp_path: Path
         assert max(everyone, key=Node.name) is reborn
         post_alert(reborn, "Before")
         assert notified_names(sink, quiet=5) == []
+
+
+# --- garbage on the cluster ports ---------------------------------------------------------
+
+#: How long the node under attack waits for a stream message (its --cluster.tcp-timeout).
+TCP_TIMEOUT = 1.0
+
+
+def udp_ask(port: int, packet: bytes) -> bytes:
+    """Send one datagram to 127.0.0.1:``port`` and return the first answer."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        sock.sendto(packet, ("127.0.0.1", port))
+        return sock.recv(65536)
+
+
+def tcp_exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` and our end-of-stream on a new connection; read until the node closes.
+
+    A node that closes with our bytes unread makes the kernel reset the connection:
+    that counts as closed too.
+    """
+    chunks = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with contextlib.suppress(ConnectionResetError):
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def bad_packets(ack: bytes, ping: bytes) -> list[bytes]:
+    """UDP garbage: random bytes, a real ack cut short, broken compounds, CRC and LZW."""
+    rng = random.Random(5)
+    packets = [rng.randbytes(n) for n in (1, 3, 40, 512, 1400, 9000) for _ in range(3)]
+    packets += [ack[:cut] for cut in range(1, len(ack))]
+    packets += [
+        b"",
+        bytes([99]),
+        # a compound whose second part claims 65535 bytes, and one with no length table
+        bytes([MessageType.COMPOUND, 2, 0, len(ping), 0xFF, 0xFF]) + ping,
+        bytes([MessageType.COMPOUND, 200, 0]),
+        # a valid ping under a checksum with one bit flipped
+        _flip(HasCrc(ping).encode(), 2),
+        # compressed garbage, and an unknown compression algorithm
+        bytes([MessageType.COMPRESS]) + pack_struct({"Algo": 0, "Buf": rng.randbytes(64)}),
+        bytes([MessageType.COMPRESS]) + pack_struct({"Algo": 7, "Buf": ping}),
+        # compounds nested far deeper than any sender makes them
+        _nest(ping, 40),
+    ]
+    return packets
+
+
+#: 59 KB that would decompress to 80 MB.
+LZW_BOMB = Compress.wrap(bytes(80_000_000)).encode()
+
+
+def test_a_packet_decompresses_to_at_most_a_mebibyte() -> None:
+    """A datagram-sized LZW bomb is refused at 1 MiB instead of filling 64 MiB."""
+    assert len(LZW_BOMB) < 65_000
+    (error,) = decode_packet(LZW_BOMB).errors
+    assert "exceeds 1048576 bytes" in str(error)
+
+
+def _flip(data: bytes, index: int) -> bytes:
+    """``data`` with the low bit of byte ``index`` flipped."""
+    return data[:index] + bytes([data[index] ^ 1]) + data[index + 1 :]
+
+
+def _nest(message: bytes, depth: int) -> bytes:
+    """``message`` wrapped in ``depth`` one-part compounds."""
+    for _ in range(depth):
+        message = Compound((message,)).encode()
+    return message
+
+
+def bad_streams(reply: bytes) -> list[bytes]:
+    """TCP garbage, each sent on its own connection that is then closed."""
+    rng = random.Random(6)
+    streams = [rng.randbytes(n) for n in (1, 100, 70_000)]
+    streams += [reply[:cut] for cut in (1, 2, 5, len(reply) // 2, len(reply) - 1)]
+    streams += [
+        bytes([99]) + rng.randbytes(20),
+        # an encrypted frame declaring 4 GiB, to a node without a key
+        bytes([MessageType.ENCRYPT]) + b"\xff\xff\xff\xff" + rng.randbytes(30),
+    ]
+    return streams
+
+
+def oversized_push_pull() -> bytes:
+    """A push/pull header declaring a 4 GiB user state, and nothing after it."""
+    header = pack_struct({"Nodes": 0, "UserStateLen": 2**32 - 1, "Join": False})
+    return bytes([MessageType.PUSH_PULL]) + header
+
+
+@contextlib.contextmanager
+def hanging_connections(port: int, data: bytes, count: int) -> Iterator[list[socket.socket]]:
+    """``count`` connections that each send ``data`` and then wait."""
+    with contextlib.ExitStack() as stack:
+        socks = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+            sock.sendall(data)
+            socks.append(sock)
+        yield socks
+
+
+def malformed_from(node: Node, source_port: int, *events: str) -> int:
+    """How many of ``events`` the node logged for datagrams from ``source_port``."""
+    return sum(
+        1
+        for name in events
+        for event in node.events(name)
+        if event.get("source", [None, None])[1] == source_port
+    )
+
+
+def test_garbage_and_truncated_packets_are_dropped_counted_and_harmless(tmp_path: Path) -> None:
+    """Random, truncated and malformed UDP packets and TCP streams are dropped and logged; the node stays in the cluster."""
+    with WebhookSink() as sink, contextlib.ExitStack() as stack:
+        nodes = start_cluster(
+            stack,
+            tmp_path,
+            sink.url,
+            2,
+            "--log.level=debug",
+            f"--cluster.tcp-timeout={int(TCP_TIMEOUT * 1000)}ms",
+        )
+        wait_for(lambda: converged(nodes), timeout=30)
+        source, target = nodes
+        # real messages, captured from a peer: the ack to a ping, the reply to a push/pull
+        ping = Ping(seq_no=7, node=source.name()).encode()
+        ack = udp_ask(source.cluster_port, ping)
+        assert Ack.decode(ack).seq_no == 7
+        reply = tcp_exchange(source.cluster_port, encode_stream(PushPull(join=False).encode()))
+        assert len(reply) > 20
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+            attacker.bind(("127.0.0.1", 0))
+            attacker_port = attacker.getsockname()[1]
+            packets = bad_packets(ack, ping)
+            for packet in packets:
+                attacker.sendto(packet, ("127.0.0.1", target.cluster_port))
+            events = ("packet.malformed", "packet.malformed_part", "message.malformed")
+            wait_for(lambda: malformed_from(target, attacker_port, *events) >= len(packets))
+            # one at a time, so the kernel's receive buffer never drops one
+            for sent in range(len(packets) + 1, len(packets) + 4):
+                attacker.sendto(LZW_BOMB, ("127.0.0.1", target.cluster_port))
+                wait_for(lambda: malformed_from(target, attacker_port, *events) >= sent)  # noqa: B023
+
+        streams = bad_streams(reply)
+        with hanging_connections(target.cluster_port, reply[: len(reply) // 2], 20) as hung:
+            with hanging_connections(target.cluster_port, oversized_push_pull(), 5) as big:
+                for data in streams:
+                    tcp_exchange(target.cluster_port, data)
+                started = time.monotonic()
+                for sock in [*hung, *big]:
+                    # the node gives up on each after its TCP timeout and closes it
+                    assert sock.recv(65536) == b""
+                assert time.monotonic() - started < 4 * TCP_TIMEOUT
+        timeouts = len(hung) + len(big)
+        wait_for(lambda: len(target.events("stream.timeout")) >= timeouts)
+        refused = ("stream.malformed", "peer.decrypt_failed")
+        wait_for(lambda: sum(len(target.events(e)) for e in refused) >= len(streams))
+
+        assert target.alive()
+        ping_target = Ping(seq_no=8, node=target.name()).encode()
+        assert Ack.decode(udp_ask(target.cluster_port, ping_target)).seq_no == 8
+        silence_id = create_silence(source.proc, "AfterGarbage")
+        wait_for(lambda: silence_id in target.silence_ids(), timeout=10)
+        assert converged(nodes)
