@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from daemon.config.load import load_config_file
 from daemon.ctl import check_config
+from tests.integration.processes import run_alertmanager
 
 pytestmark = pytest.mark.alertmanager
 
@@ -57,46 +55,11 @@ def test_check_config_matches_amtool(path: Path, monkeypatch: pytest.MonkeyPatch
     assert theirs[1] == (0 if path.parent.name in ("good", "configs", "examples") else 1)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def alertmanager_status_config(path: Path, storage: Path) -> str:
-    binary = shutil.which("prometheus-alertmanager")
-    assert binary is not None, "prometheus-alertmanager 0.25 must be installed"
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={path}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--storage.path={storage}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/api/v2/status", timeout=2)
-                original: str = response.json()["config"]["original"]
-                return original
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def alertmanager_status_config(path: Path, tmp: Path) -> str:
+    """config.original as Alertmanager 0.25 started on ``path`` reports it."""
+    with run_alertmanager(tmp, path) as am, am.api() as api:
+        original: str = api.get("/api/v2/status").json()["config"]["original"]
+        return original
 
 
 GOOD = sorted(CORPUS.glob("good/*.yml")) + sorted(CONFIGS.rglob("*.yml"))

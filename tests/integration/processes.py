@@ -228,17 +228,22 @@ def run_tocsin(tmp: Path, config_text: str, *extra: str) -> Iterator[Proc]:
 @contextlib.contextmanager
 def run_alertmanager(
     tmp: Path,
-    config_text: str,
+    config_text: str | Path,
     *extra: str,
     storage: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Proc]:
     """Start the real Alertmanager 0.25 on a free loopback port; SIGTERM at the end.
 
-    ``storage`` defaults to ``tmp/am-data``; ``env`` is added to this process's environment.
+    ``config_text`` is written to ``tmp/alertmanager.yml``; a :class:`Path` is used where
+    it is instead (so files it names resolve next to it). ``storage`` defaults to
+    ``tmp/am-data``; ``env`` is added to this process's environment.
     """
-    config = tmp / "alertmanager.yml"
-    config.write_text(config_text)
+    if isinstance(config_text, Path):
+        config = config_text
+    else:
+        config = tmp / "alertmanager.yml"
+        config.write_text(config_text)
     port = free_port()
     proc = subprocess.Popen(
         [
