@@ -164,7 +164,7 @@ def parse_cluster_tls(text: str, directory: str) -> ClusterTLS:
     located = _Locator(decoder.positions)
     for section in ("tls_server_config", "tls_client_config"):
         if config[section] is None:
-            raise ConfigError(f"{section} is required", key=section)
+            raise ConfigError("required section is missing", key=section)
     server = _with_directory(config["tls_server_config"], directory, SERVER_FILES)
     client = _with_directory(config["tls_client_config"], directory, CLIENT_FILES)
     return ClusterTLS(

@@ -110,8 +110,8 @@ CLIENT = "tls_client_config:\n  ca_file: ca.pem\n"
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "tls_server_config is required"),
-        (SERVER, "tls_client_config is required"),
+        ("", ": tls_server_config: required section is missing"),
+        (SERVER, ": tls_client_config: required section is missing"),
         (
             SERVER + "  bogus: 1\n" + CLIENT,
             "4: tls_server_config.bogus: yaml: unmarshal errors:\n"
@@ -352,7 +352,10 @@ def test_tocsin_and_alertmanager_share_silences_over_tls(pki: Pki, tmp_path: Pat
 def test_bad_tls_config_stops_start_up(pki: Pki, tmp_path: Path) -> None:
     """A TLS config naming a missing key file makes the daemon exit 1, naming file and key."""
     bad = tmp_path / "tls.yml"
-    bad.write_text(f"tls_server_config:\n  cert_file: {pki.leaves['tocsin'][0]}\n")
+    bad.write_text(
+        f"tls_server_config:\n  cert_file: {pki.leaves['tocsin'][0]}\n"
+        f"tls_client_config:\n  ca_file: {pki.ca}\n"
+    )
     config = tmp_path / "tocsin.yml"
     config.write_text("route:\n  receiver: r\nreceivers:\n  - name: r\n")
     result = subprocess.run(
