@@ -14,6 +14,7 @@ from pathlib import Path
 import attrs
 import pytest
 import trio
+import trio.testing
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cluster.errors import DecodeError
 from cluster.node import ChannelDelegate, Node
 from cluster.tls_transport import (
+    HANDSHAKE_TIMEOUT,
     KIND_PACKET,
     KIND_STREAM,
     STREAM_FRAME,
@@ -428,3 +430,31 @@ async def test_two_nodes_form_a_cluster_over_tls(pki: Pki) -> None:
             assert tb.statistics().packet_bytes_received > 0
             assert ta.statistics().stream_connections_received >= 2  # join, oversized
             nursery.cancel_scope.cancel()
+
+
+# --- timeouts and shutdown ----------------------------------------------------------------
+
+
+async def test_silent_client_is_dropped_after_the_handshake_timeout(
+    pki: Pki, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A TCP client that never starts TLS is disconnected after HANDSHAKE_TIMEOUT and counted."""
+    async with tls_transport(pki, "b") as b:
+        tcp = await trio.open_tcp_stream(*b.local_address)
+        started = trio.current_time()
+        with trio.fail_after(HANDSHAKE_TIMEOUT + 5):
+            assert await tcp.receive_some() == b""
+        assert trio.current_time() - started >= HANDSHAKE_TIMEOUT
+        assert b.statistics().read_errors == 1
+        await tcp.aclose()
+
+
+async def test_closing_the_transport_closes_accepted_connections(pki: Pki) -> None:
+    """Leaving open_tls_transport ends idle incoming connections with a clean TLS close."""
+    with trio.fail_after(10):
+        async with tls_transport(pki, "b") as b:
+            raw = await raw_client(pki, "a", b.local_address[1])
+            await raw.send_all(packet_frame("127.0.0.1:1", b"x"))
+            await b.receive_packet()
+        assert await raw.receive_some() == b""
+        await raw.aclose()
