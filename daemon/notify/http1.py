@@ -427,10 +427,19 @@ class _StaleConnection(Exception):
     """A reused connection ended before any byte of a reply: safe to try a fresh one."""
 
 
+class _EndOfFile(Exception):
+    """The server closed the connection."""
+
+
+class _DialError(Exception):
+    """No connection could be made; the text is Go's."""
+
+
 @attrs.define(eq=False)
 class _Connection:
     stream: trio.abc.Stream
     socket: trio.socket.SocketType
+    tls: bool
     #: ``trio.current_time()`` when it was last put back in the pool.
     idle_since: float = 0.0
     #: Requests it carried to completion.
@@ -521,10 +530,19 @@ class Http1Client:
             request = encode_request(method, target, headers, body)
         except ValueError as exc:
             raise NotifyError(f'{verb} "<redacted>": {exc}', retryable=True) from None
-        async with self._limiter:
-            parser: ResponseParser | None = None
+        limiter = self._limiter
+        try:
+            # Without a scheduler round trip when a slot is free; the request has
+            # its own checkpoints.
+            limiter.acquire_nowait()
+        except trio.WouldBlock:
+            await limiter.acquire()
+        parser: ResponseParser | None = None
+        try:
             with trio.move_on_after(self._timeout):
                 parser = await self._exchange(target, request, method, max_body, verb)
+        finally:
+            limiter.release()
         if parser is None:
             raise NotifyError(
                 f'{verb} "<redacted>": context deadline exceeded '
@@ -567,7 +585,7 @@ class Http1Client:
                 conn.close()
                 stale = True
                 continue
-            except (OSError, trio.BrokenResourceError, ProtocolError, ssl.SSLError) as exc:
+            except (OSError, trio.BrokenResourceError, ProtocolError, _DialError) as exc:
                 if conn is not None:
                     conn.close()
                 raise NotifyError(
@@ -589,27 +607,64 @@ class Http1Client:
     ) -> ResponseParser:
         reused = conn.served > 0
         parser = ResponseParser(method, max_body)
-        stream = conn.stream
         try:
-            await stream.send_all(request)
-            while True:
-                data = await stream.receive_some(_RECEIVE_SIZE)
-                if not data:
-                    if reused and not parser.started:
-                        raise _StaleConnection
-                    parser.feed_eof()
-                    return parser
-                if parser.feed(data):
-                    return parser
-        except trio.BrokenResourceError:
+            if conn.tls:
+                await self._exchange_stream(conn.stream, request, parser)
+            else:
+                await self._exchange_fd(conn.socket.fileno(), request, parser)
+        except (trio.BrokenResourceError, BrokenPipeError, ConnectionResetError):
             if reused and not parser.started:
                 raise _StaleConnection from None
             raise
+        except _EndOfFile:
+            if reused and not parser.started:
+                raise _StaleConnection from None
+            parser.feed_eof()
+        return parser
+
+    @staticmethod
+    async def _exchange_stream(
+        stream: trio.abc.Stream, request: bytes, parser: ResponseParser
+    ) -> None:
+        await stream.send_all(request)
+        while True:
+            data = await stream.receive_some(_RECEIVE_SIZE)
+            if not data:
+                raise _EndOfFile
+            if parser.feed(data):
+                return
+
+    @staticmethod
+    async def _exchange_fd(fd: int, request: bytes, parser: ResponseParser) -> None:
+        """Plain TCP straight on the non-blocking socket.
+
+        trio's stream layer costs three scheduler round trips per request (one per
+        send, two per receive); here the only one is waiting for the reply.
+        """
+        sent = 0
+        while True:
+            try:
+                sent += os.write(fd, request[sent:] if sent else request)
+            except BlockingIOError:
+                pass
+            if sent >= len(request):
+                break
+            await trio.lowlevel.wait_writable(fd)
+        while True:
+            # The reply cannot be there yet right after the send: wait first.
+            await trio.lowlevel.wait_readable(fd)
+            try:
+                data = os.read(fd, _RECEIVE_SIZE)
+            except BlockingIOError:
+                continue
+            if not data:
+                raise _EndOfFile
+            if parser.feed(data):
+                return
 
     def _describe(self, exc: BaseException, target: Target) -> str:
         """Go's wording of a transport failure."""
-        address = f"{target.host}:{target.port}"
-        if isinstance(exc, ProtocolError):
+        if isinstance(exc, ProtocolError | _DialError):
             return str(exc)
         cause: BaseException | None = exc
         while cause is not None:
@@ -617,18 +672,21 @@ class Http1Client:
                 return f"tls: failed to verify certificate: x509: {cause.verify_message}"
             if isinstance(cause, ssl.SSLError):
                 return f"remote error: tls: {cause.reason or cause}"
-            if isinstance(cause, trio.socket.gaierror):
-                return f"dial tcp: lookup {target.host}: no such host"
             cause = cause.__cause__
-        if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError):
-            return f"dial tcp {address}: connect: {_strerror(exc)}"
-        text = _strerror(exc)
-        if text == "connection reset by peer" or isinstance(exc, trio.BrokenResourceError):
-            return f"read tcp {address}: {text}"
-        return text
+        op = "write" if isinstance(exc, BrokenPipeError) else "read"
+        return f"{op} tcp {target.host}:{target.port}: {_strerror(exc)}"
 
     async def _connect(self, target: Target) -> _Connection:
-        tcp = await trio.open_tcp_stream(target.host, target.port)
+        try:
+            tcp = await trio.open_tcp_stream(target.host, target.port)
+        except OSError as exc:
+            if isinstance(exc, trio.socket.gaierror) or isinstance(
+                exc.__cause__, trio.socket.gaierror
+            ):
+                raise _DialError(f"dial tcp: lookup {target.host}: no such host") from None
+            raise _DialError(
+                f"dial tcp {target.host}:{target.port}: connect: {_strerror(exc)}"
+            ) from None
         self._opened += 1
         stream: trio.abc.Stream = tcp
         if target.scheme == "https":
@@ -643,7 +701,7 @@ class Http1Client:
                 tcp.socket.close()
                 raise
             stream = tls
-        return _Connection(stream, tcp.socket)
+        return _Connection(stream, tcp.socket, stream is not tcp)
 
     def _checkout(self, key: tuple[str, str, int]) -> _Connection | None:
         now = trio.current_time()

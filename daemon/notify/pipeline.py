@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 import httpx
@@ -119,6 +119,19 @@ class IntegrationPipeline:
     rng: random.Random
     #: Seconds to wait before dedup: ``position * peer_timeout``.
     wait: Callable[[], float] = no_wait
+    #: This integration's children of the per-attempt metrics, looked up once.
+    _sent_metrics: tuple[Any, Any, Any] | None = attrs.field(default=None, init=False)
+
+    def _metrics(self) -> tuple[Any, Any, Any]:
+        """``notifications``, ``notification_requests`` and the latency histogram."""
+        if self._sent_metrics is None:
+            name = self.integration.name
+            self._sent_metrics = (
+                metrics.notifications.labels(name),
+                metrics.notification_requests.labels(name),
+                metrics.notification_latency.labels(name),
+            )
+        return self._sent_metrics
 
     @property
     def label(self) -> str:
@@ -164,7 +177,8 @@ class IntegrationPipeline:
 
     async def _retry(self, ctx: NotifyContext, alerts: Sequence[Alert], now: int) -> str | None:
         name = self.integration.name
-        metrics.notifications.labels(name).inc()
+        notifications, requests, latency = self._metrics()
+        notifications.inc()
         sent = alerts
         if not self.integration.send_resolved:
             sent = [a for a in alerts if not a.resolved(now)]
@@ -189,9 +203,9 @@ class IntegrationPipeline:
                 try:
                     await self.integration.notify(ctx, sent)
                 except NotifyError as err:
-                    metrics.notification_requests.labels(name).inc()
+                    requests.inc()
                     metrics.notification_requests_failed.labels(name).inc()
-                    metrics.notification_latency.labels(name).observe(trio.current_time() - started)
+                    latency.observe(trio.current_time() - started)
                     if not err.retryable:
                         text = (
                             f"{self.receiver}/{self.label}: notify retry canceled due to "
@@ -210,8 +224,8 @@ class IntegrationPipeline:
                     await trio.sleep_until(started + delay)
                 else:
                     duration = trio.current_time() - started
-                    metrics.notification_requests.labels(name).inc()
-                    metrics.notification_latency.labels(name).observe(duration)
+                    requests.inc()
+                    latency.observe(duration)
                     log.info(
                         "notify.sent", **fields, attempts=attempts, duration=round(duration, 6)
                     )
@@ -262,9 +276,14 @@ class ReceiverPipeline:
             if error is not None:
                 errors.append(error)
 
-        async with trio.open_nursery() as nursery:
-            for sub in self.integrations:
-                nursery.start_soon(run_one, sub)
+        if len(self.integrations) == 1:
+            # Nothing to run concurrently: a task and a nursery per flush would be
+            # pure overhead on the busiest path.
+            await run_one(self.integrations[0])
+        else:
+            async with trio.open_nursery() as nursery:
+                for sub in self.integrations:
+                    nursery.start_soon(run_one, sub)
         if errors:
             log.warning(
                 "notify.receiver_failed",
