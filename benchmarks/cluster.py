@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import time
 from collections import Counter
 from collections.abc import Sequence
 
+import attrs
 import httpx
 
 from benchmarks.harness import Daemon, start_cluster
@@ -29,7 +31,9 @@ from benchmarks.silences import Sink
 NODES = 3
 REPEATS = 30
 GROUPS = 50
-IDLE_SECONDS = 20.0
+IDLE_SECONDS = 60.0
+#: Seconds between settling and the idle window, so join gossip has died down.
+CALM_SECONDS = 5.0
 PEER_TIMEOUT = "3s"
 GROUP_WAIT = "1s"
 #: The sink must stay quiet this long after the last delivery: longer than the last
@@ -73,13 +77,30 @@ def wait_settled(nodes: Sequence[Daemon], timeout: float = 90.0) -> float:
         time.sleep(0.2)
 
 
-def idle_cpu(clusters: dict[str, list[Daemon]], seconds: float) -> dict[str, list[float]]:
-    """CPU seconds each node used over ``seconds`` of doing nothing (all clusters at once)."""
-    before = {kind: [n.cpu_seconds() for n in nodes] for kind, nodes in clusters.items()}
+@attrs.frozen
+class IdleCpu:
+    """CPU seconds each node used over the idle window, by two clocks."""
+
+    precise: list[float]
+    ticks: list[float]
+
+
+def idle_cpu(clusters: dict[str, list[Daemon]], seconds: float) -> dict[str, IdleCpu]:
+    """CPU seconds each node used over ``seconds`` of doing nothing (all clusters at once).
+
+    ``precise`` is the scheduler's per-thread run time (ns resolution); ``ticks`` the
+    10 ms user+system counters, which also count threads that ended in the window.
+    """
+    nodes = [n for kind in clusters.values() for n in kind]
+    before = [(n.cpu_seconds(), n.cpu_seconds_ticks()) for n in nodes]
     time.sleep(seconds)
+    used = {
+        n.name: (n.cpu_seconds() - p, n.cpu_seconds_ticks() - t)
+        for n, (p, t) in zip(nodes, before, strict=True)
+    }
     return {
-        kind: [n.cpu_seconds() - b for n, b in zip(nodes, before[kind], strict=True)]
-        for kind, nodes in clusters.items()
+        kind: IdleCpu([used[n.name][0] for n in members], [used[n.name][1] for n in members])
+        for kind, members in clusters.items()
     }
 
 
@@ -160,16 +181,23 @@ def ratio(ours: float, theirs: float) -> str:
     return f"{ours / theirs:.2f}x" if theirs else "-"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=REPEATS)
-    parser.add_argument("--groups", type=int, default=GROUPS)
-    parser.add_argument("--idle", type=float, default=IDLE_SECONDS)
-    args = parser.parse_args()
-    kinds = ("tocsin", "alertmanager")
+@attrs.frozen
+class Run:
+    """What one run measured, per cluster kind."""
+
+    settle: dict[str, float]
+    cpu: dict[str, IdleCpu]
+    propagation: dict[str, list[float]]
+    deliveries: dict[str, Counter[str]]
+
+
+KINDS = ("tocsin", "alertmanager")
+
+
+def measure(args: argparse.Namespace) -> Run:
+    """Start both clusters side by side, measure everything once, stop them."""
     extra = (f"--cluster.peer-timeout={PEER_TIMEOUT}",)
-    began = time.perf_counter()
-    sinks = {kind: Sink() for kind in kinds}
+    sinks = {kind: Sink() for kind in KINDS}
     try:
         with contextlib.ExitStack() as stack:
             clusters = {
@@ -181,64 +209,112 @@ def main() -> None:
                         extra,
                     )
                 )
-                for kind in kinds
+                for kind in KINDS
             }
             settle = {kind: wait_settled(nodes) for kind, nodes in clusters.items()}
             print(f"settled: {', '.join(f'{k} {v:.1f}s' for k, v in settle.items())}")
+            # settled is not quiet yet: the join's broadcasts are still being gossiped
+            time.sleep(args.calm)
             cpu = idle_cpu(clusters, args.idle)
             print("idle cpu measured")
             prop = {kind: propagation(nodes, args.repeats) for kind, nodes in clusters.items()}
             print("propagation measured")
             for nodes in clusters.values():
                 post_everywhere(nodes, args.groups)
-            for kind in kinds:
+            for kind in KINDS:
                 wait_quiet(sinks[kind], QUIET_SECONDS)
-            dups = {kind: deliveries(sinks[kind]) for kind in kinds}
+            dups = {kind: deliveries(sinks[kind]) for kind in KINDS}
     finally:
         for sink in sinks.values():
             sink.close()
+    return Run(settle, cpu, prop, dups)
 
+
+def duplicates(counts: Counter[str]) -> int:
+    """Deliveries beyond the first per group key."""
+    return sum(counts.values()) - len(counts)
+
+
+def report(run: Run, args: argparse.Namespace) -> None:
+    """Print one run's table."""
     rows: list[tuple[str, float, float, str]] = []
-    t, a = prop["tocsin"], prop["alertmanager"]
+    t, a = run.propagation["tocsin"], run.propagation["alertmanager"]
     for label, q in (("p50", 0.5), ("p99", 0.99)):
         rows.append((f"silence propagation {label} (ms)", pct(t, q) * 1e3, pct(a, q) * 1e3, ""))
-    rows.append(
-        ("silence propagation max (ms)", max(t) * 1e3, max(a) * 1e3, ""),
-    )
-    dt, da = dups["tocsin"], dups["alertmanager"]
+    rows.append(("silence propagation max (ms)", max(t) * 1e3, max(a) * 1e3, ""))
+    dt, da = run.deliveries["tocsin"], run.deliveries["alertmanager"]
     rows.append(("groups notified", len(dt), len(da), f"of {args.groups}"))
     rows.append(("webhook deliveries", sum(dt.values()), sum(da.values()), ""))
-    rows.append(
-        (
-            "duplicate deliveries",
-            sum(dt.values()) - len(dt),
-            sum(da.values()) - len(da),
-            "target 0",
+    rows.append(("duplicate deliveries", duplicates(dt), duplicates(da), "target 0"))
+    per_pct = args.idle / 100  # CPU seconds per 1 % of a core over the idle window
+    ct, ca = run.cpu["tocsin"], run.cpu["alertmanager"]
+    for label, fn in (("mean", statistics.mean), ("max", max)):
+        rows.append(
+            (
+                f"idle CPU per node, {label} (% core)",
+                fn(ct.precise) / per_pct,
+                fn(ca.precise) / per_pct,
+                "schedstat",
+            )
         )
-    )
-    ct, ca = cpu["tocsin"], cpu["alertmanager"]
-    per_node = args.idle / 100  # CPU seconds per 1 % of a core over the idle window
     rows.append(
         (
             "idle CPU per node, mean (% core)",
-            statistics.mean(ct) / per_node,
-            statistics.mean(ca) / per_node,
-            "",
+            statistics.mean(ct.ticks) / per_pct,
+            statistics.mean(ca.ticks) / per_pct,
+            "10 ms ticks",
         )
     )
-    rows.append(("idle CPU per node, max (% core)", max(ct) / per_node, max(ca) / per_node, ""))
-
     print()
     print(f"{'metric':36} {'tocsin':>10} {'alertmanager':>13} {'ratio':>7}  note")
     for name, ours, theirs, note in rows:
-        print(f"{name:36} {ours:10.1f} {theirs:13.1f} {ratio(ours, theirs):>7}  {note}")
+        print(f"{name:36} {ours:10.2f} {theirs:13.2f} {ratio(ours, theirs):>7}  {note}")
     print()
     print(
-        "idle CPU seconds per node over "
-        f"{args.idle:.0f} s: tocsin {[round(c, 2) for c in ct]}, "
-        f"alertmanager {[round(c, 2) for c in ca]}"
+        f"idle CPU seconds per node over {args.idle:.0f} s (schedstat): "
+        f"tocsin {[round(c, 3) for c in ct.precise]}, "
+        f"alertmanager {[round(c, 3) for c in ca.precise]}"
     )
-    print(f"run took {time.perf_counter() - began:.0f} s")
+
+
+def summary(runs: Sequence[Run], args: argparse.Namespace) -> None:
+    """Print the spread over several runs."""
+    per_pct = args.idle / 100
+    print(f"\nover {len(runs)} runs (min / mean / max):")
+    for kind in KINDS:
+        means = [statistics.mean(r.cpu[kind].precise) / per_pct for r in runs]
+        dups = [duplicates(r.deliveries[kind]) for r in runs]
+        p50 = [pct(r.propagation[kind], 0.5) * 1e3 for r in runs]
+        print(
+            f"  {kind:13} idle CPU mean % core {min(means):.2f} / {statistics.mean(means):.2f}"
+            f" / {max(means):.2f}; duplicates {dups}; propagation p50 ms "
+            f"{min(p50):.1f} / {statistics.mean(p50):.1f} / {max(p50):.1f}"
+        )
+    wins = sum(
+        statistics.mean(r.cpu["tocsin"].precise) <= statistics.mean(r.cpu["alertmanager"].precise)
+        for r in runs
+    )
+    print(f"  runs where tocsin idle CPU <= Alertmanager's: {wins} of {len(runs)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--groups", type=int, default=GROUPS)
+    parser.add_argument("--idle", type=float, default=IDLE_SECONDS)
+    parser.add_argument("--calm", type=float, default=CALM_SECONDS)
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    runs: list[Run] = []
+    for number in range(args.runs):
+        began = time.perf_counter()
+        print(f"run {number + 1} of {args.runs}, load {os.getloadavg()[0]:.2f}")
+        run = measure(args)
+        report(run, args)
+        print(f"run took {time.perf_counter() - began:.0f} s")
+        runs.append(run)
+    if len(runs) > 1:
+        summary(runs, args)
 
 
 if __name__ == "__main__":

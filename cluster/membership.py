@@ -449,8 +449,16 @@ class Membership:
         return sum(1 for m in self._nodes if not m.dead_or_left)
 
     def next_deadline(self) -> float:
-        """The earliest time :meth:`poll` has something to do."""
-        times = [self._next_gossip, self._next_push_pull]
+        """The earliest time :meth:`poll` has something to do.
+
+        The gossip tick counts only while a broadcast is queued: with empty queues it
+        would send nothing (memberlist's tick returns at once then), so an idle node
+        need not wake for it. See :meth:`_catch_up_gossip` for how the tick keeps its
+        grid across the skipped wakes.
+        """
+        times = [self._next_push_pull]
+        if self._gossip_queued():
+            times.append(self._next_gossip)
         if self._probe is None:
             times.append(self._next_probe)
         else:
@@ -465,6 +473,7 @@ class Membership:
 
     def poll(self, now: float) -> list[Action]:
         """Run every timer that is due at ``now``."""
+        self._catch_up_gossip(now)
         for name, suspicion in list(self._suspicions.items()):
             if suspicion.deadline <= now:
                 self._suspicion_fired(name, suspicion, now)
@@ -499,6 +508,7 @@ class Membership:
 
     def handle_packet(self, data: bytes, source: Address, now: float) -> list[Action]:
         """Process one received UDP packet."""
+        self._catch_up_gossip(now)
         self.stats.packets_received += 1
         try:
             packet = decode_packet(data)
@@ -561,6 +571,7 @@ class Membership:
 
     def merge_remote_nodes(self, nodes: Iterable[PushNodeState], now: float) -> list[Action]:
         """Merge a peer's node table from a push/pull (memberlist's mergeState)."""
+        self._catch_up_gossip(now)
         for remote in nodes:
             if remote.state == NodeState.ALIVE:
                 alive = Alive(
@@ -579,14 +590,21 @@ class Membership:
                 self._suspect_node(Suspect(remote.incarnation, remote.name, self.name), now)
         return self._drain()
 
-    def queue_user_broadcast(self, payload: bytes) -> None:
-        """Gossip a user message (a serialized Part) with the user retransmit limit."""
+    def queue_user_broadcast(self, payload: bytes, now: float | None = None) -> None:
+        """Gossip a user message (a serialized Part) with the user retransmit limit.
+
+        With ``now`` it goes out at the next gossip tick after ``now``; without, a tick
+        skipped while the queues were empty may send it at once.
+        """
+        if now is not None:
+            self._catch_up_gossip(now)
         self.user_broadcasts.queue(payload)
 
     def leave(self, now: float) -> list[Action]:
         """Start a graceful leave: gossip ``dead`` about ourselves from ourselves."""
         if self._leaving:
             return []
+        self._catch_up_gossip(now)
         self._leaving = True
         me = self._by_name[self.name]
         self._dead_node(Dead(me.incarnation, self.name, self.name), now)
@@ -941,6 +959,21 @@ class Membership:
             # more than 255 tiny messages need several compounds (memberlist 0.5 splits)
             for payload in payloads:
                 self._send_raw(node.address, payload, node)
+
+    def _gossip_queued(self) -> bool:
+        return bool(len(self.broadcasts) or len(self.user_broadcasts))
+
+    def _catch_up_gossip(self, now: float) -> None:
+        """Move a gossip tick that passed while nothing was queued onto the grid after ``now``.
+
+        Called before anything can be queued, so a new broadcast leaves at the next tick
+        of the ``gossip_interval`` grid, exactly when memberlist's ticker would send it,
+        and not at once for a tick that was skipped.
+        """
+        if self._next_gossip <= now and not self._gossip_queued():
+            self._next_gossip = self._following_tick(
+                self._next_gossip, self.config.gossip_interval, now
+            )
 
     def _periodic_push_pull(self) -> None:
         peers = self._random_nodes(1, lambda m: m.name == self.name or m.state != NodeState.ALIVE)

@@ -7,8 +7,8 @@ nursery:
 * a packet reader feeds every datagram to the core;
 * a stream acceptor serves each incoming TCP stream (push/pull, reliable user message,
   fallback ping) in its own task;
-* a timer task sleeps until the core's next deadline (or until an event may have moved
-  it) and polls the core;
+* a timer task sleeps until the core's next deadline (every event moves its sleep's
+  deadline to the core's new one, without waking it) and polls the core;
 * a sender drains the outbox of packets, so the synchronous dispatch never blocks;
 * Alertmanager's settle, reconnect, prune and refresh loops.
 
@@ -215,7 +215,8 @@ class Node:
         self._on_event = on_event
         self._core: Membership | None = None
         self._nursery: trio.Nursery | None = None
-        self._wake = trio.Event()
+        #: The timer task's sleep, while it sleeps; its deadline is the core's next one.
+        self._timer_scope: trio.CancelScope | None = None
         self._ready = trio.Event()
         self._leave_sent = trio.Event()
         self._outbox_send, self._outbox = trio.open_memory_channel[tuple[Address, bytes]](
@@ -337,7 +338,8 @@ class Node:
         """
         plan = plan_broadcast(key, data)
         if not plan.reliable:
-            self.core.queue_user_broadcast(plan.part)
+            self.core.queue_user_broadcast(plan.part, trio.current_time())
+            self._rearm()
             return
         if self._nursery is None:
             return
@@ -369,12 +371,13 @@ class Node:
 
     async def _timers(self) -> None:
         while True:
-            with trio.move_on_at(self.core.next_deadline()):
-                await self._wake.wait()
+            with trio.CancelScope(deadline=self.core.next_deadline()) as scope:
+                self._timer_scope = scope
+                await trio.sleep_forever()
+            # awake until the next sleep: dispatches meanwhile need not move the
+            # deadline, it is recomputed before sleeping again
+            self._timer_scope = None
             self._dispatch(self.core.poll(trio.current_time()))
-            # reset after dispatching: our own dispatch sets it, and anything that
-            # happened before this point is covered by the poll just done
-            self._wake = trio.Event()
 
     async def _accept_streams(self) -> None:
         assert self._nursery is not None
@@ -403,7 +406,19 @@ class Node:
                 self._member_event(action)
         if self._core is not None and self._core.leave_broadcast_done:
             self._leave_sent.set()
-        self._wake.set()
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """Move the timer task's sleep to the core's next deadline, without waking it.
+
+        Waking it instead after every event cost a cancel scope and a poll per packet,
+        and an ack that ended a probe early still left a wake at the probe timeout.
+        """
+        scope = self._timer_scope
+        if scope is not None and self._core is not None:
+            deadline = self._core.next_deadline()
+            if deadline != scope.deadline:
+                scope.deadline = deadline
 
     def _member_event(self, event: MemberEvent) -> None:
         member = event.member

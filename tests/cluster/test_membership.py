@@ -315,3 +315,38 @@ def test_many_tiny_broadcasts_are_split_into_several_compounds() -> None:
     users = [m for _, m in sent(actions) if isinstance(m, UserMsg)]
     assert len(users) == 300
     assert sum(isinstance(a, SendPacket) for a in actions) >= 2
+
+
+def quiet_core() -> Membership:
+    """A core with one peer whose only short timer is gossip (probes every 100 s)."""
+    config = MembershipConfig(
+        name="me", address=ME, probe_interval=100.0, push_pull_interval=1000.0
+    )
+    core = Membership(config, 0.0, random.Random(0))
+    core.handle_packet(alive("b", host=2), ("x", 1), 0.0)
+    for step in range(1, 16):  # gossip the alives out, before the first probe
+        core.poll(step * 0.2)
+    assert len(core.broadcasts) == 0 and len(core.user_broadcasts) == 0
+    return core
+
+
+def test_idle_gossip_tick_is_no_deadline() -> None:
+    """With nothing queued the gossip tick is not a deadline; a queued message makes it one."""
+    core = quiet_core()
+    now = core._next_gossip
+    assert core.next_deadline() > now + 10
+    core.queue_user_broadcast(b"x", now)
+    assert core.next_deadline() <= now + core.config.gossip_interval
+
+
+def test_broadcast_after_skipped_ticks_waits_for_the_grid() -> None:
+    """A message queued after idle ticks goes at the next tick of the gossip grid, not at once."""
+    core = quiet_core()
+    grid = core._next_gossip
+    interval = core.config.gossip_interval
+    now = grid + 3 * interval + 0.05  # ticks at grid .. grid + 3 interval were skipped
+    core.queue_user_broadcast(b"late", now)
+    due = core.next_deadline()
+    assert due == pytest.approx(grid + 4 * interval)
+    assert not [m for _, m in sent(core.poll(now)) if isinstance(m, UserMsg)]
+    assert UserMsg(b"late") in [m for _, m in sent(core.poll(due))]

@@ -392,3 +392,21 @@ async def test_member_events_reach_the_hook(
     await other.leave()
     await wait_until(lambda: ("MemberLeft", "o") in events, 5)
     assert events[:2] == [("MemberJoined", "w"), ("MemberJoined", "o")]
+
+
+async def test_broadcast_on_an_idle_node_leaves_at_the_next_gossip_tick(
+    cluster: Cluster, autojump_clock: trio.testing.MockClock
+) -> None:
+    """An idle node sleeps through empty gossip ticks, yet a new Part still goes within one."""
+    nodes = await start_joined(cluster, 3)
+    await trio.sleep(30)  # long idle: every queue is empty, many ticks were skipped
+    assert len(nodes[0].core.broadcasts) == 0 and len(nodes[0].core.user_broadcasts) == 0
+    sent_at = trio.current_time()
+    nodes[0].broadcast("sil", b"after-idle")
+    took = await wait_until(
+        lambda: all(b"after-idle" in cluster.states[n].merged for n in ("n1", "n2")),
+        limit=5,
+        step=0.001,
+    )
+    # gossip reaches at most gossip_nodes (3) peers per tick: both within one interval
+    assert took - sent_at <= nodes[0].config.gossip_interval + 0.002
