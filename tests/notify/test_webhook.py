@@ -8,19 +8,24 @@ import pathlib
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from daemon.alert import Alert
 from daemon.clock import ZERO_TIME
 from daemon.config.model import HTTPConfig, WebhookConfig
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
+from daemon.notify.receivers import webhook
 from daemon.notify.receivers.webhook import (
     WebhookIntegration,
     auth_headers,
     build_payload,
+    encode_payload,
     truncate,
 )
 from daemon.notify.retry import NotifyError
+from daemon.template.data import build_data
 from daemon.timestamp import parse_rfc3339
 
 NOW = parse_rfc3339("2026-11-23T19:31:00Z")
@@ -184,3 +189,45 @@ async def test_notify_transport_error_is_retryable_and_redacted() -> None:
     assert info.value.retryable
     assert "secret-token" not in str(info.value)
     assert str(info.value) == 'Post "<redacted>": connection refused'
+
+
+_chars = list('ab<>&"\\\b\f\n\t\x01\x7fé\u2028\u2029 /')
+_text = st.text(alphabet=st.sampled_from(_chars), max_size=6)
+#: Lone surrogates cannot be hashed into a fingerprint, so only annotations get them.
+_odd_text = st.text(alphabet=st.sampled_from([*_chars, "\ud800"]), max_size=6)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(_text, _text, max_size=4),
+            st.dictionaries(_odd_text, _odd_text, max_size=3),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    _odd_text,
+)
+def test_fast_payload_equals_gojson_payload(
+    maps: list[tuple[dict[str, str], dict[str, str]]], receiver: str
+) -> None:
+    """The C-encoder fast path writes the same bytes as gojson, escapes and all."""
+    for labels, notes in maps:
+        assert webhook.string_map(labels) == gojson.string_map(labels)
+        assert webhook.string_map(notes) == gojson.string_map(notes)
+    webhook._fragments.clear()
+    alerts = [
+        Alert(
+            labels,
+            notes,
+            NOW - 10**9 * k,
+            ZERO_TIME if k % 2 else NOW - 1,
+            generator_url=receiver,
+        )
+        for k, (labels, notes) in enumerate(maps)
+    ]
+    group = ctx(receiver=receiver)
+    expected = encode_payload(
+        build_data(receiver, group.group_labels, alerts, "http://e", NOW), group.group_key, 0
+    )
+    assert build_payload(group, alerts, 0, "http://e", NOW) == expected
