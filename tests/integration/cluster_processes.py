@@ -10,17 +10,22 @@ exits, so the SIGTERM of ``run_tocsin`` can land.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import queue
 import signal
+import subprocess
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.processes import Proc, free_port, run_tocsin
+from tests.integration.processes import ROOT, Proc, free_port, run_tocsin, tocsin_argv
 from tests.integration.test_cluster import CONFIG, alert
 
 #: Fast failure detection, a short reconnect interval and timeout (Alertmanager's
@@ -50,10 +55,12 @@ class Node:
         """The process ID signals go to."""
         return self.proc.pid
 
+    host: str = "127.0.0.1"
+
     @property
     def cluster_address(self) -> str:
         """The ``host:port`` peers use (UDP and TCP)."""
-        return f"127.0.0.1:{self.cluster_port}"
+        return f"{self.host}:{self.cluster_port}"
 
     def alive(self) -> bool:
         """Whether the process is still running."""
@@ -178,3 +185,145 @@ def post_alert(node: Node, name: str) -> None:
     """Post one firing alert to ``node``."""
     response = node.proc.post_alerts([alert(name)])
     assert response.status_code == 200, response.text
+
+
+# --- network namespaces: a real two-sided partition ---------------------------------------
+
+
+def _ip(*args: str) -> None:
+    """Run ``ip`` with ``args``; raise with its message if it fails."""
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+
+
+@attrs.define
+class Lab:
+    """Namespaces on one bridge: host ``i`` is ``namespaces[i]`` at ``addresses[i]``.
+
+    The test process reaches every host through the bridge's address. Partitions are
+    blackhole routes inside the namespaces, so each side's packets to the other are
+    dropped at the sender, in both directions, while the test still reaches everyone.
+    """
+
+    namespaces: list[str]
+    addresses: list[str]
+    bridge: str
+
+    def partition(self, side: Sequence[int], other: Sequence[int]) -> None:
+        """Cut every host in ``side`` off from every host in ``other`` (both ways)."""
+        self._routes("add", side, other)
+
+    def heal(self, side: Sequence[int], other: Sequence[int]) -> None:
+        """Undo :meth:`partition` with the same arguments."""
+        self._routes("del", side, other)
+
+    def _routes(self, verb: str, side: Sequence[int], other: Sequence[int]) -> None:
+        for a in side:
+            for b in other:
+                _ip("-n", self.namespaces[a], "route", verb, "blackhole", f"{self.addresses[b]}/32")
+                _ip("-n", self.namespaces[b], "route", verb, "blackhole", f"{self.addresses[a]}/32")
+
+
+@contextlib.contextmanager
+def open_lab(size: int) -> Iterator[Lab]:
+    """``size`` network namespaces on a private bridge; removed again at the end.
+
+    Skips the test where namespaces cannot be made (not root, no ``ip``). Names carry
+    this process's ID so concurrent runs do not meet; the subnet is picked from it too.
+    """
+    tag = os.getpid() % 100_000
+    subnet = f"10.213.{tag % 250}"
+    bridge = f"tfb{tag}"
+    namespaces = [f"tocsin-fault-{tag}-{i}" for i in range(size)]
+    addresses = [f"{subnet}.{10 + i}" for i in range(size)]
+    try:
+        _ip("link", "add", bridge, "type", "bridge")
+    except (OSError, RuntimeError) as exc:
+        pytest.skip(f"cannot make network namespaces here: {exc}")
+    try:
+        _ip("addr", "add", f"{subnet}.1/24", "dev", bridge)
+        _ip("link", "set", bridge, "up")
+        for i, (ns, address) in enumerate(zip(namespaces, addresses, strict=True)):
+            outside, inside = f"tfv{tag}o{i}", f"tfv{tag}i{i}"
+            _ip("netns", "add", ns)
+            _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+            _ip("link", "set", outside, "master", bridge, "up")
+            _ip("link", "set", inside, "netns", ns)
+            _ip("-n", ns, "addr", "add", f"{address}/24", "dev", inside)
+            _ip("-n", ns, "link", "set", inside, "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+        yield Lab(namespaces, addresses, bridge)
+    finally:
+        for ns in namespaces:
+            with contextlib.suppress(RuntimeError):
+                _ip("netns", "del", ns)  # takes its veth pair along
+        with contextlib.suppress(RuntimeError):
+            _ip("link", "del", bridge)
+
+
+def _read_events(
+    proc: subprocess.Popen[str], into: list[dict[str, Any]], ready: queue.Queue[int]
+) -> None:
+    """Collect the JSON log events; put the HTTP port on ``ready`` once it listens."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        into.append(event)
+        if event.get("event") == "web.listening":
+            ready.put(int(event["address"].rsplit(":", 1)[1]))
+
+
+@contextlib.contextmanager
+def run_lab_node(
+    lab: Lab, index: int, home: Path, peers: Sequence[int], port: int = 9094
+) -> Iterator[Node]:
+    """tocsin inside namespace ``index``: API and cluster on its address; SIGTERM by PID at the end.
+
+    Its webhook URL points nowhere: these tests check membership and silences.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "tocsin.yml"
+    config.write_text(CONFIG.format(url="http://127.0.0.1:9/"))
+    address = lab.addresses[index]
+    argv = tocsin_argv(
+        config,
+        home / "tocsin-data",
+        f"--web.listen-address={address}:0",
+        f"--cluster.listen-address={address}:{port}",
+        *(f"--cluster.peer={lab.addresses[p]}:{port}" for p in peers),
+        *FAULT_FLAGS,
+    )
+    # `ip netns exec` execs the command, so the PID we hold is tocsin's own
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", lab.namespaces[index], *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    events: list[dict[str, Any]] = []
+    ready: queue.Queue[int] = queue.Queue()
+    reader = threading.Thread(target=_read_events, args=(proc, events, ready), daemon=True)
+    reader.start()
+    try:
+        try:
+            web_port = ready.get(timeout=30)
+        except queue.Empty:
+            raise RuntimeError(f"tocsin did not start in its namespace: {events}") from None
+        yield Node(Proc(proc, f"http://{address}:{web_port}", config, events), port, home, address)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        reader.join(5)
+        assert proc.stdout is not None
+        proc.stdout.close()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon.cli import parse_args
 from daemon.peer import PeerSetupError, node_config, parse_gossip_keys
-from tests.integration.processes import WebhookSink, free_port, run_tocsin, wait_for
+from tests.integration.processes import Proc, WebhookSink, free_port, run_tocsin, wait_for
 from tests.integration.test_cluster import (
     CONFIG,
     cluster_flags,
@@ -66,7 +67,7 @@ def test_flag_loads_the_keyring_into_the_node_config(tmp_path: Path) -> None:
 
 
 def test_encrypted_daemons_cluster_and_a_wrong_key_is_refused(tmp_path: Path) -> None:
-    """Two tocsin processes sharing a key file cluster and share silences; a third with another key stays alone."""
+    """Two tocsin processes sharing a key file cluster and share silences; a third with another key stays alone, and the nodes it calls log the refusal."""
     ports = [free_port() for _ in range(3)]
     shared = tmp_path / "shared.keys"
     shared.write_text(f"{b64(KEY_A)}\n{b64(KEY_B)}\n")
@@ -77,7 +78,9 @@ def test_encrypted_daemons_cluster_and_a_wrong_key_is_refused(tmp_path: Path) ->
         for i, key_file in enumerate((shared, shared, other)):
             home = tmp_path / f"n{i}"
             home.mkdir()
-            flags = [*cluster_flags(ports[i], ports), f"--cluster.gossip-key-file={key_file}"]
+            # only the outsider lists everyone: what the good nodes log, they received
+            known = ports if i == 2 else ports[:2]
+            flags = [*cluster_flags(ports[i], known), f"--cluster.gossip-key-file={key_file}"]
             procs.append(stack.enter_context(run_tocsin(home, CONFIG.format(url=sink.url), *flags)))
         good, outsider = procs[:2], procs[2]
         wait_for(lambda: settled(good, 2), timeout=30)
@@ -86,8 +89,12 @@ def test_encrypted_daemons_cluster_and_a_wrong_key_is_refused(tmp_path: Path) ->
 
         assert [p["name"] for p in status_of(outsider)["peers"]] == [status_of(outsider)["name"]]
         assert not has_silence(outsider, silence_id)
-        refusals = [
-            e for p in procs for e in p.log_lines if e.get("event") == "peer.decrypt_failed"
-        ]
-        assert refusals
+
+        def refusals(proc: Proc) -> list[dict[str, Any]]:
+            return [e for e in proc.log_lines if e.get("event") == "peer.decrypt_failed"]
+
+        # the outsider keeps retrying; each good node refuses its streams and says so
+        wait_for(lambda: all(refusals(p) for p in procs), timeout=10)
+        assert all(e["source"][0] == "127.0.0.1" for p in good for e in refusals(p))
+        assert all(status_of(p)["peers"] == status_of(good[0])["peers"] for p in good)
         assert all(p.proc.poll() is None for p in procs)

@@ -22,7 +22,9 @@ from tests.integration.cluster_processes import (
     Node,
     cluster_view,
     converged,
+    open_lab,
     post_alert,
+    run_lab_node,
     run_node,
     start_cluster,
 )
@@ -265,3 +267,60 @@ def test_garbage_and_truncated_packets_are_dropped_counted_and_harmless(tmp_path
         silence_id = create_silence(source.proc, "AfterGarbage")
         wait_for(lambda: silence_id in target.silence_ids(), timeout=10)
         assert converged(nodes)
+
+
+# --- partitions ---------------------------------------------------------------------------
+
+
+def test_paused_node_is_failed_then_refutes_and_converges(tmp_path: Path) -> None:
+    """A SIGSTOPped node is declared dead while the rest serve; after SIGCONT it refutes, rejoins and catches up."""
+    with WebhookSink() as sink, contextlib.ExitStack() as stack:
+        nodes = start_cluster(stack, tmp_path, sink.url, 3)
+        wait_for(lambda: converged(nodes), timeout=30)
+        paused, survivors = nodes[0], nodes[1:]
+        paused_name = paused.name()
+        paused.pause()
+        wait_for(lambda: converged(survivors, failed=1), timeout=15)
+        silence_id = create_silence(survivors[0].proc, "Muted")
+        for node in survivors:
+            post_alert(node, "DuringPause")
+            post_alert(node, "Muted")
+        assert notified_names(sink, quiet=3) == ["DuringPause"]
+
+        paused.resume()
+        wait_for(lambda: converged(nodes), timeout=20)
+        assert paused.name() == paused_name
+        # it heard of its own death and outbid it with a higher incarnation
+        assert paused.events("member.refute_dead") or paused.events("member.refute_suspect")
+        assert silence_id in paused.silence_ids()
+        post_alert(paused, "DuringPause")
+        post_alert(paused, "Muted")
+        assert notified_names(sink, quiet=4) == []
+
+
+def test_two_sided_partition_in_namespaces_heals_with_silences_from_both_sides(
+    tmp_path: Path,
+) -> None:
+    """Nodes in network namespaces split 2|1: each side serves and takes silences; after healing all have both."""
+    with open_lab(3) as lab, contextlib.ExitStack() as stack:
+        nodes = [
+            stack.enter_context(
+                run_lab_node(lab, i, tmp_path / f"n{i}", [p for p in range(3) if p != i])
+            )
+            for i in range(3)
+        ]
+        wait_for(lambda: converged(nodes), timeout=30)
+        majority, minority = nodes[:2], nodes[2:]
+        lab.partition([0, 1], [2])
+        wait_for(lambda: converged(majority, failed=1), timeout=15)
+        wait_for(lambda: converged(minority, failed=2), timeout=15)
+
+        on_majority = create_silence(majority[0].proc, "MutedLeft")
+        on_minority = create_silence(minority[0].proc, "MutedRight")
+        wait_for(lambda: on_majority in majority[1].silence_ids(), timeout=10)
+        assert on_majority not in minority[0].silence_ids()
+        assert all(on_minority not in n.silence_ids() for n in majority)
+
+        lab.heal([0, 1], [2])
+        wait_for(lambda: converged(nodes), timeout=20)
+        wait_for(lambda: all({on_majority, on_minority} <= n.silence_ids() for n in nodes))
