@@ -84,7 +84,31 @@ alert_sort_key = functools.cmp_to_key(alert_cmp)
 
 def sort_alerts(alerts: list[Alert]) -> list[Alert]:
     """A new list of ``alerts`` in notification order."""
+    if len(alerts) > 1:
+        names = alerts[0].labels.keys()
+        if all(a.labels.keys() == names for a in alerts):
+            # Same label names throughout (the usual group): job and instance, if
+            # present, then the values in name order compare exactly as the
+            # comparator does, and a key sort is several times faster.
+            order = [n for n in _OVERRIDE_KEYS if n in names]
+            order.extend(sorted(names))
+            return sorted(alerts, key=lambda a: [a.labels[n] for n in order])
     return sorted(alerts, key=alert_sort_key)
+
+
+def _zeroed(alert: Alert) -> Alert:
+    """``alert.copy(ends_at=ZERO_TIME)`` without ``attrs.evolve``'s cost (once per alert
+    per flush); a test pins Alert's field list so that a new field is not dropped."""
+    return Alert(
+        labels=alert.labels,
+        annotations=alert.annotations,
+        starts_at=alert.starts_at,
+        ends_at=ZERO_TIME,
+        generator_url=alert.generator_url,
+        updated_at=alert.updated_at,
+        timeout=alert.timeout,
+        fingerprint=alert.fingerprint,
+    )
 
 
 @attrs.frozen
@@ -167,12 +191,15 @@ class AggregationGroup:
         resolved: list[tuple[int, int]] = []
         for alert in self.alerts.values():
             if alert.resolved(now_wall):
-                # Shallow copy: the pipeline must not see later changes to the group.
-                copies.append(alert.copy())
+                # Alerts are immutable values: later changes to the group replace
+                # them, so the pipeline can have the stored one.
+                copies.append(alert)
                 resolved.append((alert.fingerprint, alert.updated_at))
+            elif alert.ends_at == ZERO_TIME:
+                copies.append(alert)
             else:
                 # Zeroed so that downstream the alert stays firing whatever time it is.
-                copies.append(alert.copy(ends_at=ZERO_TIME))
+                copies.append(_zeroed(alert))
         self.flushing = True
         return sort_alerts(copies), FlushSnapshot(tuple(resolved))
 

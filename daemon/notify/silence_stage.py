@@ -13,7 +13,7 @@ repeat flushes of the same alerts cheap.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 import structlog
@@ -41,6 +41,8 @@ class SilenceStage:
 
     silences: Silences
     marker: SilenceMarker | None = None
+    #: The ``reason="silence"`` child of the suppressed counter, looked up once.
+    _suppressed: Any = attrs.field(default=None, init=False)
 
     async def process(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> Sequence[Alert]:
         # A cancel point without a scheduler round trip: stages run on every flush.
@@ -57,7 +59,9 @@ class SilenceStage:
                 kept.append(alert)
         dropped = len(alerts) - len(kept)
         if dropped:
-            metrics.notifications_suppressed.labels(REASON_SILENCE).inc(dropped)
+            if self._suppressed is None:
+                self._suppressed = metrics.notifications_suppressed.labels(REASON_SILENCE)
+            self._suppressed.inc(dropped)
             log.debug(
                 "notify.silenced", receiver=ctx.receiver, group_key=ctx.group_key, count=dropped
             )

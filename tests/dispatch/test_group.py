@@ -1,13 +1,15 @@
 """Aggregation-group timing, flush copies and cleanup, and alert order (spec §3.3, §3.4, §3.6)."""
 
+import functools
 import itertools
 
+import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.alert import Alert
 from daemon.clock import NS_PER_SECOND, ZERO_TIME
-from daemon.dispatch.group import AggregationGroup, alert_cmp, sort_alerts
+from daemon.dispatch.group import AggregationGroup, _zeroed, alert_cmp, sort_alerts
 
 S = NS_PER_SECOND
 T0 = 1_700_000_000 * S
@@ -195,3 +197,33 @@ def test_order_does_not_depend_on_input_order(label_sets: list[dict[str, str]]) 
     assert forward == backward
     for x, y in itertools.pairwise(forward):
         assert alert_cmp(_alert(x), _alert(y)) == -1
+
+
+@given(
+    st.sampled_from([("job", "instance", "a"), ("a", "b"), ("instance", "c"), ("job",)]),
+    st.lists(st.lists(st.sampled_from(["", "1", "2", "x", "é"]), min_size=3, max_size=3)),
+)
+def test_same_names_fast_sort_equals_comparator_sort(
+    names: tuple[str, ...], rows: list[list[str]]
+) -> None:
+    """With one label-name set throughout, the key sort gives the comparator's stable order."""
+    alerts = [_alert(dict(zip(names, row, strict=False))) for row in rows]
+    expected = sorted(alerts, key=functools.cmp_to_key(alert_cmp))
+    assert [id(a) for a in sort_alerts(alerts)] == [id(a) for a in expected]
+
+
+def test_zeroed_copy_carries_every_field() -> None:
+    """The flush's firing copy passes every Alert field (a new field must be added there)."""
+    assert [f.name for f in attrs.fields(Alert)] == [
+        "labels",
+        "annotations",
+        "starts_at",
+        "ends_at",
+        "generator_url",
+        "updated_at",
+        "timeout",
+        "fingerprint",
+    ]
+    alert = Alert({"a": "1"}, {"n": "v"}, 5, 10**19, "http://g", updated_at=7, timeout=True)
+    copy = _zeroed(alert)
+    assert attrs.asdict(copy) == attrs.asdict(alert) | {"ends_at": ZERO_TIME}
