@@ -30,6 +30,7 @@ from tests.integration.test_cluster import CONFIG, alert
 
 #: Fast failure detection, a short reconnect interval and timeout (Alertmanager's
 #: flag names; durations as Go spells them). peer-timeout 1s: position n waits n s.
+#: The last of a repeated flag wins, so callers may override any of these.
 FAULT_FLAGS = (
     "--cluster.gossip-interval=50ms",
     "--cluster.probe-interval=200ms",
@@ -39,6 +40,8 @@ FAULT_FLAGS = (
     "--cluster.settle-timeout=2s",
     "--cluster.reconnect-interval=500ms",
     "--cluster.reconnect-timeout=5s",
+    # a join that meets a stalled peer gives up after 2 s instead of holding start-up 10 s
+    "--cluster.tcp-timeout=2s",
 )
 
 

@@ -90,7 +90,11 @@ def test_restart_under_a_new_name_rejoins_with_silences_and_nflog(tmp_path: Path
         assert reborn.name() != old_name
         assert all(old_name not in n.peer_names() for n in everyone)
         assert {before_kill, while_down} <= reborn.silence_ids()
-        # the newest name sorts last: it waits 2 s, then finds the gossiped nflog entry
+        # positions are recomputed; the newest name sorts last, so the reborn node waits
+        # 2 s and then finds the gossiped nflog entry
+        names = sorted(n.name() for n in everyone)
+        positions = [n.metrics()["alertmanager_peer_position"] for n in everyone]
+        assert positions == [names.index(n.name()) for n in everyone]
         assert max(everyone, key=Node.name) is reborn
         post_alert(reborn, "Before")
         assert notified_names(sink, quiet=5) == []
