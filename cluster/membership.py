@@ -216,6 +216,15 @@ class DeliverUserMessage:
 
 
 @attrs.frozen
+class PingCompleted:
+    """A probe's direct ping was acked within the probe timeout (memberlist's
+    ``NotifyPingComplete``); ``rtt`` is seconds from sending it to the ack."""
+
+    name: str
+    rtt: float
+
+
+@attrs.frozen
 class MemberJoined:
     """A node became alive (memberlist's NotifyJoin)."""
 
@@ -241,6 +250,7 @@ Action = (
     | StartPushPull
     | StartFallbackPing
     | DeliverUserMessage
+    | PingCompleted
     | MemberJoined
     | MemberLeft
     | MemberUpdated
@@ -334,6 +344,7 @@ class Awareness:
 class _Probe:
     target: str
     seq_no: int
+    sent: float
     direct_deadline: float
     deadline: float
     indirect_sent: bool = False
@@ -361,6 +372,9 @@ class MembershipStats:
     malformed_messages: int = 0
     ignored_alives: int = 0
     refutations: int = 0
+    #: Alive messages that passed the version checks, by node name (Alertmanager's
+    #: alive delegate counts them in ``alertmanager_cluster_alive_messages_total``).
+    alive_messages: dict[str, int] = attrs.field(factory=dict)
 
 
 # --- the state machine ----------------------------------------------------------------
@@ -660,6 +674,9 @@ class Membership:
         if probe is not None and probe.seq_no == ack.seq_no:
             self._probe = None
             self.awareness.apply_delta(-1)
+            if now <= probe.direct_deadline:
+                # memberlist reports the round trip only for a direct ack in time
+                self._out.append(PingCompleted(probe.target, now - probe.sent))
             return
         relay = self._relays.pop(ack.seq_no, None)
         if relay is not None:
@@ -679,6 +696,8 @@ class Membership:
             # Alertmanager's alive delegate makes memberlist drop these
             self.stats.ignored_alives += 1
             return
+        counts = self.stats.alive_messages
+        counts[alive.node] = counts.get(alive.node, 0) + 1
         if len(alive.addr) not in (4, 16):
             self.stats.ignored_alives += 1
             return
@@ -842,6 +861,7 @@ class Membership:
         self._probe = _Probe(
             target=target.name,
             seq_no=seq,
+            sent=now,
             direct_deadline=now + self.config.probe_timeout,
             deadline=now + interval,
         )

@@ -32,7 +32,10 @@ Cancellation: cancelling :meth:`Node.run` stops every task at once; call
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
+import math
 import random
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -55,6 +58,7 @@ from cluster.membership import (
     Membership,
     MembershipConfig,
     MemberUpdated,
+    PingCompleted,
     SendPacket,
     StartFallbackPing,
     StartPushPull,
@@ -74,6 +78,17 @@ STREAM_READ_SIZE = 65536
 PRUNE_INTERVAL = 300.0
 #: Alertmanager's settle needs this many unchanged polls in a row.
 SETTLE_OKAY_POLLS = 3
+#: Oversized Parts waiting per channel key before new ones are dropped (Alertmanager's
+#: ``msgc`` buffer).
+OVERSIZE_QUEUE = 200
+#: Alertmanager prunes its user broadcast queue to this many messages ...
+MAX_QUEUED_USER_MESSAGES = 4096
+#: ... checking this often (its delegate's ``handleQueueDepth``).
+QUEUE_CHECK_INTERVAL = 15 * 60.0
+#: Buckets of ``alertmanager_cluster_pings_seconds``.
+PING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
+#: Buckets of ``alertmanager_oversize_gossip_message_duration_seconds`` (Go's defaults).
+OVERSIZE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 #: What the ``on_event`` hook receives.
 MemberEvent = MemberJoined | MemberLeft | MemberUpdated
@@ -166,6 +181,10 @@ class NodeConfig:
         )
 
 
+def _counts() -> dict[str, int]:
+    return {}
+
+
 @attrs.frozen
 class NodeStatistics:
     """Counters for metrics and tests."""
@@ -181,6 +200,77 @@ class NodeStatistics:
     failed_peers: int
     #: Packets and streams refused because no installed key opened them.
     decrypt_failures: int = 0
+    #: User messages waiting in the gossip queue.
+    queued_user_messages: int = 0
+    #: Alive messages processed, by node name (a copy).
+    alive_messages: dict[str, int] = attrs.field(factory=_counts)
+
+
+@attrs.define
+class Histogram:
+    """Observations in fixed buckets, as a Prometheus histogram keeps them."""
+
+    bounds: tuple[float, ...]
+    #: Per bucket (not cumulative); the last one is +Inf.
+    counts: list[int] = attrs.field(init=False)
+    total: float = 0.0
+
+    def __attrs_post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        """Count ``value`` in the first bucket whose upper bound is at least ``value``."""
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    @property
+    def count(self) -> int:
+        """How many values were observed."""
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(upper bound, values at or below it)`` for each bucket, +Inf last."""
+        running = list(itertools.accumulate(self.counts))
+        return list(zip((*self.bounds, math.inf), running, strict=True))
+
+
+@attrs.define
+class NodeMetrics:
+    """What Alertmanager's peer, delegate and channels count, kept by the node."""
+
+    reconnections: int = 0
+    reconnections_failed: int = 0
+    refresh_joins: int = 0
+    refresh_joins_failed: int = 0
+    #: User messages dropped because the queue outgrew MAX_QUEUED_USER_MESSAGES.
+    messages_pruned: int = 0
+    #: Round trips of direct pings acked in time, by peer name.
+    ping_seconds: dict[str, Histogram] = attrs.field(factory=dict)
+    #: Oversized Parts sent by TCP, per channel key: one per peer tried.
+    oversize_sent: dict[str, int] = attrs.field(factory=_counts)
+    oversize_failed: dict[str, int] = attrs.field(factory=_counts)
+    #: Oversized Parts refused because OVERSIZE_QUEUE were already waiting.
+    oversize_dropped: dict[str, int] = attrs.field(factory=_counts)
+    #: Durations of successful oversized sends, per channel key.
+    oversize_seconds: dict[str, Histogram] = attrs.field(factory=dict)
+
+    def ping(self, name: str, rtt: float) -> None:
+        """Record a completed ping to ``name``."""
+        histogram = self.ping_seconds.get(name)
+        if histogram is None:
+            histogram = self.ping_seconds[name] = Histogram(PING_BUCKETS)
+        histogram.observe(rtt)
+
+    def oversize_done(self, key: str, seconds: float) -> None:
+        """Record a successful oversized send on channel ``key``."""
+        histogram = self.oversize_seconds.get(key)
+        if histogram is None:
+            histogram = self.oversize_seconds[key] = Histogram(OVERSIZE_BUCKETS)
+        histogram.observe(seconds)
+
+
+def _bump(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -228,6 +318,8 @@ class Node:
         self._bad_user_messages = 0
         self._dropped_outgoing = 0
         self._decrypt_failures = 0
+        self.metrics = NodeMetrics()
+        self._oversize_queues: dict[str, trio.MemorySendChannel[bytes]] = {}
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -327,6 +419,8 @@ class Node:
             dropped_outgoing=self._dropped_outgoing,
             failed_peers=len(self.failed_peers.entries),
             decrypt_failures=self._decrypt_failures,
+            queued_user_messages=len(core.user_broadcasts),
+            alive_messages=dict(core.stats.alive_messages),
         )
 
     # --- broadcasting user state ------------------------------------------------------
@@ -343,18 +437,39 @@ class Node:
             return
         if self._nursery is None:
             return
-        for member in self.core.members():
-            if member.name != self.name:
-                self._nursery.start_soon(self._send_reliable, member.address, plan.part)
+        queue = self._oversize_queues.get(key)
+        if queue is None:
+            queue, pending = trio.open_memory_channel[bytes](OVERSIZE_QUEUE)
+            self._oversize_queues[key] = queue
+            self._nursery.start_soon(self._send_oversized, key, pending)
+        try:
+            queue.send_nowait(plan.part)
+        except trio.WouldBlock:
+            _bump(self.metrics.oversize_dropped, key)
+            log.debug("broadcast.oversize_dropped", key=key)
 
-    async def _send_reliable(self, address: Address, payload: bytes) -> None:
+    async def _send_oversized(self, key: str, pending: trio.MemoryReceiveChannel[bytes]) -> None:
+        """Alertmanager's ``handleOverSizedMessages``: each Part to every peer at once,
+        one Part at a time."""
+        async for part in pending:
+            async with trio.open_nursery() as nursery:
+                for member in self.core.members():
+                    if member.name != self.name:
+                        nursery.start_soon(self._send_reliable, key, member.address, part)
+
+    async def _send_reliable(self, key: str, address: Address, payload: bytes) -> None:
+        _bump(self.metrics.oversize_sent, key)
+        started = trio.current_time()
         try:
             with trio.fail_after(self.config.tcp_timeout):
                 stream = await self._transport.open_stream(address)
                 async with stream:
                     await stream.send_all(self._encode_stream(UserMsg(payload).encode_stream()))
         except (*_NETWORK_ERRORS, trio.TooSlowError) as exc:
+            _bump(self.metrics.oversize_failed, key)
             log.warning("broadcast.reliable_failed", address=address, error=str(exc))
+            return
+        self.metrics.oversize_done(key, trio.current_time() - started)
 
     # --- event sources ---------------------------------------------------------------
 
@@ -402,6 +517,8 @@ class Node:
                     self._nursery.start_soon(self._fallback_ping, action)
             elif isinstance(action, DeliverUserMessage):
                 self._deliver(action.payload)
+            elif isinstance(action, PingCompleted):
+                self.metrics.ping(action.name, action.rtt)
             else:
                 self._member_event(action)
         if self._core is not None and self._core.leave_broadcast_done:
@@ -616,13 +733,17 @@ class Node:
         next_reconnect = now + self.config.reconnect_interval
         next_prune = now + PRUNE_INTERVAL
         next_refresh = now + self.config.refresh_interval
+        next_queue_check = now + QUEUE_CHECK_INTERVAL
         while True:
-            await trio.sleep_until(min(next_reconnect, next_prune, next_refresh))
+            await trio.sleep_until(min(next_reconnect, next_prune, next_refresh, next_queue_check))
             now = trio.current_time()
             if now >= next_reconnect:
                 next_reconnect = now + self.config.reconnect_interval
                 for address in self.failed_peers.addresses():
-                    await self._push_pull(address, join=True)
+                    if await self._push_pull(address, join=True):
+                        self.metrics.reconnections += 1
+                    else:
+                        self.metrics.reconnections_failed += 1
             if now >= next_prune:
                 next_prune = now + PRUNE_INTERVAL
                 for address in self.failed_peers.prune(now, self.config.reconnect_timeout):
@@ -632,7 +753,25 @@ class Node:
                 live = {m.address for m in self.core.members()}
                 for address in self._known_peers:
                     if address not in live:
-                        await self._push_pull(address, join=True)
+                        self.count_refresh_join(await self._push_pull(address, join=True))
+            if now >= next_queue_check:
+                next_queue_check = now + QUEUE_CHECK_INTERVAL
+                self.prune_user_queue()
+
+    def count_refresh_join(self, joined: bool) -> None:
+        """Count one join attempt made by a refresh (Alertmanager's refresh counters)."""
+        if joined:
+            self.metrics.refresh_joins += 1
+        else:
+            self.metrics.refresh_joins_failed += 1
+
+    def prune_user_queue(self) -> None:
+        """Drop the most-sent user messages beyond MAX_QUEUED_USER_MESSAGES, counting them."""
+        queued = len(self.core.user_broadcasts)
+        if queued > MAX_QUEUED_USER_MESSAGES:
+            log.warning("broadcast.queue_pruned", queued=queued, limit=MAX_QUEUED_USER_MESSAGES)
+            self.core.user_broadcasts.prune(MAX_QUEUED_USER_MESSAGES)
+            self.metrics.messages_pruned += queued - MAX_QUEUED_USER_MESSAGES
 
 
 def _peer_of(stream: trio.abc.Stream) -> object:

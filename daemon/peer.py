@@ -37,24 +37,39 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import math
 import random
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 import structlog
 import trio
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from cluster.channel import (
     MAX_GOSSIP_PART_BYTES,
     NFLOG_KEY,
     SILENCES_KEY,
-    plan_broadcast,
 )
 from cluster.membership import Address, MemberJoined, MemberLeft
-from cluster.node import ChannelDelegate, MemberEvent, Node, NodeConfig, ulid_name
+from cluster.node import (
+    OVERSIZE_BUCKETS,
+    ChannelDelegate,
+    Histogram,
+    MemberEvent,
+    Node,
+    NodeConfig,
+    NodeMetrics,
+    NodeStatistics,
+    ulid_name,
+)
 from cluster.security import Keyring, KeyringError
 from cluster.transport import open_udp_tcp_transport
 from daemon import metrics
@@ -286,9 +301,6 @@ class Counters:
     received_size: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
     sent: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
     sent_size: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
-    oversized_sent: dict[str, int] = attrs.field(
-        factory=lambda: dict.fromkeys((NFLOG_KEY, SILENCES_KEY), 0)
-    )
     joined: int = 0
     left: int = 0
     updated: int = 0
@@ -582,8 +594,6 @@ class ClusterPeer:
     def _broadcast(self, key: str, record: bytes) -> None:
         if self._node is None:
             return
-        if plan_broadcast(key, record).reliable:
-            self.counters.oversized_sent[key] += 1
         self.counters.sent["update"] += 1
         self.counters.sent_size["update"] += len(record)
         self._node.broadcast(key, record)
@@ -611,7 +621,9 @@ class ClusterPeer:
             await trio.sleep(node.config.refresh_interval)
             addresses, pending = await resolve_peers(pending, node.address)
             if addresses:
-                await node.join(addresses)
+                joined = await node.join(addresses)
+                for ok in [True] * joined + [False] * (len(addresses) - joined):
+                    node.count_refresh_join(ok)
 
 
 def create_peer(
@@ -707,40 +719,34 @@ class ClusterCollector(Collector):
         )
         info.add_metric([peer.name], 1)
         yield info
-        for name, doc, values in (
+        yield from _labelled_counters(
+            "msg_type",
+            MSG_TYPES,
             (
-                "alertmanager_cluster_messages_received",
-                "Total number of cluster messages received.",
-                c.received,
+                (
+                    "alertmanager_cluster_messages_received",
+                    "Total number of cluster messages received.",
+                    c.received,
+                ),
+                (
+                    "alertmanager_cluster_messages_received_size",
+                    "Total size of cluster messages received.",
+                    c.received_size,
+                ),
+                (
+                    "alertmanager_cluster_messages_sent",
+                    "Total number of cluster messages sent.",
+                    c.sent,
+                ),
+                (
+                    "alertmanager_cluster_messages_sent_size",
+                    "Total size of cluster messages sent.",
+                    c.sent_size,
+                ),
             ),
-            (
-                "alertmanager_cluster_messages_received_size",
-                "Total size of cluster messages received.",
-                c.received_size,
-            ),
-            (
-                "alertmanager_cluster_messages_sent",
-                "Total number of cluster messages sent.",
-                c.sent,
-            ),
-            (
-                "alertmanager_cluster_messages_sent_size",
-                "Total size of cluster messages sent.",
-                c.sent_size,
-            ),
-        ):
-            family = CounterMetricFamily(name, doc, labels=["msg_type"])
-            for msg_type in MSG_TYPES:
-                family.add_metric([msg_type], values[msg_type])
-            yield family
-        oversized = CounterMetricFamily(
-            "alertmanager_oversized_gossip_message_sent",
-            "Number of oversized gossip message sent.",
-            labels=["key"],
         )
-        for key in (NFLOG_KEY, SILENCES_KEY):
-            oversized.add_metric([key], c.oversized_sent[key])
-        yield oversized
+        if peer._node is not None:
+            yield from _node_metrics(peer._node.metrics, stats)
         for name, doc, value in (
             (
                 "alertmanager_cluster_peers_joined",
@@ -759,6 +765,110 @@ class ClusterCollector(Collector):
             ),
         ):
             yield CounterMetricFamily(name, doc, value=value)
+
+
+def _node_metrics(m: NodeMetrics, stats: NodeStatistics | None) -> Iterator[Metric]:
+    """The series fed by the node's own counters (memberlist's and the channels')."""
+    yield _gauge(
+        "alertmanager_cluster_messages_queued",
+        "Number of cluster messages which are queued.",
+        stats.queued_user_messages if stats else 0,
+    )
+    for name, doc, value in (
+        (
+            "alertmanager_cluster_messages_pruned",
+            "Total number of cluster messages pruned.",
+            m.messages_pruned,
+        ),
+        (
+            "alertmanager_cluster_reconnections",
+            "A counter of the number of cluster peer reconnections.",
+            m.reconnections,
+        ),
+        (
+            "alertmanager_cluster_reconnections_failed",
+            "A counter of the number of failed cluster peer reconnection attempts.",
+            m.reconnections_failed,
+        ),
+        (
+            "alertmanager_cluster_refresh_join",
+            "A counter of the number of cluster peer joined via refresh.",
+            m.refresh_joins,
+        ),
+        (
+            "alertmanager_cluster_refresh_join_failed",
+            "A counter of the number of failed cluster peer joined attempts via refresh.",
+            m.refresh_joins_failed,
+        ),
+    ):
+        yield CounterMetricFamily(name, doc, value=value)
+    alive = CounterMetricFamily(
+        "alertmanager_cluster_alive_messages",
+        "Total number of received alive messages.",
+        labels=["peer"],
+    )
+    for peer_name, count in sorted((stats.alive_messages if stats else {}).items()):
+        alive.add_metric([peer_name], count)
+    yield alive
+    pings = HistogramMetricFamily(
+        "alertmanager_cluster_pings_seconds",
+        "Histogram of latencies for ping messages.",
+        labels=["peer"],
+    )
+    for peer_name, histogram in sorted(m.ping_seconds.items()):
+        _add_histogram(pings, [peer_name], histogram)
+    yield pings
+    keys = (NFLOG_KEY, SILENCES_KEY)
+    duration = HistogramMetricFamily(
+        "alertmanager_oversize_gossip_message_duration_seconds",
+        "Duration of oversized gossip message requests.",
+        labels=["key"],
+    )
+    for key in keys:
+        _add_histogram(duration, [key], m.oversize_seconds.get(key) or Histogram(OVERSIZE_BUCKETS))
+    yield duration
+    yield from _labelled_counters(
+        "key",
+        keys,
+        (
+            (
+                "alertmanager_oversized_gossip_message_sent",
+                "Number of oversized gossip message sent.",
+                m.oversize_sent,
+            ),
+            (
+                "alertmanager_oversized_gossip_message_failure",
+                "Number of oversized gossip message sends that failed.",
+                m.oversize_failed,
+            ),
+            (
+                "alertmanager_oversized_gossip_message_dropped",
+                "Number of oversized gossip messages that were dropped due to a full message queue.",
+                m.oversize_dropped,
+            ),
+        ),
+    )
+
+
+def _labelled_counters(
+    label: str, keys: Sequence[str], rows: Iterable[tuple[str, str, dict[str, int]]]
+) -> Iterator[Metric]:
+    """One counter family per ``(name, help, counts)`` row, a series for every key."""
+    for name, doc, counts in rows:
+        family = CounterMetricFamily(name, doc, labels=[label])
+        for key in keys:
+            family.add_metric([key], counts.get(key, 0))
+        yield family
+
+
+def _add_histogram(family: HistogramMetricFamily, labels: list[str], h: Histogram) -> None:
+    buckets = [(_le(bound), float(count)) for bound, count in h.cumulative()]
+    family.add_metric(labels, buckets, h.total)
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as Go's client prints it (``0.005``, ``1``, ``+Inf``)."""
+    return "+Inf" if bound == math.inf else f"{bound:g}"
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

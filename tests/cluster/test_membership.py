@@ -15,6 +15,7 @@ from cluster.membership import (
     MemberLeft,
     Membership,
     MembershipConfig,
+    PingCompleted,
     SendPacket,
     StartFallbackPing,
     Suspicion,
@@ -350,3 +351,35 @@ def test_broadcast_after_skipped_ticks_waits_for_the_grid() -> None:
     assert due == pytest.approx(grid + 4 * interval)
     assert not [m for _, m in sent(core.poll(now)) if isinstance(m, UserMsg)]
     assert UserMsg(b"late") in [m for _, m in sent(core.poll(due))]
+
+
+def first_probe(core: Membership) -> tuple[Ping, float]:
+    """Poll ``core`` deadline by deadline until it pings someone; the ping and when."""
+    for _ in range(50):
+        step = core.next_deadline()
+        pings = [m for _, m in sent(core.poll(step)) if isinstance(m, Ping)]
+        if pings:
+            return pings[0], step
+    raise AssertionError("no probe")
+
+
+def test_direct_ack_in_time_reports_the_round_trip() -> None:
+    """An ack within the probe timeout yields PingCompleted(target, rtt); a later one none."""
+    core = make()
+    core.handle_packet(alive("b", host=2), ("x", 1), 0.0)
+    ping, at = first_probe(core)
+    actions = core.handle_packet(encode_packet(Ack(ping.seq_no).encode()), ("x", 1), at + 0.03)
+    assert actions == [PingCompleted("b", pytest.approx(0.03))]
+    ping, at = first_probe(core)
+    core.poll(at + 0.5)  # the probe timeout passed: indirect probing began
+    late = core.handle_packet(encode_packet(Ack(ping.seq_no).encode()), ("x", 1), at + 0.6)
+    assert not [a for a in late if isinstance(a, PingCompleted)]
+
+
+def test_alive_messages_are_counted_per_node_after_the_version_checks() -> None:
+    """Every alive that passes the vsn checks counts for its node, applied or not."""
+    core = make()
+    core.handle_packet(alive("b", 1), ("x", 1), 0.0)
+    core.handle_packet(alive("b", 1), ("x", 1), 0.0)  # stale: ignored, still counted
+    core.handle_packet(alive("c", 1, vsn=b"\x01\x05\x02"), ("x", 1), 0.0)  # short vsn
+    assert core.stats.alive_messages == {"me": 1, "b": 2}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -14,7 +15,14 @@ import trio.testing
 from cluster.channel import Part
 from cluster.framing import StreamDecoder, encode_packet
 from cluster.messages import ErrResp, NodeState, Suspect
-from cluster.node import ChannelDelegate, Node, NodeConfig, ulid_name
+from cluster.node import (
+    OVERSIZE_QUEUE,
+    ChannelDelegate,
+    Histogram,
+    Node,
+    NodeConfig,
+    ulid_name,
+)
 from cluster.testing.network import MemoryNetwork, MemoryTransport
 
 
@@ -410,3 +418,60 @@ async def test_broadcast_on_an_idle_node_leaves_at_the_next_gossip_tick(
     )
     # gossip reaches at most gossip_nodes (3) peers per tick: both within one interval
     assert took - sent_at <= nodes[0].config.gossip_interval + 0.002
+
+
+def test_histogram_buckets_are_cumulative_with_inclusive_bounds() -> None:
+    """A value equal to a bound counts in that bucket; +Inf holds every observation."""
+    histogram = Histogram((1.0, 2.0))
+    for value in (1.0, 1.5, 3.0):
+        histogram.observe(value)
+    assert histogram.cumulative() == [(1.0, 1), (2.0, 2), (math.inf, 3)]
+    assert (histogram.count, histogram.total) == (3, 5.5)
+
+
+async def test_completed_pings_feed_a_histogram_per_peer(
+    cluster: Cluster, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Every probe acked in time is observed under the probed peer's name."""
+    nodes = await start_joined(cluster, 3)
+    await trio.sleep(10)
+    pings = nodes[0].metrics.ping_seconds
+    assert set(pings) == {"n1", "n2"}
+    # about one probe a second, alternating between the two peers
+    assert 6 <= pings["n1"].count + pings["n2"].count <= 12
+
+
+async def test_reconnects_and_refresh_joins_are_counted(
+    cluster: Cluster, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Each reconnect and refresh join attempt counts as a success or a failure."""
+    node = await cluster.start("a")
+    missing = ("10.9.9.8", 7946)
+    assert await node.join([missing]) == 0
+    await trio.sleep(31)  # reconnects at 10, 20, 30 s; refreshes at 15, 30 s
+    m = node.metrics
+    assert (m.reconnections, m.reconnections_failed) == (0, 3)
+    assert (m.refresh_joins, m.refresh_joins_failed) == (0, 2)
+    await cluster.start("b", host=missing[0])  # joins nobody: a's reconnect finds it
+    await wait_until(lambda: cluster.names_seen_by("a") == {"a", "b"}, 15)
+    assert m.reconnections == 1
+
+
+async def test_oversized_parts_are_counted_per_peer_and_dropped_when_queued_full(
+    cluster: Cluster, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Each oversized Part counts one send per peer; past the queue's 200 it is dropped."""
+    nodes = await start_joined(cluster, 3)
+    big = b"L" * 2000
+    for _ in range(OVERSIZE_QUEUE + 5):
+        nodes[0].broadcast("sil", big)
+    m = nodes[0].metrics
+    assert m.oversize_dropped == {"sil": 5}
+    await trio.sleep(5)
+    assert m.oversize_sent == {"sil": 2 * OVERSIZE_QUEUE}
+    assert m.oversize_seconds["sil"].count == 2 * OVERSIZE_QUEUE
+    assert cluster.states["n1"].merged.count(big) == OVERSIZE_QUEUE
+    cluster.kill("n2")  # still a member until declared dead
+    nodes[0].broadcast("nfl", big)
+    await trio.sleep(1)
+    assert (m.oversize_sent["nfl"], m.oversize_failed) == (2, {"nfl": 1})
