@@ -420,6 +420,14 @@ _PUSH_PULL_HEADER_FIELDS = ("Nodes", "UserStateLen", "Join")
 _USER_HEADER_FIELDS = ("UserMsgLen",)
 
 
+#: The most node states a push/pull may declare. memberlist sets no bound (it allocates
+#: the declared count), but the stream reader re-parses the node table each time bytes
+#: arrive, so a header claiming 2**31 nodes followed by a trickle of tiny ones costs
+#: quadratic time: 2.4 MB of them blocked the node for seconds. Real clusters have a
+#: handful of members.
+MAX_PUSH_PULL_NODES = 10_000
+
+
 def _nonnegative_len(struct: dict[bytes, object], field: str) -> int:
     value = get_int(struct, field)
     if value < 0:
@@ -464,6 +472,8 @@ class PushPull:
             raise DecodeError(f"expected message type PUSH_PULL, got {data[pos]}")
         header, pos = _body_struct(data, pos + 1, "pushPullHeader", _PUSH_PULL_HEADER_FIELDS)
         count = _nonnegative_len(header, "Nodes")
+        if count > MAX_PUSH_PULL_NODES:
+            raise DecodeError(f"push/pull of {count} nodes; the limit is {MAX_PUSH_PULL_NODES}")
         user_len = _nonnegative_len(header, "UserStateLen")
         join = get_bool(header, "Join")
         nodes = []

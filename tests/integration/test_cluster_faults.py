@@ -15,9 +15,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cluster.framing import decode_packet, encode_stream
+import pytest
+
+from cluster.errors import DecodeError
+from cluster.framing import StreamDecoder, decode_packet, encode_stream
 from cluster.gomsgpack import pack_struct
-from cluster.messages import Ack, Compound, Compress, HasCrc, MessageType, Ping, PushPull
+from cluster.messages import (
+    Ack,
+    Compound,
+    Compress,
+    HasCrc,
+    MessageType,
+    Ping,
+    PushNodeState,
+    PushPull,
+)
 from tests.integration.cluster_processes import (
     Node,
     cluster_view,
@@ -164,6 +176,20 @@ def test_a_packet_decompresses_to_at_most_a_mebibyte() -> None:
     assert "exceeds 1048576 bytes" in str(error)
 
 
+#: A push/pull header claiming 2**31 nodes, then 2.4 MB of small valid node states.
+NODE_FLOOD = (
+    bytes([MessageType.PUSH_PULL])
+    + pack_struct({"Nodes": 2**31, "UserStateLen": 0, "Join": False})
+    + PushNodeState(name="x", addr=bytes([127, 0, 0, 1]), port=1, incarnation=1).encode() * 40_000
+)
+
+
+def test_a_push_pull_declaring_too_many_nodes_is_refused_at_its_header() -> None:
+    """A push/pull claiming 2**31 nodes is refused at once, not re-parsed as each chunk arrives."""
+    with pytest.raises(DecodeError, match="limit is 10000"):
+        StreamDecoder().feed(NODE_FLOOD[:65536])
+
+
 def _flip(data: bytes, index: int) -> bytes:
     """``data`` with the low bit of byte ``index`` flipped."""
     return data[:index] + bytes([data[index] ^ 1]) + data[index + 1 :]
@@ -183,6 +209,7 @@ def bad_streams(reply: bytes) -> list[bytes]:
     streams += [reply[:cut] for cut in (1, 2, 5, len(reply) // 2, len(reply) - 1)]
     streams += [
         bytes([99]) + rng.randbytes(20),
+        NODE_FLOOD,
         # an encrypted frame declaring 4 GiB, to a node without a key
         bytes([MessageType.ENCRYPT]) + b"\xff\xff\xff\xff" + rng.randbytes(30),
     ]
