@@ -11,9 +11,9 @@ carry the URL, which may hold credentials.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import attrs
@@ -88,24 +88,37 @@ _fragments: dict[int, tuple[Alert, str, str]] = {}
 _FRAGMENT_LIMIT = 200_000
 
 
-#: Go's encoding/json output differs from ``json.dumps`` only where these match.
-_GO_DIFFERS = re.compile("[<>&\u2028\u2029\ud800-\udfff]|\\\\[bf]")
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+#: What gojson escapes: quote, backslash, controls, HTML characters, U+2028/9, surrogates.
+_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f<>&\u2028\u2029\ud800-\udfff]')
 
 
 def string_map(value: Mapping[str, str]) -> str:
-    """:func:`gojson.string_map`, with the C encoder doing the work when that is exact.
+    """:func:`gojson.string_map`, without the per-string escaping when none is needed.
 
-    ``json.dumps`` agrees with Go except for HTML characters, U+2028/9, lone
-    surrogates and the ``\\b``/``\\f`` short escapes; output containing any of those
-    (or a false alarm, such as an escaped backslash before ``b``) is redone by gojson.
+    One scan over all keys and one over all values (label values rarely need
+    escaping) decides; otherwise gojson writes it.
     """
     if not value:
         return "{}"
-    text: str = _dumps(value)
-    if _GO_DIFFERS.search(text) is None:
-        return text
+    unsafe = _NEEDS_ESCAPE.search
+    if unsafe("".join(value)) is None and unsafe("".join(value.values())) is None:
+        return '{"' + '","'.join([f'{k}":"{value[k]}' for k in sorted(value)]) + '"}'
     return gojson.string_map(value)
+
+
+#: (text, is a receiver name) -> its Go JSON string literal, for the few strings every
+#: payload of a group repeats (receiver, external URL, group key).
+_literals: dict[tuple[str, bool], str] = {}
+
+
+def _literal(text: str, receiver: bool = False) -> str:
+    encoded = _literals.get((text, receiver))
+    if encoded is None:
+        if len(_literals) >= 4096:
+            _literals.clear()
+        encoded = gojson.string(quote_meta(text) if receiver else text)
+        _literals[(text, receiver)] = encoded
+    return encoded
 
 
 #: Wall time (ns) -> its RFC3339Nano text; alerts posted together share start times.
@@ -145,12 +158,13 @@ def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
     """The entries with the same value in every map (``commonLabels``)."""
     if not maps:
         return {}
-    common = dict(maps[0])
+    common: AbstractSet[tuple[str, str]] = maps[0].items()
     for other in maps[1:]:
+        # Item views intersect as sets, in C.
+        common = common & other.items()
         if not common:
             break
-        common = {k: v for k, v in common.items() if other.get(k) == v}
-    return common
+    return dict(common)
 
 
 def build_payload(
@@ -165,13 +179,13 @@ def build_payload(
     statuses = [a.status(now) for a in kept]
     status = "firing" if "firing" in statuses else "resolved"
     body = (
-        f'{{"receiver":{gojson.string(quote_meta(ctx.receiver))},"status":"{status}",'
+        f'{{"receiver":{_literal(ctx.receiver, receiver=True)},"status":"{status}",'
         f'"alerts":[{",".join(map(_alert_json, kept, statuses))}],'
         f'"groupLabels":{string_map(ctx.group_labels)},'
         f'"commonLabels":{string_map(_common([a.labels for a in kept]))},'
         f'"commonAnnotations":{string_map(_common([a.annotations for a in kept]))},'
-        f'"externalURL":{gojson.string(external_url)},"version":"{PAYLOAD_VERSION}",'
-        f'"groupKey":{gojson.string(ctx.group_key)},"truncatedAlerts":{dropped}}}\n'
+        f'"externalURL":{_literal(external_url)},"version":"{PAYLOAD_VERSION}",'
+        f'"groupKey":{_literal(ctx.group_key)},"truncatedAlerts":{dropped}}}\n'
     )
     return body.encode()
 
