@@ -15,6 +15,11 @@ streams with TLS over TCP on one listener. Rules of the wire, as upstream's
   fields; every byte after that frame belongs to memberlist's stream protocol.
 * A receiver reads frames until it meets a STREAM frame, then hands the connection over.
 
+Invariant: every frame goes out in its own ``send_all``, hence its own TLS record, and a
+stream's first bytes never share a record with the STREAM frame. Upstream's reader wraps
+the connection in a fresh ``bufio.Reader`` for each frame, so bytes of a second frame
+that arrived in the same record would be silently lost. Never coalesce frames.
+
 Theory of operation. :class:`FrameDecoder` and the ``MemberlistMessage`` codec are pure.
 :class:`TLSTransport` is the trio shell: an acceptor task serves each incoming
 connection in its own task; each peer we send packets to has one sender task that owns

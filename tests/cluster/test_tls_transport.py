@@ -458,3 +458,30 @@ async def test_closing_the_transport_closes_accepted_connections(pki: Pki) -> No
             await b.receive_packet()
         assert await raw.receive_some() == b""
         await raw.aclose()
+
+
+async def test_each_frame_travels_in_its_own_tls_record(pki: Pki) -> None:
+    """Frames are never coalesced: Go's reader buffers per frame and would lose a second one."""
+    reads: list[bytes] = []
+
+    async def serve(tcp: trio.SocketStream) -> None:
+        stream = trio.SSLStream(tcp, server_context(pki, "b"), server_side=True)
+        await stream.do_handshake()
+        await trio.sleep(0.3)  # let every frame arrive before reading
+        while len(reads) < 3:
+            reads.append(bytes(await stream.receive_some(65536)))  # at most one record
+        await stream.aclose()
+
+    with trio.fail_after(10):
+        async with tls_transport(pki, "a") as a, trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                functools.partial(trio.serve_tcp, serve, 0, host="127.0.0.1")
+            )
+            port = listeners[0].socket.getsockname()[1]
+            for data in (b"one", b"two", b"three"):
+                await a.send_packet(("127.0.0.1", port), data)
+            await wait_until(lambda: len(reads) == 3, 5)
+            assert reads == [
+                packet_frame(format_address(a.local_address), d) for d in (b"one", b"two", b"three")
+            ]
+            nursery.cancel_scope.cancel()
