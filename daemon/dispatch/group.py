@@ -30,6 +30,7 @@ owner's maintenance removes it.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Mapping
 
 import attrs
@@ -92,7 +93,8 @@ def sort_alerts(alerts: list[Alert]) -> list[Alert]:
             # comparator does, and a key sort is several times faster.
             order = [n for n in _OVERRIDE_KEYS if n in names]
             order.extend(sorted(names))
-            return sorted(alerts, key=lambda a: [a.labels[n] for n in order])
+            values = operator.itemgetter(*order)
+            return sorted(alerts, key=lambda a: values(a.labels))
     return sorted(alerts, key=alert_sort_key)
 
 
