@@ -4,11 +4,20 @@ Run as ``.venv/bin/python -m benchmarks.cluster``. Both clusters run at the same
 with their default gossip settings (only the HA peer timeout is shortened, the same for
 both, so the duplicate check does not wait 30 s). Measured, per cluster:
 
-* idle CPU: user+system seconds per node over ``IDLE_SECONDS`` once gossip settled;
+* idle CPU: CPU time per node over ``IDLE_SECONDS`` (60 s), starting ``CALM_SECONDS``
+  after gossip settled, read from the scheduler's per-thread run time
+  (``/proc/<pid>/task/*/schedstat``, ns) with the 10 ms tick counters as a cross-check;
 * silence propagation: a silence created on one node (round robin) until every other
   node lists it in ``GET /api/v2/silences``, polled back to back; ``REPEATS`` times;
 * duplicates: the same ``GROUPS`` alerts (one group each) posted to every node; the
-  webhook deliveries per group key counted until the sink stays quiet.
+  webhook deliveries per group key counted until the sink stays quiet. Every duplicate
+  is printed with the HA positions that sent it and when, to tell a lagging nflog
+  broadcast (a later position sending after its wait) from a membership disagreement
+  (two senders at one position).
+
+``--runs N`` repeats everything with fresh clusters and prints the spread; the machine's
+load average is printed before each run, since the figures are only comparable on a
+quiet machine.
 """
 
 from __future__ import annotations
@@ -142,11 +151,56 @@ def propagation(nodes: Sequence[Daemon], repeats: int) -> list[float]:
     return times
 
 
-def post_everywhere(nodes: Sequence[Daemon], groups: int) -> None:
-    """Post the same ``groups`` alerts (distinct alertnames) to every node."""
+class TimedSink(Sink):
+    """The webhook sink, also noting when each body arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def record(self, body: bytes) -> None:
+        """Note the arrival time, then keep the body (both on the sink's one thread)."""
+        self.times.append(time.perf_counter())
+        super().record(body)
+
+
+def positions(nodes: Sequence[Daemon]) -> dict[str, int]:
+    """Each node's HA position (its index among the member names), by web port."""
+    found: dict[str, int] = {}
+    for node in nodes:
+        cluster = httpx.get(f"{node.url}/api/v2/status", timeout=5).json()["cluster"]
+        names = sorted(p["name"] for p in cluster["peers"])
+        found[node.url.rsplit(":", 1)[1]] = names.index(cluster["name"])
+    return found
+
+
+def post_everywhere(nodes: Sequence[Daemon], groups: int) -> float:
+    """Post the same ``groups`` alerts (distinct alertnames) to every node; return when
+    the first post began."""
     alerts = [{"labels": {"alertname": f"Dup{g}", "instance": "i"}} for g in range(groups)]
+    began = time.perf_counter()
     for node in nodes:
         httpx.post(f"{node.url}/api/v2/alerts", json=alerts, timeout=10).raise_for_status()
+    return began
+
+
+def explain_duplicates(sink: TimedSink, where: dict[str, int], began: float) -> list[str]:
+    """For each group notified more than once: which positions sent it, and when.
+
+    The sender is the port in the payload's ``externalURL`` (each node defaults it to
+    its own listen address). A duplicate from position 1 or 2 after its HA wait means
+    the nflog entry of position 0 had not arrived; two senders at one position mean
+    the nodes disagreed about membership.
+    """
+    with sink.lock:
+        received = list(zip(sink.times, sink.bodies, strict=True))
+    by_group: dict[str, list[str]] = {}
+    for at, body in received:
+        payload = json.loads(body)
+        port = payload["externalURL"].rstrip("/").rsplit(":", 1)[-1]
+        sender = f"position {where.get(port, '?')} at +{at - began:.2f}s"
+        by_group.setdefault(payload["groupKey"], []).append(sender)
+    return [f"{key}: {', '.join(senders)}" for key, senders in by_group.items() if len(senders) > 1]
 
 
 def wait_quiet(sink: Sink, quiet: float, limit: float = 60.0) -> None:
@@ -189,6 +243,8 @@ class Run:
     cpu: dict[str, IdleCpu]
     propagation: dict[str, list[float]]
     deliveries: dict[str, Counter[str]]
+    #: One line per duplicated group (see explain_duplicates).
+    duplicated: dict[str, list[str]]
 
 
 KINDS = ("tocsin", "alertmanager")
@@ -197,7 +253,7 @@ KINDS = ("tocsin", "alertmanager")
 def measure(args: argparse.Namespace) -> Run:
     """Start both clusters side by side, measure everything once, stop them."""
     extra = (f"--cluster.peer-timeout={PEER_TIMEOUT}",)
-    sinks = {kind: Sink() for kind in KINDS}
+    sinks = {kind: TimedSink() for kind in KINDS}
     try:
         with contextlib.ExitStack() as stack:
             clusters = {
@@ -219,15 +275,18 @@ def measure(args: argparse.Namespace) -> Run:
             print("idle cpu measured")
             prop = {kind: propagation(nodes, args.repeats) for kind, nodes in clusters.items()}
             print("propagation measured")
-            for nodes in clusters.values():
-                post_everywhere(nodes, args.groups)
+            where = {kind: positions(nodes) for kind, nodes in clusters.items()}
+            began = {kind: post_everywhere(nodes, args.groups) for kind, nodes in clusters.items()}
             for kind in KINDS:
                 wait_quiet(sinks[kind], QUIET_SECONDS)
             dups = {kind: deliveries(sinks[kind]) for kind in KINDS}
+            why = {
+                kind: explain_duplicates(sinks[kind], where[kind], began[kind]) for kind in KINDS
+            }
     finally:
         for sink in sinks.values():
             sink.close()
-    return Run(settle, cpu, prop, dups)
+    return Run(settle, cpu, prop, dups, why)
 
 
 def duplicates(counts: Counter[str]) -> int:
@@ -269,6 +328,9 @@ def report(run: Run, args: argparse.Namespace) -> None:
     print(f"{'metric':36} {'tocsin':>10} {'alertmanager':>13} {'ratio':>7}  note")
     for name, ours, theirs, note in rows:
         print(f"{name:36} {ours:10.2f} {theirs:13.2f} {ratio(ours, theirs):>7}  {note}")
+    for kind in KINDS:
+        for line in run.duplicated[kind]:
+            print(f"duplicate ({kind}) {line}")
     print()
     print(
         f"idle CPU seconds per node over {args.idle:.0f} s (schedstat): "
