@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import ipaddress
 import math
 import random
@@ -71,11 +72,13 @@ from cluster.node import (
     ulid_name,
 )
 from cluster.security import Keyring, KeyringError
-from cluster.transport import open_udp_tcp_transport
+from cluster.tls_transport import TLSTransport, open_tls_transport
+from cluster.transport import Transport, open_udp_tcp_transport
 from daemon import metrics
 from daemon.alert import Alert
 from daemon.cli import Options
 from daemon.clock import NS_PER_MS, NS_PER_SECOND, Clock
+from daemon.cluster_tls import ClusterTLS, ClusterTLSError, load_cluster_tls, tls_transport_metrics
 from daemon.nflog import Entry, Nflog
 from daemon.nflogpb import encode_state, merge_bytes
 from daemon.notify.context import NotifyContext
@@ -430,8 +433,14 @@ class ClusterPeer:
         host_addresses: Callable[[], Sequence[str]] | None = None,
         leave_timeout: float = 10.0,
     ) -> None:
+        #: Alertmanager's TLS transport (``--cluster.tls-config``) instead of UDP and TCP.
+        self.tls: ClusterTLS | None = None
         if opts.cluster_tls_config:
-            raise PeerSetupError("--cluster.tls-config is not supported by tocsin")
+            try:
+                self.tls = load_cluster_tls(opts.cluster_tls_config)
+            except ClusterTLSError as exc:
+                raise PeerSetupError(str(exc)) from None
+        self._tls_transport: TLSTransport | None = None
         self.opts = opts
         self.silences = silences
         self.nflog = nflog
@@ -511,7 +520,9 @@ class ClusterPeer:
             if not resolved:
                 raise PeerSetupError(f"--cluster.listen-address: cannot resolve {host!r}")
             bind_host = resolved[0][0]
-        async with open_udp_tcp_transport(bind_host, port) as transport:
+        async with self._open_transport(bind_host, port) as transport:
+            if isinstance(transport, TLSTransport):
+                self._tls_transport = transport
             advertise = choose_advertise_address(
                 self.opts, transport.local_address, self._host_addresses()
             )
@@ -590,6 +601,20 @@ class ClusterPeer:
                     node_scope.cancel()
 
     # --- internals -------------------------------------------------------------------------
+
+    def _open_transport(
+        self, host: str, port: int
+    ) -> contextlib.AbstractAsyncContextManager[Transport]:
+        """UDP and TCP, or Alertmanager's TLS transport with ``--cluster.tls-config``."""
+        if self.tls is None:
+            return open_udp_tcp_transport(host, port)
+        return open_tls_transport(
+            host,
+            port,
+            self.tls.server_context,
+            self.tls.client_context,
+            server_name=self.tls.server_name,
+        )
 
     def _broadcast(self, key: str, record: bytes) -> None:
         if self._node is None:
@@ -690,6 +715,8 @@ class ClusterCollector(Collector):
             return
         c = peer.counters
         stats = peer.node.statistics() if peer._node is not None else None
+        if peer._tls_transport is not None:
+            yield from tls_transport_metrics(peer._tls_transport.statistics())
         yield _gauge(
             "alertmanager_cluster_members",
             "Number indicating current number of members in cluster.",

@@ -143,10 +143,11 @@ def test_node_config_from_flags() -> None:
     assert node_config(Options()).user_retransmit_mult == 3
 
 
-def test_tls_config_is_refused() -> None:
-    """A TLS cluster config cannot be honoured, so the peer refuses rather than run in clear."""
-    with pytest.raises(PeerSetupError):
-        ClusterPeer(Options(cluster_tls_config="tls.yml"), Silences(), Nflog(), _FakeClock())
+def test_unreadable_tls_config_is_refused(tmp_path: Path) -> None:
+    """A TLS cluster config that cannot be read stops set-up rather than run in clear."""
+    missing = str(tmp_path / "tls.yml")
+    with pytest.raises(PeerSetupError, match="tls.yml"):
+        ClusterPeer(Options(cluster_tls_config=missing), Silences(), Nflog(), _FakeClock())
 
 
 @attrs.define
