@@ -25,7 +25,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.processes import ROOT, Proc, free_port, run_tocsin, tocsin_argv
+from tests.integration.processes import ROOT, Proc, run_tocsin, tocsin_argv, wait_for
 from tests.integration.test_cluster import CONFIG, alert
 
 #: Fast failure detection, a short reconnect interval and timeout (Alertmanager's
@@ -149,13 +149,16 @@ def converged(nodes: Sequence[Node], failed: int = 0) -> bool:
 def run_node(
     home: Path,
     sink_url: str,
-    port: int,
     peers: Sequence[str],
     *extra: str,
+    port: int = 0,
 ) -> Iterator[Node]:
     """A tocsin node clustered on 127.0.0.1:``port``, joining ``peers`` (host:port).
 
-    ``home`` holds its config and storage; a fresh ``home`` is a fresh disk.
+    Port 0 lets the node bind a free port itself (read back from its log): a port
+    probed free in advance can be taken by any outgoing connection on the machine
+    before the node starts. ``home`` holds its config and storage; a fresh ``home``
+    is a fresh disk.
     """
     home.mkdir(parents=True, exist_ok=True)
     flags = [
@@ -167,6 +170,9 @@ def run_node(
     with run_tocsin(home, CONFIG.format(url=sink_url), *flags) as proc:
         node = Node(proc, port, home)
         try:
+            if not port:
+                started = wait_for(lambda: node.events("cluster.started"), timeout=10)
+                node.cluster_port = int(started[0]["address"][1])
             yield node
         finally:
             node.resume()
@@ -175,12 +181,11 @@ def run_node(
 def start_cluster(
     stack: contextlib.ExitStack, tmp: Path, sink_url: str, size: int, *extra: str
 ) -> list[Node]:
-    """``size`` nodes, each listing every other one as a peer (contexts on ``stack``)."""
-    ports = [free_port() for _ in range(size)]
-    nodes = []
-    for i, port in enumerate(ports):
-        peers = [f"127.0.0.1:{p}" for p in ports if p != port]
-        nodes.append(stack.enter_context(run_node(tmp / f"n{i}", sink_url, port, peers, *extra)))
+    """``size`` nodes, each joining the ones started before it (contexts on ``stack``)."""
+    nodes: list[Node] = []
+    for i in range(size):
+        peers = [n.cluster_address for n in nodes]
+        nodes.append(stack.enter_context(run_node(tmp / f"n{i}", sink_url, peers, *extra)))
     return nodes
 
 

@@ -92,8 +92,8 @@ def test_restart_under_a_new_name_rejoins_with_silences_and_nflog(tmp_path: Path
             run_node(
                 tmp_path / "n0-reborn",
                 sink.url,
-                victim.cluster_port,
                 [survivors[1].cluster_address],
+                port=victim.cluster_port,
             )
         )
         everyone = [reborn, *survivors]
