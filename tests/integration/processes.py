@@ -214,7 +214,9 @@ def run_tocsin(tmp: Path, config_text: str, *extra: str) -> Iterator[Proc]:
     reader.start()
     try:
         try:
-            port = ready.get(timeout=30)
+            # Generous: start-up is imports plus binding, but a loaded 2-core machine
+            # has been seen to take 20 s before the first log line.
+            port = ready.get(timeout=60)
         except queue.Empty:
             raise RuntimeError(f"tocsin did not start: {logs}") from None
         yield Proc(proc, f"http://127.0.0.1:{port}", config, logs)
