@@ -375,6 +375,10 @@ class MembershipStats:
     #: Alive messages that passed the version checks, by node name (Alertmanager's
     #: alive delegate counts them in ``alertmanager_cluster_alive_messages_total``).
     alive_messages: dict[str, int] = attrs.field(factory=dict)
+    #: User messages handed to a packet, each transmission counted, and their bytes
+    #: (Alertmanager counts ``messages_sent{msg_type="update"}`` at this draw).
+    user_messages_sent: int = 0
+    user_bytes_sent: int = 0
 
 
 # --- the state machine ----------------------------------------------------------------
@@ -1015,6 +1019,8 @@ class Membership:
             for payload in self.user_broadcasts.get_broadcasts(
                 overhead + USER_MSG_OVERHEAD, available
             ):
+                self.stats.user_messages_sent += 1
+                self.stats.user_bytes_sent += len(payload)
                 messages.append(UserMsg(payload).encode())
         return messages
 

@@ -202,6 +202,9 @@ class NodeStatistics:
     decrypt_failures: int = 0
     #: User messages waiting in the gossip queue.
     queued_user_messages: int = 0
+    #: User messages gossiped (every transmission) and their bytes.
+    user_messages_sent: int = 0
+    user_bytes_sent: int = 0
     #: Alive messages processed, by node name (a copy).
     alive_messages: dict[str, int] = attrs.field(factory=_counts)
 
@@ -421,6 +424,8 @@ class Node:
             decrypt_failures=self._decrypt_failures,
             queued_user_messages=len(core.user_broadcasts),
             alive_messages=dict(core.stats.alive_messages),
+            user_messages_sent=core.stats.user_messages_sent,
+            user_bytes_sent=core.stats.user_bytes_sent,
         )
 
     # --- broadcasting user state ------------------------------------------------------

@@ -298,7 +298,11 @@ async def resolve_peers(peers: Iterable[str], own: Address) -> tuple[list[Addres
 
 @attrs.define
 class Counters:
-    """What Alertmanager's delegate counts, read by :class:`ClusterCollector`."""
+    """What Alertmanager's delegate counts, read by :class:`ClusterCollector`.
+
+    Sent ``update`` messages are counted by the node's core, at every transmission
+    (Alertmanager counts them in ``GetBroadcasts``); ``sent`` holds ``full_state`` only.
+    """
 
     received: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
     received_size: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
@@ -619,8 +623,6 @@ class ClusterPeer:
     def _broadcast(self, key: str, record: bytes) -> None:
         if self._node is None:
             return
-        self.counters.sent["update"] += 1
-        self.counters.sent_size["update"] += len(record)
         self._node.broadcast(key, record)
 
     def _member_event(self, event: MemberEvent) -> None:
@@ -763,12 +765,12 @@ class ClusterCollector(Collector):
                 (
                     "alertmanager_cluster_messages_sent",
                     "Total number of cluster messages sent.",
-                    c.sent,
+                    {**c.sent, "update": stats.user_messages_sent if stats else 0},
                 ),
                 (
                     "alertmanager_cluster_messages_sent_size",
                     "Total size of cluster messages sent.",
-                    c.sent_size,
+                    {**c.sent_size, "update": stats.user_bytes_sent if stats else 0},
                 ),
             ),
         )

@@ -383,3 +383,13 @@ def test_alive_messages_are_counted_per_node_after_the_version_checks() -> None:
     core.handle_packet(alive("b", 1), ("x", 1), 0.0)  # stale: ignored, still counted
     core.handle_packet(alive("c", 1, vsn=b"\x01\x05\x02"), ("x", 1), 0.0)  # short vsn
     assert core.stats.alive_messages == {"me": 1, "b": 2}
+
+
+def test_user_message_transmissions_are_counted_with_their_bytes() -> None:
+    """Every draw of a user message into a packet counts once, with the payload's size."""
+    core = make()
+    core.handle_packet(alive("b", host=2), ("x", 1), 0.0)
+    core.queue_user_broadcast(b"12345")
+    for _ in range(10):
+        core.poll(core.next_deadline())
+    assert (core.stats.user_messages_sent, core.stats.user_bytes_sent) == (3, 15)

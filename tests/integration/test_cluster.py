@@ -17,12 +17,15 @@ import httpx
 import pytest
 import trio
 
+from cluster.channel import SILENCES_KEY, plan_broadcast
+from daemon import metrics
 from daemon.cli import Options
 from daemon.clock import NS_PER_SECOND, TrioClock
 from daemon.matcher import parse_matcher
 from daemon.nflog import Nflog, ReceiverKey
 from daemon.notify.context import NotifyContext
 from daemon.peer import (
+    _COLLECTOR,
     ClusterPeer,
     PeerSetupError,
     choose_advertise_address,
@@ -146,7 +149,7 @@ def test_node_config_from_flags() -> None:
 def test_unreadable_tls_config_is_refused(tmp_path: Path) -> None:
     """A TLS cluster config that cannot be read stops set-up rather than run in clear."""
     missing = str(tmp_path / "tls.yml")
-    with pytest.raises(PeerSetupError, match="tls.yml"):
+    with pytest.raises(PeerSetupError, match=r"tls\.yml"):
         ClusterPeer(Options(cluster_tls_config=missing), Silences(), Nflog(), _FakeClock())
 
 
@@ -176,6 +179,31 @@ async def test_three_peers_share_silences_and_nflog() -> None:
         entry = b.nflog.log(key, "{}:{}", [1, 2], [], b.peer.clock.now())
         assert entry is not None
         await wait_for(lambda: all(m.nflog.query("{}:{}", key) == entry for m in members))
+
+
+def scraped(name: str, labels: dict[str, str]) -> float | None:
+    """One sample of the process registry, as /metrics would serve it."""
+    return metrics.REGISTRY.get_sample_value(name, labels)
+
+
+async def test_sent_updates_count_every_transmission_as_alertmanager() -> None:
+    """messages_sent{update} counts each gossip transmission of a Part, with the Part's bytes."""
+    async with cluster_of(3) as members:
+        a = members[0]
+        await wait_for(lambda: all(len(m.peer.node.members()) == 3 for m in members))
+        await trio.sleep(1)  # the join's own gossip ran out
+        now = a.peer.clock.now()
+        a.silences.set(Silence("", (parse_matcher("job=db"),), now, now + NS_PER_SECOND), now)
+        part_size = len(plan_broadcast(SILENCES_KEY, a.journal[-1]).part)
+        # 3 transmissions in a cluster of 3 (retransmit mult 3 x ceil(log10(3 + 1)))
+        await wait_for(lambda: a.peer.node.statistics().user_messages_sent == 3)
+        await trio.sleep(0.5)  # and no more
+        stats = a.peer.node.statistics()
+        assert (stats.user_messages_sent, stats.user_bytes_sent) == (3, 3 * part_size)
+        _COLLECTOR.use(a.peer)  # the registry serves the most recently started peer
+        update = {"msg_type": "update"}
+        assert scraped("alertmanager_cluster_messages_sent_total", update) == 3
+        assert scraped("alertmanager_cluster_messages_sent_size_total", update) == 3 * part_size
 
 
 async def test_settle_position_and_status() -> None:
