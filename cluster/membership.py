@@ -34,7 +34,9 @@ Rules, each as memberlist applies them:
 * **Gossip.** Every gossip interval up to ``gossip_nodes`` random nodes that are alive,
   suspect, or dead for less than ``gossip_to_the_dead_time`` get a packet of queued
   broadcasts (ours first, then user messages). Pings, acks and nacks carry the same
-  broadcasts piggybacked in the space left.
+  broadcasts piggybacked in the space left. A tick with both queues empty sends nothing
+  (memberlist's returns at once), so it is no deadline: an idle node does not wake for
+  it, and the tick grid is caught up before anything new is queued.
 * **Push/pull.** On join and every push/pull interval with one random alive node, the
   whole table is exchanged. A remote alive goes through the alive rules, left becomes a
   leave, and a remote dead *or* suspect becomes our suspicion (never trust a remote dead).
