@@ -121,6 +121,8 @@ class IntegrationPipeline:
     wait: Callable[[], float] = no_wait
     #: This integration's children of the per-attempt metrics, looked up once.
     _sent_metrics: tuple[Any, Any, Any] | None = attrs.field(default=None, init=False)
+    #: The nflog key, built once per integration object (read twice per flush).
+    _key: tuple[Integration, ReceiverKey] | None = attrs.field(default=None, init=False)
 
     def _metrics(self) -> tuple[Any, Any, Any]:
         """``notifications``, ``notification_requests`` and the latency histogram."""
@@ -140,7 +142,11 @@ class IntegrationPipeline:
 
     @property
     def key(self) -> ReceiverKey:
-        return ReceiverKey(self.receiver, self.integration.name, self.integration.index)
+        cached = self._key
+        if cached is None or cached[0] is not self.integration:
+            key = ReceiverKey(self.receiver, self.integration.name, self.integration.index)
+            cached = self._key = (self.integration, key)
+        return cached[1]
 
     async def run(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> str | None:
         """Deliver if needed; returns None on success or the give-up error text."""
@@ -192,8 +198,7 @@ class IntegrationPipeline:
             "group_key": ctx.group_key,
             "num_alerts": len(sent),
         }
-        backoff = Backoff(self.rng)
-        deadline = trio.current_effective_deadline()
+        backoff: Backoff | None = None
         attempts = 0
         last_error: NotifyError | None = None
         try:
@@ -213,6 +218,8 @@ class IntegrationPipeline:
                         )
                         return self._give_up(text, err.reason, attempts, fields)
                     last_error = err
+                    if backoff is None:
+                        backoff = Backoff(self.rng)
                     delay = backoff.next_delay()
                     log.warning(
                         "notify.attempt",
@@ -232,7 +239,8 @@ class IntegrationPipeline:
                     return None
         except trio.Cancelled:
             # Record the give-up (synchronously) before letting cancellation through.
-            expired = trio.current_time() >= deadline
+            # The enclosing scopes are those of the attempts, so their deadline is too.
+            expired = trio.current_time() >= trio.current_effective_deadline()
             reason = REASON_DEADLINE_EXCEEDED if expired else REASON_CONTEXT_CANCELED
             if last_error is not None:
                 cause, reason = str(last_error), last_error.reason

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import xxhash
+from hypothesis import given
+from hypothesis import strategies as st
 
-from daemon.alert import Alert
+from daemon.alert import Alert, labels_hash_bytes
 from daemon.clock import ZERO_TIME
 from daemon.nflog import Entry, ReceiverKey, alert_hash
 from daemon.notify.dedup import needs_update, split_hashes
@@ -79,3 +82,15 @@ def test_split_hashes_uses_now_for_resolution() -> None:
         [alert_hash({"a": "1"}), alert_hash({"a": "3"})],
         [alert_hash({"a": "2"})],
     )
+
+
+@given(
+    st.dictionaries(
+        st.text(st.characters(exclude_categories=["Cs"]), max_size=5),
+        st.text(st.characters(exclude_categories=["Cs"]), max_size=5),
+        max_size=5,
+    )
+)
+def test_alert_hash_is_xxhash_of_the_fingerprint_bytes(labels: dict[str, str]) -> None:
+    """The joined-and-encoded hash input equals labels_hash_bytes, byte for byte."""
+    assert alert_hash(labels) == xxhash.xxh64_intdigest(labels_hash_bytes(labels), 0)
