@@ -25,19 +25,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import random
 import statistics
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 import httpx
+import trio
+from trio.testing import MockClock
 
 from benchmarks.harness import Daemon, start_cluster
 from benchmarks.silences import Sink
+from cluster.node import ChannelDelegate, Node
+from cluster.testing.network import MemoryNetwork
 
 NODES = 3
 REPEATS = 30
@@ -50,6 +55,8 @@ GROUP_WAIT = "1s"
 #: The sink must stay quiet this long after the last delivery: longer than the last
 #: position's HA wait (2 x peer timeout) plus group_wait.
 QUIET_SECONDS = 9.0
+#: About the size of one gossiped nflog entry for these groups (a Part of ~83-88 bytes).
+NFLOG_ENTRY_BYTES = 88
 #: memberlist's default gossip interval (both clusters run with it).
 GOSSIP_INTERVAL = 0.2
 
@@ -243,6 +250,70 @@ def ratio(ours: float, theirs: float) -> str:
     return f"{ours / theirs:.2f}x" if theirs else "-"
 
 
+@attrs.define
+class _ReGossiping:
+    """An nflog-like state: keeps each new Part and gossips it on, as the nflog does."""
+
+    gossip: Callable[[bytes], None]
+    merged: set[bytes] = attrs.field(factory=set)
+
+    def marshal(self) -> bytes:
+        """No full state: push/pull must not repair what gossip missed here."""
+        return b""
+
+    def merge(self, data: bytes) -> None:
+        """Keep and re-gossip a Part seen for the first time."""
+        if data not in self.merged:
+            self.merged.add(data)
+            self.gossip(data)
+
+
+async def _one_burst(seed: int, parts: int, size: int, wait: float) -> int:
+    """Three default-configured nodes on a lossless in-memory network; one gossips
+    ``parts`` distinct Parts at once; return how many a peer still lacks ``wait`` s later."""
+    async with trio.open_nursery() as nursery:
+        network = MemoryNetwork(random.Random(seed))
+        await nursery.start(network.run)
+        nodes: list[Node] = []
+        states: list[_ReGossiping] = []
+        for i in range(NODES):
+            state = _ReGossiping(gossip=lambda data: None)
+            delegate = ChannelDelegate()
+            delegate.add_state("nfl", state)
+            node = Node(network.attach(), f"n{i}", delegate=delegate, rng=random.Random(seed + i))
+            state.gossip = functools.partial(node.broadcast, "nfl")
+            await nursery.start(node.run)
+            nodes.append(node)
+            states.append(state)
+        for node in nodes[1:]:
+            await node.join([nodes[0].address])
+        await trio.sleep(30)  # settled, the join's gossip spent
+        burst = [i.to_bytes(4, "big") * (size // 4) for i in range(parts)]
+        for part in burst:
+            states[0].merged.add(part)
+            nodes[0].broadcast("nfl", part)
+        await trio.sleep(wait)
+        nursery.cancel_scope.cancel()
+    return sum(part not in state.merged for state in states[1:] for part in burst)
+
+
+def gossip_reach(runs: int, parts: int, wait: float) -> list[int]:
+    """Parts that never reached a peer within ``wait`` s, per simulated run (virtual time).
+
+    What a duplicate needs is exactly this: the nflog entry of position 0 missing at a
+    later position when its HA wait ends. memberlist hands each Part out only
+    ``retransmit_mult * ceil(log10(n + 1))`` (3) times; with two peers all three can go
+    to the same one, whose own three re-sends can all go back to the origin. Nothing
+    resends it then until a push/pull (60 s). No loss, delay or CPU starvation here.
+    """
+    return [
+        trio.run(
+            _one_burst, seed, parts, NFLOG_ENTRY_BYTES, wait, clock=MockClock(autojump_threshold=0)
+        )
+        for seed in range(runs)
+    ]
+
+
 @attrs.frozen
 class Run:
     """What one run measured, per cluster kind."""
@@ -374,7 +445,23 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=IDLE_SECONDS)
     parser.add_argument("--calm", type=float, default=CALM_SECONDS)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--gossip-reach",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: simulate N bursts of --groups Parts on 3 in-memory nodes and "
+        "print how many Parts a peer lacked after the HA wait",
+    )
     args = parser.parse_args()
+    if args.gossip_reach:
+        wait = 2 * float(PEER_TIMEOUT.rstrip("s"))
+        missing = gossip_reach(args.gossip_reach, args.groups, wait)
+        print(
+            f"Parts a peer lacked {wait:.0f} s after a burst of {args.groups}: {missing} "
+            f"({sum(m > 0 for m in missing)} of {len(missing)} runs)"
+        )
+        return
     runs: list[Run] = []
     for number in range(args.runs):
         began = time.perf_counter()
