@@ -23,7 +23,9 @@ one instance in two alert groups (``alertname=~"Bench(a|b)"``,
   ``GET /api/v2/alerts`` with the whole body read; repeated, median reported. The
   last response's count of suppressed alerts is checked against the expectation.
 
-Run: .venv/bin/python -m benchmarks.silences
+Run: .venv/bin/python -m benchmarks.silences [--repeat N]
+(``--repeat`` measures N times in a row and prints the spread: ratios are noisy on a
+shared machine).
 """
 
 from __future__ import annotations
@@ -316,26 +318,17 @@ def run_one(
     return result, groups, suppressed
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--groups", type=int, default=1_000)
-    ap.add_argument("--silences", type=int, default=1_000)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--only", choices=("alertmanager", "tocsin"), help="run one daemon only")
-    args = ap.parse_args()
-    silences = make_silences(args.silences, args.groups)
-    alerts = make_alerts(args.groups)
-    muted = muted_by(silences, alerts)
-    muted_all = set().union(*muted)
-    expected = {lb["alertname"] for k, lb in enumerate(alerts) if k not in muted_all}
-    expired = set(range(0, 10 * args.reps, 10))
-    expected_suppressed = len(set().union(*(m for k, m in enumerate(muted) if k not in expired)))
-    print(
-        f"{len(alerts)} alerts, {len(silences)} silences, {len(muted_all)} muted, "
-        f"{len(expected)} of {args.groups} groups to notify",
-        flush=True,
-    )
+METRICS = ("alerts_per_s", "drain_s", "first_post_to_all_s", "get_after_change_s")
 
+
+def run_daemons(
+    args: argparse.Namespace,
+    silences: list[list[tuple[str, str]]],
+    alerts: list[dict[str, str]],
+    expected: set[str],
+    expected_suppressed: int,
+) -> dict[str, dict[str, float]]:
+    """One measurement of each daemon asked for (both unless ``--only``), checked."""
     sink = Sink()
     results: dict[str, dict[str, float]] = {}
     sent: dict[str, dict[str, frozenset[str]]] = {}
@@ -354,17 +347,66 @@ def main() -> None:
                 raise RuntimeError(f"{kind}: notified groups differ from the expected set")
     finally:
         sink.close()
-    if args.only:
-        for key, value in results[args.only].items():
+    if not args.only and sent["alertmanager"] != sent["tocsin"]:
+        raise RuntimeError("the daemons notified different group keys or alerts")
+    return results
+
+
+def print_results(results: dict[str, dict[str, float]], only: str | None) -> None:
+    if only:
+        for key, value in results[only].items():
             print(f"{key:<22}{value:>12.3f}")
         return
-    if sent["alertmanager"] != sent["tocsin"]:
-        raise RuntimeError("the daemons notified different group keys or alerts")
-
     am, to = results["alertmanager"], results["tocsin"]
     print(f"{'metric':<22}{'alertmanager':>14}{'tocsin':>12}{'tocsin/AM':>12}")
-    for key in ("alerts_per_s", "drain_s", "first_post_to_all_s", "get_after_change_s"):
+    for key in METRICS:
         print(f"{key:<22}{am[key]:>14.3f}{to[key]:>12.3f}{to[key] / am[key]:>12.3f}")
+
+
+def print_spread(runs: list[dict[str, dict[str, float]]], only: str | None) -> None:
+    """Min, median and max over the runs of each value (and of each run's ratio)."""
+    print(f"\nover {len(runs)} runs: min / median / max")
+    columns = [only] if only else ["alertmanager", "tocsin", "tocsin/AM"]
+    for key in METRICS:
+        for column in columns:
+            if column == "tocsin/AM":
+                values = [r["tocsin"][key] / r["alertmanager"][key] for r in runs]
+            else:
+                values = [r[column][key] for r in runs]
+            print(
+                f"{key:<22}{column:<14}{min(values):>10.3f}"
+                f"{statistics.median(values):>10.3f}{max(values):>10.3f}"
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--groups", type=int, default=1_000)
+    ap.add_argument("--silences", type=int, default=1_000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only", choices=("alertmanager", "tocsin"), help="run one daemon only")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="measure N times; prints each run and the spread"
+    )
+    args = ap.parse_args()
+    silences = make_silences(args.silences, args.groups)
+    alerts = make_alerts(args.groups)
+    muted = muted_by(silences, alerts)
+    muted_all = set().union(*muted)
+    expected = {lb["alertname"] for k, lb in enumerate(alerts) if k not in muted_all}
+    expired = set(range(0, 10 * args.reps, 10))
+    expected_suppressed = len(set().union(*(m for k, m in enumerate(muted) if k not in expired)))
+    print(
+        f"{len(alerts)} alerts, {len(silences)} silences, {len(muted_all)} muted, "
+        f"{len(expected)} of {args.groups} groups to notify",
+        flush=True,
+    )
+    runs = []
+    for _ in range(args.repeat):
+        runs.append(run_daemons(args, silences, alerts, expected, expected_suppressed))
+        print_results(runs[-1], args.only)
+    if len(runs) > 1:
+        print_spread(runs, args.only)
 
 
 if __name__ == "__main__":
