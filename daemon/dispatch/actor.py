@@ -25,6 +25,10 @@ Theory of operation:
   running out of time counts as a failed flush.
 * Every 30 s, groups that are empty and not flushing are removed; a later alert with
   the same labels makes a new group with a fresh group_wait.
+* When the notifier can :class:`Prepare`, a helper task hands it the alerts that
+  arrived, :data:`PREPARE_DELAY` after they did, in slices: it looks up what their
+  flush will need (silences) while the daemon waits out group_wait, and its caches
+  answer at the flush. It touches no group, only those caches.
 
 Cancellation: cancelling :meth:`RouteGroupActor.run` cancels in-flight flushes; their
 outcome is lost, as it is when Alertmanager stops.
@@ -37,8 +41,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable, Hashable
-from typing import TypeAlias
+from collections.abc import Callable, Hashable, Sequence
+from typing import Protocol, TypeAlias, runtime_checkable
 
 import attrs
 import structlog
@@ -57,6 +61,19 @@ log = structlog.get_logger(__name__)
 MAINTENANCE_INTERVAL = 30.0
 #: The least time a flush gets, whatever the group_interval (Alertmanager's MinTimeout).
 MIN_FLUSH_TIMEOUT = 10.0
+#: Seconds after alerts arrive before the notifier prepares for them (a burst of
+#: posts is mostly over by then), and how many it gets per scheduler turn.
+PREPARE_DELAY = 0.05
+PREPARE_BATCH = 200
+#: Alerts waiting to be prepared beyond this are dropped (their flush does the work).
+PREPARE_BACKLOG = 50_000
+
+
+@runtime_checkable
+class Prepare(Protocol):
+    """A notifier that can warm its caches for alerts it will be handed soon."""
+
+    def prepare(self, alerts: Sequence[Alert], now: int) -> None: ...
 
 
 @attrs.frozen(eq=False)
@@ -101,6 +118,10 @@ class RouteGroupActor:
         self._wake_send = send
         self._wake_receive = receive
         self._flush_timeout = max(node.route.group_interval / NS_PER_SECOND, MIN_FLUSH_TIMEOUT)
+        self._prepare = notifier.prepare if isinstance(notifier, Prepare) else None
+        #: Alerts inserted but not yet handed to ``prepare``.
+        self._fresh: list[Alert] = []
+        self._fresh_event = trio.Event()
 
     # --- called from other tasks (synchronous, non-blocking) ---------------------------
 
@@ -156,6 +177,8 @@ class RouteGroupActor:
         try:
             async with self._wake_receive, trio.open_nursery() as nursery:
                 next_maintenance = trio.current_time() + MAINTENANCE_INTERVAL
+                if self._prepare is not None:
+                    nursery.start_soon(self._prepare_arrivals, self._prepare)
                 task_status.started()
                 while True:
                     self._drain()
@@ -176,9 +199,12 @@ class RouteGroupActor:
             # One wall-clock reading per batch: the alerts of a batch arrived together.
             now_wall = self._clock.now()
             created = self._created
+            fresh = self._fresh if self._prepare is not None else None
             for message in batch:
                 if isinstance(message, Alert):
                     self._insert(message, now_wall)
+                    if fresh is not None:
+                        fresh.append(message)
                 else:
                     assert isinstance(message, _FlushDone)
                     message.group.finish_flush(message.snapshot, message.success)
@@ -190,6 +216,24 @@ class RouteGroupActor:
                 for key in created:
                     bound.debug("group.created", group_key=key)
                 created.clear()
+            if fresh:
+                if len(fresh) > PREPARE_BACKLOG:
+                    del fresh[:-PREPARE_BACKLOG]
+                self._fresh_event.set()
+
+    async def _prepare_arrivals(self, prepare: Callable[[Sequence[Alert], int], None]) -> None:
+        """Hand arrived alerts to the notifier's ``prepare``, a little after they came."""
+        while True:
+            await self._fresh_event.wait()
+            self._fresh_event = trio.Event()
+            await trio.sleep(PREPARE_DELAY)
+            fresh = self._fresh
+            while fresh:
+                batch = fresh[:PREPARE_BATCH]
+                del fresh[:PREPARE_BATCH]
+                prepare(batch, self._clock.now())
+                # Let posts and flushes in between slices.
+                await trio.lowlevel.checkpoint()
 
     def _arm(self, group: AggregationGroup) -> None:
         heapq.heappush(self._timers, (group.next_flush_at, group.order))

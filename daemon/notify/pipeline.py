@@ -265,6 +265,16 @@ class ReceiverPipeline:
     #: Receiver-wide stages before the fan-out, in order; empty until those land.
     stages: list[Stage] = attrs.field(factory=list)
 
+    def prepare(self, alerts: Sequence[Alert], now: int) -> None:
+        """Let stages that can (silences) look ``alerts`` up ahead of their flush.
+
+        Only caches are filled: the flush still runs every stage on its own data.
+        """
+        for stage in self.stages:
+            prepare = getattr(stage, "prepare", None)
+            if prepare is not None:
+                prepare(alerts, now)
+
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> bool:
         """Run the stages and fan out; True unless some integration failed."""
         for stage in self.stages:

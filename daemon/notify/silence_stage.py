@@ -44,6 +44,14 @@ class SilenceStage:
     #: The ``reason="silence"`` child of the suppressed counter, looked up once.
     _suppressed: Any = attrs.field(default=None, init=False)
 
+    def prepare(self, alerts: Sequence[Alert], now: int) -> None:
+        """Look ``alerts`` up ahead of their flush: ``Silences`` caches each answer per
+        fingerprint until a silence changes or starts or ends, so the flush's own
+        lookup (at its tick time, later than ``now``) finds it."""
+        mutes = self.silences.mutes
+        for alert in alerts:
+            mutes(alert.labels, alert.fingerprint, now)
+
     async def process(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> Sequence[Alert]:
         # A cancel point without a scheduler round trip: stages run on every flush.
         await trio.lowlevel.checkpoint_if_cancelled()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 import trio
 import trio.testing
 
+from daemon.alert import Alert
 from daemon.clock import ZERO_TIME, TrioClock
 from daemon.config.model import SECOND, Route
+from daemon.dispatch.actor import PREPARE_DELAY
 from daemon.dispatch.dispatcher import Dispatcher
 from daemon.dispatch.route import RouteNode
 from daemon.matcher import parse_matchers
@@ -281,3 +285,35 @@ async def test_notifier_bug_propagates(autojump_clock: trio.testing.MockClock) -
                 await nursery.start(d.run)
                 d.ingest(alert(TrioClock(T0), "A"))
         assert info.group_contains(RuntimeError, match="bug in the pipeline", depth=None)
+
+
+class PreparingNotifier(RecordingNotifier):
+    """Also records what it is asked to prepare, and when."""
+
+    def __init__(self, t0: float) -> None:
+        super().__init__(t0)
+        self.prepared: list[tuple[float, list[str], int]] = []
+
+    def prepare(self, alerts: Sequence[Alert], now: int) -> None:
+        names = [a.labels["alertname"] for a in alerts]
+        self.prepared.append((round(trio.current_time() - self.t0, 6), names, now))
+
+
+async def test_notifier_prepares_arrivals_before_their_flush(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Arrived alerts are handed to prepare shortly after arrival, before group_wait ends."""
+    t0 = trio.current_time()
+    clock = TrioClock(T0)
+    rec = PreparingNotifier(t0)
+    async with running_dispatcher(route_root(), {"default": rec}, clock) as dispatcher:
+        dispatcher.ingest(alert(clock, "A"))
+        dispatcher.ingest(alert(clock, "B"))
+        await trio.sleep(1)
+        dispatcher.ingest(alert(clock, "C"))
+        await trio.sleep(3.5)
+    assert rec.prepared == [
+        (PREPARE_DELAY, ["A", "B"], T0 + int(PREPARE_DELAY * S)),
+        (1 + PREPARE_DELAY, ["C"], T0 + int((1 + PREPARE_DELAY) * S)),
+    ]
+    assert [c.at for c in rec.calls] == [3.0, 3.0, 4.0]

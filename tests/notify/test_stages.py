@@ -19,10 +19,12 @@ from daemon.config.load import load_config_text
 from daemon.config.model import Config
 from daemon.dispatch.group import AggregationGroup
 from daemon.inhibit import Inhibitor
+from daemon.matcher import parse_matcher
 from daemon.nflog import Nflog
 from daemon.notify.context import NotifyContext
 from daemon.notify.pipeline import ReceiverPipeline, Stage, build_notifiers
 from daemon.notify.retry import NotifyError
+from daemon.notify.silence_stage import SilenceStage
 from daemon.notify.stages import (
     GroupMuteMarker,
     InhibitStage,
@@ -30,6 +32,7 @@ from daemon.notify.stages import (
     TimeMuteStage,
     suppression_stages,
 )
+from daemon.silence import Silence, Silences
 from daemon.timeinterval import TimeIntervals
 
 S = NS_PER_SECOND
@@ -337,3 +340,22 @@ async def test_firing_alert_is_sent_after_mute_window(
     assert await h.notify([alert], mute=("late",))
     assert h.sink.sent_labels() == [[alert.labels]]
     assert h.marker.muted_by(ROUTE_ID, GK) == ()
+
+
+async def test_silence_lookups_prepared_ahead_give_the_flush_the_same_answer() -> None:
+    """Silences looked up before a flush still answer for the flush's time and changes."""
+    t0 = 1_767_225_600 * S
+    st = Silences()
+    st.set(Silence("", (parse_matcher('sev="low"'),), t0, t0 + 60 * S), t0)
+    low, mid, high = (Alert({"sev": sev}, {}, t0, ZERO_TIME) for sev in ("low", "mid", "high"))
+    stage = SilenceStage(st)
+    pipeline = ReceiverPipeline("r", [], [stage])
+    pipeline.prepare([low, mid, high], t0 + S)
+    # A silence made after the lookup mutes at the flush.
+    st.set(Silence("", (parse_matcher('sev="mid"'),), t0, t0 + 30 * S), t0 + 2 * S)
+    flush_ctx = NotifyContext("{}:{}", {}, "r", 3600 * S, "route", t0 + 3 * S)
+    assert list(await stage.process(flush_ctx, [low, mid, high])) == [high]
+    # Both silences end before the next flush: the earlier lookup does not keep muting.
+    pipeline.prepare([low, mid, high], t0 + 4 * S)
+    later = attrs.evolve(flush_ctx, now=t0 + 61 * S)
+    assert list(await stage.process(later, [low, mid, high])) == [low, mid, high]
