@@ -41,7 +41,7 @@ from trio.testing import MockClock
 
 from benchmarks.harness import Daemon, start_cluster
 from benchmarks.silences import Sink
-from cluster.node import ChannelDelegate, Node
+from cluster.node import ChannelDelegate, Node, NodeConfig
 from cluster.testing.network import MemoryNetwork
 
 NODES = 3
@@ -268,9 +268,12 @@ class _ReGossiping:
             self.gossip(data)
 
 
-async def _one_burst(seed: int, parts: int, size: int, wait: float) -> int:
-    """Three default-configured nodes on a lossless in-memory network; one gossips
-    ``parts`` distinct Parts at once; return how many a peer still lacks ``wait`` s later."""
+async def _one_burst(seed: int, parts: int, size: int, wait: float, direct: bool) -> int:
+    """Three nodes on a lossless in-memory network; one broadcasts ``parts`` distinct
+    Parts at once; return how many a peer still lacks ``wait`` s later.
+
+    ``direct``: tocsin's setting (each Part also sent to every peer at once); without,
+    memberlist's gossip only, which is what Alertmanager does."""
     async with trio.open_nursery() as nursery:
         network = MemoryNetwork(random.Random(seed))
         await nursery.start(network.run)
@@ -280,7 +283,13 @@ async def _one_burst(seed: int, parts: int, size: int, wait: float) -> int:
             state = _ReGossiping(gossip=lambda data: None)
             delegate = ChannelDelegate()
             delegate.add_state("nfl", state)
-            node = Node(network.attach(), f"n{i}", delegate=delegate, rng=random.Random(seed + i))
+            node = Node(
+                network.attach(),
+                f"n{i}",
+                config=NodeConfig(direct_user_messages=direct),
+                delegate=delegate,
+                rng=random.Random(seed + i),
+            )
             state.gossip = functools.partial(node.broadcast, "nfl")
             await nursery.start(node.run)
             nodes.append(node)
@@ -297,7 +306,7 @@ async def _one_burst(seed: int, parts: int, size: int, wait: float) -> int:
     return sum(part not in state.merged for state in states[1:] for part in burst)
 
 
-def gossip_reach(runs: int, parts: int, wait: float) -> list[int]:
+def gossip_reach(runs: int, parts: int, wait: float, direct: bool = False) -> list[int]:
     """Parts that never reached a peer within ``wait`` s, per simulated run (virtual time).
 
     What a duplicate needs is exactly this: the nflog entry of position 0 missing at a
@@ -308,7 +317,13 @@ def gossip_reach(runs: int, parts: int, wait: float) -> list[int]:
     """
     return [
         trio.run(
-            _one_burst, seed, parts, NFLOG_ENTRY_BYTES, wait, clock=MockClock(autojump_threshold=0)
+            _one_burst,
+            seed,
+            parts,
+            NFLOG_ENTRY_BYTES,
+            wait,
+            direct,
+            clock=MockClock(autojump_threshold=0),
         )
         for seed in range(runs)
     ]
@@ -456,11 +471,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.gossip_reach:
         wait = 2 * float(PEER_TIMEOUT.rstrip("s"))
-        missing = gossip_reach(args.gossip_reach, args.groups, wait)
-        print(
-            f"Parts a peer lacked {wait:.0f} s after a burst of {args.groups}: {missing} "
-            f"({sum(m > 0 for m in missing)} of {len(missing)} runs)"
-        )
+        for label, direct in (("gossip only (Alertmanager)", False), ("tocsin", True)):
+            missing = gossip_reach(args.gossip_reach, args.groups, wait, direct)
+            print(
+                f"{label}: Parts a peer lacked {wait:.0f} s after a burst of {args.groups}: "
+                f"{missing} ({sum(m > 0 for m in missing)} of {len(missing)} runs)"
+            )
         return
     runs: list[Run] = []
     for number in range(args.runs):

@@ -620,6 +620,25 @@ class Membership:
             self._catch_up_gossip(now)
         self.user_broadcasts.queue(payload)
 
+    def send_user_message(self, payload: bytes) -> list[Action]:
+        """memberlist's ``SendBestEffort`` of a user message to every other live member.
+
+        Not part of memberlist's gossip: tocsin sends each local change this way as well
+        as queueing it for gossip, because gossip hands a message out only
+        ``user_retransmit_mult * ceil(log10(n+1))`` times (3 in a cluster of three) to random
+        nodes, so now and then a peer never gets it until the next push/pull. For an
+        nflog entry that means a duplicate notification. Receivers (Alertmanager too)
+        take it as any gossiped user message; merging twice is harmless.
+        """
+        message = UserMsg(payload).encode()
+        for member in self._nodes:
+            if member.name == self.name or member.dead_or_left:
+                continue
+            self.stats.user_messages_sent += 1
+            self.stats.user_bytes_sent += len(payload)
+            self._send_raw(member.address, message, member)
+        return self._drain()
+
     def leave(self, now: float) -> list[Action]:
         """Start a graceful leave: gossip ``dead`` about ourselves from ourselves."""
         if self._leaving:

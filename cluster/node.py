@@ -164,6 +164,9 @@ class NodeConfig:
     gossip_verify_incoming: bool = True
     #: With a keyring: encrypt what we send (false only while migrating).
     gossip_verify_outgoing: bool = True
+    #: Also send each small broadcast straight to every live member at once (a tocsin
+    #: extension; see ``Membership.send_user_message``). Off: memberlist's gossip only.
+    direct_user_messages: bool = False
 
     def membership(self, name: str, address: Address) -> MembershipConfig:
         """The core's settings for a node called ``name`` advertising ``address``."""
@@ -433,12 +436,16 @@ class Node:
     def broadcast(self, key: str, data: bytes) -> None:
         """Send a local change on channel ``key``, as Alertmanager's ``Channel.Broadcast``.
 
-        A small Part is gossiped; an oversized one goes by TCP to every other member.
+        A small Part is gossiped (and, with ``direct_user_messages``, also sent to every
+        live member at once); an oversized one goes by TCP to every other member.
         """
         plan = plan_broadcast(key, data)
         if not plan.reliable:
             self.core.queue_user_broadcast(plan.part, trio.current_time())
-            self._rearm()
+            if self.config.direct_user_messages:
+                self._dispatch(self.core.send_user_message(plan.part))
+            else:
+                self._rearm()
             return
         if self._nursery is None:
             return

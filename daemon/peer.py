@@ -237,7 +237,8 @@ def load_gossip_keys(path: str) -> Keyring:
 def node_config(opts: Options) -> NodeConfig:
     """The node's settings from the ``--cluster.*`` flags (ns → seconds).
 
-    As Alertmanager, gossip fan-out and retransmits are ``max(3, len(peers) / 2)``.
+    As Alertmanager, gossip fan-out and retransmits are ``max(3, len(peers) / 2)``;
+    unlike it, local changes are also sent to every peer at once.
     The gossip key file is read here, once, at start.
 
     Raises:
@@ -259,6 +260,9 @@ def node_config(opts: Options) -> NodeConfig:
         reconnect_interval=sec(opts.cluster_reconnect_interval),
         reconnect_timeout=sec(opts.cluster_reconnect_timeout),
         settle_timeout=sec(opts.cluster_settle_timeout),
+        # Every local silence and nflog entry also goes straight to each peer: gossip
+        # alone now and then misses one, and a missed nflog entry is a duplicate.
+        direct_user_messages=True,
         keyring=load_gossip_keys(opts.cluster_gossip_key_file)
         if opts.cluster_gossip_key_file
         else None,

@@ -475,3 +475,27 @@ async def test_oversized_parts_are_counted_per_peer_and_dropped_when_queued_full
     nodes[0].broadcast("nfl", big)
     await trio.sleep(1)
     assert (m.oversize_sent["nfl"], m.oversize_failed) == (2, {"nfl": 1})
+
+
+@pytest.mark.parametrize("direct", [False, True])
+async def test_direct_user_messages_reach_every_peer_without_gossip(
+    cluster: Cluster, autojump_clock: trio.testing.MockClock, direct: bool
+) -> None:
+    """With direct_user_messages a burst reaches each peer at once; gossip alone has not yet.
+
+    Gossip is slowed to one tick an hour, so only the direct sends can deliver here.
+    """
+    config = NodeConfig(gossip_interval=3600.0, direct_user_messages=direct)
+    nodes = [await cluster.start(f"n{i}", config=config) for i in range(3)]
+    for node in nodes[1:]:
+        assert await node.join([nodes[0].address]) == 1
+    everyone = {n.name for n in nodes}
+    await wait_until(lambda: all(cluster.names_seen_by(n.name) == everyone for n in nodes), 20)
+    burst = [f"entry-{i}".encode() for i in range(50)]
+    for part in burst:
+        nodes[0].broadcast("sil", part)
+    await trio.sleep(0.1)
+    received = {name: set(cluster.states[name].merged) & set(burst) for name in ("n1", "n2")}
+    want = len(burst) if direct else 0
+    assert {name: len(parts) for name, parts in received.items()} == {"n1": want, "n2": want}
+    assert nodes[0].statistics().user_messages_sent == (2 * len(burst) if direct else 0)

@@ -187,7 +187,8 @@ def scraped(name: str, labels: dict[str, str]) -> float | None:
 
 
 async def test_sent_updates_count_every_transmission_as_alertmanager() -> None:
-    """messages_sent{update} counts each gossip transmission of a Part, with the Part's bytes."""
+    """messages_sent{update} counts each transmission of a Part, with the Part's bytes:
+    3 by gossip, as Alertmanager's, plus tocsin's direct send to each of the 2 peers."""
     async with cluster_of(3) as members:
         a = members[0]
         await wait_for(lambda: all(len(m.peer.node.members()) == 3 for m in members))
@@ -195,15 +196,19 @@ async def test_sent_updates_count_every_transmission_as_alertmanager() -> None:
         now = a.peer.clock.now()
         a.silences.set(Silence("", (parse_matcher("job=db"),), now, now + NS_PER_SECOND), now)
         part_size = len(plan_broadcast(SILENCES_KEY, a.journal[-1]).part)
-        # 3 transmissions in a cluster of 3 (retransmit mult 3 x ceil(log10(3 + 1)))
-        await wait_for(lambda: a.peer.node.statistics().user_messages_sent == 3)
+        # 3 gossip transmissions in a cluster of 3 (retransmit mult 3 x ceil(log10(3 + 1)))
+        # and one direct send to each of the 2 peers
+        sends = 3 + 2
+        await wait_for(lambda: a.peer.node.statistics().user_messages_sent == sends)
         await trio.sleep(0.5)  # and no more
         stats = a.peer.node.statistics()
-        assert (stats.user_messages_sent, stats.user_bytes_sent) == (3, 3 * part_size)
+        assert (stats.user_messages_sent, stats.user_bytes_sent) == (sends, sends * part_size)
         _COLLECTOR.use(a.peer)  # the registry serves the most recently started peer
         update = {"msg_type": "update"}
-        assert scraped("alertmanager_cluster_messages_sent_total", update) == 3
-        assert scraped("alertmanager_cluster_messages_sent_size_total", update) == 3 * part_size
+        assert scraped("alertmanager_cluster_messages_sent_total", update) == sends
+        assert scraped("alertmanager_cluster_messages_sent_size_total", update) == (
+            sends * part_size
+        )
 
 
 async def test_settle_position_and_status() -> None:
