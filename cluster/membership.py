@@ -62,6 +62,7 @@ from cluster.errors import DecodeError
 from cluster.framing import decode_packet, encode_packet, make_compounds
 from cluster.messages import (
     ALERTMANAGER_VSN,
+    MAX_COMPOUND_PARTS,
     Ack,
     Alive,
     Dead,
@@ -620,24 +621,45 @@ class Membership:
             self._catch_up_gossip(now)
         self.user_broadcasts.queue(payload)
 
-    def send_user_message(self, payload: bytes) -> list[Action]:
-        """memberlist's ``SendBestEffort`` of a user message to every other live member.
+    def send_user_messages(self, payloads: Sequence[bytes]) -> list[Action]:
+        """memberlist's ``SendBestEffort`` of user messages to every other live member,
+        packed into as few UDP packets as fit ``udp_buffer_size``.
 
         Not part of memberlist's gossip: tocsin sends each local change this way as well
         as queueing it for gossip, because gossip hands a message out only
-        ``user_retransmit_mult * ceil(log10(n+1))`` times (3 in a cluster of three) to random
-        nodes, so now and then a peer never gets it until the next push/pull. For an
-        nflog entry that means a duplicate notification. Receivers (Alertmanager too)
-        take it as any gossiped user message; merging twice is harmless.
+        ``user_retransmit_mult * ceil(log10(n+1))`` times (3 in a cluster of three) to
+        random nodes, so now and then a peer never gets it until the next push/pull. For
+        an nflog entry that means a duplicate notification. Packing matters in a burst:
+        one packet per entry overflows a busy peer's socket buffer. Receivers
+        (Alertmanager too) take them as any gossiped user messages; merging twice is
+        harmless.
         """
-        message = UserMsg(payload).encode()
+        packets = self._pack([UserMsg(p).encode() for p in payloads])
         for member in self._nodes:
             if member.name == self.name or member.dead_or_left:
                 continue
-            self.stats.user_messages_sent += 1
-            self.stats.user_bytes_sent += len(payload)
-            self._send_raw(member.address, message, member)
+            self.stats.user_messages_sent += len(payloads)
+            self.stats.user_bytes_sent += sum(map(len, payloads))
+            for packet in packets:
+                self._send_raw(member.address, packet, member)
         return self._drain()
+
+    def _pack(self, messages: Sequence[bytes]) -> list[bytes]:
+        """Messages in packets of at most ``udp_buffer_size`` (compounds when several)."""
+        limit = self.config.udp_buffer_size - COMPOUND_HEADER_OVERHEAD
+        packets: list[bytes] = []
+        batch: list[bytes] = []
+        used = 0
+        for message in messages:
+            size = len(message) + COMPOUND_OVERHEAD
+            if batch and (used + size > limit or len(batch) == MAX_COMPOUND_PARTS):
+                packets.append(batch[0] if len(batch) == 1 else make_compounds(batch)[0])
+                batch, used = [], 0
+            batch.append(message)
+            used += size
+        if batch:
+            packets.append(batch[0] if len(batch) == 1 else make_compounds(batch)[0])
+        return packets
 
     def leave(self, now: float) -> list[Action]:
         """Start a graceful leave: gossip ``dead`` about ourselves from ourselves."""

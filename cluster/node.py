@@ -72,6 +72,8 @@ log = structlog.get_logger("cluster.node")
 
 #: Packets waiting for the sender before new ones are dropped.
 OUTBOX_SIZE = 4096
+#: Direct sends wait this long (s) so a burst of changes shares packets.
+DIRECT_BATCH_DELAY = 0.005
 #: How much a stream read asks for at a time.
 STREAM_READ_SIZE = 65536
 #: Alertmanager prunes its failed-peer list this often.
@@ -323,6 +325,8 @@ class Node:
         self._malformed_streams = 0
         self._bad_user_messages = 0
         self._dropped_outgoing = 0
+        #: Parts waiting for ``_send_direct`` (``direct_user_messages``).
+        self._direct_pending: list[bytes] = []
         self._decrypt_failures = 0
         self.metrics = NodeMetrics()
         self._oversize_queues: dict[str, trio.MemorySendChannel[bytes]] = {}
@@ -442,10 +446,11 @@ class Node:
         plan = plan_broadcast(key, data)
         if not plan.reliable:
             self.core.queue_user_broadcast(plan.part, trio.current_time())
-            if self.config.direct_user_messages:
-                self._dispatch(self.core.send_user_message(plan.part))
-            else:
-                self._rearm()
+            self._rearm()
+            if self.config.direct_user_messages and self._nursery is not None:
+                if not self._direct_pending:
+                    self._nursery.start_soon(self._send_direct)
+                self._direct_pending.append(plan.part)
             return
         if self._nursery is None:
             return
@@ -459,6 +464,12 @@ class Node:
         except trio.WouldBlock:
             _bump(self.metrics.oversize_dropped, key)
             log.debug("broadcast.oversize_dropped", key=key)
+
+    async def _send_direct(self) -> None:
+        """Send the Parts broadcast in the last few milliseconds to every peer, packed."""
+        await trio.sleep(DIRECT_BATCH_DELAY)
+        parts, self._direct_pending = self._direct_pending, []
+        self._dispatch(self.core.send_user_messages(parts))
 
     async def _send_oversized(self, key: str, pending: trio.MemoryReceiveChannel[bytes]) -> None:
         """Alertmanager's ``handleOverSizedMessages``: each Part to every peer at once,

@@ -393,3 +393,22 @@ def test_user_message_transmissions_are_counted_with_their_bytes() -> None:
     for _ in range(10):
         core.poll(core.next_deadline())
     assert (core.stats.user_messages_sent, core.stats.user_bytes_sent) == (3, 15)
+
+
+def test_direct_user_messages_are_packed_per_live_peer_within_the_udp_buffer() -> None:
+    """send_user_messages packs each payload once per live peer, in order, in packets
+    no larger than udp_buffer_size, and sends nothing to dead members."""
+    core = make()
+    core.handle_packet(alive("b", 1, host=2), ("10.0.0.2", 7946), 1.0)
+    core.handle_packet(alive("c", 1, host=3), ("10.0.0.3", 7946), 1.0)
+    core.poll(2.0)
+    core.handle_packet(encode_packet(Dead(2, "c", "c").encode()), ("10.0.0.3", 7946), 2.0)
+    core.poll(3.0)
+    payloads = [bytes([i]) * 300 for i in range(10)]
+    actions = core.send_user_messages(payloads)
+    packets = [a for a in actions if isinstance(a, SendPacket)]
+    assert {p.address for p in packets} == {("10.0.0.2", 7946)}
+    assert all(len(p.data) <= core.config.udp_buffer_size for p in packets)
+    assert 3 <= len(packets) < len(payloads)  # four 300-byte messages fit in 1400 bytes
+    got = [m.payload for _, m in sent(actions) if isinstance(m, UserMsg)]
+    assert got == payloads
