@@ -356,16 +356,21 @@ class Node:
         self._core = Membership(
             self.config.membership(self.name, self.address), trio.current_time(), self._rng
         )
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._receive_packets)
-            nursery.start_soon(self._accept_streams)
-            nursery.start_soon(self._send_packets)
-            nursery.start_soon(self._timers)
-            nursery.start_soon(self._settle)
-            nursery.start_soon(self._reconnect)
-            log.info("cluster.started", name=self.name, address=self.address)
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._receive_packets)
+                nursery.start_soon(self._accept_streams)
+                nursery.start_soon(self._send_packets)
+                nursery.start_soon(self._timers)
+                nursery.start_soon(self._settle)
+                nursery.start_soon(self._reconnect)
+                log.info("cluster.started", name=self.name, address=self.address)
+                task_status.started()
+        finally:
+            # A broadcast after the node stopped (an nflog entry written while the
+            # daemon shuts down) must not start tasks in the closed nursery.
+            self._nursery = None
 
     async def join(self, addresses: Iterable[Address]) -> int:
         """Push/pull with each peer (Join=true); return how many answered.

@@ -503,3 +503,22 @@ async def test_direct_user_messages_reach_every_peer_without_gossip(
     want = len(burst) if direct else 0
     assert {name: len(parts) for name, parts in received.items()} == {"n1": want, "n2": want}
     assert nodes[0].statistics().user_messages_sent == (2 * len(burst) if direct else 0)
+
+
+async def test_broadcast_after_the_node_stopped_is_dropped_quietly(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A late broadcast (the daemon writing nflog entries while it shuts down) raises nothing."""
+    network = MemoryNetwork(random.Random(3))
+    config = NodeConfig(direct_user_messages=True)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(network.run)
+        node = Node(network.attach(), "late", config=config, rng=random.Random(1))
+        scope = trio.CancelScope()
+        await nursery.start(partial(_run_in_scope, node, scope))
+        await trio.sleep(1)
+        scope.cancel()
+        await trio.sleep(1)
+        node.broadcast("sil", b"small")
+        node.broadcast("sil", b"L" * 2000)
+        nursery.cancel_scope.cancel()
