@@ -322,6 +322,8 @@ route:
   receiver: team
   group_by: [alertname]
   group_wait: 0s
+  # short, for post_as_one_batch: the tick after its silence expires sends the group
+  group_interval: 1s
 receivers:
 - name: team
 """
