@@ -13,17 +13,10 @@ import pytest
 from cluster.channel import FullState
 from cluster.framing import StreamDecoder, encode_stream
 from cluster.messages import NodeState, PushNodeState, PushPull
+from tests.integration.processes import free_port
 
 AM_BINARY = "/usr/bin/prometheus-alertmanager"
 pytestmark = pytest.mark.alertmanager
-
-
-def _free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1 (for the child's flags)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -31,13 +24,13 @@ def alertmanager(tmp_path: Path) -> Iterator[int]:
     """Run one clustered Alertmanager on loopback; yield its cluster port."""
     config = tmp_path / "am.yml"
     config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
-    cluster_port = _free_port()
+    cluster_port = free_port()
     proc = subprocess.Popen(
         [
             AM_BINARY,
             f"--config.file={config}",
             f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{_free_port()}",
+            f"--web.listen-address=127.0.0.1:{free_port()}",
             f"--cluster.listen-address=127.0.0.1:{cluster_port}",
         ],
         stdout=subprocess.DEVNULL,

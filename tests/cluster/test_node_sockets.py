@@ -16,6 +16,7 @@ import trio
 
 from cluster.node import ChannelDelegate, Node, NodeConfig, ulid_name
 from cluster.transport import open_udp_tcp_transport
+from tests.integration.processes import free_port
 
 AM_BINARY = "/usr/bin/prometheus-alertmanager"
 
@@ -69,20 +70,12 @@ async def test_two_nodes_on_loopback_join_and_gossip() -> None:
             nursery.cancel_scope.cancel()
 
 
-def _free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1 (for the child's flags)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """Run one clustered Alertmanager on loopback; yield its cluster and web ports."""
     config = tmp_path / "am.yml"
     config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
-    cluster_port, web_port = _free_port(), _free_port()
+    cluster_port, web_port = free_port(), free_port()
     proc = subprocess.Popen(
         [
             AM_BINARY,

@@ -2,7 +2,8 @@
 
 Every process binds 127.0.0.1 only and is stopped by PID when its context exits.
 tocsin listens on port 0 and reports the port in its ``web.listening`` log event;
-Alertmanager cannot, so it gets a port probed free just before it starts.
+Alertmanager cannot, so it gets a port probed free just before it starts, from below the
+kernel's ephemeral range (:func:`free_port`).
 
 Two sinks: :class:`WebhookSink` is a thread-served one for synchronous tests;
 :class:`RecordingSink` (via :func:`start_sink`) runs in a trio nursery, records
@@ -21,6 +22,7 @@ import ipaddress
 import json
 import os
 import queue
+import random
 import shutil
 import signal
 import socket
@@ -49,9 +51,33 @@ AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 
 
 def free_port() -> int:
+    """A loopback port free for TCP and UDP, for a child that must be told its port.
+
+    It lies below the kernel's ephemeral range: a port the kernel picks itself (a bind to
+    port 0, any outgoing connection) comes from that range, so no sink, client or other
+    node of the test can take this one before the child binds it. A port still in
+    TIME_WAIT fails the probe (no SO_REUSEADDR) and is skipped.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    if low > 10_000:
+        for _ in range(100):
+            port = random.randrange(low - 8_000, low)
+            if _bindable(port):
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    """Whether both a TCP and a UDP socket can bind 127.0.0.1:``port`` right now."""
+    try:
+        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind(("127.0.0.1", port))
+            udp.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
 @attrs.define
