@@ -87,7 +87,9 @@ def test_load_files_written_by_alertmanager(tmp_path: Path, sink: WebhookSink) -
 
     data = (storage / "nflog").read_bytes()
     entries = decode_state(data)
-    assert sorted(e.group_key for e in entries) == [GROUP_KEY, CONTROL_GROUP_KEY]
+    keys = sorted(e.group_key for e in entries)
+    # The control's own entry may still be unlogged when SIGTERM arrives (the same race).
+    assert keys in ([GROUP_KEY], [GROUP_KEY, CONTROL_GROUP_KEY]), keys
     [entry] = [e for e in entries if e.group_key == GROUP_KEY]
     assert entry.receiver == RECEIVER
     assert entry.firing_alerts == (alert_hash(LABELS),)
