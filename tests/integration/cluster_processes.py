@@ -10,12 +10,9 @@ exits, so the SIGTERM of ``run_tocsin`` can land.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import queue
 import signal
 import subprocess
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.processes import ROOT, Proc, run_tocsin, tocsin_argv, wait_for
+from tests.integration.processes import Proc, run_tocsin, spawn_tocsin, tocsin_argv, wait_for
 from tests.integration.test_cluster import CONFIG, alert
 
 #: Fast failure detection, a short reconnect interval and timeout (Alertmanager's
@@ -270,21 +267,6 @@ def open_lab(size: int) -> Iterator[Lab]:
             _ip("link", "del", bridge)
 
 
-def _read_events(
-    proc: subprocess.Popen[str], into: list[dict[str, Any]], ready: queue.Queue[int]
-) -> None:
-    """Collect the JSON log events; put the HTTP port on ``ready`` once it listens."""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        into.append(event)
-        if event.get("event") == "web.listening":
-            ready.put(int(event["address"].rsplit(":", 1)[1]))
-
-
 @contextlib.contextmanager
 def run_lab_node(
     lab: Lab, index: int, home: Path, peers: Sequence[int], port: int = 9094
@@ -306,32 +288,6 @@ def run_lab_node(
         *FAULT_FLAGS,
     )
     # `ip netns exec` execs the command, so the PID we hold is tocsin's own
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", lab.namespaces[index], *argv],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    events: list[dict[str, Any]] = []
-    ready: queue.Queue[int] = queue.Queue()
-    reader = threading.Thread(target=_read_events, args=(proc, events, ready), daemon=True)
-    reader.start()
-    try:
-        try:
-            web_port = ready.get(timeout=30)
-        except queue.Empty:
-            raise RuntimeError(f"tocsin did not start in its namespace: {events}") from None
-        yield Node(Proc(proc, f"http://{address}:{web_port}", config, events), port, home, address)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        reader.join(5)
-        assert proc.stdout is not None
-        proc.stdout.close()
+    wrapped = ["ip", "netns", "exec", lab.namespaces[index], *argv]
+    with spawn_tocsin(wrapped, config, host=address) as proc:
+        yield Node(proc, port, home, address)

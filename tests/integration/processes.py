@@ -226,8 +226,16 @@ def run_tocsin(tmp: Path, config_text: str, *extra: str) -> Iterator[Proc]:
     """Start tocsin on 127.0.0.1:0 and yield once it listens; SIGTERM at the end."""
     config = tmp / "tocsin.yml"
     config.write_text(config_text)
+    with spawn_tocsin(tocsin_argv(config, tmp / "tocsin-data", *extra), config) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def spawn_tocsin(argv: list[str], config: Path, host: str = "127.0.0.1") -> Iterator[Proc]:
+    """Run ``argv`` (tocsin, perhaps behind a wrapper that execs it, so the PID is
+    tocsin's) and yield once it logs ``web.listening``; SIGTERM by PID at the end."""
     proc = subprocess.Popen(
-        tocsin_argv(config, tmp / "tocsin-data", *extra),
+        argv,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -245,7 +253,7 @@ def run_tocsin(tmp: Path, config_text: str, *extra: str) -> Iterator[Proc]:
             port = ready.get(timeout=60)
         except queue.Empty:
             raise RuntimeError(f"tocsin did not start: {logs}") from None
-        yield Proc(proc, f"http://127.0.0.1:{port}", config, logs)
+        yield Proc(proc, f"http://{host}:{port}", config, logs)
     finally:
         _stop(proc)
         reader.join(5)
