@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,47 +11,20 @@ import pytest
 from cluster.channel import FullState
 from cluster.framing import StreamDecoder, encode_stream
 from cluster.messages import NodeState, PushNodeState, PushPull
-from tests.integration.processes import free_port
+from tests.integration.processes import free_port, run_clustered_alertmanager
 
-AM_BINARY = "/usr/bin/prometheus-alertmanager"
+BLACKHOLE = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
 pytestmark = pytest.mark.alertmanager
 
 
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[int]:
     """Run one clustered Alertmanager on loopback; yield its cluster port."""
-    config = tmp_path / "am.yml"
-    config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
     cluster_port = free_port()
-    proc = subprocess.Popen(
-        [
-            AM_BINARY,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{free_port()}",
-            f"--cluster.listen-address=127.0.0.1:{cluster_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", cluster_port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("alertmanager did not start listening")
-                time.sleep(0.1)
+    with run_clustered_alertmanager(
+        tmp_path, BLACKHOLE, f"--cluster.listen-address=127.0.0.1:{cluster_port}"
+    ):
         yield cluster_port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_join_push_pull_with_real_alertmanager(alertmanager: int) -> None:

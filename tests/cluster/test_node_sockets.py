@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import random
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +14,9 @@ import trio
 
 from cluster.node import ChannelDelegate, Node, NodeConfig, ulid_name
 from cluster.transport import open_udp_tcp_transport
-from tests.integration.processes import free_port
+from tests.integration.processes import free_port, run_clustered_alertmanager
 
-AM_BINARY = "/usr/bin/prometheus-alertmanager"
+BLACKHOLE = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
 
 
 @attrs.define
@@ -73,38 +71,11 @@ async def test_two_nodes_on_loopback_join_and_gossip() -> None:
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """Run one clustered Alertmanager on loopback; yield its cluster and web ports."""
-    config = tmp_path / "am.yml"
-    config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
-    cluster_port, web_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            AM_BINARY,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{web_port}",
-            f"--cluster.listen-address=127.0.0.1:{cluster_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", cluster_port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("alertmanager did not start listening")
-                time.sleep(0.1)
-        yield cluster_port, web_port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    cluster_port = free_port()
+    with run_clustered_alertmanager(
+        tmp_path, BLACKHOLE, f"--cluster.listen-address=127.0.0.1:{cluster_port}"
+    ) as proc:
+        yield cluster_port, int(proc.url.rsplit(":", 1)[1])
 
 
 @pytest.mark.alertmanager

@@ -321,6 +321,45 @@ class AsyncAlertmanager:
     storage: Path
 
 
+@contextlib.contextmanager
+def run_clustered_alertmanager(tmp: Path, config_text: str, *flags: str) -> Iterator[Proc]:
+    """Alertmanager 0.25 with cluster flags (``run_alertmanager`` pins the listen address,
+    and kingpin refuses a repeated flag); SIGTERM by PID at the end."""
+    config = tmp / "alertmanager.yml"
+    config.write_text(config_text)
+    port = free_port()
+    argv = [
+        ALERTMANAGER,
+        f"--config.file={config}",
+        f"--storage.path={tmp / 'am-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        *flags,
+    ]
+    with (tmp / "am.log").open("w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: proc.poll() is not None or _answers(f"{url}/-/ready"), timeout=30)
+        assert proc.poll() is None, (tmp / "am.log").read_text()
+        yield Proc(proc, url, config)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _answers(url: str) -> bool:
+    """Whether ``url`` answers 200."""
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @contextlib.asynccontextmanager
 async def open_alertmanager(
     tmp: Path, config_text: str, *extra: str

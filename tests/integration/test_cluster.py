@@ -5,15 +5,12 @@ from __future__ import annotations
 import contextlib
 import queue
 import random
-import signal
-import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
 import pytest
 import trio
 
@@ -35,11 +32,11 @@ from daemon.peer import (
 )
 from daemon.silence import Silence, Silences
 from tests.integration.processes import (
-    ALERTMANAGER,
     ROOT,
     Proc,
     WebhookSink,
     free_port,
+    run_clustered_alertmanager,
     run_tocsin,
 )
 from tests.integration.processes import (
@@ -303,45 +300,6 @@ def cluster_flags(own: int, ports: Sequence[int]) -> list[str]:
     """Listen on ``own`` and list every other port as a peer."""
     peers = [f"--cluster.peer=127.0.0.1:{p}" for p in ports if p != own]
     return [f"--cluster.listen-address=127.0.0.1:{own}", *peers, *FAST_FLAGS]
-
-
-@contextlib.contextmanager
-def run_clustered_alertmanager(tmp: Path, config_text: str, *flags: str) -> Iterator[Proc]:
-    """Alertmanager 0.25 with cluster flags (``run_alertmanager`` pins the listen address,
-    and kingpin refuses a repeated flag); SIGTERM by PID at the end."""
-    config = tmp / "alertmanager.yml"
-    config.write_text(config_text)
-    port = free_port()
-    argv = [
-        ALERTMANAGER,
-        f"--config.file={config}",
-        f"--storage.path={tmp / 'am-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        *flags,
-    ]
-    with (tmp / "am.log").open("w") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, text=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: proc.poll() is not None or _answers(f"{url}/-/ready"), timeout=30)
-        assert proc.poll() is None, (tmp / "am.log").read_text()
-        yield Proc(proc, url, config)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _answers(url: str) -> bool:
-    """Whether ``url`` answers 200."""
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def status_of(proc: Proc) -> dict[str, Any]:

@@ -8,10 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.processes import Proc, free_port, run_tocsin, wait_for
+from tests.integration.processes import (
+    Proc,
+    free_port,
+    run_clustered_alertmanager,
+    run_tocsin,
+    wait_for,
+)
 from tests.integration.test_cluster import (
     cluster_flags,
-    run_clustered_alertmanager,
     settled,
     status_of,
 )

@@ -27,14 +27,19 @@ from daemon.cluster_tls import (
 )
 from tests.cluster.test_node import RecordingState, wait_until
 from tests.cluster.test_tls_transport import Pki, write_pki
-from tests.integration.processes import ROOT, WebhookSink, free_port, run_tocsin
+from tests.integration.processes import (
+    ROOT,
+    WebhookSink,
+    free_port,
+    run_clustered_alertmanager,
+    run_tocsin,
+)
 from tests.integration.processes import wait_for as wait_until_sync
 from tests.integration.test_cluster import (
     CONFIG,
     cluster_flags,
     create_silence,
     has_silence,
-    run_clustered_alertmanager,
     settled,
     status_of,
 )
