@@ -37,12 +37,10 @@ import structlog
 import trio
 
 from cluster.protowire import iter_delimited
-from daemon import __version__, nflogpb, silencepb
+from daemon import __version__
 from daemon import metrics as m
-from daemon import silence as silence_mod
 from daemon.alert import Alert
 from daemon.api.backend import AlertStatus
-from daemon.cli import Options
 from daemon.clock import NS_PER_SECOND, ZERO_TIME, Clock, SystemClock
 from daemon.config.errors import ConfigError
 from daemon.config.load import load_config_file
@@ -50,17 +48,21 @@ from daemon.config.model import Config
 from daemon.dispatch.dispatcher import Dispatcher
 from daemon.dispatch.route import RouteNode
 from daemon.dispatch.snapshot import GroupSnapshot
+from daemon.ha.peer import ClusterPeer, PeerSetupError, create_peer, disabled_cluster_status
 from daemon.inhibit import Inhibitor
 from daemon.log import configure as configure_logging
-from daemon.nflog import Nflog
+from daemon.nflog import codec as nflogpb
+from daemon.nflog.state import Nflog
 from daemon.notify.httpclient import HttpClientConfigError, HttpClients
 from daemon.notify.pipeline import build_integrations, build_notifiers, no_wait
 from daemon.notify.receiver_test import test_receiver
 from daemon.notify.silence_stage import SilenceStage
 from daemon.notify.stages import GroupMuteMarker, suppression_stages
-from daemon.peer import ClusterPeer, PeerSetupError, create_peer, disabled_cluster_status
+from daemon.options import Options
 from daemon.persist import DurableState, flush_after
-from daemon.silence import Silences
+from daemon.silence import codec as silencepb
+from daemon.silence import state as silence_mod
+from daemon.silence.state import Silences
 from daemon.store import AlertStore, tune_gc
 from daemon.template.errors import TemplateError
 from daemon.template.render import Templates

@@ -11,47 +11,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import attrs
-
 from daemon import __version__
-from daemon.duration import DurationError, parse_duration, parse_go_duration
+from daemon.gocompat.duration import DurationError, parse_duration, parse_go_duration
 from daemon.log import LEVELS
-
-
-@attrs.frozen
-class Options:
-    config_file: str = "alertmanager.yml"
-    storage_path: str = "data/"
-    data_retention: int = parse_duration("120h")
-    data_maintenance_interval: int = parse_duration("15m")
-    alerts_gc_interval: int = parse_duration("30m")
-    web_listen_address: str = ":9093"
-    web_external_url: str = ""
-    web_route_prefix: str = ""
-    web_config_file: str = ""
-    web_get_concurrency: int = 0
-    web_timeout: int = 0
-    web_systemd_socket: bool = False
-    cluster_listen_address: str = "0.0.0.0:9094"
-    cluster_advertise_address: str = ""
-    cluster_peers: tuple[str, ...] = ()
-    cluster_peer_timeout: int = parse_duration("15s")
-    cluster_gossip_interval: int = parse_duration("200ms")
-    cluster_pushpull_interval: int = parse_duration("1m")
-    cluster_tcp_timeout: int = parse_duration("10s")
-    cluster_probe_timeout: int = parse_duration("500ms")
-    cluster_probe_interval: int = parse_duration("1s")
-    cluster_settle_timeout: int = parse_duration("1m")
-    cluster_reconnect_interval: int = parse_duration("10s")
-    cluster_reconnect_timeout: int = parse_duration("6h")
-    cluster_tls_config: str = ""
-    cluster_allow_insecure_public_advertise_address_discovery: bool = False
-    cluster_label: str = ""
-    #: tocsin only: a file of base64 gossip keys, one a line, the first one primary.
-    cluster_gossip_key_file: str = ""
-    log_level: str = "info"
-    #: None when the flag was not given: then the format follows the TTY.
-    log_format: str | None = None
+from daemon.options import Options
 
 
 def _duration(text: str) -> int:

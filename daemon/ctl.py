@@ -32,11 +32,11 @@ from daemon.clock import ZERO_TIME
 from daemon.config.errors import ConfigError
 from daemon.config.load import load_config_file
 from daemon.config.model import Config
+from daemon.gocompat.timestamp import parse_rfc3339
 from daemon.template.data import KV, Alert, Alerts, TemplateData
 from daemon.template.errors import TemplateError
 from daemon.template.render import Templates
 from daemon.template.templateset import TemplateSet
-from daemon.timestamp import parse_rfc3339
 
 PROG = "tocsinctl"
 

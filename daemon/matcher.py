@@ -4,7 +4,7 @@ Rules (spec §1.11, §3.1, §6.3):
 
 * A missing label reads as the empty string, so ``foo=""`` matches its absence.
 * Regexes are fully anchored and read with Go's syntax and meaning
-  (:mod:`daemon.goregex`); matching uses ``fullmatch``.
+  (:mod:`daemon.gocompat.regexp`); matching uses ``fullmatch``.
 * Sort order of a matcher set is (name, value, type) with ``= < != < =~ < !~``; it
   is part of the route key that the nflog persists, so it must be exact.
 """
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from daemon import goregex
+from daemon.gocompat import regexp as goregex
 
 
 class MatcherError(ValueError):

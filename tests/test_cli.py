@@ -2,8 +2,9 @@
 
 import pytest
 
-from daemon.cli import Options, parse_args
+from daemon.cli import parse_args
 from daemon.clock import NS_PER_SECOND as S
+from daemon.options import Options
 
 
 def test_defaults_are_alertmanagers() -> None:

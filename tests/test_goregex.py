@@ -11,9 +11,9 @@ import pytest
 
 from daemon.config.load import load_config_file
 from daemon.dispatch.route import RouteNode
-from daemon.goregex import GoRegexError, compile_go, translate
+from daemon.gocompat.regexp import GoRegexError, compile_go, translate
 from daemon.matcher import Matcher, MatcherError, MatchType
-from daemon.silence import Silence, Silences
+from daemon.silence.state import Silence, Silences
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 

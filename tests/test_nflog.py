@@ -5,7 +5,7 @@ from __future__ import annotations
 import xxhash
 
 from daemon.alert import labels_hash_bytes
-from daemon.nflog import DEFAULT_RETENTION, Entry, Nflog, ReceiverKey, alert_hash, state_key
+from daemon.nflog.state import DEFAULT_RETENTION, Entry, Nflog, ReceiverKey, alert_hash, state_key
 
 S = 1_000_000_000
 H = 3600 * S

@@ -4,8 +4,13 @@ import pytest
 
 from daemon.clock import NS_PER_SECOND as S
 from daemon.clock import ZERO_TIME
-from daemon.duration import DurationError, format_duration, parse_duration, parse_go_duration
-from daemon.timestamp import TimestampError, format_millis, format_nano, parse_rfc3339
+from daemon.gocompat.duration import (
+    DurationError,
+    format_duration,
+    parse_duration,
+    parse_go_duration,
+)
+from daemon.gocompat.timestamp import TimestampError, format_millis, format_nano, parse_rfc3339
 
 
 def test_parse_keeps_nanoseconds_and_offsets() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon import timestamp
+from daemon.gocompat import timestamp
 from daemon.timeinterval import (
     InclusiveRange,
     TimeInterval,

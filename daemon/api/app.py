@@ -25,7 +25,7 @@ from daemon.api.backend import ApiBackend
 from daemon.api.encoding import body, cluster_status, framework_error, version_info
 from daemon.api.postable import BodyError, parse_alerts
 from daemon.api.query import AlertQuery, QueryError, list_alerts, list_groups
-from daemon.timestamp import format_millis
+from daemon.gocompat.timestamp import format_millis
 
 #: Default request body limit for the API (Alertmanager has none; we refuse to buffer more).
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024

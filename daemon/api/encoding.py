@@ -18,7 +18,7 @@ from typing import Any
 
 from daemon.alert import Alert
 from daemon.api.backend import AlertStatus
-from daemon.timestamp import format_millis
+from daemon.gocompat.timestamp import format_millis
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 _ESCAPES = (

@@ -25,9 +25,9 @@ from daemon.api.app import ApiHandler, _empty_ok, _media_type_error
 from daemon.api.backend import ApiBackend
 from daemon.api.encoding import body, framework_error
 from daemon.api.postable import BodyError, decode_json, parse_datetime
+from daemon.gocompat.timestamp import format_millis
 from daemon.matcher import Matcher, MatcherError, MatchType, parse_filter
-from daemon.silence import Silence, SilenceError, SilenceNotFound, Silences
-from daemon.timestamp import format_millis
+from daemon.silence.state import Silence, SilenceError, SilenceNotFound, Silences
 
 
 class SilenceBackend(ApiBackend, Protocol):

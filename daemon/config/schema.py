@@ -43,7 +43,12 @@ from daemon.config.decode import (
 )
 from daemon.config.errors import ConfigError
 from daemon.config.yamlsource import is_null
-from daemon.duration import DurationError, format_duration, parse_duration, parse_go_duration
+from daemon.gocompat.duration import (
+    DurationError,
+    format_duration,
+    parse_duration,
+    parse_go_duration,
+)
 from daemon.matcher import (
     Matcher,
     MatcherError,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from daemon.alert import Alert
-from daemon.nflog import Entry, alert_hash
+from daemon.nflog.state import Entry, alert_hash
 
 
 def split_hashes(alerts: Sequence[Alert], now: int) -> tuple[list[int], list[int]]:

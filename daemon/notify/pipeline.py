@@ -41,7 +41,7 @@ from daemon import metrics
 from daemon.alert import Alert
 from daemon.clock import Clock, SystemClock
 from daemon.config.model import Config, HTTPConfig, IntegrationConfig, Receiver
-from daemon.nflog import Nflog, ReceiverKey
+from daemon.nflog.state import Nflog, ReceiverKey
 from daemon.notify.context import NotifyContext
 from daemon.notify.dedup import needs_update, split_hashes
 from daemon.notify.http1 import HttpSender

@@ -6,7 +6,7 @@ suppression stages, a flush left empty ends with success, so a resolution flushe
 while silenced is never sent (trap 5). Each dropped alert counts in
 ``alertmanager_notifications_suppressed_total{reason="silence"}``.
 
-The matching is :meth:`daemon.silence.Silences.mutes`, whose per-fingerprint cache makes
+The matching is :meth:`daemon.silence.state.Silences.mutes`, whose per-fingerprint cache makes
 repeat flushes of the same alerts cheap.
 """
 
@@ -22,7 +22,7 @@ import trio
 from daemon import metrics
 from daemon.alert import Alert
 from daemon.notify.context import NotifyContext
-from daemon.silence import Silences
+from daemon.silence.state import Silences
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from daemon.goregex import GoRegexError, compile_go
+from daemon.gocompat.regexp import GoRegexError, compile_go
 from daemon.template.errors import FunctionError
 from daemon.template.gofmt import go_type_name, sprint, sprintf, sprintln
 from daemon.template.gotime import GoDuration, GoTime, as_time, load_zone

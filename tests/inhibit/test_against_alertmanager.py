@@ -13,9 +13,9 @@ from daemon.alert import Alert, format_fingerprint
 from daemon.clock import SystemClock
 from daemon.config.load import load_config_text
 from daemon.config.model import InhibitRule
+from daemon.gocompat.timestamp import parse_rfc3339
 from daemon.inhibit import Inhibitor
 from daemon.matcher import matches_all
-from daemon.timestamp import parse_rfc3339
 from tests.integration.processes import open_alertmanager
 
 pytestmark = pytest.mark.alertmanager

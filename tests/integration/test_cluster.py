@@ -16,12 +16,8 @@ import trio
 
 from cluster.channel import SILENCES_KEY, plan_broadcast
 from daemon import metrics
-from daemon.cli import Options
 from daemon.clock import NS_PER_SECOND, TrioClock
-from daemon.matcher import parse_matcher
-from daemon.nflog import Nflog, ReceiverKey
-from daemon.notify.context import NotifyContext
-from daemon.peer import (
+from daemon.ha.peer import (
     _COLLECTOR,
     ClusterPeer,
     PeerSetupError,
@@ -30,7 +26,11 @@ from daemon.peer import (
     node_config,
     split_host_port,
 )
-from daemon.silence import Silence, Silences
+from daemon.matcher import parse_matcher
+from daemon.nflog.state import Nflog, ReceiverKey
+from daemon.notify.context import NotifyContext
+from daemon.options import Options
+from daemon.silence.state import Silence, Silences
 from tests.integration.processes import (
     ROOT,
     Proc,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from daemon.cli import parse_args
-from daemon.peer import PeerSetupError, node_config, parse_gossip_keys
+from daemon.ha.peer import PeerSetupError, node_config, parse_gossip_keys
 from tests.integration.processes import Proc, WebhookSink, free_port, run_tocsin, wait_for
 from tests.integration.test_cluster import (
     CONFIG,

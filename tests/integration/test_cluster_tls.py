@@ -18,7 +18,7 @@ from prometheus_client.core import Metric
 
 from cluster.node import ChannelDelegate, Node, NodeConfig, ulid_name
 from cluster.tls_transport import TLSTransport, TLSTransportStatistics, open_tls_transport
-from daemon.cluster_tls import (
+from daemon.ha.tls_config import (
     ClusterTLS,
     ClusterTLSError,
     load_cluster_tls,
@@ -314,11 +314,11 @@ async def test_alertmanager_refuses_a_node_from_another_ca(
                 assert len(peers) == 1 and "mallory" not in peers  # only itself
 
 
-# --- the daemon with --cluster.tls-config (needs daemon/peer.py to open the transport) -------
+# --- the daemon with --cluster.tls-config (needs daemon/ha/peer.py to open the transport) -------
 
 needs_tls_wiring = pytest.mark.skipif(
     "tls-config is not supported" in (ROOT / "daemon" / "peer.py").read_text(),
-    reason="daemon/peer.py does not open the TLS transport yet",
+    reason="daemon/ha/peer.py does not open the TLS transport yet",
 )
 
 

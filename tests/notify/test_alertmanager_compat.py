@@ -10,10 +10,10 @@ import trio
 
 from daemon.alert import Alert
 from daemon.clock import ZERO_TIME
-from daemon.nflog import alert_hash
+from daemon.gocompat.timestamp import parse_rfc3339
+from daemon.nflog.state import alert_hash
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers.webhook import build_payload
-from daemon.timestamp import parse_rfc3339
 from tests.integration.processes import (
     EXTERNAL_URL,
     open_alertmanager,

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from daemon.alert import Alert, labels_hash_bytes
 from daemon.clock import ZERO_TIME
-from daemon.nflog import Entry, ReceiverKey, alert_hash
+from daemon.nflog.state import Entry, ReceiverKey, alert_hash
 from daemon.notify.dedup import needs_update, split_hashes
 
 S = 1_000_000_000

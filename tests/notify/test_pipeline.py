@@ -22,7 +22,7 @@ from daemon.config.model import (
     Route,
     WebhookConfig,
 )
-from daemon.nflog import Nflog, ReceiverKey, alert_hash
+from daemon.nflog.state import Nflog, ReceiverKey, alert_hash
 from daemon.notify.context import NotifyContext
 from daemon.notify.pipeline import ReceiverPipeline, build_notifiers
 from tests.notify.conftest import LoopbackSink

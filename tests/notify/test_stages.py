@@ -20,7 +20,7 @@ from daemon.config.model import Config
 from daemon.dispatch.group import AggregationGroup
 from daemon.inhibit import Inhibitor
 from daemon.matcher import parse_matcher
-from daemon.nflog import Nflog
+from daemon.nflog.state import Nflog
 from daemon.notify.context import NotifyContext
 from daemon.notify.pipeline import ReceiverPipeline, Stage, build_notifiers
 from daemon.notify.retry import NotifyError
@@ -32,7 +32,7 @@ from daemon.notify.stages import (
     TimeMuteStage,
     suppression_stages,
 )
-from daemon.silence import Silence, Silences
+from daemon.silence.state import Silence, Silences
 from daemon.timeinterval import TimeIntervals
 
 S = NS_PER_SECOND

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from daemon.alert import Alert
 from daemon.clock import ZERO_TIME
 from daemon.config.model import HTTPConfig, WebhookConfig
+from daemon.gocompat.timestamp import parse_rfc3339
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers import webhook
@@ -26,7 +27,6 @@ from daemon.notify.receivers.webhook import (
 )
 from daemon.notify.retry import NotifyError
 from daemon.template.data import build_data
-from daemon.timestamp import parse_rfc3339
 
 NOW = parse_rfc3339("2026-11-23T19:31:00Z")
 

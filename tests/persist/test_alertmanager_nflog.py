@@ -12,13 +12,13 @@ import httpx
 import pytest
 
 from cluster.protowire import iter_delimited
-from daemon import silencepb
 from daemon.clock import NS_PER_SECOND, SystemClock
 from daemon.matcher import parse_matcher
-from daemon.nflog import Nflog, ReceiverKey, alert_hash
-from daemon.nflogpb import decode_mesh_entry, decode_state, encode_mesh_entry, snapshot_records
+from daemon.nflog.codec import decode_mesh_entry, decode_state, encode_mesh_entry, snapshot_records
+from daemon.nflog.state import Nflog, ReceiverKey, alert_hash
 from daemon.persist import RecordJournal
-from daemon.silence import Silence, Silences
+from daemon.silence import codec as silencepb
+from daemon.silence.state import Silence, Silences
 from tests.integration.processes import WebhookSink, run_alertmanager
 
 pytestmark = pytest.mark.alertmanager

@@ -9,8 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from daemon import silencepb
 from daemon.persist import RecordJournal
+from daemon.silence import codec as silencepb
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,11 +87,11 @@ SILENCE_CHILD = textwrap.dedent(
     """
     import sys
     import trio
-    from daemon import silencepb
+    from daemon.silence import codec as silencepb
     from daemon.log import configure
     from daemon.matcher import parse_matcher
     from daemon.persist import DurableState, flush_after
-    from daemon.silence import Silence, Silences
+    from daemon.silence.state import Silence, Silences
 
     configure(stream=sys.stderr)
     T0 = 1_763_937_000 * 10**9

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import trio
 
-from daemon import nflogpb
 from daemon.clock import NS_PER_SECOND
-from daemon.nflog import Nflog, ReceiverKey
+from daemon.nflog import codec as nflogpb
+from daemon.nflog.state import Nflog, ReceiverKey
 from daemon.persist import DurableState, RecordJournal, run_inline
 
 S = NS_PER_SECOND

@@ -8,10 +8,9 @@ from hypothesis import strategies as st
 
 from cluster.errors import DecodeError
 from cluster.protowire import ProtoWriter, write_delimited
-from daemon import nflogpb
 from daemon.clock import NS_PER_SECOND, ZERO_TIME, FixedClock
-from daemon.nflog import Entry, Nflog, ReceiverKey
-from daemon.nflogpb import (
+from daemon.nflog import codec as nflogpb
+from daemon.nflog.codec import (
     NflogState,
     decode_mesh_entry,
     decode_state,
@@ -20,6 +19,7 @@ from daemon.nflogpb import (
     merge_bytes,
     snapshot_records,
 )
+from daemon.nflog.state import Entry, Nflog, ReceiverKey
 
 S = NS_PER_SECOND
 H = 3600 * S

@@ -7,8 +7,8 @@ import pytest
 from cluster.errors import DecodeError
 from cluster.protowire import ProtoWriter
 from daemon.clock import NS_PER_SECOND, ZERO_TIME
-from daemon.pbtimestamp import decode_timestamp, encode_timestamp
-from daemon.silencepb import decode_silence
+from daemon.gocompat.pbtimestamp import decode_timestamp, encode_timestamp
+from daemon.silence.codec import decode_silence
 
 S = NS_PER_SECOND
 T0 = 1_700_000_000 * S

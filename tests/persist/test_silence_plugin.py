@@ -8,11 +8,11 @@ from pathlib import Path
 import trio
 
 from cluster.protowire import iter_delimited
-from daemon import silencepb
 from daemon.clock import NS_PER_SECOND
 from daemon.matcher import parse_matcher
 from daemon.persist import DurableState, RecordJournal, flush_after, run_inline
-from daemon.silence import Silence, Silences
+from daemon.silence import codec as silencepb
+from daemon.silence.state import Silence, Silences
 
 S = NS_PER_SECOND
 H = 3600 * S

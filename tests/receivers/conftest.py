@@ -27,6 +27,7 @@ from daemon.clock import ZERO_TIME, FixedClock
 from daemon.config.extra_receivers import EXTRA_RECEIVER_TYPES
 from daemon.config.load import load_config_text
 from daemon.config.model import IntegrationConfig
+from daemon.gocompat.timestamp import parse_rfc3339
 from daemon.notify.context import NotifyContext
 from daemon.notify.pipeline import Integration
 from daemon.notify.receivers import registry
@@ -34,7 +35,6 @@ from daemon.notify.receivers.base import IntegrationEnv, Templater
 from daemon.notify.retry import NotifyError
 from daemon.template.errors import TemplateExecError
 from daemon.template.render import Templates
-from daemon.timestamp import parse_rfc3339
 from tests.integration.processes import Recorded, RecordingSink, Responder, alertmanager_until
 from tests.integration.processes import start_sink as start_sink  # for wechat
 from tests.integration.processes import write_self_signed as write_self_signed  # for email

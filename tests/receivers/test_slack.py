@@ -13,10 +13,10 @@ from daemon.alert import Alert
 from daemon.clock import ZERO_TIME
 from daemon.config.load import load_config_text
 from daemon.config.model import Config
+from daemon.gocompat.timestamp import parse_rfc3339
 from daemon.notify.receivers import registry
 from daemon.notify.retry import NotifyError
 from daemon.template.render import Templates
-from daemon.timestamp import parse_rfc3339
 from tests.integration.processes import Request, WebhookSink, run_alertmanager, wait_for
 from tests.receivers.conftest import (
     CHAT_EXTERNAL_URL,

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import trio
 
+from daemon.gocompat.timestamp import parse_rfc3339
 from daemon.notify.receivers import sns
-from daemon.timestamp import parse_rfc3339
 from tests.integration.processes import Recorded
 from tests.receivers.conftest import (
     DEDUP,

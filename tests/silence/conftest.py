@@ -10,7 +10,7 @@ import pytest
 from daemon.api.app import default_api_routes
 from daemon.api.silences import silence_routes
 from daemon.clock import FixedClock
-from daemon.silence import Silences
+from daemon.silence.state import Silences
 from daemon.store import AlertStore
 from tests.api.conftest import NOW, Api, FakeBackend, config
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import trio
 
-from daemon.silence import Silences
-from daemon.silencepb import read_snapshot_file
+from daemon.silence.codec import read_snapshot_file
+from daemon.silence.state import Silences
 from tests.api.conftest import Api
 from tests.api.test_against_alertmanager import MINIMAL_CONFIG
 from tests.integration.processes import AsyncAlertmanager, open_alertmanager

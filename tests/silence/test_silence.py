@@ -9,7 +9,7 @@ import pytest
 from daemon.alert import fingerprint
 from daemon.clock import NS_PER_SECOND, ZERO_TIME
 from daemon.matcher import Matcher, MatchType, parse_matcher
-from daemon.silence import (
+from daemon.silence.state import (
     Silence,
     SilenceError,
     SilenceNotFound,

@@ -9,10 +9,9 @@ import pytest
 from cluster.errors import DecodeError
 from cluster.protowire import ProtoWriter, write_delimited
 from daemon.clock import NS_PER_SECOND
+from daemon.gocompat.pbtimestamp import encode_timestamp
 from daemon.matcher import Matcher, MatchType
-from daemon.pbtimestamp import encode_timestamp
-from daemon.silence import Silence, Silences
-from daemon.silencepb import (
+from daemon.silence.codec import (
     decode_mesh_silence,
     decode_state,
     encode_matcher,
@@ -20,6 +19,7 @@ from daemon.silencepb import (
     read_snapshot_file,
     write_snapshot_file,
 )
+from daemon.silence.state import Silence, Silences
 
 S = NS_PER_SECOND
 T0 = 1_767_225_600 * S + 123_456_789

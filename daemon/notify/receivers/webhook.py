@@ -23,13 +23,13 @@ import trio
 from daemon.alert import Alert
 from daemon.clock import ZERO_TIME
 from daemon.config.model import HTTPConfig, WebhookConfig
+from daemon.gocompat.timestamp import format_nano
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.http1 import HttpSender
 from daemon.notify.httpclient import as_sender
 from daemon.notify.retry import BODY_EXCERPT_BYTES, check_status
 from daemon.template.data import TemplateData, quote_meta
-from daemon.timestamp import format_nano
 
 USER_AGENT = "Alertmanager/0.25.0"
 PAYLOAD_VERSION = "4"

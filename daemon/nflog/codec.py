@@ -42,8 +42,8 @@ from cluster.protowire import (
 )
 from daemon import metrics
 from daemon.clock import ZERO_TIME, Clock
-from daemon.nflog import Entry, Nflog, ReceiverKey
-from daemon.pbtimestamp import decode_timestamp, encode_timestamp
+from daemon.gocompat.pbtimestamp import decode_timestamp, encode_timestamp
+from daemon.nflog.state import Entry, Nflog, ReceiverKey
 
 _U32 = 0xFFFF_FFFF
 

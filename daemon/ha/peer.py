@@ -76,14 +76,19 @@ from cluster.tls_transport import TLSTransport, open_tls_transport
 from cluster.transport import Transport, open_udp_tcp_transport
 from daemon import metrics
 from daemon.alert import Alert
-from daemon.cli import Options
 from daemon.clock import NS_PER_MS, NS_PER_SECOND, Clock
-from daemon.cluster_tls import ClusterTLS, ClusterTLSError, load_cluster_tls, tls_transport_metrics
-from daemon.nflog import Entry, Nflog
-from daemon.nflogpb import encode_state, merge_bytes
+from daemon.ha.tls_config import (
+    ClusterTLS,
+    ClusterTLSError,
+    load_cluster_tls,
+    tls_transport_metrics,
+)
+from daemon.nflog.codec import encode_state, merge_bytes
+from daemon.nflog.state import Entry, Nflog
 from daemon.notify.context import NotifyContext
-from daemon.silence import Silences
-from daemon.silence import gossip_propagated as silences_propagated
+from daemon.options import Options
+from daemon.silence.state import Silences
+from daemon.silence.state import gossip_propagated as silences_propagated
 
 log = structlog.get_logger("tocsin.peer")
 

@@ -52,10 +52,12 @@ from typing import Any
 import attrs
 from prometheus_client import Counter, Gauge, Histogram, Summary
 
-from daemon import goregex, metrics, silencepb
+from daemon import metrics
 from daemon.alert import go_quote
 from daemon.clock import ZERO_TIME
+from daemon.gocompat import regexp as goregex
 from daemon.matcher import Matcher, MatchType, is_valid_label_name
+from daemon.silence import codec as silencepb
 
 #: Alertmanager's ``--data.retention`` default, 120h, in nanoseconds.
 DEFAULT_RETENTION = 120 * 3600 * 1_000_000_000

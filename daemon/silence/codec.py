@@ -32,10 +32,10 @@ from cluster.protowire import (
     iter_fields,
     write_delimited,
 )
-from daemon import silence as model
 from daemon.clock import ZERO_TIME
+from daemon.gocompat.pbtimestamp import decode_timestamp, encode_timestamp
 from daemon.matcher import Matcher, MatcherError, MatchType
-from daemon.pbtimestamp import decode_timestamp, encode_timestamp
+from daemon.silence import state as model
 
 _TO_PB = {
     MatchType.EQUAL: 0,

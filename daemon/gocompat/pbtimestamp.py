@@ -1,6 +1,6 @@
 """``google.protobuf.Timestamp`` as Alertmanager's gogo ``stdtime`` fields carry it.
 
-Pure: no I/O, no trio. Shared by :mod:`daemon.nflogpb` and :mod:`daemon.silencepb`.
+Pure: no I/O, no trio. Shared by :mod:`daemon.nflog.codec` and :mod:`daemon.silence.codec`.
 
 * Encoding writes ``seconds`` (field 1) and ``nanos`` (field 2) with ``nanos`` always in
   ``[0, 1e9)`` (floor division, so times before the epoch borrow from ``seconds``), and

@@ -1,0 +1,1 @@
+"""Silences: the state (matching, updates, merge, maintenance) and its wire codec."""
