@@ -12,15 +12,14 @@ Alertmanager multiplexes its replicated states over memberlist's single user cha
   applying a FullState aborts the remaining parts.
 
 Wire shapes (proto3, gogo non-nullable): ``Part {string key = 1; bytes data = 2;}``,
-``FullState {repeated Part parts = 1;}``, and, for the experimental TLS transport only,
-``MemberlistMessage {string version = 1; Kind kind = 2; string from_addr = 3;
-bytes msg = 4;}``. Defaults are omitted, so an empty state's Part is just its key.
+and ``FullState {repeated Part parts = 1;}``. Defaults are omitted, so an empty state's
+Part is just its key. (The TLS transport's ``MemberlistMessage`` frame lives in
+:mod:`cluster.tls_transport`.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import IntEnum
 
 import attrs
 
@@ -89,53 +88,6 @@ class FullState:
             if field.number == 1
         ]
         return cls(parts=tuple(parts))
-
-
-class MessageKind(IntEnum):
-    """``clusterpb.MemberlistMessage.Kind``: which memberlist path a TLS frame carries."""
-
-    STREAM = 0
-    PACKET = 1
-
-
-@attrs.frozen
-class MemberlistMessage:
-    """A frame of Alertmanager's experimental TLS transport (not used by default)."""
-
-    version: str = "v0.1.0"
-    kind: int = MessageKind.STREAM
-    from_addr: str = ""
-    msg: bytes = b""
-
-    def encode(self) -> bytes:
-        """Serialize as proto3, omitting defaults."""
-        writer = ProtoWriter()
-        if self.version:
-            writer.string(1, self.version)
-        if self.kind:
-            writer.varint(2, self.kind)
-        if self.from_addr:
-            writer.string(3, self.from_addr)
-        if self.msg:
-            writer.bytes_field(4, self.msg)
-        return writer.getvalue()
-
-    @classmethod
-    def decode(cls, buf: bytes) -> MemberlistMessage:
-        """Parse a serialized MemberlistMessage."""
-        version, kind, from_addr, msg = "", 0, "", b""
-        for field in iter_fields(buf):
-            if field.number == 1:
-                version = _len_field(field, "version").as_str()
-            elif field.number == 2:
-                if field.wire_type != WireType.VARINT:
-                    raise DecodeError("MemberlistMessage.kind: want a varint")
-                kind = field.as_int() & 0xFFFF_FFFF
-            elif field.number == 3:
-                from_addr = _len_field(field, "from_addr").as_str()
-            elif field.number == 4:
-                msg = _len_field(field, "msg").as_bytes()
-        return cls(version=version, kind=kind, from_addr=from_addr, msg=msg)
 
 
 def _len_field(field: Field, what: str) -> Field:

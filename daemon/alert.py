@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from daemon.clock import ZERO_TIME
+from daemon.gocompat.strconv import go_quote
 
 _FNV_OFFSET = 14695981039346656037
 _FNV_PRIME = 1099511628211
@@ -255,37 +256,6 @@ def _defaulted(raws: Iterable[PostedFields], now: int, timeout_ends_at: int) -> 
             timeout,
             fp,
         )
-
-
-def go_quote(text: str) -> str:
-    """Go's ``%q`` for the strings that appear in validation messages."""
-    out = ['"']
-    for ch in text:
-        if ch == '"' or ch == "\\":
-            out.append("\\" + ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
 
 
 def _label_set_error(labels: Mapping[str, str]) -> str | None:

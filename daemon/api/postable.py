@@ -22,8 +22,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from daemon.alert import go_quote
 from daemon.clock import NS_PER_SECOND, ZERO_TIME
+from daemon.gocompat.strconv import go_quote
 
 #: labels, annotations, startsAt, endsAt, generatorURL (times are ZERO_TIME when absent).
 RawAlert = tuple[dict[str, str], dict[str, str], int, int, str]

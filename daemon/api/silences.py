@@ -20,11 +20,11 @@ import attrs
 from quart import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from daemon.alert import go_quote
 from daemon.api.app import ApiHandler, _empty_ok, _media_type_error
 from daemon.api.backend import ApiBackend
 from daemon.api.encoding import body, framework_error
 from daemon.api.postable import BodyError, decode_json, parse_datetime
+from daemon.gocompat.strconv import go_quote
 from daemon.gocompat.timestamp import format_millis
 from daemon.matcher import Matcher, MatcherError, MatchType, parse_filter
 from daemon.silence.state import Silence, SilenceError, SilenceNotFound, Silences

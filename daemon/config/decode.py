@@ -42,6 +42,7 @@ from daemon.config.yamlsource import (
     plain_int,
     tag_of,
 )
+from daemon.gocompat.strconv import go_quote
 
 Obj = dict[str, Any]
 
@@ -69,26 +70,6 @@ def join_path(path: str, key: str) -> str:
     if not path or key.startswith("["):
         return path + key
     return f"{path}.{key}"
-
-
-def go_quote(s: str) -> str:
-    """Go's ``%q`` for the strings config messages quote."""
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 class Decoder:

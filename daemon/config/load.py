@@ -31,7 +31,6 @@ from daemon.config.decode import (
     Obj,
     Struct,
     dump,
-    go_quote,
 )
 from daemon.config.errors import ConfigError
 from daemon.config.model import (
@@ -45,6 +44,7 @@ from daemon.config.model import (
     WebhookConfig,
 )
 from daemon.config.yamlsource import compose, is_null
+from daemon.gocompat.strconv import go_quote
 from daemon.matcher import Matcher, MatchType, sort_matchers
 
 __all__ = ["CONFIG", "ConfigError", "load_config_file", "load_config_text"]

@@ -35,7 +35,6 @@ from daemon.config.decode import (
     Secret,
     Str,
     Struct,
-    go_quote,
     int_node,
     null_node,
     seq_node,
@@ -49,6 +48,7 @@ from daemon.gocompat.duration import (
     parse_duration,
     parse_go_duration,
 )
+from daemon.gocompat.strconv import go_quote
 from daemon.matcher import (
     Matcher,
     MatcherError,

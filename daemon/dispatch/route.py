@@ -26,42 +26,8 @@ from collections.abc import Hashable, Iterator, Mapping
 import attrs
 
 from daemon.config.model import Route
+from daemon.gocompat.strconv import go_quote
 from daemon.matcher import matchers_string
-
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    '"': '\\"',
-    "\\": "\\\\",
-}
-
-
-def go_quote(value: str) -> str:
-    """``value`` as Go's ``strconv.Quote`` writes it (the ``%q`` verb)."""
-    out = ['"']
-    for ch in value:
-        escaped = _GO_ESCAPES.get(ch)
-        if escaped is not None:
-            out.append(escaped)
-        elif ch.isprintable():
-            # Python's printable set (letters, marks, numbers, punctuation, symbols and
-            # the ASCII space) is the same idea as Go's unicode.IsPrint.
-            out.append(ch)
-        else:
-            code = ord(ch)
-            if code < 0x20 or code == 0x7F:
-                out.append(f"\\x{code:02x}")
-            elif code < 0x10000:
-                out.append(f"\\u{code:04x}")
-            else:
-                out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def labels_string(labels: Mapping[str, str]) -> str:

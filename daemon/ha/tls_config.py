@@ -39,11 +39,12 @@ import attrs
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from cluster.tls_transport import TLSTransportStatistics
-from daemon.config.decode import Bool, Decoder, Field, ListOf, Obj, Scalar, Struct, go_quote
+from daemon.config.decode import Bool, Decoder, Field, ListOf, Obj, Scalar, Struct
 from daemon.config.decode import Invalid as _Invalid
 from daemon.config.errors import ConfigError
 from daemon.config.schema import STR, TLS_CONFIG, TLS_VERSION
 from daemon.config.yamlsource import compose
+from daemon.gocompat.strconv import go_quote
 
 #: Go 1.19's ``tls.CipherSuites()`` (what exporter-toolkit accepts) → OpenSSL names;
 #: None for the TLS 1.3 suites, which cannot be configured in Go either.

@@ -53,9 +53,9 @@ import attrs
 from prometheus_client import Counter, Gauge, Histogram, Summary
 
 from daemon import metrics
-from daemon.alert import go_quote
 from daemon.clock import ZERO_TIME
 from daemon.gocompat import regexp as goregex
+from daemon.gocompat.strconv import go_quote
 from daemon.matcher import Matcher, MatchType, is_valid_label_name
 from daemon.silence import codec as silencepb
 

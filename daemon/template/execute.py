@@ -491,7 +491,7 @@ def _method(receiver: object, name: str) -> Callable[..., Any] | None:
 
 
 def _quote(s: str) -> str:
-    from daemon.template.gofmt import go_quote
+    from daemon.gocompat.strconv import go_quote
 
     return go_quote(s)
 

@@ -93,10 +93,10 @@ class Token:
         if self.typ in _KEYWORD_ITEMS:
             return f"<{self.val}>"
         if len(self.val) > 10:
-            from daemon.template.gofmt import go_quote
+            from daemon.gocompat.strconv import go_quote
 
             return go_quote(self.val[:10]) + "..."
-        from daemon.template.gofmt import go_quote
+        from daemon.gocompat.strconv import go_quote
 
         return go_quote(self.val)
 
@@ -421,12 +421,12 @@ class Lexer:
 
     def _lex_number(self) -> object:
         if not self._scan_number():
-            from daemon.template.gofmt import go_quote
+            from daemon.gocompat.strconv import go_quote
 
             return self._error(f"bad number syntax: {go_quote(self.text[self.start : self.pos])}")
         if self._peek() in ("+", "-") and self._peek():
             if not self._scan_number() or self.text[self.pos - 1] != "i":
-                from daemon.template.gofmt import go_quote
+                from daemon.gocompat.strconv import go_quote
 
                 text = self.text[self.start : self.pos]
                 return self._error(f"bad number syntax: {go_quote(text)}")

@@ -10,7 +10,7 @@ from typing import Union
 
 import attrs
 
-from daemon.template.gofmt import go_quote
+from daemon.gocompat.strconv import go_quote
 
 
 @attrs.define(eq=False)

@@ -118,7 +118,7 @@ def unquote(s: str) -> str:
 
 def parse_number(text: str, typ: Item) -> int | float | complex:
     """The value of a number, char or complex literal, as Go's ``newNumber`` reads it."""
-    from daemon.template.gofmt import go_quote
+    from daemon.gocompat.strconv import go_quote
 
     if typ is Item.CHAR_CONSTANT:
         try:
@@ -530,7 +530,7 @@ class Parser:
 
 
 def _q(s: str) -> str:
-    from daemon.template.gofmt import go_quote
+    from daemon.gocompat.strconv import go_quote
 
     return go_quote(s)
 

@@ -109,7 +109,7 @@ class TemplateSet:
         """Run template ``name`` on ``data``; ``now`` (Unix ns) is what ``since`` measures to."""
         tree = self.trees.get(name)
         if tree is None:
-            from daemon.template.gofmt import go_quote
+            from daemon.gocompat.strconv import go_quote
 
             raise TemplateExecError(
                 f"template: no template {go_quote(name)} associated with template"

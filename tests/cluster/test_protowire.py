@@ -9,8 +9,6 @@ from hypothesis import strategies as st
 from cluster.channel import (
     MAX_GOSSIP_PART_BYTES,
     FullState,
-    MemberlistMessage,
-    MessageKind,
     Part,
     deliver_user_message,
     local_state,
@@ -121,13 +119,6 @@ def test_part_wrong_wire_type() -> None:
     """A Part whose key is a varint is rejected."""
     with pytest.raises(DecodeError, match="length-delimited"):
         Part.decode(b"\x08\x01")
-
-
-def test_memberlist_message_round_trip() -> None:
-    """The TLS transport frame omits defaults and round-trips."""
-    msg = MemberlistMessage(kind=MessageKind.PACKET, from_addr="127.0.0.1:1", msg=b"\x00")
-    assert MemberlistMessage.decode(msg.encode()) == msg
-    assert MemberlistMessage(version="").encode() == b""
 
 
 class _Recorder:

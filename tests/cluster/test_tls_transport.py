@@ -188,6 +188,8 @@ def test_message_round_trips() -> None:
         MemberlistMessage(kind=KIND_PACKET, from_addr="[::1]:1", msg=b"x" * 300),
     ):
         assert MemberlistMessage.decode(message.encode()) == message
+    # proto3 omits defaults: a stream frame without a version has no bytes at all.
+    assert MemberlistMessage(kind=KIND_STREAM, version="").encode() == b""
 
 
 def test_unknown_fields_are_skipped() -> None:

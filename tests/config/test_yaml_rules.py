@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.config.decode import go_quote, go_sorted_keys
+from daemon.config.decode import go_sorted_keys
 from daemon.config.errors import ConfigError
 from daemon.config.yamlsource import compose, needs_quotes, resolve_plain
+from daemon.gocompat.strconv import go_quote
 
 
 @pytest.mark.parametrize(

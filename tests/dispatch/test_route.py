@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from daemon.config.model import Route
-from daemon.dispatch.route import RouteNode, go_quote, labels_string
+from daemon.dispatch.route import RouteNode, labels_string
+from daemon.gocompat.strconv import go_quote
 from daemon.matcher import Matcher, parse_matchers, sort_matchers
 
 

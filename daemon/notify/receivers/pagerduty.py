@@ -22,8 +22,9 @@ from typing import Any
 import attrs
 import structlog
 
-from daemon.alert import Alert, go_quote
+from daemon.alert import Alert
 from daemon.config.model import HTTPConfig
+from daemon.gocompat.strconv import go_quote
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (

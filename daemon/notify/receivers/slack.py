@@ -21,6 +21,7 @@ import attrs
 import structlog
 
 from daemon.alert import Alert
+from daemon.gocompat.strconv import go_quote
 from daemon.notify import gojson
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import (
@@ -34,7 +35,6 @@ from daemon.notify.receivers._http import (
 )
 from daemon.notify.receivers.base import ConfiguredIntegration
 from daemon.notify.retry import NotifyError
-from daemon.template.gofmt import go_quote
 
 INTEGRATION_TYPE = "slack"
 MAX_TITLE_RUNES = 1024
