@@ -19,6 +19,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 # Go's client exposes no ``*_created`` series; dashboards and diffs expect none.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -187,25 +188,32 @@ def _precreate() -> None:
 _precreate()
 
 
-class GaugeCallback(Collector):
-    """A gauge family computed at scrape time by ``read``: ``[(label values, value)]``."""
+Samples = Iterable[tuple[tuple[str, ...], float]]
 
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labels: list[str],
-        read: Callable[[], Iterable[tuple[tuple[str, ...], float]]],
-    ) -> None:
+
+class GaugeCallback(Collector):
+    """A gauge family computed at scrape time from one source per instance.
+
+    Each source gives ``[(label values, value)]``. A source registered for a tenant
+    gets a ``tenant`` label on its samples; the default instance's (tenant None) has
+    none, so a daemon without tenancy exposes exactly Alertmanager's series.
+    """
+
+    def __init__(self, name: str, documentation: str, labels: list[str]) -> None:
         self._name = name
         self._doc = documentation
         self._labels = labels
-        self.read = read
+        self.sources: dict[str | None, Callable[[], Samples]] = {}
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(self._name, self._doc, labels=self._labels)
-        for values, value in self.read():
-            family.add_metric(list(values), value)
+        for tenant, read in list(self.sources.items()):
+            for values, value in read():
+                if tenant is None:
+                    family.add_metric(list(values), value)
+                else:
+                    labels = {**dict(zip(self._labels, values, strict=True)), "tenant": tenant}
+                    family.samples.append(Sample(self._name, labels, value, None, None))
         yield family
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
@@ -216,17 +224,24 @@ def register_callback(
     name: str,
     documentation: str,
     labels: list[str],
-    read: Callable[[], Iterable[tuple[tuple[str, ...], float]]],
-) -> GaugeCallback:
-    """Register (or re-point, on reload) a scrape-time gauge."""
-    existing = _callbacks.get(name)
-    if existing is not None:
-        existing.read = read
-        return existing
-    cb = GaugeCallback(name, documentation, labels, read)
-    REGISTRY.register(cb)
-    _callbacks[name] = cb
-    return cb
+    read: Callable[[], Samples],
+    *,
+    tenant: str | None = None,
+) -> Callable[[], None]:
+    """Serve ``read`` as the scrape-time gauge ``name`` for ``tenant``'s instance;
+    returns the function that stops serving it. Registering again for the same tenant
+    (a restarted instance) replaces the earlier source."""
+    family = _callbacks.get(name)
+    if family is None:
+        family = _callbacks[name] = GaugeCallback(name, documentation, labels)
+        REGISTRY.register(family)
+    family.sources[tenant] = read
+
+    def unregister() -> None:
+        if family.sources.get(tenant) is read:
+            del family.sources[tenant]
+
+    return unregister
 
 
 _callbacks: dict[str, GaugeCallback] = {}

@@ -4,8 +4,9 @@ Rules:
 
 * One alert per fingerprint. ``put`` merges an incoming alert with the stored one by
   :func:`daemon.alert.merge` (which replaces it when the activity ranges do not overlap).
-* Every stored result is handed to every subscriber synchronously, resolved alerts and
-  unchanged re-posts included: the dispatcher and the inhibitor must see them all.
+* ``put`` returns every stored result, resolved alerts and unchanged re-posts
+  included: the owner (:class:`daemon.instance.Instance`) hands them all to the
+  inhibitor and the dispatcher.
 * Nothing is persisted; ``gc`` drops alerts resolved at ``now`` and returns them so the
   owner can drop their status markers too.
 
@@ -21,8 +22,6 @@ from collections.abc import Callable, Iterable, Iterator
 
 from daemon.alert import Alert, merge
 from daemon.clock import Clock
-
-Subscriber = Callable[[Alert], None]
 
 #: The states ``alertmanager_alerts{state}`` always exposes, even at zero.
 ALERT_STATES = ("active", "suppressed", "unprocessed")
@@ -47,45 +46,27 @@ def tune_gc() -> None:
 
 
 class AlertStore:
-    """Fingerprint → alert, with merge-on-put and synchronous subscribers.
+    """Fingerprint → alert, with merge-on-put."""
 
-    Error handling: an exception raised by a subscriber propagates out of ``put``
-    (a subscriber bug is a daemon bug); the alert is already stored by then.
-    """
-
-    __slots__ = ("_alerts", "_clock", "_subscribers")
+    __slots__ = ("_alerts", "_clock")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._alerts: dict[int, Alert] = {}
-        self._subscribers: list[Subscriber] = []
 
-    def put(self, alerts: Iterable[Alert], now: int | None = None) -> None:
-        """Merge each alert into the store and announce the stored result to subscribers."""
+    def put(self, alerts: Iterable[Alert], now: int | None = None) -> builtins.list[Alert]:
+        """Merge each alert into the store; returns the stored results, in order."""
         if now is None:
             now = self._clock.now()
         stored = self._alerts
-        subscribers = self._subscribers
+        results = []
         for alert in alerts:
             old = stored.get(alert.fingerprint)
             if old is not None:
                 alert = merge(old, alert, now)
             stored[alert.fingerprint] = alert
-            for callback in subscribers:
-                callback(alert)
-
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback(alert)`` after every future store; returns the unsubscribe function."""
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            # Identity, not equality: the same bound method may be subscribed twice.
-            for i, cb in enumerate(self._subscribers):
-                if cb is callback:
-                    del self._subscribers[i]
-                    return
-
-        return unsubscribe
+            results.append(alert)
+        return results
 
     def get(self, fingerprint: int) -> Alert | None:
         return self._alerts.get(fingerprint)

@@ -2,7 +2,7 @@
 
 from daemon.alert import Alert
 from daemon.clock import NS_PER_SECOND, FixedClock
-from daemon.metrics import register_callback
+from daemon.metrics import REGISTRY, register_callback
 from daemon.store import AlertStore
 
 S = NS_PER_SECOND
@@ -51,22 +51,16 @@ def test_non_overlapping_repost_replaces() -> None:
     assert store.list() == [fresh]
 
 
-def test_subscribers_see_every_stored_result() -> None:
-    """Subscribers get the merged alert, also for resolved ones, until unsubscribed."""
+def test_put_returns_every_stored_result() -> None:
+    """put returns the merged alert of each input, also for resolved ones, in order."""
     store, clock = _store()
-    seen: list[Alert] = []
-    other: list[Alert] = []
-    unsubscribe = store.subscribe(seen.append)
-    store.subscribe(other.append)
-    store.put([_alert("a", T0, T0 + 300 * S, T0)])
+    first = store.put([_alert("a", T0, T0 + 300 * S, T0)])
     clock.advance(1)
-    store.put([_alert("a", T0 + S, T0 + S, T0 + S)])  # resolves it, merged
-    assert [(a.starts_at, a.ends_at) for a in seen] == [(T0, T0 + 300 * S), (T0, T0 + S)]
-    assert seen[1] is store.list()[0]
-    unsubscribe()
-    store.put([_alert("b", T0, T0 + 300 * S, T0)])
-    assert len(seen) == 2
-    assert len(other) == 3
+    second = store.put([_alert("a", T0 + S, T0 + S, T0 + S), _alert("b", T0, T0 + 300 * S, T0)])
+    assert [(a.starts_at, a.ends_at) for a in first] == [(T0, T0 + 300 * S)]
+    # The resolving re-post is merged: it keeps the first startsAt.
+    assert [(a.starts_at, a.ends_at) for a in second] == [(T0, T0 + S), (T0, T0 + 300 * S)]
+    assert second[0] is store.get(second[0].fingerprint)
 
 
 def test_gc_removes_only_resolved() -> None:
@@ -98,10 +92,11 @@ def test_count_by_state_skips_resolved_and_feeds_metrics() -> None:
 
     samples = store.count_by_state(state_of, T0)
     assert sorted(samples) == [(("active",), 1.0), (("suppressed",), 1.0), (("unprocessed",), 0.0)]
-    gauge = register_callback(
+    unregister = register_callback(
         "tocsin_test_store_alerts", "test", ["state"], lambda: store.count_by_state(state_of, T0)
     )
-    (family,) = gauge.collect()
+    family = next(f for f in REGISTRY.collect() if f.name == "tocsin_test_store_alerts")
+    unregister()
     assert {s.labels["state"]: s.value for s in family.samples} == {
         "active": 1.0,
         "suppressed": 1.0,

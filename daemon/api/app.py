@@ -130,7 +130,7 @@ async def post_alerts(backend: ApiBackend, params: Mapping[str, str]) -> Respons
         _received_resolved.inc(len(raws) - firing)
     if errors:
         _invalid.inc(len(errors))
-    backend.store.put(valid, now)
+    backend.put_alerts(valid, now)
     if errors:
         return _handler_error(400, "; ".join(errors))
     return _empty_ok()

@@ -1,7 +1,8 @@
 """What the HTTP API needs from the rest of the daemon: one Protocol the app implements.
 
 The API never reaches into the dispatcher, silences or cluster directly; the
-composition root (``daemon.app``) hands ``create_app`` an object with these members.
+process shell (``daemon.app``) hands ``create_app`` one per instance
+(:class:`daemon.instance.InstanceBackend`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,13 @@ class ApiBackend(Protocol):
         ...
 
     @property
-    def store(self) -> AlertStore: ...
+    def store(self) -> AlertStore:
+        """The stored alerts, for reading; writes go through :meth:`put_alerts`."""
+        ...
+
+    def put_alerts(self, alerts: Sequence[Alert], now: int) -> None:
+        """The one intake: store ``alerts`` and hand them to inhibition and dispatch."""
+        ...
 
     @property
     def clock(self) -> Clock: ...

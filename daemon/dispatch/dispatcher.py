@@ -10,7 +10,7 @@ as in Alertmanager.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 import trio
 
@@ -19,7 +19,6 @@ from daemon.clock import Clock
 from daemon.dispatch.actor import RouteGroupActor, no_peer_wait
 from daemon.dispatch.route import RouteNode
 from daemon.dispatch.snapshot import GroupSnapshot
-from daemon.metrics import register_callback
 from daemon.notify.context import Notifier
 
 
@@ -52,15 +51,6 @@ class Dispatcher:
             self._actors[root.id] if not root.children and not root.route.matchers else None
         )
         self._cancel_scope = trio.CancelScope()
-        register_callback(
-            "alertmanager_dispatcher_aggregation_groups",
-            "Number of active aggregation groups",
-            [],
-            self._read_group_count,
-        )
-
-    def _read_group_count(self) -> Iterable[tuple[tuple[str, ...], float]]:
-        return [((), float(self.group_count()))]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run every actor; ``started()`` once all of them read their inboxes.

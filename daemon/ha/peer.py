@@ -9,18 +9,16 @@ module is the glue Alertmanager keeps in ``cmd/alertmanager/main.go`` and
   ``"sil"`` and ``"nfl"`` states registered, joins the resolved ``--cluster.peer``
   addresses, and reports ready. On cancellation it gossips a graceful leave (shielded,
   bounded by ``leave_timeout``) before the sockets close.
-* Local changes are broadcast: :attr:`Silences.broadcast` is *chained* (the durable
-  journal that set it first keeps being called) and an :meth:`Nflog.subscribe` listener
-  sends every entry the node logs itself.
-* Records merged from a peer are re-gossiped, one record at a time, only if the
-  received data was at most 700 bytes (an oversized message already went to every
-  member by TCP), as Alertmanager's ``Merge`` does. Merged silences also go to the
-  hook the peer chained onto, so the journal sees them.
-* For the notification pipeline: :meth:`ClusterPeer.settle_stage` (the gossip settle
+* Local changes are broadcast: the peer subscribes to :meth:`Silences.subscribe` and
+  :meth:`Nflog.subscribe` while it runs, beside the durable journal's own listeners.
+* Records merged from a peer (:mod:`daemon.ha.channels`) are re-gossiped, one record at
+  a time, only if the received data was at most 700 bytes (an oversized message already
+  went to every member by TCP), as Alertmanager's ``Merge`` does.
+* For the notification pipeline: :meth:`ClusterPeer.wait_settled` (the gossip settle
   stage, first of every receiver) and :meth:`ClusterPeer.peer_wait` (``position *
   peer_timeout`` seconds). For the API: :meth:`ClusterPeer.cluster_status`. The
-  ``alertmanager_cluster_*`` metrics are served by a collector registered while the
-  peer runs, so a daemon without clustering exposes none of them.
+  ``alertmanager_cluster_*`` metrics (:mod:`daemon.ha.metrics`) are served by a
+  collector registered while the peer runs, so a daemon without clustering exposes none.
 
 Error handling: an address that cannot be bound raises :class:`OSError` from
 :meth:`ClusterPeer.run` before ``task_status.started()``; an unusable flag raises
@@ -38,54 +36,39 @@ import base64
 import binascii
 import contextlib
 import ipaddress
-import math
 import random
 import socket
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-import attrs
 import structlog
 import trio
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
 
 from cluster.channel import (
-    MAX_GOSSIP_PART_BYTES,
     NFLOG_KEY,
     SILENCES_KEY,
 )
 from cluster.membership import Address, MemberJoined, MemberLeft
 from cluster.node import (
-    OVERSIZE_BUCKETS,
     ChannelDelegate,
-    Histogram,
     MemberEvent,
     Node,
     NodeConfig,
-    NodeMetrics,
-    NodeStatistics,
     ulid_name,
 )
 from cluster.security import Keyring, KeyringError
 from cluster.tls_transport import TLSTransport, open_tls_transport
 from cluster.transport import Transport, open_udp_tcp_transport
 from daemon import metrics
-from daemon.alert import Alert
 from daemon.clock import NS_PER_MS, NS_PER_SECOND, Clock
+from daemon.ha.channels import Counters, CountingDelegate, NflogChannel, SilencesChannel
+from daemon.ha.metrics import COLLECTOR
 from daemon.ha.tls_config import (
     ClusterTLS,
     ClusterTLSError,
     load_cluster_tls,
-    tls_transport_metrics,
 )
-from daemon.nflog.codec import encode_state, merge_bytes
+from daemon.nflog.codec import encode_state
 from daemon.nflog.state import Entry, Nflog
-from daemon.notify.context import NotifyContext
 from daemon.options import Options
 from daemon.silence.state import Silences
 from daemon.silence.state import gossip_propagated as silences_propagated
@@ -302,128 +285,6 @@ async def resolve_peers(peers: Iterable[str], own: Address) -> tuple[list[Addres
     return resolved, failed
 
 
-# --- replicated states -------------------------------------------------------------------
-
-
-@attrs.define
-class Counters:
-    """What Alertmanager's delegate counts, read by :class:`ClusterCollector`.
-
-    Sent ``update`` messages are counted by the node's core, at every transmission
-    (Alertmanager counts them in ``GetBroadcasts``); ``sent`` holds ``full_state`` only.
-    """
-
-    received: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
-    received_size: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
-    sent: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
-    sent_size: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(MSG_TYPES, 0))
-    joined: int = 0
-    left: int = 0
-    updated: int = 0
-
-
-@attrs.define
-class CountingDelegate:
-    """Alertmanager's delegate: the channel delegate plus its message counters."""
-
-    inner: ChannelDelegate
-    counters: Counters
-
-    def local_state(self, join: bool) -> bytes:
-        """Our full state for a push/pull (counted as a sent ``full_state``)."""
-        data = self.inner.local_state(join)
-        self.counters.sent["full_state"] += 1
-        self.counters.sent_size["full_state"] += len(data)
-        return data
-
-    def merge_remote_state(self, buf: bytes, join: bool) -> None:
-        """A peer's full state (counted as a received ``full_state``)."""
-        self.counters.received["full_state"] += 1
-        self.counters.received_size["full_state"] += len(buf)
-        self.inner.merge_remote_state(buf, join)
-
-    def notify_msg(self, payload: bytes) -> None:
-        """One broadcast Part (counted as a received ``update``)."""
-        self.counters.received["update"] += 1
-        self.counters.received_size["update"] += len(payload)
-        self.inner.notify_msg(payload)
-
-
-class SilencesChannel:
-    """The ``"sil"`` state: merged records are journaled and re-gossiped if small."""
-
-    def __init__(
-        self,
-        silences: Silences,
-        clock: Clock,
-        gossip: Callable[[bytes], None],
-        journal: Callable[[bytes], None] | None,
-    ) -> None:
-        self._silences = silences
-        self._clock = clock
-        self._gossip = gossip
-        self._journal = journal
-
-    def marshal(self) -> bytes:
-        """Every silence, delimited (Alertmanager's snapshot format)."""
-        return self._silences.marshal()
-
-    def merge(self, data: bytes) -> None:
-        """Merge a peer's records (raises DecodeError before merging anything)."""
-        changed = self._silences.merge_bytes(data, self._clock.now())
-        for record in changed:
-            if self._journal is not None:
-                self._journal(record)
-            # An oversized message was sent to every member already: do not echo it.
-            if len(data) <= MAX_GOSSIP_PART_BYTES:
-                silences_propagated.inc()
-                self._gossip(record)
-
-
-class NflogChannel:
-    """The ``"nfl"`` state; the peer's nflog listener re-gossips what a small merge stored."""
-
-    def __init__(self, nflog: Nflog, clock: Clock) -> None:
-        self._nflog = nflog
-        self._clock = clock
-        #: True while a peer's message is being merged, and whether it was oversized
-        #: (its entries must not be echoed then, see the module doc).
-        self.merging = False
-        self.merging_oversized = False
-
-    def marshal(self) -> bytes:
-        """Every entry, delimited, exactly as Alertmanager's ``MarshalBinary``."""
-        return encode_state(self._nflog.entries.values())
-
-    def merge(self, data: bytes) -> None:
-        """Merge a peer's entries at the current wall time (raises DecodeError)."""
-        self.merging = True
-        self.merging_oversized = len(data) > MAX_GOSSIP_PART_BYTES
-        try:
-            merge_bytes(self._nflog, data, self._clock.now())
-        finally:
-            self.merging = self.merging_oversized = False
-
-
-# --- the pipeline stage -----------------------------------------------------------------
-
-
-@attrs.frozen
-class SettleStage:
-    """Gossip settle, the first receiver stage: hold flushes until the peer settled.
-
-    Cancellation: the dispatcher's flush deadline bounds the wait; a cancelled flush
-    counts as failed and is retried at the next group interval, as upstream.
-    """
-
-    peer: ClusterPeer
-
-    async def process(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> Sequence[Alert]:
-        """Return ``alerts`` once gossip has settled."""
-        await self.peer.wait_settled()
-        return alerts
-
-
 # --- the peer ------------------------------------------------------------------------------
 
 
@@ -431,8 +292,8 @@ class ClusterPeer:
     """This daemon as a cluster member (see the module docstring).
 
     Construct it before the first pipeline is built (the stage and wait refer to it),
-    and start :meth:`run` after silences and nflog are loaded and their journal hooks
-    are set, so they are chained and the first push/pull carries the loaded state.
+    and start :meth:`run` after silences and nflog are loaded and their journal listeners
+    are subscribed, so the first push/pull carries the loaded state.
     """
 
     def __init__(
@@ -453,7 +314,7 @@ class ClusterPeer:
                 self.tls = load_cluster_tls(opts.cluster_tls_config)
             except ClusterTLSError as exc:
                 raise PeerSetupError(str(exc)) from None
-        self._tls_transport: TLSTransport | None = None
+        self.tls_transport: TLSTransport | None = None
         self.opts = opts
         self.silences = silences
         self.nflog = nflog
@@ -482,6 +343,11 @@ class ClusterPeer:
         return self._node
 
     @property
+    def running_node(self) -> Node | None:
+        """The node while :meth:`run` runs it, else None."""
+        return self._node
+
+    @property
     def ready(self) -> bool:
         """True once gossip settled (or the settle timeout passed)."""
         return self._settled.is_set()
@@ -497,10 +363,6 @@ class ClusterPeer:
     def peer_wait(self) -> float:
         """The HA wait in seconds, ``position * peer_timeout``, for ``build_notifiers``."""
         return self.position() * self.peer_timeout
-
-    def settle_stage(self) -> SettleStage:
-        """The gossip settle stage; put it first in every receiver's stages."""
-        return SettleStage(self)
 
     def cluster_status(self) -> dict[str, object]:
         """``/api/v2/status``'s ``cluster`` object: name, ready|settling, peers by name."""
@@ -535,22 +397,14 @@ class ClusterPeer:
             bind_host = resolved[0][0]
         async with self._open_transport(bind_host, port) as transport:
             if isinstance(transport, TLSTransport):
-                self._tls_transport = transport
+                self.tls_transport = transport
             advertise = choose_advertise_address(
                 self.opts, transport.local_address, self._host_addresses()
             )
-            nflog_channel = NflogChannel(self.nflog, self.clock)
-            journal = self.silences.broadcast
+            silences_channel = SilencesChannel(silences=self.silences, clock=self.clock)
+            nflog_channel = NflogChannel(nflog=self.nflog, clock=self.clock)
             channels = ChannelDelegate()
-            channels.add_state(
-                SILENCES_KEY,
-                SilencesChannel(
-                    self.silences,
-                    self.clock,
-                    lambda record: self._broadcast(SILENCES_KEY, record),
-                    journal,
-                ),
-            )
+            channels.add_state(SILENCES_KEY, silences_channel)
             channels.add_state(NFLOG_KEY, nflog_channel)
             node = Node(
                 transport,
@@ -569,9 +423,12 @@ class ClusterPeer:
                 with node_scope:
                     await node.run(task_status=task_status)
 
-            def on_local_silence(record: bytes) -> None:
-                if journal is not None:
-                    journal(record)
+            def on_silence(record: bytes) -> None:
+                # Called for our own writes and for every record a merge stored.
+                if silences_channel.merging:
+                    if silences_channel.merging_oversized:
+                        return
+                    silences_propagated.inc()
                 self._broadcast(SILENCES_KEY, record)
 
             def on_nflog_entry(entry: Entry) -> None:
@@ -586,9 +443,9 @@ class ClusterPeer:
             async with trio.open_nursery() as nursery:
                 await nursery.start(run_node)
                 self._node = node
-                self.silences.broadcast = on_local_silence
-                unsubscribe = self.nflog.subscribe(on_nflog_entry)
-                _COLLECTOR.use(self)
+                unsubscribe_silences = self.silences.subscribe(on_silence)
+                unsubscribe_nflog = self.nflog.subscribe(on_nflog_entry)
+                COLLECTOR.use(self)
                 metrics.cluster_enabled.set(1)
                 try:
                     peers, unresolved = await resolve_peers(self.opts.cluster_peers, advertise)
@@ -604,10 +461,9 @@ class ClusterPeer:
                     task_status.started()
                     await trio.sleep_forever()
                 finally:
-                    unsubscribe()
-                    if self.silences.broadcast is on_local_silence:
-                        self.silences.broadcast = journal
-                    _COLLECTOR.release(self)
+                    unsubscribe_silences()
+                    unsubscribe_nflog()
+                    COLLECTOR.release(self)
                     with trio.CancelScope(shield=True) as leave_scope:
                         leave_scope.deadline = trio.current_time() + self.leave_timeout
                         await node.leave()
@@ -695,223 +551,3 @@ def _host_addresses() -> list[str]:
     except OSError:
         return []
     return [str(info[4][0]) for info in infos]
-
-
-# --- metrics --------------------------------------------------------------------------------
-
-
-class ClusterCollector(Collector):
-    """``alertmanager_cluster_*``, ``alertmanager_peer_position`` and oversize counters."""
-
-    def __init__(self) -> None:
-        self.peer: ClusterPeer | None = None
-        self._registered = False
-
-    def use(self, peer: ClusterPeer) -> None:
-        """Serve ``peer``'s metrics (registered on first use: none without clustering)."""
-        self.peer = peer
-        if not self._registered:
-            metrics.REGISTRY.register(self)
-            self._registered = True
-
-    def release(self, peer: ClusterPeer) -> None:
-        """Stop serving ``peer``'s metrics (if it is still the one served)."""
-        if self.peer is peer:
-            self.peer = None
-
-    def collect(self) -> Iterable[Metric]:
-        """Read the peer's node and counters at scrape time."""
-        peer = self.peer
-        if peer is None:
-            return
-        c = peer.counters
-        stats = peer.node.statistics() if peer._node is not None else None
-        if peer._tls_transport is not None:
-            yield from tls_transport_metrics(peer._tls_transport.statistics())
-        yield _gauge(
-            "alertmanager_cluster_members",
-            "Number indicating current number of members in cluster.",
-            stats.members if stats else 0,
-        )
-        yield _gauge(
-            "alertmanager_cluster_failed_peers",
-            "Number indicating the current number of failed peers in the cluster.",
-            stats.failed_peers if stats else 0,
-        )
-        yield _gauge(
-            "alertmanager_cluster_health_score",
-            "Health score of the cluster. Lower values are better and zero means "
-            "'totally healthy'.",
-            stats.health_score if stats else 0,
-        )
-        yield _gauge(
-            "alertmanager_peer_position",
-            "Position the Alertmanager instance believes it's in. The position determines "
-            "a peer's behavior in the cluster.",
-            peer.position(),
-        )
-        info = GaugeMetricFamily(
-            "alertmanager_cluster_peer_info",
-            "A metric with a constant '1' value labeled by peer name.",
-            labels=["peer"],
-        )
-        info.add_metric([peer.name], 1)
-        yield info
-        yield from _labelled_counters(
-            "msg_type",
-            MSG_TYPES,
-            (
-                (
-                    "alertmanager_cluster_messages_received",
-                    "Total number of cluster messages received.",
-                    c.received,
-                ),
-                (
-                    "alertmanager_cluster_messages_received_size",
-                    "Total size of cluster messages received.",
-                    c.received_size,
-                ),
-                (
-                    "alertmanager_cluster_messages_sent",
-                    "Total number of cluster messages sent.",
-                    {**c.sent, "update": stats.user_messages_sent if stats else 0},
-                ),
-                (
-                    "alertmanager_cluster_messages_sent_size",
-                    "Total size of cluster messages sent.",
-                    {**c.sent_size, "update": stats.user_bytes_sent if stats else 0},
-                ),
-            ),
-        )
-        if peer._node is not None:
-            yield from _node_metrics(peer._node.metrics, stats)
-        for name, doc, value in (
-            (
-                "alertmanager_cluster_peers_joined",
-                "A counter of the number of peers that have joined.",
-                c.joined,
-            ),
-            (
-                "alertmanager_cluster_peers_left",
-                "A counter of the number of peers that have left.",
-                c.left,
-            ),
-            (
-                "alertmanager_cluster_peers_update",
-                "A counter of the number of peers that have updated metadata.",
-                c.updated,
-            ),
-        ):
-            yield CounterMetricFamily(name, doc, value=value)
-
-
-def _node_metrics(m: NodeMetrics, stats: NodeStatistics | None) -> Iterator[Metric]:
-    """The series fed by the node's own counters (memberlist's and the channels')."""
-    yield _gauge(
-        "alertmanager_cluster_messages_queued",
-        "Number of cluster messages which are queued.",
-        stats.queued_user_messages if stats else 0,
-    )
-    for name, doc, value in (
-        (
-            "alertmanager_cluster_messages_pruned",
-            "Total number of cluster messages pruned.",
-            m.messages_pruned,
-        ),
-        (
-            "alertmanager_cluster_reconnections",
-            "A counter of the number of cluster peer reconnections.",
-            m.reconnections,
-        ),
-        (
-            "alertmanager_cluster_reconnections_failed",
-            "A counter of the number of failed cluster peer reconnection attempts.",
-            m.reconnections_failed,
-        ),
-        (
-            "alertmanager_cluster_refresh_join",
-            "A counter of the number of cluster peer joined via refresh.",
-            m.refresh_joins,
-        ),
-        (
-            "alertmanager_cluster_refresh_join_failed",
-            "A counter of the number of failed cluster peer joined attempts via refresh.",
-            m.refresh_joins_failed,
-        ),
-    ):
-        yield CounterMetricFamily(name, doc, value=value)
-    alive = CounterMetricFamily(
-        "alertmanager_cluster_alive_messages",
-        "Total number of received alive messages.",
-        labels=["peer"],
-    )
-    for peer_name, count in sorted((stats.alive_messages if stats else {}).items()):
-        alive.add_metric([peer_name], count)
-    yield alive
-    pings = HistogramMetricFamily(
-        "alertmanager_cluster_pings_seconds",
-        "Histogram of latencies for ping messages.",
-        labels=["peer"],
-    )
-    for peer_name, histogram in sorted(m.ping_seconds.items()):
-        _add_histogram(pings, [peer_name], histogram)
-    yield pings
-    keys = (NFLOG_KEY, SILENCES_KEY)
-    duration = HistogramMetricFamily(
-        "alertmanager_oversize_gossip_message_duration_seconds",
-        "Duration of oversized gossip message requests.",
-        labels=["key"],
-    )
-    for key in keys:
-        _add_histogram(duration, [key], m.oversize_seconds.get(key) or Histogram(OVERSIZE_BUCKETS))
-    yield duration
-    yield from _labelled_counters(
-        "key",
-        keys,
-        (
-            (
-                "alertmanager_oversized_gossip_message_sent",
-                "Number of oversized gossip message sent.",
-                m.oversize_sent,
-            ),
-            (
-                "alertmanager_oversized_gossip_message_failure",
-                "Number of oversized gossip message sends that failed.",
-                m.oversize_failed,
-            ),
-            (
-                "alertmanager_oversized_gossip_message_dropped",
-                "Number of oversized gossip messages that were dropped due to a full message queue.",
-                m.oversize_dropped,
-            ),
-        ),
-    )
-
-
-def _labelled_counters(
-    label: str, keys: Sequence[str], rows: Iterable[tuple[str, str, dict[str, int]]]
-) -> Iterator[Metric]:
-    """One counter family per ``(name, help, counts)`` row, a series for every key."""
-    for name, doc, counts in rows:
-        family = CounterMetricFamily(name, doc, labels=[label])
-        for key in keys:
-            family.add_metric([key], counts.get(key, 0))
-        yield family
-
-
-def _add_histogram(family: HistogramMetricFamily, labels: list[str], h: Histogram) -> None:
-    buckets = [(_le(bound), float(count)) for bound, count in h.cumulative()]
-    family.add_metric(labels, buckets, h.total)
-
-
-def _le(bound: float) -> str:
-    """A bucket bound as Go's client prints it (``0.005``, ``1``, ``+Inf``)."""
-    return "+Inf" if bound == math.inf else f"{bound:g}"
-
-
-def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, value=value)
-
-
-#: One per process: the registry refuses the same names twice.
-_COLLECTOR = ClusterCollector()

@@ -41,7 +41,7 @@ from cluster.protowire import (
     write_delimited,
 )
 from daemon import metrics
-from daemon.clock import ZERO_TIME, Clock
+from daemon.clock import ZERO_TIME
 from daemon.gocompat.pbtimestamp import decode_timestamp, encode_timestamp
 from daemon.nflog.state import Entry, Nflog, ReceiverKey
 
@@ -205,19 +205,3 @@ def merge_bytes(nflog: Nflog, data: bytes, now: int) -> list[Entry]:
     changes nothing.
     """
     return [e for e in decode_state(data) if nflog.merge(e, now)]
-
-
-class NflogState:
-    """The nflog as a :class:`cluster.state.State`: full marshal out, peer records in."""
-
-    def __init__(self, nflog: Nflog, clock: Clock) -> None:
-        self.nflog = nflog
-        self.clock = clock
-
-    def marshal(self) -> bytes:
-        """Every entry, delimited, exactly as Alertmanager's ``MarshalBinary``."""
-        return encode_state(self.nflog.entries.values())
-
-    def merge(self, data: bytes) -> None:
-        """Merge a peer's entries at the current wall time (raises DecodeError)."""
-        merge_bytes(self.nflog, data, self.clock.now())

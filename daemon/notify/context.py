@@ -36,3 +36,13 @@ class Notifier(Protocol):
     """
 
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> bool: ...
+
+
+class Stage(Protocol):
+    """A receiver-wide step before the fan-out; returns the alerts it lets through.
+
+    Error handling: raise :class:`daemon.notify.retry.NotifyError` to fail the flush
+    (it is logged and ``notify`` returns False); anything else is a bug and propagates.
+    """
+
+    async def process(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> Sequence[Alert]: ...

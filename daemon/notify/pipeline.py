@@ -1,14 +1,18 @@
-"""The notification pipeline of one receiver (spec §4).
+"""The notification pipeline of one receiver, as Alertmanager's ``PipelineBuilder``
+assembles it (spec §4), built in one place: :func:`build_pipeline`.
 
-Theory of operation, per flush (``ReceiverPipeline.notify``):
+Stage order, per flush (``ReceiverPipeline.notify``):
 
-1. Receiver-wide stages run in order (gossip settle, inhibition, time intervals,
-   silences; :class:`Stage`). Each returns the alerts it lets through; the first that
-   returns none ends the flush with success.
+1. Receiver-wide stages, each a :class:`~daemon.notify.context.Stage`: GossipSettle,
+   Inhibit, TimeActive, TimeMute and Silence (:mod:`daemon.notify.stages`,
+   :mod:`daemon.notify.silence_stage`). Each returns the alerts it lets through; the
+   first that returns none ends the flush with success.
 2. Fan-out: one :class:`IntegrationPipeline` per integration, all concurrently in one
-   nursery. Each one waits ``position * peer_timeout`` (HA ordering), asks the nflog
-   whether anything is new (:mod:`daemon.notify.dedup`), sends with retries, and on
-   success records the send in the nflog with expiry ``2 * repeat_interval``.
+   nursery, each the chain Wait, Dedup, Retry, SetNotifies (:class:`WaitStage`,
+   :class:`DedupStage`, :class:`RetryStage`, :class:`SetNotifiesStage`): wait
+   ``position * peer_timeout`` (HA ordering), ask the nflog whether anything is new
+   (:mod:`daemon.notify.dedup`), send with retries, and on success record the send in
+   the nflog with expiry ``2 * repeat_interval``.
 3. The flush succeeds only if every integration succeeded; failures are logged joined
    by ``"; "``.
 
@@ -29,7 +33,7 @@ cancelled flush as failed.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -39,68 +43,35 @@ import trio
 
 from daemon import metrics
 from daemon.alert import Alert
-from daemon.clock import Clock, SystemClock
-from daemon.config.model import Config, HTTPConfig, IntegrationConfig, Receiver
+from daemon.clock import Clock
+from daemon.config.model import Config
+from daemon.inhibit import Inhibitor
 from daemon.nflog.state import Nflog, ReceiverKey
-from daemon.notify.context import NotifyContext
+from daemon.notify.context import NotifyContext, Stage
 from daemon.notify.dedup import needs_update, split_hashes
 from daemon.notify.http1 import HttpSender
-from daemon.notify.httpclient import HttpClients, as_sender
-from daemon.notify.receivers.base import IntegrationEnv, Templater
-from daemon.notify.receivers.registry import build_integration
-from daemon.notify.receivers.webhook import WebhookIntegration, unsupported_http_keys
+from daemon.notify.httpclient import HttpClients
+from daemon.notify.receivers.base import Integration, Templater
+from daemon.notify.receivers.registry import build_integrations
 from daemon.notify.retry import (
     REASON_CONTEXT_CANCELED,
     REASON_DEADLINE_EXCEEDED,
     Backoff,
     NotifyError,
 )
+from daemon.notify.silence_stage import SilenceStage
+from daemon.notify.stages import (
+    GossipSettleStage,
+    GroupMuteMarker,
+    InhibitStage,
+    TimeActiveStage,
+    TimeMuteStage,
+)
+from daemon.silence.state import Silences
 from daemon.template.render import Templates
+from daemon.timeinterval import TimeIntervals
 
 log = structlog.get_logger(__name__)
-
-
-class Stage(Protocol):
-    """A receiver-wide step before the fan-out; returns the alerts it lets through.
-
-    Error handling: raise :class:`NotifyError` to fail the flush (it is logged and
-    ``notify`` returns False); anything else is a bug and propagates.
-    """
-
-    async def process(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> Sequence[Alert]: ...
-
-
-class Integration(Protocol):
-    """One configured integration (e.g. one ``webhook_configs`` entry).
-
-    ``notify`` returns on success and raises :class:`NotifyError` otherwise.
-    """
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def index(self) -> int: ...
-
-    @property
-    def send_resolved(self) -> bool: ...
-
-    async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None: ...
-
-
-@attrs.define
-class UnsupportedIntegration:
-    """An integration type tocsin cannot send yet: every send fails, loudly, not silently."""
-
-    name: str
-    index: int
-    send_resolved: bool
-
-    async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
-        await trio.lowlevel.checkpoint()
-        raise NotifyError(
-            f"integration type {self.name!r} is not implemented by tocsin", retryable=False
-        )
 
 
 def no_wait() -> float:
@@ -108,21 +79,97 @@ def no_wait() -> float:
     return 0.0
 
 
+# --- the per-integration stages ----------------------------------------------------------
+
+
+@attrs.define(slots=True)
+class IntegrationFlush:
+    """One integration's share of a flush, handed down its stages (Alertmanager keeps
+    these facts in the context: the time after the HA wait and the hash sets that
+    Dedup computed for SetNotifies)."""
+
+    ctx: NotifyContext
+    now: int
+    firing: list[int] = attrs.field(factory=list)
+    resolved: list[int] = attrs.field(factory=list)
+
+
+class IntegrationStage(Protocol):
+    """A step of one integration's chain; returns the alerts it passes on.
+
+    Returning none ends the chain with success. :class:`IntegrationFailed` ends it with
+    failure.
+    """
+
+    async def process(
+        self, flush: IntegrationFlush, alerts: Sequence[Alert]
+    ) -> Sequence[Alert]: ...
+
+
+class IntegrationFailed(Exception):
+    """The integration gave up; ``text`` is Alertmanager's error line for the flush."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
 @attrs.define
-class IntegrationPipeline:
-    """Wait, dedup, retry and set-notifies for one integration of one receiver."""
+class WaitStage:
+    """Wait ``position * peer_timeout`` so peers ahead of us notify first (HA ordering)."""
+
+    wait: Callable[[], float]
+    clock: Clock
+
+    async def process(self, flush: IntegrationFlush, alerts: Sequence[Alert]) -> Sequence[Alert]:
+        delay = self.wait()
+        if delay > 0:
+            await trio.sleep(delay)
+            # Peers ahead of us had `delay` to notify; judge their entries at real time.
+            flush.now = self.clock.now()
+        return alerts
+
+
+@attrs.define
+class DedupStage:
+    """Pass the alerts on only if the nflog says the integration has news (spec §4.1)."""
+
+    nflog: Nflog
+    key: ReceiverKey
+    send_resolved: bool
+
+    async def process(self, flush: IntegrationFlush, alerts: Sequence[Alert]) -> Sequence[Alert]:
+        ctx = flush.ctx
+        firing, resolved = split_hashes(alerts, flush.now)
+        entry = self.nflog.query(ctx.group_key, self.key)
+        if not needs_update(
+            entry, firing, resolved, self.send_resolved, ctx.repeat_interval, flush.now
+        ):
+            log.debug(
+                "notify.deduped",
+                receiver=ctx.receiver,
+                integration=f"{self.key.integration}[{self.key.idx}]",
+                group_key=ctx.group_key,
+            )
+            return ()
+        flush.firing, flush.resolved = firing, resolved
+        return alerts
+
+
+@attrs.define
+class RetryStage:
+    """Send, retrying retryable failures with backoff until the flush deadline."""
 
     receiver: str
     integration: Integration
-    nflog: Nflog
-    clock: Clock
     rng: random.Random
-    #: Seconds to wait before dedup: ``position * peer_timeout``.
-    wait: Callable[[], float] = no_wait
     #: This integration's children of the per-attempt metrics, looked up once.
     _sent_metrics: tuple[Any, Any, Any] | None = attrs.field(default=None, init=False)
-    #: The nflog key, built once per integration object (read twice per flush).
-    _key: tuple[Integration, ReceiverKey] | None = attrs.field(default=None, init=False)
+
+    @property
+    def label(self) -> str:
+        """Upstream's integration string, ``webhook[0]``, used in logs and errors."""
+        return f"{self.integration.name}[{self.integration.index}]"
 
     def _metrics(self) -> tuple[Any, Any, Any]:
         """``notifications``, ``notification_requests`` and the latency histogram."""
@@ -135,51 +182,11 @@ class IntegrationPipeline:
             )
         return self._sent_metrics
 
-    @property
-    def label(self) -> str:
-        """Upstream's integration string, ``webhook[0]``, used in logs and errors."""
-        return f"{self.integration.name}[{self.integration.index}]"
-
-    @property
-    def key(self) -> ReceiverKey:
-        cached = self._key
-        if cached is None or cached[0] is not self.integration:
-            key = ReceiverKey(self.receiver, self.integration.name, self.integration.index)
-            cached = self._key = (self.integration, key)
-        return cached[1]
-
-    async def run(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> str | None:
-        """Deliver if needed; returns None on success or the give-up error text."""
-        now = ctx.now
-        delay = self.wait()
-        if delay > 0:
-            await trio.sleep(delay)
-            # Peers ahead of us had `delay` to notify; judge their entries at real time.
-            now = self.clock.now()
-        firing, resolved = split_hashes(alerts, now)
-        entry = self.nflog.query(ctx.group_key, self.key)
-        if not needs_update(
-            entry, firing, resolved, self.integration.send_resolved, ctx.repeat_interval, now
-        ):
-            log.debug(
-                "notify.deduped",
-                receiver=self.receiver,
-                integration=self.label,
-                group_key=ctx.group_key,
-            )
-            return None
-        error = await self._retry(ctx, alerts, now)
+    async def process(self, flush: IntegrationFlush, alerts: Sequence[Alert]) -> Sequence[Alert]:
+        error = await self._retry(flush.ctx, alerts, flush.now)
         if error is not None:
-            return error
-        self.nflog.log(
-            self.key,
-            ctx.group_key,
-            firing,
-            resolved,
-            now=self.clock.now(),
-            expiry=2 * ctx.repeat_interval,
-        )
-        return None
+            raise IntegrationFailed(error)
+        return alerts
 
     async def _retry(self, ctx: NotifyContext, alerts: Sequence[Alert], now: int) -> str | None:
         name = self.integration.name
@@ -257,13 +264,81 @@ class IntegrationPipeline:
 
 
 @attrs.define
+class SetNotifiesStage:
+    """Record the successful send in the nflog, expiring after twice the repeat interval."""
+
+    nflog: Nflog
+    key: ReceiverKey
+    clock: Clock
+
+    async def process(self, flush: IntegrationFlush, alerts: Sequence[Alert]) -> Sequence[Alert]:
+        ctx = flush.ctx
+        self.nflog.log(
+            self.key,
+            ctx.group_key,
+            flush.firing,
+            flush.resolved,
+            now=self.clock.now(),
+            expiry=2 * ctx.repeat_interval,
+        )
+        return alerts
+
+
+@attrs.define
+class IntegrationPipeline:
+    """Wait, Dedup, Retry and SetNotifies for one integration of one receiver."""
+
+    receiver: str
+    integration: Integration
+    stages: Sequence[IntegrationStage]
+
+    @classmethod
+    def build(
+        cls,
+        receiver: str,
+        integration: Integration,
+        nflog: Nflog,
+        clock: Clock,
+        rng: random.Random,
+        wait: Callable[[], float] = no_wait,
+    ) -> IntegrationPipeline:
+        """The chain in Alertmanager's order."""
+        key = ReceiverKey(receiver, integration.name, integration.index)
+        return cls(
+            receiver,
+            integration,
+            (
+                WaitStage(wait, clock),
+                DedupStage(nflog, key, integration.send_resolved),
+                RetryStage(receiver, integration, rng),
+                SetNotifiesStage(nflog, key, clock),
+            ),
+        )
+
+    async def run(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> str | None:
+        """Deliver if needed; returns None on success or the give-up error text."""
+        flush = IntegrationFlush(ctx, ctx.now)
+        try:
+            for stage in self.stages:
+                alerts = await stage.process(flush, alerts)
+                if not alerts:
+                    return None
+        except IntegrationFailed as failed:
+            return failed.text
+        return None
+
+
+# --- the receiver ----------------------------------------------------------------------------
+
+
+@attrs.define
 class ReceiverPipeline:
     """The :class:`~daemon.notify.context.Notifier` for one receiver."""
 
     receiver: str
     integrations: list[IntegrationPipeline]
-    #: Receiver-wide stages before the fan-out, in order; empty until those land.
-    stages: list[Stage] = attrs.field(factory=list)
+    #: Receiver-wide stages before the fan-out, in order (see :func:`build_pipeline`).
+    stages: Sequence[Stage] = ()
 
     def prepare(self, alerts: Sequence[Alert], now: int) -> None:
         """Let stages that can (silences) look ``alerts`` up ahead of their flush.
@@ -313,70 +388,6 @@ class ReceiverPipeline:
         return True
 
 
-def build_integrations(
-    receiver: Receiver,
-    http: httpx.AsyncClient | HttpSender,
-    external_url: str,
-    templater: Templater | None = None,
-    clock: Clock | None = None,
-    clients: HttpClients | None = None,
-) -> list[Integration]:
-    """The integrations of one receiver; unknown types become failing placeholders.
-
-    With ``clients``, each entry gets the sender its ``http_config`` needs (the
-    default one, or httpx for TLS, proxy, OAuth2; raises ``HttpClientConfigError`` on
-    unusable TLS files) and ``http`` is not used; without, all share ``http`` and
-    those settings are logged as ignored.
-    """
-    default = as_sender(http) if clients is None else clients.default_sender
-    built: list[Integration] = []
-    for idx, webhook in enumerate(receiver.webhook_configs):
-        if clients is None:
-            _warn_ignored(receiver.name, f"webhook[{idx}]", webhook.http_config)
-        sender = default if clients is None else clients.sender_for(webhook.http_config)
-        built.append(WebhookIntegration(webhook, idx, sender, external_url))
-    env = IntegrationEnv(
-        http=default,
-        templater=templater or Templates.load((), external_url),
-        external_url=external_url,
-        clock=clock or SystemClock(),
-        receiver=receiver.name,
-    )
-    per_type: dict[str, int] = {}
-    for other in receiver.other_configs:
-        idx = per_type.get(other.type, 0)
-        per_type[other.type] = idx + 1
-        integration = build_integration(other, idx, _env_for(env, other, clients))
-        if integration is None:
-            log.warning(
-                "notify.integration_unsupported",
-                receiver=receiver.name,
-                integration=f"{other.type}[{idx}]",
-            )
-            integration = UnsupportedIntegration(other.type, idx, other.send_resolved)
-        built.append(integration)
-    return built
-
-
-def _warn_ignored(receiver: str, integration: str, config: HTTPConfig) -> None:
-    ignored = unsupported_http_keys(config)
-    if ignored:
-        log.warning(
-            "notify.config_ignored", receiver=receiver, integration=integration, keys=ignored
-        )
-
-
-def _env_for(
-    env: IntegrationEnv, other: IntegrationConfig, clients: HttpClients | None
-) -> IntegrationEnv:
-    """``env`` with the HTTP sender this entry's ``http_config`` asks for."""
-    config = other.fields.get("http_config")
-    if clients is None or not isinstance(config, HTTPConfig):
-        return env
-    sender = clients.sender_for(config)
-    return env if sender is env.http else attrs.evolve(env, http=sender)
-
-
 def build_notifiers(
     config: Config,
     nflog: Nflog,
@@ -388,6 +399,7 @@ def build_notifiers(
     wait: Callable[[], float] = no_wait,
     templates: Templater | None = None,
     clients: HttpClients | None = None,
+    stages: Sequence[Stage] = (),
 ) -> dict[str, ReceiverPipeline]:
     """One pipeline per configured receiver, keyed by receiver name.
 
@@ -395,26 +407,75 @@ def build_notifiers(
     referenced ones are ever called. ``wait`` gives this peer's HA wait in seconds.
     ``templates`` renders integration fields (defaults to the built-in templates only).
     ``clients`` gives each integration the client its ``http_config`` needs.
+    ``stages`` are the receiver-wide stages every receiver runs first.
     """
     rng = rng or random.Random()
     templates = templates or Templates.load((), external_url)
     pipelines: dict[str, ReceiverPipeline] = {}
     for receiver in config.receivers:
         subs = [
-            IntegrationPipeline(receiver.name, integration, nflog, clock, rng, wait)
+            IntegrationPipeline.build(receiver.name, integration, nflog, clock, rng, wait)
             for integration in build_integrations(
                 receiver, http, external_url, templates, clock, clients
             )
         ]
-        pipelines[receiver.name] = ReceiverPipeline(receiver.name, subs)
+        pipelines[receiver.name] = ReceiverPipeline(receiver.name, subs, stages)
     return pipelines
 
 
+def build_pipeline(
+    config: Config,
+    *,
+    nflog: Nflog,
+    silences: Silences,
+    inhibitor: Inhibitor,
+    mute_marker: GroupMuteMarker,
+    clock: Clock,
+    http: httpx.AsyncClient | HttpSender,
+    external_url: str,
+    templates: Templater,
+    clients: HttpClients | None = None,
+    settle: Callable[[], Awaitable[None]] | None = None,
+    wait: Callable[[], float] = no_wait,
+    rng: random.Random | None = None,
+) -> dict[str, ReceiverPipeline]:
+    """Every receiver's pipeline, stages in Alertmanager's ``PipelineBuilder`` order.
+
+    ``settle`` waits until gossip has settled (None without clustering); ``wait`` gives
+    this peer's HA wait in seconds.
+    """
+    intervals = TimeIntervals(config.time_intervals)
+    stages: list[Stage] = [] if settle is None else [GossipSettleStage(settle)]
+    stages += [
+        InhibitStage(inhibitor),
+        TimeActiveStage(intervals, mute_marker),
+        TimeMuteStage(intervals, mute_marker),
+        SilenceStage(silences),
+    ]
+    return build_notifiers(
+        config,
+        nflog,
+        clock,
+        http,
+        external_url,
+        rng=rng,
+        wait=wait,
+        templates=templates,
+        clients=clients,
+        stages=tuple(stages),
+    )
+
+
 __all__ = [
-    "Integration",
+    "DedupStage",
+    "IntegrationFailed",
+    "IntegrationFlush",
     "IntegrationPipeline",
+    "IntegrationStage",
     "ReceiverPipeline",
-    "Stage",
-    "UnsupportedIntegration",
+    "RetryStage",
+    "SetNotifiesStage",
+    "WaitStage",
     "build_notifiers",
+    "build_pipeline",
 ]

@@ -20,7 +20,7 @@ from daemon.alert import Alert
 from daemon.clock import ZERO_TIME
 from daemon.config.model import Receiver
 from daemon.notify.context import NotifyContext
-from daemon.notify.pipeline import Integration
+from daemon.notify.receivers.base import Integration
 from daemon.notify.retry import NotifyError
 
 log = structlog.get_logger(__name__)

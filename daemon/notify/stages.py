@@ -1,7 +1,7 @@
-"""Receiver-wide suppression stages: inhibition, active and mute time intervals (spec §4).
+"""Receiver-wide stages: gossip settle, inhibition, active and mute time intervals (spec §4).
 
-They run in this order, after gossip settle and before silences, and each implements
-:class:`daemon.notify.pipeline.Stage`. The decisions themselves are pure
+They run in this order, before silences, and each implements
+:class:`daemon.notify.context.Stage`. The decisions themselves are pure
 (:class:`daemon.inhibit.Inhibitor`, :class:`daemon.timeinterval.TimeIntervals`); the
 stages only apply them to one flush, at the flush's tick time ``ctx.now``.
 
@@ -21,7 +21,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
 import structlog
@@ -31,7 +31,6 @@ from daemon import metrics
 from daemon.alert import Alert
 from daemon.inhibit import Inhibitor
 from daemon.notify.context import NotifyContext
-from daemon.notify.pipeline import Stage
 from daemon.notify.retry import NotifyError
 from daemon.timeinterval import TimeIntervals
 
@@ -79,6 +78,22 @@ def _active_names(intervals: TimeIntervals, names: Sequence[str], now: int) -> l
         raise NotifyError(
             f"time interval {err.args[0]} doesn't exist in config", retryable=False
         ) from None
+
+
+@attrs.frozen
+class GossipSettleStage:
+    """Gossip settle, the first receiver stage: hold flushes until the peer settled.
+
+    Cancellation: the dispatcher's flush deadline bounds the wait; a cancelled flush
+    counts as failed and is retried at the next group interval, as upstream.
+    """
+
+    wait_settled: Callable[[], Awaitable[None]]
+
+    async def process(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> Sequence[Alert]:
+        """Return ``alerts`` once gossip has settled."""
+        await self.wait_settled()
+        return alerts
 
 
 @attrs.define
@@ -158,24 +173,13 @@ class TimeMuteStage:
         return []
 
 
-def suppression_stages(
-    inhibitor: Inhibitor, intervals: TimeIntervals, marker: GroupMuteMarker
-) -> list[Stage]:
-    """Stages 2-4 of every receiver, in order; the silence stage goes after them."""
-    return [
-        InhibitStage(inhibitor),
-        TimeActiveStage(intervals, marker),
-        TimeMuteStage(intervals, marker),
-    ]
-
-
 __all__ = [
     "REASON_ACTIVE_TIME_INTERVAL",
     "REASON_INHIBITION",
     "REASON_MUTE_TIME_INTERVAL",
+    "GossipSettleStage",
     "GroupMuteMarker",
     "InhibitStage",
     "TimeActiveStage",
     "TimeMuteStage",
-    "suppression_stages",
 ]

@@ -373,9 +373,6 @@ class Silences:
     """The silence store (mutable state; silences are immutable values)."""
 
     retention: int = DEFAULT_RETENTION
-    #: Called with one length-delimited ``MeshSilence`` after every local write or
-    #: newly merged record; the cluster wiring sets it.
-    broadcast: Callable[[bytes], None] | None = None
     new_id: Callable[[], str] = _new_id
     #: Bumped on every change of the stored set.
     version: int = 0
@@ -385,6 +382,12 @@ class Silences:
     _changes: list[str] = attrs.field(factory=list, alias="_changes")
     _changes_base: int = attrs.field(default=0, alias="_changes_base")
     _marks: dict[int, _Marks] = attrs.field(factory=dict, alias="_marks")
+    #: Observers of every stored record (durable journal, gossip), each handed one
+    #: length-delimited ``MeshSilence``; they run synchronously inside the write or
+    #: merge, so they must only queue work, never block.
+    _listeners: list[Callable[[bytes], None]] = attrs.field(
+        factory=list, init=False, eq=False, repr=False
+    )
     #: Index keys of each stored silence (None: unindexed); computing them parses regexes.
     _keys_of: dict[str, tuple[tuple[str, str], ...] | None] = attrs.field(
         factory=dict, alias="_keys_of"
@@ -394,6 +397,17 @@ class Silences:
     _since_memo: tuple[int, int, frozenset[str]] | None = attrs.field(
         default=None, alias="_since_memo"
     )
+
+    def subscribe(self, listener: Callable[[bytes], None]) -> Callable[[], None]:
+        """Call ``listener`` with every record a local write or a merge stores (not with
+        what :meth:`load_snapshot` loads); returns the unsubscribe function."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
 
     # --- reading ---
 
@@ -479,21 +493,19 @@ class Silences:
         prev = self.get(silence.id)
         if prev is not None and not prev.updated_at < silence.updated_at:
             return False
-        self._put(silence, expires_at, gossip=False)
+        self._put(silence, expires_at)
         return True
 
-    def merge_bytes(self, data: bytes, now: int) -> list[bytes]:
-        """Merge concatenated delimited ``MeshSilence`` records; returns those that changed us.
+    def merge_bytes(self, data: bytes, now: int) -> int:
+        """Merge concatenated delimited ``MeshSilence`` records; how many changed us.
+
+        Each record that changed the store goes to the listeners, as any stored record.
 
         Error handling: :class:`~cluster.errors.DecodeError` for bytes that do not parse
         (nothing is merged then).
         """
         records = silencepb.decode_state(data)
-        changed = []
-        for silence, expires_at in records:
-            if self.merge(silence, expires_at, now):
-                changed.append(silencepb.encode_delimited(silence, expires_at))
-        return changed
+        return sum(self.merge(silence, expires_at, now) for silence, expires_at in records)
 
     def gc(self, now: int) -> int:
         """Delete silences whose retention ran out (``expires_at <= now``); how many."""
@@ -539,16 +551,9 @@ class Silences:
         snapshot_size.set(len(data))
         return data
 
-    def register_metrics(self, clock_now: Callable[[], int]) -> None:
-        """Point the scrape-time ``alertmanager_silences{state}`` gauge at this store."""
-
-        def read() -> list[tuple[tuple[str, ...], float]]:
-            counts = self.count_by_state(clock_now())
-            return [((state.value,), float(n)) for state, n in counts.items()]
-
-        metrics.register_callback(
-            "alertmanager_silences", "How many silences by state.", ["state"], read
-        )
+    def state_samples(self, now: int) -> list[tuple[tuple[str, ...], float]]:
+        """``alertmanager_silences{state}`` samples at ``now``."""
+        return [((state.value,), float(n)) for state, n in self.count_by_state(now).items()]
 
     # --- muting ---
 
@@ -595,17 +600,19 @@ class Silences:
 
     def _write(self, s: Silence) -> None:
         expires_at = s.ends_at + self.retention
-        self._put(s, expires_at, gossip=True)
+        self._put(s, expires_at)
 
-    def _put(self, s: Silence, expires_at: int, gossip: bool) -> None:
+    def _put(self, s: Silence, expires_at: int) -> None:
         prev = self._entries.get(s.id)
         if prev is not None:
             self._unindex(prev[0])
         self._entries[s.id] = (s, expires_at)
         self._index(s)
         self._changed(s.id)
-        if gossip and self.broadcast is not None:
-            self.broadcast(silencepb.encode_delimited(s, expires_at))
+        if self._listeners:
+            record = silencepb.encode_delimited(s, expires_at)
+            for listener in list(self._listeners):
+                listener(record)
 
     def _remove(self, sid: str) -> None:
         s, _ = self._entries.pop(sid)
@@ -696,31 +703,3 @@ class Silences:
             self.version, tuple(active), tuple(pending), now, recheck_at
         )
         return active
-
-
-class SilenceGossip:
-    """The :class:`cluster.state.State` face of a store: full state out, records in.
-
-    Records that changed the store are handed to ``rebroadcast`` (upstream gossips
-    them on, unless oversized; the cluster wiring decides).
-    """
-
-    def __init__(
-        self,
-        silences: Silences,
-        now: Callable[[], int],
-        rebroadcast: Callable[[bytes], None] | None = None,
-    ) -> None:
-        self._silences = silences
-        self._now = now
-        self._rebroadcast = rebroadcast
-
-    def marshal(self) -> bytes:
-        return self._silences.marshal()
-
-    def merge(self, data: bytes) -> None:
-        changed = self._silences.merge_bytes(data, self._now())
-        if self._rebroadcast is not None:
-            for record in changed:
-                gossip_propagated.inc()
-                self._rebroadcast(record)

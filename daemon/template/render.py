@@ -16,16 +16,34 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
+from typing import Protocol
 
 import attrs
 
 from daemon.alert import Alert
-from daemon.notify.context import NotifyContext
 from daemon.template.data import TemplateData, build_data
 from daemon.template.errors import TemplateError, TemplateParseError
 from daemon.template.templateset import TemplateSet
+
+
+class Notification(Protocol):
+    """The facts of one notification that rendering needs, besides its alerts.
+
+    The notifier's context has them; naming only these keeps templates free of the
+    notification pipeline.
+    """
+
+    @property
+    def receiver(self) -> str: ...
+
+    @property
+    def group_labels(self) -> Mapping[str, str]: ...
+
+    @property
+    def now(self) -> int: ...
+
 
 #: The built-in files, parsed in this order before the user's.
 BUILTIN_FILES = ("default.tmpl", "email.tmpl")
@@ -80,12 +98,12 @@ class Templates:
         """The same sets, rendering ``.ExternalURL`` as ``external_url``."""
         return attrs.evolve(self, external_url=external_url)
 
-    def data(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> TemplateData:
+    def data(self, ctx: Notification, alerts: Sequence[Alert]) -> TemplateData:
         """The ``.`` of a notification of ``alerts`` at ``ctx.now``."""
         return build_data(ctx.receiver, ctx.group_labels, alerts, self.external_url, ctx.now)
 
     def render(
-        self, text: str, ctx: NotifyContext, alerts: Sequence[Alert], *, html: bool = False
+        self, text: str, ctx: Notification, alerts: Sequence[Alert], *, html: bool = False
     ) -> str:
         """One config field rendered as Alertmanager does; raises ``TemplateError``."""
         return self.render_data(text, self.data(ctx, alerts), ctx.now, html=html)
@@ -96,4 +114,4 @@ class Templates:
         return tset.execute_text(text, data, now=now)
 
 
-__all__ = ["BUILTIN_FILES", "Templates", "builtin_text", "expand_globs"]
+__all__ = ["BUILTIN_FILES", "Notification", "Templates", "builtin_text", "expand_globs"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -86,6 +86,11 @@ class FakeBackend:
     cluster: dict[str, Any] = attrs.field(factory=lambda: {"peers": [], "status": "disabled"})
     is_ready: bool = True
     reload_error: str | None = None
+    #: Every alert the intake stored, as put_alerts handed them on.
+    ingested: list[Alert] = attrs.field(factory=list)
+
+    def put_alerts(self, alerts: Sequence[Alert], now: int) -> None:
+        self.ingested.extend(self.store.put(alerts, now))
 
     def receivers_for(self, labels: Mapping[str, str]) -> list[str]:
         return list(self.routes.get(labels.get("team", ""), ["default"]))

@@ -17,8 +17,8 @@ import trio
 from cluster.channel import SILENCES_KEY, plan_broadcast
 from daemon import metrics
 from daemon.clock import NS_PER_SECOND, TrioClock
+from daemon.ha.metrics import COLLECTOR
 from daemon.ha.peer import (
-    _COLLECTOR,
     ClusterPeer,
     PeerSetupError,
     choose_advertise_address,
@@ -29,10 +29,10 @@ from daemon.ha.peer import (
 from daemon.matcher import parse_matcher
 from daemon.nflog.state import Nflog, ReceiverKey
 from daemon.notify.context import NotifyContext
+from daemon.notify.stages import GossipSettleStage
 from daemon.options import Options
 from daemon.silence.state import Silence, Silences
 from tests.integration.processes import (
-    ROOT,
     Proc,
     WebhookSink,
     free_port,
@@ -83,7 +83,7 @@ async def cluster_of(count: int) -> AsyncIterator[list[Member]]:
             peers = (join_host_port(members[0].peer.node.address),) if members else ()
             clock = TrioClock(ANCHOR + i * 1_000_000)  # later starters sort later
             silences, nflog, journal = Silences(), Nflog(), list[bytes]()
-            silences.broadcast = journal.append  # the durable journal's hook
+            silences.subscribe(journal.append)  # as the durable journal subscribes
             peer = ClusterPeer(
                 fast_options(*peers), silences, nflog, clock, rng=random.Random(i), leave_timeout=2
             )
@@ -200,7 +200,7 @@ async def test_sent_updates_count_every_transmission_as_alertmanager() -> None:
         await trio.sleep(0.5)  # and no more
         stats = a.peer.node.statistics()
         assert (stats.user_messages_sent, stats.user_bytes_sent) == (sends, sends * part_size)
-        _COLLECTOR.use(a.peer)  # the registry serves the most recently started peer
+        COLLECTOR.use(a.peer)  # the registry serves the most recently started peer
         update = {"msg_type": "update"}
         assert scraped("alertmanager_cluster_messages_sent_total", update) == sends
         assert scraped("alertmanager_cluster_messages_sent_size_total", update) == (
@@ -230,7 +230,7 @@ async def test_settle_position_and_status() -> None:
                 join_host_port(x.peer.node.address) for x in members
             }
         ctx = NotifyContext("{}:{}", {}, "team", 0, "{}", ANCHOR)
-        assert await members[0].peer.settle_stage().process(ctx, []) == []
+        assert await GossipSettleStage(members[0].peer.wait_settled).process(ctx, []) == []
 
 
 async def test_settle_stage_blocks_until_settled() -> None:
@@ -239,26 +239,26 @@ async def test_settle_stage_blocks_until_settled() -> None:
         ctx = NotifyContext("{}:{}", {}, "team", 0, "{}", ANCHOR)
         assert not only.peer.ready
         with trio.move_on_after(0.2) as scope:
-            await only.peer.settle_stage().process(ctx, [])
+            await GossipSettleStage(only.peer.wait_settled).process(ctx, [])
         assert scope.cancelled_caught
         with trio.fail_after(10):
-            assert await only.peer.settle_stage().process(ctx, []) == []
+            assert await GossipSettleStage(only.peer.wait_settled).process(ctx, []) == []
         assert only.peer.ready
 
 
-async def test_leave_is_seen_and_hooks_restored() -> None:
-    """Cancelling a peer makes it leave gracefully and gives back the silence hook."""
+async def test_leave_is_seen_and_listeners_removed() -> None:
+    """Cancelling a peer makes it leave gracefully and unsubscribes it from the silences."""
     async with cluster_of(1) as (first,):
         async with trio.open_nursery() as nursery:
             silences, journal = Silences(), list[bytes]()
-            silences.broadcast = journal.append
+            silences.subscribe(journal.append)
             opts = fast_options(join_host_port(first.peer.node.address))
             second = ClusterPeer(opts, silences, Nflog(), TrioClock(ANCHOR), leave_timeout=2)
             await nursery.start(second.run)
             await wait_for(lambda: len(first.peer.node.members()) == 2)
-            assert silences.broadcast is not journal.append
+            assert len(silences._listeners) == 2  # the journal's and the peer's
             nursery.cancel_scope.cancel()
-        assert silences.broadcast == journal.append
+        assert silences._listeners == [journal.append]
         await wait_for(lambda: len(first.peer.node.members()) == 1, seconds=3)
         assert first.peer.counters.left == 1
 
@@ -288,11 +288,6 @@ FAST_FLAGS = (
     "--cluster.peer-timeout=2s",
     "--cluster.settle-timeout=2s",
     "--cluster.reconnect-interval=500ms",
-)
-
-needs_wiring = pytest.mark.skipif(
-    "create_peer" not in (ROOT / "daemon" / "app.py").read_text(),
-    reason="daemon.app does not start the cluster peer yet",
 )
 
 
@@ -353,7 +348,6 @@ def notified_names(sink: WebhookSink, quiet: float) -> list[str]:
         names.extend(a["labels"]["alertname"] for a in request.json()["alerts"])
 
 
-@needs_wiring
 def test_three_tocsin_nodes_notify_once_and_share_silences(tmp_path: Path) -> None:
     """Three clustered tocsin nodes given the same alert notify once; a silence mutes on all."""
     ports = [free_port() for _ in range(3)]
@@ -380,7 +374,6 @@ def test_three_tocsin_nodes_notify_once_and_share_silences(tmp_path: Path) -> No
         assert notified_names(sink, quiet=6) == ["Control"]
 
 
-@needs_wiring
 @pytest.mark.alertmanager
 def test_tocsin_and_alertmanager_form_one_cluster(tmp_path: Path) -> None:
     """tocsin and Alertmanager 0.25 join, share silences both ways, and notify once."""

@@ -9,6 +9,7 @@ failed-peer gauges, silences, and exactly one notification per group.
 from __future__ import annotations
 
 import contextlib
+import errno
 import random
 import socket
 import time
@@ -131,15 +132,19 @@ def tcp_exchange(port: int, data: bytes) -> bytes:
     """Send ``data`` and our end-of-stream on a new connection; read until the node closes.
 
     A node that closes with our bytes unread makes the kernel reset the connection:
-    that counts as closed too.
+    that counts as closed too, whether the reset reaches us as ECONNRESET or, when it
+    comes before our shutdown, as ENOTCONN.
     """
     chunks = []
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        with contextlib.suppress(ConnectionResetError):
+        try:
             sock.sendall(data)
             sock.shutdown(socket.SHUT_WR)
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
+        except OSError as exc:
+            if exc.errno not in (errno.ECONNRESET, errno.ENOTCONN):
+                raise
     return b"".join(chunks)
 
 

@@ -314,15 +314,9 @@ async def test_alertmanager_refuses_a_node_from_another_ca(
                 assert len(peers) == 1 and "mallory" not in peers  # only itself
 
 
-# --- the daemon with --cluster.tls-config (needs daemon/ha/peer.py to open the transport) -------
-
-needs_tls_wiring = pytest.mark.skipif(
-    "tls-config is not supported" in (ROOT / "daemon" / "peer.py").read_text(),
-    reason="daemon/ha/peer.py does not open the TLS transport yet",
-)
+# --- the daemon with --cluster.tls-config ---------------------------------------------------
 
 
-@needs_tls_wiring
 @pytest.mark.alertmanager
 def test_tocsin_and_alertmanager_share_silences_over_tls(pki: Pki, tmp_path: Path) -> None:
     """tocsin and Alertmanager 0.25, both with --cluster.tls-config, cluster and share silences both ways."""
@@ -353,7 +347,6 @@ def test_tocsin_and_alertmanager_share_silences_over_tls(pki: Pki, tmp_path: Pat
         }
 
 
-@needs_tls_wiring
 def test_bad_tls_config_stops_start_up(pki: Pki, tmp_path: Path) -> None:
     """A TLS config naming a missing key file makes the daemon exit 1, naming file and key."""
     bad = tmp_path / "tls.yml"

@@ -31,7 +31,7 @@ from daemon.notify.httpclient import (
     needs_own_client,
     no_proxy_patterns,
 )
-from daemon.notify.pipeline import build_integrations
+from daemon.notify.receivers.registry import build_integrations
 from daemon.notify.receivers.webhook import WebhookIntegration
 
 # --- certificates ----------------------------------------------------------------------

@@ -21,8 +21,8 @@ from daemon.dispatch.group import AggregationGroup
 from daemon.inhibit import Inhibitor
 from daemon.matcher import parse_matcher
 from daemon.nflog.state import Nflog
-from daemon.notify.context import NotifyContext
-from daemon.notify.pipeline import ReceiverPipeline, Stage, build_notifiers
+from daemon.notify.context import NotifyContext, Stage
+from daemon.notify.pipeline import ReceiverPipeline, build_notifiers
 from daemon.notify.retry import NotifyError
 from daemon.notify.silence_stage import SilenceStage
 from daemon.notify.stages import (
@@ -30,7 +30,6 @@ from daemon.notify.stages import (
     InhibitStage,
     TimeActiveStage,
     TimeMuteStage,
-    suppression_stages,
 )
 from daemon.silence.state import Silence, Silences
 from daemon.timeinterval import TimeIntervals
@@ -248,8 +247,11 @@ class Harness:
         base = build_notifiers(
             cfg, Nflog(), self.clock, self.http, "http://am", rng=random.Random(1)
         )["wh"]
+        intervals = TimeIntervals(cfg.time_intervals)
         stages = [
-            *suppression_stages(self.inhibitor, TimeIntervals(cfg.time_intervals), self.marker),
+            InhibitStage(self.inhibitor),
+            TimeActiveStage(intervals, self.marker),
+            TimeMuteStage(intervals, self.marker),
             *extra,
         ]
         self.pipeline = ReceiverPipeline("wh", base.integrations, stages=stages)

@@ -106,7 +106,7 @@ SILENCE_CHILD = textwrap.dedent(
         silences = Silences()
         loaded = await state.load_decoded(silencepb.decode_mesh_silence)
         silences.load_snapshot(silencepb.encode_state(loaded.records))
-        silences.broadcast = state.append_delimited_nowait
+        silences.subscribe(state.append_delimited_nowait)
         handler = flush_after(post, lambda backend: state)
         for i in range(1000):
             print(await handler(silences, i), flush=True)

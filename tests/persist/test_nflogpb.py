@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from cluster.errors import DecodeError
 from cluster.protowire import ProtoWriter, write_delimited
 from daemon.clock import NS_PER_SECOND, ZERO_TIME, FixedClock
+from daemon.ha.channels import NflogChannel
 from daemon.nflog import codec as nflogpb
 from daemon.nflog.codec import (
-    NflogState,
     decode_mesh_entry,
     decode_state,
     encode_mesh_entry,
@@ -190,11 +190,11 @@ def test_merge_bytes_is_all_or_nothing() -> None:
 
 
 def test_nflog_state_marshal_merge_between_two_logs() -> None:
-    """NflogState.marshal on one node merged by another reproduces its entries."""
+    """The "nfl" channel's marshal on one node merged by another reproduces its entries."""
     a, b = Nflog(), Nflog()
     a.log(RECV, GK, [1, 2], [3], now=T0)
     clock = FixedClock(T0 + S)
-    NflogState(b, clock).merge(NflogState(a, clock).marshal())
+    NflogChannel(nflog=b, clock=clock).merge(NflogChannel(nflog=a, clock=clock).marshal())
     assert b.entries == a.entries
 
 

@@ -29,7 +29,7 @@ async def start(directory: Path) -> tuple[Silences, DurableState]:
     silences = Silences()
     loaded = await state.load_decoded(silencepb.decode_mesh_silence)
     silences.load_snapshot(silencepb.encode_state(loaded.records))
-    silences.broadcast = state.append_delimited_nowait
+    silences.subscribe(state.append_delimited_nowait)
     return silences, state
 
 
@@ -87,7 +87,7 @@ async def test_maintenance_snapshot_is_alertmanager_readable(
     """The maintenance snapshot holds GC'd state in AM's format and empties the journal."""
     state = await DurableState.open(tmp_path, "silences", run_blocking=run_inline)
     silences = Silences()
-    silences.broadcast = state.append_delimited_nowait
+    silences.subscribe(state.append_delimited_nowait)
     keep = silences.set(new_silence("keep"), T0)
     old = silences.set(new_silence("old"), T0)
     silences.expire(old, T0)

@@ -29,9 +29,8 @@ from daemon.config.load import load_config_text
 from daemon.config.model import IntegrationConfig
 from daemon.gocompat.timestamp import parse_rfc3339
 from daemon.notify.context import NotifyContext
-from daemon.notify.pipeline import Integration
 from daemon.notify.receivers import registry
-from daemon.notify.receivers.base import IntegrationEnv, Templater
+from daemon.notify.receivers.base import Integration, IntegrationEnv, Templater
 from daemon.notify.retry import NotifyError
 from daemon.template.errors import TemplateExecError
 from daemon.template.render import Templates

@@ -391,14 +391,30 @@ def test_merge_rules() -> None:
     assert st.get("y") is None
 
 
-def test_local_writes_broadcast_records() -> None:
-    """Every local write hands one delimited MeshSilence to the broadcast hook."""
+def test_local_writes_reach_subscribers() -> None:
+    """Every local write hands one delimited MeshSilence to each subscriber."""
     sent: list[bytes] = []
     st = store()
-    st.broadcast = sent.append
+    st.subscribe(sent.append)
     sid = st.set(sil('a="b"'), T0)
     st.expire(sid, T0 + S)
     assert len(sent) == 2
     other = store()
     assert other.merge_bytes(sent[0] + sent[1], T0 + S)
     assert other.get(sid) == st.get(sid)
+
+
+def test_merged_records_reach_subscribers_until_unsubscribed() -> None:
+    """A merge that changes the store hands the record on; a stale one does not."""
+    st = store()
+    sid = st.set(sil('a="b"'), T0)
+    record = st.marshal()
+    other = store()
+    seen: list[bytes] = []
+    unsubscribe = other.subscribe(seen.append)
+    assert other.merge_bytes(record, T0 + S) == 1
+    assert other.merge_bytes(record, T0 + S) == 0  # not newer: nothing stored
+    assert seen == [record]
+    unsubscribe()
+    other.expire(sid, T0 + 2 * S)
+    assert seen == [record]

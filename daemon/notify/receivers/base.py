@@ -8,7 +8,7 @@ that defines::
     def build(config: IntegrationConfig, index: int, env: IntegrationEnv) -> Integration:
         ...
 
-where ``Integration`` is the protocol in :mod:`daemon.notify.pipeline` (``name``,
+where :class:`Integration` is the protocol below (``name``,
 ``index``, ``send_resolved``, ``async notify(ctx, alerts)`` raising ``NotifyError``).
 The registry discovers modules by that attribute, so adding a type touches no
 shared file. Most integrations subclass :class:`ConfiguredIntegration` and set
@@ -28,6 +28,25 @@ from daemon.config.model import IntegrationConfig
 from daemon.notify.context import NotifyContext
 from daemon.notify.http1 import HttpSender
 from daemon.notify.httpclient import as_sender
+
+
+class Integration(Protocol):
+    """One configured integration (e.g. one ``webhook_configs`` entry).
+
+    ``notify`` returns on success and raises :class:`~daemon.notify.retry.NotifyError`
+    otherwise.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def send_resolved(self) -> bool: ...
+
+    async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None: ...
 
 
 class Templater(Protocol):

@@ -1,0 +1,441 @@
+"""One Alertmanager pipeline as one object: the unit that multi-tenancy runs one of per
+tenant, side by side in one process.
+
+Theory of operation:
+
+* An :class:`Instance` owns the state that survives a reload (the alert store,
+  silences and the notification log, with their durable journals under its storage
+  folder) and the current :class:`Generation`: config, route tree, inhibitor,
+  notification pipelines and the dispatcher with its route-group actors.
+* Its one intake is :meth:`Instance.put`: the store merges each alert, and every
+  stored result goes to the generation's inhibitor and dispatcher, in that order.
+* :meth:`Instance.reload` builds the whole new generation first (route tree,
+  templates, notifiers). Only if that succeeds does it start the new dispatcher in the
+  instance's own nursery, switch the intake to it, stop the old one and replay the
+  stored alerts into the new one. Aggregation groups restart their group_wait, as in
+  Alertmanager; the nflog, which survives, keeps already-sent notifications from going
+  out again.
+* The instance owns its tasks (durable state, the dispatcher, garbage collection) in
+  the nursery :meth:`Instance.run` opens; cancelling ``run`` stops them all.
+* Cluster hooks arrive as callables (:meth:`Instance.use_cluster`): the gossip settle
+  wait and the HA wait. The cluster peer itself belongs to the process shell.
+* Scrape-time metrics (``alertmanager_alerts``, ``alertmanager_marked_alerts``) are
+  registered per instance and carry a ``tenant`` label when the instance has a tenant.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+import structlog
+import trio
+
+from cluster.protowire import iter_delimited
+from daemon import metrics
+from daemon.alert import Alert
+from daemon.api.backend import AlertStatus
+from daemon.clock import NS_PER_SECOND, ZERO_TIME, Clock
+from daemon.config.model import Config
+from daemon.dispatch.dispatcher import Dispatcher
+from daemon.dispatch.route import RouteNode
+from daemon.dispatch.snapshot import GroupSnapshot
+from daemon.inhibit import Inhibitor
+from daemon.nflog import codec as nflogpb
+from daemon.nflog.state import Nflog
+from daemon.notify.httpclient import HttpClients
+from daemon.notify.pipeline import build_pipeline, no_wait
+from daemon.notify.receiver_test import test_receiver
+from daemon.notify.receivers.registry import build_integrations
+from daemon.notify.stages import GroupMuteMarker
+from daemon.persist import DurableState
+from daemon.silence import codec as silencepb
+from daemon.silence import state as silence_mod
+from daemon.silence.state import Silences
+from daemon.store import AlertStore
+from daemon.template.render import Templates
+
+log = structlog.get_logger("tocsin")
+
+
+@attrs.define
+class Generation:
+    """Everything built from one config; replaced whole on reload."""
+
+    config: Config
+    root: RouteNode
+    dispatcher: Dispatcher
+    inhibitor: Inhibitor
+    mute_marker: GroupMuteMarker
+    templates: Templates
+    cancel: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+
+    def ingest(self, alert: Alert) -> None:
+        """Every stored alert, resolved ones and re-posts included."""
+        self.inhibitor.ingest(alert)
+        self.dispatcher.ingest(alert)
+
+
+@attrs.frozen
+class StorageSettings:
+    """Where and how an instance keeps its silences and nflog durable."""
+
+    path: Path
+    maintenance_interval: int = 15 * 60 * NS_PER_SECOND
+
+
+class Instance:
+    """One configuration's alerting state and its running generation."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock,
+        http: httpx.AsyncClient,
+        external_url: str,
+        retention: int,
+        storage: StorageSettings | None = None,
+        gc_interval: int = 30 * 60 * NS_PER_SECOND,
+        templates: Templates | None = None,
+        clients: HttpClients | None = None,
+        tenant: str | None = None,
+    ) -> None:
+        self.clock = clock
+        self.http = http
+        self.clients = clients
+        self.external_url = external_url
+        self.storage = storage
+        self.gc_interval = gc_interval
+        self.tenant = tenant
+        self.nflog_state: DurableState | None = None
+        self.silence_state: DurableState | None = None
+        self.store = AlertStore(clock)
+        self.nflog = Nflog(retention=retention)
+        self.silences = Silences(retention=retention)
+        self._first = config
+        self._first_templates = templates
+        self._generation: Generation | None = None
+        self._nursery: trio.Nursery | None = None
+        self._settle: Callable[[], Awaitable[None]] | None = None
+        self._wait: Callable[[], float] = no_wait
+
+    # --- wiring ------------------------------------------------------------------------
+
+    def use_cluster(self, settle: Callable[[], Awaitable[None]], wait: Callable[[], float]) -> None:
+        """Hold flushes until gossip settled and wait ``wait()`` seconds before dedup.
+
+        Call before :meth:`run`: the pipelines are built with these hooks.
+        """
+        self._settle = settle
+        self._wait = wait
+
+    # --- reading ------------------------------------------------------------------------
+
+    @property
+    def generation(self) -> Generation:
+        assert self._generation is not None, "instance not started"
+        return self._generation
+
+    @property
+    def config(self) -> Config:
+        return self._generation.config if self._generation is not None else self._first
+
+    def receivers_for(self, labels: Mapping[str, str]) -> list[str]:
+        return [node.receiver for node in self.generation.root.match(labels)]
+
+    def groups(self) -> list[GroupSnapshot]:
+        return self.generation.dispatcher.groups()
+
+    def alert_status(self, alert: Alert, now: int) -> AlertStatus:
+        by = self.generation.inhibitor.inhibited_by(alert.labels, alert.fingerprint, now)
+        silenced = self.silences.mutes(alert.labels, alert.fingerprint, now)
+        return AlertStatus(silenced_by=silenced, inhibited_by=(by,) if by else ())
+
+    # --- the intake ---------------------------------------------------------------------
+
+    def put(self, alerts: Iterable[Alert], now: int) -> None:
+        """Store ``alerts`` (merged with what is stored) and hand each result on."""
+        ingest = self.generation.ingest
+        for alert in self.store.put(alerts, now):
+            ingest(alert)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def build(self, config: Config, templates: Templates | None = None) -> Generation:
+        """Build (but do not start) a generation; raises on a config that cannot run."""
+        root = RouteNode.build(config.route)
+        bound = (templates or Templates.load(config.templates)).with_external_url(self.external_url)
+        inhibitor = Inhibitor(config.inhibit_rules)
+        marker = GroupMuteMarker()
+        notifiers = build_pipeline(
+            config,
+            nflog=self.nflog,
+            silences=self.silences,
+            inhibitor=inhibitor,
+            mute_marker=marker,
+            clock=self.clock,
+            http=self.http,
+            external_url=self.external_url,
+            templates=bound,
+            clients=self.clients,
+            settle=self._settle,
+            wait=self._wait,
+        )
+        dispatcher = Dispatcher(root, notifiers, self.clock)
+        return Generation(config, root, dispatcher, inhibitor, marker, bound)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; ready once state is loaded and the first dispatcher runs."""
+        unregister = self._register_metrics()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                if self.storage is not None:
+                    # Loaded before the first generation starts, so nothing notifies twice.
+                    await self._open_state(nursery, self.storage)
+                await self._swap(self.build(self._first, self._first_templates))
+                nursery.start_soon(self._collect_garbage_every, self.gc_interval)
+                task_status.started()
+        finally:
+            unregister()
+
+    async def reload(self, config: Config, templates: Templates | None = None) -> None:
+        """Build a generation from ``config`` and switch to it; raises (and keeps the old
+        one running) if the config cannot run."""
+        await self._swap(self.build(config, templates))
+
+    async def _swap(self, new: Generation) -> None:
+        """Start ``new``, move the intake to it, stop the old one, replay alerts."""
+        assert self._nursery is not None, "instance not running"
+        await self._nursery.start(_run_generation, new)
+        old, self._generation = self._generation, new
+        if old is not None:
+            old.cancel.cancel()
+        for alert in self.store.list():
+            new.ingest(alert)
+
+    async def _open_state(self, nursery: trio.Nursery, storage: StorageSettings) -> None:
+        """Load silences and the nflog (snapshot + journal) and keep them durable.
+
+        Every change is journaled: silences before the API answers (``flush_after``),
+        nflog entries within a second. Both are compacted into Alertmanager-format
+        snapshots every maintenance interval and at shutdown.
+        """
+        interval = storage.maintenance_interval / NS_PER_SECOND
+        nflog_state = await DurableState.open(storage.path, "nflog")
+        loaded_nflog = await nflog_state.load_decoded(nflogpb.decode_mesh_entry)
+        self.nflog.load_entries(loaded_nflog.records)
+        self.nflog.subscribe(lambda e: nflog_state.append_nowait(nflogpb.encode_mesh_entry(e)))
+        await nursery.start(
+            functools.partial(
+                nflog_state.serve,
+                snapshot=lambda: nflogpb.maintenance(self.nflog, self.clock.now()),
+                maintenance_interval=interval,
+                flush_interval=1.0,
+                on_maintenance_error=lambda exc: nflogpb.maintenance_errors_total.inc(),
+            )
+        )
+        self.nflog_state = nflog_state
+        silence_state = await DurableState.open(storage.path, "silences")
+        loaded = await silence_state.load_decoded(silencepb.decode_mesh_silence)
+        self.silences.load_snapshot(silencepb.encode_state(loaded.records))
+        self.silences.subscribe(silence_state.append_delimited_nowait)
+        await nursery.start(
+            functools.partial(
+                silence_state.serve,
+                snapshot=lambda: list(iter_delimited(self.silences.maintenance(self.clock.now()))),
+                maintenance_interval=interval,
+                on_maintenance_error=lambda exc: silence_mod.maintenance_errors_total.inc(),
+            )
+        )
+        self.silence_state = silence_state
+
+    # --- housekeeping -------------------------------------------------------------------
+
+    def collect_garbage(self) -> int:
+        """Drop resolved alerts and expired nflog entries; how many alerts went."""
+        now = self.clock.now()
+        self.nflog.gc(now)
+        gone = self.store.gc(now)
+        inhibitor = self.generation.inhibitor
+        inhibitor.gc(now)
+        for alert in gone:
+            inhibitor.forget(alert.fingerprint)
+            self.silences.forget(alert.fingerprint)
+        return len(gone)
+
+    async def _collect_garbage_every(self, interval_ns: int) -> None:
+        while True:
+            await trio.sleep(interval_ns / NS_PER_SECOND)
+            removed = self.collect_garbage()
+            log.debug("alerts.gc", removed=removed, tenant=self.tenant)
+
+    def _register_metrics(self) -> Callable[[], None]:
+        """Register this instance's scrape-time gauges; returns the unregister function."""
+        clock = self.clock
+
+        def state_of(alert: Alert) -> str:
+            return self.alert_status(alert, clock.now()).state
+
+        def counts(now: Callable[[], int]) -> Callable[[], list[tuple[tuple[str], float]]]:
+            return lambda: (
+                self.store.count_by_state(state_of, now()) if self._generation is not None else []
+            )
+
+        unregister = [
+            metrics.register_callback(
+                "alertmanager_alerts",
+                "How many alerts by state.",
+                ["state"],
+                counts(clock.now),
+                tenant=self.tenant,
+            ),
+            # Alertmanager counts its markers, resolved alerts not yet collected
+            # included: "resolved before the zero time" is never true, so nothing is
+            # skipped.
+            metrics.register_callback(
+                "alertmanager_marked_alerts",
+                "How many alerts by state are currently marked in the Alertmanager "
+                "regardless of their expiry.",
+                ["state"],
+                counts(lambda: ZERO_TIME),
+                tenant=self.tenant,
+            ),
+            metrics.register_callback(
+                "alertmanager_silences",
+                "How many silences by state.",
+                ["state"],
+                lambda: self.silences.state_samples(clock.now()),
+                tenant=self.tenant,
+            ),
+            metrics.register_callback(
+                "alertmanager_dispatcher_aggregation_groups",
+                "Number of active aggregation groups",
+                [],
+                lambda: (
+                    [((), float(self.generation.dispatcher.group_count()))]
+                    if self._generation is not None
+                    else []
+                ),
+                tenant=self.tenant,
+            ),
+        ]
+
+        def unregister_all() -> None:
+            for undo in unregister:
+                undo()
+
+        return unregister_all
+
+    # --- receiver checks ----------------------------------------------------------------
+
+    async def test_receiver(self, name: str) -> list[dict[str, Any]] | None:
+        """Send a test notification through every integration of receiver ``name``;
+        None if there is no such receiver."""
+        generation = self.generation
+        try:
+            receiver = generation.config.receiver(name)
+        except KeyError:
+            return None
+        integrations = build_integrations(
+            receiver,
+            self.http,
+            self.external_url,
+            generation.templates,
+            self.clock,
+            self.clients,
+        )
+        return await test_receiver(receiver, integrations, self.clock.now())
+
+
+@attrs.frozen
+class ProcessFacts:
+    """What the API shows of the process rather than of one instance."""
+
+    route_prefix: str
+    started: int
+    version_info: Mapping[str, str]
+    cluster_status: Callable[[], Mapping[str, Any]]
+    #: Re-reads the config and reloads; the error text, or None once the new one runs.
+    reload: Callable[[], Awaitable[str | None]]
+
+
+class InstanceBackend:
+    """One instance as the API sees it (implements ``daemon.api.backend.ApiBackend``)."""
+
+    def __init__(self, instance: Instance, process: ProcessFacts) -> None:
+        self.instance = instance
+        self.process = process
+
+    @property
+    def config(self) -> Config:
+        return self.instance.config
+
+    @property
+    def store(self) -> AlertStore:
+        return self.instance.store
+
+    @property
+    def silences(self) -> Silences:
+        return self.instance.silences
+
+    @property
+    def silence_state(self) -> DurableState | None:
+        return self.instance.silence_state
+
+    @property
+    def clock(self) -> Clock:
+        return self.instance.clock
+
+    @property
+    def uptime(self) -> int:
+        return self.process.started
+
+    @property
+    def route_prefix(self) -> str:
+        return self.process.route_prefix
+
+    @property
+    def version_info(self) -> Mapping[str, str]:
+        return self.process.version_info
+
+    def put_alerts(self, alerts: Sequence[Alert], now: int) -> None:
+        self.instance.put(alerts, now)
+
+    def receivers_for(self, labels: Mapping[str, str]) -> list[str]:
+        return self.instance.receivers_for(labels)
+
+    def groups(self) -> list[GroupSnapshot]:
+        return self.instance.groups()
+
+    def alert_status(self, alert: Alert, now: int) -> AlertStatus:
+        return self.instance.alert_status(alert, now)
+
+    async def test_receiver(self, name: str) -> list[dict[str, Any]] | None:
+        return await self.instance.test_receiver(name)
+
+    def cluster_status(self) -> Mapping[str, Any]:
+        return self.process.cluster_status()
+
+    def ready(self) -> bool:
+        return True
+
+    async def reload(self) -> str | None:
+        return await self.process.reload()
+
+
+async def _run_generation(
+    gen: Generation, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    with gen.cancel:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gen.dispatcher.run)
+            task_status.started()
+
+
+__all__ = ["Generation", "Instance", "InstanceBackend", "ProcessFacts", "StorageSettings"]
