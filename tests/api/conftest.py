@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -16,9 +17,12 @@ import yaml
 
 from daemon.alert import Alert
 from daemon.api import AlertStatus, create_app
+from daemon.api.app import default_api_routes
+from daemon.api.silences import silence_routes
 from daemon.clock import NS_PER_SECOND, FixedClock
 from daemon.config.model import Config, GlobalConfig, Receiver, Route
 from daemon.dispatch.snapshot import GroupSnapshot
+from daemon.silence.state import Silences
 from daemon.store import AlertStore
 
 S = NS_PER_SECOND
@@ -162,3 +166,26 @@ class Api:
 @pytest.fixture
 def api(backend: FakeBackend) -> Api:
     return Api(backend)
+
+
+# --- the silence routes -----------------------------------------------------------------
+
+
+@attrs.define
+class SilenceFakeBackend(FakeBackend):
+    """FakeBackend plus the ``silences`` property of SilenceBackend."""
+
+    silences: Silences = attrs.field(factory=Silences)
+
+
+@pytest.fixture
+def sbackend() -> SilenceFakeBackend:
+    clock = FixedClock(NOW)
+    ids = itertools.count(1)
+    silences = Silences(new_id=lambda: f"00000000-0000-4000-8000-{next(ids):012d}")
+    return SilenceFakeBackend(config("default"), AlertStore(clock), clock, silences=silences)
+
+
+@pytest.fixture
+def sapi(sbackend: SilenceFakeBackend) -> Api:
+    return Api(sbackend, api_routes={**default_api_routes(), **silence_routes()})

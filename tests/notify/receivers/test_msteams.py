@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     Recorder,
     chat_config,
     chat_failure,

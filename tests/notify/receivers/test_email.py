@@ -26,7 +26,7 @@ import trio
 
 from daemon.notify.receivers import email
 from daemon.notify.retry import NotifyError
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     AM_CONFIG,
     NOW,
     FakeTemplater,

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from daemon.clock import NS_PER_SECOND
-from tests.api.conftest import SPEC, Api, validate
-from tests.silence.conftest import SilenceFakeBackend
+from tests.api.conftest import SPEC, Api, SilenceFakeBackend, validate
 
 S = NS_PER_SECOND
 GETTABLE = {"$ref": "#/definitions/gettableSilences"}

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     CHAT_NOW,
     Recorder,
     chat_failure,

@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from daemon.notify.receivers import opsgenie
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     DEDUP,
     Kind,
     failing,

@@ -18,7 +18,7 @@ from daemon.notify.receivers import registry
 from daemon.notify.retry import NotifyError
 from daemon.template.render import Templates
 from tests.integration.processes import Request, WebhookSink, run_alertmanager, wait_for
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     CHAT_EXTERNAL_URL,
     Recorder,
     chat_config,

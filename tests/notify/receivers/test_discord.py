@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     Recorder,
     chat_config,
     chat_failure,

@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from daemon.notify.receivers import pushover
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     FakeTemplater,
     Kind,
     ctx,

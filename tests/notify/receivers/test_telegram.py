@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from daemon.notify.receivers import registry
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     Recorder,
     chat_config,
     chat_failure,

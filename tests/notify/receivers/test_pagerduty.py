@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from daemon.notify.receivers import _http, pagerduty
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     DEDUP,
     GROUP_KEY,
     Kind,

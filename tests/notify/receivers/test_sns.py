@@ -12,7 +12,7 @@ import trio
 from daemon.gocompat.timestamp import parse_rfc3339
 from daemon.notify.receivers import sns
 from tests.integration.processes import Recorded
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     DEDUP,
     NOW,
     Kind,

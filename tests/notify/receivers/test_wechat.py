@@ -13,7 +13,7 @@ from daemon.clock import FixedClock
 from daemon.notify.receivers import wechat
 from daemon.notify.receivers.base import IntegrationEnv
 from tests.integration.processes import Recorded
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     AM_CONFIG,
     ctx,
     env_with,

@@ -14,10 +14,9 @@ import trio
 
 from daemon.silence.codec import read_snapshot_file
 from daemon.silence.state import Silences
-from tests.api.conftest import Api
+from tests.api.conftest import Api, SilenceFakeBackend
 from tests.api.test_against_alertmanager import MINIMAL_CONFIG
 from tests.integration.processes import AsyncAlertmanager, open_alertmanager
-from tests.silence.conftest import SilenceFakeBackend
 
 pytestmark = pytest.mark.alertmanager
 

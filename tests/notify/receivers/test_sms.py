@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from daemon.notify.retry import NotifyError
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     Recorder,
     chat_integration,
     extra_config,

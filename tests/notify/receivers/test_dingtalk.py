@@ -14,7 +14,7 @@ import pytest
 from daemon.config.errors import ConfigError
 from daemon.config.extra_receivers import EXTRA_RECEIVER_TYPES, validate_extra_receivers
 from daemon.notify.receivers.dingtalk import sign
-from tests.receivers.conftest import (
+from tests.notify.receivers.conftest import (
     CHAT_NOW,
     Recorder,
     chat_failure,
