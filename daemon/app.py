@@ -45,6 +45,7 @@ from daemon.log import configure as configure_logging
 from daemon.notify.httpclient import HttpClientConfigError, HttpClients
 from daemon.options import Options
 from daemon.persist import DurableState, flush_after
+from daemon.sources import Source, start_sources
 from daemon.store import tune_gc
 from daemon.template.errors import TemplateError
 from daemon.template.render import Templates
@@ -233,6 +234,7 @@ async def _serve(
             clients=clients,
         )
         instances: dict[str, Instance] = {DEFAULT_INSTANCE: instance}
+        sources: list[Source] = []
         peer = create_peer(opts, instance.silences, instance.nflog, clock)
         if peer is not None:
             instance.use_cluster(peer.wait_settled, peer.peer_wait)
@@ -243,6 +245,8 @@ async def _serve(
             if peer is not None:
                 # After the instances loaded their state, so the first push/pull has it.
                 await nursery.start(peer.run)
+            # Alert producers besides the API (none yet: the Kubernetes sources plug in here).
+            await start_sources(nursery, sources, instance.put)
             record_config(config)
             backend = InstanceBackend(
                 instance,

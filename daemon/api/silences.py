@@ -27,7 +27,8 @@ from daemon.api.postable import BodyError, decode_json, parse_datetime
 from daemon.gocompat.strconv import go_quote
 from daemon.gocompat.timestamp import format_millis
 from daemon.matcher import Matcher, MatcherError, MatchType, parse_filter
-from daemon.silence.state import Silence, SilenceError, SilenceNotFound, Silences
+from daemon.silence.model import Silence
+from daemon.silence.state import SilenceError, SilenceNotFound, Silences
 
 
 class SilenceBackend(ApiBackend, Protocol):

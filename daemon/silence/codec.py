@@ -35,7 +35,7 @@ from cluster.protowire import (
 from daemon.clock import ZERO_TIME
 from daemon.gocompat.pbtimestamp import decode_timestamp, encode_timestamp
 from daemon.matcher import Matcher, MatcherError, MatchType
-from daemon.silence import state as model
+from daemon.silence import model
 
 _TO_PB = {
     MatchType.EQUAL: 0,

@@ -41,7 +41,6 @@ in exactly one index bucket.
 from __future__ import annotations
 
 import builtins
-import enum
 import importlib
 import re
 import time
@@ -58,6 +57,7 @@ from daemon.gocompat import regexp as goregex
 from daemon.gocompat.strconv import go_quote
 from daemon.matcher import Matcher, MatchType, is_valid_label_name
 from daemon.silence import codec as silencepb
+from daemon.silence.model import Silence, SilenceState
 
 #: Alertmanager's ``--data.retention`` default, 120h, in nanoseconds.
 DEFAULT_RETENTION = 120 * 3600 * 1_000_000_000
@@ -75,12 +75,6 @@ _CHANGE_LOG = 4096
 _CACHE_LIMIT = 200_000
 
 
-class SilenceState(enum.Enum):
-    ACTIVE = "active"
-    PENDING = "pending"
-    EXPIRED = "expired"
-
-
 class SilenceError(ValueError):
     """A silence that cannot be stored; ``str()`` is Alertmanager's message."""
 
@@ -93,42 +87,6 @@ class SilenceNotFound(LookupError):
 
     def __str__(self) -> str:
         return "silence not found"
-
-
-@attrs.frozen
-class Silence:
-    """One silence (``silencepb.Silence``). Times are Unix ns."""
-
-    id: str
-    matchers: tuple[Matcher, ...]
-    starts_at: int
-    ends_at: int
-    updated_at: int = 0
-    created_by: str = ""
-    comment: str = ""
-
-    def state(self, now: int) -> SilenceState:
-        """The internal state: both ends inclusive (upstream ``getState``)."""
-        if now < self.starts_at:
-            return SilenceState.PENDING
-        if now > self.ends_at:
-            return SilenceState.EXPIRED
-        return SilenceState.ACTIVE
-
-    def display_state(self, now: int) -> SilenceState:
-        """The state the API shows (upstream ``CalcSilenceState``): active until ``ends_at``."""
-        if now < self.starts_at:
-            return SilenceState.PENDING
-        if now < self.ends_at:
-            return SilenceState.ACTIVE
-        return SilenceState.EXPIRED
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        """Every matcher matches; a missing label reads as ``""``."""
-        for m in self.matchers:
-            if not m.matches(labels.get(m.name, "")):
-                return False
-        return True
 
 
 def _regex_error(pattern: str) -> str | None:

@@ -13,7 +13,8 @@ from daemon.config.load import load_config_file
 from daemon.dispatch.route import RouteNode
 from daemon.gocompat.regexp import GoRegexError, compile_go, translate
 from daemon.matcher import Matcher, MatcherError, MatchType
-from daemon.silence.state import Silence, Silences
+from daemon.silence.model import Silence
+from daemon.silence.state import Silences
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 

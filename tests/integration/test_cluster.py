@@ -31,7 +31,8 @@ from daemon.nflog.state import Nflog, ReceiverKey
 from daemon.notify.context import NotifyContext
 from daemon.notify.stages import GossipSettleStage
 from daemon.options import Options
-from daemon.silence.state import Silence, Silences
+from daemon.silence.model import Silence
+from daemon.silence.state import Silences
 from tests.integration.processes import (
     Proc,
     WebhookSink,

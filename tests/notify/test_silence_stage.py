@@ -10,7 +10,8 @@ from daemon.clock import NS_PER_SECOND, ZERO_TIME
 from daemon.matcher import parse_matcher
 from daemon.notify.context import NotifyContext
 from daemon.notify.silence_stage import SilenceStage
-from daemon.silence.state import Silence, Silences
+from daemon.silence.model import Silence
+from daemon.silence.state import Silences
 
 S = NS_PER_SECOND
 T0 = 1_767_225_600 * S

@@ -31,7 +31,8 @@ from daemon.notify.stages import (
     TimeActiveStage,
     TimeMuteStage,
 )
-from daemon.silence.state import Silence, Silences
+from daemon.silence.model import Silence
+from daemon.silence.state import Silences
 from daemon.timeinterval import TimeIntervals
 
 S = NS_PER_SECOND

@@ -18,7 +18,8 @@ from daemon.nflog.codec import decode_mesh_entry, decode_state, encode_mesh_entr
 from daemon.nflog.state import Nflog, ReceiverKey, alert_hash
 from daemon.persist import RecordJournal
 from daemon.silence import codec as silencepb
-from daemon.silence.state import Silence, Silences
+from daemon.silence.model import Silence
+from daemon.silence.state import Silences
 from tests.integration.processes import WebhookSink, run_alertmanager
 
 pytestmark = pytest.mark.alertmanager

@@ -91,7 +91,8 @@ SILENCE_CHILD = textwrap.dedent(
     from daemon.log import configure
     from daemon.matcher import parse_matcher
     from daemon.persist import DurableState, flush_after
-    from daemon.silence.state import Silence, Silences
+    from daemon.silence.model import Silence
+    from daemon.silence.state import Silences
 
     configure(stream=sys.stderr)
     T0 = 1_763_937_000 * 10**9

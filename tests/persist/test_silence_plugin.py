@@ -12,7 +12,8 @@ from daemon.clock import NS_PER_SECOND
 from daemon.matcher import parse_matcher
 from daemon.persist import DurableState, RecordJournal, flush_after, run_inline
 from daemon.silence import codec as silencepb
-from daemon.silence.state import Silence, Silences
+from daemon.silence.model import Silence
+from daemon.silence.state import Silences
 
 S = NS_PER_SECOND
 H = 3600 * S

@@ -19,7 +19,8 @@ from daemon.silence.codec import (
     read_snapshot_file,
     write_snapshot_file,
 )
-from daemon.silence.state import Silence, Silences
+from daemon.silence.model import Silence
+from daemon.silence.state import Silences
 
 S = NS_PER_SECOND
 T0 = 1_767_225_600 * S + 123_456_789

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 
 from daemon.matcher import Matcher, MatchType
-from daemon.silence.state import Silence, SilenceError, Silences, _regex_literals
+from daemon.silence.model import Silence
+from daemon.silence.state import SilenceError, Silences, _regex_literals
 
 NOW = 1_700_000_000 * 1_000_000_000
 HOUR = 3600 * 1_000_000_000

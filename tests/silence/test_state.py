@@ -9,12 +9,11 @@ import pytest
 from daemon.alert import fingerprint
 from daemon.clock import NS_PER_SECOND, ZERO_TIME
 from daemon.matcher import Matcher, MatchType, parse_matcher
+from daemon.silence.model import Silence, SilenceState
 from daemon.silence.state import (
-    Silence,
     SilenceError,
     SilenceNotFound,
     Silences,
-    SilenceState,
     can_update,
     validate_silence,
 )
