@@ -8,7 +8,6 @@ from daemon.ctl.command import Invocation, group, leaf
 from daemon.ctl.flags import Flag
 from daemon.ctl.matchers import parse_label_args, parse_time_flag, with_alertname
 from daemon.ctl.output import format_alerts
-from daemon.gocompat.timestamp import format_millis
 
 QUERY_FLAGS = (
     Flag("inhibited", "show inhibited alerts", "false", short="i", kind="bool"),
@@ -64,9 +63,9 @@ def add(inv: Invocation) -> int:
     if v["generator_url"]:
         alert["generatorURL"] = v["generator_url"]
     if v["start"]:
-        alert["startsAt"] = format_millis(parse_time_flag(v["start"], "--start"))
+        alert["startsAt"] = parse_time_flag(v["start"], "--start").text
     if v["end"]:
-        alert["endsAt"] = format_millis(parse_time_flag(v["end"], "--end"))
+        alert["endsAt"] = parse_time_flag(v["end"], "--end").text
     api = inv.api()
     try:
         api.call("POST", "/alerts", json=[alert])

@@ -21,7 +21,7 @@ from daemon.ctl.client import Api, check
 from daemon.ctl.command import Invocation, group, leaf
 from daemon.ctl.errors import CtlError
 from daemon.ctl.flags import Flag
-from daemon.ctl.matchers import parse_matcher_args, parse_time_flag, with_alertname
+from daemon.ctl.matchers import TimeArg, parse_matcher_args, parse_time_flag, with_alertname
 from daemon.ctl.output import format_silences, matcher_json
 from daemon.gocompat.duration import DurationError, parse_duration, parse_go_duration
 from daemon.gocompat.timestamp import format_millis, parse_rfc3339
@@ -89,12 +89,18 @@ def add(inv: Invocation) -> int:
     matchers = parse_matcher_args(with_alertname(inv.args.matchers))
     if not matchers:
         raise CtlError("no matchers specified", hint="e.g. tocsinctl silence add alertname=Disk")
-    starts = parse_time_flag(v["start"], "--start") if v["start"] else SystemClock().now()
-    if v["end"]:
-        ends = parse_time_flag(v["end"], "--end")
+    if v["start"]:
+        start = parse_time_flag(v["start"], "--start")
     else:
-        ends = starts + _duration(v["duration"])
-    if starts > ends:
+        now = SystemClock().now()
+        start = TimeArg(now, format_millis(now))
+    if v["end"]:
+        end = parse_time_flag(v["end"], "--end")
+    else:
+        # amtool adds the duration to the start in UTC.
+        ends = start.ns + _duration(v["duration"])
+        end = TimeArg(ends, format_millis(ends))
+    if start.ns > end.ns:
         raise CtlError("silence cannot start after it ends")
     if v["require_comment"] and not v["comment"]:
         raise CtlError(
@@ -103,8 +109,8 @@ def add(inv: Invocation) -> int:
         )
     silence = {
         "matchers": [matcher_json(m) for m in matchers],
-        "startsAt": format_millis(starts),
-        "endsAt": format_millis(ends),
+        "startsAt": start.text,
+        "endsAt": end.text,
         "createdBy": v["author"] or "",
         "comment": v["comment"] or "",
     }
@@ -198,9 +204,9 @@ def update(inv: Invocation) -> int:
         for silence_id in ids:
             s = _get_silence(api, silence_id)
             if v["start"]:
-                s["startsAt"] = format_millis(parse_time_flag(v["start"], "--start"))
+                s["startsAt"] = parse_time_flag(v["start"], "--start").text
             if v["end"]:
-                s["endsAt"] = format_millis(parse_time_flag(v["end"], "--end"))
+                s["endsAt"] = parse_time_flag(v["end"], "--end").text
             elif v["duration"]:
                 s["endsAt"] = format_millis(parse_rfc3339(s["startsAt"]) + _duration(v["duration"]))
             if parse_rfc3339(s["startsAt"]) > parse_rfc3339(s["endsAt"]):
