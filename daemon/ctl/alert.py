@@ -14,13 +14,17 @@ QUERY_FLAGS = (
     Flag("silenced", "show silenced alerts", "false", short="s", kind="bool"),
     Flag("active", "show active alerts", "false", short="a", kind="bool"),
     Flag("unprocessed", "show unprocessed alerts", "false", short="u", kind="bool"),
-    Flag("receiver", "show alerts matching receiver (regex)", short="r"),
+    Flag("receiver", "show alerts matching receiver (regex)", short="r", shown="any"),
 )
 
 ADD_FLAGS = (
     Flag("generator-url", "URL of the source that generated the alert", metavar="URL"),
-    Flag("start", "when the alert starts, RFC 3339 (2006-01-02T15:04:05-07:00)"),
-    Flag("end", "when the alert ends, RFC 3339 (2006-01-02T15:04:05-07:00)"),
+    Flag("start", "when the alert starts, RFC 3339 (2006-01-02T15:04:05-07:00)", shown="now"),
+    Flag(
+        "end",
+        "when the alert ends, RFC 3339 (2006-01-02T15:04:05-07:00)",
+        shown="the server's resolve_timeout",
+    ),
     Flag("annotation", "annotation NAME=VALUE (repeatable)", kind="list", metavar="NAME=VALUE"),
 )
 

@@ -1,7 +1,8 @@
 """``completion bash|zsh``: a completion script generated from the parser itself.
 
-Both scripts share one table (a shell ``case``) from command path to the words that may
-follow it: subcommands and flags. Flags with fixed values (``-o``) complete those values.
+Both scripts share one table (shell ``case`` functions) from a command path to the
+subcommands and to the flags that may follow it; a word that starts with ``-`` completes
+flags, any other word subcommands. Flags with fixed values (``-o``) complete those values.
 The table is built from argparse's own declarations, so it cannot drift from the CLI.
 """
 
@@ -23,12 +24,13 @@ def _walk(
                 yield from _walk(sub, (*path, name))
 
 
-def _words(parser: argparse.ArgumentParser) -> list[str]:
+def _words(parser: argparse.ArgumentParser, flags: bool) -> list[str]:
+    """The subcommands of ``parser``, or (``flags``) its long options."""
     words: list[str] = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            words.extend(action.choices)
-        else:
+            words.extend([] if flags else action.choices)
+        elif flags:
             words.extend(o for o in action.option_strings if o.startswith("--"))
     return words
 
@@ -43,21 +45,17 @@ def _choices(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
     return found
 
 
+def _case(function: str, rows: list[tuple[str, list[str]]]) -> list[str]:
+    lines = [f"{function}() {{", '    case "$1" in']
+    lines += [f'        "{key}") echo "{" ".join(words)}" ;;' for key, words in rows]
+    return [*lines, "        *) return 1 ;;", "    esac", "}", ""]
+
+
 def _table(parser: argparse.ArgumentParser) -> str:
-    lines = ["_tocsinctl_words() {", '    case "$1" in']
-    for path, sub in _walk(parser):
-        lines.append(f'        "{" ".join(path)}") echo "{" ".join(_words(sub))}" ;;')
-    lines += [
-        "        *) return 1 ;;",
-        "    esac",
-        "}",
-        "",
-        "_tocsinctl_choices() {",
-        '    case "$1" in',
-    ]
-    for option, values in sorted(_choices(parser).items()):
-        lines.append(f'        "{option}") echo "{" ".join(values)}" ;;')
-    lines += ["        *) return 1 ;;", "    esac", "}", ""]
+    paths = list(_walk(parser))
+    lines = _case("_tocsinctl_words", [(" ".join(p), _words(sub, False)) for p, sub in paths])
+    lines += _case("_tocsinctl_flags", [(" ".join(p), _words(sub, True)) for p, sub in paths])
+    lines += _case("_tocsinctl_choices", sorted(_choices(parser).items()))
     return "\n".join(lines)
 
 
@@ -78,7 +76,12 @@ _tocsinctl() {{
         mapfile -t COMPREPLY < <(compgen -W "$values" -- "$cur")
         return
     fi
-    mapfile -t COMPREPLY < <(compgen -W "$(_tocsinctl_words "$path")" -- "$cur")
+    if [[ "$cur" == -* ]]; then
+        values=$(_tocsinctl_flags "$path")
+    else
+        values=$(_tocsinctl_words "$path")
+    fi
+    mapfile -t COMPREPLY < <(compgen -W "$values" -- "$cur")
 }}
 complete -o default -F _tocsinctl tocsinctl
 """
@@ -101,7 +104,11 @@ _tocsinctl() {{
         compadd -- ${{=values}}
         return
     fi
-    compadd -- ${{=$(_tocsinctl_words "$path_")}}
+    if [[ "$PREFIX" == -* ]]; then
+        compadd -- ${{=$(_tocsinctl_flags "$path_")}}
+    else
+        compadd -- ${{=$(_tocsinctl_words "$path_")}}
+    fi
 }}
 compdef _tocsinctl tocsinctl
 """

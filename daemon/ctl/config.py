@@ -187,8 +187,9 @@ def routes_test(inv: Invocation) -> int:
 
 CONFIG_FILE = Flag(
     "config.file",
-    "config file to read the routes from (default: the running server's config)",
+    "config file to read the routes from",
     metavar="FILE",
+    shown="the running server's config",
 )
 TEST_FLAGS = (
     CONFIG_FILE,
@@ -196,6 +197,7 @@ TEST_FLAGS = (
         "verify.receivers",
         "expected receivers, comma-separated in tree order; exit 1 if they differ",
         metavar="RECEIVERS",
+        shown="no check",
     ),
     Flag("tree", "also draw the routes the labels walk through", "false", kind="bool"),
 )

@@ -44,6 +44,8 @@ class Flag:
     kind: Kind = "str"
     choices: tuple[str, ...] = ()
     metavar: str | None = None
+    #: What the default means, for --help, when no value stands for it (``--start``: now).
+    shown: str | None = None
 
     @property
     def dest(self) -> str:
@@ -52,7 +54,9 @@ class Flag:
     def add_to(self, parser: argparse.ArgumentParser) -> None:
         """Declare this flag on ``parser``; the value is resolved later by :func:`resolve`."""
         names = [f"--{self.name}"] + ([f"-{self.short}"] if self.short else [])
-        shown = f" (default: {self.default})" if self.default not in (None, "", "false") else ""
+        # Every flag states its default; an unset one says so rather than staying silent.
+        default = self.shown or ("not set" if self.default is None else self.default or "''")
+        shown = f" (default: {default})"
         kwargs: dict[str, Any] = {
             "dest": self.dest,
             "default": argparse.SUPPRESS,

@@ -46,26 +46,36 @@ ADD_FLAGS = (
         kind="bool",
     ),
     Flag("duration", "how long the silence lasts (Prometheus duration)", "1h", short="d"),
-    Flag("start", f"when the silence starts, {TIME_HELP}; default now"),
-    Flag("end", f"when the silence ends (overrides --duration), {TIME_HELP}"),
+    Flag("start", f"when the silence starts, {TIME_HELP}", shown="now"),
+    Flag(
+        "end",
+        f"when the silence ends (overrides --duration), {TIME_HELP}",
+        shown="start + duration",
+    ),
     Flag("comment", "why the silence exists", short="c"),
 )
 QUERY_FLAGS = (
     Flag("expired", "show expired silences instead of active ones", "false", kind="bool"),
     Flag("quiet", "print only silence IDs, one a line", "false", short="q", kind="bool"),
-    Flag("created-by", "show only silences by this author", metavar="AUTHOR"),
+    Flag("created-by", "show only silences by this author", metavar="AUTHOR", shown="anyone"),
     Flag(
         "within",
         "show silences that end (or, with --expired, ended) within this Go duration",
         metavar="DURATION",
+        shown="any time",
     ),
 )
 UPDATE_FLAGS = (
     Flag("quiet", "print only silence IDs, one a line", "false", short="q", kind="bool"),
-    Flag("duration", "new length from the silence's start (Prometheus duration)", short="d"),
-    Flag("start", f"new start, {TIME_HELP}"),
-    Flag("end", f"new end (overrides --duration), {TIME_HELP}"),
-    Flag("comment", "new comment", short="c"),
+    Flag(
+        "duration",
+        "new length from the silence's start (Prometheus duration)",
+        short="d",
+        shown="unchanged",
+    ),
+    Flag("start", f"new start, {TIME_HELP}", shown="unchanged"),
+    Flag("end", f"new end (overrides --duration), {TIME_HELP}", shown="unchanged"),
+    Flag("comment", "new comment", short="c", shown="unchanged"),
 )
 IMPORT_FLAGS = (
     Flag("force", "create new silences even where the ID exists", "false", short="f", kind="bool"),

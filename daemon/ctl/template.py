@@ -144,9 +144,9 @@ RENDER_FLAGS = (
     Flag("template.type", "text or html (html escapes)", "text", choices=("text", "html")),
     Flag(
         "template.data",
-        "JSON file with the template data (Alertmanager's template.Data); "
-        "default: amtool's example data",
+        "JSON file with the template data (Alertmanager's template.Data)",
         metavar="FILE",
+        shown="amtool's example data",
     ),
 )
 
