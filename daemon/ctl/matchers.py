@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import attrs
 
-from daemon.clock import NS_PER_SECOND
 from daemon.ctl.errors import CtlError
-from daemon.gocompat.timestamp import TimestampError, format_millis, parse_rfc3339
+from daemon.ctl.output import api_time
+from daemon.gocompat.timestamp import TimestampError, parse_rfc3339
 from daemon.matcher import Matcher, MatcherError, MatchType, parse_matcher
 
 
@@ -65,18 +64,8 @@ class TimeArg:
 
 def parse_time_flag(value: str, flag: str) -> TimeArg:
     try:
-        ns = parse_rfc3339(value)
+        return TimeArg(parse_rfc3339(value), api_time(value))
     except TimestampError as exc:
         raise CtlError(
             f"invalid {flag}: {exc}", hint=f"give {flag} as RFC 3339, e.g. 2006-01-02T15:04:05Z"
         ) from None
-    offset = _OFFSET.search(value)
-    sign, hours, minutes = offset.groups() if offset else ("+", "00", "00")
-    shift = (int(hours) * 60 + int(minutes)) * 60 * NS_PER_SECOND * (-1 if sign == "-" else 1)
-    local = format_millis(ns + shift)
-    if shift:
-        local = f"{local[:-1]}{sign}{hours}:{minutes}"
-    return TimeArg(ns, local)
-
-
-_OFFSET = re.compile(r"([+-])(\d{2}):(\d{2})$")

@@ -13,8 +13,10 @@ Pure: API answers (decoded JSON) in, text out.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -91,14 +93,40 @@ def _format_block(rows: list[list[str]], padding: int) -> str:
 # --- values --------------------------------------------------------------------------------
 
 
+def _zone(value: str) -> tuple[dt.timezone | None, str]:
+    """The fixed zone of an RFC 3339 text (None for UTC) and its offset as written."""
+    offset = UTC_OFFSET.search(value)
+    if offset is None:
+        return None, "Z"
+    sign, hours, minutes = offset.groups()
+    delta = dt.timedelta(hours=int(hours), minutes=int(minutes))
+    if not delta:
+        return None, "Z"
+    return dt.timezone(-delta if sign == "-" else delta, ""), offset.group(0)
+
+
 def format_date(value: str, layout: str) -> str:
-    """An API timestamp in the Go ``layout`` (``--date.format``), in UTC."""
-    return format_layout(GoTime(parse_rfc3339(value)), layout)
+    """An API timestamp in the Go ``layout`` (``--date.format``), in the offset it has.
+
+    Alertmanager returns a time in the offset it was posted with (``+02:00``); Go then
+    prints it there, with the offset for a zone name. ``Z`` prints as UTC.
+    """
+    return format_layout(GoTime(parse_rfc3339(value), _zone(value)[0]), layout)
 
 
-def _millis(value: str) -> str:
-    # strfmt.DateTime re-encodes every time with milliseconds.
-    return format_millis(parse_rfc3339(value))
+def api_time(value: str) -> str:
+    """An RFC 3339 text in the API's millisecond form, keeping its offset, as Go's
+    strfmt.DateTime writes it (``2030-01-01T05:00:00.000+02:00``)."""
+    ns = parse_rfc3339(value)
+    zone, written = _zone(value)
+    if zone is None:
+        return format_millis(ns)
+    shift = zone.utcoffset(None) // dt.timedelta(microseconds=1) * 1000
+    return format_millis(ns + shift)[:-1] + written
+
+
+#: The numeric offset at the end of an RFC 3339 text.
+UTC_OFFSET = re.compile(r"([+-])(\d{2}):(\d{2})$")
 
 
 def api_matcher(raw: Mapping[str, Any]) -> Matcher:
@@ -121,6 +149,20 @@ def matcher_json(m: Matcher) -> dict[str, Any]:
         "isRegex": m.type in (MatchType.REGEXP, MatchType.NOT_REGEXP),
         "name": m.name,
         "value": m.value,
+    }
+
+
+def _matcher_as_given(raw: Mapping[str, Any]) -> dict[str, Any]:
+    # Go leaves out an isEqual the server did not send (an older server) and keeps
+    # the others in its model's field order.
+    out: dict[str, Any] = {}
+    if raw.get("isEqual") is not None:
+        out["isEqual"] = raw["isEqual"]
+    return {
+        **out,
+        "isRegex": raw.get("isRegex"),
+        "name": raw.get("name"),
+        "value": raw.get("value"),
     }
 
 
@@ -151,12 +193,12 @@ def silence_json(s: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": s.get("id"),
         "status": {"state": (s.get("status") or {}).get("state")},
-        "updatedAt": _millis(s["updatedAt"]) if s.get("updatedAt") else None,
+        "updatedAt": api_time(s["updatedAt"]) if s.get("updatedAt") else None,
         "comment": s.get("comment"),
         "createdBy": s.get("createdBy"),
-        "endsAt": _millis(s["endsAt"]),
-        "matchers": [matcher_json(api_matcher(m)) for m in s.get("matchers") or ()],
-        "startsAt": _millis(s["startsAt"]),
+        "endsAt": api_time(s["endsAt"]),
+        "matchers": [_matcher_as_given(m) for m in s.get("matchers") or ()],
+        "startsAt": api_time(s["startsAt"]),
     }
     return out
 
@@ -200,16 +242,16 @@ def alert_json(a: Mapping[str, Any]) -> dict[str, Any]:
     status = a.get("status") or {}
     out: dict[str, Any] = {
         "annotations": dict(sorted((a.get("annotations") or {}).items())),
-        "endsAt": _millis(a["endsAt"]),
+        "endsAt": api_time(a["endsAt"]),
         "fingerprint": a.get("fingerprint"),
         "receivers": [{"name": r.get("name")} for r in a.get("receivers") or ()],
-        "startsAt": _millis(a["startsAt"]),
+        "startsAt": api_time(a["startsAt"]),
         "status": {
             "inhibitedBy": list(status.get("inhibitedBy") or ()),
             "silencedBy": list(status.get("silencedBy") or ()),
             "state": status.get("state"),
         },
-        "updatedAt": _millis(a["updatedAt"]),
+        "updatedAt": api_time(a["updatedAt"]),
     }
     if a.get("generatorURL"):
         out["generatorURL"] = a["generatorURL"]
@@ -270,7 +312,7 @@ def status_json(status: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "cluster": cluster_json(status.get("cluster") or {}),
         "config": {"original": (status.get("config") or {}).get("original")},
-        "uptime": _millis(status["uptime"]),
+        "uptime": api_time(status["uptime"]),
         "versionInfo": {key: version.get(key) for key in _VERSION_KEYS},
     }
 
@@ -290,7 +332,7 @@ def format_config(status: Mapping[str, Any], fmt: Format) -> str:
     lines = [original]
     for key in ("buildUser", "goVersion", "revision", "version", "branch", "buildDate"):
         lines.append(f"{key} {version.get(key, '')}")
-    lines.append(f"uptime {_millis(status['uptime'])}")
+    lines.append(f"uptime {api_time(status['uptime'])}")
     return "\n".join(lines) + "\n"
 
 
