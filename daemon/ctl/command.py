@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 import attrs
 import httpx
 
+from daemon import __version__
 from daemon.ctl.client import Api, Connection
 from daemon.ctl.flags import GLOBAL_FLAGS, Flag
 from daemon.ctl.output import Format
@@ -40,7 +41,52 @@ class Invocation:
         return Connection.from_values(self.values)
 
     def api(self) -> Api:
-        return Api.open(self.connection(), self.transport)
+        """A client for the server; warns first if its version does not fit (amtool does)."""
+        api = Api.open(self.connection(), self.transport)
+        if self.values["version_check"]:
+            resp = api.request("GET", "/api/v2/status")
+            try:
+                status = resp.json() if resp.is_success else None
+            except ValueError:
+                status = None
+            # Like amtool: a server that cannot say its version is no reason to stop.
+            warning = version_warning(status) if isinstance(status, dict) else None
+            if warning:
+                self.err.write(warning + "\n")
+        return api
+
+
+#: The API tocsinctl speaks is Alertmanager's of this release.
+ALERTMANAGER_API = "0.25"
+
+
+def _major_minor(version: str) -> str:
+    return ".".join(version.lstrip("v").split(".")[:2])
+
+
+def version_warning(status: Mapping[str, Any]) -> str | None:
+    """A warning if the server's version does not match what this tocsinctl speaks.
+
+    A tocsin must be tocsinctl's own major.minor; an Alertmanager must be 0.25, whose
+    API and formats tocsinctl reproduces.
+    """
+    info = status.get("versionInfo")
+    if not isinstance(info, dict) or not info.get("version"):
+        return None
+    version = str(info["version"])
+    if info.get("buildUser") == "tocsin" and info.get("goVersion") == "python":
+        if _major_minor(version) != _major_minor(__version__):
+            return (
+                f"Warning: tocsinctl version ({__version__}) and tocsin version "
+                f"({version}) are different."
+            )
+        return None
+    if _major_minor(version) != ALERTMANAGER_API:
+        return (
+            f"Warning: tocsinctl speaks Alertmanager {ALERTMANAGER_API}'s API; "
+            f"the server is Alertmanager {version}."
+        )
+    return None
 
 
 Run = Callable[[Invocation], int]

@@ -119,6 +119,19 @@ GLOBAL_FLAGS: tuple[Flag, ...] = (
         metavar="FILENAME",
     ),
     Flag("date.format", "Go time layout of dates in tables", DEFAULT_DATE_FORMAT),
+    Flag(
+        "version-check",
+        "warn when the server's version does not match this tocsinctl (one more request)",
+        "true",
+        kind="bool",
+    ),
+    Flag(
+        "verbose",
+        "accepted for amtool's scripts; it has no effect there either",
+        "false",
+        short="v",
+        kind="bool",
+    ),
     Flag("tenant", "tenant to act for: sent as the X-Scope-OrgID header", metavar="NAME"),
     Flag("bearer-token", "token sent as 'Authorization: Bearer <token>'", metavar="TOKEN"),
     Flag(

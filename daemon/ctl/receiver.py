@@ -59,7 +59,10 @@ def receiver_test(api: Api, name: str, out: TextIO) -> int:
 
 
 def run(inv: Invocation) -> int:
-    api = inv.api()
+    try:
+        api = inv.api()
+    except CtlError as err:
+        raise CtlError(err.message, hint=err.hint, status=2) from None
     try:
         return receiver_test(api, inv.args.name, inv.out)
     finally:

@@ -15,6 +15,7 @@ import pytest
 
 from daemon import __version__
 from daemon.ctl import build_parser, main, with_default_subcommands
+from daemon.ctl.command import version_warning
 from daemon.ctl.completion import _walk, script
 from daemon.ctl.flags import Flag
 
@@ -33,14 +34,25 @@ SILENCE = {
 
 
 class Server:
-    """A mock transport that records requests and answers from ``answer``."""
+    """A mock transport: a tocsin of tocsinctl's version that records the command's
+    requests (not the version check) and answers them from ``answer``."""
 
-    def __init__(self, answer: Callable[[httpx.Request], httpx.Response] | None = None) -> None:
+    def __init__(
+        self,
+        answer: Callable[[httpx.Request], httpx.Response] | None = None,
+        version: str = __version__,
+    ) -> None:
         self.requests: list[httpx.Request] = []
+        self.version_checks = 0
+        self.version = version
         self.answer = answer or (lambda request: httpx.Response(200, json=[SILENCE]))
         self.transport = httpx.MockTransport(self.handle)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v2/status":
+            self.version_checks += 1
+            info = {"buildUser": "tocsin", "goVersion": "python", "version": self.version}
+            return httpx.Response(200, json={"versionInfo": info})
         self.requests.append(request)
         return self.answer(request)
 
@@ -143,6 +155,39 @@ def test_http_errors_give_a_hint(
     err = capsys.readouterr().err
     assert f"tocsinctl: error: GET /api/v2/alerts: HTTP {status}: nope\n" in err
     assert hint in err
+
+
+@pytest.mark.parametrize(
+    ("version", "flags", "warning"),
+    [
+        (__version__, [], ""),
+        ("9.9.0", [], f"Warning: tocsinctl version ({__version__}) and tocsin version (9.9.0)"),
+        ("9.9.0", ["--no-version-check"], ""),
+    ],
+)
+def test_version_check(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    version: str,
+    flags: list[str],
+    warning: str,
+) -> None:
+    """A tocsin of another major.minor gets a warning on stderr; --no-version-check skips it."""
+    server = Server(version=version)
+    assert main([*flags, "silence", "-q"], home=str(tmp_path), transport=server.transport) == 0
+    out = capsys.readouterr()
+    assert out.out == f"{SILENCE['id']}\n"
+    assert out.err.startswith(warning) and (warning or out.err == "")
+    assert server.version_checks == (0 if flags else 1)
+
+
+def test_version_warning_for_alertmanager() -> None:
+    """An Alertmanager other than 0.25 is named; 0.25 itself passes quietly."""
+    assert version_warning({"versionInfo": {"version": "0.25.1"}}) is None
+    assert version_warning({"versionInfo": {"version": "0.27.0"}}) == (
+        "Warning: tocsinctl speaks Alertmanager 0.25's API; the server is Alertmanager 0.27.0."
+    )
+    assert version_warning({"cluster": {}}) is None
 
 
 def test_unknown_silence_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -257,7 +302,7 @@ def test_bash_completion_offers_commands_flags_and_values() -> None:
         "import",
     ]
     assert _complete("tocsinctl", "silence", "query", "--ex") == ["--expired"]
-    assert _complete("tocsinctl", "config", "routes", "test", "--ve") == ["--verify.receivers"]
+    assert _complete("tocsinctl", "config", "routes", "test", "--verif") == ["--verify.receivers"]
     assert _complete("tocsinctl", "alert", "-o", "") == ["simple", "extended", "json"]
 
 
