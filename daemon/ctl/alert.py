@@ -47,11 +47,7 @@ def query(inv: Invocation) -> int:
     if v["receiver"]:
         params.append(("receiver", v["receiver"]))
     params += [("filter", m) for m in with_alertname(inv.args.matchers)]
-    api = inv.api()
-    try:
-        alerts = api.call("GET", "/alerts", params=params)
-    finally:
-        api.close()
+    alerts = inv.call("GET", "/alerts", params=params)
     inv.out.write(format_alerts(alerts, inv.format, inv.date_format))
     return 0
 
@@ -70,11 +66,7 @@ def add(inv: Invocation) -> int:
         alert["startsAt"] = parse_time_flag(v["start"], "--start").text
     if v["end"]:
         alert["endsAt"] = parse_time_flag(v["end"], "--end").text
-    api = inv.api()
-    try:
-        api.call("POST", "/alerts", json=[alert])
-    finally:
-        api.close()
+    inv.call("POST", "/alerts", json=[alert])
     return 0
 
 

@@ -10,11 +10,7 @@ from daemon.ctl.output import format_cluster
 
 def show(inv: Invocation) -> int:
     """Print status and node name; ``-o extended`` adds the peers, ``-o json`` all."""
-    api = inv.api()
-    try:
-        status = api.call("GET", "/status")
-    finally:
-        api.close()
+    status = inv.call("GET", "/status")
     inv.out.write(format_cluster(status.get("cluster") or {}, inv.format))
     return 0
 

@@ -55,6 +55,21 @@ class Invocation:
                 self.err.write(warning + "\n")
         return api
 
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """One API v2 call on a client of its own: the decoded answer (see :meth:`Api.call`)."""
+        api = self.api()
+        try:
+            return api.call(method, path, params=params, json=json)
+        finally:
+            api.close()
+
 
 #: The API tocsinctl speaks is Alertmanager's of this release.
 ALERTMANAGER_API = "0.25"

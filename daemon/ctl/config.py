@@ -129,11 +129,7 @@ def run_check_config(inv: Invocation) -> int:
 
 def show(inv: Invocation) -> int:
     """Print the running server's config (extended adds version and uptime)."""
-    api = inv.api()
-    try:
-        status = api.call("GET", "/status")
-    finally:
-        api.close()
+    status = inv.call("GET", "/status")
     inv.out.write(format_config(status, inv.format))
     return 0
 
@@ -149,11 +145,7 @@ def _load(inv: Invocation) -> Config:
             return load_config_file(path)
         except ConfigError as err:
             raise CtlError(err.message, hint=_where(err, path)) from None
-    api = inv.api()
-    try:
-        status = api.call("GET", "/status")
-    finally:
-        api.close()
+    status = inv.call("GET", "/status")
     try:
         return load_config_text(str(status["config"]["original"]))
     except ConfigError as err:

@@ -124,11 +124,7 @@ def add(inv: Invocation) -> int:
         "createdBy": v["author"] or "",
         "comment": v["comment"] or "",
     }
-    api = inv.api()
-    try:
-        answer = api.call("POST", "/silences", json=silence)
-    finally:
-        api.close()
+    answer = inv.call("POST", "/silences", json=silence)
     inv.out.write(f"{answer['silenceID']}\n")
     return 0
 
@@ -167,11 +163,7 @@ def query(inv: Invocation) -> int:
     except DurationError as exc:
         raise CtlError(f"invalid --within: {exc}", hint="e.g. --within=8h") from None
     params = [("filter", m) for m in with_alertname(inv.args.matchers)]
-    api = inv.api()
-    try:
-        silences = api.call("GET", "/silences", params=params)
-    finally:
-        api.close()
+    silences = inv.call("GET", "/silences", params=params)
     shown = select(
         silences,
         SystemClock().now(),
