@@ -144,7 +144,8 @@ def _load(inv: Invocation) -> Config:
         try:
             return load_config_file(path)
         except ConfigError as err:
-            raise CtlError(err.message, hint=_where(err, path)) from None
+            where = _where(err, path)
+            raise CtlError(err.message, hint=where.strip() if where else None) from None
     status = inv.call("GET", "/status")
     try:
         return load_config_text(str(status["config"]["original"]))

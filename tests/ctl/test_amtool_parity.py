@@ -472,3 +472,60 @@ def test_amtool_config_file_is_read_as_amtool_reads_it(server: Proc, home: Path)
     assert ours.stdout.startswith("ID  ") and "Updated At" in ours.stdout
     made = tocsinctl(None, "silence", "add", "Author", "-c", "x", home=home).stdout.strip()
     assert _api(server.url, f"/silence/{made}")["createdBy"] == "yaml-author"
+
+
+def test_import_failures_are_counted(server: Proc, home: Path, tmp_path: Path) -> None:
+    """A silence the server refuses is reported per silence, as amtool does; the run then
+    fails with the count (amtool 0.25 counts in a race and may exit 0)."""
+    good = json.loads(
+        tocsinctl(server.url, "-o", "json", "silence", "query", "CPU", home=home).stdout
+    )
+    bad = {**good[0], "id": "", "matchers": []}
+    (tmp_path / "mixed.json").write_text(json.dumps([good[0], bad]))
+    for tool in (tocsinctl, amtool):
+        done = tool(server.url, "silence", "import", "-f", str(tmp_path / "mixed.json"), home=home)
+        assert len(done.stdout.split()) == 1
+        assert "Error adding silence id=''" in done.stderr
+    ours = tocsinctl(server.url, "silence", "import", "-f", str(tmp_path / "mixed.json"), home=home)
+    assert ours.returncode == 1
+    assert "tocsinctl: error: couldn't import 1 out of 2 silences\n" in ours.stderr
+
+
+ROUTES_FILE = """\
+route:
+  receiver: root
+  routes:
+  - receiver: a
+    matchers: ['svc=~"api|web"', 'env!="dev"']
+    continue: true
+  - receiver: b
+    match_re: {team: "ops.*"}
+    routes:
+    - receiver: c
+      matchers: ['quote="say \\"hi\\""']
+  - receiver: d
+receivers: [{name: root}, {name: a}, {name: b}, {name: c}, {name: d}]
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show"],
+        ["test", "--tree", "svc=api", "team=ops1"],
+        ["test", "--tree", "team=ops", 'quote="say \\"hi\\""'],
+        ["test", "--verify.receivers=a,d", "svc=web"],
+        ["test", "--verify.receivers=a", "svc=web"],
+    ],
+    ids=" ".join,
+)
+def test_routes_from_a_config_file_as_amtool(home: Path, tmp_path: Path, args: list[str]) -> None:
+    """config routes show|test --config.file: amtool's tree, receivers and exit status."""
+    path = tmp_path / "routes.yml"
+    path.write_text(ROUTES_FILE)
+    argv = ["config", "routes", *args[:1], f"--config.file={path}", *args[1:]]
+    ours = tocsinctl(None, *argv, home=home)
+    theirs = amtool("http://127.0.0.1:9", *argv, home=home)
+    assert ours.returncode == theirs.returncode, ours.stderr
+    assert ours.stdout == theirs.stdout
+    assert ours.stderr == ""
