@@ -7,6 +7,7 @@ are asserted only where tocsinctl documents a better answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -22,7 +23,15 @@ import httpx
 import pytest
 
 from daemon.gocompat.timestamp import parse_rfc3339
-from tests.integration.processes import AMTOOL, ROOT, Proc, run_alertmanager, run_tocsin
+from tests.integration.cluster_processes import converged, start_cluster
+from tests.integration.processes import (
+    AMTOOL,
+    ROOT,
+    Proc,
+    run_alertmanager,
+    run_tocsin,
+    wait_for,
+)
 
 pytestmark = pytest.mark.alertmanager
 
@@ -529,3 +538,17 @@ def test_routes_from_a_config_file_as_amtool(home: Path, tmp_path: Path, args: l
     assert ours.returncode == theirs.returncode, ours.stderr
     assert ours.stdout == theirs.stdout
     assert ours.stderr == ""
+
+
+def test_cluster_show_on_a_real_cluster(tmp_path: Path, home: Path) -> None:
+    """On a three-node tocsin cluster, cluster show prints amtool's bytes in every format."""
+    with contextlib.ExitStack() as stack:
+        nodes = start_cluster(stack, tmp_path, "http://127.0.0.1:9/", 3)
+        wait_for(lambda: converged(nodes), timeout=60)
+        url = nodes[0].proc.url
+        for fmt in ("simple", "extended", "json"):
+            ours = tocsinctl(url, "-o", fmt, "cluster", "show", home=home)
+            theirs = amtool(url, "-o", fmt, "cluster", "show", home=home)
+            assert ours.returncode == theirs.returncode == 0, ours.stderr
+            assert ours.stdout == theirs.stdout
+        assert len(json.loads(ours.stdout)["peers"]) == 3
