@@ -27,6 +27,8 @@ class Invocation:
     stdin: TextIO = attrs.field(factory=lambda: sys.stdin)
     #: Replaces the network in tests (an ASGI or mock transport).
     transport: httpx.BaseTransport | None = None
+    #: ``GET /api/v2/status`` as the version check read it; commands that want it reuse it.
+    status: dict[str, Any] | None = None
 
     @property
     def format(self) -> Format:
@@ -43,16 +45,22 @@ class Invocation:
     def api(self) -> Api:
         """A client for the server; warns first if its version does not fit (amtool does)."""
         api = Api.open(self.connection(), self.transport)
-        if self.values["version_check"]:
-            resp = api.request("GET", "/api/v2/status")
+        if self.values["version_check"] and self.status is None:
+            try:
+                resp = api.request("GET", "/api/v2/status")
+            except BaseException:
+                api.close()
+                raise
             try:
                 status = resp.json() if resp.is_success else None
             except ValueError:
                 status = None
             # Like amtool: a server that cannot say its version is no reason to stop.
-            warning = version_warning(status) if isinstance(status, dict) else None
-            if warning:
-                self.err.write(warning + "\n")
+            if isinstance(status, dict):
+                self.status = status
+                warning = version_warning(status)
+                if warning:
+                    self.err.write(warning + "\n")
         return api
 
     def call(
@@ -66,6 +74,8 @@ class Invocation:
         """One API v2 call on a client of its own: the decoded answer (see :meth:`Api.call`)."""
         api = self.api()
         try:
+            if (method, path) == ("GET", "/status") and self.status is not None:
+                return self.status
             return api.call(method, path, params=params, json=json)
         finally:
             api.close()

@@ -52,7 +52,13 @@ class Server:
         if request.url.path == "/api/v2/status":
             self.version_checks += 1
             info = {"buildUser": "tocsin", "goVersion": "python", "version": self.version}
-            return httpx.Response(200, json={"versionInfo": info})
+            status = {
+                "cluster": {"status": "disabled"},
+                "config": {"original": "route:\n  receiver: x\n"},
+                "uptime": "2026-01-01T00:00:00.000Z",
+                "versionInfo": info,
+            }
+            return httpx.Response(200, json=status)
         self.requests.append(request)
         return self.answer(request)
 
@@ -179,6 +185,23 @@ def test_version_check(
     assert out.out == f"{SILENCE['id']}\n"
     assert out.err.startswith(warning) and (warning or out.err == "")
     assert server.version_checks == (0 if flags else 1)
+
+
+@pytest.mark.parametrize(
+    ("command", "printed"),
+    [
+        (["config"], "route:\n  receiver: x\n\n"),
+        (["cluster"], "Cluster Status:  disabled\nNode Name:       \n"),
+    ],
+)
+def test_status_is_fetched_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], printed: str
+) -> None:
+    """config show and cluster show reuse the status the version check fetched."""
+    server = Server(lambda request: httpx.Response(500))
+    assert main(command, home=str(tmp_path), transport=server.transport) == 0
+    assert capsys.readouterr().out == printed
+    assert server.version_checks == 1 and server.requests == []
 
 
 def test_version_warning_for_alertmanager() -> None:
