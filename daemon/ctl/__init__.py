@@ -16,7 +16,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
 
 import httpx
 
@@ -151,21 +150,22 @@ def main(
     *,
     home: str | None = None,
     transport: httpx.BaseTransport | None = None,
-    stdin: TextIO | None = None,
 ) -> int:
     """Run tocsinctl; returns the exit status. ``home`` and ``transport`` are for tests."""
     parser = build_parser()
-    args = parser.parse_args(
-        with_default_subcommands(sys.argv[1:] if argv is None else argv, parser)
-    )
     try:
-        values = resolve(args, args.flags, read_config_files(config_files(home)))
-        inv = Invocation(values, args, transport=transport, stdin=stdin or sys.stdin)
-        status: int = args.run(inv)
-        inv.out.flush()
-    except CtlError as err:
+        args = parser.parse_args(
+            with_default_subcommands(sys.argv[1:] if argv is None else argv, parser)
+        )
+        try:
+            values = resolve(args, args.flags, read_config_files(config_files(home)))
+            status: int = args.run(Invocation(values, args, transport=transport))
+        except CtlError as err:
+            # What the command printed before failing goes out before the error.
+            sys.stdout.flush()
+            return report(err)
         sys.stdout.flush()
-        return report(err)
+        return status
     except BrokenPipeError:
         # The reader left (`tocsinctl ... | head`). Point stdout at /dev/null so the
         # interpreter's final flush does not fail again, and exit as a SIGPIPE death.
@@ -174,4 +174,3 @@ def main(
         return 141
     except KeyboardInterrupt:
         return 130
-    return status

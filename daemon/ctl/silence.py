@@ -307,20 +307,21 @@ def import_(inv: Invocation) -> int:
     show = inv.err.isatty()
     failed = 0
     api = inv.api()
+    pool = concurrent.futures.ThreadPoolExecutor(workers)
     try:
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            futures = [pool.submit(_import_one, api, s) for s in silences]
-            for done, (silence, future) in enumerate(zip(silences, futures, strict=True), 1):
-                try:
-                    inv.out.write(f"{future.result()}\n")
-                except CtlError as exc:
-                    failed += 1
-                    inv.err.write(
-                        f"Error adding silence id='{silence.get('id', '')}': {exc.message}\n"
-                    )
-                if show:
-                    _progress(inv.err, done, len(silences))
+        futures = [pool.submit(_import_one, api, s) for s in silences]
+        for done, (silence, future) in enumerate(zip(silences, futures, strict=True), 1):
+            try:
+                inv.out.write(f"{future.result()}\n")
+            except CtlError as exc:
+                failed += 1
+                inv.err.write(f"Error adding silence id='{silence.get('id', '')}': {exc.message}\n")
+            if show:
+                _progress(inv.err, done, len(silences))
     finally:
+        # On Ctrl-C or a closed pipe, drop the posts not yet started instead of
+        # sending thousands more before exiting.
+        pool.shutdown(wait=True, cancel_futures=True)
         api.close()
     if failed:
         raise CtlError(f"couldn't import {failed} out of {len(silences)} silences")
