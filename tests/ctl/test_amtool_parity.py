@@ -311,6 +311,8 @@ def test_silence_update_matches_amtool(server: Proc, home: Path) -> None:
     assert ours_json[0]["endsAt"] == "2031-01-01T03:00:00.000Z"
     quiet = tocsinctl(server.url, "silence", "update", "-q", "-c", "again", twins[0], home=home)
     assert quiet.stdout == f"{_api(server.url, '/silence/' + twins[0])['id']}\n"
+    theirs_quiet = amtool(server.url, "silence", "update", "-q", "-c", "again", twins[1], home=home)
+    assert theirs_quiet.stdout.startswith("0xc"), "amtool 0.25 prints a pointer here"
 
 
 def test_expire_takes_query_ids(server: Proc, home: Path) -> None:

@@ -6,10 +6,13 @@ offsets, escapes, wide characters and HTML-unsafe text; the bytes printed must m
 
 from __future__ import annotations
 
+import contextlib
 import json
+import ssl
 import subprocess
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,7 +21,7 @@ from typing import Any, ClassVar
 import pytest
 
 from daemon.ctl.output import format_alerts, format_cluster, tabwrite
-from tests.integration.processes import AMTOOL, ROOT
+from tests.integration.processes import AMTOOL, ROOT, write_self_signed
 
 STATUS: dict[str, Any] = {
     "cluster": {
@@ -95,6 +98,7 @@ ALERTS = [
 
 
 class _Canned(BaseHTTPRequestHandler):
+    proxied: ClassVar[list[str]] = []
     answers: ClassVar[dict[str, Any]] = {
         "/api/v2/status": STATUS,
         "/api/v2/silences": SILENCES,
@@ -102,8 +106,14 @@ class _Canned(BaseHTTPRequestHandler):
     }
 
     def do_GET(self) -> None:
-        """Answer from the table by path, ignoring the query."""
-        body = json.dumps(self.answers[self.path.split("?")[0]]).encode()
+        """Answer from the table by path, ignoring the query.
+
+        A proxied request names the whole URL (``GET http://host/path``): it is answered
+        the same way, and the host is recorded.
+        """
+        target = urllib.parse.urlsplit(self.path)
+        self.proxied.append(target.netloc)
+        body = json.dumps(self.answers[target.path]).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -114,17 +124,26 @@ class _Canned(BaseHTTPRequestHandler):
         """Keep test output quiet."""
 
 
-@pytest.fixture(scope="module")
-def canned() -> Iterator[str]:
+@contextlib.contextmanager
+def _serve(tls: ssl.SSLContext | None = None) -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        scheme = "https" if tls is not None else "http"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture(scope="module")
+def canned() -> Iterator[str]:
+    with _serve() as url:
+        yield url
 
 
 def _both(url: str, args: list[str], home: Path) -> tuple[str, str]:
@@ -175,6 +194,26 @@ def test_config_show_json_as_amtool(canned: str, tmp_path: Path) -> None:
     """config show -o json: amtool's key order, offsets kept, HTML characters escaped."""
     ours, theirs = _both(canned, ["-o", "json", "config", "show"], tmp_path)
     assert ours == theirs
+
+
+@pytest.mark.alertmanager
+def test_http_config_file_tls_and_proxy(canned: str, tmp_path: Path) -> None:
+    """--http.config.file: a tls_config CA and a proxy_url work for both tools alike."""
+    cert, key = write_self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    # An absolute path: amtool 0.25 resolves relative ones against the parent folder.
+    (tmp_path / "tls.yml").write_text(f"tls_config:\n  ca_file: {cert}\n")
+    with _serve(tls) as url:
+        args = [f"--http.config.file={tmp_path / 'tls.yml'}", "silence", "query"]
+        ours, theirs = _both(url, args, tmp_path)
+        assert ours == theirs and "s-2" in ours
+    (tmp_path / "proxy.yml").write_text(f"proxy_url: {canned}\n")
+    _Canned.proxied.clear()
+    args = [f"--http.config.file={tmp_path / 'proxy.yml'}", "-o", "json", "alert", "query"]
+    ours, theirs = _both("http://am.invalid:9093", args, tmp_path)
+    assert ours == theirs and json.loads(ours)[0]["fingerprint"] == "f1"
+    assert set(_Canned.proxied) == {"am.invalid:9093"}
 
 
 def test_tabwriter_blocks() -> None:
