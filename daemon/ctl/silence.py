@@ -290,10 +290,18 @@ def _read_import(inv: Invocation) -> list[Any]:
     return data
 
 
+_BAR = 30
+
+
+def progress_line(done: int, total: int) -> str:
+    """``importing silences [#####-----] 5/10``: a bar of fixed width and the count."""
+    filled = _BAR * done // total if total else _BAR
+    return f"importing silences [{'#' * filled}{'-' * (_BAR - filled)}] {done}/{total}"
+
+
 def _progress(stream: TextIO, done: int, total: int) -> None:
-    stream.write(f"\rimporting silences: {done}/{total}")
-    if done == total:
-        stream.write("\n")
+    # \r redraws the line in place; the last update ends it.
+    stream.write("\r" + progress_line(done, total) + ("\n" if done == total else ""))
     stream.flush()
 
 
