@@ -63,7 +63,8 @@ class GoTime:
     """A Go ``time.Time``: Unix nanoseconds and a zone (``None`` means UTC)."""
 
     ns: int
-    zone: zoneinfo.ZoneInfo | None = None
+    #: A ZoneInfo, or a fixed offset named "" (Go's zone for a parsed "+02:00").
+    zone: dt.tzinfo | None = None
 
     def _datetime(self) -> dt.datetime:
         secs, _ = divmod(self.ns, _NS)

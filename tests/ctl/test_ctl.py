@@ -1,4 +1,4 @@
-"""tocsinctl's command line: check-config output, exit status and argument handling."""
+"""tocsinctl check-config, template render and receiver test: output, exit status, arguments."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ import trio
 from daemon.api import create_app
 from daemon.api.receivers import receiver_test_routes
 from daemon.clock import FixedClock
-from daemon.ctl import check_config, default_template_data, main, receiver_test
+from daemon.ctl import check_config, default_template_data, main
+from daemon.ctl.client import Api, Connection
+from daemon.ctl.errors import CtlError
+from daemon.ctl.receiver import receiver_test
 from daemon.store import AlertStore
 from daemon.template.render import builtin_text
 from tests.api.conftest import NOW, FakeBackend, config
@@ -104,7 +107,7 @@ def test_reads_stdin_when_no_files_given(files: Path) -> None:
         text=True,
         timeout=60,
         check=False,
-        cwd=Path(__file__).parents[1],
+        cwd=Path(__file__).parents[2],
     )
     assert done.returncode == 0
     assert done.stdout.startswith("Checking '/dev/stdin'  SUCCESS\n")
@@ -118,7 +121,7 @@ def test_exit_status_from_process(files: Path) -> None:
         text=True,
         timeout=60,
         check=False,
-        cwd=Path(__file__).parents[1],
+        cwd=Path(__file__).parents[2],
     )
     assert done.returncode == 1
     assert "FAILED: undefined receiver" in done.stdout
@@ -319,12 +322,14 @@ def test_receiver_test_bad_answers_exit_2(
 
 
 def test_receiver_test_unreachable_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    """Nothing listening: exit 2 with 'cannot reach'."""
+    """Nothing listening: exit 2, and the hint names the URL and the flag to set."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     assert main(["receiver", "test", "x", f"--alertmanager.url=http://127.0.0.1:{port}"]) == 2
-    assert "cannot reach" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"cannot connect to http://127.0.0.1:{port}" in err
+    assert f"hint: is tocsin running at http://127.0.0.1:{port}? set --alertmanager.url" in err
 
 
 def test_receiver_test_against_the_api_app() -> None:
@@ -351,7 +356,9 @@ def test_receiver_test_against_the_api_app() -> None:
         return trio.run(go)
 
     out = io.StringIO()
-    transport = httpx.MockTransport(transport_call)
-    assert receiver_test("http://am", "team", out, transport=transport) == 1
+    api = Api.open(Connection("http://am"), httpx.MockTransport(transport_call))
+    assert receiver_test(api, "team", out) == 1
     assert out.getvalue() == "Receiver team:\n  webhook[0]: FAILED: status 503\n"
-    assert receiver_test("http://am", "other", io.StringIO(), transport=transport) == 2
+    with pytest.raises(CtlError) as info:
+        receiver_test(api, "other", io.StringIO())
+    assert info.value.status == 2 and "receiver 'other' not found" in info.value.message
