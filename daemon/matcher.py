@@ -215,3 +215,13 @@ def parse_filter(text: str) -> Matcher:
     if len(parsed) != 1:
         raise MatcherError(f"bad matcher format: {text}")
     return parsed[0]
+
+
+def matcher_json(m: Matcher) -> dict[str, object]:
+    """The API's form of ``m``: ``{isEqual, isRegex, name, value}`` (spec §1.8)."""
+    return {
+        "isEqual": m.type in (MatchType.EQUAL, MatchType.REGEXP),
+        "isRegex": m.type in (MatchType.REGEXP, MatchType.NOT_REGEXP),
+        "name": m.name,
+        "value": m.value,
+    }

@@ -26,7 +26,7 @@ from daemon.api.encoding import body, framework_error
 from daemon.api.postable import BodyError, decode_json, parse_datetime
 from daemon.gocompat.strconv import go_quote
 from daemon.gocompat.timestamp import format_millis
-from daemon.matcher import Matcher, MatcherError, MatchType, parse_filter
+from daemon.matcher import Matcher, MatcherError, MatchType, matcher_json, parse_filter
 from daemon.silence.model import Silence
 from daemon.silence.state import SilenceError, SilenceNotFound, Silences
 
@@ -222,16 +222,6 @@ def parse_silence(data: bytes) -> PostedSilence:
 # --- encoding --------------------------------------------------------------------------
 
 
-def api_matcher(m: Matcher) -> dict[str, Any]:
-    """``{isEqual, isRegex, name, value}`` (spec §1.8)."""
-    return {
-        "isEqual": m.type in (MatchType.EQUAL, MatchType.REGEXP),
-        "isRegex": m.type in (MatchType.REGEXP, MatchType.NOT_REGEXP),
-        "name": m.name,
-        "value": m.value,
-    }
-
-
 def gettable_silence(s: Silence, now: int) -> dict[str, Any]:
     """The ``gettableSilence`` object, keys in Alertmanager's order."""
     return {
@@ -241,7 +231,7 @@ def gettable_silence(s: Silence, now: int) -> dict[str, Any]:
         "comment": s.comment,
         "createdBy": s.created_by,
         "endsAt": format_millis(s.ends_at),
-        "matchers": [api_matcher(m) for m in s.matchers],
+        "matchers": [matcher_json(m) for m in s.matchers],
         "startsAt": format_millis(s.starts_at),
     }
 

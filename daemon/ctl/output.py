@@ -142,16 +142,6 @@ def api_matcher(raw: Mapping[str, Any]) -> Matcher:
     return Matcher(kind, str(raw["name"]), str(raw["value"]), None)
 
 
-def matcher_json(m: Matcher) -> dict[str, Any]:
-    """The API form of ``m``."""
-    return {
-        "isEqual": m.type in (MatchType.EQUAL, MatchType.REGEXP),
-        "isRegex": m.type in (MatchType.REGEXP, MatchType.NOT_REGEXP),
-        "name": m.name,
-        "value": m.value,
-    }
-
-
 def _matcher_as_given(raw: Mapping[str, Any]) -> dict[str, Any]:
     # Go leaves out an isEqual the server did not send (an older server) and keeps
     # the others in its model's field order.

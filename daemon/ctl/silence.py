@@ -22,9 +22,10 @@ from daemon.ctl.command import Invocation, group, leaf
 from daemon.ctl.errors import CtlError
 from daemon.ctl.flags import Flag
 from daemon.ctl.matchers import TimeArg, parse_matcher_args, parse_time_flag, with_alertname
-from daemon.ctl.output import format_silences, matcher_json
+from daemon.ctl.output import format_silences
 from daemon.gocompat.duration import DurationError, parse_duration, parse_go_duration
 from daemon.gocompat.timestamp import format_millis, parse_rfc3339
+from daemon.matcher import matcher_json
 
 
 def username() -> str:
