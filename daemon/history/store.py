@@ -23,7 +23,9 @@ write bounded by ``shutdown_timeout``, then closes the database.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import structlog
@@ -74,6 +76,11 @@ for _reason in ("retention", "size"):
     pruned_total.labels(_reason)
 
 
+#: ``trio.to_thread.run_sync``'s shape. Tests pass a runner that calls inline, so
+#: timer tests on ``autojump_clock`` do not race real threads.
+RunSync = Callable[..., Awaitable[Any]]
+
+
 class HistoryUnavailable(RuntimeError):
     """The store is not running (not started yet, or stopped): nothing to query."""
 
@@ -97,12 +104,17 @@ class HistoryStore:
     busy_timeout: float = 1.0
     shutdown_timeout: float = 5.0
     max_page_count: int | None = None
+    run_sync: RunSync = trio.to_thread.run_sync
 
     _send: trio.MemorySendChannel[HistoryRecord] = attrs.field(init=False)
     _receive: trio.MemoryReceiveChannel[HistoryRecord] = attrs.field(init=False)
     _db: HistoryDatabase | None = attrs.field(default=None, init=False)
     _write_limiter: trio.CapacityLimiter = attrs.field(init=False)
     _read_limiter: trio.CapacityLimiter = attrs.field(init=False)
+    #: Records accepted by record() and records written or dropped by the actor.
+    _accepted: int = attrs.field(default=0, init=False)
+    _settled: int = attrs.field(default=0, init=False)
+    _progress: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._send, self._receive = trio.open_memory_channel[HistoryRecord](self.queue_size)
@@ -120,6 +132,7 @@ class HistoryStore:
         """
         try:
             self._send.send_nowait(rec)
+            self._accepted += 1
         except trio.WouldBlock:
             dropped_total.labels("queue_full").inc()
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -129,6 +142,12 @@ class HistoryStore:
             dropped_total.labels("error").inc()
             log.error("history.record_failed", error=repr(exc))
 
+    async def wait_written(self) -> None:
+        """Wait until every record accepted before this call is written or dropped."""
+        target = self._accepted
+        while self._settled < target:
+            await self._progress.park()
+
     async def query(self, query: HistoryQuery) -> HistoryPage:
         """One page of history, newest first; raises :class:`HistoryUnavailable` if not running.
 
@@ -137,7 +156,8 @@ class HistoryStore:
         db = self._db
         if db is None:
             raise HistoryUnavailable("the history store is not running")
-        return await trio.to_thread.run_sync(db.query, query, limiter=self._read_limiter)
+        page: HistoryPage = await self.run_sync(db.query, query, limiter=self._read_limiter)
+        return page
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Open the database, report started, then write and prune until cancelled.
@@ -146,7 +166,7 @@ class HistoryStore:
         (the daemon refuses to start with a broken ``--storage.path``, as for the nflog).
         Write and prune errors are counted and logged, never raised.
         """
-        db = await trio.to_thread.run_sync(
+        db = await self.run_sync(
             lambda: HistoryDatabase(
                 self.path, busy_timeout=self.busy_timeout, max_page_count=self.max_page_count
             ),
@@ -175,7 +195,7 @@ class HistoryStore:
                 self._take_queued(batch, limit=None)
                 if batch:
                     await self._write(db, batch)
-                await trio.to_thread.run_sync(db.close, limiter=self._write_limiter)
+                await self.run_sync(db.close, limiter=self._write_limiter)
 
     def _take_queued(self, batch: list[HistoryRecord], limit: int | None = -1) -> None:
         """Move already-queued records into ``batch`` (up to ``batch_size``; None: all)."""
@@ -188,18 +208,21 @@ class HistoryStore:
 
     async def _write(self, db: HistoryDatabase, batch: list[HistoryRecord]) -> None:
         try:
-            await trio.to_thread.run_sync(db.write, batch, limiter=self._write_limiter)
+            await self.run_sync(db.write, batch, limiter=self._write_limiter)
         except sqlite3.Error as exc:
             reason = failure_reason(exc)
             dropped_total.labels(reason).inc(len(batch))
             log.error("history.write_failed", reason=reason, error=str(exc), records=len(batch))
         else:
             written_total.inc(len(batch))
+        finally:
+            self._settled += len(batch)
+            self._progress.unpark_all()
 
     async def _prune(self, db: HistoryDatabase) -> None:
         before = self.clock.now() - self.retention
         try:
-            result: PruneResult = await trio.to_thread.run_sync(
+            result: PruneResult = await self.run_sync(
                 lambda: db.prune(before=before, max_rows=self.max_rows),
                 limiter=self._write_limiter,
             )
