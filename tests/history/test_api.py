@@ -13,12 +13,20 @@ import trio
 
 from daemon.api import create_app
 from daemon.api.history import HISTORY_PATH, history_routes
-from daemon.clock import TrioClock
+from daemon.clock import FixedClock, TrioClock
+from daemon.history.database import HistoryPage
 from daemon.history.query import HistoryQuery
 from daemon.history.record import Outcome, Status
 from daemon.history.store import HistoryStore
-from tests.api.conftest import FakeBackend, backend
+from daemon.store import AlertStore
+from tests.api.conftest import NOW, FakeBackend, config
 from tests.history.conftest import T0, make_record
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    clock = FixedClock(NOW)
+    return FakeBackend(config("default"), AlertStore(clock), clock)
 
 
 @pytest.fixture
@@ -129,9 +137,7 @@ async def test_source_protocol_receives_the_parsed_query(backend: FakeBackend) -
     seen: list[HistoryQuery] = []
 
     class Source:
-        async def query(self, query: HistoryQuery) -> Any:
-            from daemon.history.database import HistoryPage
-
+        async def query(self, query: HistoryQuery) -> HistoryPage:
             seen.append(query)
             return HistoryPage((), None)
 
