@@ -305,6 +305,9 @@ class HistoryExporter:
     batch_size: int = 500
     _send: trio.MemorySendChannel[HistoryRecord] = attrs.field(init=False)
     _receive: trio.MemoryReceiveChannel[HistoryRecord] = attrs.field(init=False)
+    _accepted: int = attrs.field(default=0, init=False)
+    _settled: int = attrs.field(default=0, init=False)
+    _progress: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._send, self._receive = trio.open_memory_channel[HistoryRecord](self.queue_size)
@@ -313,6 +316,7 @@ class HistoryExporter:
         """Queue ``rec``; never blocks, never raises (a lost record is counted)."""
         try:
             self._send.send_nowait(rec)
+            self._accepted += 1
         except trio.WouldBlock:
             export_dropped_total.labels(self.sink.name, "queue_full").inc()
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -321,6 +325,12 @@ class HistoryExporter:
             # Deliberately broad: export trouble must stay out of the notifier.
             export_dropped_total.labels(self.sink.name, "error").inc()
             log.error("history.export_failed", sink=self.sink.name, error=repr(exc))
+
+    async def wait_written(self) -> None:
+        """Wait until every record accepted before this call is shipped or dropped."""
+        target = self._accepted
+        while self._settled < target:
+            await self._progress.park()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Ship batches until cancelled.
@@ -349,6 +359,9 @@ class HistoryExporter:
                     )
                 else:
                     exported_total.labels(self.sink.name).inc(shipped)
+                finally:
+                    self._settled += len(batch)
+                    self._progress.unpark_all()
         finally:
             # Whatever is still queued at shutdown is lost; say how much.
             self._send.close()

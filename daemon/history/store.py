@@ -195,7 +195,9 @@ class HistoryStore:
                 self._take_queued(batch, limit=None)
                 if batch:
                     await self._write(db, batch)
-                await self.run_sync(db.close, limiter=self._write_limiter)
+                # A query still running on the reader keeps the read limiter: wait for it.
+                async with self._read_limiter:
+                    await self.run_sync(db.close, limiter=self._write_limiter)
 
     def _take_queued(self, batch: list[HistoryRecord], limit: int | None = -1) -> None:
         """Move already-queued records into ``batch`` (up to ``batch_size``; None: all)."""
