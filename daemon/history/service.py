@@ -61,6 +61,9 @@ async def start_history(
     Error handling: a database that cannot be opened raises here; later write and
     export failures are counted and logged, never raised.
     """
+    if webhook_url is not None and http_client is None:
+        # Before anything starts: a half-started history is worse than none.
+        raise ValueError("a history webhook needs an http_client")
     store = HistoryStore(
         storage_path, retention=retention, max_rows=max_rows, clock=clock or SystemClock()
     )
@@ -71,8 +74,7 @@ async def start_history(
         await nursery.start(exporter.run)
         exporters.append(exporter)
     if webhook_url is not None:
-        if http_client is None:
-            raise ValueError("a history webhook needs an http_client")
+        assert http_client is not None  # checked above
         hook = HistoryExporter(HistoryWebhook(webhook_url, http_client))
         await nursery.start(hook.run)
         exporters.append(hook)

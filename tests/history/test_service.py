@@ -60,6 +60,8 @@ async def test_one_record_reaches_store_file_and_webhook(tmp_path: Path) -> None
 
 async def test_webhook_without_client_is_refused(tmp_path: Path) -> None:
     """Asking for a webhook without an HTTP client is a configuration error, raised at start."""
-    with trio.fail_after(10), pytest.raises(ValueError, match="http_client"):
+    with trio.fail_after(10), pytest.raises(ExceptionGroup) as info:
         async with trio.open_nursery() as nursery:
             await start_history(nursery, tmp_path, webhook_url="http://x.invalid/")
+    assert info.group_contains(ValueError, match="http_client")
+    assert not (tmp_path / "history.db").exists()
