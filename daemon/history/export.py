@@ -37,6 +37,7 @@ from prometheus_client import Counter
 
 from daemon import metrics
 from daemon.gocompat.timestamp import format_nano
+from daemon.history.intake import Intake
 from daemon.history.record import HistoryRecord, Outcome, Status
 from daemon.history.store import RunSync
 from daemon.nflog.state import alert_hash
@@ -303,34 +304,21 @@ class HistoryExporter:
     sink: Sink
     queue_size: int = 10_000
     batch_size: int = 500
-    _send: trio.MemorySendChannel[HistoryRecord] = attrs.field(init=False)
-    _receive: trio.MemoryReceiveChannel[HistoryRecord] = attrs.field(init=False)
-    _accepted: int = attrs.field(default=0, init=False)
-    _settled: int = attrs.field(default=0, init=False)
-    _progress: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, init=False)
+    _intake: Intake = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._send, self._receive = trio.open_memory_channel[HistoryRecord](self.queue_size)
+        name = self.sink.name
+        self._intake = Intake(
+            self.queue_size, lambda reason, n: export_dropped_total.labels(name, reason).inc(n)
+        )
 
     def record(self, rec: HistoryRecord) -> None:
         """Queue ``rec``; never blocks, never raises (a lost record is counted)."""
-        try:
-            self._send.send_nowait(rec)
-            self._accepted += 1
-        except trio.WouldBlock:
-            export_dropped_total.labels(self.sink.name, "queue_full").inc()
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            export_dropped_total.labels(self.sink.name, "closed").inc()
-        except Exception as exc:
-            # Deliberately broad: export trouble must stay out of the notifier.
-            export_dropped_total.labels(self.sink.name, "error").inc()
-            log.error("history.export_failed", sink=self.sink.name, error=repr(exc))
+        self._intake.put(rec)
 
     async def wait_written(self) -> None:
         """Wait until every record accepted before this call is shipped or dropped."""
-        target = self._accepted
-        while self._settled < target:
-            await self._progress.park()
+        await self._intake.wait_settled()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Ship batches until cancelled.
@@ -340,13 +328,9 @@ class HistoryExporter:
         """
         task_status.started()
         try:
-            async for first in self._receive:
-                batch = [first]
-                while len(batch) < self.batch_size:
-                    try:
-                        batch.append(self._receive.receive_nowait())
-                    except trio.WouldBlock:
-                        break
+            while True:
+                batch = [await self._intake.receive()]
+                self._intake.take_queued(batch, self.batch_size)
                 try:
                     shipped = await self.sink.send(batch)
                 except (OSError, ExportError) as exc:
@@ -360,20 +344,12 @@ class HistoryExporter:
                 else:
                     exported_total.labels(self.sink.name).inc(shipped)
                 finally:
-                    self._settled += len(batch)
-                    self._progress.unpark_all()
+                    self._intake.settle(len(batch))
         finally:
             # Whatever is still queued at shutdown is lost; say how much.
-            self._send.close()
-            left = 0
-            while True:
-                try:
-                    self._receive.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-                left += 1
+            left = self._intake.close()
             if left:
-                export_dropped_total.labels(self.sink.name, "closed").inc(left)
+                export_dropped_total.labels(self.sink.name, "closed").inc(len(left))
 
 
 __all__ = [

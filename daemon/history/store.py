@@ -42,6 +42,7 @@ from daemon.history.database import (
     PruneResult,
     failure_reason,
 )
+from daemon.history.intake import Intake
 from daemon.history.query import HistoryQuery
 from daemon.history.record import HistoryRecord
 
@@ -81,6 +82,10 @@ for _reason in ("retention", "size"):
 RunSync = Callable[..., Awaitable[Any]]
 
 
+def _count_drop(reason: str, count: int) -> None:
+    dropped_total.labels(reason).inc(count)
+
+
 class HistoryUnavailable(RuntimeError):
     """The store is not running (not started yet, or stopped): nothing to query."""
 
@@ -106,18 +111,13 @@ class HistoryStore:
     max_page_count: int | None = None
     run_sync: RunSync = trio.to_thread.run_sync
 
-    _send: trio.MemorySendChannel[HistoryRecord] = attrs.field(init=False)
-    _receive: trio.MemoryReceiveChannel[HistoryRecord] = attrs.field(init=False)
+    _intake: Intake = attrs.field(init=False)
     _db: HistoryDatabase | None = attrs.field(default=None, init=False)
     _write_limiter: trio.CapacityLimiter = attrs.field(init=False)
     _read_limiter: trio.CapacityLimiter = attrs.field(init=False)
-    #: Records accepted by record() and records written or dropped by the actor.
-    _accepted: int = attrs.field(default=0, init=False)
-    _settled: int = attrs.field(default=0, init=False)
-    _progress: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._send, self._receive = trio.open_memory_channel[HistoryRecord](self.queue_size)
+        self._intake = Intake(self.queue_size, _count_drop)
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(1)
 
@@ -130,23 +130,11 @@ class HistoryStore:
 
         Call it from the trio thread (the notification pipeline).
         """
-        try:
-            self._send.send_nowait(rec)
-            self._accepted += 1
-        except trio.WouldBlock:
-            dropped_total.labels("queue_full").inc()
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            dropped_total.labels("closed").inc()
-        except Exception as exc:
-            # Deliberately broad: whatever goes wrong here must stay out of the notifier.
-            dropped_total.labels("error").inc()
-            log.error("history.record_failed", error=repr(exc))
+        self._intake.put(rec)
 
     async def wait_written(self) -> None:
         """Wait until every record accepted before this call is written or dropped."""
-        target = self._accepted
-        while self._settled < target:
-            await self._progress.park()
+        await self._intake.wait_settled()
 
     async def query(self, query: HistoryQuery) -> HistoryPage:
         """One page of history, newest first; raises :class:`HistoryUnavailable` if not running.
@@ -180,8 +168,8 @@ class HistoryStore:
             while True:
                 batch: list[HistoryRecord] = []
                 with trio.move_on_at(next_prune):
-                    batch.append(await self._receive.receive())
-                self._take_queued(batch)
+                    batch.append(await self._intake.receive())
+                self._intake.take_queued(batch, self.batch_size)
                 if batch:
                     await self._write(db, batch)
                 if trio.current_time() >= next_prune:
@@ -189,24 +177,13 @@ class HistoryStore:
                     next_prune = trio.current_time() + self.prune_interval
         finally:
             self._db = None
-            self._send.close()
+            batch = self._intake.close()
             with trio.move_on_after(self.shutdown_timeout, shield=True):
-                batch = []
-                self._take_queued(batch, limit=None)
                 if batch:
                     await self._write(db, batch)
                 # A query still running on the reader keeps the read limiter: wait for it.
                 async with self._read_limiter:
                     await self.run_sync(db.close, limiter=self._write_limiter)
-
-    def _take_queued(self, batch: list[HistoryRecord], limit: int | None = -1) -> None:
-        """Move already-queued records into ``batch`` (up to ``batch_size``; None: all)."""
-        cap = self.batch_size if limit == -1 else limit
-        while cap is None or len(batch) < cap:
-            try:
-                batch.append(self._receive.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                return
 
     async def _write(self, db: HistoryDatabase, batch: list[HistoryRecord]) -> None:
         try:
@@ -218,8 +195,7 @@ class HistoryStore:
         else:
             written_total.inc(len(batch))
         finally:
-            self._settled += len(batch)
-            self._progress.unpark_all()
+            self._intake.settle(len(batch))
 
     async def _prune(self, db: HistoryDatabase) -> None:
         before = self.clock.now() - self.retention
