@@ -333,7 +333,8 @@ class HistoryExporter:
                 self._intake.take_queued(batch, self.batch_size)
                 try:
                     shipped = await self.sink.send(batch)
-                except (OSError, ExportError) as exc:
+                except (OSError, ValueError, ExportError) as exc:
+                    # ValueError: text the encoders refuse (UnicodeEncodeError).
                     export_dropped_total.labels(self.sink.name, "error").inc(len(batch))
                     log.error(
                         "history.export_failed",

@@ -188,8 +188,10 @@ class HistoryStore:
     async def _write(self, db: HistoryDatabase, batch: list[HistoryRecord]) -> None:
         try:
             await self.run_sync(db.write, batch, limiter=self._write_limiter)
-        except sqlite3.Error as exc:
-            reason = failure_reason(exc)
+        except (sqlite3.Error, ValueError) as exc:
+            # ValueError: text the encoders refuse (UnicodeEncodeError). Bad data loses
+            # its batch, counted; it must not stop the store or the daemon.
+            reason = failure_reason(exc) if isinstance(exc, sqlite3.Error) else "error"
             dropped_total.labels(reason).inc(len(batch))
             log.error("history.write_failed", reason=reason, error=str(exc), records=len(batch))
         else:

@@ -187,3 +187,19 @@ async def test_locked_database_loses_rows_counted_and_logged(tmp_path: Path) -> 
             assert await count(store) == 1
             nursery.cancel_scope.cancel()
     assert any(e["event"] == "history.write_failed" and e["reason"] == "locked" for e in logs)
+
+
+async def test_unencodable_text_loses_its_batch_only(tmp_path: Path) -> None:
+    """A record whose text SQLite cannot encode (a lone surrogate) is dropped and counted; the store goes on."""
+    store = HistoryStore(tmp_path, run_sync=run_inline, clock=TrioClock(T0))
+    before = dropped("error")
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            store.record(make_record(T0, receiver="bad\udc80"))
+            await store.wait_written()
+            store.record(make_record(T0))
+            await store.wait_written()
+            assert await count(store) == 1
+            nursery.cancel_scope.cancel()
+    assert dropped("error") - before == 1
