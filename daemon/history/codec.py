@@ -94,6 +94,16 @@ def record_to_row(rec: HistoryRecord) -> Row:
     )
 
 
+def label_needle(name: str, value: str | None = None) -> str:
+    """Text that ``body`` holds whenever an alert has label ``name`` (``= value``).
+
+    The same encoder writes the body, so a label ``name="value"`` is always there as
+    ``"name":"value"`` (and never by accident: quotes inside values are escaped).
+    """
+    key = _encoder.encode(name) + ":"
+    return key if value is None else key + _encoder.encode(value)
+
+
 def body_alert_labels(body: str) -> list[dict[str, str]]:
     """The alerts' label sets out of a stored ``body`` (what the label filter reads)."""
     return [a[1] for a in json.loads(body)["a"]]

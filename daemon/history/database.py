@@ -19,9 +19,24 @@ from pathlib import Path
 
 import attrs
 
-from daemon.history.codec import INSERT, SCHEMA, SCHEMA_VERSION, body_alert_labels, record_to_row
+from daemon.history.codec import (
+    COLUMNS,
+    INSERT,
+    SCHEMA,
+    SCHEMA_VERSION,
+    body_alert_labels,
+    record_to_row,
+)
 from daemon.history.codec import row_to_record as _row_to_record
-from daemon.history.query import SCAN_BUDGET, Cursor, HistoryQuery, any_alert_matches, select_sql
+from daemon.history.query import (
+    CHECK_BUDGET,
+    SCAN_WINDOW,
+    Cursor,
+    HistoryQuery,
+    any_alert_matches,
+    prefilter_sql,
+    select_sql,
+)
 from daemon.history.record import HistoryRecord
 
 #: The file name under ``--storage.path``.
@@ -150,33 +165,60 @@ class HistoryDatabase:
     def count(self) -> int:
         return int(self.reader.execute("SELECT count(*) FROM history").fetchone()[0])
 
-    def query(self, query: HistoryQuery, *, scan_budget: int = SCAN_BUDGET) -> HistoryPage:
+    def query(
+        self,
+        query: HistoryQuery,
+        *,
+        scan_window: int = SCAN_WINDOW,
+        check_budget: int = CHECK_BUDGET,
+    ) -> HistoryPage:
         """One page of ``query`` from the reader connection."""
+        if query.matchers:
+            return self._filtered(query, scan_window, check_budget)
         sql, params = select_sql(query)
-        if not query.matchers:
-            rows = self.reader.execute(f"{sql} LIMIT ?", [*params, query.limit + 1]).fetchall()
-            more = len(rows) > query.limit
-            rows = rows[: query.limit]
-            last = rows[-1] if more else None
-            return HistoryPage(
-                tuple(_row_to_record(r) for r in rows),
-                Cursor(last[1], last[0]) if last is not None else None,
-            )
+        rows = self.reader.execute(f"{sql} LIMIT ?", [*params, query.limit + 1]).fetchall()
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        last = rows[-1] if more else None
+        return HistoryPage(
+            tuple(_row_to_record(r) for r in rows),
+            Cursor(last[1], last[0]) if last is not None else None,
+        )
+
+    def _filtered(self, query: HistoryQuery, scan_window: int, check_budget: int) -> HistoryPage:
+        """A label-filtered page: SQLite's prefilter over a window, then exact checks here."""
+        pre, pre_params = prefilter_sql(query.matchers)
+        sql, params = select_sql(query, columns=f"id, time, {pre}")
+        # Parameters in text order: the prefilter's (in the column list) come first.
+        window = self.reader.execute(f"{sql} LIMIT ?", [*pre_params, *params, scan_window])
+        positions = window.fetchall()
+        candidates = [(row_id, time) for row_id, time, maybe in positions if maybe]
         items: list[HistoryRecord] = []
-        scanned = 0
-        cur = self.reader.execute(sql, params)
-        try:
-            while chunk := cur.fetchmany(_FETCH):
-                for row in chunk:
-                    scanned += 1
-                    if any_alert_matches(query.matchers, body_alert_labels(row[-1])):
-                        items.append(_row_to_record(row))
-                        if len(items) == query.limit:
-                            return HistoryPage(tuple(items), Cursor(row[1], row[0]))
-                    if scanned >= scan_budget:
-                        return HistoryPage(tuple(items), Cursor(row[1], row[0]))
-        finally:
-            cur.close()
+        checked = 0
+        previous: Cursor | None = None
+        for start in range(0, len(candidates), _FETCH):
+            chunk = candidates[start : start + _FETCH]
+            marks = ",".join("?" * len(chunk))
+            rows = self.reader.execute(
+                f"SELECT {COLUMNS} FROM history WHERE id IN ({marks})", [i for i, _ in chunk]
+            ).fetchall()
+            by_id = {row[0]: row for row in rows}
+            for row_id, time in chunk:
+                if checked == check_budget:
+                    # Budget spent with candidates left: resume after the last one checked.
+                    return HistoryPage(tuple(items), previous)
+                row = by_id.get(row_id)
+                checked += 1
+                previous = Cursor(time, row_id)
+                if row is not None and any_alert_matches(
+                    query.matchers, body_alert_labels(row[-1])
+                ):
+                    items.append(_row_to_record(row))
+                    if len(items) == query.limit:
+                        return HistoryPage(tuple(items), previous)
+        if len(positions) == scan_window:
+            last_id, last_time, _ = positions[-1]
+            return HistoryPage(tuple(items), Cursor(last_time, last_id))
         return HistoryPage(tuple(items), None)
 
 

@@ -15,10 +15,13 @@ Semantics (what ``GET /api/v1/history`` documents):
   matches all matchers. Group labels are not matched separately: they are a subset
   of every alert's labels, so a matcher on a group label finds its rows through
   the alerts.
-* The label filter runs in Python on rows that pass the SQL filters, at most
-  :data:`SCAN_BUDGET` rows per page; a selective filter may answer fewer than
-  ``limit`` items with a ``next_cursor`` to continue from. Only a missing
-  ``next_cursor`` means the end.
+* The label filter runs in two steps. SQLite first narrows the rows that pass the
+  other filters with a substring test on the stored JSON (:func:`prefilter_sql`: a
+  necessary condition, never a sufficient one), over at most :data:`SCAN_WINDOW`
+  rows per page. Python then checks the candidates exactly, at most
+  :data:`CHECK_BUDGET` of them per page. A selective filter may therefore answer
+  fewer than ``limit`` items with a ``next_cursor`` to continue from; only a
+  missing ``next_cursor`` means the end.
 """
 
 from __future__ import annotations
@@ -31,14 +34,16 @@ from typing import TypeVar
 import attrs
 
 from daemon.gocompat.timestamp import TimestampError, parse_rfc3339
-from daemon.history.codec import COLUMNS
+from daemon.history.codec import COLUMNS, label_needle
 from daemon.history.record import Outcome, Status
-from daemon.matcher import Matcher, MatcherError, parse_matcher
+from daemon.matcher import Matcher, MatcherError, MatchType, parse_matcher
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-#: Rows the label filter may examine for one page before answering with a cursor.
-SCAN_BUDGET = 20_000
+#: Rows SQLite's prefilter may examine for one page of a label-filtered query.
+SCAN_WINDOW = 20_000
+#: Candidate rows Python may decode and check for one page (JSON decoding is the cost).
+CHECK_BUDGET = 2_500
 
 _INTEGRATION_WITH_INDEX = re.compile(r"(.+)\[(\d+)\]")
 _CURSOR = re.compile(r"(-?\d+):(\d+)")
@@ -164,8 +169,11 @@ def parse_query(getlist: Callable[[str], list[str]]) -> HistoryQuery:
     )
 
 
-def select_sql(query: HistoryQuery) -> tuple[str, list[object]]:
-    """The SELECT for ``query`` (without a LIMIT) and its parameters, newest first."""
+def select_sql(query: HistoryQuery, columns: str = COLUMNS) -> tuple[str, list[object]]:
+    """The SELECT of ``columns`` for ``query`` (without a LIMIT) and its parameters, newest first.
+
+    The label matchers are not part of it (see :func:`prefilter_sql`).
+    """
     where: list[str] = []
     params: list[object] = []
 
@@ -197,10 +205,28 @@ def select_sql(query: HistoryQuery) -> tuple[str, list[object]]:
             query.cursor.time,
             query.cursor.id,
         )
-    sql = f"SELECT {COLUMNS} FROM history"
+    sql = f"SELECT {columns} FROM history"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + " ORDER BY time DESC, id DESC", params
+
+
+def prefilter_sql(matchers: Sequence[Matcher]) -> tuple[str, list[object]]:
+    """A SQL boolean over ``body`` that every row the matchers accept satisfies.
+
+    ``name="value"`` (value not empty) needs the text ``"name":"value"``; a regex that
+    cannot match the empty string needs the label, ``"name":``. Matchers that an
+    absent label satisfies (``!=``, ``!~``, ``=""``, ``=~".*"``) give no condition.
+    """
+    clauses: list[str] = []
+    params: list[object] = []
+    for m in matchers:
+        if m.matches_empty():
+            continue
+        needle = label_needle(m.name, m.value if m.type is MatchType.EQUAL else None)
+        clauses.append("instr(body, ?) > 0")
+        params.append(needle)
+    return (" AND ".join(clauses) if clauses else "1"), params
 
 
 def any_alert_matches(matchers: Sequence[Matcher], alerts: Sequence[dict[str, str]]) -> bool:
@@ -209,13 +235,15 @@ def any_alert_matches(matchers: Sequence[Matcher], alerts: Sequence[dict[str, st
 
 
 __all__ = [
+    "CHECK_BUDGET",
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
-    "SCAN_BUDGET",
+    "SCAN_WINDOW",
     "Cursor",
     "HistoryQuery",
     "QueryError",
     "any_alert_matches",
     "parse_query",
+    "prefilter_sql",
     "select_sql",
 ]

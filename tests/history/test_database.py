@@ -136,17 +136,40 @@ def test_last_full_page_has_no_cursor(db: HistoryDatabase) -> None:
     assert page.next_cursor == Cursor(T0 + 1, 2)
 
 
-def test_selective_filter_answers_within_scan_budget(db: HistoryDatabase) -> None:
-    """A filter that matches little stops after the scan budget and hands back a cursor to go on."""
+def test_selective_filter_answers_within_the_scan_window(db: HistoryDatabase) -> None:
+    """A filter that matches little stops at the end of the SQL window and hands back a cursor."""
     db.write([make_record(T0 + i, alerts={"alertname": "A" if i else "Z"}) for i in range(30)])
     query = HistoryQuery(matchers=(parse_matcher("alertname=Z"),))
-    page = db.query(query, scan_budget=10)
+    page = db.query(query, scan_window=10)
     assert page.items == () and page.next_cursor == Cursor(T0 + 20, 21)
     found: list[HistoryRecord] = []
     while page.next_cursor is not None:
-        page = db.query(attrs.evolve(query, cursor=page.next_cursor), scan_budget=10)
+        page = db.query(attrs.evolve(query, cursor=page.next_cursor), scan_window=10)
         found += page.items
     assert times(tuple(found)) == [T0]
+
+
+def test_filter_the_prefilter_cannot_narrow_stops_at_the_check_budget(db: HistoryDatabase) -> None:
+    """With only != matchers every row is a candidate; Python checks check_budget of them per page."""
+    db.write([make_record(T0 + i, alerts={"alertname": "A" if i else "Z"}) for i in range(30)])
+    query = HistoryQuery(matchers=(parse_matcher("alertname!=A"),))
+    page = db.query(query, check_budget=10)
+    assert page.items == () and page.next_cursor == Cursor(T0 + 20, 21)
+    pages = [page]
+    while pages[-1].next_cursor is not None:
+        pages.append(db.query(attrs.evolve(query, cursor=pages[-1].next_cursor), check_budget=10))
+    assert [times(p.items) for p in pages] == [[], [], [T0]]
+
+
+@pytest.mark.parametrize(
+    "matcher",
+    ['v="say \\"hi\\""', 'v=~"say.*"', "v!=x", 'w=""', 'v=~".*"', 'v!~"nope"'],
+)
+def test_prefilter_never_hides_a_match(db: HistoryDatabase, matcher: str) -> None:
+    """Values with quotes, backslashes and non-ASCII still match through the SQL prefilter."""
+    db.write([make_record(T0, alerts=[{"alertname": "A"}, {"alertname": "A", "v": 'say "hi"'}])])
+    m = parse_matcher(matcher)
+    assert len(db.query(HistoryQuery(matchers=(m,))).items) == 1
 
 
 def test_prune_drops_expired_rows(db: HistoryDatabase) -> None:

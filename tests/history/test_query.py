@@ -11,6 +11,7 @@ from daemon.history.query import (
     QueryError,
     any_alert_matches,
     parse_query,
+    prefilter_sql,
     select_sql,
 )
 from daemon.history.record import Outcome, Status
@@ -110,6 +111,22 @@ def test_sql_has_a_clause_per_filter() -> None:
     assert sql.endswith(" ORDER BY time DESC, id DESC")
     assert params == ["t", "r", "webhook", 1, "firing", "sent", 1, 2, 5, 5, 6]
     assert "?" not in select_sql(HistoryQuery())[0]
+
+
+def test_prefilter_needles() -> None:
+    """Equality needs "name":"value", a regex that cannot match empty needs the label, the rest nothing."""
+    sql, params = prefilter_sql(
+        [
+            parse_matcher('a="x\\"y"'),
+            parse_matcher('b=~"c.+"'),
+            parse_matcher("c!=d"),
+            parse_matcher('d=""'),
+            parse_matcher('e=~".*"'),
+        ]
+    )
+    assert sql == "instr(body, ?) > 0 AND instr(body, ?) > 0"
+    assert params == ['"a":"x\\"y"', '"b":']
+    assert prefilter_sql([parse_matcher("c!=d")]) == ("1", [])
 
 
 def test_label_filter_needs_one_alert_to_match_all_matchers() -> None:
