@@ -5,8 +5,9 @@ Semantics (what ``GET /api/v1/history`` documents):
 * Results are newest first, ordered by ``(time, id)`` descending; ``id`` breaks ties
   between records of the same nanosecond.
 * ``cursor`` is the position after the last row a page examined. The next page
-  continues strictly below it, so rows inserted meanwhile (newer, larger ``id``)
-  never shift, repeat or hide the rows of later pages.
+  continues strictly below it, so rows inserted meanwhile never shift, repeat or
+  hide the rows of later pages: a newer row is above every cursor, and a late row
+  (a record stamped before the cursor, written after) shows once, in its place.
 * ``receiver`` and ``integration`` are exact names (``integration`` may also be
   ``name[index]``, e.g. ``webhook[1]``); ``from`` and ``to`` are RFC 3339 and both
   inclusive.
