@@ -186,38 +186,45 @@ class HistoryDatabase:
         )
 
     def _filtered(self, query: HistoryQuery, scan_window: int, check_budget: int) -> HistoryPage:
-        """A label-filtered page: SQLite's prefilter over a window, then exact checks here."""
+        """A label-filtered page: SQLite's prefilter over a window, then exact checks here.
+
+        The window is read in chunks, so a filter that matches often stops after a
+        few chunks rather than reading the whole window.
+        """
         pre, pre_params = prefilter_sql(query.matchers)
         sql, params = select_sql(query, columns=f"id, time, {pre}")
+        items: list[HistoryRecord] = []
+        checked = seen = 0
+        previous: Cursor | None = None
         # Parameters in text order: the prefilter's (in the column list) come first.
         window = self.reader.execute(f"{sql} LIMIT ?", [*pre_params, *params, scan_window])
-        positions = window.fetchall()
-        candidates = [(row_id, time) for row_id, time, maybe in positions if maybe]
-        items: list[HistoryRecord] = []
-        checked = 0
-        previous: Cursor | None = None
-        for start in range(0, len(candidates), _FETCH):
-            chunk = candidates[start : start + _FETCH]
-            marks = ",".join("?" * len(chunk))
-            rows = self.reader.execute(
-                f"SELECT {COLUMNS} FROM history WHERE id IN ({marks})", [i for i, _ in chunk]
-            ).fetchall()
-            by_id = {row[0]: row for row in rows}
-            for row_id, time in chunk:
-                if checked == check_budget:
-                    # Budget spent with candidates left: resume after the last one checked.
-                    return HistoryPage(tuple(items), previous)
-                row = by_id.get(row_id)
-                checked += 1
-                previous = Cursor(time, row_id)
-                if row is not None and any_alert_matches(
-                    query.matchers, body_alert_labels(row[-1])
-                ):
-                    items.append(_row_to_record(row))
-                    if len(items) == query.limit:
+        try:
+            while positions := window.fetchmany(_FETCH):
+                seen += len(positions)
+                candidates = [(row_id, time) for row_id, time, maybe in positions if maybe]
+                marks = ",".join("?" * len(candidates))
+                rows = self.reader.execute(
+                    f"SELECT {COLUMNS} FROM history WHERE id IN ({marks})",
+                    [row_id for row_id, _ in candidates],
+                ).fetchall()
+                by_id = {row[0]: row for row in rows}
+                for row_id, time in candidates:
+                    if checked == check_budget:
+                        # Budget spent with candidates left: resume after the last one checked.
                         return HistoryPage(tuple(items), previous)
-        if len(positions) == scan_window:
-            last_id, last_time, _ = positions[-1]
+                    row = by_id.get(row_id)
+                    checked += 1
+                    previous = Cursor(time, row_id)
+                    if row is not None and any_alert_matches(
+                        query.matchers, body_alert_labels(row[-1])
+                    ):
+                        items.append(_row_to_record(row))
+                        if len(items) == query.limit:
+                            return HistoryPage(tuple(items), previous)
+                last_id, last_time, _ = positions[-1]
+        finally:
+            window.close()
+        if seen == scan_window:
             return HistoryPage(tuple(items), Cursor(last_time, last_id))
         return HistoryPage(tuple(items), None)
 
