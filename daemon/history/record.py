@@ -1,0 +1,190 @@
+"""One notification attempt as the history keeps it, and why it happened. Pure.
+
+Rules:
+
+* A record is written for every integration a flush reaches: a send that succeeded
+  (``sent``), one that gave up (``failed``, with the error text), and one the nflog
+  dedup stopped (``suppressed``; no reason, no attempts).
+* The reason is Alertmanager's dedup verdict, named as its event recorder names it
+  (``NOTIFY_REASON_*``). :func:`notify_reason` is the same decision as
+  :func:`daemon.notify.dedup.needs_update` with the verdict kept: it returns None
+  exactly when ``needs_update`` is False (a test holds the two together).
+* Times are Unix nanoseconds (:mod:`daemon.clock`); durations are nanoseconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from daemon.alert import Alert
+from daemon.gocompat.timestamp import format_nano
+from daemon.nflog.state import Entry
+
+
+class NotifyReason(enum.Enum):
+    """Why a notification was sent; the values are Alertmanager's event-recorder enum names."""
+
+    FIRST_NOTIFICATION = "NOTIFY_REASON_FIRST_NOTIFICATION"
+    NEW_ALERTS_IN_GROUP = "NOTIFY_REASON_NEW_ALERTS_IN_GROUP"
+    NEW_RESOLVED_ALERTS = "NOTIFY_REASON_NEW_RESOLVED_ALERTS"
+    ALL_ALERTS_RESOLVED = "NOTIFY_REASON_ALL_ALERTS_RESOLVED"
+    REPEAT_INTERVAL_ELAPSED = "NOTIFY_REASON_REPEAT_INTERVAL_ELAPSED"
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+
+class Status(enum.Enum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+def notify_reason(
+    previous: Entry | None,
+    firing: Iterable[int],
+    resolved: Iterable[int],
+    repeat_interval: int,
+    now: int,
+    *,
+    send_resolved: bool = True,
+) -> NotifyReason | None:
+    """Why this flush must notify the integration, or None when dedup suppresses it.
+
+    ``previous`` is the integration's nflog entry for the group (None: never notified);
+    ``firing`` and ``resolved`` are the nflog hashes of the flush's alerts.
+    ``send_resolved`` is the integration's setting: without it new resolved alerts
+    alone are no news.
+    """
+    firing_set = frozenset(firing)
+    if previous is None:
+        return NotifyReason.FIRST_NOTIFICATION if firing_set else None
+    if not firing_set <= frozenset(previous.firing_alerts):
+        # After an "all resolved" message the receiver knows of nothing firing: the
+        # next firing alert starts the conversation again.
+        if not previous.firing_alerts:
+            return NotifyReason.FIRST_NOTIFICATION
+        return NotifyReason.NEW_ALERTS_IN_GROUP
+    if not firing_set:
+        # Sent whatever send_resolved says, so that the log's firing set gets cleared;
+        # if nothing was firing at the last message either, the receiver never heard
+        # of these alerts.
+        return NotifyReason.ALL_ALERTS_RESOLVED if previous.firing_alerts else None
+    if send_resolved and not frozenset(resolved) <= frozenset(previous.resolved_alerts):
+        return NotifyReason.NEW_RESOLVED_ALERTS
+    # Nothing changed: repeat once the last send is strictly older than the interval.
+    if previous.timestamp < now - repeat_interval:
+        return NotifyReason.REPEAT_INTERVAL_ELAPSED
+    return None
+
+
+def _frozen_labels(labels: Mapping[str, str]) -> Mapping[str, str]:
+    # Sorted by name: the stored JSON and the API answer are then stable.
+    return dict(sorted(labels.items()))
+
+
+@attrs.frozen
+class HistoryAlert:
+    """An alert as it was in the notification."""
+
+    #: 16 lowercase hex digits (:attr:`daemon.alert.Alert.fingerprint_hex`).
+    fingerprint: str
+    labels: Mapping[str, str] = attrs.field(converter=_frozen_labels)
+    status: Status
+
+
+def _alerts_tuple(alerts: Iterable[HistoryAlert]) -> tuple[HistoryAlert, ...]:
+    return tuple(alerts)
+
+
+@attrs.frozen
+class IntegrationRef:
+    """Which integration of the receiver: its type name and index (``webhook[0]``)."""
+
+    name: str
+    index: int
+
+
+@attrs.frozen
+class HistoryRecord:
+    """One notification attempt of one integration for one aggregation group."""
+
+    #: When the attempt ended (or dedup decided), Unix ns.
+    time: int
+    receiver: str
+    integration: IntegrationRef
+    group_key: str
+    group_labels: Mapping[str, str] = attrs.field(converter=_frozen_labels)
+    alerts: Sequence[HistoryAlert] = attrs.field(converter=_alerts_tuple)
+    #: None only for ``suppressed``: dedup found nothing new to say.
+    reason: NotifyReason | None
+    outcome: Outcome
+    #: The give-up error text of a ``failed`` attempt, else None.
+    error: str | None = None
+    attempts: int = 0
+    #: Wall time from the first attempt to the outcome, ns.
+    duration: int = 0
+    #: The route's repeat interval, ns (exported as the event recorder's repeatInterval).
+    repeat_interval: int = 0
+    #: "" without tenancy.
+    tenant: str = ""
+
+    @property
+    def status(self) -> Status:
+        """Firing if any alert of the notification is firing, as Alertmanager's webhook status."""
+        if any(a.status is Status.FIRING for a in self.alerts):
+            return Status.FIRING
+        return Status.RESOLVED
+
+
+def history_alerts(alerts: Iterable[Alert], now: int) -> tuple[HistoryAlert, ...]:
+    """The flush's alerts as a record keeps them; resolved as of ``now`` (the dedup's now)."""
+    return tuple(
+        HistoryAlert(
+            a.fingerprint_hex,
+            a.labels,
+            Status.RESOLVED if a.resolved(now) else Status.FIRING,
+        )
+        for a in alerts
+    )
+
+
+def record_to_json(rec: HistoryRecord) -> dict[str, Any]:
+    """The API's JSON object for a record (``GET /api/v1/history`` items)."""
+    return {
+        "time": format_nano(rec.time),
+        "tenant": rec.tenant,
+        "receiver": rec.receiver,
+        "integration": {"name": rec.integration.name, "index": rec.integration.index},
+        "groupKey": rec.group_key,
+        "groupLabels": dict(rec.group_labels),
+        "status": rec.status.value,
+        "reason": rec.reason.value if rec.reason is not None else None,
+        "outcome": rec.outcome.value,
+        "error": rec.error,
+        "attempts": rec.attempts,
+        "durationSeconds": rec.duration / 1e9,
+        "alerts": [
+            {"fingerprint": a.fingerprint, "labels": dict(a.labels), "status": a.status.value}
+            for a in rec.alerts
+        ],
+    }
+
+
+__all__ = [
+    "HistoryAlert",
+    "HistoryRecord",
+    "IntegrationRef",
+    "NotifyReason",
+    "Outcome",
+    "Status",
+    "history_alerts",
+    "notify_reason",
+    "record_to_json",
+]
