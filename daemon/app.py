@@ -40,6 +40,7 @@ from daemon.config.errors import ConfigError
 from daemon.config.load import load_config_file
 from daemon.config.model import Config
 from daemon.ha.peer import ClusterPeer, PeerSetupError, create_peer, disabled_cluster_status
+from daemon.history.service import History, start_history
 from daemon.instance import Instance, InstanceBackend, ProcessFacts, StorageSettings
 from daemon.log import configure as configure_logging
 from daemon.notify.httpclient import HttpClientConfigError, HttpClients
@@ -215,13 +216,31 @@ async def _serve(
 ) -> None:
     # Imported here so that the pure core never imports quart or hypercorn.
     from daemon.api.app import create_app
+    from daemon.api.history import history_routes
     from daemon.api.receivers import receiver_test_routes
     from daemon.api.server import serve_api
 
     address, port = sock.getsockname()[:2]
     # One client per distinct http_config (TLS, proxy, OAuth2), all behind one limit on
     # requests in flight: httpcore's pool queue is quadratic under a burst of flushes.
-    async with HttpClients(timeout=HTTP_TIMEOUT, max_in_flight=MAX_HTTP_IN_FLIGHT) as clients:
+    async with (
+        HttpClients(timeout=HTTP_TIMEOUT, max_in_flight=MAX_HTTP_IN_FLIGHT) as clients,
+        trio.open_nursery() as nursery,
+    ):
+        history: History | None = None
+        if opts.history_retention > 0:
+            # Before the instance, so its first notification has a place to go.
+            history = await start_history(
+                nursery,
+                storage,
+                retention=opts.history_retention,
+                max_rows=opts.history_max_rows,
+                export_file=opts.history_export_file or None,
+                webhook_url=opts.history_webhook_url or None,
+                http_client=clients.default,
+                instance=f"{socket.gethostname()}:{port}",
+                clock=clock,
+            )
         instance = Instance(
             config,
             clock=clock,
@@ -232,6 +251,7 @@ async def _serve(
             gc_interval=opts.alerts_gc_interval,
             templates=templates,
             clients=clients,
+            history=history.for_tenant() if history is not None else None,
         )
         instances: dict[str, Instance] = {DEFAULT_INSTANCE: instance}
         sources: list[Source] = []
@@ -239,40 +259,42 @@ async def _serve(
         if peer is not None:
             instance.use_cluster(peer.wait_settled, peer.peer_wait)
         reloader = Reloader(instance, opts.config_file)
-        async with trio.open_nursery() as nursery:
-            for each in instances.values():
-                await nursery.start(each.run)
-            if peer is not None:
-                # After the instances loaded their state, so the first push/pull has it.
-                await nursery.start(peer.run)
-            # Alert producers besides the API (none yet: the Kubernetes sources plug in here).
-            await start_sources(nursery, sources, instance.put)
-            record_config(config)
-            backend = InstanceBackend(
-                instance,
-                ProcessFacts(
-                    route_prefix=route_prefix(opts),
-                    started=clock.now(),
-                    version_info=VERSION_INFO,
-                    cluster_status=functools.partial(_cluster_status, peer),
-                    reload=reloader.reload,
-                ),
-            )
-            app = create_app(
-                backend,
-                api_routes=api_routes(instance.silence_state is not None),
-                extra_routes=receiver_test_routes(),
-            )
-            await nursery.start(functools.partial(serve_api, app, "", 0, sock=sock))
-            log.info(
-                "web.listening",
-                address=f"{address}:{port}",
-                external_url=instance.external_url,
-                version=__version__,
-                pid=os.getpid(),
-            )
-            tune_gc()
-            await _handle_signals(signals, reloader, nursery.cancel_scope)
+        for each in instances.values():
+            await nursery.start(each.run)
+        if peer is not None:
+            # After the instances loaded their state, so the first push/pull has it.
+            await nursery.start(peer.run)
+        # Alert producers besides the API (none yet: the Kubernetes sources plug in here).
+        await start_sources(nursery, sources, instance.put)
+        record_config(config)
+        backend = InstanceBackend(
+            instance,
+            ProcessFacts(
+                route_prefix=route_prefix(opts),
+                started=clock.now(),
+                version_info=VERSION_INFO,
+                cluster_status=functools.partial(_cluster_status, peer),
+                reload=reloader.reload,
+            ),
+        )
+        extra_routes = dict(receiver_test_routes())
+        if history is not None:
+            extra_routes.update(history_routes(history.store))
+        app = create_app(
+            backend,
+            api_routes=api_routes(instance.silence_state is not None),
+            extra_routes=extra_routes,
+        )
+        await nursery.start(functools.partial(serve_api, app, "", 0, sock=sock))
+        log.info(
+            "web.listening",
+            address=f"{address}:{port}",
+            external_url=instance.external_url,
+            version=__version__,
+            pid=os.getpid(),
+        )
+        tune_gc()
+        await _handle_signals(signals, reloader, nursery.cancel_scope)
 
 
 def _cluster_status(peer: ClusterPeer | None) -> Mapping[str, Any]:

@@ -43,6 +43,7 @@ _DURATIONS = {
     "cluster.settle-timeout",
     "cluster.reconnect-interval",
     "cluster.reconnect-timeout",
+    "history.retention",
 }
 _BOOLS = {
     "web.systemd-socket",
@@ -60,6 +61,8 @@ _STRINGS = {
     "cluster.tls-config",
     "cluster.label",
     "cluster.gossip-key-file",
+    "history.export-file",
+    "history.webhook-url",
 }
 
 
@@ -87,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
             default=False,
         )
     p.add_argument("--web.get-concurrency", dest="web_get_concurrency", type=int, default=0)
+    p.add_argument(
+        "--history.max-rows",
+        dest="history_max_rows",
+        type=int,
+        default=defaults.history_max_rows,
+        help="notification history rows kept at most; the oldest go first",
+    )
     p.add_argument(
         "--cluster.peer",
         dest="cluster_peers",

@@ -47,6 +47,7 @@ from daemon.dispatch.snapshot import GroupSnapshot
 from daemon.inhibit import Inhibitor
 from daemon.nflog import codec as nflogpb
 from daemon.nflog.state import Nflog
+from daemon.notify.attempt import AttemptRecorder
 from daemon.notify.httpclient import HttpClients
 from daemon.notify.pipeline import build_pipeline, no_wait
 from daemon.notify.receiver_test import test_receiver
@@ -104,6 +105,7 @@ class Instance:
         templates: Templates | None = None,
         clients: HttpClients | None = None,
         tenant: str | None = None,
+        history: AttemptRecorder | None = None,
     ) -> None:
         self.clock = clock
         self.http = http
@@ -112,6 +114,7 @@ class Instance:
         self.storage = storage
         self.gc_interval = gc_interval
         self.tenant = tenant
+        self.history = history
         self.nflog_state: DurableState | None = None
         self.silence_state: DurableState | None = None
         self.store = AlertStore(clock)
@@ -185,6 +188,7 @@ class Instance:
             clients=self.clients,
             settle=self._settle,
             wait=self._wait,
+            recorder=self.history,
         )
         dispatcher = Dispatcher(root, notifiers, self.clock)
         return Generation(config, root, dispatcher, inhibitor, marker, bound)

@@ -42,6 +42,11 @@ class Options:
     cluster_label: str = ""
     #: tocsin only: a file of base64 gossip keys, one a line, the first one primary.
     cluster_gossip_key_file: str = ""
+    #: tocsin only: the notification history (``<storage.path>/history.db``); 0 turns it off.
+    history_retention: int = parse_duration("7d")
+    history_max_rows: int = 1_000_000
+    history_export_file: str = ""
+    history_webhook_url: str = ""
     log_level: str = "info"
     #: None when the flag was not given: then the format follows the TTY.
     log_format: str | None = None

@@ -33,6 +33,7 @@ LAYERS = {
     "notify": 8,
     "dispatch": 9,
     "sources": 9,
+    "history": 9,
     "ha": 10,
     "api": 11,
     "instance": 11,

@@ -6,9 +6,8 @@ Rules:
   (``sent``), one that gave up (``failed``, with the error text), and one the nflog
   dedup stopped (``suppressed``; no reason, no attempts).
 * The reason is Alertmanager's dedup verdict, named as its event recorder names it
-  (``NOTIFY_REASON_*``). :func:`notify_reason` is the same decision as
-  :func:`daemon.notify.dedup.needs_update` with the verdict kept: it returns None
-  exactly when ``needs_update`` is False (a test holds the two together).
+  (``NOTIFY_REASON_*``): :func:`daemon.notify.dedup.notify_reason`, the decision the
+  dedup stage takes.
 * Times are Unix nanoseconds (:mod:`daemon.clock`); durations are nanoseconds.
 """
 
@@ -22,66 +21,13 @@ import attrs
 
 from daemon.alert import Alert
 from daemon.gocompat.timestamp import format_nano
-from daemon.nflog.state import Entry
-
-
-class NotifyReason(enum.Enum):
-    """Why a notification was sent; the values are Alertmanager's event-recorder enum names."""
-
-    FIRST_NOTIFICATION = "NOTIFY_REASON_FIRST_NOTIFICATION"
-    NEW_ALERTS_IN_GROUP = "NOTIFY_REASON_NEW_ALERTS_IN_GROUP"
-    NEW_RESOLVED_ALERTS = "NOTIFY_REASON_NEW_RESOLVED_ALERTS"
-    ALL_ALERTS_RESOLVED = "NOTIFY_REASON_ALL_ALERTS_RESOLVED"
-    REPEAT_INTERVAL_ELAPSED = "NOTIFY_REASON_REPEAT_INTERVAL_ELAPSED"
-
-
-class Outcome(enum.Enum):
-    SENT = "sent"
-    FAILED = "failed"
-    SUPPRESSED = "suppressed"
+from daemon.notify.attempt import Attempt, Outcome
+from daemon.notify.dedup import NotifyReason, notify_reason
 
 
 class Status(enum.Enum):
     FIRING = "firing"
     RESOLVED = "resolved"
-
-
-def notify_reason(
-    previous: Entry | None,
-    firing: Iterable[int],
-    resolved: Iterable[int],
-    repeat_interval: int,
-    now: int,
-    *,
-    send_resolved: bool = True,
-) -> NotifyReason | None:
-    """Why this flush must notify the integration, or None when dedup suppresses it.
-
-    ``previous`` is the integration's nflog entry for the group (None: never notified);
-    ``firing`` and ``resolved`` are the nflog hashes of the flush's alerts.
-    ``send_resolved`` is the integration's setting: without it new resolved alerts
-    alone are no news.
-    """
-    firing_set = frozenset(firing)
-    if previous is None:
-        return NotifyReason.FIRST_NOTIFICATION if firing_set else None
-    if not firing_set <= frozenset(previous.firing_alerts):
-        # After an "all resolved" message the receiver knows of nothing firing: the
-        # next firing alert starts the conversation again.
-        if not previous.firing_alerts:
-            return NotifyReason.FIRST_NOTIFICATION
-        return NotifyReason.NEW_ALERTS_IN_GROUP
-    if not firing_set:
-        # Sent whatever send_resolved says, so that the log's firing set gets cleared;
-        # if nothing was firing at the last message either, the receiver never heard
-        # of these alerts.
-        return NotifyReason.ALL_ALERTS_RESOLVED if previous.firing_alerts else None
-    if send_resolved and not frozenset(resolved) <= frozenset(previous.resolved_alerts):
-        return NotifyReason.NEW_RESOLVED_ALERTS
-    # Nothing changed: repeat once the last send is strictly older than the interval.
-    if previous.timestamp < now - repeat_interval:
-        return NotifyReason.REPEAT_INTERVAL_ELAPSED
-    return None
 
 
 def _frozen_labels(labels: Mapping[str, str]) -> Mapping[str, str]:
@@ -177,6 +123,26 @@ def record_to_json(rec: HistoryRecord) -> dict[str, Any]:
     }
 
 
+def from_attempt(attempt: Attempt, tenant: str = "") -> HistoryRecord:
+    """The record of one attempt the notification pipeline reported."""
+    ctx = attempt.ctx
+    return HistoryRecord(
+        time=attempt.ended,
+        receiver=ctx.receiver,
+        integration=IntegrationRef(attempt.integration, attempt.index),
+        group_key=ctx.group_key,
+        group_labels=ctx.group_labels,
+        alerts=history_alerts(attempt.alerts, attempt.now),
+        reason=attempt.reason,
+        outcome=attempt.outcome,
+        error=attempt.error,
+        attempts=attempt.attempts,
+        duration=attempt.duration,
+        repeat_interval=ctx.repeat_interval,
+        tenant=tenant,
+    )
+
+
 __all__ = [
     "HistoryAlert",
     "HistoryRecord",
@@ -184,6 +150,7 @@ __all__ = [
     "NotifyReason",
     "Outcome",
     "Status",
+    "from_attempt",
     "history_alerts",
     "notify_reason",
     "record_to_json",

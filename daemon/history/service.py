@@ -21,7 +21,21 @@ from daemon.history.export import (
     HistoryWebhook,
     JsonLinesFile,
 )
+from daemon.history.record import from_attempt
 from daemon.history.store import DEFAULT_MAX_ROWS, DEFAULT_RETENTION, HistoryStore
+from daemon.notify.attempt import Attempt
+
+
+@attrs.frozen
+class AttemptHistory:
+    """The pipeline's :class:`~daemon.notify.attempt.AttemptRecorder`: each attempt
+    becomes one history record of ``tenant``."""
+
+    recorder: HistoryRecorder
+    tenant: str = ""
+
+    def record_attempt(self, attempt: Attempt) -> None:
+        self.recorder.record(from_attempt(attempt, self.tenant))
 
 
 @attrs.frozen
@@ -32,6 +46,10 @@ class History:
     #: The store alone, or the store and every configured sink.
     recorder: HistoryRecorder
     exporters: tuple[HistoryExporter, ...] = ()
+
+    def for_tenant(self, tenant: str = "") -> AttemptHistory:
+        """What one instance's notification pipeline reports its attempts to."""
+        return AttemptHistory(self.recorder, tenant)
 
     async def wait_written(self) -> None:
         """Wait until every record given so far is written (or dropped) everywhere."""

@@ -47,8 +47,9 @@ from daemon.clock import Clock
 from daemon.config.model import Config
 from daemon.inhibit import Inhibitor
 from daemon.nflog.state import Nflog, ReceiverKey
+from daemon.notify.attempt import Attempt, AttemptRecorder, Outcome
 from daemon.notify.context import NotifyContext, Stage
-from daemon.notify.dedup import needs_update, split_hashes
+from daemon.notify.dedup import NotifyReason, notify_reason, split_hashes
 from daemon.notify.http1 import HttpSender
 from daemon.notify.httpclient import HttpClients
 from daemon.notify.receivers.base import Integration, Templater
@@ -92,6 +93,13 @@ class IntegrationFlush:
     now: int
     firing: list[int] = attrs.field(factory=list)
     resolved: list[int] = attrs.field(factory=list)
+    #: Why Dedup let the alerts through (None: it stopped them).
+    reason: NotifyReason | None = None
+    #: Retry's tally, for the history: send attempts and trio time of the first.
+    attempts: int = 0
+    started: float = 0.0
+    #: Retry's give-up text when the flush deadline cancelled it.
+    error: str | None = None
 
 
 class IntegrationStage(Protocol):
@@ -142,9 +150,15 @@ class DedupStage:
         ctx = flush.ctx
         firing, resolved = split_hashes(alerts, flush.now)
         entry = self.nflog.query(ctx.group_key, self.key)
-        if not needs_update(
-            entry, firing, resolved, self.send_resolved, ctx.repeat_interval, flush.now
-        ):
+        flush.reason = notify_reason(
+            entry,
+            firing,
+            resolved,
+            ctx.repeat_interval,
+            flush.now,
+            send_resolved=self.send_resolved,
+        )
+        if flush.reason is None:
             log.debug(
                 "notify.deduped",
                 receiver=ctx.receiver,
@@ -183,12 +197,13 @@ class RetryStage:
         return self._sent_metrics
 
     async def process(self, flush: IntegrationFlush, alerts: Sequence[Alert]) -> Sequence[Alert]:
-        error = await self._retry(flush.ctx, alerts, flush.now)
+        error = await self._retry(flush, alerts)
         if error is not None:
             raise IntegrationFailed(error)
         return alerts
 
-    async def _retry(self, ctx: NotifyContext, alerts: Sequence[Alert], now: int) -> str | None:
+    async def _retry(self, flush: IntegrationFlush, alerts: Sequence[Alert]) -> str | None:
+        ctx, now = flush.ctx, flush.now
         name = self.integration.name
         notifications, requests, latency = self._metrics()
         notifications.inc()
@@ -208,9 +223,11 @@ class RetryStage:
         backoff: Backoff | None = None
         attempts = 0
         last_error: NotifyError | None = None
+        flush.started = trio.current_time()
         try:
             while True:
                 attempts += 1
+                flush.attempts = attempts
                 started = trio.current_time()
                 try:
                     await self.integration.notify(ctx, sent)
@@ -254,6 +271,7 @@ class RetryStage:
             else:
                 cause = "context deadline exceeded" if expired else "context canceled"
             text = f"{self.receiver}/{self.label}: notify retry canceled after {attempts} attempts: {cause}"
+            flush.error = text
             self._give_up(text, reason, attempts, fields)
             raise
 
@@ -291,6 +309,9 @@ class IntegrationPipeline:
     receiver: str
     integration: Integration
     stages: Sequence[IntegrationStage]
+    #: Told what each flush came to (the notification history), if anyone listens.
+    recorder: AttemptRecorder | None = None
+    clock: Clock | None = None
 
     @classmethod
     def build(
@@ -301,6 +322,7 @@ class IntegrationPipeline:
         clock: Clock,
         rng: random.Random,
         wait: Callable[[], float] = no_wait,
+        recorder: AttemptRecorder | None = None,
     ) -> IntegrationPipeline:
         """The chain in Alertmanager's order."""
         key = ReceiverKey(receiver, integration.name, integration.index)
@@ -313,19 +335,52 @@ class IntegrationPipeline:
                 RetryStage(receiver, integration, rng),
                 SetNotifiesStage(nflog, key, clock),
             ),
+            recorder,
+            clock,
         )
 
     async def run(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> str | None:
         """Deliver if needed; returns None on success or the give-up error text."""
         flush = IntegrationFlush(ctx, ctx.now)
+        given = alerts
         try:
             for stage in self.stages:
                 alerts = await stage.process(flush, alerts)
                 if not alerts:
-                    return None
+                    break
         except IntegrationFailed as failed:
+            self._record(flush, given, Outcome.FAILED, failed.text)
             return failed.text
+        except trio.Cancelled:
+            if flush.attempts:
+                self._record(flush, given, Outcome.FAILED, flush.error)
+            raise
+        self._record(flush, given, Outcome.SENT if flush.reason else Outcome.SUPPRESSED, None)
         return None
+
+    def _record(
+        self, flush: IntegrationFlush, alerts: Sequence[Alert], outcome: Outcome, error: str | None
+    ) -> None:
+        if self.recorder is None or self.clock is None:
+            return
+        duration = 0
+        if flush.attempts:
+            duration = int((trio.current_time() - flush.started) * 1_000_000_000)
+        self.recorder.record_attempt(
+            Attempt(
+                ctx=flush.ctx,
+                integration=self.integration.name,
+                index=self.integration.index,
+                alerts=alerts,
+                now=flush.now,
+                ended=self.clock.now(),
+                reason=flush.reason,
+                outcome=outcome,
+                error=error,
+                attempts=flush.attempts,
+                duration=duration,
+            )
+        )
 
 
 # --- the receiver ----------------------------------------------------------------------------
@@ -400,6 +455,7 @@ def build_notifiers(
     templates: Templater | None = None,
     clients: HttpClients | None = None,
     stages: Sequence[Stage] = (),
+    recorder: AttemptRecorder | None = None,
 ) -> dict[str, ReceiverPipeline]:
     """One pipeline per configured receiver, keyed by receiver name.
 
@@ -407,14 +463,15 @@ def build_notifiers(
     referenced ones are ever called. ``wait`` gives this peer's HA wait in seconds.
     ``templates`` renders integration fields (defaults to the built-in templates only).
     ``clients`` gives each integration the client its ``http_config`` needs.
-    ``stages`` are the receiver-wide stages every receiver runs first.
+    ``stages`` are the receiver-wide stages every receiver runs first; ``recorder``
+    is told what each integration's share of each flush came to.
     """
     rng = rng or random.Random()
     templates = templates or Templates.load((), external_url)
     pipelines: dict[str, ReceiverPipeline] = {}
     for receiver in config.receivers:
         subs = [
-            IntegrationPipeline.build(receiver.name, integration, nflog, clock, rng, wait)
+            IntegrationPipeline.build(receiver.name, integration, nflog, clock, rng, wait, recorder)
             for integration in build_integrations(
                 receiver, http, external_url, templates, clock, clients
             )
@@ -438,6 +495,7 @@ def build_pipeline(
     settle: Callable[[], Awaitable[None]] | None = None,
     wait: Callable[[], float] = no_wait,
     rng: random.Random | None = None,
+    recorder: AttemptRecorder | None = None,
 ) -> dict[str, ReceiverPipeline]:
     """Every receiver's pipeline, stages in Alertmanager's ``PipelineBuilder`` order.
 
@@ -463,6 +521,7 @@ def build_pipeline(
         templates=templates,
         clients=clients,
         stages=tuple(stages),
+        recorder=recorder,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.alert import Alert
@@ -17,7 +16,6 @@ from daemon.history.record import (
     record_to_json,
 )
 from daemon.nflog.state import Entry, ReceiverKey
-from daemon.notify.dedup import needs_update
 from tests.history.conftest import T0, S, make_record
 
 HOUR = 3600 * S
@@ -71,31 +69,6 @@ def test_repeat_interval_must_be_strictly_exceeded() -> None:
 
 
 _hashes = st.frozensets(st.integers(0, 5), max_size=4)
-
-
-@given(
-    has_entry=st.booleans(),
-    prev_firing=_hashes,
-    prev_resolved=_hashes,
-    firing=_hashes,
-    resolved=_hashes,
-    send_resolved=st.booleans(),
-    age=st.integers(0, 3 * HOUR),
-)
-def test_reason_agrees_with_dedup(
-    has_entry: bool,
-    prev_firing: frozenset[int],
-    prev_resolved: frozenset[int],
-    firing: frozenset[int],
-    resolved: frozenset[int],
-    send_resolved: bool,
-    age: int,
-) -> None:
-    """notify_reason is None exactly when the dedup stage's needs_update says not to send."""
-    prev = entry(tuple(prev_firing), tuple(prev_resolved), at=T0) if has_entry else None
-    now = T0 + age
-    reason = notify_reason(prev, firing, resolved, HOUR, now, send_resolved=send_resolved)
-    assert (reason is not None) == needs_update(prev, firing, resolved, send_resolved, HOUR, now)
 
 
 def test_status_is_firing_if_any_alert_fires() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
@@ -304,3 +305,44 @@ def test_bad_template_at_start_is_a_config_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "bad.tmpl:2" in done.stdout
+
+
+def test_notification_history_is_recorded_and_queried(tmp_path: Path) -> None:
+    """Each notification attempt lands in the history, which GET /api/v1/history pages."""
+    export = tmp_path / "events.jsonl"
+    with WebhookSink() as team, WebhookSink(status=500) as db:
+        config = CONFIG.format(team=team.url, db=db.url)
+        with run_tocsin(tmp_path, config, f"--history.export-file={export}") as d:
+            d.post_alerts(
+                [
+                    {"labels": {"alertname": "DiskFull", "instance": "a"}},
+                    {"labels": {"alertname": "Slow", "team": "db"}},
+                ]
+            )
+            team.next()
+            with d.api() as c:
+                deadline = time.monotonic() + 20
+                while True:
+                    page = c.get("/api/v1/history", params={"outcome": "failed"}).json()
+                    # later flushes of the unchanged group are deduped, and recorded too
+                    deduped = c.get("/api/v1/history", params={"outcome": "suppressed"}).json()
+                    if (page["items"] and deduped["items"]) or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.2)
+                query = {"receiver": "team", "outcome": "sent", "filter": 'instance="a"'}
+                sent = c.get("/api/v1/history", params=query).json()
+                bad = c.get("/api/v1/history", params={"outcome": "nope"})
+    (item,) = sent["items"]
+    assert (item["receiver"], item["outcome"], item["reason"]) == (
+        "team",
+        "sent",
+        "NOTIFY_REASON_FIRST_NOTIFICATION",
+    )
+    assert item["groupKey"] == '{}:{alertname="DiskFull"}'
+    assert [a["labels"]["instance"] for a in item["alerts"]] == ["a"]
+    failed = page["items"][0]
+    assert failed["receiver"] == "db" and "500" in failed["error"]
+    assert bad.status_code == 400
+    assert {i["receiver"] for i in deduped["items"]} == {"team"}
+    # the export file has the sent notification as an event-recorder JSON line
+    assert any('"team"' in line for line in export.read_text().splitlines())

@@ -23,7 +23,9 @@ from daemon.config.model import (
     WebhookConfig,
 )
 from daemon.nflog.state import Nflog, ReceiverKey, alert_hash
+from daemon.notify.attempt import Attempt, Outcome
 from daemon.notify.context import NotifyContext
+from daemon.notify.dedup import NotifyReason
 from daemon.notify.pipeline import ReceiverPipeline, build_notifiers
 from tests.notify.conftest import LoopbackSink
 
@@ -67,14 +69,25 @@ class Harness:
         self.nflog = Nflog()
         self.clock = TrioClock(ANCHOR)
         self.http = httpx.AsyncClient(transport=httpx.MockTransport(sink))
+        #: What the pipeline reported of each integration's share of each flush.
+        self.attempts: list[Attempt] = []
         notifiers = build_notifiers(
-            config(receiver), self.nflog, self.clock, self.http, "http://am", rng=random.Random(1)
+            config(receiver),
+            self.nflog,
+            self.clock,
+            self.http,
+            "http://am",
+            rng=random.Random(1),
+            recorder=self,
         )
         self.pipeline: ReceiverPipeline = notifiers[receiver.name]
         self.receiver = receiver.name
 
     def ctx(self) -> NotifyContext:
         return NotifyContext(GK, {"alertname": "A"}, self.receiver, REPEAT, "{}", self.clock.now())
+
+    def record_attempt(self, attempt: Attempt) -> None:
+        self.attempts.append(attempt)
 
     async def notify(self, *alerts: Alert) -> bool:
         with trio.fail_after(600):
@@ -310,3 +323,21 @@ async def test_only_resolved_never_notified_sends_nothing(
     h = Harness(webhook_receiver(send_resolved=send_resolved), Sink())
     assert await h.notify(resolved("1", h.clock.now() - S))
     assert h.sink.bodies == []
+
+
+async def test_every_attempt_is_reported(autojump_clock: trio.testing.MockClock) -> None:
+    """Sent, deduped and failed shares of flushes each reach the recorder with why and how."""
+    h = Harness(webhook_receiver(), Sink(statuses=[500, 200, 400]))
+    assert await h.notify(firing("1"))  # a 500, then 200 after the backoff
+    assert await h.notify(firing("1"))  # nothing new
+    assert not await h.notify(firing("1"), firing("2"))  # a 400 is not retried
+    got = [(a.outcome, a.reason, a.attempts, len(a.alerts)) for a in h.attempts]
+    assert got == [
+        (Outcome.SENT, NotifyReason.FIRST_NOTIFICATION, 2, 1),
+        (Outcome.SUPPRESSED, None, 0, 1),
+        (Outcome.FAILED, NotifyReason.NEW_ALERTS_IN_GROUP, 1, 2),
+    ]
+    sent, _, failed = h.attempts
+    assert sent.duration > 0 and sent.ended >= sent.now
+    assert (sent.integration, sent.index, sent.ctx.group_key) == ("webhook", 0, GK)
+    assert failed.error is not None and "400" in failed.error
