@@ -41,12 +41,9 @@ in exactly one index bucket.
 from __future__ import annotations
 
 import builtins
-import importlib
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
 
 import attrs
 from prometheus_client import Counter, Gauge, Histogram, Summary
@@ -92,7 +89,7 @@ class SilenceNotFound(LookupError):
 def _regex_error(pattern: str) -> str | None:
     # Alertmanager validates with regexp.Compile of the pattern as given (not anchored).
     try:
-        goregex.translate(pattern)
+        goregex.check(pattern)
     except goregex.GoRegexError as exc:
         return str(exc)
     return None
@@ -249,63 +246,13 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-# A regex matcher is used as an index key when its pattern spells out at most this many
-# literal strings; wider ones (``.*`` etc.) leave the silence to the linear scan.
-_MAX_LITERALS = 32
-# CPython's own regex parser (untyped, hence Any): the index must read patterns
-# exactly as the matcher's compiled regex does.
-_sre: Any = importlib.import_module("re._parser")
-_re_parser = _sre
+def _regex_literals(pattern: str) -> frozenset[str] | None:
+    """The finite set of values ``pattern`` matches (anchored), when small and non-empty-only.
 
-
-def _literal_product(prefixes: list[str], options: list[str]) -> list[str] | None:
-    out = [p + o for p in prefixes for o in options]
-    return out if len(out) <= _MAX_LITERALS else None
-
-
-def _literals(nodes: Iterable[tuple[Any, Any]]) -> list[str] | None:
-    """Every string a parsed regex sequence can fullmatch, or None if not a small set."""
-    out = [""]
-    for op, arg in nodes:
-        options: list[str] | None
-        if op is _sre.LITERAL:
-            options = [chr(arg)]
-        elif op is _sre.SUBPATTERN:
-            _, add_flags, del_flags, sub = arg
-            # Scoped flags such as (?i:...) change what literals match.
-            options = None if add_flags or del_flags else _literals(sub)
-        elif op is _sre.BRANCH:
-            options = []
-            for branch in arg[1]:
-                alt = _literals(branch)
-                if alt is None:
-                    return None
-                options.extend(alt)
-        elif op is _sre.IN and all(item_op is _sre.LITERAL for item_op, _ in arg):
-            options = [chr(c) for _, c in arg]
-        else:
-            return None
-        if options is None:
-            return None
-        product = _literal_product(out, options)
-        if product is None:
-            return None
-        out = product
-    return out
-
-
-def _regex_literals(pattern: str) -> list[str] | None:
-    """The finite set of values ``pattern`` fullmatches, when small and non-empty-only."""
-    try:
-        # Parse what the matcher compiles: Go's pattern in Python's syntax.
-        parsed = _re_parser.parse(goregex.translate(pattern))
-    except (goregex.GoRegexError, re.error, OverflowError, RecursionError):
-        # A pattern the parser refuses is simply not indexable (the matcher decides).
-        return None
-    # Global inline flags ((?i) etc.) land in the parse state, not in the nodes.
-    if parsed.state.flags & ~_re_parser.SRE_FLAG_UNICODE:
-        return None
-    values = _literals(list(parsed))
+    It comes from Go's syntax checker, which parses the pattern as the matcher does;
+    wider patterns (``.*`` etc.) leave the silence to the linear scan.
+    """
+    values = goregex.anchored_literals(pattern)
     # An empty value would also match alerts without the label, which no index key finds.
     if values is None or "" in values:
         return None
@@ -322,7 +269,7 @@ def _index_keys(s: Silence) -> tuple[tuple[str, str], ...] | None:
         if m.type is MatchType.REGEXP:
             values = _regex_literals(m.value)
             if values is not None and (best is None or len(values) < len(best)):
-                best = tuple((m.name, v) for v in dict.fromkeys(values))
+                best = tuple((m.name, v) for v in sorted(values))
     return best
 
 
