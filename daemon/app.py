@@ -34,7 +34,6 @@ import trio
 
 from daemon import __version__
 from daemon import metrics as m
-from daemon.api.backend import ApiBackend
 from daemon.clock import Clock, SystemClock
 from daemon.config.errors import ConfigError
 from daemon.config.load import load_config_file
@@ -45,7 +44,6 @@ from daemon.instance import Instance, InstanceBackend, ProcessFacts, StorageSett
 from daemon.log import configure as configure_logging
 from daemon.notify.httpclient import HttpClientConfigError, HttpClients
 from daemon.options import Options
-from daemon.persist import DurableState, flush_after
 from daemon.sources import Source, start_sources
 from daemon.store import tune_gc
 from daemon.template.errors import TemplateError
@@ -102,23 +100,12 @@ class Reloader:
             return None
 
 
-def _silence_state(backend: ApiBackend) -> DurableState:
-    assert isinstance(backend, InstanceBackend) and backend.silence_state is not None
-    return backend.silence_state
-
-
-def api_routes(durable: bool) -> dict[str, dict[str, Any]]:
-    """API v2 routes; with durable state, silence writes answer only once on disk."""
+def api_routes() -> dict[str, dict[str, Any]]:
+    """API v2 routes (silence writes journal themselves before they apply and answer)."""
     from daemon.api.app import default_api_routes
     from daemon.api.silences import silence_routes
 
-    silences = silence_routes()
-    if durable:
-        for methods in silences.values():
-            for method in ("POST", "DELETE"):
-                if method in methods:
-                    methods[method] = flush_after(methods[method], _silence_state)
-    return {**default_api_routes(), **silences}
+    return {**default_api_routes(), **silence_routes()}
 
 
 def record_config(config: Config) -> None:
@@ -282,7 +269,7 @@ async def _serve(
             extra_routes.update(history_routes(history.store))
         app = create_app(
             backend,
-            api_routes=api_routes(instance.silence_state is not None),
+            api_routes=api_routes(),
             extra_routes=extra_routes,
         )
         await nursery.start(functools.partial(serve_api, app, "", 0, sock=sock))

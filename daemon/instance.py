@@ -226,7 +226,7 @@ class Instance:
     async def _open_state(self, nursery: trio.Nursery, storage: StorageSettings) -> None:
         """Load silences and the nflog (snapshot + journal) and keep them durable.
 
-        Every change is journaled: silences before the API answers (``flush_after``),
+        Every change is journaled: silences before they apply (``DurableState.commit``),
         nflog entries within a second. Both are compacted into Alertmanager-format
         snapshots every maintenance interval and at shutdown.
         """
@@ -248,7 +248,9 @@ class Instance:
         silence_state = await DurableState.open(storage.path, "silences")
         loaded = await silence_state.load_decoded(silencepb.decode_mesh_silence)
         self.silences.load_snapshot(silencepb.encode_state(loaded.records))
-        self.silences.subscribe(silence_state.append_delimited_nowait)
+        # Local writes are journaled by the API before they apply (DurableState.commit);
+        # the listener journals what peers gossip.
+        self.silences.subscribe(silence_state.append_delimited_nowait, local_writes=False)
         await nursery.start(
             functools.partial(
                 silence_state.serve,
