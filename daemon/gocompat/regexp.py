@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
 from typing import Any, cast
 
 import re2
@@ -640,42 +639,78 @@ class GoRegexp:
     def replace_all(self, text: str, template: str) -> str:
         """Go's ``ReplaceAllString``: ``$1``, ``${1}``, ``$name`` expand, ``$$`` is ``$``.
 
-        An empty match right after the previous match is skipped, as Go skips it
-        (Python's ``re.sub`` would replace it).
+        Go's loop exactly: an empty match right after the previous match is skipped
+        (Python's ``re.sub`` would replace it), and the text is encoded once, so the
+        cost stays linear in the text however many matches there are.
         """
         if self._rx is None:
-            self._rx = _re2_compile(self.pattern, _OPTIONS)
+            self._rx = _re2_compile(self.pattern, _OPTIONS)._regexp
         rx = self._rx
-        out: list[str] = []
+        names: dict[str, int] = {}
+        for name, index in sorted(rx.NamedCapturingGroups(), key=lambda kv: kv[1]):
+            names.setdefault(_text(name), index)
+        data = _utf8(text)
+        out: list[bytes] = []
         last_end = 0
         pos = 0
-        while pos <= len(text):
-            m = rx.search(text, pos)
-            if m is None:
+        while pos <= len(data):
+            spans = rx.Match(_UNANCHORED, data, pos, len(data))
+            start, end = spans[0]
+            if start < 0:
                 break
-            start, end = m.span()
-            out.append(text[last_end:start])
+            out.append(data[last_end:start])
             if end > last_end or start == 0:
-                out.append(_EXPAND.sub(_expander(rx, m), template))
+                out.append(_expand(template, data, spans, names))
             last_end = end
-            pos = end if end > pos else pos + 1
-        out.append(text[last_end:])
-        return "".join(out)
+            width = _rune_width(data, pos)
+            if pos + width > end:
+                pos += width
+            elif pos + 1 > end:
+                pos += 1
+            else:
+                pos = end
+        out.append(data[last_end:])
+        return b"".join(out).decode("utf-8", "surrogatepass")
 
 
-def _expander(rx: Any, m: Any) -> Callable[[re.Match[str]], str]:
-    def ref(r: re.Match[str]) -> str:
+def _text(name: Any) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _rune_width(data: bytes, pos: int) -> int:
+    """Bytes of the UTF-8 sequence at ``pos`` (0 at the end; 1 for a stray byte)."""
+    if pos >= len(data):
+        return 0
+    lead = data[pos]
+    need = 1 if lead < 0xC0 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    if need > 1 and not all(0x80 <= b < 0xC0 for b in data[pos + 1 : pos + need]):
+        return 1
+    return min(need, len(data) - pos)
+
+
+def _group_index(name: str, names: dict[str, int]) -> int | None:
+    """Go's ``extract``: digits without a leading zero are a group number, else a name."""
+    if name.isascii() and name.isdigit() and (name == "0" or name[0] != "0") and len(name) < 9:
+        return int(name)
+    return names.get(name)
+
+
+def _expand(template: str, data: bytes, spans: Any, names: dict[str, int]) -> bytes:
+    """``template`` with each ``$`` reference replaced by its group's bytes."""
+    out: list[bytes] = []
+    last = 0
+    for r in _EXPAND.finditer(template):
+        out.append(_utf8(template[last : r.start()]))
+        last = r.end()
         if r.group(0) == "$$":
-            return "$"
-        name = r.group(1) or r.group(2)
-        if name.isdigit():
-            n = int(name)
-            return cast(str, m.group(n) or "") if n <= rx.groups else ""
-        if name in rx.groupindex:
-            return cast(str, m.group(name) or "")
-        return ""
-
-    return ref
+            out.append(b"$")
+            continue
+        index = _group_index(r.group(1) or r.group(2), names)
+        if index is not None and index < len(spans) and spans[index][0] >= 0:
+            lo, hi = spans[index]
+            out.append(data[lo:hi])
+    out.append(_utf8(template[last:]))
+    return b"".join(out)
 
 
 _UNANCHORED = re2._Anchor.UNANCHORED

@@ -339,6 +339,9 @@ def test_backtracking_bombs_match_in_linear_time() -> None:
 def test_replace_all_skips_an_empty_match_after_a_match() -> None:
     """``reReplaceAll`` follows Go's ``ReplaceAllString``, not Python's ``re.sub``."""
     assert compile_go("a*").replace_all("baaac", "X") == "XbXcX"
+    assert compile_go("").replace_all("héé", "-") == "-h-é-é-"
+    # Go reads $01 and $1x as names (none here), ${1} as the group, a lone $ as text.
+    assert compile_go("(a)").replace_all("a", "$01|$1x|${1}x|$-") == "||ax|$-"
     assert compile_go("(?P<k>\\w+)=(\\w+)").replace_all("a=1 b=2", "$2:${k}$$") == "1:a$ 2:b$"
 
 
