@@ -73,12 +73,23 @@ def _check_silences_consistent(store: Silences) -> None:
     assert {s.id: s for s in again} == {s.id: s for s in store}
 
 
-def _mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
-    out = bytearray(data)
-    for pos, value in edits:
-        if out:
-            out[pos % len(out)] = value
-    return bytes(out)
+def _merge_fuzzed(
+    channel: SilencesChannel | NflogChannel,
+    good: bytes,
+    changes: list[tuple[int, int]],
+    cut: int,
+    noise: bytes,
+) -> None:
+    """Merge ``good`` with bytes overwritten, cut at ``cut`` and ``noise`` appended;
+    only DecodeError may come out, and the merge flags are reset."""
+    data = bytearray(good)
+    for pos, value in changes:
+        data[pos % len(data)] = value
+    try:
+        channel.merge(bytes(data[:cut]) + noise)
+    except DecodeError:
+        pass
+    assert not channel.merging
 
 
 edits = st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6)
@@ -94,12 +105,7 @@ def test_silences_merge_of_any_bytes(
     """Mutated, truncated and random bytes merge or raise DecodeError; the store stays sound."""
     store = Silences()
     channel = SilencesChannel(silences=store, clock=FixedClock(T0 + S))
-    data = _mutate(GOOD_SILENCES, changes)[:cut] + noise
-    try:
-        channel.merge(data)
-    except DecodeError:
-        pass
-    assert not channel.merging
+    _merge_fuzzed(channel, GOOD_SILENCES, changes, cut, noise)
     _check_silences_consistent(store)
 
 
@@ -109,12 +115,7 @@ def test_nflog_merge_of_any_bytes(noise: bytes, changes: list[tuple[int, int]], 
     """Mutated, truncated and random bytes merge or raise DecodeError; the log round-trips."""
     log = Nflog()
     channel = NflogChannel(nflog=log, clock=FixedClock(T0 + S))
-    data = _mutate(GOOD_NFLOG, changes)[:cut] + noise
-    try:
-        channel.merge(data)
-    except DecodeError:
-        pass
-    assert not channel.merging
+    _merge_fuzzed(channel, GOOD_NFLOG, changes, cut, noise)
     again = Nflog()
     NflogChannel(nflog=again, clock=FixedClock(T0 + S)).merge(channel.marshal())
     assert again.entries == log.entries

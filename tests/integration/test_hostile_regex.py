@@ -3,7 +3,6 @@ stays up and keeps notifying on time."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,16 @@ from daemon.matcher import Matcher, MatchType
 from daemon.silence import codec as silencepb
 from daemon.silence.model import Silence
 from tests.integration.processes import (
-    Proc,
     WebhookSink,
-    free_port,
-    run_clustered_alertmanager,
     run_tocsin,
 )
 from tests.integration.processes import wait_for as wait_until
-from tests.integration.test_cluster import CONFIG, cluster_flags, has_silence, settled
+from tests.integration.test_cluster import (
+    CONFIG,
+    create_silence,
+    has_silence,
+    tocsin_beside_alertmanager,
+)
 
 LONG = 5000
 #: Values Python's backtracking re needed minutes to hours for (129 ms at 22 characters,
@@ -33,21 +34,6 @@ HOSTILE_LABELS = {"alertname": "Control", "instance": "x" * LONG, "victim": "a" 
 
 def _matcher(name: str, value: str, *, regex: bool = True, equal: bool = True) -> dict[str, Any]:
     return {"name": name, "value": value, "isRegex": regex, "isEqual": equal}
-
-
-def post_silence(proc: Proc, matchers: list[dict[str, Any]]) -> str:
-    body = {
-        "matchers": matchers,
-        "startsAt": "2000-01-01T00:00:00Z",
-        "endsAt": "2099-01-01T00:00:00Z",
-        "createdBy": "test",
-        "comment": "hostile",
-    }
-    with proc.api() as client:
-        response = client.post("/api/v2/silences", json=body)
-    assert response.status_code == 200, response.text
-    silence_id: str = response.json()["silenceID"]
-    return silence_id
 
 
 #: Silences that run a backtracking bomb against the alert's long values and still do
@@ -74,7 +60,7 @@ def test_hostile_silences_do_not_stall_notifications(tmp_path: Path) -> None:
     notified within group_wait plus a few seconds and the API keeps answering."""
     with WebhookSink() as sink, run_tocsin(tmp_path, CONFIG.format(url=sink.url)) as proc:
         for matchers in BOMBS:
-            post_silence(proc, matchers)
+            create_silence(proc, matchers=matchers)
         started = time.monotonic()
         assert proc.post_alerts([{"labels": HOSTILE_LABELS}]).status_code == 200
         assert time.monotonic() - started < 2
@@ -136,21 +122,14 @@ def test_data_directory_with_a_refused_silence_starts(tmp_path: Path) -> None:
 def test_alertmanager_peer_gossips_deeply_nested_silence(tmp_path: Path) -> None:
     """Alertmanager 0.25 gossips silences nested 900 groups deep and a backtracking bomb;
     the tocsin node stays up, applies them, and keeps notifying on time."""
-    tocsin_port, am_port = free_port(), free_port()
-    ports = [tocsin_port, am_port]
-    with WebhookSink() as sink, contextlib.ExitStack() as stack:
-        config = CONFIG.format(url=sink.url)
-        (tmp_path / "t").mkdir()
-        (tmp_path / "a").mkdir()
-        ours = stack.enter_context(
-            run_tocsin(tmp_path / "t", config, *cluster_flags(tocsin_port, ports))
+    with (
+        WebhookSink() as sink,
+        tocsin_beside_alertmanager(tmp_path, CONFIG.format(url=sink.url)) as (ours, theirs),
+    ):
+        deep = create_silence(
+            theirs, matchers=[_matcher("alertname", "(" * 900 + "Muted" + ")" * 900)]
         )
-        theirs = stack.enter_context(
-            run_clustered_alertmanager(tmp_path / "a", config, *cluster_flags(am_port, ports))
-        )
-        wait_until(lambda: settled([ours, theirs], 2), timeout=30)
-        deep = post_silence(theirs, [_matcher("alertname", "(" * 900 + "Muted" + ")" * 900)])
-        bombs = [post_silence(theirs, m) for m in BOMBS]
+        bombs = [create_silence(theirs, matchers=m) for m in BOMBS]
         wait_until(lambda: all(has_silence(ours, s) for s in [deep, *bombs]), timeout=15)
         assert ours.proc.poll() is None
         batch = [{"labels": HOSTILE_LABELS}, {"labels": {"alertname": "Muted"}}]
