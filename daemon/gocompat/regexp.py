@@ -36,10 +36,14 @@ hundreds of MiB each.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import re2
+
+T = TypeVar("T")
 
 MAX_REPEAT = 1000
 #: Go's ``maxHeight``: the deepest parse tree ``regexp/syntax`` accepts.
@@ -164,14 +168,16 @@ class _Node:
 
 
 def _product(parts: list[tuple[str, ...] | None]) -> tuple[str, ...] | None:
-    out: tuple[str, ...] = ("",)
+    """Every concatenation of one option per part, or None past :data:`MAX_LITERALS`."""
+    count = 1
     for options in parts:
         if options is None:
             return None
-        out = tuple(p + o for p in out for o in options)
-        if len(out) > MAX_LITERALS:
+        count *= len(options)
+        if count > MAX_LITERALS:
             return None
-    return out
+    # Joined once per result: growing strings part by part would be quadratic.
+    return tuple("".join(combo) for combo in itertools.product(*parts))  # type: ignore[arg-type]
 
 
 def _concat(items: list[_Node]) -> _Node:
@@ -288,6 +294,11 @@ class _Checker:
                     repeat_at = start
             elif c == "\\":
                 self._parse_backslash()
+            elif not self.fold and (run := _plain_run(s, self.pos)) > 1:
+                # A run of plain characters is one literal node in Go's tree too; its
+                # last character stays separate when a repetition operator follows.
+                self._push(_Node(literals=(s[self.pos : self.pos + run],), kind="char"))
+                self.pos += run
             else:
                 self._literal(c)
                 self.pos += 1
@@ -553,6 +564,19 @@ class _Checker:
 
 
 _REPEAT = re.compile(r"\{([0-9]+)(,)?([0-9]*)\}")
+_PLAIN = re.compile(r"[^\\()|\[\]{}*+?.^$]+")
+
+
+def _plain_run(s: str, pos: int) -> int:
+    """How many characters from ``pos`` are plain text, less a last one that a
+    repetition operator (``*``, ``+``, ``?``, ``{``) applies to."""
+    m = _PLAIN.match(s, pos)
+    if m is None:
+        return 0
+    end = m.end()
+    if end < len(s) and s[end] in "*+?{":
+        end -= 1
+    return end - pos
 
 
 def _go_int(text: str) -> int | None:
@@ -564,7 +588,27 @@ def _go_int(text: str) -> int | None:
     return int(text)
 
 
-@functools.lru_cache(maxsize=16384)
+#: Longer patterns are not kept in the caches: a cache entry keeps its pattern text
+#: alive, and thousands of distinct megabyte patterns must not pin gigabytes.
+CACHED_PATTERN_LENGTH = 4096
+
+
+def _bounded_cache(size: int) -> Callable[[Callable[[str], T]], Callable[[str], T]]:
+    """``functools.lru_cache(size)`` for patterns up to :data:`CACHED_PATTERN_LENGTH`."""
+
+    def wrap(fn: Callable[[str], T]) -> Callable[[str], T]:
+        cached = functools.lru_cache(maxsize=size)(fn)
+
+        @functools.wraps(fn)
+        def lookup(pattern: str) -> T:
+            return cached(pattern) if len(pattern) <= CACHED_PATTERN_LENGTH else fn(pattern)
+
+        return lookup
+
+    return wrap
+
+
+@_bounded_cache(16384)
 def _parse(pattern: str) -> _Node:
     return _Checker(pattern).run()
 
@@ -733,7 +777,7 @@ def _required_prefix(low: Any) -> str:
     return ""
 
 
-@functools.lru_cache(maxsize=4096)
+@_bounded_cache(4096)
 def compile_go(pattern: str) -> GoRegexp:
     """``pattern`` as Go's ``regexp.MustCompile`` reads it (unanchored), cached.
 
@@ -743,7 +787,7 @@ def compile_go(pattern: str) -> GoRegexp:
     return GoRegexp(pattern)
 
 
-@functools.lru_cache(maxsize=16384)
+@_bounded_cache(16384)
 def compile_anchored(pattern: str) -> GoRegexp:
     """Alertmanager's ``^(?:pattern)$``; its :meth:`GoRegexp.search` is the match, cached.
 
