@@ -615,9 +615,10 @@ class DurableState:
         ticket = _Commit(records, on_durable)
         self._commits.append(ticket)
         try:
-            async with self._lock:
-                if not ticket.done:
-                    await self._write_commits()
+            while not ticket.done:
+                async with self._lock:
+                    if not ticket.done:
+                        await self._write_commits()
         finally:
             if not ticket.done and ticket in self._commits:
                 self._commits.remove(ticket)
@@ -635,6 +636,12 @@ class DurableState:
             self._requeue(batch)
             for c in commits:
                 c.done, c.error = True, exc
+            raise
+        except BaseException:
+            # Cancelled at the runner's checkpoint, before anything was written: every
+            # commit waits again (its owner withdraws it if that owner is the one cancelled).
+            self._requeue(batch)
+            self._commits[:0] = commits
             raise
         self._unsynced = False
         for c in commits:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import trio
+import trio.testing
 
 from cluster.protowire import iter_delimited
 from daemon.clock import NS_PER_SECOND
@@ -16,6 +18,7 @@ from daemon.silence import codec as silencepb
 from daemon.silence.model import Silence
 from daemon.silence.state import Silences
 
+T = TypeVar("T")
 S = NS_PER_SECOND
 H = 3600 * S
 T0 = 1_763_937_000 * S
@@ -146,4 +149,40 @@ async def test_maintenance_snapshot_is_alertmanager_readable(
     records = silencepb.decode_state((tmp_path / "silences").read_bytes())
     assert [s.id for s, _ in records] == [keep]
     assert (tmp_path / "silences.wal").stat().st_size == 0
+    await state.aclose()
+
+
+async def test_a_cancelled_commit_is_withdrawn_and_others_still_apply(tmp_path: Path) -> None:
+    """A commit cancelled before its write changes nothing; one in the same batch applies."""
+    gate = trio.Event()
+
+    async def gated(fn: Callable[[], T]) -> T:
+        # The runner's wait before the write is where a cancellation lands.
+        await gate.wait()
+        return fn()
+
+    state = await DurableState.open(tmp_path, "silences", run_blocking=run_inline)
+    state._run = gated
+    applied: list[str] = []
+    scope = trio.CancelScope()
+
+    async def first() -> None:
+        with scope:
+            await state.commit([b"first"], lambda: applied.append("first"))
+
+    async with trio.open_nursery() as nursery:
+        async with state._lock:
+            # Both wait for the lock, so the first to get it takes both into its batch.
+            nursery.start_soon(first)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(state.commit, [b"second"], lambda: applied.append("second"))
+            await trio.testing.wait_all_tasks_blocked()
+        await trio.testing.wait_all_tasks_blocked()  # first holds the lock, at the gate
+        scope.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        gate.set()
+    state._run = run_inline
+    loaded = await state.load()
+    assert applied == ["second"]
+    assert list(loaded.records) == [b"second"]
     await state.aclose()
