@@ -454,7 +454,8 @@ def _bcrypt_matches(hashed: bytes, password: str) -> bool:
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: loose on purpose: quart and hypercorn each type the ASGI messages their own way
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 class WebGate:
