@@ -102,10 +102,14 @@ def _tls_defaults() -> Obj:
     }
 
 
+def _http_defaults() -> Obj:
+    return {"http2": True, "headers": None}
+
+
 HTTP_CONFIG = Struct(
     "web.HTTPConfig",
     [Field("http2", Bool()), Field("headers", MapOf(STR))],
-    defaults=lambda: {"http2": True, "headers": None},
+    defaults=_http_defaults,
     pointer=False,
 )
 _TLS_SERVER = server_config_type(_tls_defaults)
@@ -117,6 +121,11 @@ WEB_CONFIG = Struct(
         Field("http_server_config", HTTP_CONFIG),
         Field("basic_auth_users", MapOf(Secret(), "map[string]config.Secret")),
     ],
+    defaults=lambda: {
+        "tls_server_config": _tls_defaults(),
+        "http_server_config": _http_defaults(),
+        "basic_auth_users": None,
+    },
     pointer=False,
 )
 
