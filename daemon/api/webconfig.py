@@ -49,18 +49,19 @@ import bcrypt
 import structlog
 import trio
 
-from daemon.config.decode import Bool, Decoder, Field, MapOf, Obj, Secret, Struct
+from daemon.config.decode import Bool, Field, MapOf, Obj, Secret, Struct
 from daemon.config.errors import ConfigError
 from daemon.config.schema import STR
 from daemon.config.tls_server import (
     SERVER_FILES,
     Locator,
     NoTLSConfig,
+    decode_strict,
+    load_flag_file,
     server_config_type,
     server_context,
     with_directory,
 )
-from daemon.config.yamlsource import compose
 from daemon.gocompat.strconv import go_quote
 
 log = structlog.get_logger("tocsin.web")
@@ -163,14 +164,7 @@ def parse_web_config(text: str, directory: str) -> WebConfig:
     Raises:
         ConfigError: what exporter-toolkit rejects, located by line and key.
     """
-    decoder = Decoder()
-    node = compose(text)
-    config: Obj = WEB_CONFIG.new()
-    if node is not None:
-        config = WEB_CONFIG.decode(decoder, node, "")
-    if decoder.type_errors:
-        raise decoder.unmarshal_errors()
-    where = Locator(decoder.positions)
+    config, where = decode_strict(WEB_CONFIG, text)
     headers = config["http_server_config"]["headers"] or {}
     for name, value in headers.items():
         _check_header(name, value, where.under("http_server_config.headers"))
@@ -289,6 +283,10 @@ class WebConfigFile:
         except ConfigError as exc:
             return exc.with_file(self.path)
 
+    def stale(self) -> bool:
+        """Whether the file changed since it was last read (one ``stat``)."""
+        return _signature((self.path,)) != self._signature
+
     def current(self) -> WebConfig:
         """The file's config now (blocking: may re-read the file).
 
@@ -324,16 +322,12 @@ def open_web_config(path: str) -> tuple[WebConfigFile, ssl.SSLContext | None]:
     Raises:
         WebConfigError: the message names the flag, file, line and key.
     """
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WebConfigError(f"--web.config.file: {exc}") from None
-    try:
-        config = parse_web_config(text, os.path.dirname(path))
-        tls = validate_start(config)
-    except ConfigError as exc:
-        raise WebConfigError(f"--web.config.file: {exc.with_file(path)}") from None
+
+    def parse_and_check(text: str, directory: str) -> tuple[WebConfig, ssl.SSLContext | None]:
+        config = parse_web_config(text, directory)
+        return config, validate_start(config)
+
+    config, tls = load_flag_file("web.config.file", path, parse_and_check, WebConfigError)
     source = WebConfigFile(path, config, config.http2)
     return source, (ReloadingServerContext(source) if tls is not None else None)
 
@@ -495,7 +489,11 @@ class WebGate:
             await self.app(scope, receive, send)
             return
         try:
-            config = await trio.to_thread.run_sync(self.source.current)
+            if self.source.stale():
+                # re-reading is file I/O: off the event loop
+                config = await trio.to_thread.run_sync(self.source.current)
+            else:
+                config = self.source.current()
         except (ConfigError, OSError) as exc:
             log.error("web.config_failed", file=self.source.path, err=str(exc))
             await _plain_error(send, 500, "Internal Server Error", ())

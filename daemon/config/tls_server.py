@@ -23,13 +23,15 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Callable
+from typing import TypeVar
 
 import attrs
 
-from daemon.config.decode import Bool, Field, ListOf, Obj, Scalar, Struct
+from daemon.config.decode import Bool, Decoder, Field, ListOf, Obj, Scalar, Struct
 from daemon.config.decode import Invalid as _Invalid
 from daemon.config.errors import ConfigError
 from daemon.config.schema import STR, TLS_VERSION
+from daemon.config.yamlsource import compose
 
 #: Go 1.19's ``tls.CipherSuites()`` (what exporter-toolkit accepts) → OpenSSL names;
 #: None for the TLS 1.3 suites, which cannot be configured in Go either.
@@ -99,6 +101,44 @@ def server_config_type(defaults: Callable[[], Obj] | None = None) -> Struct:
 
 
 SERVER_FILES = ("cert_file", "key_file", "client_ca_file")
+
+
+T = TypeVar("T")
+
+
+def load_flag_file(
+    flag: str, path: str, parse: Callable[[str, str], T], error: Callable[[str], Exception]
+) -> T:
+    """Read the file a flag names and ``parse(text, its folder)``.
+
+    Raises:
+        the ``error`` built from a message naming the flag, the file, the line and the key.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"--{flag}: {exc}") from None
+    try:
+        return parse(text, os.path.dirname(path))
+    except ConfigError as exc:
+        raise error(f"--{flag}: {exc.with_file(path)}") from None
+
+
+def decode_strict(struct: Struct, text: str) -> tuple[Obj, Locator]:
+    """yaml.v2's ``UnmarshalStrict`` of a whole file into ``struct``, and where its keys are.
+
+    Raises:
+        ConfigError: a YAML or type problem, located by line and key.
+    """
+    decoder = Decoder()
+    node = compose(text)
+    config: Obj = struct.new()
+    if node is not None:
+        config = struct.decode(decoder, node, "")
+    if decoder.type_errors:
+        raise decoder.unmarshal_errors()
+    return config, Locator(decoder.positions)
 
 
 def with_directory(section: Obj, directory: str, keys: tuple[str, ...]) -> Obj:

@@ -27,7 +27,6 @@ Differences from Go's ``crypto/tls``, forced by Python's ``ssl``:
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Iterator
 
@@ -35,21 +34,22 @@ import attrs
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from cluster.tls_transport import TLSTransportStatistics
-from daemon.config.decode import Decoder, Field, Obj, Struct
+from daemon.config.decode import Field, Obj, Struct
 from daemon.config.errors import ConfigError
 from daemon.config.schema import TLS_CONFIG
 from daemon.config.tls_server import (
     SERVER_FILES,
     SSL_VERSIONS,
     Locator,
+    decode_strict,
     load_ca,
+    load_flag_file,
     os_reason,
     server_config_type,
     server_context,
     set_versions,
     with_directory,
 )
-from daemon.config.yamlsource import compose
 from daemon.gocompat.strconv import go_quote
 
 
@@ -90,15 +90,7 @@ def load_cluster_tls(path: str) -> ClusterTLS:
         ClusterTLSError: the file is unreadable, malformed, or names unusable
             certificates; the message names the flag, file, line and key.
     """
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ClusterTLSError(f"--cluster.tls-config: {exc}") from None
-    try:
-        return parse_cluster_tls(text, os.path.dirname(path))
-    except ConfigError as exc:
-        raise ClusterTLSError(f"--cluster.tls-config: {exc.with_file(path)}") from None
+    return load_flag_file("cluster.tls-config", path, parse_cluster_tls, ClusterTLSError)
 
 
 def parse_cluster_tls(text: str, directory: str) -> ClusterTLS:
@@ -107,14 +99,7 @@ def parse_cluster_tls(text: str, directory: str) -> ClusterTLS:
     Raises:
         ConfigError: what upstream would reject, located by line and key.
     """
-    decoder = Decoder()
-    node = compose(text)
-    config: Obj = TRANSPORT_CONFIG.new()
-    if node is not None:
-        config = TRANSPORT_CONFIG.decode(decoder, node, "")
-    if decoder.type_errors:
-        raise decoder.unmarshal_errors()
-    located = Locator(decoder.positions)
+    config, located = decode_strict(TRANSPORT_CONFIG, text)
     for section in ("tls_server_config", "tls_client_config"):
         if config[section] is None:
             raise ConfigError("required section is missing", key=section)
