@@ -175,7 +175,7 @@ def systemd_sockets(environ: dict[str, str] | None = None) -> list[socket.socket
     pid, count = env.get("LISTEN_PID", ""), env.get("LISTEN_FDS", "")
     for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
         env.pop(name, None)
-    if pid and pid != str(os.getpid()):
+    if pid != str(os.getpid()):
         count = ""
     if not count.isdigit() or int(count) < 1:
         raise ValueError("no socket activation file descriptors found")

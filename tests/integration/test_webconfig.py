@@ -5,6 +5,7 @@ Alertmanager 0.25, and socket activation with ``systemd-socket-activate``."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import ssl
@@ -16,6 +17,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+from daemon.app import systemd_sockets
 from tests.cluster.test_tls_transport import Pki, write_pki
 from tests.integration.processes import (
     ALERTMANAGER,
@@ -229,10 +231,36 @@ def test_every_listen_address_is_served(tmp_path: Path) -> None:
 
 
 def _socket_activate() -> str:
+    """systemd-socket-activate, installed from Debian's systemd package if missing and
+    this runs as root (as .ci/run does); a skip only where it cannot be installed."""
     found = shutil.which("systemd-socket-activate")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "systemd"],
+            capture_output=True,
+            timeout=600,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        found = shutil.which("systemd-socket-activate")
     if found is None:
-        pytest.skip("systemd-socket-activate is not installed (Debian package systemd)")
+        pytest.skip(
+            "systemd-socket-activate is missing and could not be installed "
+            "(needs root and apt-get: Debian package systemd)"
+        )
     return found
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{}, {"LISTEN_FDS": "0"}, {"LISTEN_FDS": "1", "LISTEN_PID": "1"}],
+)
+def test_systemd_sockets_need_fds_passed_to_this_process(environ: dict[str, str]) -> None:
+    """No descriptors, or descriptors meant for another PID, is go-systemd's error; the
+    variables are unset either way so that a child does not take them for its own."""
+    env = dict(environ)
+    with pytest.raises(ValueError, match="no socket activation file descriptors found"):
+        systemd_sockets(env)
+    assert "LISTEN_FDS" not in env and "LISTEN_PID" not in env
 
 
 def test_systemd_socket_is_served(tmp_path: Path) -> None:
