@@ -50,6 +50,7 @@ from daemon.options import Options, refused_flags
 from daemon.persist import DurableState, flush_after
 from daemon.sources import Source, start_sources
 from daemon.store import tune_gc
+from daemon.systemd import Notifier
 from daemon.template.errors import TemplateError
 from daemon.template.render import Templates
 
@@ -60,6 +61,8 @@ log = structlog.get_logger("tocsin")
 HTTP_TIMEOUT = 30.0
 #: Notification requests in flight at once, across all receivers.
 MAX_HTTP_IN_FLIGHT = 64
+#: Seconds between systemd STATUS= updates.
+STATUS_INTERVAL = 10.0
 #: The id of the one instance a daemon without tenancy runs.
 DEFAULT_INSTANCE = ""
 
@@ -82,26 +85,36 @@ def config_hash(text: str) -> float:
 class Reloader:
     """Re-reads the config file and reloads the instance, one reload at a time."""
 
-    def __init__(self, instance: Instance, config_file: str) -> None:
+    def __init__(self, instance: Instance, config_file: str, notifier: Notifier) -> None:
         self.instance = instance
         self.config_file = config_file
+        self.notifier = notifier
         self._lock = trio.Lock()
 
     async def reload(self) -> str | None:
-        """The error text, or None once the new config runs."""
+        """The error text, or None once the new config runs (SIGHUP and /-/reload);
+        systemd sees RELOADING=1 until the new config runs or is refused."""
         async with self._lock:
+            self.notifier.reloading()
             try:
-                config, templates = await trio.to_thread.run_sync(
-                    load_config_and_templates, self.config_file
-                )
-                await self.instance.reload(config, templates)
-            except (ConfigError, TemplateError, OSError, ValueError) as exc:
-                m.config_last_reload_successful.set(0)
-                log.error("config.reload_failed", file=self.config_file, err=str(exc))
-                return str(exc)
-            record_config(config)
-            log.info("config.reloaded", file=self.config_file)
-            return None
+                return await self._reload()
+            finally:
+                if self.notifier.was_ready:
+                    self.notifier.ready()
+
+    async def _reload(self) -> str | None:
+        try:
+            config, templates = await trio.to_thread.run_sync(
+                load_config_and_templates, self.config_file
+            )
+            await self.instance.reload(config, templates)
+        except (ConfigError, TemplateError, OSError, ValueError) as exc:
+            m.config_last_reload_successful.set(0)
+            log.error("config.reload_failed", file=self.config_file, err=str(exc))
+            return str(exc)
+        record_config(config)
+        log.info("config.reloaded", file=self.config_file)
+        return None
 
 
 def _silence_state(backend: ApiBackend) -> DurableState:
@@ -286,6 +299,7 @@ async def _serve(
 ) -> None:
     # Imported here so that the pure core never imports quart or hypercorn.
     from daemon.api.app import create_app
+    from daemon.api.debug import stall_routes
     from daemon.api.history import history_routes
     from daemon.api.receivers import receiver_test_routes
     from daemon.api.server import serve_api
@@ -328,7 +342,8 @@ async def _serve(
         peer = create_peer(opts, instance.silences, instance.nflog, clock)
         if peer is not None:
             instance.use_cluster(peer.wait_settled, peer.peer_wait)
-        reloader = Reloader(instance, opts.config_file)
+        notifier = Notifier()
+        reloader = Reloader(instance, opts.config_file, notifier)
         for each in instances.values():
             await nursery.start(each.run)
         if peer is not None:
@@ -350,6 +365,8 @@ async def _serve(
         extra_routes = dict(receiver_test_routes())
         if history is not None:
             extra_routes.update(history_routes(history.store))
+        if opts.debug_stall_endpoint:
+            extra_routes.update(stall_routes())
         app = create_app(
             backend,
             api_routes=api_routes(instance.silence_state is not None),
@@ -376,20 +393,47 @@ async def _serve(
             pid=os.getpid(),
         )
         tune_gc()
-        await _handle_signals(signals, reloader, nursery.cancel_scope)
+        nursery.start_soon(notifier.feed_watchdog)
+        nursery.start_soon(_announce_ready, notifier, peer, instance)
+        await _handle_signals(signals, reloader, notifier, nursery.cancel_scope)
 
 
 def _cluster_status(peer: ClusterPeer | None) -> Mapping[str, Any]:
     return peer.cluster_status() if peer is not None else disabled_cluster_status()
 
 
+def _status_line(instance: Instance, peer: ClusterPeer | None) -> str:
+    """systemd's STATUS=: what a person checking ``systemctl status`` wants to see."""
+    text = f"{len(instance.store)} alerts, {len(instance.groups())} groups"
+    if peer is not None:
+        node = peer.running_node
+        text += f", {len(node.members()) if node is not None else 0} cluster members"
+    return text
+
+
+async def _announce_ready(notifier: Notifier, peer: ClusterPeer | None, instance: Instance) -> None:
+    """READY=1 once the cluster settled (the rest is up already), then a STATUS= line
+    every few seconds."""
+    if peer is not None:
+        await peer.wait_settled()
+    notifier.ready(_status_line(instance, peer))
+    log.info("daemon.ready")
+    while True:
+        await trio.sleep(STATUS_INTERVAL)
+        notifier.status(_status_line(instance, peer))
+
+
 async def _handle_signals(
-    signals: AsyncIterator[int], reloader: Reloader, scope: trio.CancelScope
+    signals: AsyncIterator[int],
+    reloader: Reloader,
+    notifier: Notifier,
+    scope: trio.CancelScope,
 ) -> None:
     async for signum in signals:
         if signum == signal.SIGHUP:
             await reloader.reload()
             continue
         log.info("daemon.stopping", signal=signal.Signals(signum).name)
+        notifier.stopping()
         scope.cancel()
         return

@@ -46,6 +46,7 @@ _DURATIONS = {
     "history.retention",
 }
 _BOOLS = {
+    "debug.stall-endpoint",
     "web.systemd-socket",
     "cluster.allow-insecure-public-advertise-address-discovery",
 }

@@ -51,6 +51,8 @@ class Options:
     history_max_rows: int = 1_000_000
     history_export_file: str = ""
     history_webhook_url: str = ""
+    #: tocsin only: serve POST /-/debug/stall, which blocks the event loop (watchdog tests).
+    debug_stall_endpoint: bool = False
     log_level: str = "info"
     #: None when the flag was not given: then the format follows the TTY.
     log_format: str | None = None

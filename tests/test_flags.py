@@ -49,6 +49,7 @@ HONOURED: dict[str, str] = {
     "history.webhook-url": "tests/history/test_service.py::test_one_record_reaches_store_file_and_webhook",
     "log.level": "tests/integration/test_cluster_faults.py",
     "log.format": "tests/integration/processes.py",
+    "debug.stall-endpoint": "tests/integration/test_systemd.py::test_stall_endpoint_only_with_its_flag",
     "version": "tests/integration/test_daemon.py::test_informational_flags",
     "help": "tests/integration/test_daemon.py::test_informational_flags",
 }
