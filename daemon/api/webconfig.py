@@ -24,7 +24,9 @@ Rules, as exporter-toolkit has them:
   and a changed ``client_auth_type`` apply to the next connection; a broken file or
   certificate fails that handshake. ``http2`` is taken from the start-up file only.
 * Both re-reads are keyed by the files' ``stat`` (inode, size, mtime), so an unchanged
-  file costs a few ``stat`` calls, not a parse.
+  file costs a few ``stat`` calls, not a parse. A file modified less than
+  :data:`RACY_NS` before it was read is read again next time (git's "racily clean"
+  rule): a same-size rewrite within one timestamp tick is not missed.
 
 Authentication is a seam (:class:`Authenticator`): the web config's
 ``basic_auth_users`` are one implementation; multi-tenancy brings identities from its
@@ -49,6 +51,7 @@ import bcrypt
 import structlog
 import trio
 
+from daemon.clock import Clock, SystemClock
 from daemon.config.decode import Bool, Field, MapOf, Obj, Secret, Struct
 from daemon.config.errors import ConfigError
 from daemon.config.schema import STR
@@ -78,6 +81,8 @@ EXTRA_HTTP_HEADERS: dict[str, tuple[str, ...]] = {
 #: exporter-toolkit's stand-in hash for unknown users ("fakepassword"), so that the
 #: answer for an unknown user takes as long as for a wrong password.
 _FAKE_HASH = b"$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi"
+#: How recent a file's mtime may be for its ``stat`` not to be trusted as a cache key.
+RACY_NS = 2_000_000_000
 #: Verified (user, hash, password) outcomes kept; the oldest go first.
 AUTH_CACHE_SIZE = 1024
 
@@ -249,6 +254,12 @@ def refuse_basic_auth_users(config: WebConfig, reason: str) -> None:
 _Signature = tuple[tuple[int, int, int, int] | None, ...]
 
 
+def _racy(signature: _Signature, now_ns: int) -> bool:
+    """Whether a file in ``signature`` changed so recently that a rewrite of the same
+    size could still keep the same mtime."""
+    return any(s is None or now_ns - s[3] < RACY_NS for s in signature)
+
+
 def _signature(paths: tuple[str, ...]) -> _Signature:
     out: list[tuple[int, int, int, int] | None] = []
     for path in paths:
@@ -264,13 +275,18 @@ def _signature(paths: tuple[str, ...]) -> _Signature:
 class WebConfigFile:
     """The file as it is now: re-read when its ``stat`` changes (see the module rules)."""
 
-    def __init__(self, path: str, first: WebConfig, http2: bool) -> None:
+    def __init__(
+        self, path: str, first: WebConfig, http2: bool, clock: Clock | None = None
+    ) -> None:
         self.path = path
         self.http2 = http2
+        self._clock = clock or SystemClock()
         self._signature = _signature((path,))
+        self._racy = True
         self._current: WebConfig | ConfigError | OSError = first
         self._tls_signature: _Signature | None = None
         self._tls: ssl.SSLContext | None = None
+        self._tls_racy = True
 
     def _read(self) -> WebConfig | ConfigError | OSError:
         try:
@@ -284,8 +300,8 @@ class WebConfigFile:
             return exc.with_file(self.path)
 
     def stale(self) -> bool:
-        """Whether the file changed since it was last read (one ``stat``)."""
-        return _signature((self.path,)) != self._signature
+        """Whether the file must be read again (one ``stat``)."""
+        return self._racy or _signature((self.path,)) != self._signature
 
     def current(self) -> WebConfig:
         """The file's config now (blocking: may re-read the file).
@@ -294,8 +310,9 @@ class WebConfigFile:
             ConfigError, OSError: the file no longer reads or parses.
         """
         signature = _signature((self.path,))
-        if signature != self._signature:
+        if self._racy or signature != self._signature:
             self._signature = signature
+            self._racy = _racy(signature, self._clock.now())
             self._current = self._read()
         if isinstance(self._current, Exception):
             raise self._current
@@ -309,14 +326,17 @@ class WebConfigFile:
         """
         config = self.current()
         signature = (*self._signature, *_signature(config.tls_files))
-        if signature != self._tls_signature or self._tls is None:
+        if signature != self._tls_signature or self._tls is None or self._tls_racy:
             self._tls = None
             self._tls_signature = signature
+            self._tls_racy = _racy(signature, self._clock.now())
             self._tls = attrs.evolve(config, http2=self.http2).ssl_context()
         return self._tls
 
 
-def open_web_config(path: str) -> tuple[WebConfigFile, ssl.SSLContext | None]:
+def open_web_config(
+    path: str, clock: Clock | None = None
+) -> tuple[WebConfigFile, ssl.SSLContext | None]:
     """Read and validate ``path`` at start-up; the TLS context, or None for plain HTTP.
 
     Raises:
@@ -328,7 +348,7 @@ def open_web_config(path: str) -> tuple[WebConfigFile, ssl.SSLContext | None]:
         return config, validate_start(config)
 
     config, tls = load_flag_file("web.config.file", path, parse_and_check, WebConfigError)
-    source = WebConfigFile(path, config, config.http2)
+    source = WebConfigFile(path, config, config.http2, clock)
     return source, (ReloadingServerContext(source) if tls is not None else None)
 
 

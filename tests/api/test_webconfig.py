@@ -25,6 +25,7 @@ from daemon.api.webconfig import (
     refuse_basic_auth_users,
     validate_start,
 )
+from daemon.clock import FixedClock
 from daemon.config.errors import ConfigError
 from tests.cluster.test_tls_transport import write_pki
 
@@ -385,13 +386,29 @@ def test_web_config_file_rebuilds_tls_when_a_certificate_changes(tmp_path: Path)
     """The TLS context is reused while nothing changed and rebuilt after a renewal."""
     pki = write_pki(tmp_path / "pki", ["server"])
     path = write(tmp_path, tls_file(pki))
-    source, tls = open_web_config(str(path))
+    # a clock well after the files were written: their stat is trusted as a cache key
+    later = FixedClock(path.stat().st_mtime_ns + 60 * 10**9)
+    source, tls = open_web_config(str(path), later)
     assert tls is not None
     first = source.ssl_context()
     assert source.ssl_context() is first
     cert, _ = pki.leaves["server"]
     touch_later(cert)
     assert source.ssl_context() is not first
+
+
+def test_same_size_rewrite_in_the_same_tick_is_seen(tmp_path: Path) -> None:
+    """A rewrite that keeps size and mtime (one timestamp tick) is still picked up,
+    because a file changed in the last seconds is never trusted by its stat."""
+    path = write(tmp_path, "http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+    st = path.stat()
+    source, _ = open_web_config(str(path))
+    assert source.current().headers == (("X-Frame-Options", "deny"),)
+    path.write_text("http_server_config:\n  headers:\n    X-XSS-Protection: 123\n")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size
+    assert source.stale()
+    assert source.current().headers == (("X-XSS-Protection", "123"),)
 
 
 def test_broken_tls_fails_the_handshake_not_the_listener(tmp_path: Path) -> None:
