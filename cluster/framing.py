@@ -297,12 +297,15 @@ def encode_stream(
     keyring: Keyring | None = None,
     encryption_version: int = 1,
     label: bytes = b"",
+    label_header: bool = True,
     nonce: bytes | None = None,
 ) -> bytes:
     """Apply memberlist's stream layering to one plain stream message.
 
     ``message`` is e.g. ``PushPull(...).encode()`` or ``UserMsg(...).encode_stream()``.
-    Go compresses every stream unconditionally; so does this by default.
+    Go compresses every stream unconditionally; so does this by default. A reply on a
+    stream the peer opened has no label header (``label_header=False``); the label
+    still goes into the associated data when encrypting.
     """
     if compress:
         message = compress_message(message)
@@ -312,7 +315,7 @@ def encode_stream(
         message = header + encrypt_payload(
             encryption_version, keyring.primary_key, message, header + label, nonce=nonce
         )
-    return add_label(message, label)
+    return add_label(message, label) if label_header else message
 
 
 def decode_stream_message(buf: bytes) -> StreamMessage:
@@ -383,6 +386,9 @@ class StreamDecoder:
     label: bytes = b""
     skip_inbound_label_check: bool = False
     max_bytes: int = DEFAULT_MAX_STREAM_BYTES
+    #: False for the reply on a stream we opened: memberlist labels only the streams a
+    #: node dials, so a reply has no label header (``label`` still authenticates it).
+    label_header: bool = True
     received_label: bytes = attrs.field(default=b"", init=False)
     _buf: bytearray = attrs.field(factory=bytearray, init=False)
     _done: bool = attrs.field(default=False, init=False)
@@ -438,6 +444,10 @@ class StreamDecoder:
 
     def _read_label(self) -> None:
         buf = self._buf
+        if not self.label_header:
+            self._auth_label = self.label
+            self._step = self._read_kind
+            return
         if not buf:
             return
         if buf[0] == MessageType.HAS_LABEL and len(buf) < 2 + max(buf[1:2] or b"\x01"):

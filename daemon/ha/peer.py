@@ -47,6 +47,7 @@ from cluster.channel import (
     NFLOG_KEY,
     SILENCES_KEY,
 )
+from cluster.framing import MAX_LABEL_LENGTH
 from cluster.membership import Address, MemberJoined, MemberLeft
 from cluster.node import (
     ChannelDelegate,
@@ -222,6 +223,20 @@ def load_gossip_keys(path: str) -> Keyring:
         raise PeerSetupError(f"--cluster.gossip-key-file {path}: {exc}") from None
 
 
+def cluster_label(text: str) -> bytes:
+    """``--cluster.label`` as the bytes memberlist puts on the wire.
+
+    Raises:
+        PeerSetupError: longer than 255 bytes (its length travels in one byte).
+    """
+    label = text.encode("utf-8")
+    if len(label) > MAX_LABEL_LENGTH:
+        raise PeerSetupError(
+            f"--cluster.label: {len(label)} bytes is too long; the limit is {MAX_LABEL_LENGTH}"
+        )
+    return label
+
+
 def node_config(opts: Options) -> NodeConfig:
     """The node's settings from the ``--cluster.*`` flags (ns → seconds).
 
@@ -230,7 +245,8 @@ def node_config(opts: Options) -> NodeConfig:
     The gossip key file is read here, once, at start.
 
     Raises:
-        PeerSetupError: the gossip key file is unreadable or invalid.
+        PeerSetupError: the gossip key file is unreadable or invalid, or the label is
+            too long.
     """
 
     def sec(ns: int) -> float:
@@ -254,6 +270,7 @@ def node_config(opts: Options) -> NodeConfig:
         keyring=load_gossip_keys(opts.cluster_gossip_key_file)
         if opts.cluster_gossip_key_file
         else None,
+        label=cluster_label(opts.cluster_label),
     )
 
 
@@ -398,6 +415,7 @@ class ClusterPeer:
         async with self._open_transport(bind_host, port) as transport:
             if isinstance(transport, TLSTransport):
                 self.tls_transport = transport
+            self._warn_if_open(bind_host)
             advertise = choose_advertise_address(
                 self.opts, transport.local_address, self._host_addresses()
             )
@@ -470,6 +488,21 @@ class ClusterPeer:
                     node_scope.cancel()
 
     # --- internals -------------------------------------------------------------------------
+
+    def _warn_if_open(self, bind_host: str) -> None:
+        """One warning when anyone who reaches a non-loopback port is trusted fully."""
+        if self.config.keyring is not None or self.tls is not None:
+            return
+        if ipaddress.ip_address(bind_host).is_loopback:
+            return
+        log.warning(
+            "cluster.unauthenticated",
+            listen=self.opts.cluster_listen_address,
+            msg="the cluster port has neither --cluster.gossip-key-file nor "
+            "--cluster.tls-config: anyone who can reach it can join the cluster, create "
+            "and expire silences and forge notification-log entries (suppressing or "
+            "repeating notifications); use a gossip key or mutual TLS, or firewall it",
+        )
 
     def _open_transport(
         self, host: str, port: int
