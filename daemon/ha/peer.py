@@ -223,6 +223,27 @@ def load_gossip_keys(path: str) -> Keyring:
         raise PeerSetupError(f"--cluster.gossip-key-file {path}: {exc}") from None
 
 
+def open_port_warning(bind_host: str, *, keyed: bool, tls: bool) -> str | None:
+    """What to warn about a cluster port bound to ``bind_host``, or None if nothing.
+
+    The cluster port authenticates nobody unless a gossip key or mutual TLS is set, and
+    what it accepts is applied at once; on loopback only this host can reach it.
+    """
+    if keyed or tls:
+        return None
+    try:
+        if ipaddress.ip_address(bind_host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a name: assume it can be reached from elsewhere
+    return (
+        "the cluster port has neither --cluster.gossip-key-file nor --cluster.tls-config: "
+        "anyone who can reach it can join the cluster, create and expire silences and "
+        "forge notification-log entries (suppressing or repeating notifications); set a "
+        "gossip key or mutual TLS, or firewall the port to the other Alertmanagers"
+    )
+
+
 def cluster_label(text: str) -> bytes:
     """``--cluster.label`` as the bytes memberlist puts on the wire.
 
@@ -491,18 +512,13 @@ class ClusterPeer:
 
     def _warn_if_open(self, bind_host: str) -> None:
         """One warning when anyone who reaches a non-loopback port is trusted fully."""
-        if self.config.keyring is not None or self.tls is not None:
-            return
-        if ipaddress.ip_address(bind_host).is_loopback:
-            return
-        log.warning(
-            "cluster.unauthenticated",
-            listen=self.opts.cluster_listen_address,
-            msg="the cluster port has neither --cluster.gossip-key-file nor "
-            "--cluster.tls-config: anyone who can reach it can join the cluster, create "
-            "and expire silences and forge notification-log entries (suppressing or "
-            "repeating notifications); use a gossip key or mutual TLS, or firewall it",
+        warning = open_port_warning(
+            bind_host, keyed=self.config.keyring is not None, tls=self.tls is not None
         )
+        if warning is not None:
+            log.warning(
+                "cluster.unauthenticated", listen=self.opts.cluster_listen_address, msg=warning
+            )
 
     def _open_transport(
         self, host: str, port: int
