@@ -389,6 +389,11 @@ class StreamDecoder:
     #: False for the reply on a stream we opened: memberlist labels only the streams a
     #: node dials, so a reply has no label header (``label`` still authenticates it).
     label_header: bool = True
+    #: Compressed payloads longer than this are not inflated inside :meth:`feed`, which
+    #: then returns None with :attr:`unwrap_pending` set: the caller runs
+    #: :meth:`unwrap` in a worker thread, because Go's LZW in pure Python takes about
+    #: 0.7 s per MB of input and would stall the event loop. Negative: always inline.
+    defer_unwrap_over: int = -1
     received_label: bytes = attrs.field(default=b"", init=False)
     _buf: bytearray = attrs.field(factory=bytearray, init=False)
     _done: bool = attrs.field(default=False, init=False)
@@ -401,6 +406,7 @@ class StreamDecoder:
     _header: PushPullHeader = attrs.field(init=False)
     _nodes: list[PushNodeState] = attrs.field(factory=list, init=False)
     _payload_len: int = attrs.field(default=0, init=False)
+    _pending: Callable[[], StreamMessage] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._step = self._read_label
@@ -409,6 +415,28 @@ class StreamDecoder:
     def done(self) -> bool:
         """True once the message has been returned."""
         return self._done
+
+    @property
+    def unwrap_pending(self) -> bool:
+        """True when the message is complete but still compressed (see :meth:`unwrap`)."""
+        return self._pending is not None
+
+    def unwrap(self) -> StreamMessage:
+        """Inflate and parse the message :attr:`unwrap_pending` announced.
+
+        It touches only this decoder, so it may run in a worker thread while no
+        :meth:`feed` runs.
+
+        Raises:
+            DecodeError: corrupt compressed data or a malformed inner message.
+            RuntimeError: nothing is pending.
+        """
+        job, self._pending = self._pending, None
+        if job is None:
+            raise RuntimeError("no compressed message is waiting to be unwrapped")
+        self._done = True
+        self._buf.clear()
+        return job()
 
     def feed(self, data: bytes) -> StreamMessage | None:
         """Add received bytes; return the message once it is complete, else None.
@@ -499,9 +527,8 @@ class StreamDecoder:
         end = self._scanner.end(self._buf)
         if end is None:
             return None
-        struct = self._struct(end, "compress", Compress.GO_FIELDS)
-        inner = Compress.from_struct(struct).unwrap(max_output=self.max_bytes)
-        return _parse_complete_plain(inner)
+        compressed = Compress.from_struct(self._struct(end, "compress", Compress.GO_FIELDS))
+        return self._inflate(compressed)
 
     def _read_struct(self) -> StreamMessage | None:
         end = self._scanner.end(self._buf)
@@ -572,11 +599,27 @@ class StreamDecoder:
                 f"stream declares {declared} bytes; the limit is {self.max_bytes}"
             )
 
-    def _unwrap(self, plain: bytes) -> StreamMessage:
+    def _unwrap(self, plain: bytes) -> StreamMessage | None:
         if plain and plain[0] == MessageType.COMPRESS:
             try:
                 compressed = Compress.decode(plain)
             except TruncatedError as exc:
                 raise DecodeError(f"encrypted compress message is incomplete: {exc}") from exc
-            plain = compressed.unwrap(max_output=self.max_bytes)
+            return self._inflate(compressed)
         return _parse_complete_plain(plain)
+
+    def _inflate(self, compressed: Compress) -> StreamMessage | None:
+        """Inflate and parse now, or leave it to :meth:`unwrap` if it is big."""
+        max_output = self.max_bytes
+
+        def job() -> StreamMessage:
+            return _parse_complete_plain(compressed.unwrap(max_output=max_output))
+
+        if 0 <= self.defer_unwrap_over < len(compressed.buf):
+            self._pending = job
+            self._step = self._wait_for_unwrap
+            return None
+        return job()
+
+    def _wait_for_unwrap(self) -> None:
+        """Nothing more to read: the caller owes an :meth:`unwrap`."""

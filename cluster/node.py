@@ -92,6 +92,9 @@ MAX_INCOMING_STREAMS = 128
 #: Bytes all incoming streams together may hold in their buffers (each is also bound
 #: by ``max_stream_bytes``): 128 streams of 32 MiB each would be 4 GiB.
 MAX_STREAM_MEMORY = 256 * 1024 * 1024
+#: Compressed stream payloads longer than this are inflated in a worker thread (see
+#: ``StreamDecoder.defer_unwrap_over``); shorter ones take under ~50 ms inline.
+INLINE_UNWRAP_BYTES = 64 * 1024
 #: Alertmanager's gossip packet budget (``MaxGossipPacketSize``).
 UDP_BUFFER_SIZE = 1400
 #: Alertmanager prunes its failed-peer list this often.
@@ -373,6 +376,8 @@ class Node:
         #: Incoming streams being served, and the bytes their decoders hold.
         self._incoming_streams = 0
         self._stream_bytes = 0
+        #: One big inflate at a time: more threads would only share the same GIL.
+        self._unwrap_limiter = trio.CapacityLimiter(1)
         self.metrics = NodeMetrics()
         self._oversize_queues: dict[str, trio.MemorySendChannel[bytes]] = {}
 
@@ -831,6 +836,7 @@ class Node:
             label=self.config.label,
             label_header=incoming,
             max_bytes=self.config.max_stream_bytes,
+            defer_unwrap_over=INLINE_UNWRAP_BYTES,
         )
         held = 0
         try:
@@ -849,6 +855,14 @@ class Node:
                 message = decoder.feed(bytes(data))
                 if message is not None:
                     return message
+                if decoder.unwrap_pending:
+                    # Pure-Python LZW holds the GIL, but a thread gives it back to the
+                    # event loop every switch interval (5 ms) instead of for seconds.
+                    # Abandoned on cancel (the stream's deadline, shutdown): the thread
+                    # only touches this decoder, which nobody reads again.
+                    return await trio.to_thread.run_sync(
+                        decoder.unwrap, limiter=self._unwrap_limiter, abandon_on_cancel=True
+                    )
         finally:
             self._stream_bytes -= held
 

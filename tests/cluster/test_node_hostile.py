@@ -17,6 +17,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cluster.channel import Part
 from cluster.errors import DecodeError
 from cluster.framing import (
     StreamDecoder,
@@ -304,3 +305,15 @@ def test_arbitrary_packets_and_streams_never_stop_the_node(
             nursery.cancel_scope.cancel()
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_a_big_compressed_stream_is_inflated_off_the_event_loop(lab: Lab) -> None:
+    """An oversized compressed user message is inflated in a thread and still delivered."""
+    node, state = await lab.run("a", NodeConfig())
+    part = Part(key="sil", data=random.Random(5).randbytes(300_000)).encode()
+    stream = await lab.attacker.open_stream(node.address)
+    with trio.fail_after(30):
+        await stream.send_all(encode_stream(UserMsg(part).encode_stream()))
+        while await stream.receive_some(100):  # the node closes once it delivered
+            pass
+    assert len(state.merged[0]) == 300_000

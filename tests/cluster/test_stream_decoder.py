@@ -106,3 +106,17 @@ def test_any_chunking_gives_the_same_message(payload: bytes, chunk: int, compres
     for message, plain in [(user, user.encode_stream()), (push_pull, push_pull.encode())]:
         encoded = encode_stream(plain, compress=compress)
         assert _feed_in_chunks(StreamDecoder(), encoded, chunk) == message
+
+
+def test_a_big_compressed_message_is_left_for_unwrap() -> None:
+    """Over defer_unwrap_over, feed stops at the complete wrapper and unwrap() inflates it."""
+    message = UserMsg(bytes(range(256)) * 400)
+    encoded = encode_stream(message.encode_stream())
+    decoder = StreamDecoder(defer_unwrap_over=100)
+    assert _feed_in_chunks(decoder, encoded + b"junk", 1000) is None
+    assert decoder.unwrap_pending
+    assert decoder.feed(b"more") is None
+    assert decoder.unwrap() == message
+    assert decoder.done and not decoder.unwrap_pending
+    small = StreamDecoder(defer_unwrap_over=len(encoded))
+    assert small.feed(encoded) == message
