@@ -244,8 +244,7 @@ class NodeStatistics:
     label_refused: int = 0
     #: Incoming streams closed unread because MAX_INCOMING_STREAMS were being served.
     streams_refused: int = 0
-    #: Incoming streams dropped for exceeding their own bound or the node-wide one
-    #: (also counted in ``malformed_streams``).
+    #: Incoming streams dropped for exceeding their own bound or the node-wide one.
     streams_too_large: int = 0
     #: User messages waiting in the gossip queue.
     queued_user_messages: int = 0
@@ -713,13 +712,14 @@ class Node:
             # memberlist closes such a stream without an answer
             self._refuse_label(_peer_of(stream), exc)
         except DecodeError as exc:
-            self._malformed_streams += 1
+            # each dropped stream is counted once, under one reason
             if isinstance(exc, DecryptError):
                 self._decrypt_failed(_peer_of(stream), exc)
             elif isinstance(exc, StreamTooLargeError):
                 self._streams_too_large += 1
                 log.warning("stream.too_large", peer=_peer_of(stream), error=str(exc))
             else:
+                self._malformed_streams += 1
                 log.debug("stream.malformed", error=str(exc))
             with (
                 trio.move_on_after(self.config.tcp_timeout),

@@ -41,6 +41,8 @@ def test_a_labelled_pair_clusters_and_another_label_is_refused(tmp_path: Path) -
         time.sleep(2)  # several reconnect intervals: c keeps trying, and keeps failing
         assert c.peer_names() == {c.name()}
         assert converged([a, b])
+        assert a.metrics()["tocsin_cluster_input_dropped_total{reason=label}"] >= 1
+        assert b.metrics()["tocsin_cluster_input_dropped_total{reason=label}"] == 0
         assert a.alive() and b.alive() and c.alive()
 
 
