@@ -11,6 +11,7 @@ import random
 from collections.abc import AsyncIterator
 
 import attrs
+import msgpack
 import pytest
 import trio
 import trio.testing
@@ -208,10 +209,36 @@ NODE_STATE = PushNodeState(
 )
 
 
+GO_FIELDS = sorted(
+    {
+        *("Node", "SeqNo", "SourceAddr", "SourceNode", "SourcePort", "Nack", "Port", "Target"),
+        *("Payload", "Error", "From", "Incarnation", "Addr", "Meta", "Vsn", "Name", "State"),
+        *("Join", "Nodes", "UserStateLen", "UserMsgLen", "Algo", "Buf"),
+    }
+)
+FIELD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.binary(max_size=40),
+    st.text(max_size=10),
+    st.lists(st.integers(-300, 300), max_size=8),
+)
+
+
+@st.composite
+def struct_messages(draw: st.DrawFn) -> bytes:
+    """A type byte and a go-msgpack struct of memberlist's field names with any values."""
+    kind = draw(st.integers(0, 13))
+    fields = draw(st.dictionaries(st.sampled_from(GO_FIELDS), FIELD_VALUES, max_size=8))
+    body: bytes = msgpack.packb(fields, use_bin_type=draw(st.booleans()))
+    return bytes((kind,)) + body
+
+
 @st.composite
 def hostile_bytes(draw: st.DrawFn) -> bytes:
     """Junk, and junk wrapped in valid outer layers so that the inner layers see it too."""
-    junk = draw(st.binary(max_size=400))
+    junk = draw(st.one_of(st.binary(max_size=400), struct_messages()))
     layer = draw(
         st.sampled_from(
             ["raw", "compressed", "crc", "labelled", "compound", "push_pull", "user", "encrypted"]
