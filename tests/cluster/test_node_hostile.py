@@ -39,23 +39,9 @@ from cluster.messages import (
 from cluster.node import ChannelDelegate, Node, NodeConfig, NodeStatistics
 from cluster.security import Keyring
 from cluster.testing.network import MemoryNetwork, MemoryTransport
+from tests.cluster.test_node_sockets import RecordingState
 
 KEY = bytes(range(16))
-
-
-@attrs.define
-class RecordingState:
-    """A replicated state that accepts and records whatever it is asked to merge."""
-
-    merged: list[bytes] = attrs.field(factory=list)
-
-    def marshal(self) -> bytes:
-        """An empty full state."""
-        return b""
-
-    def merge(self, data: bytes) -> None:
-        """Record the merged bytes."""
-        self.merged.append(data)
 
 
 def start_node(
@@ -97,10 +83,14 @@ async def lab() -> AsyncIterator[Lab]:
 # --- --cluster.label ------------------------------------------------------------------
 
 
-async def test_a_labelled_pair_gossips(lab: Lab, autojump_clock: trio.testing.MockClock) -> None:
-    """Two nodes with the same label join, probe each other and exchange a broadcast."""
-    a, _ = await lab.run("a", NodeConfig(label=b"prod"))
-    b, b_state = await lab.run("b", NodeConfig(label=b"prod"))
+@pytest.mark.parametrize("keyed", [False, True])
+async def test_a_labelled_pair_gossips(
+    lab: Lab, autojump_clock: trio.testing.MockClock, keyed: bool
+) -> None:
+    """Two nodes with the same label (and key) join, probe each other and exchange a broadcast."""
+    keyring = Keyring.create([KEY]) if keyed else None
+    a, _ = await lab.run("a", NodeConfig(label=b"prod", keyring=keyring))
+    b, b_state = await lab.run("b", NodeConfig(label=b"prod", keyring=keyring))
     assert await b.join([a.address]) == 1
     a.broadcast("sil", b"record")
     await trio.sleep(5)
@@ -108,6 +98,7 @@ async def test_a_labelled_pair_gossips(lab: Lab, autojump_clock: trio.testing.Mo
     assert {m.name for m in b.members()} == {"a", "b"}
     assert b"record" in b_state.merged
     assert a.statistics().label_refused == b.statistics().label_refused == 0
+    assert a.statistics().decrypt_failures == b.statistics().decrypt_failures == 0
 
 
 async def test_labelled_packets_and_streams_carry_the_label_header(lab: Lab) -> None:

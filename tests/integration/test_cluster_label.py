@@ -16,12 +16,9 @@ import pytest
 from tests.integration.cluster_processes import converged, run_node
 from tests.integration.processes import (
     WebhookSink,
-    free_port,
-    run_clustered_alertmanager,
-    run_tocsin,
     wait_for,
 )
-from tests.integration.test_cluster import CONFIG, cluster_flags, status_of
+from tests.integration.test_cluster import status_of, tocsin_and_alertmanager
 
 
 def test_a_labelled_pair_clusters_and_another_label_is_refused(tmp_path: Path) -> None:
@@ -49,20 +46,10 @@ def test_a_labelled_pair_clusters_and_another_label_is_refused(tmp_path: Path) -
 @pytest.mark.alertmanager
 def test_a_labelled_tocsin_cannot_gossip_with_alertmanager_0_25(tmp_path: Path) -> None:
     """Alertmanager 0.25 sends no label and drops labelled packets: the two never see each other."""
-    tocsin_port, am_port = free_port(), free_port()
-    ports = [tocsin_port, am_port]
-    with WebhookSink() as sink, contextlib.ExitStack() as stack:
-        config = CONFIG.format(url=sink.url)
-        (tmp_path / "t").mkdir()
-        (tmp_path / "a").mkdir()
-        ours = stack.enter_context(
-            run_tocsin(
-                tmp_path / "t", config, *cluster_flags(tocsin_port, ports), "--cluster.label=prod"
-            )
-        )
-        theirs = stack.enter_context(
-            run_clustered_alertmanager(tmp_path / "a", config, *cluster_flags(am_port, ports))
-        )
+    with (
+        WebhookSink() as sink,
+        tocsin_and_alertmanager(tmp_path, sink, "--cluster.label=prod") as (ours, theirs),
+    ):
         wait_for(
             lambda: any(e.get("event") == "peer.label_refused" for e in list(ours.log_lines)),
             timeout=30,
