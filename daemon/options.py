@@ -65,8 +65,6 @@ NOT_HONOURED: dict[str, tuple[str, Callable[[Any], bool]]] = {
     # Alertmanager: "If negative or zero, no timeout is set" / "the limit is GOMAXPROCS or 8"
     "web.timeout": ("web_timeout", lambda v: v <= 0),
     "web.get-concurrency": ("web_get_concurrency", lambda v: v <= 0),
-    # not an Alertmanager 0.25 flag (0.26 labels gossip packets); empty means no label
-    "cluster.label": ("cluster_label", lambda v: v == ""),
 }
 
 

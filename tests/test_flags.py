@@ -43,6 +43,7 @@ HONOURED: dict[str, str] = {
     "cluster.reconnect-timeout": "tests/integration/cluster_processes.py",
     "cluster.tls-config": "tests/integration/test_cluster_tls.py::test_bad_tls_config_stops_start_up",
     "cluster.gossip-key-file": "tests/integration/test_cluster_encryption.py",
+    "cluster.label": "tests/integration/test_cluster_label.py",
     "history.retention": "tests/history/test_store.py::test_retention_prunes_on_its_timer",
     "history.max-rows": "tests/history/test_database.py::test_size_cap_drops_the_oldest",
     "history.export-file": "tests/history/test_service.py::test_one_record_reaches_store_file_and_webhook",
