@@ -180,3 +180,26 @@ def test_daemon_works_under_memory_deny_write_execute(tmp_path: Path) -> None:
                     "comment": "t",
                 }
                 assert c.post("/api/v2/silences", json=silence).status_code == 200
+
+
+@needs_systemd
+def test_socket_unit_and_its_drop_in_verify(tmp_path: Path) -> None:
+    """tocsin.socket with the service and its socket-activation drop-in pass verify."""
+    assert SYSTEMD_ANALYZE is not None
+    service = installed_copy(tmp_path)
+    (tmp_path / "tocsin.socket").write_text((ROOT / "systemd" / "tocsin.socket").read_text())
+    drop_in = tmp_path / "tocsin.service.d" / "socket.conf"
+    drop_in.parent.mkdir()
+    fake = str(tmp_path / "tocsin")
+    drop_in.write_text(
+        (ROOT / "systemd" / "socket-activation.conf")
+        .read_text()
+        .replace("/opt/tocsin/bin/tocsin", fake)
+    )
+    done = subprocess.run(
+        [SYSTEMD_ANALYZE, "verify", str(tmp_path / "tocsin.socket"), str(service)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
