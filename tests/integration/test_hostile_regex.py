@@ -23,7 +23,8 @@ from tests.integration.test_cluster import (
     CONFIG,
     create_silence,
     has_silence,
-    tocsin_beside_alertmanager,
+    settled,
+    tocsin_and_alertmanager,
 )
 
 LONG = 5000
@@ -122,10 +123,8 @@ def test_data_directory_with_a_refused_silence_starts(tmp_path: Path) -> None:
 def test_alertmanager_peer_gossips_deeply_nested_silence(tmp_path: Path) -> None:
     """Alertmanager 0.25 gossips silences nested 900 groups deep and a backtracking bomb;
     the tocsin node stays up, applies them, and keeps notifying on time."""
-    with (
-        WebhookSink() as sink,
-        tocsin_beside_alertmanager(tmp_path, CONFIG.format(url=sink.url)) as (ours, theirs),
-    ):
+    with WebhookSink() as sink, tocsin_and_alertmanager(tmp_path, sink) as (ours, theirs):
+        wait_until(lambda: settled([ours, theirs], 2), timeout=30)
         deep = create_silence(
             theirs, matchers=[_matcher("alertname", "(" * 900 + "Muted" + ")" * 900)]
         )
