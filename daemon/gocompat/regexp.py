@@ -117,7 +117,7 @@ _BOOL_OPTIONS.log_errors = False
 _BOOL_OPTIONS.never_capture = True
 
 
-@functools.cache
+@functools.lru_cache(maxsize=512)  # bounded: class names come from anyone who posts
 def _unicode_class_known(name: str) -> bool:
     """Whether ``\\p{name}`` names a Unicode category or script (RE2's tables, as Go's)."""
     try:
