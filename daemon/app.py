@@ -284,6 +284,8 @@ async def _serve(
             backend,
             api_routes=api_routes(instance.silence_state is not None),
             extra_routes=extra_routes,
+            get_concurrency=opts.web_get_concurrency,
+            timeout_ns=opts.web_timeout,
         )
         await nursery.start(functools.partial(serve_api, app, "", 0, sock=sock))
         log.info(
