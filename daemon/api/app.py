@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.routing import Map
+from werkzeug.routing import Map, PathConverter
 
 from daemon import metrics
 from daemon.alert import posted_alerts
@@ -253,6 +253,13 @@ def _extra_view(
     return view
 
 
+class _AnyPathConverter(PathConverter):
+    """werkzeug's ``path`` that also matches newlines (``%0A`` in a silence ID), so that
+    such a path reaches the API table and gets go-openapi's 422, not a plain 404."""
+
+    regex = "[^/](?s:.*?)"
+
+
 def create_app(
     backend: ApiBackend,
     *,
@@ -273,6 +280,7 @@ def create_app(
     """
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    app.url_map.converters["anypath"] = _AnyPathConverter
     routes = default_api_routes() if api_routes is None else api_routes
     prefix = backend.route_prefix.rstrip("/")
     all_methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
@@ -306,7 +314,7 @@ def create_app(
         f"{prefix}/api/v2/", "api_root", api, methods=all_methods, provide_automatic_options=False
     )
     app.add_url_rule(
-        f"{prefix}/api/v2/<path:rest>",
+        f"{prefix}/api/v2/<anypath:rest>",
         "api",
         api,
         methods=all_methods,
