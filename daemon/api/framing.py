@@ -45,6 +45,9 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 
 
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+
+
 class FramingError(Exception):
     """A request whose framing is ambiguous; the reason is Go-style, for the 400 body."""
 
@@ -85,7 +88,8 @@ def _framing(head: bytes) -> tuple[bool, int]:
         raise FramingError("duplicate Content-Length")
     length = 0
     if lengths:
-        if not lengths[0].isdigit():
+        # 20 digits as h11; Python's int() refuses over 4300 digits with a ValueError.
+        if not lengths[0].isdigit() or len(lengths[0]) > 20:
             raise FramingError(f"bad Content-Length {lengths[0].decode('latin-1')!r}")
         length = int(lengths[0])
     return chunked, length
@@ -150,18 +154,21 @@ class RequestFraming:
             self._line += data[pos:]
             self._check_line_size()
             return len(data)
-        self._line += data[pos : end + 1]
-        line = bytes(self._line).rstrip(b"\r\n")
-        self._line.clear()
+        if self._line:
+            self._line += data[pos : end + 1]
+            line = bytes(self._line).rstrip(b"\r\n")
+            self._line.clear()
+        else:
+            line = data[pos:end].rstrip(b"\r")
         if state is _State.CHUNK_SIZE:
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                # Not ours to judge: h11 refuses it. Stop following this connection's
-                # framing so that nothing after it is taken for a new request.
+            size_text = line.partition(b";")[0].strip(b" \t")
+            if not size_text or size_text.strip(_HEX_DIGITS):
+                # Not ours to judge (h11 refuses it), but int() would take "-1" or
+                # "0x1": stop following this connection's framing so that nothing
+                # after it is taken for a new request.
                 self._state = _State.REFUSED
                 return end + 1
+            size = int(size_text, 16)
             if size == 0:
                 self._state = _State.TRAILERS
             else:

@@ -81,15 +81,16 @@ class StrictTCPServer(TCPServer):
                 break
             if late.cancelled_caught:
                 break  # as Go's server: a read past its deadline closes the connection
+            data = bytes(data)
             try:
-                framing.feed(bytes(data), trio.current_time())
+                framing.feed(data, trio.current_time())
             except FramingError as exc:
                 if framing.requests == 0:
                     # Nothing else was sent on this connection, so the 400 cannot cut
                     # into another response.
                     await super().protocol_send(RawData(_bad_request(str(exc))))
                 break
-            await self.protocol.handle(RawData(bytes(data)))
+            await self.protocol.handle(RawData(data))
             if data == b"":
                 break
         await self.protocol_send(Closed())

@@ -55,6 +55,9 @@ AMBIGUOUS = {
         b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: 2\r\nContent-Length: 200\r\n\r\n[]" + SMUGGLED
     ),
+    "huge content-length": (
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n"
+    ),
     "content-length list": (
         b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: 2, 2\r\n\r\n[]" + SMUGGLED
@@ -87,6 +90,16 @@ def test_framing_follows_pipelined_bodies_byte_by_byte() -> None:
     assert framing.requests == 3
     with pytest.raises(FramingError):
         framing.feed(b"GET /d HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\n", 0.0)
+
+
+@pytest.mark.parametrize("size", [b"-1", b"0x5", b"+5", b"", b"5 5", b"\xff"])
+def test_framing_stops_at_a_malformed_chunk_size(size: bytes) -> None:
+    """A chunk-size line that is not plain hex ends the connection's framing: what
+    follows is never taken for a request (and h11 answers the bad chunk)."""
+    framing = RequestFraming()
+    framing.feed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\n", 0.0)
+    with pytest.raises(FramingError):
+        framing.feed(b"abcde\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n", 0.0)
 
 
 def test_framing_deadlines() -> None:
