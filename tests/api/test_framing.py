@@ -3,12 +3,15 @@ smuggled second request; slow clients meet read deadlines; Connection: close clo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import AsyncIterator
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from daemon.api import create_app
 from daemon.api.framing import FramingError, RequestFraming
@@ -239,3 +242,38 @@ async def test_slow_body_is_cut_at_the_read_deadline(
         assert closed
         assert backend.ingested == []
         nursery.cancel_scope.cancel()
+
+
+_REQUESTS = [
+    b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+    b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+    b"POST /d HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+]
+
+
+@given(
+    picks=st.lists(st.sampled_from(range(len(_REQUESTS))), min_size=1, max_size=8),
+    cuts=st.lists(st.integers(min_value=1, max_value=40), max_size=40),
+)
+def test_well_framed_streams_split_anywhere_are_followed(picks: list[int], cuts: list[int]) -> None:
+    """Any sequence of well-framed requests, cut into reads anywhere, is followed to the
+    exact request count with no refusal and no deadline left pending."""
+    stream = b"".join(_REQUESTS[i] for i in picks)
+    framing = RequestFraming()
+    pos = 0
+    for size in [*cuts, len(stream)]:
+        framing.feed(stream[pos : pos + size], 0.0)
+        pos += size
+    assert framing.requests == len(picks)
+    assert framing.deadline() == math.inf
+
+
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_only_ever_raise_framing_error(data: bytes) -> None:
+    """Garbage never raises anything but FramingError (an exception of any other kind
+    would kill the connection task unanswered)."""
+    framing = RequestFraming(max_head_bytes=512)
+    with contextlib.suppress(FramingError):
+        framing.feed(b"POST / HTTP/1.1\r\n" + data, 0.0)
+        framing.feed(data, 1.0)
