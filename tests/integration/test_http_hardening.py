@@ -173,3 +173,13 @@ def test_http_and_process_metrics_as_alertmanager(tmp_path: Path) -> None:
         "alertmanager_http_request_duration_seconds_count",
     ):
         assert _series(ours, name) == _series(theirs, name)
+
+
+def test_web_timeout_flag_is_honoured(tmp_path: Path) -> None:
+    """--web.timeout bounds every request: at 1ns each answer is Alertmanager 0.25's
+    TimeoutHandler 503 (recorded from the real binary with the same flag)."""
+    with run_tocsin(tmp_path, CONFIG, "--web.timeout=1ns") as d, d.api() as c:
+        resp = c.get("/api/v2/status")
+    assert resp.status_code == 503
+    assert resp.text == "Exceeded configured timeout of 1ns.\n"
+    assert resp.headers["content-type"] == "text/plain; charset=utf-8"
