@@ -21,7 +21,8 @@ from __future__ import annotations
 import functools
 import math
 import socket
-from collections.abc import Awaitable, Callable
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -39,6 +40,7 @@ from daemon.api.framing import (
     FramingError,
     RequestFraming,
 )
+from daemon.api.webconfig import ASGIApp, WebConfigFile, WebGate
 
 #: How long open connections may finish after a stop before they are cut.
 DEFAULT_GRACE_SECONDS = 5.0
@@ -160,6 +162,9 @@ async def serve_api(
     port: int,
     *,
     sock: socket.socket | None = None,
+    more_socks: Sequence[socket.socket] = (),
+    web_config: WebConfigFile | None = None,
+    tls: ssl.SSLContext | None = None,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -171,15 +176,18 @@ async def serve_api(
     rather than an immediate cut.
 
     Error handling: bind failures (address in use) propagate before ``started``.
-    With ``sock``, serve that listening socket instead of binding ``host:port``.
+    With ``sock`` (and ``more_socks``), serve those listening sockets instead of
+    binding ``host:port``; the port reported is the first socket's. With
+    ``web_config`` every request passes :class:`daemon.api.webconfig.WebGate`; with
+    ``tls`` every connection is TLS with that context.
     """
-    config = HypercornConfig()
+    config = HypercornConfig() if tls is None else _TLSConfig(tls)
     if sock is not None:
         # A socket the caller bound already (so it knew the port before building
         # anything that embeds the external URL); hypercorn takes it by descriptor.
         # hypercorn takes the descriptor over and closes it; detach so that our socket
         # object does not close the same number again later.
-        config.bind = [f"fd://{sock.detach()}"]
+        config.bind = [f"fd://{s.detach()}" for s in (sock, *more_socks)]
     else:
         config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
@@ -189,7 +197,8 @@ async def serve_api(
     config.graceful_timeout = grace_seconds
     stop = trio.Event()
     server_scope = trio.CancelScope(shield=True)
-    wrapped = wrap_app(app, config.wsgi_max_body_size, None)
+    served: ASGIApp = app if web_config is None else WebGate(app, web_config)
+    wrapped = wrap_app(served, config.wsgi_max_body_size, "asgi")
 
     async def run(*, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         with server_scope:
@@ -206,3 +215,19 @@ async def serve_api(
             stop.set()
             # Hypercorn drains for grace_seconds itself; this deadline bounds the rest.
             server_scope.deadline = trio.current_time() + grace_seconds + 1.0
+
+
+class _TLSConfig(HypercornConfig):
+    """hypercorn's config with TLS from our context (hypercorn would build its own from
+    file names, once; ours re-reads the web config per connection)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__()
+        self._context = context
+
+    @property
+    def ssl_enabled(self) -> bool:
+        return True
+
+    def create_ssl_context(self) -> ssl.SSLContext | None:
+        return self._context
