@@ -358,6 +358,8 @@ async def _serve(
             backend,
             api_routes=api_routes(),
             extra_routes=extra_routes,
+            get_concurrency=opts.web_get_concurrency,
+            timeout_ns=opts.web_timeout,
         )
         web, tls = web_config if web_config is not None else (None, None)
         await nursery.start(

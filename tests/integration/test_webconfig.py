@@ -18,7 +18,6 @@ import bcrypt
 import pytest
 
 from daemon.app import systemd_sockets
-from daemon.options import NOT_HONOURED
 from tests.cluster.test_tls_transport import Pki, write_pki
 from tests.integration.processes import (
     ALERTMANAGER,
@@ -204,20 +203,6 @@ def test_bad_web_config_stops_start_up(tmp_path: Path) -> None:
         f"--web.config.file: {web}:3: basic_auth_users.bob: crypto/bcrypt: hashedSecret too "
         "short to be a bcrypted password"
     ) in result.stdout
-
-
-#: A value other than the default for each flag that may still be refused.
-NON_DEFAULT = {"web.timeout": "5s", "web.get-concurrency": "4"}
-
-
-@pytest.mark.parametrize(("flag", "value"), [(f, NON_DEFAULT[f]) for f in sorted(NOT_HONOURED)])
-def test_flags_not_honoured_stop_start_up(tmp_path: Path, flag: str, value: str) -> None:
-    """A flag tocsin does not honour yet fails start-up with a message naming it."""
-    config = tmp_path / "tocsin.yml"
-    config.write_text(CONFIG)
-    result = _exits(tocsin_argv(config, tmp_path / "data", f"--{flag}={value}"))
-    assert result.returncode == 1
-    assert "flag.refused" in result.stdout and f"--{flag}=" in result.stdout
 
 
 def test_every_listen_address_is_served(tmp_path: Path) -> None:
