@@ -6,16 +6,18 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from pathlib import Path
 
 import attrs
 import pytest
 
+from daemon.alert import Alert
 from daemon.api.app import default_api_routes
 from daemon.api.silences import silence_routes
 from daemon.persist import DurableState, RecordJournal, run_inline
 from daemon.silence import codec as silencepb
-from tests.api.conftest import Api, SilenceFakeBackend
+from tests.api.conftest import NOW, Api, S, SilenceFakeBackend
 from tests.api.test_silences import body, list_silences, post
 
 
@@ -170,3 +172,17 @@ async def test_full_disk_keeps_memory_bounded_and_refuses_with_503(
     assert status == 503
     assert "journal queue full" in json.loads(data)
     assert await list_silences(api) == []
+
+
+async def test_hostile_filter_and_receiver_params_answer_at_once(api: Api) -> None:
+    """GET /alerts with backtracking-bomb ``filter`` and ``receiver`` regexes on long
+    values answers in milliseconds (RE2), with Go's verdicts."""
+    long_value = "x" * 50_000
+    api.backend.store.put([Alert({"instance": long_value}, {}, NOW - S, NOW + 300 * S, "", NOW)])
+    start = time.perf_counter()
+    hit = await api.get_valid("/alerts", [("filter", 'instance=~"(x+x+)+y"')])
+    assert hit == []
+    miss = await api.get_valid("/alerts", [("filter", 'instance!~"([a-z]+)*[0-9]"')])
+    assert len(miss) == 1
+    assert await api.get_valid("/alerts", [("receiver", "(d+d+)+z")]) == []
+    assert time.perf_counter() - start < 1.0
