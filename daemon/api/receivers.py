@@ -72,8 +72,11 @@ class TokenBucket:
 
     def _refill(self, now: float) -> None:
         if self._at is not None:
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.per_second)
-        self._at = now
+            # A clock that went back (another trio.run's clock has another origin) never
+            # takes tokens away.
+            elapsed = max(0.0, now - self._at)
+            self._tokens = min(self.burst, self._tokens + elapsed * self.per_second)
+        self._at = max(now, self._at if self._at is not None else now)
 
     def wait(self, now: float) -> float:
         """Seconds until a token is there (0 if one is there now)."""

@@ -128,3 +128,13 @@ def test_overall_bucket_limits_across_receivers() -> None:
     assert [limit.admit(f"r{i}", 0.0) for i in range(3)] == [0, 0, 0]
     assert limit.admit("r9", 0.0) == pytest.approx(10.0)
     assert limit.admit("r9", 10.0) == 0
+
+
+def test_a_clock_that_goes_back_takes_no_tokens() -> None:
+    """Time before the last refill (another trio.run's clock) never empties the bucket."""
+    bucket = TokenBucket(3.0, 1.0)
+    bucket.take(1000.0)
+    assert bucket.wait(5.0) == 0.0  # two tokens are still there
+    bucket.take(5.0)
+    bucket.take(5.0)
+    assert bucket.wait(5.0) > 0
