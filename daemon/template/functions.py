@@ -8,6 +8,7 @@ as Go 1.18+ does.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -299,22 +300,61 @@ def _not_lazy(*args: object) -> object:  # pragma: no cover - replaced by the ex
 # -- Alertmanager's functions -----------------------------------------------------------
 
 
+# Go's strings.ToUpper/ToLower map rune by rune with unicode.ToUpper/ToLower: Unicode's
+# *simple* case mappings, of Unicode 13.0 in Go 1.19. Python only exposes the full
+# mappings (str.upper/lower), which differ exactly where the full mapping is more than
+# one rune: there the simple mapping is the single-rune titlecase (U+1F80..U+1FFC take
+# their prosgegrammeni form), 'i' for U+0130, or the rune itself ('ß', 'ﬁ', 'ŉ', ...).
+# Python 3.11's tables are Unicode 14.0, whose new case pairs Go 1.19 does not know.
+# An exhaustive run over every code point against amtool 0.25 (go1.19) pins all this
+# (tests/template/test_go_outputs.py).
+_UNICODE_14_CASED = frozenset(
+    {
+        0x2C2F,
+        0x2C5F,
+        0xA7C0,
+        0xA7C1,
+        0xA7D0,
+        0xA7D1,
+        *range(0xA7D6, 0xA7DA),
+        *range(0x10570, 0x105BD),
+    }
+)
+
+
+@functools.lru_cache(maxsize=4096)
 def _upper_rune(c: str) -> str:
+    if ord(c) in _UNICODE_14_CASED:
+        return c
     u = c.upper()
-    return u if len(u) == 1 else c
+    if len(u) == 1:
+        return u
+    t = c.title()
+    return t if len(t) == 1 else c
 
 
+@functools.lru_cache(maxsize=4096)
 def _lower_rune(c: str) -> str:
+    if ord(c) in _UNICODE_14_CASED:
+        return c
     u = c.lower()
-    return u if len(u) == 1 else c
+    if len(u) == 1:
+        return u
+    return "i" if c == "\u0130" else c
 
 
 def to_upper(s: str) -> str:
-    return "".join(_upper_rune(c) for c in _need_str(s, "toUpper"))
+    s = _need_str(s, "toUpper")
+    if s.isascii():
+        return s.upper()
+    return "".join(_upper_rune(c) for c in s)
 
 
 def to_lower(s: str) -> str:
-    return "".join(_lower_rune(c) for c in _need_str(s, "toLower"))
+    s = _need_str(s, "toLower")
+    if s.isascii():
+        return s.lower()
+    return "".join(_lower_rune(c) for c in s)
 
 
 def _is_word_char(c: str) -> bool:
@@ -322,11 +362,34 @@ def _is_word_char(c: str) -> bool:
     return cat[0] in "LNM" or c == "_"
 
 
+def _is_cased(c: str) -> bool:
+    return unicodedata.category(c) in ("Lu", "Ll", "Lt")
+
+
+def _is_case_ignorable(c: str) -> bool:
+    return unicodedata.category(c) in ("Mn", "Me", "Cf", "Lm", "Sk") or c in ".'\u2019:\u00b7"
+
+
+def _final_sigma(s: str, i: int) -> bool:
+    """Unicode's Final_Sigma condition for the capital sigma at ``s[i]``."""
+    j = i - 1
+    while j >= 0 and _is_case_ignorable(s[j]):
+        j -= 1
+    if j < 0 or not _is_cased(s[j]):
+        return False
+    j = i + 1
+    while j < len(s) and _is_case_ignorable(s[j]):
+        j += 1
+    return j >= len(s) or not _is_cased(s[j])
+
+
 def title(s: str) -> str:
     """``cases.Title(language.AmericanEnglish)``: first letter of each word upper, rest lower.
 
     Words run over letters, digits, ``_`` and inner ``.``/``'``, so ``foo.bar_baz`` is
-    one word and ``1st`` becomes ``1St``, as Alertmanager 0.25 prints them.
+    one word and ``1st`` becomes ``1St``, as Alertmanager 0.25 prints them. Unlike
+    toUpper/toLower this uses the full mappings ('ß' -> 'Ss', 'ﬁ' -> 'Fi', 'İ' -> 'i̇')
+    and a final capital sigma lowers to 'ς'.
     """
     s = _need_str(s, "title")
     out = []
@@ -334,7 +397,7 @@ def title(s: str) -> str:
     cased = False
     for i, c in enumerate(s):
         inner = (
-            c in ".'\u2019:"
+            c in ".'\u2019:\u00b7"
             and in_word
             and i + 1 < len(s)
             and _is_word_char(s[i + 1])
@@ -343,13 +406,17 @@ def title(s: str) -> str:
         if _is_word_char(c) or inner:
             if not in_word:
                 in_word, cased = True, False
-            if unicodedata.category(c)[0] == "L":
+            if ord(c) in _UNICODE_14_CASED:
+                out.append(c)
+                cased = True
+            elif unicodedata.category(c)[0] == "L":
                 if not cased:
-                    t = c.title()
-                    out.append(t if len(t) == 1 else c)
+                    out.append(c.title())
                     cased = True
+                elif c == "\u03a3":
+                    out.append("\u03c2" if _final_sigma(s, i) else "\u03c3")
                 else:
-                    out.append(_lower_rune(c))
+                    out.append(c.lower())
             else:
                 out.append(c)
         else:

@@ -1,5 +1,8 @@
 """Outputs and errors recorded from Go (amtool 0.25 ``template render``), and live checks."""
 
+# Look-alike letters (Greek, dotless i, long s...) are the point of the case-mapping tests.
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 import shutil
@@ -155,4 +158,56 @@ def test_live_against_amtool(tmp_path: Path, text: str) -> None:
         got = TemplateSet().execute_text(text, amtool_example_data())
     except TemplateError:
         got = "ERROR"
+    assert got == want
+
+
+# Strings where Go's per-rune simple case mapping (toUpper/toLower) and x/text's Title
+# (title) differ from Python's str methods: 'İ', 'ß', ligatures, final sigma, titlecase
+# digraphs, Georgian, Greek with ypogegrammeni, and Unicode 14 letters Go 1.19 lacks.
+CASE_CORPUS = [
+    "1st foo.bar_baz İSTANBUL ǆemal ß ﬁx ΣΑΣ o'neil",
+    "ΌΣΟΣ ΣΑΣ. ΑΣ-ΣΑ Σ ΑΣ1 ΑΣ'Σ",
+    "straße STRASSE ŉ ǰ ΐ ᾳ ᾼ ᾀ ᾈ ǅ Ǉ ǈ",
+    "ǉ ǌ ǳ ﬀ ﬃ ﬓ և ẞ İ ı I i",
+    "x:y a.b c'd e\u2019f g·h _a __b 9lives 12ab a1b2",
+    "ⴀ Ⴀ ა Ა ꞵ Ꞵ ǈa Ǉb ꟁ Ⱟ 𐕰",
+]
+
+RECORDED_CASES = [
+    ("{{ toLower `İSTANBUL ΣΑΣ ẞ K Ω` }}", "istanbul σασ ß k ω"),
+    ("{{ toUpper `ß ﬁ ǆ ŉ ı ſ ͅ ᾳ ᾀ` }}", "ß ﬁ Ǆ ŉ I S Ι ᾼ ᾈ"),
+    ("{{ title `ΣΑΣ ß ﬁx İSTANBUL g·h ꟁ` }}", "Σας Ss Fix İstanbul G·h ꟁ"),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), RECORDED_CASES)
+def test_recorded_case_mapping(text: str, want: str) -> None:
+    """toLower/toUpper map rune by rune (simple mappings); title uses x/text's full ones."""
+    assert TemplateSet().execute_text(text, amtool_example_data()) == want
+
+
+@pytest.mark.alertmanager
+@pytest.mark.parametrize("func", ["title", "toUpper", "toLower"])
+@pytest.mark.parametrize("subject", CASE_CORPUS)
+def test_case_mapping_against_amtool(tmp_path: Path, func: str, subject: str) -> None:
+    """title, toUpper and toLower print what amtool 0.25 prints for tricky letters."""
+    text = "{{ " + f"`{subject}` | {func}" + " }}"
+    assert TemplateSet().execute_text(text, amtool_example_data()) == _amtool(tmp_path, text)
+
+
+@pytest.mark.alertmanager
+@pytest.mark.parametrize("func", ["toUpper", "toLower"])
+def test_case_mapping_of_every_code_point(tmp_path: Path, func: str) -> None:
+    """toUpper/toLower agree with amtool 0.25 on every code point (Go 1.19's Unicode 13)."""
+    every = "".join(
+        chr(i) for i in range(0x20, 0x110000) if not 0xD800 <= i <= 0xDFFF and chr(i) != "`"
+    )
+    (tmp_path / "all.tmpl").write_text(
+        '{{ define "all" }}{{ `' + every + "` | " + func + " }}{{ end }}", encoding="utf-8"
+    )
+    want = _amtool(tmp_path, '{{ template "all" }}')
+    got = TemplateSet().execute_text("{{ `" + every + "` | " + func + " }}", None)
+    assert len(got) == len(every)
+    mismatched = [f"U+{ord(c):04X}" for c, g, w in zip(every, got, want, strict=False) if g != w]
+    assert mismatched == []
     assert got == want
