@@ -205,7 +205,8 @@ def go_slice(item: object, *indexes: object) -> object:
     return list(part)
 
 
-def _eval_args(args: Sequence[object]) -> str:
+def eval_args(args: Sequence[object]) -> str:
+    """Go's evalArgs: one string as it is, else the operands printed by fmt.Sprint."""
     if len(args) == 1 and isinstance(args[0], str):
         return args[0]
     return sprint(args)
@@ -227,7 +228,7 @@ def html_escape_string(s: str) -> str:
 
 
 def go_html(*args: object) -> str:
-    return html_escape_string(_eval_args(args))
+    return html_escape_string(eval_args(args))
 
 
 def js_escape_string(s: str) -> str:
@@ -250,7 +251,7 @@ def js_escape_string(s: str) -> str:
 
 
 def go_js(*args: object) -> str:
-    return js_escape_string(_eval_args(args))
+    return js_escape_string(eval_args(args))
 
 
 _QUERY_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
@@ -270,7 +271,7 @@ def query_escape(s: str) -> str:
 
 
 def go_urlquery(*args: object) -> str:
-    return query_escape(_eval_args(args))
+    return query_escape(eval_args(args))
 
 
 def go_print(*args: object) -> str:

@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from daemon.template.errors import TemplateExecError
-from daemon.template.execute import TextSink, execute_tree
+from daemon.template.execute import TextSink, escape_error, execute_tree
 from daemon.template.functions import ALERTMANAGER_FUNCS, BUILTINS, make_since
+from daemon.template.htmlcontext import EscapeError
 from daemon.template.htmlescape import HtmlSink
 from daemon.template.nodes import Tree, is_empty_tree
 from daemon.template.parser import parse
@@ -125,7 +126,10 @@ class TemplateSet:
             execute_tree(lookup, tree, data, sink)
         finally:
             lookup._now = None
-        return sink.result()
+        try:
+            return sink.result()
+        except EscapeError as e:
+            raise TemplateExecError(escape_error(tree.name, e)) from None
 
     def execute_text(
         self, text: str, data: object, *, now: int | None = None, html: bool | None = None
