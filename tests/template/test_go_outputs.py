@@ -92,6 +92,67 @@ RECORDED_HTML = (
 )
 
 
+# html templates and what amtool 0.25 (go1.19.8) printed for them.
+RECORDED_HTML_CONTEXTS = [
+    (
+        '<a href="{{ "javascript:alert(1)" }}">x</a><a href="{{ "HTTP://ok/é %zz %41?x=<y>" }}">',
+        '<a href="#ZgotmplZ">x</a><a href="HTTP://ok/%c3%a9%20%25zz%20%41?x=%3cy%3e">',
+    ),
+    (
+        '<a href="/p?q={{ "a&b=c d/é" }}#{{ "f g" }}">x</a>',
+        '<a href="/p?q=a%26b%3dc%20d%2f%c3%a9#f%20g">x</a>',
+    ),
+    ('<a href={{ "/a b" }}>x</a><a href={{ "" }}>y</a>', "<a href=/a%20b>x</a><a href=>y</a>"),
+    (
+        '<script>var s = "{{ "a\\"b</script>\\n" }}", t = \'{{ "x\'y" }}\', r = /{{ "a.b" }}/g, q = x / {{ 2 }} / /{{ "" }}/;</script>',
+        "<script>var s = \"a\\u0022b\\u003c\\/script\\u003e\\n\", t = 'x\\u0027y', r = /a\\.b/g, q = x /  2  / /(?:)/;</script>",
+    ),
+    (
+        '<script type="text/template">{{ "<b>" }}</script><script type="application/json">{{ .Status }}</script>',
+        '<script type="text/template">&lt;b&gt;</script><script type="application/json">"alertstatus"</script>',
+    ),
+    (
+        '<button onclick="go({{ .Receiver }}, &quot;{{ "q\\"" }}&quot;)">x</button>',
+        '<button onclick="go(&#34;receiver&#34;, &quot;q\\u0022&quot;)">x</button>',
+    ),
+    (
+        '<p style="color: {{ "red" }}; background: url({{ "/a b.png" }}); font-family: \'{{ "Times" }}\'">x</p>',
+        "<p style=\"color: red; background: url(/a%20b.png); font-family: 'Times'\">x</p>",
+    ),
+    (
+        '<p style="color: {{ "expression(alert(1))" }}">a</p><p style="width: {{ "10px;}" }}">b</p><p style="x: {{ "a\\\\3b" }}">',
+        '<p style="color: ZgotmplZ">a</p><p style="width: ZgotmplZ">b</p><p style="x: ZgotmplZ">',
+    ),
+    (
+        '<style>p { color: {{ "blue" }}; } a { background: url("{{ "x?a=b c" }}") } /* c {{ .Status }} */ q { content: "{{ "a\\"b:c" }}" }</style>',
+        '<style>p { color: blue; } a { background: url("x?a=b%20c") }    q { content: "#ZgotmplZ" }</style>',
+    ),
+    (
+        '<style>a{b:url({{ "javascript:x" }})}</style><div style=\'{{ "a b" }}\'>',
+        "<style>a{b:url(#ZgotmplZ)}</style><div style='a b'>",
+    ),
+    (
+        '<a {{ "title" }}="x" {{ "onclick" }}="y" {{ "" }}="z" {{ "Data-X" }}=w>',
+        '<a title="x" ZgotmplZ="y" ZgotmplZ="z" ZgotmplZ=w>',
+    ),
+    ('<a title="{{ "x" }}" {{ "ok" }}>', '<a title="x" ok>'),
+    (
+        '<p>{{ .Alerts.Firing }}</p><p title="{{ .CommonLabels }}">{{ 1.5 }}</p>',
+        '<p>[]</p><p title="map[commonlabelkey1:commonlabelvalue1 commonlabelkey2:commonlabelvalue2]">1.5</p>',
+    ),
+    (
+        '<script>var x = {{ "\u2028" }}; var u = "{{ "\u2028<" }}";</script>',
+        '<script>var x = "\\u2028"; var u = "\\u2028\\u003c";</script>',
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), RECORDED_HTML_CONTEXTS)
+def test_recorded_html_contexts(text: str, want: str) -> None:
+    """Values in URL, JS, CSS, attribute-name and srcset contexts are escaped as Go did."""
+    assert TemplateSet(html=True).execute_text(text, amtool_example_data()) == want
+
+
 @pytest.mark.parametrize(("text", "want"), RECORDED)
 def test_recorded_go_output(text: str, want: str) -> None:
     """Rendering matches what Go printed for the same template and data."""
@@ -211,3 +272,93 @@ def test_case_mapping_of_every_code_point(tmp_path: Path, func: str) -> None:
     mismatched = [f"U+{ord(c):04X}" for c, g, w in zip(every, got, want, strict=False) if g != w]
     assert mismatched == []
     assert got == want
+
+
+# html templates with actions in every context html/template tells apart (URL, query,
+# unquoted and quoted attributes, attribute names, srcset, JS code/strings/regexps in script
+# elements and on* attributes, CSS in style elements and attributes, comments, RCDATA,
+# html/urlquery merged into the chain) and the errors Go 1.19.8 reports.
+LIVE_HTML = [
+    '<a href="{{ "javascript:alert(1)" }}">x</a><a href="{{ "HTTP://ok/é %zz %41?x=<y>" }}">',
+    '<a href="/p?q={{ "a&b=c d/é" }}#{{ "f g" }}">x</a>',
+    '<a href={{ "/a b" }}>x</a><a href={{ "" }}>y</a>',
+    '<img src="{{ .ExternalURL }}/x.png" alt="{{ "<i>x</i>" | safeHtml }}" title={{ "a=b`c" }}>',
+    '<a href="{{ "javascript:x" | urlquery }}">q</a><a href="/x?{{ "a b" | urlquery }}">r</a>',
+    '<a href="{{ "<b>" | html }}">q</a><p>{{ "a+b" | html }}</p><p title="{{ "a+b" | html }}">',
+    '<p>{{ html "<x>" 3 }}</p><p>{{ urlquery "a b" "c" }}</p>',
+    "<script>var a = {{ .CommonLabels }}, b = {{ .GroupLabels.SortedPairs }};</script>",
+    '<script>var s = "{{ "a\\"b</script>\\n" }}", t = \'{{ "x\'y" }}\', r = /{{ "a.b" }}/g, q = x / {{ 2 }} / /{{ "" }}/;</script>',
+    '<script type="text/template">{{ "<b>" }}</script><script type="application/json">{{ .Status }}</script>',
+    '<button onclick="go({{ .Receiver }}, &quot;{{ "q\\"" }}&quot;)">x</button>',
+    '<p style="color: {{ "red" }}; background: url({{ "/a b.png" }}); font-family: \'{{ "Times" }}\'">x</p>',
+    '<p style="color: {{ "expression(alert(1))" }}">a</p><p style="width: {{ "10px;}" }}">b</p><p style="x: {{ "a\\\\3b" }}">',
+    '<style>p { color: {{ "blue" }}; } a { background: url("{{ "x?a=b c" }}") } /* c {{ .Status }} */ q { content: "{{ "a\\"b:c" }}" }</style>',
+    '<style>a{b:url({{ "javascript:x" }})}</style><div style=\'{{ "a b" }}\'>',
+    '<!-- note {{ .Status }} --><p>a < b <3 <!DOCTYPE html></p><title>{{ "<t>" }} a<b</title><textarea>{{ "&x" | safeHtml }} x<y</textarea>',
+    '<a {{ "title" }}="x" {{ "onclick" }}="y" {{ "" }}="z" {{ "Data-X" }}=w>',
+    '<a title="{{ "x" }}" {{ "ok" }}>',
+    '<img srcset="{{ "/a.png 1x, javascript:x 2x, /b c.png 3x" }}">',
+    '<p>{{ .Alerts.Firing }}</p><p title="{{ .CommonLabels }}">{{ 1.5 }}</p>',
+    "<script>/* a\nb */ var x = 1; // {{ .Status }}\nvar y = {{ 1e-7 }}, z = {{ 1e21 }}, w = {{ 0.000001 }};</script>",
+    '<script>var x = {{ "\u2028" }}; var u = "{{ "\u2028<" }}";</script>',
+    '<a href="mailto:{{ "a@b.c" }}?subject={{ "hi there" }}">m</a><a href="{{ "mailto:x@y" }}">n</a>',
+    '<a data-url="{{ "javascript:x" }}" data-foo="{{ "javascript:x" }}" srclang="{{ "javascript:x" }}">',
+    '<script>var t = {{ "x" }}/2; var re = {{ "y" }} + /z/;</script>',
+    "<p onmouseover='alert({{ \"it's\" }})'>x</p>",
+    '{{ define "x" }}<b>{{ . }}</b>{{ end }}<a href="{{ template "x" "y z" }}">{{ template "x" "<q>" }}</a>',
+    "<script>{{ range .Alerts }}{{ .Labels.alertname }};{{ end }}</script>",
+    '<a href="{{ "%41%zz" }}">',
+    '<p>{{ "\\x00" }}</p><p title={{ "\\x00\\ufdd0" }}>',
+    '<a title={{ "x" | html }}>',
+    '<a href="{{ "x" }}',
+    '<a title=x"y>',
+    '<script>var r = /[{{ "x" }}/</script>',
+    '<script>var s = "a\\',
+    '<p>{{ .Status | html | printf "%s" }}</p>',
+    '<script>{{ if true }}var a = 1;{{ end }} var b = {{ "x" }};</script>',
+    '{{ range .Alerts }}<a href="{{ .GeneratorURL }}?fp={{ .Fingerprint }}">{{ .Labels.instance }}</a>{{ end }}',
+    '<table><tr style="color: {{ if eq .Status "firing" }}red{{ else }}green{{ end }}"><td>{{ .Status | toUpper }}</td></tr></table>',
+    '<a onclick="f({{ .Alerts.Firing | len }})" href="https://x/{{ .Receiver }}/{{ "a/b c" }}">',
+    '<p>{{ "x" | urlquery }}</p><script>var x = {{ "<y>" | html }};</script>',
+    '<a href="{{ .ExternalURL }}/#/alerts?receiver={{ .Receiver | urlquery }}">',
+    '<input value={{ "a b" }} checked {{ "dis abled" }}>',
+    '<a href="x" title="{{ "\\u00e9\\u2028" }}" data-x=\'{{ "q\'" }}\'>',
+    '<svg><a xlink:href="{{ "javascript:x" }}" xmlns:foo="{{ "javascript:y" }}"></a></svg>',
+    '<script>var a = {{ 1.0 }}, b = {{ -0.5 }}, c = {{ true }}, d = {{ "" }}, e = {{ .CommonLabels.nope }};</script>',
+    '<a href="  {{ "javascript:x" }}">x</a><a href="?{{ "javascript:x" }}">y</a>',
+    '<p style="background: url(\'{{ "http://a/b c" }}\'); color: {{ "#fff" }}">',
+]
+
+
+@pytest.mark.alertmanager
+@pytest.mark.parametrize("text", LIVE_HTML)
+def test_html_escaping_against_amtool(tmp_path: Path, text: str) -> None:
+    """html/template escaping (and its errors) match the installed amtool's, run now."""
+    assert shutil.which("amtool") is not None
+    want = _amtool_or_error(tmp_path, text)
+    try:
+        got = TemplateSet(html=True).execute_text(text, amtool_example_data())
+    except TemplateError as e:
+        got = f"ERROR {e}"
+    assert got == want
+
+
+def _amtool_or_error(tmp_path: Path, text: str) -> str:
+    (tmp_path / "empty.tmpl").write_text("")
+    proc = subprocess.run(
+        [
+            "amtool",
+            "template",
+            "render",
+            f"--template.glob={tmp_path}/*.tmpl",
+            "--template.type=html",
+            f"--template.text={text}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if proc.returncode == 0:
+        return proc.stdout
+    return "ERROR " + proc.stderr.strip().removeprefix("amtool: error: ")
