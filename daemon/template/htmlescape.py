@@ -25,6 +25,7 @@ Go refuses those templates before running them; here they run along the branch t
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -472,7 +473,8 @@ _EQUIVALENT = {
 _PREDEFINED: dict[str, Callable[..., str]] = {"html": go_html, "urlquery": go_urlquery}
 
 
-def escapers(c: Context) -> tuple[Context, list[tuple[str, Escaper]]]:
+@functools.lru_cache(maxsize=256)
+def escapers(c: Context) -> tuple[Context, tuple[tuple[str, Escaper], ...]]:
     """The escapers of an action in context ``c``, and the context after it."""
     c = nudge(c)
     chain: list[tuple[str, Escaper]] = []
@@ -512,7 +514,7 @@ def escapers(c: Context) -> tuple[Context, list[tuple[str, Escaper]]]:
         chain.append(("nospace", nospace_escaper))
     elif c.delim != Delim.NONE:
         chain.append(("attr", attr_escaper))
-    return c, chain
+    return c, tuple(chain)
 
 
 class HtmlSink:
@@ -541,7 +543,8 @@ class HtmlSink:
     ) -> None:
         """Write value ``v``; ``escaper`` names a trailing ``html``/``urlquery`` that was
         not yet applied to ``v``, and ``finish()`` applies it as the pipeline would."""
-        self.context, chain = escapers(self.context)
+        self.context, fixed = escapers(self.context)
+        chain = list(fixed)
         if escaper is not None:
             if escaper == "html" and (
                 self.context.state == State.ATTR and self.context.delim == Delim.SPACE_OR_TAG_END
