@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 
 import attrs
 
+from daemon.gocompat.jsonstring import json_string
 from daemon.template.execute import printable
 from daemon.template.functions import NO_VALUE, SafeHTML, go_html, go_urlquery
 from daemon.template.gofmt import format_float
@@ -234,19 +235,6 @@ def srcset_escaper(v: object) -> str:
 
 # -- JS -----------------------------------------------------------------------------
 
-_JSON_ESCAPE = re.compile('["\\\\\x00-\x1f<>&\u2028\u2029\ud800-\udfff]')
-_JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _json_char(m: re.Match[str]) -> str:
-    ch = m.group(0)
-    short = _JSON_SHORT.get(ch)
-    if short is not None:
-        return short
-    if "\ud800" <= ch <= "\udfff":
-        return "\ufffd"
-    return f"\\u{ord(ch):04x}"
-
 
 def _json_float(f: float) -> str:
     # encoding/json: the shortest 'f' form, or 'e' outside [1e-6, 1e21) with "e-07"
@@ -280,7 +268,7 @@ def go_json(v: object) -> str:
             raise ValueError(f"json: unsupported value: {printable(v)}")
         return _json_float(v)
     if isinstance(v, str):
-        return '"' + _JSON_ESCAPE.sub(_json_char, v) + '"'
+        return json_string(v)
     if isinstance(v, Mapping):
         keys = sorted(str(k) for k in v)
         return "{" + ",".join(f"{go_json(k)}:{go_json(v[k])}" for k in keys) + "}"

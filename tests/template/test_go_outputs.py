@@ -174,7 +174,8 @@ def test_recorded_html_output() -> None:
     assert TemplateSet(html=True).execute_text(text, amtool_example_data()) == want
 
 
-def _amtool(tmp_path: Path, text: str, kind: str = "text") -> str:
+def _amtool(tmp_path: Path, text: str, kind: str = "text", *, errors: bool = False) -> str:
+    """What amtool renders; on failure "ERROR", or "ERROR <Go's message>" with ``errors``."""
     (tmp_path / "empty.tmpl").write_text("")
     proc = subprocess.run(
         [
@@ -190,7 +191,9 @@ def _amtool(tmp_path: Path, text: str, kind: str = "text") -> str:
         timeout=30,
         check=False,
     )
-    return proc.stdout if proc.returncode == 0 else "ERROR"
+    if proc.returncode == 0:
+        return proc.stdout
+    return "ERROR " + proc.stderr.strip().removeprefix("amtool: error: ") if errors else "ERROR"
 
 
 LIVE = [
@@ -335,30 +338,9 @@ LIVE_HTML = [
 def test_html_escaping_against_amtool(tmp_path: Path, text: str) -> None:
     """html/template escaping (and its errors) match the installed amtool's, run now."""
     assert shutil.which("amtool") is not None
-    want = _amtool_or_error(tmp_path, text)
+    want = _amtool(tmp_path, text, "html", errors=True)
     try:
         got = TemplateSet(html=True).execute_text(text, amtool_example_data())
     except TemplateError as e:
         got = f"ERROR {e}"
     assert got == want
-
-
-def _amtool_or_error(tmp_path: Path, text: str) -> str:
-    (tmp_path / "empty.tmpl").write_text("")
-    proc = subprocess.run(
-        [
-            "amtool",
-            "template",
-            "render",
-            f"--template.glob={tmp_path}/*.tmpl",
-            "--template.type=html",
-            f"--template.text={text}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if proc.returncode == 0:
-        return proc.stdout
-    return "ERROR " + proc.stderr.strip().removeprefix("amtool: error: ")

@@ -471,6 +471,19 @@ def normalised(data: bytes) -> tuple[list[bytes], bytes]:
     return [ln.replace(boundary, b"BOUNDARY") for ln in masked], body.replace(boundary, b"BOUNDARY")
 
 
+async def both_sessions(
+    opts: SMTPServerOptions, tmp_path: pathlib.Path, config_text: str
+) -> list[Session]:
+    """Alertmanager's SMTP session for ``config_text``, then ours, as the server saw them."""
+    stored = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+    opts.on_data = partial(trio.from_thread.run_sync, stored.set, trio_token=token)
+    await run_alertmanager_until(tmp_path, config_text, stored.wait)
+    with trio.fail_after(20):
+        await ours(config_text)
+    return list(opts.sessions)
+
+
 @pytest.mark.alertmanager
 async def test_same_message_as_alertmanager(
     smtp_server: tuple[_Server, SMTPServerOptions], tmp_path: pathlib.Path
@@ -490,13 +503,7 @@ async def test_same_message_as_alertmanager(
         + "    headers: {X-Custom: 'Grüße {{ .Status }}', subject: 'S: {{ .CommonLabels.severity }}'}\n"
     )
 
-    stored = trio.Event()
-    token = trio.lowlevel.current_trio_token()
-    opts.on_data = partial(trio.from_thread.run_sync, stored.set, trio_token=token)
-    await run_alertmanager_until(tmp_path, config_text, stored.wait)
-    with trio.fail_after(20):
-        await ours(config_text)
-    theirs, mine = opts.sessions
+    theirs, mine = await both_sessions(opts, tmp_path, config_text)
     assert (mine.auth, mine.mail_from, mine.rcpt) == (theirs.auth, theirs.mail_from, theirs.rcpt)
     assert normalised(mine.data) == normalised(theirs.data)
 
@@ -548,12 +555,6 @@ async def test_same_html_escaping_as_alertmanager(
         + "  email_configs:\n  - to: 'ops@example.com'\n    html: |\n"
         + body
     )
-    stored = trio.Event()
-    token = trio.lowlevel.current_trio_token()
-    opts.on_data = partial(trio.from_thread.run_sync, stored.set, trio_token=token)
-    await run_alertmanager_until(tmp_path, config_text, stored.wait)
-    with trio.fail_after(20):
-        await ours(config_text)
-    theirs, mine = opts.sessions
+    theirs, mine = await both_sessions(opts, tmp_path, config_text)
     assert b"ZgotmplZ" in theirs.data and b"\\u003c" in theirs.data
     assert normalised(mine.data) == normalised(theirs.data)
