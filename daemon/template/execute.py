@@ -189,10 +189,10 @@ class State:
             except EscapeError as e:
                 raise TemplateExecError(escape_error(self.tree.name, e)) from None
         elif isinstance(node, ActionNode):
-            escaper = _predefined_escaper(node.pipe)
+            escaper = predefined_escaper(node.pipe)
             if node.pipe.decl:
                 self.eval_pipeline(dot, node.pipe)
-            elif self.sink.contextual and (misplaced := _misplaced_escaper(node.pipe)):
+            elif self.sink.contextual and (misplaced := misplaced_escaper(node.pipe)):
                 loc = self.tree.location(node.pos)
                 raise TemplateExecError(
                     f'html/template:{loc}: predefined escaper "{misplaced}" disallowed in template'
@@ -531,7 +531,7 @@ class State:
         raise self.errorf(f"can't handle {node} for arg")
 
 
-def _predefined_escaper(pipe: PipeNode) -> str | None:
+def predefined_escaper(pipe: PipeNode) -> str | None:
     """``html`` or ``urlquery`` when a pipeline ends with it (html/template merges those)."""
     last = pipe.cmds[-1].args[0] if pipe.cmds else None
     if isinstance(last, IdentifierNode) and last.ident in ("html", "urlquery"):
@@ -539,7 +539,7 @@ def _predefined_escaper(pipe: PipeNode) -> str | None:
     return None
 
 
-def _misplaced_escaper(pipe: PipeNode) -> str:
+def misplaced_escaper(pipe: PipeNode) -> str:
     """``html``/``urlquery`` used before the end of a pipeline, which html/template refuses."""
     for cmd in pipe.cmds[:-1]:
         first = cmd.args[0]

@@ -72,11 +72,15 @@ class UrlPart(Enum):
     NONE = "urlPartNone"
     PRE_QUERY = "urlPartPreQuery"
     QUERY_OR_FRAG = "urlPartQueryOrFrag"
+    # Only after branches that end in different URL parts.
+    UNKNOWN = "urlPartUnknown"
 
 
 class JsCtx(Enum):
     REGEXP = "jsCtxRegexp"
     DIV_OP = "jsCtxDivOp"
+    # Only after branches that disagree.
+    UNKNOWN = "jsCtxUnknown"
 
 
 class Attr(Enum):
@@ -489,7 +493,9 @@ def _t_js(c: Context, s: str) -> tuple[Context, int]:
         return attrs.evolve(c, state=State.JS_BLOCK_CMT, js_ctx=js_ctx), i + 2
     if js_ctx == JsCtx.REGEXP:
         return attrs.evolve(c, state=State.JS_REGEXP, js_ctx=js_ctx), i + 1
-    return attrs.evolve(c, js_ctx=JsCtx.REGEXP), i + 1
+    if js_ctx == JsCtx.DIV_OP:
+        return attrs.evolve(c, js_ctx=JsCtx.REGEXP), i + 1
+    return _error(f"'/' could start a division or regexp: {_go_q(s[i : i + 32])}"), len(s)
 
 
 _JS_DELIMITED_SPECIALS = {

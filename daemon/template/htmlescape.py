@@ -468,6 +468,8 @@ def escapers(c: Context) -> tuple[Context, tuple[tuple[str, Escaper], ...]]:
     chain: list[tuple[str, Escaper]] = []
     st = c.state
     if st in _URL_STATES:
+        if c.url_part == UrlPart.UNKNOWN:
+            raise EscapeError("{action} appears in an ambiguous context within a URL")
         if c.url_part == UrlPart.NONE:
             chain.append(("urlfilter", url_filter))
         if c.url_part in (UrlPart.NONE, UrlPart.PRE_QUERY):

@@ -18,6 +18,7 @@ from typing import Any
 from daemon.template.errors import TemplateExecError
 from daemon.template.execute import TextSink, escape_error, execute_tree
 from daemon.template.functions import ALERTMANAGER_FUNCS, BUILTINS, make_since
+from daemon.template.htmlcheck import HtmlChecker
 from daemon.template.htmlcontext import EscapeError
 from daemon.template.htmlescape import HtmlSink
 from daemon.template.nodes import Tree, is_empty_tree
@@ -43,6 +44,8 @@ class TemplateSet:
             self.funcs.update(funcs)
         self._now: int | None = None
         self._text_cache: dict[str, dict[str, Tree]] = {}
+        # Trees html/template's static pass accepted, by identity (kept alive here).
+        self._html_checked: dict[int, Tree] = {}
 
     # -- building --------------------------------------------------------------------
 
@@ -59,6 +62,7 @@ class TemplateSet:
         trees = parse(name, text, self.has_function)
         self._add(trees)
         self._text_cache.clear()
+        self._html_checked.clear()
         return self
 
     def _add(self, trees: Mapping[str, Tree]) -> None:
@@ -120,6 +124,13 @@ class TemplateSet:
     def _run(
         self, tree: Tree, lookup: TemplateSet, data: object, now: int | None, html: bool
     ) -> str:
+        if html and id(tree) not in self._html_checked:
+            # Go refuses some html templates as a whole before running them; a tree that
+            # passed stays valid until the set changes (parse() forgets them).
+            HtmlChecker(lookup).check(tree)
+            if len(self._html_checked) >= _TEXT_CACHE_LIMIT:
+                self._html_checked.clear()
+            self._html_checked[id(tree)] = tree
         lookup._now = now
         sink: TextSink | HtmlSink = HtmlSink() if html else TextSink()
         try:
