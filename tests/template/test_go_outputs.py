@@ -69,7 +69,7 @@ def test_printing_pairs_and_kv_like_go() -> None:
 RECORDED_ERRORS = [
     (
         "{{ .Foo }}",
-        'template: :1:3: executing "" at <.Foo>: can\'t evaluate field Foo in type TemplateData',
+        'template: :1:3: executing "" at <.Foo>: can\'t evaluate field Foo in type template.Data',
     ),
     (
         "{{ index .Alerts 7 }}",
@@ -164,7 +164,6 @@ def test_recorded_go_errors(text: str, want: str) -> None:
     """Execution errors carry Go's position, node text and message."""
     with pytest.raises(TemplateError) as info:
         TemplateSet().execute_text(text, amtool_example_data())
-    # Go names its own type template.Data; ours is TemplateData.
     assert str(info.value) == want
 
 
