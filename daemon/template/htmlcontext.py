@@ -750,3 +750,46 @@ def escape_text(c: Context, s: str) -> tuple[Context, str]:
     if c.state not in COMMENTS or c.delim != Delim.NONE:
         out.append(s[written:])
     return c, "".join(out)
+
+
+_IN_TAG = frozenset({State.TAG, State.ATTR_NAME, State.AFTER_NAME, State.BEFORE_VALUE, State.ATTR})
+
+
+def strip_tags(s: str) -> str:
+    """The text of HTML ``s`` without its tags and comments (Go's stripTags).
+
+    Tags are found with the same transitions as templates, so ``<div title="1>2">`` and
+    ``I <3 Ponies`` come out right; script and style content count as text.
+    """
+    out: list[str] = []
+    c, i, all_text = TEXT, 0, True
+    n = len(s)
+    while i != n:
+        if c.delim == Delim.NONE:
+            st = c.state
+            if c.element != Element.NONE and st not in _IN_TAG:
+                st = State.RCDATA
+            d, nread = _TRANSITIONS[st](c, s[i:])
+            i1 = i + nread
+            if c.state in (State.TEXT, State.RCDATA):
+                j = i1
+                if d.state != c.state:
+                    k = s.rfind("<", i, j)
+                    if k >= 0:
+                        j = k
+                out.append(s[i:j])
+            else:
+                all_text = False
+            c, i = d, i1
+            continue
+        i1 = _index_any(s, _DELIM_ENDS[c.delim], i)
+        if i1 < 0:
+            break
+        if c.delim != Delim.SPACE_OR_TAG_END:
+            i1 += 1
+        c, i = Context(state=State.TAG, element=c.element), i1
+    if all_text:
+        return s
+    if c.state in (State.TEXT, State.RCDATA):
+        out.append(s[i:])
+    return "".join(out)

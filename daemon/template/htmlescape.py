@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from collections.abc import Callable, Mapping
 
 import attrs
@@ -51,6 +50,7 @@ from daemon.template.htmlcontext import (
     is_css_nmchar,
     is_js_ident_part,
     nudge,
+    strip_tags,
 )
 
 FILTERED = "ZgotmplZ"
@@ -110,13 +110,6 @@ def _html_replace(s: str, table: Mapping[str, str], bad_runes: bool) -> str:
     return "".join(out)
 
 
-_TAG = re.compile(r"<[^>]*>?")
-
-
-def _strip_tags(s: str) -> str:
-    return _TAG.sub("", s)
-
-
 def html_escaper(v: object) -> str:
     s, is_html = _stringify(v)
     return s if is_html else _html_replace(s, _HTML_TABLE, True)
@@ -134,14 +127,14 @@ def rcdata_escaper(v: object) -> str:
 def attr_escaper(v: object) -> str:
     s, is_html = _stringify(v)
     if is_html:
-        return _html_replace(_strip_tags(s), _HTML_NORM_TABLE, True)
+        return _html_replace(strip_tags(s), _HTML_NORM_TABLE, True)
     return _html_replace(s, _HTML_TABLE, True)
 
 
 def nospace_escaper(v: object) -> str:
     s, is_html = _stringify(v)
     if is_html:
-        return _html_replace(_strip_tags(s), _NOSPACE_NORM_TABLE, False)
+        return _html_replace(strip_tags(s), _NOSPACE_NORM_TABLE, False)
     return _html_replace(s, _NOSPACE_TABLE, False)
 
 

@@ -130,7 +130,7 @@ def test_parse_errors(text: str, want: str) -> None:
         ),
         (
             '{{ template "zz" }}',
-            'template: :1:3: executing "" at <{{template "zz"}}>: template "zz" not defined',
+            'template: :1:12: executing "" at <{{template "zz"}}>: template "zz" not defined',
         ),
         (
             "{{ range .x }}{{ end }}",

@@ -281,6 +281,14 @@ def test_case_mapping_of_every_code_point(tmp_path: Path, func: str) -> None:
 # elements and on* attributes, CSS in style elements and attributes, comments, RCDATA,
 # html/urlquery merged into the chain) and the errors Go 1.19.8 reports.
 LIVE_HTML = [
+    '<p title="{{ "<div title=\\"1>2\\">I <3 Ponies</div><!-- c -->x<script>a<b</script>" | safeHtml }}" alt={{ "<b>a b</b>" | safeHtml }}>',
+    '<p title="{{ "no tags & stuff" | safeHtml }}"><textarea>{{ "<b>&amp;x</b>" | safeHtml }}</textarea>',
+    '{{ if .Receiver }}<a href="{{ else }}<a href="/{{ end }}{{ .Receiver }}">',
+    "{{ if false }}<script>`{{ .Receiver }}`</script>{{ end }}ok",
+    '<input {{ if .Receiver }}checked{{ end }}{{ "x" }}>',
+    '{{ range .Alerts }}<a href="{{ end }}',
+    '{{ range .Alerts }}<a>{{ break }}{{ end }}x{{ template "nope" }}',
+    "<script>{{ if .Receiver }}a{{ else }}b+{{ end }} /x/</script>",
     '<a href="{{ "javascript:alert(1)" }}">x</a><a href="{{ "HTTP://ok/é %zz %41?x=<y>" }}">',
     '<a href="/p?q={{ "a&b=c d/é" }}#{{ "f g" }}">x</a>',
     '<a href={{ "/a b" }}>x</a><a href={{ "" }}>y</a>',
