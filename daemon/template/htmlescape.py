@@ -18,9 +18,8 @@ the context through the text as it is written picks the same escapers, so
   Go does (it replaces an equivalent escaper, or runs before the chain);
 * a template that ends in a non-text context is an error.
 
-What Go checks statically and this does not: ``{{if}}``/``{{range}}`` branches that
-end in different contexts, and an ambiguous URL part or JS ``/`` after such a branch.
-Go refuses those templates before running them; here they run along the branch taken.
+Go also refuses some templates as a whole before running them (branches that end in
+different contexts, errors in untaken branches): :mod:`htmlcheck` does that pass first.
 """
 
 from __future__ import annotations
