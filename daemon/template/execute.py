@@ -69,6 +69,18 @@ class Sink(Protocol):
         """
         ...
 
+    def enter(self) -> object:
+        """Before a branch or template call: a token of where the output stands."""
+        ...
+
+    def restart(self, token: object) -> None:
+        """Back to ``token`` (each range iteration starts where the range did)."""
+        ...
+
+    def leave(self, node: Node, token: object) -> None:
+        """After the branch or call ``node`` entered at ``token``."""
+        ...
+
 
 def printable(v: object) -> str:
     """How an action prints its value (Go's ``printValue``)."""
@@ -95,6 +107,15 @@ class TextSink:
 
     def result(self) -> str:
         return "".join(self.parts)
+
+    def enter(self) -> object:
+        return None
+
+    def restart(self, token: object) -> None:
+        pass
+
+    def leave(self, node: Node, token: object) -> None:
+        pass
 
 
 class _Break(Exception):
@@ -205,12 +226,16 @@ class State:
             for n in node.nodes:
                 self.walk(dot, n)
         elif isinstance(node, BranchNode):
+            token = self.sink.enter()
             if node.kind == "range":
-                self.walk_range(dot, node)
+                self.walk_range(dot, node, token)
             else:
                 self.walk_if_or_with(dot, node)
+            self.sink.leave(node, token)
         elif isinstance(node, TemplateNode):
+            token = self.sink.enter()
             self.walk_template(dot, node)
+            self.sink.leave(node, token)
         elif isinstance(node, BreakNode):
             raise _Break
         elif isinstance(node, ContinueNode):
@@ -274,7 +299,7 @@ class State:
         finally:
             del self.vars[mark:]
 
-    def walk_range(self, dot: object, node: BranchNode) -> None:
+    def walk_range(self, dot: object, node: BranchNode, token: object = None) -> None:
         self.at(node)
         mark = len(self.vars)
         try:
@@ -305,6 +330,7 @@ class State:
                         self.vars[inner - 1] = (self.vars[inner - 1][0], elem)
                         if len(decl) > 1:
                             self.vars[inner - 2] = (self.vars[inner - 2][0], index)
+                self.sink.restart(token)
                 try:
                     self.walk(elem, node.list)
                 except _Continue:

@@ -90,6 +90,8 @@ class HtmlChecker:
         self.lookup = lookup
         self.output: dict[tuple[str, Context], _Ctx] = {}
         self.ranges: list[_Range] = []
+        #: The context after each branch and template call, by (id(node), context before).
+        self.after: dict[tuple[int, Context], Context] = {}
 
     def check(self, tree: Tree) -> None:
         """Raise Go's error if html/template would refuse ``tree``."""
@@ -201,7 +203,10 @@ class HtmlChecker:
         else:
             body = self._list(c, tree, n.list)
         other = self._list(c, tree, n.else_list)
-        return self._join(body, other, tree, n, n.kind)
+        end = self._join(body, other, tree, n, n.kind)
+        if isinstance(c, Context) and isinstance(end, Context) and end is not _DEAD:
+            self.after[(id(n), c)] = end
+        return end
 
     def _join_range(self, c: _Ctx, exits: _Range) -> _Ctx:
         for kind, found in (("break", exits.breaks), ("continue", exits.continues)):
@@ -229,6 +234,8 @@ class HtmlChecker:
         key = (n.name, c)
         known = self.output.get(key)
         if known is not None:
+            if isinstance(known, Context):
+                self.after[(id(n), c)] = known
             return known
         called = self.lookup.lookup_tree(n.name)
         if called is None or called.root is None:
@@ -241,6 +248,8 @@ class HtmlChecker:
         self.output[key] = c
         end = self._body(c, called)
         self.output[key] = end
+        if isinstance(end, Context):
+            self.after[(id(n), c)] = end
         return end
 
 

@@ -504,9 +504,25 @@ class HtmlSink:
 
     contextual = True
 
-    def __init__(self) -> None:
+    def __init__(self, after: Mapping[tuple[int, Context], Context] | None = None) -> None:
         self.parts: list[str] = []
         self.context = TEXT
+        # Go's context after each branch and template call, by (id(node), context before),
+        # from the static pass: Go escapes what follows from the joined context of all
+        # branches, not from the one that ran.
+        self.after = after or {}
+
+    def enter(self) -> object:
+        return self.context
+
+    def restart(self, token: object) -> None:
+        # Go escapes a range body once, from the context before the range.
+        if isinstance(token, Context):
+            self.context = token
+
+    def leave(self, node: object, token: object) -> None:
+        if isinstance(token, Context):
+            self.context = self.after.get((id(node), token), self.context)
 
     def result(self) -> str:
         if self.context.state != State.TEXT:

@@ -94,6 +94,16 @@ RECORDED_HTML = (
 
 # html templates and what amtool 0.25 (go1.19.8) printed for them.
 RECORDED_HTML_CONTEXTS = [
+    # Go escapes after a branch from the joined context, and a range body from the
+    # context before the range, whatever the branch or iteration that ran.
+    (
+        '<p title={{ if false }}{{ "x" }}{{ end }} class={{ "y z" }}>',
+        "<p title= class=y&#32;z>",
+    ),
+    (
+        '<a href="{{ range .Alerts }}{{ "javascript:x" }}/{{ end }}">',
+        '<a href="#ZgotmplZ/#ZgotmplZ/">',
+    ),
     (
         '<a href="{{ "javascript:alert(1)" }}">x</a><a href="{{ "HTTP://ok/é %zz %41?x=<y>" }}">',
         '<a href="#ZgotmplZ">x</a><a href="HTTP://ok/%c3%a9%20%25zz%20%41?x=%3cy%3e">',
@@ -281,6 +291,10 @@ def test_case_mapping_of_every_code_point(tmp_path: Path, func: str) -> None:
 # elements and on* attributes, CSS in style elements and attributes, comments, RCDATA,
 # html/urlquery merged into the chain) and the errors Go 1.19.8 reports.
 LIVE_HTML = [
+    '<p title={{ if false }}{{ "x" }}{{ end }} class={{ "y z" }}>',
+    '<a href="{{ range .Alerts }}{{ "javascript:x" }}/{{ end }}">',
+    "<script>var a = [{{ range .Alerts }}{{ .Fingerprint }},{{ end }}];</script>",
+    '{{ define "t" }}<a href="{{ . }}">{{ end }}{{ template "t" "javascript:x" }}{{ template "t" "/ok" }}',
     '<p title="{{ "<div title=\\"1>2\\">I <3 Ponies</div><!-- c -->x<script>a<b</script>" | safeHtml }}" alt={{ "<b>a b</b>" | safeHtml }}>',
     '<p title="{{ "no tags & stuff" | safeHtml }}"><textarea>{{ "<b>&amp;x</b>" | safeHtml }}</textarea>',
     '{{ if .Receiver }}<a href="{{ else }}<a href="/{{ end }}{{ .Receiver }}">',
