@@ -304,6 +304,11 @@ _JSON_NAMES: dict[str, dict[str, str]] = {
 
 
 def js_val_escaper(v: object) -> str:
+    # A fmt.Stringer that is no json.Marshaler (time.Duration) is written as its String();
+    # times marshal themselves.
+    string_method = getattr(v, "String", None)
+    if callable(string_method) and not isinstance(v, GoTime) and not hasattr(v, "go_time"):
+        v = string_method()
     try:
         b = go_json(v)
     except ValueError as e:

@@ -9,7 +9,7 @@ import pytest
 
 from daemon.template.errors import TemplateExecError, TemplateParseError
 from daemon.template.functions import humanize_duration
-from daemon.template.gotime import GoTime, format_go_duration
+from daemon.template.gotime import GoDuration, GoTime, format_go_duration
 from daemon.template.templateset import TemplateSet
 
 
@@ -302,3 +302,10 @@ def test_go_duration_string() -> None:
         "1m30s",
         "1h2m3.5s",
     ]
+
+
+def test_js_value_of_stringer_and_time() -> None:
+    """In JS a time.Duration (a fmt.Stringer) is written as its String(), a time as JSON."""
+    data = {"d": GoDuration(3_600_000_000_000), "t": GoTime(1_700_000_000_123_000_000)}
+    out = render("<script>var d = {{ .d }}, t = {{ .t }};</script>", data, html=True)
+    assert out == '<script>var d = "1h0m0s", t = "2023-11-14T22:13:20.123Z";</script>'
