@@ -358,9 +358,14 @@ def to_lower(s: str) -> str:
     return "".join(_lower_rune(c) for c in s)
 
 
+def _has_case(c: str) -> bool:
+    # Circled letters, Roman numerals and U+0345 are not letters but have case mappings.
+    return c.lower() != c or c.upper() != c or c.title() != c
+
+
 def _is_word_char(c: str) -> bool:
     cat = unicodedata.category(c)
-    return cat[0] in "LNM" or c == "_"
+    return cat[0] in "LNM" or c == "_" or _has_case(c)
 
 
 def _is_cased(c: str) -> bool:
@@ -410,7 +415,7 @@ def title(s: str) -> str:
             if ord(c) in _UNICODE_14_CASED:
                 out.append(c)
                 cased = True
-            elif unicodedata.category(c)[0] == "L":
+            elif unicodedata.category(c)[0] == "L" or _has_case(c):
                 if not cased:
                     out.append(c.title())
                     cased = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -365,3 +366,23 @@ def test_html_escaping_against_amtool(tmp_path: Path, text: str) -> None:
     except TemplateError as e:
         got = f"ERROR {e}"
     assert got == want
+
+
+@pytest.mark.alertmanager
+@pytest.mark.parametrize("place", ["first", "inner"])
+def test_title_of_every_code_point(tmp_path: Path, place: str) -> None:
+    """title maps every code point as amtool 0.25 does, first in a word or inside one."""
+    chars = [
+        chr(i)
+        for i in range(0x21, 0x30000)
+        if chr(i) != "`"
+        and unicodedata.category(chr(i)) not in ("Cn", "Co", "Cs", "Cc", "Zs", "Zl", "Zp")
+    ]
+    words = "\n".join(c if place == "first" else "a" + c for c in chars)
+    (tmp_path / "all.tmpl").write_text(
+        '{{ define "all" }}{{ `' + words + "` | title }}{{ end }}", encoding="utf-8"
+    )
+    want = _amtool(tmp_path, '{{ template "all" }}').split("\n")
+    got = TemplateSet().execute_text("{{ `" + words + "` | title }}", None).split("\n")
+    assert len(got) == len(want) == len(chars)
+    assert [f"U+{ord(c):04X}" for c, g, w in zip(chars, got, want, strict=True) if g != w] == []
