@@ -700,6 +700,15 @@ def nudge(c: Context) -> Context:
     return c
 
 
+def _text_end(s: str, i: int, i1: int, left_text: bool) -> int:
+    """Where the text in ``s[i:i1]`` ends: before the ``<`` that opened a tag or comment."""
+    if left_text:
+        j = s.rfind("<", i, i1)
+        if j >= 0:
+            return j
+    return i1
+
+
 @functools.lru_cache(maxsize=4096)
 def escape_text(c: Context, s: str) -> tuple[Context, str]:
     """Literal template text ``s`` met in ``c``: the context after it and what to write.
@@ -717,11 +726,7 @@ def escape_text(c: Context, s: str) -> tuple[Context, str]:
         c1, nread = context_after_text(c, s[i:])
         i1 = i + nread
         if c.state in (State.TEXT, State.RCDATA):
-            end = i1
-            if c1.state != c.state:
-                j = s.rfind("<", i, end)
-                if j >= 0:
-                    end = j
+            end = _text_end(s, i, i1, c1.state != c.state)
             j = s.find("<", i, end)
             while j >= 0:
                 if not s[j : j + 9].upper().startswith("<!DOCTYPE"):
@@ -772,12 +777,7 @@ def strip_tags(s: str) -> str:
             d, nread = _TRANSITIONS[st](c, s[i:])
             i1 = i + nread
             if c.state in (State.TEXT, State.RCDATA):
-                j = i1
-                if d.state != c.state:
-                    k = s.rfind("<", i, j)
-                    if k >= 0:
-                        j = k
-                out.append(s[i:j])
+                out.append(s[i : _text_end(s, i, i1, d.state != c.state)])
             else:
                 all_text = False
             c, i = d, i1
