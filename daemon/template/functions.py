@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from daemon.gocompat.regexp import GoRegexError, compile_go
+from daemon.template import titlecase
 from daemon.template.errors import FunctionError
 from daemon.template.gofmt import go_type_name, sprint, sprintf, sprintln
 from daemon.template.gotime import GoDuration, GoTime, as_time, load_zone
@@ -309,18 +309,7 @@ def _not_lazy(*args: object) -> object:  # pragma: no cover - replaced by the ex
 # Python 3.11's tables are Unicode 14.0, whose new case pairs Go 1.19 does not know.
 # An exhaustive run over every code point against amtool 0.25 (go1.19) pins all this
 # (tests/template/test_go_outputs.py).
-_UNICODE_14_CASED = frozenset(
-    {
-        0x2C2F,
-        0x2C5F,
-        0xA7C0,
-        0xA7C1,
-        0xA7D0,
-        0xA7D1,
-        *range(0xA7D6, 0xA7DA),
-        *range(0x10570, 0x105BD),
-    }
-)
+_UNICODE_14_CASED = titlecase.UNICODE_14_CASED
 
 
 @functools.lru_cache(maxsize=4096)
@@ -358,77 +347,9 @@ def to_lower(s: str) -> str:
     return "".join(_lower_rune(c) for c in s)
 
 
-def _has_case(c: str) -> bool:
-    # Circled letters, Roman numerals and U+0345 are not letters but have case mappings.
-    return c.lower() != c or c.upper() != c or c.title() != c
-
-
-def _is_word_char(c: str) -> bool:
-    cat = unicodedata.category(c)
-    return cat[0] in "LNM" or c == "_" or _has_case(c)
-
-
-def _is_cased(c: str) -> bool:
-    return unicodedata.category(c) in ("Lu", "Ll", "Lt")
-
-
-def _is_case_ignorable(c: str) -> bool:
-    return unicodedata.category(c) in ("Mn", "Me", "Cf", "Lm", "Sk") or c in ".'\u2019:\u00b7"
-
-
-def _final_sigma(s: str, i: int) -> bool:
-    """Unicode's Final_Sigma condition for the capital sigma at ``s[i]``."""
-    j = i - 1
-    while j >= 0 and _is_case_ignorable(s[j]):
-        j -= 1
-    if j < 0 or not _is_cased(s[j]):
-        return False
-    j = i + 1
-    while j < len(s) and _is_case_ignorable(s[j]):
-        j += 1
-    return j >= len(s) or not _is_cased(s[j])
-
-
 def title(s: str) -> str:
-    """``cases.Title(language.AmericanEnglish)``: first letter of each word upper, rest lower.
-
-    Words run over letters, digits, ``_`` and inner ``.``/``'``, so ``foo.bar_baz`` is
-    one word and ``1st`` becomes ``1St``, as Alertmanager 0.25 prints them. Unlike
-    toUpper/toLower this uses the full mappings ('ß' -> 'Ss', 'ﬁ' -> 'Fi', 'İ' -> 'i̇')
-    and a final capital sigma lowers to 'ς'.
-    """
-    s = _need_str(s, "title")
-    out = []
-    in_word = False
-    cased = False
-    for i, c in enumerate(s):
-        inner = (
-            c in ".'\u2019:\u00b7"
-            and in_word
-            and i + 1 < len(s)
-            and _is_word_char(s[i + 1])
-            and s[i + 1] != "_"
-        )
-        if _is_word_char(c) or inner:
-            if not in_word:
-                in_word, cased = True, False
-            if ord(c) in _UNICODE_14_CASED:
-                out.append(c)
-                cased = True
-            elif unicodedata.category(c)[0] == "L" or _has_case(c):
-                if not cased:
-                    out.append(c.title())
-                    cased = True
-                elif c == "\u03a3":
-                    out.append("\u03c2" if _final_sigma(s, i) else "\u03c3")
-                else:
-                    out.append(c.lower())
-            else:
-                out.append(c)
-        else:
-            out.append(c)
-            in_word = False
-    return "".join(out)
+    """``cases.Title(language.AmericanEnglish)`` (see :mod:`daemon.template.titlecase`)."""
+    return titlecase.title(_need_str(s, "title"))
 
 
 def _need_str(v: object, name: str) -> str:

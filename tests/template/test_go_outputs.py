@@ -386,3 +386,22 @@ def test_title_of_every_code_point(tmp_path: Path, place: str) -> None:
     got = TemplateSet().execute_text("{{ `" + words + "` | title }}", None).split("\n")
     assert len(got) == len(want) == len(chars)
     assert [f"U+{ord(c):04X}" for c, g, w in zip(chars, got, want, strict=True) if g != w] == []
+
+
+@pytest.mark.alertmanager
+def test_title_word_breaks(tmp_path: Path) -> None:
+    """Which runes end a word in title agrees with amtool for Latin, Greek, Cyrillic,
+    punctuation, CJK and kana (x/text's word-break classes)."""
+    chars = [
+        chr(i)
+        for lo, hi in ((0x21, 0x559), (0x2000, 0x206F), (0x3000, 0x30FF), (0x4E00, 0x4E40))
+        for i in range(lo, hi + 1)
+        if chr(i) != "`" and unicodedata.category(chr(i)) not in ("Cn", "Cc", "Zs", "Zl", "Zp")
+    ]
+    words = "\n".join("A" + c + "B" for c in chars)
+    (tmp_path / "all.tmpl").write_text(
+        '{{ define "all" }}{{ `' + words + "` | title }}{{ end }}", encoding="utf-8"
+    )
+    want = _amtool(tmp_path, '{{ template "all" }}').split("\n")
+    got = TemplateSet().execute_text("{{ `" + words + "` | title }}", None).split("\n")
+    assert [f"U+{ord(c):04X}" for c, g, w in zip(chars, got, want, strict=True) if g != w] == []
