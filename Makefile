@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest venv clean
+.PHONY: run test lint typecheck pytest venv clean install
 
 $(STAMP): pyproject.toml setup.py daemon/_speedups.c
 	$(PY) -m venv $(VENV)
@@ -33,3 +33,15 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) data
+
+# As root: tocsin in its own venv under /opt/tocsin, the unit, a `tocsin` system user and
+# /etc/tocsin/tocsin.yml (kept if it exists). Then: systemctl enable --now tocsin
+PREFIX ?= /opt/tocsin
+install:
+	$(PY) -m venv $(PREFIX)
+	$(PREFIX)/bin/pip install -q -U pip
+	$(PREFIX)/bin/pip install -q .
+	id -u tocsin >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /var/lib/tocsin --shell /usr/sbin/nologin tocsin
+	install -D -m 0644 systemd/tocsin.service /etc/systemd/system/tocsin.service
+	test -e /etc/tocsin/tocsin.yml || install -D -m 0640 -g tocsin configs/tocsin.yml /etc/tocsin/tocsin.yml
+	if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi

@@ -29,14 +29,16 @@ ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
 from cluster.errors import DecodeError, DecryptError, LabelError, TruncatedError
-from cluster.gomsgpack import value_end
+from cluster.gomsgpack import ValueScanner, as_struct, unpack_span, value_end
 from cluster.messages import (
     MAX_COMPOUND_PARTS,
+    PUSH_PULL_HEADER_FIELDS,
+    USER_HEADER_FIELDS,
     Ack,
     Alive,
     Compound,
@@ -49,9 +51,12 @@ from cluster.messages import (
     MessageType,
     Nack,
     Ping,
+    PushNodeState,
     PushPull,
+    PushPullHeader,
     Suspect,
     UserMsg,
+    user_msg_len,
 )
 from cluster.security import Keyring, decrypt_payload, encrypt_payload, encrypted_length
 
@@ -59,8 +64,16 @@ from cluster.security import Keyring, decrypt_payload, encrypt_payload, encrypte
 MAX_LABEL_LENGTH = 255
 #: How deeply compound/compress may nest inside one packet before we give up.
 MAX_PACKET_NESTING = 8
-#: Default bound on a buffered stream message (before and after decompression).
-DEFAULT_MAX_STREAM_BYTES = 64 * 1024 * 1024
+#: Most msgpack elements one struct on a stream may have (its keys and values count).
+#: memberlist's structs have at most 8 fields (16 elements); the slack is for unknown
+#: keys, which Go skips. Without a bound, a header of millions of tiny elements is
+#: scanned, then unpacked into a list of millions of objects in one go.
+MAX_STRUCT_ELEMENTS = 1024
+#: Default bound on one stream message, as received and after decompression. A
+#: push/pull of a big Alertmanager state is a few MiB; memberlist refuses user state over
+#: 20 MiB (``maxPushStateBytes``) and decompressed streams over 40 MiB, so a genuine
+#: peer never comes near this.
+DEFAULT_MAX_STREAM_BYTES = 32 * 1024 * 1024
 #: Default bound on what one UDP packet may decompress to. A sender only compresses a
 #: message it built to fit one datagram (gossip fits 1400 bytes), so nothing genuine
 #: comes near this; without it a 60 KB LZW bomb makes a 64 MiB buffer and stalls the
@@ -71,6 +84,10 @@ MAX_PACKET_OUTPUT = 1024 * 1024
 PacketMessage = Ping | IndirectPing | Ack | Nack | Suspect | Alive | Dead | UserMsg
 #: A message that can arrive on a TCP stream once wrappers are removed.
 StreamMessage = PushPull | UserMsg | Ping | Ack | ErrResp
+
+
+class StreamTooLargeError(DecodeError):
+    """A stream message is, or declares itself, longer than the decoder's bound."""
 
 
 # --- labels -----------------------------------------------------------------------
@@ -280,12 +297,15 @@ def encode_stream(
     keyring: Keyring | None = None,
     encryption_version: int = 1,
     label: bytes = b"",
+    label_header: bool = True,
     nonce: bytes | None = None,
 ) -> bytes:
     """Apply memberlist's stream layering to one plain stream message.
 
     ``message`` is e.g. ``PushPull(...).encode()`` or ``UserMsg(...).encode_stream()``.
-    Go compresses every stream unconditionally; so does this by default.
+    Go compresses every stream unconditionally; so does this by default. A reply on a
+    stream the peer opened has no label header (``label_header=False``); the label
+    still goes into the associated data when encrypting.
     """
     if compress:
         message = compress_message(message)
@@ -295,7 +315,7 @@ def encode_stream(
         message = header + encrypt_payload(
             encryption_version, keyring.primary_key, message, header + label, nonce=nonce
         )
-    return add_label(message, label)
+    return add_label(message, label) if label_header else message
 
 
 def decode_stream_message(buf: bytes) -> StreamMessage:
@@ -346,6 +366,17 @@ class StreamDecoder:
     complete, and bytes after it are ignored. Call :meth:`eof` when the peer closes to
     turn an unfinished message into an error.
 
+    Theory of operation (h11-style: bytes in, the message out, no I/O). The decoder is
+    a chain of steps: label header, type byte, then per type the msgpack header, the
+    node states one by one, and the raw bytes the header declared. Each step remembers
+    where it stopped (msgpack values through :class:`~cluster.gomsgpack.ValueScanner`),
+    so every received byte is examined about once: the cost of a stream is linear in
+    its size however it is chunked. (Re-parsing the whole buffer on every read cost
+    50 ms per MiB already buffered, a quadratic stall of the event loop.) A wrapped
+    message (``encrypt`` or ``compress``) is unwrapped and parsed in one go once the
+    wrapper is complete. Lengths a header declares above ``max_bytes`` are refused at
+    the header, before anything is buffered for them.
+
     Error handling: every problem is a :class:`~cluster.errors.DecodeError`; after one,
     the stream is unusable and the caller closes it (optionally sending ``errResp``).
     """
@@ -355,14 +386,57 @@ class StreamDecoder:
     label: bytes = b""
     skip_inbound_label_check: bool = False
     max_bytes: int = DEFAULT_MAX_STREAM_BYTES
+    #: False for the reply on a stream we opened: memberlist labels only the streams a
+    #: node dials, so a reply has no label header (``label`` still authenticates it).
+    label_header: bool = True
+    #: Compressed payloads longer than this are not inflated inside :meth:`feed`, which
+    #: then returns None with :attr:`unwrap_pending` set: the caller runs
+    #: :meth:`unwrap` in a worker thread, because Go's LZW in pure Python takes about
+    #: 0.7 s per MB of input and would stall the event loop. Negative: always inline.
+    defer_unwrap_over: int = -1
     received_label: bytes = attrs.field(default=b"", init=False)
     _buf: bytearray = attrs.field(factory=bytearray, init=False)
     _done: bool = attrs.field(default=False, init=False)
+    #: Where the current step starts reading.
+    _pos: int = attrs.field(default=0, init=False)
+    _step: Callable[[], StreamMessage | None] = attrs.field(init=False)
+    _auth_label: bytes = attrs.field(default=b"", init=False)
+    _kind: int = attrs.field(default=0, init=False)
+    _scanner: ValueScanner = attrs.field(init=False)
+    _header: PushPullHeader = attrs.field(init=False)
+    _nodes: list[PushNodeState] = attrs.field(factory=list, init=False)
+    _payload_len: int = attrs.field(default=0, init=False)
+    _pending: Callable[[], StreamMessage] | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._step = self._read_label
 
     @property
     def done(self) -> bool:
         """True once the message has been returned."""
         return self._done
+
+    @property
+    def unwrap_pending(self) -> bool:
+        """True when the message is complete but still compressed (see :meth:`unwrap`)."""
+        return self._pending is not None
+
+    def unwrap(self) -> StreamMessage:
+        """Inflate and parse the message :attr:`unwrap_pending` announced.
+
+        It touches only this decoder, so it may run in a worker thread while no
+        :meth:`feed` runs.
+
+        Raises:
+            DecodeError: corrupt compressed data or a malformed inner message.
+            RuntimeError: nothing is pending.
+        """
+        job, self._pending = self._pending, None
+        if job is None:
+            raise RuntimeError("no compressed message is waiting to be unwrapped")
+        self._done = True
+        self._buf.clear()
+        return job()
 
     def feed(self, data: bytes) -> StreamMessage | None:
         """Add received bytes; return the message once it is complete, else None.
@@ -374,14 +448,16 @@ class StreamDecoder:
             return None
         self._buf += data
         if len(self._buf) > self.max_bytes:
-            raise DecodeError(f"stream message exceeds {self.max_bytes} bytes")
-        try:
-            message = self._parse()
-        except TruncatedError:
-            return None
-        self._done = True
-        self._buf.clear()
-        return message
+            raise StreamTooLargeError(f"stream message exceeds {self.max_bytes} bytes")
+        while True:
+            step = self._step
+            message = step()
+            if message is not None:
+                self._done = True
+                self._buf.clear()
+                return message
+            if self._step == step:
+                return None  # the step waits for more bytes
 
     def eof(self) -> None:
         """The peer closed the stream.
@@ -392,35 +468,158 @@ class StreamDecoder:
         if not self._done:
             raise TruncatedError(f"stream closed after {len(self._buf)} bytes, mid-message")
 
-    def _parse(self) -> StreamMessage:
+    # --- steps: each returns the message, moves to the next step, or waits --------------
+
+    def _read_label(self) -> None:
         buf = self._buf
-        received_label, pos = parse_label(buf)
-        self.received_label = received_label
-        auth_label = check_label(
-            received_label, self.label, skip_inbound_check=self.skip_inbound_label_check
+        if not self.label_header:
+            self._auth_label = self.label
+            self._step = self._read_kind
+            return
+        if not buf:
+            return
+        if buf[0] == MessageType.HAS_LABEL and len(buf) < 2 + max(buf[1:2] or b"\x01"):
+            return
+        self.received_label, self._pos = parse_label(buf)
+        self._auth_label = check_label(
+            self.received_label, self.label, skip_inbound_check=self.skip_inbound_label_check
         )
-        if pos >= len(buf):
-            raise TruncatedError("missing message type byte")
-        kind = buf[pos]
+        self._step = self._read_kind
+
+    def _read_kind(self) -> None:
+        if self._pos >= len(self._buf):
+            return
+        kind = self._kind = self._buf[self._pos]
         if kind == MessageType.ENCRYPT:
             if self.keyring is None:
                 raise DecryptError("remote state is encrypted and encryption is not configured")
-            encrypted, _ = Encrypted.parse(buf, pos)
-            header = bytes(buf[pos : pos + 5])
-            plain = decrypt_payload(self.keyring.keys, encrypted.ciphertext, header + auth_label)
-            return self._unwrap(plain)
+            self._step = self._read_encrypted
+            return
         if self.keyring is not None and self.verify_incoming:
             raise DecryptError("encryption is configured but remote state is not encrypted")
+        self._scanner = ValueScanner(self._pos + 1, MAX_STRUCT_ELEMENTS)
         if kind == MessageType.COMPRESS:
-            compressed, _ = Compress.parse(buf, pos)
-            return _parse_complete_plain(compressed.unwrap(max_output=self.max_bytes))
-        return _parse_plain(buf, pos)[0]
+            self._step = self._read_compressed
+        elif kind == MessageType.PUSH_PULL:
+            self._step = self._read_push_pull_header
+        elif kind == MessageType.USER:
+            self._step = self._read_user_header
+        elif kind in _STREAM_STRUCTS:
+            self._step = self._read_struct
+        else:
+            raise DecodeError(f"received invalid stream message type ({kind})")
 
-    def _unwrap(self, plain: bytes) -> StreamMessage:
+    def _read_encrypted(self) -> StreamMessage | None:
+        buf, pos = self._buf, self._pos
+        if len(buf) < pos + 5:
+            return None
+        self._check_length(int.from_bytes(buf[pos + 1 : pos + 5], "big"), pos + 5)
+        try:
+            encrypted, _ = Encrypted.parse(buf, pos)
+        except TruncatedError:
+            return None
+        header = bytes(buf[pos : pos + 5])
+        assert self.keyring is not None  # checked by _read_kind
+        plain = decrypt_payload(self.keyring.keys, encrypted.ciphertext, header + self._auth_label)
+        return self._unwrap(plain)
+
+    def _read_compressed(self) -> StreamMessage | None:
+        end = self._scanner.end(self._buf)
+        if end is None:
+            return None
+        compressed = Compress.from_struct(self._struct(end, "compress", Compress.GO_FIELDS))
+        return self._inflate(compressed)
+
+    def _read_struct(self) -> StreamMessage | None:
+        end = self._scanner.end(self._buf)
+        if end is None:
+            return None
+        return _STREAM_STRUCTS[self._kind].decode(bytes(self._buf[self._pos : end]))
+
+    def _read_push_pull_header(self) -> None:
+        end = self._scanner.end(self._buf)
+        if end is None:
+            return
+        struct = self._struct(end, "pushPullHeader", PUSH_PULL_HEADER_FIELDS)
+        self._header = PushPullHeader.from_struct(struct)
+        self._check_length(self._header.user_state_len, end)
+        self._pos = end
+        self._scanner = ValueScanner(end, MAX_STRUCT_ELEMENTS)
+        self._step = self._read_node_states
+
+    def _read_node_states(self) -> None:
+        while len(self._nodes) < self._header.nodes:
+            end = self._scanner.end(self._buf)
+            if end is None:
+                return
+            struct = self._struct(end, "pushNodeState", PushNodeState.GO_FIELDS)
+            self._nodes.append(PushNodeState.from_struct(struct))
+            self._scanner = ValueScanner(end, MAX_STRUCT_ELEMENTS)
+        self._pos = self._scanner.start
+        self._payload_len = self._header.user_state_len
+        self._step = self._read_user_state
+
+    def _read_user_state(self) -> StreamMessage | None:
+        state = self._take_payload()
+        if state is None:
+            return None
+        return PushPull(join=self._header.join, nodes=tuple(self._nodes), user_state=state)
+
+    def _read_user_header(self) -> None:
+        end = self._scanner.end(self._buf)
+        if end is None:
+            return
+        struct = self._struct(end, "userMsgHeader", USER_HEADER_FIELDS)
+        self._payload_len = user_msg_len(struct)
+        self._check_length(self._payload_len, end)
+        self._pos = end
+        self._step = self._read_user_payload
+
+    def _read_user_payload(self) -> StreamMessage | None:
+        payload = self._take_payload()
+        return None if payload is None else UserMsg(payload)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _struct(self, end: int, name: str, order: tuple[str, ...]) -> dict[bytes, object]:
+        """The struct the scanner found, ending at ``end``."""
+        return as_struct(unpack_span(self._buf, self._scanner.start, end), name, order)
+
+    def _take_payload(self) -> bytes | None:
+        """The ``_payload_len`` raw bytes at ``_pos``, once they are all here."""
+        end = self._pos + self._payload_len
+        if len(self._buf) < end:
+            return None
+        return bytes(self._buf[self._pos : end])
+
+    def _check_length(self, declared: int, start: int) -> None:
+        """Refuse a declared length that would take the stream past ``max_bytes``."""
+        if start + declared > self.max_bytes:
+            raise StreamTooLargeError(
+                f"stream declares {declared} bytes; the limit is {self.max_bytes}"
+            )
+
+    def _unwrap(self, plain: bytes) -> StreamMessage | None:
         if plain and plain[0] == MessageType.COMPRESS:
             try:
                 compressed = Compress.decode(plain)
             except TruncatedError as exc:
                 raise DecodeError(f"encrypted compress message is incomplete: {exc}") from exc
-            plain = compressed.unwrap(max_output=self.max_bytes)
+            return self._inflate(compressed)
         return _parse_complete_plain(plain)
+
+    def _inflate(self, compressed: Compress) -> StreamMessage | None:
+        """Inflate and parse now, or leave it to :meth:`unwrap` if it is big."""
+        max_output = self.max_bytes
+
+        def job() -> StreamMessage:
+            return _parse_complete_plain(compressed.unwrap(max_output=max_output))
+
+        if 0 <= self.defer_unwrap_over < len(compressed.buf):
+            self._pending = job
+            self._step = self._wait_for_unwrap
+            return None
+        return job()
+
+    def _wait_for_unwrap(self) -> None:
+        """Nothing more to read: the caller owes an :meth:`unwrap`."""

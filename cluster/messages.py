@@ -103,9 +103,15 @@ def _expect_type(data: bytes, expected: MessageType) -> None:
         raise DecodeError(f"expected message type {expected.name}, got {data[0]}")
 
 
-def _body_struct(
+def body_struct(
     data: bytes | bytearray | memoryview, pos: int, name: str, order: tuple[str, ...]
 ) -> tuple[dict[bytes, object], int]:
+    """The go-msgpack struct at ``pos`` as a key map, and the offset after it.
+
+    Raises:
+        TruncatedError: the value is incomplete.
+        DecodeError: it is malformed or not a struct.
+    """
     value, end = unpack_value(data, pos)
     return as_struct(value, name, order), end
 
@@ -132,7 +138,7 @@ class _StructMessage:
     def decode(cls, data: bytes) -> Self:
         """Parse a complete message including its type byte."""
         _expect_type(data, cls.TYPE)
-        struct, _ = _body_struct(data, 1, cls.__name__, cls.GO_FIELDS)
+        struct, _ = body_struct(data, 1, cls.__name__, cls.GO_FIELDS)
         return cls.from_struct(struct)
 
 
@@ -416,15 +422,13 @@ class PushNodeState:
         )
 
 
-_PUSH_PULL_HEADER_FIELDS = ("Nodes", "UserStateLen", "Join")
-_USER_HEADER_FIELDS = ("UserMsgLen",)
+PUSH_PULL_HEADER_FIELDS = ("Nodes", "UserStateLen", "Join")
+USER_HEADER_FIELDS = ("UserMsgLen",)
 
 
-#: The most node states a push/pull may declare. memberlist sets no bound (it allocates
-#: the declared count), but the stream reader re-parses the node table each time bytes
-#: arrive, so a header claiming 2**31 nodes followed by a trickle of tiny ones costs
-#: quadratic time: 2.4 MB of them blocked the node for seconds. Real clusters have a
-#: handful of members.
+#: The most node states a push/pull may declare. memberlist 0.5 sets no bound (it
+#: allocates the declared count; later versions refuse over 2**20). Real clusters have a
+#: handful of members, and refusing a wild header at once beats reading what follows.
 MAX_PUSH_PULL_NODES = 10_000
 
 
@@ -433,6 +437,40 @@ def _nonnegative_len(struct: dict[bytes, object], field: str) -> int:
     if value < 0:
         raise DecodeError(f"field {field}: negative length {value}")
     return value
+
+
+@attrs.frozen
+class PushPullHeader:
+    """``pushPullHeader{Join, Nodes, UserStateLen}``: what follows it on the stream."""
+
+    join: bool
+    nodes: int
+    user_state_len: int
+
+    @classmethod
+    def from_struct(cls, struct: dict[bytes, object]) -> PushPullHeader:
+        """Validate a decoded header.
+
+        Raises:
+            DecodeError: a negative length, or more than MAX_PUSH_PULL_NODES nodes.
+        """
+        count = _nonnegative_len(struct, "Nodes")
+        if count > MAX_PUSH_PULL_NODES:
+            raise DecodeError(f"push/pull of {count} nodes; the limit is {MAX_PUSH_PULL_NODES}")
+        return cls(
+            join=get_bool(struct, "Join"),
+            nodes=count,
+            user_state_len=_nonnegative_len(struct, "UserStateLen"),
+        )
+
+
+def user_msg_len(struct: dict[bytes, object]) -> int:
+    """``userMsgHeader.UserMsgLen``: how many payload bytes follow a TCP user header.
+
+    Raises:
+        DecodeError: a negative length.
+    """
+    return _nonnegative_len(struct, "UserMsgLen")
 
 
 @attrs.frozen
@@ -470,20 +508,16 @@ class PushPull:
             raise TruncatedError("missing message type byte")
         if data[pos] != cls.TYPE:
             raise DecodeError(f"expected message type PUSH_PULL, got {data[pos]}")
-        header, pos = _body_struct(data, pos + 1, "pushPullHeader", _PUSH_PULL_HEADER_FIELDS)
-        count = _nonnegative_len(header, "Nodes")
-        if count > MAX_PUSH_PULL_NODES:
-            raise DecodeError(f"push/pull of {count} nodes; the limit is {MAX_PUSH_PULL_NODES}")
-        user_len = _nonnegative_len(header, "UserStateLen")
-        join = get_bool(header, "Join")
+        header_struct, pos = body_struct(data, pos + 1, "pushPullHeader", PUSH_PULL_HEADER_FIELDS)
+        header = PushPullHeader.from_struct(header_struct)
         nodes = []
-        for _ in range(count):
-            struct, pos = _body_struct(data, pos, "pushNodeState", PushNodeState.GO_FIELDS)
+        for _ in range(header.nodes):
+            struct, pos = body_struct(data, pos, "pushNodeState", PushNodeState.GO_FIELDS)
             nodes.append(PushNodeState.from_struct(struct))
-        end = pos + user_len
+        end = pos + header.user_state_len
         if end > len(data):
-            raise TruncatedError(f"push/pull user state: need {user_len} bytes")
-        return cls(join=join, nodes=tuple(nodes), user_state=bytes(data[pos:end])), end
+            raise TruncatedError(f"push/pull user state: need {header.user_state_len} bytes")
+        return cls(join=header.join, nodes=tuple(nodes), user_state=bytes(data[pos:end])), end
 
     @classmethod
     def decode(cls, data: bytes) -> PushPull:
@@ -528,8 +562,8 @@ class UserMsg:
             raise TruncatedError("missing message type byte")
         if data[pos] != cls.TYPE:
             raise DecodeError(f"expected message type USER, got {data[pos]}")
-        header, pos = _body_struct(data, pos + 1, "userMsgHeader", _USER_HEADER_FIELDS)
-        end = pos + _nonnegative_len(header, "UserMsgLen")
+        header, pos = body_struct(data, pos + 1, "userMsgHeader", USER_HEADER_FIELDS)
+        end = pos + user_msg_len(header)
         if end > len(data):
             raise TruncatedError("user message payload is truncated")
         return cls(payload=bytes(data[pos:end])), end
@@ -584,7 +618,7 @@ class Compress(_StructMessage):
             raise TruncatedError("missing message type byte")
         if data[pos] != cls.TYPE:
             raise DecodeError(f"expected message type COMPRESS, got {data[pos]}")
-        struct, end = _body_struct(data, pos + 1, "compress", cls.GO_FIELDS)
+        struct, end = body_struct(data, pos + 1, "compress", cls.GO_FIELDS)
         return cls.from_struct(struct), end
 
 

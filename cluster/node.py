@@ -45,8 +45,17 @@ import structlog
 import trio
 
 from cluster.channel import deliver_user_message, local_state, merge_remote_state, plan_broadcast
-from cluster.errors import DecodeError, DecryptError
-from cluster.framing import StreamDecoder, StreamMessage, encode_stream
+from cluster.errors import DecodeError, DecryptError, LabelError
+from cluster.framing import (
+    DEFAULT_MAX_STREAM_BYTES,
+    StreamDecoder,
+    StreamMessage,
+    StreamTooLargeError,
+    add_label,
+    check_label,
+    encode_stream,
+    parse_label,
+)
 from cluster.membership import (
     Action,
     Address,
@@ -76,6 +85,18 @@ OUTBOX_SIZE = 4096
 DIRECT_BATCH_DELAY = 0.005
 #: How much a stream read asks for at a time.
 STREAM_READ_SIZE = 65536
+#: Incoming streams served at once; more are closed at once and counted. memberlist
+#: refuses push/pulls beyond 128 pending; a real cluster has at most a few per peer
+#: (a push/pull, a fallback ping, an oversized broadcast per channel).
+MAX_INCOMING_STREAMS = 128
+#: Bytes all incoming streams together may hold in their buffers (each is also bound
+#: by ``max_stream_bytes``): 128 streams of 32 MiB each would be 4 GiB.
+MAX_STREAM_MEMORY = 256 * 1024 * 1024
+#: Compressed stream payloads longer than this are inflated in a worker thread (see
+#: ``StreamDecoder.defer_unwrap_over``); shorter ones take under ~50 ms inline.
+INLINE_UNWRAP_BYTES = 64 * 1024
+#: Alertmanager's gossip packet budget (``MaxGossipPacketSize``).
+UDP_BUFFER_SIZE = 1400
 #: Alertmanager prunes its failed-peer list this often.
 PRUNE_INTERVAL = 300.0
 #: Alertmanager's settle needs this many unchanged polls in a row.
@@ -87,6 +108,8 @@ OVERSIZE_QUEUE = 200
 MAX_QUEUED_USER_MESSAGES = 4096
 #: ... checking this often (its delegate's ``handleQueueDepth``).
 QUEUE_CHECK_INTERVAL = 15 * 60.0
+#: How long closing a refused stream may take.
+STREAM_CLOSE_TIMEOUT = 1.0
 #: Buckets of ``alertmanager_cluster_pings_seconds``.
 PING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
 #: Buckets of ``alertmanager_oversize_gossip_message_duration_seconds`` (Go's defaults).
@@ -169,6 +192,16 @@ class NodeConfig:
     #: Also send each small broadcast straight to every live member at once (a tocsin
     #: extension; see ``Membership.send_user_message``). Off: memberlist's gossip only.
     direct_user_messages: bool = False
+    #: ``--cluster.label`` (Alertmanager 0.26, memberlist's Label): prefixed to every
+    #: packet and to every stream we open, and required on every packet and stream we
+    #: accept. Empty: none sent, and labelled traffic is refused.
+    label: bytes = b""
+    #: Incoming streams served at once (more are closed and counted).
+    max_incoming_streams: int = MAX_INCOMING_STREAMS
+    #: Bound on one stream message, as received and after decompression.
+    max_stream_bytes: int = DEFAULT_MAX_STREAM_BYTES
+    #: Bound on the bytes all incoming streams together may buffer.
+    stream_memory: int = MAX_STREAM_MEMORY
 
     def membership(self, name: str, address: Address) -> MembershipConfig:
         """The core's settings for a node called ``name`` advertising ``address``."""
@@ -183,6 +216,8 @@ class NodeConfig:
             push_pull_interval=self.push_pull_interval,
             user_retransmit_mult=self.user_retransmit_mult,
             enable_compression=self.enable_compression,
+            # memberlist leaves room for the label header in every gossip packet
+            udp_buffer_size=UDP_BUFFER_SIZE - (2 + len(self.label) if self.label else 0),
         )
 
 
@@ -205,6 +240,12 @@ class NodeStatistics:
     failed_peers: int
     #: Packets and streams refused because no installed key opened them.
     decrypt_failures: int = 0
+    #: Packets and streams refused for a missing, foreign or malformed cluster label.
+    label_refused: int = 0
+    #: Incoming streams closed unread because MAX_INCOMING_STREAMS were being served.
+    streams_refused: int = 0
+    #: Incoming streams dropped for exceeding their own bound or the node-wide one.
+    streams_too_large: int = 0
     #: User messages waiting in the gossip queue.
     queued_user_messages: int = 0
     #: User messages gossiped (every transmission) and their bytes.
@@ -328,6 +369,14 @@ class Node:
         #: Parts waiting for ``_send_direct`` (``direct_user_messages``).
         self._direct_pending: list[bytes] = []
         self._decrypt_failures = 0
+        self._label_refused = 0
+        self._streams_refused = 0
+        self._streams_too_large = 0
+        #: Incoming streams being served, and the bytes their decoders hold.
+        self._incoming_streams = 0
+        self._stream_bytes = 0
+        #: One big inflate at a time: more threads would only share the same GIL.
+        self._unwrap_limiter = trio.CapacityLimiter(1)
         self.metrics = NodeMetrics()
         self._oversize_queues: dict[str, trio.MemorySendChannel[bytes]] = {}
 
@@ -434,6 +483,9 @@ class Node:
             dropped_outgoing=self._dropped_outgoing,
             failed_peers=len(self.failed_peers.entries),
             decrypt_failures=self._decrypt_failures,
+            label_refused=self._label_refused,
+            streams_refused=self._streams_refused,
+            streams_too_large=self._streams_too_large,
             queued_user_messages=len(core.user_broadcasts),
             alive_messages=dict(core.stats.alive_messages),
             user_messages_sent=core.stats.user_messages_sent,
@@ -526,6 +578,15 @@ class Node:
         assert self._nursery is not None
         while True:
             stream = await self._transport.accept_stream()
+            if self._incoming_streams >= self.config.max_incoming_streams:
+                self._streams_refused += 1
+                log.warning(
+                    "stream.refused", peer=_peer_of(stream), limit=self.config.max_incoming_streams
+                )
+                with trio.move_on_after(STREAM_CLOSE_TIMEOUT):
+                    await stream.aclose()
+                continue
+            self._incoming_streams += 1
             self._nursery.start_soon(self._serve_stream, stream)
 
     # --- dispatch --------------------------------------------------------------------
@@ -595,12 +656,14 @@ class Node:
 
     # --- streams -----------------------------------------------------------------------
 
-    def _push_pull_request(self, join: bool) -> bytes:
+    def _push_pull_request(self, join: bool, *, reply: bool = False) -> bytes:
         request = PushPull(
             join=join,
             nodes=self.core.push_pull_nodes(),
             user_state=self.delegate.local_state(join),
         )
+        if reply:
+            return self._encode_reply(request.encode())
         return self._encode_stream(request.encode())
 
     async def _push_pull(self, address: Address, join: bool) -> bool:
@@ -613,6 +676,9 @@ class Node:
                     reply = await self._read_message(stream)
         except DecryptError as exc:
             self._decrypt_failed(address, exc)
+            return False
+        except LabelError as exc:
+            self._refuse_label(address, exc)
             return False
         except (*_NETWORK_ERRORS, trio.TooSlowError) as exc:
             log.debug("push_pull.failed", address=address, error=str(exc) or type(exc).__name__)
@@ -632,33 +698,46 @@ class Node:
         return True
 
     async def _serve_stream(self, stream: trio.abc.Stream) -> None:
-        async with stream:
-            try:
-                with trio.fail_after(self.config.tcp_timeout):
-                    await self._answer_stream(stream)
-            except DecodeError as exc:
+        try:
+            async with stream:
+                await self._serve_stream_inner(stream)
+        finally:
+            self._incoming_streams -= 1
+
+    async def _serve_stream_inner(self, stream: trio.abc.Stream) -> None:
+        try:
+            with trio.fail_after(self.config.tcp_timeout):
+                await self._answer_stream(stream)
+        except LabelError as exc:
+            # memberlist closes such a stream without an answer
+            self._refuse_label(_peer_of(stream), exc)
+        except DecodeError as exc:
+            # each dropped stream is counted once, under one reason
+            if isinstance(exc, DecryptError):
+                self._decrypt_failed(_peer_of(stream), exc)
+            elif isinstance(exc, StreamTooLargeError):
+                self._streams_too_large += 1
+                log.warning("stream.too_large", peer=_peer_of(stream), error=str(exc))
+            else:
                 self._malformed_streams += 1
-                if isinstance(exc, DecryptError):
-                    self._decrypt_failed(_peer_of(stream), exc)
-                else:
-                    log.debug("stream.malformed", error=str(exc))
-                with (
-                    trio.move_on_after(self.config.tcp_timeout),
-                    contextlib.suppress(*_NETWORK_ERRORS),
-                ):
-                    await stream.send_all(
-                        self._encode_stream(ErrResp(str(exc)).encode(), compress=False)
-                    )
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                log.debug("stream.failed", error=str(exc))
-            except trio.TooSlowError:
-                log.debug("stream.timeout")
+                log.debug("stream.malformed", error=str(exc))
+            with (
+                trio.move_on_after(self.config.tcp_timeout),
+                contextlib.suppress(*_NETWORK_ERRORS),
+            ):
+                await stream.send_all(
+                    self._encode_reply(ErrResp(str(exc)).encode(), compress=False)
+                )
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            log.debug("stream.failed", error=str(exc))
+        except trio.TooSlowError:
+            log.debug("stream.timeout")
 
     async def _answer_stream(self, stream: trio.abc.Stream) -> None:
-        message = await self._read_message(stream)
+        message = await self._read_message(stream, incoming=True)
         if isinstance(message, PushPull):
             # reply with our view before merging theirs, as memberlist does
-            await stream.send_all(self._push_pull_request(message.join))
+            await stream.send_all(self._push_pull_request(message.join, reply=True))
             self._merge_push_pull(message, "incoming")
         elif isinstance(message, UserMsg):
             self._deliver(message.payload)
@@ -666,7 +745,7 @@ class Node:
             if message.node and message.node != self.name:
                 log.debug("ping.wrong_node", node=message.node)
                 return
-            await stream.send_all(self._encode_stream(Ack(seq_no=message.seq_no).encode()))
+            await stream.send_all(self._encode_reply(Ack(seq_no=message.seq_no).encode()))
         else:
             log.debug("stream.unexpected", kind=type(message).__name__)
 
@@ -691,17 +770,26 @@ class Node:
         encryption is the outermost layer.
         """
         keyring = self._outgoing_keyring()
-        if keyring is None:
-            return data
-        return encrypt_payload(self.config.encryption_version, keyring.primary_key, data)
+        label = self.config.label
+        if keyring is not None:
+            data = encrypt_payload(self.config.encryption_version, keyring.primary_key, data, label)
+        return add_label(data, label)
 
     def _open_packet(self, data: bytes, source: Address) -> bytes | None:
-        """Decrypt one received packet; None (logged and counted) if no key opens it."""
+        """Check the label and decrypt one received packet; None (logged and counted) if
+        the label is wrong or no key opens it."""
+        try:
+            received, start = parse_label(data)
+            label = check_label(received, self.config.label)
+        except DecodeError as exc:
+            self._refuse_label(source, exc)
+            return None
+        data = data[start:]
         keyring = self.config.keyring
         if keyring is None:
             return data
         try:
-            return decrypt_payload(keyring.keys, data)
+            return decrypt_payload(keyring.keys, data, label)
         except DecryptError as exc:
             if not self.config.gossip_verify_incoming:
                 # migration mode: a peer not yet encrypting sends plaintext
@@ -709,31 +797,74 @@ class Node:
             self._decrypt_failed(source, exc)
             return None
 
+    def _refuse_label(self, source: object, exc: DecodeError) -> None:
+        self._label_refused += 1
+        log.warning("peer.label_refused", source=source, error=str(exc))
+
     def _decrypt_failed(self, source: object, exc: DecryptError) -> None:
         self._decrypt_failures += 1
         log.warning("peer.decrypt_failed", source=source, error=str(exc))
 
-    def _encode_stream(self, message: bytes, *, compress: bool | None = None) -> bytes:
+    def _encode_stream(
+        self, message: bytes, *, compress: bool | None = None, reply: bool = False
+    ) -> bytes:
+        """Layer a message for a stream we opened (``reply``: one a peer opened)."""
         return encode_stream(
             message,
             compress=self.config.enable_compression if compress is None else compress,
             keyring=self._outgoing_keyring(),
             encryption_version=self.config.encryption_version,
+            label=self.config.label,
+            label_header=not reply,
         )
 
-    async def _read_message(self, stream: trio.abc.Stream) -> StreamMessage:
-        """Read exactly one stream message (the peer does not close its side first)."""
+    def _encode_reply(self, message: bytes, *, compress: bool | None = None) -> bytes:
+        return self._encode_stream(message, compress=compress, reply=True)
+
+    async def _read_message(
+        self, stream: trio.abc.Stream, *, incoming: bool = False
+    ) -> StreamMessage:
+        """Read exactly one stream message (the peer does not close its side first).
+
+        ``incoming``: a stream a peer opened, which carries its label header and whose
+        buffer counts against the node-wide ``stream_memory``; otherwise the reply on
+        one we opened.
+        """
         decoder = StreamDecoder(
-            keyring=self.config.keyring, verify_incoming=self.config.gossip_verify_incoming
+            keyring=self.config.keyring,
+            verify_incoming=self.config.gossip_verify_incoming,
+            label=self.config.label,
+            label_header=incoming,
+            max_bytes=self.config.max_stream_bytes,
+            defer_unwrap_over=INLINE_UNWRAP_BYTES,
         )
-        while True:
-            data = await stream.receive_some(STREAM_READ_SIZE)
-            if not data:
-                decoder.eof()
-                raise DecodeError("stream closed before a message")  # pragma: no cover
-            message = decoder.feed(bytes(data))
-            if message is not None:
-                return message
+        held = 0
+        try:
+            while True:
+                data = await stream.receive_some(STREAM_READ_SIZE)
+                if not data:
+                    decoder.eof()
+                    raise DecodeError("stream closed before a message")  # pragma: no cover
+                if incoming:
+                    held += len(data)
+                    self._stream_bytes += len(data)
+                    if self._stream_bytes > self.config.stream_memory:
+                        raise StreamTooLargeError(
+                            f"incoming streams hold over {self.config.stream_memory} bytes"
+                        )
+                message = decoder.feed(bytes(data))
+                if message is not None:
+                    return message
+                if decoder.unwrap_pending:
+                    # Pure-Python LZW holds the GIL, but a thread gives it back to the
+                    # event loop every switch interval (5 ms) instead of for seconds.
+                    # Abandoned on cancel (the stream's deadline, shutdown): the thread
+                    # only touches this decoder, which nobody reads again.
+                    return await trio.to_thread.run_sync(
+                        decoder.unwrap, limiter=self._unwrap_limiter, abandon_on_cancel=True
+                    )
+        finally:
+            self._stream_bytes -= held
 
     # --- Alertmanager's background loops -----------------------------------------------
 

@@ -66,9 +66,16 @@ KIND_STREAM = 0
 KIND_PACKET = 1
 #: Bytes of the little-endian length prefix.
 LENGTH_BYTES = 4
-#: Upstream accepts any uint32; a memberlist packet is at most a few KiB, so a longer
-#: frame is a broken or hostile peer and we refuse to buffer it.
-MAX_FRAME_BYTES = 16 * 1024 * 1024
+#: Upstream accepts any uint32. A frame carries one memberlist packet, which is built
+#: to fit a UDP datagram (gossip: 1400 bytes, never over 64 KiB; push/pulls and big
+#: user messages go by stream), so a longer frame is a broken or hostile peer and we
+#: refuse to buffer it.
+MAX_FRAME_BYTES = 1024 * 1024
+#: Incoming connections served at once, before they are handed over as streams (the
+#: node caps those separately). Each peer keeps one pooled packet connection to us, and
+#: upstream pools at most 1024 peers; more than this is a flood, and each may buffer a
+#: frame of MAX_FRAME_BYTES. More are closed at once and counted.
+MAX_INCOMING_CONNECTIONS = 256
 #: Alertmanager's ``DefaultTCPTimeout``: dialing and writing a packet connection.
 PACKET_TIMEOUT = 10.0
 #: How long an incoming connection may take to finish its TLS handshake.
@@ -257,6 +264,8 @@ class TLSTransportStatistics:
     dropped_packets: int = 0
     #: Incoming connections whose TLS handshake succeeded (packet or stream).
     connections_accepted: int = 0
+    #: Incoming connections closed unread because MAX_INCOMING_CONNECTIONS were served.
+    connections_refused: int = 0
 
 
 class _BufferedStream(trio.abc.Stream):
@@ -332,6 +341,9 @@ class TLSTransport:
         self._server_name = server_name
         self._nursery = nursery
         self._stats = TLSTransportStatistics()
+        self.max_connections = MAX_INCOMING_CONNECTIONS
+        #: Incoming connections being served (handshake or packet frames).
+        self._connections = 0
         self._packets_in, self._packets_out = trio.open_memory_channel[tuple[bytes, Address]](
             PACKET_QUEUE_SIZE
         )
@@ -504,6 +516,12 @@ class TLSTransport:
                 log.warning("connection.accept_failed", error=str(exc))
                 await trio.sleep(0.1)
                 continue
+            if self._connections >= self.max_connections:
+                self._stats.connections_refused += 1
+                log.warning("connection.refused", peer=_peer_name(tcp), limit=self.max_connections)
+                await _close_quietly(tcp)
+                continue
+            self._connections += 1
             self._nursery.start_soon(self._serve_connection, tcp)
 
     async def _serve_connection(self, tcp: trio.SocketStream) -> None:
@@ -522,6 +540,7 @@ class TLSTransport:
             self._stats.read_errors += 1
             log.debug("connection.read_failed", peer=_peer_name(tcp), error=_reason(exc))
         finally:
+            self._connections -= 1
             if not handed_off:
                 await _close_quietly(stream)
 

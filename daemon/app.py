@@ -23,6 +23,7 @@ import hashlib
 import os
 import signal
 import socket
+import ssl
 import struct
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -34,7 +35,7 @@ import trio
 
 from daemon import __version__
 from daemon import metrics as m
-from daemon.api.backend import ApiBackend
+from daemon.api.webconfig import WebConfigError, WebConfigFile, open_web_config
 from daemon.clock import Clock, SystemClock
 from daemon.config.errors import ConfigError
 from daemon.config.load import load_config_file
@@ -44,10 +45,10 @@ from daemon.history.service import History, start_history
 from daemon.instance import Instance, InstanceBackend, ProcessFacts, StorageSettings
 from daemon.log import configure as configure_logging
 from daemon.notify.httpclient import HttpClientConfigError, HttpClients
-from daemon.options import Options
-from daemon.persist import DurableState, flush_after
+from daemon.options import Options, refused_flags
 from daemon.sources import Source, start_sources
 from daemon.store import tune_gc
+from daemon.systemd import Notifier
 from daemon.template.errors import TemplateError
 from daemon.template.render import Templates
 
@@ -58,6 +59,8 @@ log = structlog.get_logger("tocsin")
 HTTP_TIMEOUT = 30.0
 #: Notification requests in flight at once, across all receivers.
 MAX_HTTP_IN_FLIGHT = 64
+#: Seconds between systemd STATUS= updates.
+STATUS_INTERVAL = 10.0
 #: The id of the one instance a daemon without tenancy runs.
 DEFAULT_INSTANCE = ""
 
@@ -80,45 +83,44 @@ def config_hash(text: str) -> float:
 class Reloader:
     """Re-reads the config file and reloads the instance, one reload at a time."""
 
-    def __init__(self, instance: Instance, config_file: str) -> None:
+    def __init__(self, instance: Instance, config_file: str, notifier: Notifier) -> None:
         self.instance = instance
         self.config_file = config_file
+        self.notifier = notifier
         self._lock = trio.Lock()
 
     async def reload(self) -> str | None:
-        """The error text, or None once the new config runs."""
+        """The error text, or None once the new config runs (SIGHUP and /-/reload);
+        systemd sees RELOADING=1 until the new config runs or is refused."""
         async with self._lock:
+            self.notifier.reloading()
             try:
-                config, templates = await trio.to_thread.run_sync(
-                    load_config_and_templates, self.config_file
-                )
-                await self.instance.reload(config, templates)
-            except (ConfigError, TemplateError, OSError, ValueError) as exc:
-                m.config_last_reload_successful.set(0)
-                log.error("config.reload_failed", file=self.config_file, err=str(exc))
-                return str(exc)
-            record_config(config)
-            log.info("config.reloaded", file=self.config_file)
-            return None
+                return await self._reload()
+            finally:
+                if self.notifier.was_ready:
+                    self.notifier.ready()
+
+    async def _reload(self) -> str | None:
+        try:
+            config, templates = await trio.to_thread.run_sync(
+                load_config_and_templates, self.config_file
+            )
+            await self.instance.reload(config, templates)
+        except (ConfigError, TemplateError, OSError, ValueError) as exc:
+            m.config_last_reload_successful.set(0)
+            log.error("config.reload_failed", file=self.config_file, err=str(exc))
+            return str(exc)
+        record_config(config)
+        log.info("config.reloaded", file=self.config_file)
+        return None
 
 
-def _silence_state(backend: ApiBackend) -> DurableState:
-    assert isinstance(backend, InstanceBackend) and backend.silence_state is not None
-    return backend.silence_state
-
-
-def api_routes(durable: bool) -> dict[str, dict[str, Any]]:
-    """API v2 routes; with durable state, silence writes answer only once on disk."""
+def api_routes() -> dict[str, dict[str, Any]]:
+    """API v2 routes (silence writes journal themselves before they apply and answer)."""
     from daemon.api.app import default_api_routes
     from daemon.api.silences import silence_routes
 
-    silences = silence_routes()
-    if durable:
-        for methods in silences.values():
-            for method in ("POST", "DELETE"):
-                if method in methods:
-                    methods[method] = flush_after(methods[method], _silence_state)
-    return {**default_api_routes(), **silences}
+    return {**default_api_routes(), **silence_routes()}
 
 
 def record_config(config: Config) -> None:
@@ -157,6 +159,55 @@ def listen_socket(address: str) -> socket.socket:
     return sock
 
 
+#: sd_listen_fds(3): the first socket systemd passes.
+SD_LISTEN_FDS_START = 3
+
+
+def systemd_sockets(environ: dict[str, str] | None = None) -> list[socket.socket]:
+    """The listening sockets systemd passed (``LISTEN_FDS``/``LISTEN_PID``), all of
+    them served as Alertmanager's ``--web.systemd-socket`` does; the variables are then
+    unset, as go-systemd does, so children do not take them for theirs.
+
+    Raises:
+        ValueError: none were passed to this process, or one is not a listening socket.
+    """
+    env = os.environ if environ is None else environ
+    pid, count = env.get("LISTEN_PID", ""), env.get("LISTEN_FDS", "")
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        env.pop(name, None)
+    if pid != str(os.getpid()):
+        count = ""
+    if not count.isdigit() or int(count) < 1:
+        raise ValueError("no socket activation file descriptors found")
+    socks: list[socket.socket] = []
+    for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + int(count)):
+        sock = socket.socket(fileno=fd)
+        socks.append(sock)
+        if sock.family not in (socket.AF_INET, socket.AF_INET6) or not sock.getsockopt(
+            socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+        ):
+            for each in socks:
+                each.close()
+            raise ValueError(f"systemd passed descriptor {fd}, which is not a listening TCP socket")
+        sock.set_inheritable(True)
+    return socks
+
+
+def web_sockets(opts: Options) -> list[socket.socket]:
+    """``--web.systemd-socket``'s sockets, or one bound per ``--web.listen-address``."""
+    if opts.web_systemd_socket:
+        return systemd_sockets()
+    socks: list[socket.socket] = []
+    try:
+        for address in opts.web_listen_addresses:
+            socks.append(listen_socket(address))
+    except (OSError, ValueError) as exc:
+        for sock in socks:
+            sock.close()
+        raise type(exc)(f"{address}: {exc}") from None
+    return socks
+
+
 def load_config_and_templates(path: str) -> tuple[Config, Templates]:
     """Load the config file and parse its templates: a template that does not parse is a
     config error now, never a failure at send time. Blocking (reads files)."""
@@ -167,6 +218,18 @@ def load_config_and_templates(path: str) -> tuple[Config, Templates]:
 def run(opts: Options) -> int:
     """Entry point for ``tocsin``: returns the process exit status."""
     configure_logging(opts.log_level, opts.log_format)
+    refused = refused_flags(opts)
+    for problem in refused:
+        log.error("flag.refused", err=problem)
+    if refused:
+        return 1
+    web_config: tuple[WebConfigFile, ssl.SSLContext | None] | None = None
+    if opts.web_config_file:
+        try:
+            web_config = open_web_config(opts.web_config_file)
+        except WebConfigError as exc:
+            log.error("web.config_failed", err=str(exc))
+            return 1
     try:
         config, templates = load_config_and_templates(opts.config_file)
     except (ConfigError, TemplateError, OSError) as exc:
@@ -178,13 +241,13 @@ def run(opts: Options) -> int:
         log.error("storage.unusable", path=opts.storage_path, err=str(exc))
         return 1
     try:
-        sock = listen_socket(opts.web_listen_address)
+        socks = web_sockets(opts)
     except (OSError, ValueError) as exc:
-        log.error("web.listen_failed", address=opts.web_listen_address, err=str(exc))
+        log.error("web.listen_failed", err=str(exc))
         return 1
     failed = False
     try:
-        trio.run(serve, opts, config, templates, sock)
+        trio.run(serve, opts, config, templates, socks, web_config)
     except* (PeerSetupError, HttpClientConfigError, OSError) as group:
         # Fatal start-up or I/O failures (e.g. the cluster port is taken): one clear line
         # and a non-zero exit, so systemd's restart policy applies.
@@ -193,7 +256,13 @@ def run(opts: Options) -> int:
     return 1 if failed else 0
 
 
-async def serve(opts: Options, config: Config, templates: Templates, sock: socket.socket) -> None:
+async def serve(
+    opts: Options,
+    config: Config,
+    templates: Templates,
+    socks: list[socket.socket],
+    web_config: tuple[WebConfigFile, ssl.SSLContext | None] | None = None,
+) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the config."""
     clock = SystemClock()
     m.build_info.labels(__version__, "", "main", "python", "linux", "amd64").set(1)
@@ -202,25 +271,27 @@ async def serve(opts: Options, config: Config, templates: Templates, sock: socke
     # Signals are caught from before start-up, so a SIGTERM right after readiness is
     # handled gracefully, not by the default action.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        await _serve(opts, config, templates, sock, clock, storage, signals)
+        await _serve(opts, config, templates, socks, web_config, clock, storage, signals)
 
 
 async def _serve(
     opts: Options,
     config: Config,
     templates: Templates,
-    sock: socket.socket,
+    socks: list[socket.socket],
+    web_config: tuple[WebConfigFile, ssl.SSLContext | None] | None,
     clock: Clock,
     storage: Path,
     signals: AsyncIterator[int],
 ) -> None:
     # Imported here so that the pure core never imports quart or hypercorn.
     from daemon.api.app import create_app
+    from daemon.api.debug import stall_routes
     from daemon.api.history import history_routes
     from daemon.api.receivers import receiver_test_routes
     from daemon.api.server import serve_api
 
-    address, port = sock.getsockname()[:2]
+    address, port = socks[0].getsockname()[:2]
     # One client per distinct http_config (TLS, proxy, OAuth2), all behind one limit on
     # requests in flight: httpcore's pool queue is quadratic under a burst of flushes.
     async with (
@@ -258,7 +329,8 @@ async def _serve(
         peer = create_peer(opts, instance.silences, instance.nflog, clock)
         if peer is not None:
             instance.use_cluster(peer.wait_settled, peer.peer_wait)
-        reloader = Reloader(instance, opts.config_file)
+        notifier = Notifier()
+        reloader = Reloader(instance, opts.config_file, notifier)
         for each in instances.values():
             await nursery.start(each.run)
         if peer is not None:
@@ -280,12 +352,28 @@ async def _serve(
         extra_routes = dict(receiver_test_routes())
         if history is not None:
             extra_routes.update(history_routes(history.store))
+        if opts.debug_stall_endpoint:
+            extra_routes.update(stall_routes())
         app = create_app(
             backend,
-            api_routes=api_routes(instance.silence_state is not None),
+            api_routes=api_routes(),
             extra_routes=extra_routes,
+            get_concurrency=opts.web_get_concurrency,
+            timeout_ns=opts.web_timeout,
         )
-        await nursery.start(functools.partial(serve_api, app, "", 0, sock=sock))
+        web, tls = web_config if web_config is not None else (None, None)
+        await nursery.start(
+            functools.partial(
+                serve_api,
+                app,
+                "",
+                0,
+                sock=socks[0],
+                more_socks=socks[1:],
+                web_config=web,
+                tls=tls,
+            )
+        )
         log.info(
             "web.listening",
             address=f"{address}:{port}",
@@ -294,20 +382,47 @@ async def _serve(
             pid=os.getpid(),
         )
         tune_gc()
-        await _handle_signals(signals, reloader, nursery.cancel_scope)
+        nursery.start_soon(notifier.feed_watchdog)
+        nursery.start_soon(_announce_ready, notifier, peer, instance)
+        await _handle_signals(signals, reloader, notifier, nursery.cancel_scope)
 
 
 def _cluster_status(peer: ClusterPeer | None) -> Mapping[str, Any]:
     return peer.cluster_status() if peer is not None else disabled_cluster_status()
 
 
+def _status_line(instance: Instance, peer: ClusterPeer | None) -> str:
+    """systemd's STATUS=: what a person checking ``systemctl status`` wants to see."""
+    text = f"{len(instance.store)} alerts, {len(instance.groups())} groups"
+    if peer is not None:
+        node = peer.running_node
+        text += f", {len(node.members()) if node is not None else 0} cluster members"
+    return text
+
+
+async def _announce_ready(notifier: Notifier, peer: ClusterPeer | None, instance: Instance) -> None:
+    """READY=1 once the cluster settled (the rest is up already), then a STATUS= line
+    every few seconds."""
+    if peer is not None:
+        await peer.wait_settled()
+    notifier.ready(_status_line(instance, peer))
+    log.info("daemon.ready")
+    while True:
+        await trio.sleep(STATUS_INTERVAL)
+        notifier.status(_status_line(instance, peer))
+
+
 async def _handle_signals(
-    signals: AsyncIterator[int], reloader: Reloader, scope: trio.CancelScope
+    signals: AsyncIterator[int],
+    reloader: Reloader,
+    notifier: Notifier,
+    scope: trio.CancelScope,
 ) -> None:
     async for signum in signals:
         if signum == signal.SIGHUP:
             await reloader.reload()
             continue
         log.info("daemon.stopping", signal=signal.Signals(signum).name)
+        notifier.stopping()
         scope.cancel()
         return

@@ -46,13 +46,13 @@ _DURATIONS = {
     "history.retention",
 }
 _BOOLS = {
+    "debug.stall-endpoint",
     "web.systemd-socket",
     "cluster.allow-insecure-public-advertise-address-discovery",
 }
 _STRINGS = {
     "config.file",
     "storage.path",
-    "web.listen-address",
     "web.external-url",
     "web.route-prefix",
     "web.config.file",
@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
             action=argparse.BooleanOptionalAction,
             default=False,
         )
+    p.add_argument(
+        "--web.listen-address",
+        dest="web_listen_addresses",
+        action="append",
+        default=[],
+        help="addresses to serve the API and UI on (may be repeated)",
+    )
     p.add_argument("--web.get-concurrency", dest="web_get_concurrency", type=int, default=0)
     p.add_argument(
         "--history.max-rows",
@@ -114,6 +121,9 @@ def parse_args(argv: Sequence[str]) -> Options:
     ns = build_parser().parse_args(list(argv))
     values = vars(ns)
     values["cluster_peers"] = tuple(values["cluster_peers"])
+    values["web_listen_addresses"] = tuple(values["web_listen_addresses"]) or (
+        Options().web_listen_addresses
+    )
     return Options(**values)
 
 

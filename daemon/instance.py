@@ -123,7 +123,8 @@ class Instance:
         self._first = config
         self._first_templates = templates
         self._generation: Generation | None = None
-        self._nursery: trio.Nursery | None = None
+        #: Generations to switch to, and the event that says the switch is done.
+        self._swaps_out, self._swaps_in = trio.open_memory_channel[tuple[Generation, trio.Event]](0)
         self._settle: Callable[[], Awaitable[None]] | None = None
         self._wait: Callable[[], float] = no_wait
 
@@ -194,29 +195,37 @@ class Instance:
         return Generation(config, root, dispatcher, inhibitor, marker, bound)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run until cancelled; ready once state is loaded and the first dispatcher runs."""
+        """Run until cancelled; ready once state is loaded and the first dispatcher runs.
+
+        The task owns the instance's nursery: reloads reach it as messages
+        (:meth:`reload`), and each new generation starts here.
+        """
         unregister = self._register_metrics()
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
                 if self.storage is not None:
                     # Loaded before the first generation starts, so nothing notifies twice.
                     await self._open_state(nursery, self.storage)
-                await self._swap(self.build(self._first, self._first_templates))
+                await self._swap(nursery, self.build(self._first, self._first_templates))
                 nursery.start_soon(self._collect_garbage_every, self.gc_interval)
                 task_status.started()
+                async for new, done in self._swaps_in:
+                    await self._swap(nursery, new)
+                    done.set()
         finally:
             unregister()
 
     async def reload(self, config: Config, templates: Templates | None = None) -> None:
-        """Build a generation from ``config`` and switch to it; raises (and keeps the old
-        one running) if the config cannot run."""
-        await self._swap(self.build(config, templates))
+        """Build a generation from ``config`` and switch to it once :meth:`run` started
+        it; raises (and keeps the old one running) if the config cannot run."""
+        new = self.build(config, templates)
+        done = trio.Event()
+        await self._swaps_out.send((new, done))
+        await done.wait()
 
-    async def _swap(self, new: Generation) -> None:
+    async def _swap(self, nursery: trio.Nursery, new: Generation) -> None:
         """Start ``new``, move the intake to it, stop the old one, replay alerts."""
-        assert self._nursery is not None, "instance not running"
-        await self._nursery.start(_run_generation, new)
+        await nursery.start(_run_generation, new)
         old, self._generation = self._generation, new
         if old is not None:
             old.cancel.cancel()
@@ -226,7 +235,7 @@ class Instance:
     async def _open_state(self, nursery: trio.Nursery, storage: StorageSettings) -> None:
         """Load silences and the nflog (snapshot + journal) and keep them durable.
 
-        Every change is journaled: silences before the API answers (``flush_after``),
+        Every change is journaled: silences before they apply (``DurableState.commit``),
         nflog entries within a second. Both are compacted into Alertmanager-format
         snapshots every maintenance interval and at shutdown.
         """
@@ -248,7 +257,9 @@ class Instance:
         silence_state = await DurableState.open(storage.path, "silences")
         loaded = await silence_state.load_decoded(silencepb.decode_mesh_silence)
         self.silences.load_snapshot(silencepb.encode_state(loaded.records))
-        self.silences.subscribe(silence_state.append_delimited_nowait)
+        # Local writes are journaled by the API before they apply (DurableState.commit);
+        # the listener journals what peers gossip.
+        self.silences.subscribe(silence_state.append_delimited_nowait, local_writes=False)
         await nursery.start(
             functools.partial(
                 silence_state.serve,

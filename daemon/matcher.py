@@ -4,7 +4,7 @@ Rules (spec §1.11, §3.1, §6.3):
 
 * A missing label reads as the empty string, so ``foo=""`` matches its absence.
 * Regexes are fully anchored and read with Go's syntax and meaning
-  (:mod:`daemon.gocompat.regexp`); matching uses ``fullmatch``.
+  (:mod:`daemon.gocompat.regexp`), and matched by RE2 in linear time.
 * Sort order of a matcher set is (name, value, type) with ``= < != < =~ < !~``; it
   is part of the route key that the nflog persists, so it must be exact.
 """
@@ -51,8 +51,8 @@ def is_valid_label_name(name: str) -> bool:
     return _LEGACY_NAME.fullmatch(name) is not None
 
 
-def compile_anchored(pattern: str) -> re.Pattern[str]:
-    """Alertmanager's ``^(?:pattern)$`` with Go's regexp meaning, for ``fullmatch``.
+def compile_anchored(pattern: str) -> goregex.GoRegexp:
+    """Alertmanager's ``^(?:pattern)$`` with Go's regexp meaning (RE2); match with ``search``.
 
     Errors read like Go's regexp package (they reach API responses and config checks).
     """
@@ -73,14 +73,19 @@ class Matcher:
     type: MatchType
     name: str
     value: str
-    _regex: re.Pattern[str] | None = attrs.field(default=None, alias="_regex")
+    _regex: goregex.GoRegexp | None = attrs.field(default=None, alias="_regex")
+    #: The values a regex matches when it spells out a few literals (``web|db``): a set
+    #: lookup then answers without running the regex.
+    _literals: frozenset[str] | None = attrs.field(default=None, alias="_literals")
 
     @classmethod
     def create(cls, type: MatchType, name: str, value: str) -> Matcher:
         regex = None
+        literals = None
         if type in (MatchType.REGEXP, MatchType.NOT_REGEXP):
             regex = compile_anchored(value)
-        return cls(type, name, value, _regex=regex)
+            literals = goregex.anchored_literals(value)
+        return cls(type, name, value, _regex=regex, _literals=literals)
 
     def matches(self, value: str) -> bool:
         t = self.type
@@ -88,8 +93,11 @@ class Matcher:
             return value == self.value
         if t is MatchType.NOT_EQUAL:
             return value != self.value
-        assert self._regex is not None
-        found = self._regex.fullmatch(value) is not None
+        if self._literals is not None:
+            found = value in self._literals
+        else:
+            assert self._regex is not None
+            found = self._regex.search(value)
         return found if t is MatchType.REGEXP else not found
 
     def matches_labels(self, labels: Mapping[str, str]) -> bool:

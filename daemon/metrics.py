@@ -7,6 +7,7 @@ so the hot path never touches them.
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Callable, Iterable
 
 from prometheus_client import (
@@ -14,6 +15,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     Summary,
     disable_created_metrics,
 )
@@ -148,6 +150,44 @@ http_concurrency_limit_exceeded = Counter(
     ["method"],
     registry=REGISTRY,
 )
+# Alertmanager 0.25's ``cmd/alertmanager/main.go`` observes these per router handler
+# (not for ``/api/v2/``, which 0.25 serves outside the router), labelled with the route
+# path without the prefix and the lower-case method; buckets as there.
+http_request_duration = Histogram(
+    "alertmanager_http_request_duration_seconds",
+    "Histogram of latencies for HTTP requests.",
+    ["handler", "method"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 20, 60),
+    registry=REGISTRY,
+)
+http_response_size = Histogram(
+    "alertmanager_http_response_size_bytes",
+    "Histogram of response size for HTTP requests.",
+    ["handler", "method"],
+    buckets=tuple(100 * 10**i for i in range(7)),  # Go: ExponentialBuckets(100, 10, 7)
+    registry=REGISTRY,
+)
+
+# Go's client registers its process collector by default; dashboards read these.
+ProcessCollector(registry=REGISTRY)
+
+
+class _VirtualMemoryMax(Collector):
+    """``process_virtual_memory_max_bytes`` as Go's collector reports it: RLIMIT_AS,
+    with "unlimited" as the largest uint64 (Go's RLIM_INFINITY)."""
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        value = float(2**64 - 1) if soft == resource.RLIM_INFINITY else float(soft)
+        yield GaugeMetricFamily(
+            "process_virtual_memory_max_bytes",
+            "Maximum amount of virtual memory available in bytes.",
+            value=value,
+        )
+
+
+REGISTRY.register(_VirtualMemoryMax())
+
 nflog_queries = Counter(
     "alertmanager_nflog_queries",
     "Number of notification log queries were received.",

@@ -6,6 +6,9 @@ A plain value: :mod:`daemon.cli` parses the command line into it, and the proces
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import attrs
 
 from daemon.gocompat.duration import parse_duration
@@ -18,7 +21,8 @@ class Options:
     data_retention: int = parse_duration("120h")
     data_maintenance_interval: int = parse_duration("15m")
     alerts_gc_interval: int = parse_duration("30m")
-    web_listen_address: str = ":9093"
+    #: repeatable, as in Alertmanager 0.25; the external URL takes the first one's port.
+    web_listen_addresses: tuple[str, ...] = (":9093",)
     web_external_url: str = ""
     web_route_prefix: str = ""
     web_config_file: str = ""
@@ -47,6 +51,27 @@ class Options:
     history_max_rows: int = 1_000_000
     history_export_file: str = ""
     history_webhook_url: str = ""
+    #: tocsin only: serve POST /-/debug/stall, which blocks the event loop (watchdog tests).
+    debug_stall_endpoint: bool = False
     log_level: str = "info"
     #: None when the flag was not given: then the format follows the TTY.
     log_format: str | None = None
+
+
+#: Flags tocsin accepts but does not honour yet, with the values that mean Alertmanager's
+#: default (which tocsin does honour): any other value fails start-up, naming the flag.
+#: No flag is silently ignored.
+NOT_HONOURED: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    # Every flag of Alertmanager 0.25 is honoured now; a flag added later that is not
+    # yet goes here, with the test in tests/test_flags.py guarding the rule.
+}
+
+
+def refused_flags(options: Options) -> list[str]:
+    """One message per flag given a value that tocsin would not honour."""
+    return [
+        f"--{flag}={getattr(options, attr)!r} is not supported by tocsin yet; "
+        "remove the flag (tocsin refuses to start rather than ignore it)"
+        for flag, (attr, is_default) in NOT_HONOURED.items()
+        if not is_default(getattr(options, attr))
+    ]

@@ -40,9 +40,14 @@ Rules and invariants:
 
 Durability choices:
 
-* Silences: every acknowledged change is fdatasync'ed before the API answers
-  (:func:`flush_after`). Concurrent requests share fsyncs: whoever takes the lock
-  writes everything queued so far.
+* Silences: a local change is journaled first and applied after
+  (:meth:`DurableState.commit`): it is fdatasync'ed before it is live, gossiped or
+  acknowledged, and a failed write (the journal is cut back) changes nothing, so a
+  client retrying after the 500 makes no duplicate. Concurrent requests share
+  fsyncs: whoever takes the lock writes every waiting commit.
+* While the disk refuses writes the queue is bounded (:data:`MAX_PENDING_BYTES`):
+  new commits get :class:`JournalFull` (a 503), and records merged from peers stay
+  in memory for the next compaction instead of piling up.
 * nflog: entries are queued by a listener and written by :meth:`DurableState.serve`'s
   flusher, at once when idle and then at most once per ``flush_interval``, with
   fdatasync. A crash loses at most the last interval's entries, which only risks a
@@ -73,9 +78,6 @@ from cluster.protowire import decode_varint, encode_varint, iter_delimited
 from daemon.clock import NS_PER_SECOND, Clock, SystemClock
 
 T = TypeVar("T")
-B = TypeVar("B")
-P = TypeVar("P")
-R = TypeVar("R")
 
 log = structlog.get_logger("tocsin.persist")
 
@@ -91,6 +93,11 @@ SHUTDOWN_TIMEOUT = 30.0
 #: usually a torn tail or a bad block; a longer garbage span drops the rest of the file
 #: (reported) rather than making start-up scan for minutes.
 RESYNC_WINDOW = 64 << 10
+
+#: Bytes a :class:`DurableState` may hold queued and unwritten. While the disk is full
+#: the queue cannot drain; past this, commits are refused (:class:`JournalFull`) and
+#: records queued by listeners are left to the next compaction, so memory stays bounded.
+MAX_PENDING_BYTES = 32 << 20
 
 _CRC_SIZE = 4
 _NONZERO = re.compile(rb"[^\x00]")
@@ -333,6 +340,27 @@ class RecordJournal:
         if sync:
             os.fdatasync(fd)
 
+    def append_all_or_nothing(self, records: Iterable[bytes]) -> None:
+        """Append and fdatasync ``records``; on failure cut the journal back to where it was.
+
+        A record the caller was told failed must not come back at the next start (a
+        client retrying after a 500 would then find two silences). If even the cut
+        fails, the half-written frame fails its checksum at load and is skipped.
+
+        Error handling: the ``OSError`` propagates after the cut.
+        """
+        fd = self._require_fd()
+        before = os.fstat(fd).st_size
+        try:
+            self.append_many(records, sync=True)
+        except OSError:
+            try:
+                os.ftruncate(fd, before)
+                os.fdatasync(fd)
+            except OSError as exc:
+                log.error("state.rollback_failed", state=self.name, error=str(exc))
+            raise
+
     def compact(self, records: Iterable[bytes]) -> None:
         """Atomically replace the snapshot with ``records``, then empty the journal."""
         fd = self._require_fd()
@@ -458,13 +486,34 @@ async def run_inline(fn: Callable[[], T]) -> T:
     return fn()
 
 
+class JournalFull(OSError):
+    """The journal's queue is full (the disk has not accepted writes for a while)."""
+
+
+@attrs.define(eq=False)
+class _Commit:
+    """Records of one :meth:`DurableState.commit`, and what became of them."""
+
+    records: list[bytes]
+    on_durable: Callable[[], object]
+    done: bool = False
+    error: OSError | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(len(r) for r in self.records)
+
+
 class DurableState:
     """A :class:`RecordJournal` for code on the trio event loop.
 
     Two ways to write:
 
-    * ``await append(record)`` — write and fsync now; for changes the caller must
-      acknowledge (silences).
+    * ``await commit(records, on_durable)`` — write and fsync, then apply: for changes
+      the caller must acknowledge (silences). ``on_durable`` (which applies the change
+      in memory) runs only once the records are on disk, so a failed write leaves the
+      change neither live nor gossiped; concurrent commits share one fsync.
+    * ``await append(record)`` — write and fsync now.
     * ``append_nowait(record)`` from synchronous code (a state's listener), then either
       ``await flush()`` before acknowledging, or let :meth:`serve`'s flusher write the
       batch (the nflog: at most one fsync per ``flush_interval``).
@@ -484,6 +533,10 @@ class DurableState:
         self._run = run_blocking
         self._lock = trio.Lock()
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._commits: list[_Commit] = []
+        # Whether records were left out of the queue since it last drained.
+        self._overflowing = False
         self._wake = trio.Event()
         # Whether a write made without fsync may still be only in the page cache.
         self._unsynced = False
@@ -517,9 +570,83 @@ class DurableState:
             return await self._run(lambda: self.journal.load_decoded(decode))
 
     def append_nowait(self, record: bytes) -> None:
-        """Queue a record for the next flush (safe from synchronous code)."""
+        """Queue a record for the next flush (safe from synchronous code).
+
+        Past :data:`MAX_PENDING_BYTES` (the disk has been failing) the record is not
+        queued: the state holds it in memory and the next compaction writes it.
+        """
+        if self._queued_bytes() + len(record) > MAX_PENDING_BYTES:
+            if not self._overflowing:
+                # Logged once per episode: a full disk must not also flood the log.
+                log.error("state.queue_full", state=self.journal.name, limit=MAX_PENDING_BYTES)
+                self._overflowing = True
+            return
         self._pending.append(record)
+        self._pending_bytes += len(record)
         self._wake.set()
+
+    def _queued_bytes(self) -> int:
+        return self._pending_bytes + sum(c.size for c in self._commits)
+
+    def _take_pending(self) -> list[bytes]:
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        self._overflowing = False
+        return batch
+
+    def _requeue(self, batch: list[bytes]) -> None:
+        self._pending[:0] = batch
+        self._pending_bytes += sum(len(r) for r in batch)
+
+    async def commit(self, records: list[bytes], on_durable: Callable[[], object]) -> None:
+        """Write and fsync ``records`` (after anything queued), then call ``on_durable``.
+
+        Group commit: whoever holds the lock writes every commit waiting so far in one
+        write and one fsync, and runs each one's ``on_durable`` right after it.
+
+        Error handling: :class:`JournalFull` at once when the queue is full; an
+        ``OSError`` from the write after cutting the journal back, so none of the
+        batch's commits is on disk and no ``on_durable`` ran. Cancellation: a commit
+        cancelled before its batch is written is withdrawn; once written, its
+        ``on_durable`` runs whether or not the caller is still waiting.
+        """
+        size = sum(len(r) for r in records)
+        if self._queued_bytes() + size > MAX_PENDING_BYTES:
+            raise JournalFull(f"journal queue full ({MAX_PENDING_BYTES} bytes unwritten)")
+        ticket = _Commit(records, on_durable)
+        self._commits.append(ticket)
+        try:
+            while not ticket.done:
+                async with self._lock:
+                    if not ticket.done:
+                        await self._write_commits()
+        finally:
+            if not ticket.done and ticket in self._commits:
+                self._commits.remove(ticket)
+        if ticket.error is not None:
+            raise ticket.error
+
+    async def _write_commits(self) -> None:
+        """Write every waiting commit and the queue; the caller holds the lock."""
+        commits, self._commits = self._commits, []
+        batch = self._take_pending()
+        records = batch + [r for c in commits for r in c.records]
+        try:
+            await self._run(lambda: self.journal.append_all_or_nothing(records))
+        except OSError as exc:
+            self._requeue(batch)
+            for c in commits:
+                c.done, c.error = True, exc
+            raise
+        except BaseException:
+            # Cancelled at the runner's checkpoint, before anything was written: every
+            # commit waits again (its owner withdraws it if that owner is the one cancelled).
+            self._requeue(batch)
+            self._commits[:0] = commits
+            raise
+        self._unsynced = False
+        for c in commits:
+            c.done = True
+            c.on_durable()
 
     def append_delimited_nowait(self, data: bytes) -> None:
         """Queue each record of a varint-delimited stream (a state's gossip broadcast).
@@ -540,14 +667,17 @@ class DurableState:
         frame is skipped at load) and the error propagates.
         """
         async with self._lock:
-            batch, self._pending = self._pending, []
+            if self._commits and sync:
+                await self._write_commits()
+                return
+            batch = self._take_pending()
             if not batch and not (sync and self._unsynced):
                 # Nothing queued: an earlier flush (which we waited for) wrote it all.
                 return
             try:
                 await self._run(lambda: self.journal.append_many(batch, sync))
             except OSError:
-                self._pending[:0] = batch
+                self._requeue(batch)
                 raise
             self._unsynced = not sync
 
@@ -568,6 +698,7 @@ class DurableState:
             covered = len(self._pending)
             await self._run(lambda: self.journal.compact(records))
             # Records queued meanwhile (listeners run during the thread) are not covered.
+            self._pending_bytes -= sum(len(r) for r in self._pending[:covered])
             del self._pending[:covered]
             self._unsynced = False
             return len(records)
@@ -652,27 +783,3 @@ class DurableState:
                     log.info("state.snapshot", state=self.journal.name, records=n, final=True)
             if scope.cancelled_caught:
                 log.error("state.snapshot_timeout", state=self.journal.name)
-
-
-def flush_after(
-    handler: Callable[[B, P], Awaitable[R]], state: Callable[[B], DurableState]
-) -> Callable[[B, P], Awaitable[R]]:
-    """Wrap an API handler so its answer waits until what it queued is on disk.
-
-    The state's write hook only queues records (:meth:`DurableState.append_nowait`);
-    this makes ``POST /silences`` and ``DELETE /silence/{id}`` answer after the fsync,
-    so an acknowledged change survives ``kill -9``. A handler that changed nothing
-    costs one uncontended lock.
-
-    Error handling: an ``OSError`` from the flush propagates (the API answers 500); the
-    change stays in memory and queued, and the next flush or compaction writes it.
-    """
-
-    async def wrapped(backend: B, params: P) -> R:
-        response = await handler(backend, params)
-        await state(backend).flush()
-        return response
-
-    wrapped.__name__ = getattr(handler, "__name__", "handler")
-    wrapped.__doc__ = handler.__doc__
-    return wrapped

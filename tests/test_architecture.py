@@ -16,6 +16,7 @@ LAYERS = {
     "daemon": 2,  # the package face: __version__
     "clock": 2,
     "log": 2,
+    "systemd": 2,
     "metrics": 2,
     "_speedups": 2,
     "gocompat": 3,

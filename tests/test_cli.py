@@ -12,7 +12,7 @@ def test_defaults_are_alertmanagers() -> None:
     opts = parse_args([])
     assert opts == Options()
     assert opts.config_file == "alertmanager.yml"
-    assert opts.web_listen_address == ":9093"
+    assert opts.web_listen_addresses == (":9093",)
     assert opts.cluster_listen_address == "0.0.0.0:9094"
     assert opts.data_retention == 120 * 3600 * S
     assert opts.cluster_settle_timeout == 60 * S

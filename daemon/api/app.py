@@ -18,11 +18,13 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import Map, PathConverter
 
 from daemon import metrics
 from daemon.alert import posted_alerts
 from daemon.api.backend import ApiBackend
 from daemon.api.encoding import body, cluster_status, framework_error, version_info
+from daemon.api.limits import AsgiApp, HandlerLabel, instrument, limit
 from daemon.api.postable import BodyError, parse_alerts
 from daemon.api.query import AlertQuery, QueryError, list_alerts, list_groups
 from daemon.gocompat.timestamp import format_millis
@@ -213,6 +215,17 @@ def _match(
     return None, {}
 
 
+#: Handlers that must never send ``Access-Control-Allow-Origin: *`` (see no_wildcard_cors).
+_NO_WILDCARD_CORS: set[ApiHandler] = set()
+
+
+def no_wildcard_cors(handler: ApiHandler) -> ApiHandler:
+    """Mark an extra-route handler whose answers carry no wildcard CORS header: one that
+    acts (sends notifications) must not be readable or callable from any web page."""
+    _NO_WILDCARD_CORS.add(handler)
+    return handler
+
+
 def _cors(resp: Response) -> Response:
     resp.headers["Vary"] = "Origin"
     if "Origin" in request.headers:
@@ -233,9 +246,18 @@ def _extra_view(
     async def view(**params: str) -> Response:
         # werkzeug answers HEAD for GET routes; it runs the GET handler.
         handler = table.get(request.method) or table["GET"]
+        if handler in _NO_WILDCARD_CORS:
+            return await handler(backend, params)
         return _cors(await handler(backend, params))
 
     return view
+
+
+class _AnyPathConverter(PathConverter):
+    """werkzeug's ``path`` that also matches newlines (``%0A`` in a silence ID), so that
+    such a path reaches the API table and gets go-openapi's 422, not a plain 404."""
+
+    regex = "[^/](?s:.*?)"
 
 
 def create_app(
@@ -244,6 +266,8 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     api_routes: dict[str, dict[str, ApiHandler]] | None = None,
     extra_routes: Mapping[str, Mapping[str, ApiHandler]] | None = None,
+    get_concurrency: int = 0,
+    timeout_ns: int = 0,
 ) -> QuartTrio:
     """The API v2 app, all routes under ``backend.route_prefix``.
 
@@ -251,10 +275,12 @@ def create_app(
     ``Allow`` lists them; it defaults to :func:`default_api_routes`. ``extra_routes``
     does the same for paths outside ``/api/v2/`` (relative to the prefix, e.g.
     ``api/v1/receivers/{name}/test``); they get werkzeug's routing and Go's plain
-    404/405 texts.
+    404/405 texts. ``get_concurrency`` and ``timeout_ns`` are ``--web.get-concurrency``
+    and ``--web.timeout`` (see :mod:`daemon.api.limits`).
     """
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    app.url_map.converters["anypath"] = _AnyPathConverter
     routes = default_api_routes() if api_routes is None else api_routes
     prefix = backend.route_prefix.rstrip("/")
     all_methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
@@ -288,7 +314,7 @@ def create_app(
         f"{prefix}/api/v2/", "api_root", api, methods=all_methods, provide_automatic_options=False
     )
     app.add_url_rule(
-        f"{prefix}/api/v2/<path:rest>",
+        f"{prefix}/api/v2/<anypath:rest>",
         "api",
         api,
         methods=all_methods,
@@ -354,4 +380,37 @@ def create_app(
             return _plain(404, "404 page not found\n")
         return _plain(exc.code or 500, f"{exc.name}\n")
 
+    # The ASGI callable quart serves: Alertmanager's limiter and timeout around the
+    # router's instrumentation around the app.
+    inner: AsgiApp = app.asgi_app  # type: ignore[assignment]
+    instrumented = instrument(inner, _router_handler_label(app.url_map, prefix, extra_routes))
+    app.asgi_app = limit(  # type: ignore[method-assign,assignment]
+        instrumented, get_concurrency=get_concurrency, timeout_ns=timeout_ns
+    )
     return app
+
+
+#: Endpoints Alertmanager 0.25 serves outside its instrumented router.
+_UNOBSERVED_ENDPOINTS = frozenset({"api", "api_root", "api_no_slash", "to_prefix"})
+
+
+def _router_handler_label(
+    url_map: Map, prefix: str, extra_routes: Mapping[str, Mapping[str, ApiHandler]] | None
+) -> HandlerLabel:
+    """The ``handler`` label Alertmanager's router gives a request, or None."""
+    adapter = url_map.bind("localhost")
+    templates = {f"extra_{i}": "/" + path.strip("/") for i, path in enumerate(extra_routes or {})}
+
+    def label(method: str, path: str) -> str | None:
+        try:
+            rule, _ = adapter.match(path, method, return_rule=True)
+        except HTTPException:
+            return None  # 404 and 405: httprouter answers them unobserved
+        endpoint = rule.endpoint
+        if endpoint in _UNOBSERVED_ENDPOINTS:
+            return None
+        if endpoint in templates:
+            return templates[str(endpoint)]
+        return rule.rule[len(prefix) :] or "/"
+
+    return label

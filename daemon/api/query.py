@@ -8,7 +8,6 @@ only encodes them. Status is recomputed per alert and request through
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from daemon.alert import Alert
 from daemon.api.backend import AlertStatus, ApiBackend
 from daemon.api.encoding import RawJson, gettable_alert, go_json, json_array, sorted_labels
 from daemon.clock import ZERO_TIME
+from daemon.gocompat.regexp import GoRegexp
 from daemon.matcher import Matcher, MatcherError, compile_anchored, parse_matcher
 
 # go-openapi's swag.ConvertBool: these words are true, any other non-empty value false.
@@ -49,8 +49,8 @@ def parse_filters(values: Sequence[str]) -> list[Matcher]:
         raise QueryError(str(exc)) from None
 
 
-def parse_receiver(value: str | None) -> re.Pattern[str] | None:
-    """The ``receiver`` parameter as an anchored regex (use ``fullmatch``)."""
+def parse_receiver(value: str | None) -> GoRegexp | None:
+    """The ``receiver`` parameter as Alertmanager's anchored regex (match with ``search``)."""
     if value is None:
         return None
     try:
@@ -67,7 +67,7 @@ class AlertQuery:
     silenced: bool = True
     inhibited: bool = True
     filters: Sequence[Matcher] = ()
-    receiver: re.Pattern[str] | None = None
+    receiver: GoRegexp | None = None
 
     @classmethod
     def from_args(cls, getlist: Callable[[str], list[str]]) -> AlertQuery:
@@ -130,7 +130,7 @@ def list_alerts(backend: ApiBackend, query: AlertQuery, now: int) -> RawJson:
     for alert in backend.store:
         stored += 1
         receivers = receivers_for(alert.labels)
-        if receiver_re is not None and not any(receiver_re.fullmatch(r) for r in receivers):
+        if receiver_re is not None and not any(receiver_re.search(r) for r in receivers):
             continue
         if unfiltered:
             # _passes without the filters: only the end time can drop the alert.
@@ -209,7 +209,7 @@ def list_groups(backend: ApiBackend, query: AlertQuery, now: int) -> list[dict[s
     receivers_of: dict[int, list[str]] = {}
     kept: list[_Kept] = []
     for group in backend.groups():
-        if query.receiver is not None and not query.receiver.fullmatch(group.receiver):
+        if query.receiver is not None and not query.receiver.search(group.receiver):
             continue
         alerts: list[tuple[Alert, AlertStatus]] = []
         for alert in group.alerts:

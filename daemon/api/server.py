@@ -1,17 +1,159 @@
-"""Serving the API app with hypercorn on trio, with a graceful stop on cancellation."""
+"""Serving the API app with hypercorn on trio, with a graceful stop on cancellation.
+
+hypercorn's own ``serve`` is replaced by a small copy of its trio worker loop so that
+each connection runs :class:`StrictTCPServer`, which differs from hypercorn's
+``TCPServer`` in two places:
+
+- every byte read goes through :class:`daemon.api.framing.RequestFraming` before h11
+  sees it: ambiguous framing (CL+TE, repeated Content-Length, obs-fold) gets a 400 and
+  the connection is closed, and heads and bodies have read deadlines (h11 and hypercorn
+  have no option for either; hypercorn's ``read_timeout`` is per read, so one byte
+  every few seconds holds a connection forever);
+- closing a connection is shielded. hypercorn closes a ``Connection: close`` (or
+  HTTP/1.0) connection from inside the app's task, which quart-trio has just
+  cancelled, so the close never happens and the client waits for EOF until it gives up
+  (hypercorn issue #330). That was the ">5 s without an answer" seen with such
+  clients.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 import socket
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
+from hypercorn.events import Closed, Event, RawData
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import AppWrapper, ConnectionState
+from hypercorn.utils import wrap_app
 from quart_trio import QuartTrio
+
+from daemon.api.framing import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    FramingError,
+    RequestFraming,
+)
+from daemon.api.webconfig import ASGIApp, WebConfigFile, WebGate
 
 #: How long open connections may finish after a stop before they are cut.
 DEFAULT_GRACE_SECONDS = 5.0
+#: Bound on the shielded close of one connection.
+_CLOSE_SECONDS = 2.0
+
+
+def _bad_request(reason: str) -> bytes:
+    """Go's net/http answer to a malformed request (``400 Bad Request: <reason>``)."""
+    text = f"400 Bad Request: {reason}".encode()
+    return (
+        b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Connection: close\r\nContent-Length: " + str(len(text)).encode() + b"\r\n\r\n" + text
+    )
+
+
+class StrictTCPServer(TCPServer):
+    """hypercorn's connection handler with strict framing, deadlines and a safe close."""
+
+    header_timeout = DEFAULT_HEADER_TIMEOUT
+    read_timeout = DEFAULT_READ_TIMEOUT
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, Closed):
+            # Shielded: the caller may be the app's task, already cancelled by quart-trio.
+            with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_SECONDS):
+                await super().protocol_send(event)
+            return
+        await super().protocol_send(event)
+
+    async def _read_data(self) -> None:
+        framing = RequestFraming(header_timeout=self.header_timeout, read_timeout=self.read_timeout)
+        while True:
+            deadline = framing.deadline()
+            try:
+                with trio.fail_after(self.config.read_timeout or math.inf):
+                    with trio.move_on_at(deadline) as late:
+                        data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                break
+            if late.cancelled_caught:
+                break  # as Go's server: a read past its deadline closes the connection
+            data = bytes(data)
+            try:
+                framing.feed(data, trio.current_time())
+            except FramingError as exc:
+                if framing.requests == 0:
+                    # Nothing else was sent on this connection, so the 400 cannot cut
+                    # into another response.
+                    await super().protocol_send(RawData(_bad_request(str(exc))))
+                break
+            await self.protocol.handle(RawData(data))
+            if data == b"":
+                break
+        await self.protocol_send(Closed())
+
+
+async def _worker_serve(
+    app: AppWrapper,
+    config: HypercornConfig,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """hypercorn's ``trio.run.worker_serve`` (TCP only) with :class:`StrictTCPServer`."""
+    lifespan_state: dict[str, object] = {}
+    lifespan = Lifespan(app, config, lifespan_state)
+    context = WorkerContext(None)
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        async with trio.open_nursery() as server_nursery:
+            sockets = config.create_sockets()
+            listeners: list[trio.abc.Listener[trio.abc.Stream]] = []
+            binds = []
+            ssl_context = config.create_ssl_context()
+            for sock in sockets.secure_sockets:
+                sock.listen(config.backlog)
+                assert ssl_context is not None
+                listeners.append(
+                    trio.SSLListener(
+                        trio.SocketListener(trio.socket.from_stdlib_socket(sock)),
+                        ssl_context,
+                        https_compatible=True,
+                    )
+                )
+                binds.append(f"https://{sock.getsockname()[0]}:{sock.getsockname()[1]}")
+            for sock in sockets.insecure_sockets:
+                sock.listen(config.backlog)
+                listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+                binds.append(f"http://{sock.getsockname()[0]}:{sock.getsockname()[1]}")
+            task_status.started(binds)
+            async with trio.open_nursery() as accept_nursery:
+                accept_nursery.start_soon(
+                    functools.partial(
+                        trio.serve_listeners,
+                        functools.partial(
+                            StrictTCPServer,
+                            app,
+                            config,
+                            context,
+                            ConnectionState(lifespan_state.copy()),
+                        ),
+                        listeners,
+                        handler_nursery=server_nursery,
+                    )
+                )
+                await shutdown_trigger()
+                accept_nursery.cancel_scope.cancel()
+            await context.terminated.set()
+            server_nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
 
 
 async def serve_api(
@@ -20,6 +162,9 @@ async def serve_api(
     port: int,
     *,
     sock: socket.socket | None = None,
+    more_socks: Sequence[socket.socket] = (),
+    web_config: WebConfigFile | None = None,
+    tls: ssl.SSLContext | None = None,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -31,15 +176,18 @@ async def serve_api(
     rather than an immediate cut.
 
     Error handling: bind failures (address in use) propagate before ``started``.
-    With ``sock``, serve that listening socket instead of binding ``host:port``.
+    With ``sock`` (and ``more_socks``), serve those listening sockets instead of
+    binding ``host:port``; the port reported is the first socket's. With
+    ``web_config`` every request passes :class:`daemon.api.webconfig.WebGate`; with
+    ``tls`` every connection is TLS with that context.
     """
-    config = HypercornConfig()
+    config = HypercornConfig() if tls is None else _TLSConfig(tls)
     if sock is not None:
         # A socket the caller bound already (so it knew the port before building
         # anything that embeds the external URL); hypercorn takes it by descriptor.
         # hypercorn takes the descriptor over and closes it; detach so that our socket
         # object does not close the same number again later.
-        config.bind = [f"fd://{sock.detach()}"]
+        config.bind = [f"fd://{s.detach()}" for s in (sock, *more_socks)]
     else:
         config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
@@ -49,10 +197,14 @@ async def serve_api(
     config.graceful_timeout = grace_seconds
     stop = trio.Event()
     server_scope = trio.CancelScope(shield=True)
+    served: ASGIApp = app if web_config is None else WebGate(app, web_config)
+    wrapped = wrap_app(served, config.wsgi_max_body_size, "asgi")
 
     async def run(*, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         with server_scope:
-            await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
+            await _worker_serve(
+                wrapped, config, shutdown_trigger=stop.wait, task_status=task_status
+            )
 
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(functools.partial(run))
@@ -63,3 +215,19 @@ async def serve_api(
             stop.set()
             # Hypercorn drains for grace_seconds itself; this deadline bounds the rest.
             server_scope.deadline = trio.current_time() + grace_seconds + 1.0
+
+
+class _TLSConfig(HypercornConfig):
+    """hypercorn's config with TLS from our context (hypercorn would build its own from
+    file names, once; ours re-reads the web config per connection)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__()
+        self._context = context
+
+    @property
+    def ssl_enabled(self) -> bool:
+        return True
+
+    def create_ssl_context(self) -> ssl.SSLContext | None:
+        return self._context

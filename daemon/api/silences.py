@@ -27,8 +27,10 @@ from daemon.api.postable import BodyError, decode_json, parse_datetime
 from daemon.gocompat.strconv import go_quote
 from daemon.gocompat.timestamp import format_millis
 from daemon.matcher import Matcher, MatcherError, MatchType, matcher_json, parse_filter
+from daemon.persist import DurableState, JournalFull
+from daemon.silence import codec as silencepb
 from daemon.silence.model import Silence
-from daemon.silence.state import SilenceError, SilenceNotFound, Silences
+from daemon.silence.state import Plan, SilenceError, SilenceNotFound, Silences
 
 
 class SilenceBackend(ApiBackend, Protocol):
@@ -107,7 +109,7 @@ def _make_matcher(name: str, value: str, is_regex: bool, is_equal: bool) -> Matc
         return Matcher.create(kind, name, value)
     except MatcherError:
         # Left uncompiled: the store's validation rejects it with Alertmanager's message
-        # (and only after the old silence was expired, as upstream).
+        # (before anything changes; upstream expires the old silence first).
         return Matcher(kind, name, value)
 
 
@@ -257,6 +259,29 @@ def _store(backend: ApiBackend) -> Silences:
     return cast(SilenceBackend, backend).silences
 
 
+async def _commit(backend: ApiBackend, plan: Plan) -> None:
+    """Journal ``plan`` (fsync) and only then apply it, so a failed write changes nothing.
+
+    Error handling: :class:`JournalFull` or ``OSError`` from the journal; nothing is
+    live, gossiped or on disk then.
+    """
+    store = _store(backend)
+    # The instance backend journals; a backend without ``silence_state`` is in memory.
+    durable: DurableState | None = getattr(backend, "silence_state", None)
+    if durable is None or not plan.records:
+        store.apply(plan)
+        return
+    records = [silencepb.encode_mesh_silence(s, exp) for s, exp in plan.records]
+    await durable.commit(records, lambda: store.apply(plan))
+
+
+def _write_failed(what: str, exc: OSError) -> Response:
+    """500 when the disk refused the write, 503 while the journal queue is full."""
+    if isinstance(exc, JournalFull):
+        return _handler_error(503, f"Failed to {what}: {exc}; retry later")
+    return _handler_error(500, f"Failed to {what}: write to disk failed: {exc}")
+
+
 def _bad_uuid(params: Mapping[str, str]) -> Response | None:
     raw = params.get("silenceID", "")
     if _UUID.fullmatch(raw) is None:
@@ -298,12 +323,16 @@ async def post_silences(backend: ApiBackend, params: Mapping[str, str]) -> Respo
     if posted.ends_at < now:
         return _handler_error(400, "Failed to create silence: end time can't be in the past")
     try:
-        silence_id = _store(backend).set(posted.to_silence(), now)
+        plan = _store(backend).plan_set(posted.to_silence(), now)
     except SilenceNotFound as exc:
         return _handler_error(404, str(exc))
     except SilenceError as exc:
         return _handler_error(400, str(exc))
-    return _json(200, body({"silenceID": silence_id}))
+    try:
+        await _commit(backend, plan)
+    except OSError as exc:
+        return _write_failed("create silence", exc)
+    return _json(200, body({"silenceID": plan.silence_id}))
 
 
 async def get_silence(backend: ApiBackend, params: Mapping[str, str]) -> Response:
@@ -323,9 +352,13 @@ async def delete_silence(backend: ApiBackend, params: Mapping[str, str]) -> Resp
     if bad is not None:
         return bad
     try:
-        _store(backend).expire(params["silenceID"], backend.clock.now())
+        plan = _store(backend).plan_expire(params["silenceID"], backend.clock.now())
     except SilenceNotFound as exc:
         return _handler_error(500, str(exc))
+    try:
+        await _commit(backend, plan)
+    except OSError as exc:
+        return _write_failed("expire silence", exc)
     return _empty_ok()
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import httpx
 
 from daemon import __version__
-from daemon.ctl import alert, cluster, completion, config, receiver, silence, template
+from daemon.ctl import alert, cluster, completion, config, history, receiver, silence, template
 from daemon.ctl.command import Invocation
 from daemon.ctl.config import check_config, parse_templates
 from daemon.ctl.errors import PROG, CtlError, report
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.register(commands)
     template.register(commands)
     receiver.register(commands)
+    history.register(commands)
     completion.register(commands, parser)
     return parser
 

@@ -221,15 +221,18 @@ def _reason(exc: Exception) -> str:
 
 
 def server_message(resp: httpx.Response) -> str:
-    """The server's own error text: a JSON string, a ``{"message"}`` object, or the body."""
+    """The server's own error text: a JSON string, a ``{"message"}`` or ``{"error"}``
+    object (tocsin's own endpoints), or the body."""
     try:
         body = resp.json()
     except ValueError:
         return resp.text.strip()
     if isinstance(body, str):
         return body.strip()
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"]).strip()
+    if isinstance(body, dict):
+        for key in ("message", "error"):
+            if body.get(key):
+                return str(body[key]).strip()
     return resp.text.strip()
 
 

@@ -23,8 +23,10 @@ def receiver_test(api: Api, name: str, out: TextIO) -> int:
     """Ask the server to test receiver ``name``; print results; return the exit status."""
     path = f"/api/v1/receivers/{urllib.parse.quote(name, safe='')}/test"
     try:
+        # An empty JSON object: the endpoint takes only application/json, which a
+        # browser cannot send cross-origin without a preflight.
         resp = api.request(
-            "POST", path, timeout=max(RECEIVER_TEST_TIMEOUT, api.http.timeout.read or 0)
+            "POST", path, json={}, timeout=max(RECEIVER_TEST_TIMEOUT, api.http.timeout.read or 0)
         )
     except CtlError as err:
         raise CtlError(err.message, hint=err.hint, status=2) from None

@@ -91,3 +91,31 @@ def parse_go_duration(text: str) -> int:
     if not body:
         raise DurationError(f'time: invalid duration "{text}"')
     return -total if text.startswith("-") else total
+
+
+def format_go_duration(ns: int) -> str:
+    """Go's ``time.Duration.String()`` (``2s``, ``1m30s``, ``1.5s``, ``500ms``, ``1h0m0s``)."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+
+    def fraction(value: int, unit: int) -> str:
+        whole, rest = divmod(value, unit)
+        digits = f"{rest:0{len(str(unit)) - 1}d}".rstrip("0")
+        return f"{whole}.{digits}" if digits else str(whole)
+
+    if ns < 1000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return f"{sign}{fraction(ns, 1000)}µs"
+    if ns < 1_000_000_000:
+        return f"{sign}{fraction(ns, 1_000_000)}ms"
+    hours, rest = divmod(ns, 3600 * 1_000_000_000)
+    minutes, rest = divmod(rest, 60 * 1_000_000_000)
+    seconds = fraction(rest, 1_000_000_000) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{seconds}"
+    if minutes:
+        return f"{sign}{minutes}m{seconds}"
+    return f"{sign}{seconds}"

@@ -1,41 +1,55 @@
-"""Go's regular expressions (RE2 syntax, ``regexp/syntax`` with Perl flags) on Python's re.
+"""Go's regular expressions: Go's syntax checker in Python, RE2 to match.
 
-Alertmanager compiles every regex matcher, silence and template pattern with Go's
-``regexp``. Python's ``re`` reads much of the same text differently: ``(?i)`` is only
-allowed at the very start (Go allows it anywhere, and Alertmanager wraps each matcher
-in ``^(?:…)$``, so ``=~"(?i)critical"`` would not even compile), ``\\d``/``\\w``/``\\s``
-are Unicode (Go: ASCII), ``$`` also matches before a final newline, ``a{,3}`` is a
-repetition (Go: literal text), ``\\1`` is a backreference and lookarounds exist (Go
-refuses both), and Go's ``\\z``, ``\\x{…}``, ``\\Q…\\E``, ``[[:alpha:]]``, ``\\pL`` and
-``(?U)`` are unknown to Python.
+Alertmanager compiles every regex matcher, silence, inhibit rule, ``match_re``, API
+``receiver`` parameter and template pattern with Go's ``regexp``, which is RE2: it
+matches in time linear in the text, so no pattern can stall the process. Python's
+``re`` backtracks (``(x+x+)+y`` on 22 characters takes 129 ms, and each extra
+character doubles it) and recurses while compiling (about 600 nested groups raise
+``RecursionError``). So tocsin matches with RE2 (the ``google-re2`` binding of the C++
+library Go's package was ported from) and never hands a foreign pattern to ``re``.
 
-So patterns are not handed to ``re`` as written: :func:`translate` parses them as Go's
-parser does and writes an equivalent Python pattern, and refuses what Go refuses with
-Go's error text (``error parsing regexp: <code>: `<expr>```), which operators see in
-API responses and ``check-config`` output.
+Why a checker of our own still parses every pattern first:
 
-How it is kept exact: flags are tracked the way Go's parser tracks them (a ``(?i)``
-lasts to the end of the enclosing group, across ``|``) and applied to each atom as a
-scoped group, never as a global flag; every class is written out as explicit ranges;
-the result is compiled with ``re.ASCII`` so ``\\b`` is Go's ASCII word boundary, and
-case-folded atoms turn Unicode back on locally (Go folds Unicode).
+* Error text. Operators see Go's messages (``error parsing regexp: <code>: `<expr>```)
+  in API responses and ``check-config`` output, and tests pin them; RE2's C++ wording
+  differs. :class:`_Checker` parses as Go's ``regexp/syntax`` does (Perl flags) and
+  refuses what Go refuses with Go's text.
+* Go's limits. Go refuses repeat counts over 1000, nested repeats whose product passes
+  1000, and parse trees more than 1000 deep (``expression nests too deeply``); the
+  checker computes the same tree height and repeat products. Its parse is iterative
+  (one frame per open group), so no nesting depth can exhaust Python's stack.
+* Syntax RE2 accepts and Go refuses (``\\C``, ``(?<name>…)``) stays refused.
+* The silence index wants the finite set of strings a pattern matches (``web|db``);
+  the checker's parse yields it (:func:`literal_values`) without CPython internals.
 
-Not supported: Unicode script classes such as ``\\p{Greek}`` (Python's ``unicodedata``
-has no script property); they are refused with a clear error rather than guessed.
-General categories (``\\pL``, ``\\p{Lu}``, ``\\PN``) and ``\\p{Any}`` work.
+Matching keeps Go's meaning because RE2's syntax is Go's: ``(?i)`` anywhere, ASCII
+``\\d``/``\\w``/``\\s``/``\\b``, ``$`` as the end of text, ``\\x{…}``, ``\\Q…\\E``,
+POSIX classes, Unicode categories and scripts (``\\p{Greek}``), ``(?U)``. Options
+are RE2's defaults that equal Go's: UTF-8 (text is encoded, so non-ASCII values match
+as Go sees them), leftmost-first (not ``longest_match``), no POSIX syntax. A pattern
+RE2 cannot compile within its 8 MiB program budget is refused as Go refuses an
+oversized one (``expression too large``); Go's own budget is larger, so a few huge
+patterns Go accepts (``\\pL{1000}``) are refused here rather than allowed to cost
+hundreds of MiB each.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-import sys
-import unicodedata
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import re2
+
+T = TypeVar("T")
 
 MAX_REPEAT = 1000
-_MAX_RUNE = sys.maxunicode
-
-Ranges = list[tuple[int, int]]
+#: Go's ``maxHeight``: the deepest parse tree ``regexp/syntax`` accepts.
+MAX_HEIGHT = 1000
+#: A pattern that spells out more strings than this is not a literal set.
+MAX_LITERALS = 32
 
 
 class GoRegexError(ValueError):
@@ -61,7 +75,10 @@ INVALID_REPEAT_OP = "invalid nested repetition operator"
 INVALID_REPEAT_SIZE = "invalid repeat count"
 MISSING_REPEAT_ARGUMENT = "missing argument to repetition operator"
 TRAILING_BACKSLASH = "trailing backslash at end of expression"
-UNSUPPORTED_SCRIPT = "Unicode script classes are not supported by tocsin"
+NESTING_DEPTH = "expression nests too deeply"
+TOO_LARGE = "expression too large"
+
+Ranges = list[tuple[int, int]]
 
 
 def _r(spec: str) -> Ranges:
@@ -90,127 +107,158 @@ _POSIX: dict[str, Ranges] = {
     "word": _r("09AZ__az"),
     "xdigit": _r("09AFaf"),
 }
-_CATEGORIES = {
-    "C": ("Cc", "Cf", "Co", "Cs"),
-    "L": ("Lu", "Ll", "Lt", "Lm", "Lo"),
-    "M": ("Mn", "Mc", "Me"),
-    "N": ("Nd", "Nl", "No"),
-    "P": ("Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po"),
-    "S": ("Sm", "Sc", "Sk", "So"),
-    "Z": ("Zs", "Zl", "Zp"),
-}
-_ALL_CATEGORIES = {c for group in _CATEGORIES.values() for c in group}
+
+#: RE2's options for every pattern: errors are ours to report, not RE2's log lines.
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False
+#: Matchers only ask whether there is a match: no capture bookkeeping.
+_BOOL_OPTIONS = re2.Options()
+_BOOL_OPTIONS.log_errors = False
+_BOOL_OPTIONS.never_capture = True
 
 
-@functools.cache
-def _category_ranges(name: str) -> tuple[tuple[int, int], ...]:
-    """Code point ranges of a Unicode general category (one letter or two)."""
-    wanted = set(_CATEGORIES.get(name, (name,)))
-    out: Ranges = []
-    for cp in range(_MAX_RUNE + 1):
-        # Go's tables exclude unassigned code points from "C"; Python reports them "Cn".
-        if unicodedata.category(chr(cp)) in wanted:
-            if out and out[-1][1] == cp - 1:
-                out[-1] = (out[-1][0], cp)
-            else:
-                out.append((cp, cp))
-    return tuple(out)
-
-
-def _negate(ranges: Ranges) -> Ranges:
-    out: Ranges = []
-    nxt = 0
-    for lo, hi in sorted(ranges):
-        if lo > nxt:
-            out.append((nxt, lo - 1))
-        nxt = max(nxt, hi + 1)
-    if nxt <= _MAX_RUNE:
-        out.append((nxt, _MAX_RUNE))
-    return out
-
-
-def _class_char(cp: int) -> str:
-    ch = chr(cp)
-    if ch.isascii() and ch.isalnum():
-        return ch
-    return f"\\U{cp:08x}"
-
-
-def _class_text(ranges: Ranges, negated: bool) -> str:
-    parts = [
-        _class_char(lo) if lo == hi else f"{_class_char(lo)}-{_class_char(hi)}"
-        for lo, hi in sorted(set(ranges))
-    ]
-    return "[" + ("^" if negated else "") + "".join(parts) + "]"
+@functools.lru_cache(maxsize=512)  # bounded: class names come from anyone who posts
+def _unicode_class_known(name: str) -> bool:
+    """Whether ``\\p{name}`` names a Unicode category or script (RE2's tables, as Go's)."""
+    try:
+        re2.compile(f"\\p{{{name}}}", _OPTIONS)
+    except re2.error:
+        return False
+    return True
 
 
 def _is_hex(c: str) -> bool:
     return c in "0123456789abcdefABCDEF"
 
 
-class _Item:
-    """One atom of the output and what a quantifier may do with it."""
+def _fits(chain: tuple[int, ...], budget: int) -> bool:
+    """Go's ``repeatIsValid`` along one path of nested counted repeats (outer first)."""
+    for count in chain:
+        if count > budget:
+            return False
+        budget //= count
+    return True
 
-    __slots__ = ("assertion", "fold", "literal", "quantified", "text")
+
+class _Node:
+    """What the checker knows of one parsed sub-expression (a node of Go's tree)."""
+
+    __slots__ = ("chains", "fold", "height", "kind", "literals")
 
     def __init__(
         self,
-        text: str,
         *,
+        literals: tuple[str, ...] | None = None,
+        height: int = 1,
+        kind: str = "other",
+        chains: frozenset[tuple[int, ...]] = frozenset(),
         fold: bool = False,
-        literal: bool = False,
-        assertion: bool = False,
-        quantified: bool = False,
     ) -> None:
-        self.text = text
-        #: Wants Go's case folding (written inside ``(?u:(?i:…))``).
+        #: Every string the node fullmatches, when that is a small finite set.
+        self.literals = literals
+        #: Height of Go's parse tree below and including this node.
+        self.height = height
+        #: ``char`` (one rune: Go merges runs into one node), ``concat``, ``alt``,
+        #: ``repeat`` or ``other``; Go flattens a concat in a concat, an alt in an alt.
+        self.kind = kind
+        #: Counted-repeat paths below (counts >= 2, outer first), for Go's product rule.
+        self.chains = chains
+        #: A case-folded rune (a run of these shares Go's fold flag).
         self.fold = fold
-        #: A single literal character with no quantifier (may merge with neighbours).
-        self.literal = literal
-        #: Zero-width (``\\A``, ``\\b`` …): Python needs a group around it to repeat it.
-        self.assertion = assertion
-        #: Already carries a quantifier: Go may repeat it again (``a*(?i)*``), Python
-        #: only inside a group.
-        self.quantified = quantified
 
 
-class _Translator:
+def _product(parts: list[tuple[str, ...] | None]) -> tuple[str, ...] | None:
+    """Every concatenation of one option per part, or None past :data:`MAX_LITERALS`."""
+    count = 1
+    for options in parts:
+        if options is None:
+            return None
+        count *= len(options)
+        if count > MAX_LITERALS:
+            return None
+    # Joined once per result: growing strings part by part would be quadratic.
+    return tuple("".join(combo) for combo in itertools.product(*parts))  # type: ignore[arg-type]
+
+
+def _concat(items: list[_Node]) -> _Node:
+    """Go's concatenation node of one alternative's items."""
+    nodes: list[_Node] = []
+    for item in items:
+        # Adjacent runes with the same fold flag become one literal node in Go.
+        if item.kind == "char" and nodes and nodes[-1].kind == "char":
+            if nodes[-1].fold == item.fold:
+                continue
+        nodes.append(item)
+    literals = _product([i.literals for i in items])
+    chains = frozenset(c for i in items for c in i.chains)
+    if not nodes:
+        return _Node(literals=("",))
+    if len(nodes) == 1:
+        n = nodes[0]
+        return _Node(literals=literals, height=n.height, kind=n.kind, chains=chains, fold=n.fold)
+    height = 1 + max(n.height - (n.kind == "concat") for n in nodes)
+    return _Node(literals=literals, height=height, kind="concat", chains=chains)
+
+
+def _alternate(branches: list[_Node]) -> _Node:
+    if len(branches) == 1:
+        return branches[0]
+    literals: tuple[str, ...] | None = ()
+    for b in branches:
+        if b.literals is None or literals is None:
+            literals = None
+            break
+        literals = literals + b.literals
+        if len(literals) > MAX_LITERALS:
+            literals = None
+            break
+    height = 1 + max(b.height - (b.kind == "alt") for b in branches)
+    chains = frozenset(c for b in branches for c in b.chains)
+    return _Node(literals=literals, height=height, kind="alt", chains=chains)
+
+
+class _Checker:
+    """Go's ``regexp/syntax`` parser (Perl flags), reduced to what tocsin needs to know.
+
+    Iterative: ``frames`` holds one list of nodes per open group (``|`` markers
+    between alternatives), so the Python stack never grows with the pattern's nesting.
+    """
+
     def __init__(self, pattern: str) -> None:
         self.s = pattern
         self.pos = 0
         self.fold = False
-        self.multiline = False
-        self.dotnl = False
-        self.ungreedy = False
-        # One list of items per open group; alternation bars are items too.
-        self.frames: list[list[_Item | str]] = [[]]
-        # (flags to restore, group opener) per open group.
-        self.opened: list[tuple[tuple[bool, bool, bool, bool], str]] = []
+        self.frames: list[list[_Node | str]] = [[]]
+        #: (fold flag to restore, capturing?) per open group.
+        self.opened: list[tuple[bool, bool]] = []
         #: Start of the previous repetition operator when it ended just before here.
         self.last_repeat_at = -1
-        self.names: set[str] = set()
 
-    # --- helpers ------------------------------------------------------------------
-
-    def _flags(self) -> tuple[bool, bool, bool, bool]:
-        return (self.fold, self.multiline, self.dotnl, self.ungreedy)
-
-    def _set_flags(self, flags: tuple[bool, bool, bool, bool]) -> None:
-        self.fold, self.multiline, self.dotnl, self.ungreedy = flags
-
-    def _push(self, item: _Item) -> None:
-        self.frames[-1].append(item)
+    def _push(self, node: _Node) -> None:
+        self.frames[-1].append(node)
 
     def _literal(self, ch: str) -> None:
         folds = self.fold and (ch.lower() != ch or ch.upper() != ch or ch.casefold() != ch)
-        self._push(_Item(re.escape(ch), fold=folds, literal=True))
+        self._push(_Node(literals=None if folds else (ch,), kind="char", fold=folds))
 
-    def _class_item(self, ranges: Ranges, negated: bool) -> None:
-        self._push(_Item(_class_text(ranges, negated), fold=self.fold))
+    def _check_height(self, node: _Node) -> _Node:
+        if node.height > MAX_HEIGHT:
+            # Go names the whole expression for this one.
+            raise GoRegexError(NESTING_DEPTH, self.s)
+        return node
+
+    def _close_frame(self) -> _Node:
+        branches: list[list[_Node]] = [[]]
+        for x in self.frames.pop():
+            if isinstance(x, str):
+                branches.append([])
+            else:
+                branches[-1].append(x)
+        return self._check_height(_alternate([_concat(b) for b in branches]))
 
     # --- the main loop ------------------------------------------------------------
 
-    def run(self) -> str:
+    def run(self) -> _Node:
         s = self.s
         while self.pos < len(s):
             start = self.pos
@@ -223,21 +271,14 @@ class _Translator:
                 self.pos += 1
             elif c == ")":
                 self._close_paren()
-            elif c == "^":
-                self._push(_Item("(?m:^)" if self.multiline else "\\A", assertion=True))
-                self.pos += 1
-            elif c == "$":
-                self._push(_Item("(?m:$)" if self.multiline else "\\Z", assertion=True))
-                self.pos += 1
-            elif c == ".":
-                self._push(_Item("(?s:.)" if self.dotnl else "."))
+            elif c in "^$.":
+                self._push(_Node())
                 self.pos += 1
             elif c == "[":
                 self._parse_class()
             elif c in "*+?":
                 self.pos += 1
-                low, high = {"*": (0, -1), "+": (1, -1), "?": (0, 1)}[c]
-                self._repeat(low, high, start)
+                self._repeat(None, start)
                 repeat_at = start
             elif c == "{":
                 parsed = self._parse_repeat(start)
@@ -249,17 +290,22 @@ class _Translator:
                     self.pos = end
                     if low > MAX_REPEAT or high > MAX_REPEAT or (high >= 0 and low > high):
                         raise GoRegexError(INVALID_REPEAT_SIZE, s[start:end])
-                    self._repeat(low, high, start)
+                    self._repeat((low, high), start)
                     repeat_at = start
             elif c == "\\":
                 self._parse_backslash()
+            elif not self.fold and (run := _plain_run(s, self.pos)) > 1:
+                # A run of plain characters is one literal node in Go's tree too; its
+                # last character stays separate when a repetition operator follows.
+                self._push(_Node(literals=(s[self.pos : self.pos + run],), kind="char"))
+                self.pos += run
             else:
                 self._literal(c)
                 self.pos += 1
             self.last_repeat_at = repeat_at
         if self.opened:
             raise GoRegexError(MISSING_PAREN, s)
-        return self._render(self.frames[0])
+        return self._close_frame()
 
     # --- groups -------------------------------------------------------------------
 
@@ -272,33 +318,31 @@ class _Translator:
             name = s[start + 4 : end]
             if not name or not all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in name):
                 raise GoRegexError(INVALID_NAMED_CAPTURE, s[start : end + 1])
-            # Go allows a name twice, Python does not; the group still captures.
-            self._begin_group("(" if name in self.names else f"(?P<{name}>")
-            self.names.add(name)
+            self._begin_group(capturing=True)
             self.pos = end + 1
             return
         if s.startswith("(?", start):
             self._perl_flags()
             return
-        self._begin_group("(")
+        self._begin_group(capturing=True)
         self.pos += 1
 
-    def _begin_group(self, opener: str, saved: tuple[bool, bool, bool, bool] | None = None) -> None:
-        self.opened.append((saved if saved is not None else self._flags(), opener))
+    def _begin_group(self, *, capturing: bool, saved_fold: bool | None = None) -> None:
+        self.opened.append((self.fold if saved_fold is None else saved_fold, capturing))
         self.frames.append([])
 
     def _perl_flags(self) -> None:
         s, start = self.s, self.pos
         i = start + 2
-        flags = list(self._flags())
+        fold = self.fold
         sign = 1
         saw_flag = False
         while i < len(s):
             c = s[i]
             i += 1
             if c in "imsU":
-                index = "imsU".index(c)
-                flags[index] = sign > 0
+                if c == "i":
+                    fold = sign > 0
                 saw_flag = True
             elif c == "-":
                 if sign < 0:
@@ -307,10 +351,9 @@ class _Translator:
             elif c in ":)":
                 if sign < 0 and not saw_flag:
                     break
-                new = (flags[0], flags[1], flags[2], flags[3])
                 if c == ":":
-                    self._begin_group("(?:", saved=self._flags())
-                self._set_flags(new)
+                    self._begin_group(capturing=False, saved_fold=self.fold)
+                self.fold = fold
                 self.pos = i
                 return
             else:
@@ -320,10 +363,14 @@ class _Translator:
     def _close_paren(self) -> None:
         if not self.opened:
             raise GoRegexError(UNEXPECTED_PAREN, self.s)
-        saved, opener = self.opened.pop()
-        inner = self._render(self.frames.pop())
-        self._set_flags(saved)
-        self._push(_Item(f"{opener}{inner})"))
+        saved_fold, capturing = self.opened.pop()
+        inner = self._close_frame()
+        self.fold = saved_fold
+        if capturing:
+            inner = self._check_height(
+                _Node(literals=inner.literals, height=inner.height + 1, chains=inner.chains)
+            )
+        self._push(inner)
         self.pos += 1
 
     # --- repetition ---------------------------------------------------------------
@@ -346,35 +393,29 @@ class _Translator:
             return None
         return low, high, m.end()
 
-    def _repeat(self, low: int, high: int, start: int) -> None:
+    def _repeat(self, counted: tuple[int, int] | None, start: int) -> None:
+        """Apply ``*``/``+``/``?`` (``counted`` None) or ``{min,max}`` to the last node."""
         s = self.s
-        lazy = False
         if self.pos < len(s) and s[self.pos] == "?":
-            lazy = True
             self.pos += 1
         if self.last_repeat_at >= 0:
             raise GoRegexError(INVALID_REPEAT_OP, s[self.last_repeat_at : self.pos])
         frame = self.frames[-1]
         if not frame or frame[-1] == "|":
             raise GoRegexError(MISSING_REPEAT_ARGUMENT, s[start : self.pos])
-        item = frame[-1]
-        assert isinstance(item, _Item)
-        if high < 0:
-            quantifier = "*" if low == 0 else "+" if low == 1 else f"{{{low},}}"
-        elif low == 0 and high == 1:
-            quantifier = "?"
-        elif low == high:
-            quantifier = f"{{{low}}}"
-        else:
-            quantifier = f"{{{low},{high}}}"
-        if lazy != self.ungreedy:
-            quantifier += "?"
-        text = item.text
-        if item.fold:
-            text = f"(?u:(?i:{text}))"
-        elif item.assertion or item.quantified:
-            text = f"(?:{text})"
-        frame[-1] = _Item(text + quantifier, quantified=True)
+        sub = frame[-1]
+        assert isinstance(sub, _Node)
+        chains = sub.chains
+        if counted is not None:
+            low, high = counted
+            count = low if high < 0 else high
+            if count == 0:
+                chains = frozenset()
+            elif count >= 2:
+                chains = frozenset({(count,)} | {(count, *c) for c in sub.chains})
+                if not all(_fits(c, MAX_REPEAT) for c in chains):
+                    raise GoRegexError(INVALID_REPEAT_SIZE, s[start : self.pos])
+        frame[-1] = self._check_height(_Node(height=sub.height + 1, kind="repeat", chains=chains))
 
     # --- escapes ------------------------------------------------------------------
 
@@ -383,8 +424,7 @@ class _Translator:
         if start + 1 < len(s):
             c = s[start + 1]
             if c in "AbBz":
-                text = {"A": "\\A", "b": "\\b", "B": "\\B", "z": "\\Z"}[c]
-                self._push(_Item(text, assertion=True))
+                self._push(_Node())
                 self.pos += 2
                 return
             if c == "Q":
@@ -395,11 +435,11 @@ class _Translator:
                 self.pos = len(s) if end < 0 else end + 2
                 return
             if c in "pP":
-                ranges, negated, self.pos = self._unicode_class(start)
-                self._class_item(ranges, negated)
+                self.pos = self._unicode_class(start)
+                self._push(_Node())
                 return
             if c.lower() in _PERL:
-                self._class_item(_PERL[c.lower()], c.isupper())
+                self._push(_Node())
                 self.pos += 2
                 return
         cp, self.pos = self._escape(start)
@@ -430,7 +470,7 @@ class _Translator:
                     if not _is_hex(s[j]):
                         raise GoRegexError(INVALID_ESCAPE, s[start : j + 1])
                     value = value * 16 + int(s[j], 16)
-                    if value > _MAX_RUNE:
+                    if value > 0x10FFFF:
                         raise GoRegexError(INVALID_ESCAPE, s[start : j + 1])
                     j += 1
                 if j >= len(s) or j == i + 1:
@@ -444,10 +484,9 @@ class _Translator:
             return simple[c], i
         raise GoRegexError(INVALID_ESCAPE, s[start:i])
 
-    def _unicode_class(self, start: int) -> tuple[Ranges, bool, int]:
-        """``\\pX``, ``\\p{Name}``, ``\\p{^Name}`` (and ``\\P``) at ``start``."""
+    def _unicode_class(self, start: int) -> int:
+        """``\\pX``, ``\\p{Name}``, ``\\p{^Name}`` (and ``\\P``) at ``start``: its end."""
         s = self.s
-        negated = s[start + 1] == "P"
         i = start + 2
         if i >= len(s):
             raise GoRegexError(INVALID_CHAR_RANGE, s[start:])
@@ -460,16 +499,10 @@ class _Translator:
         else:
             name = s[i]
             i += 1
-        seq = s[start:i]
-        if name.startswith("^"):
-            negated, name = not negated, name[1:]
-        if name == "Any":
-            return [(0, _MAX_RUNE)], negated, i
-        if name in _CATEGORIES or name in _ALL_CATEGORIES:
-            return list(_category_ranges(name)), negated, i
-        if name and name[0].isupper() and name.isalpha():
-            raise GoRegexError(UNSUPPORTED_SCRIPT, seq)
-        raise GoRegexError(INVALID_CHAR_RANGE, seq)
+        name = name.removeprefix("^")
+        if name != "Any" and not (name.isascii() and name.isalpha() and _unicode_class_known(name)):
+            raise GoRegexError(INVALID_CHAR_RANGE, s[start:i])
+        return i
 
     # --- classes ------------------------------------------------------------------
 
@@ -481,6 +514,8 @@ class _Translator:
             negated = True
             i += 1
         ranges: Ranges = []
+        # A class holding \p, \d, [:alpha:] … is no small literal set.
+        wide = negated or self.fold
         first = True
         while i >= len(s) or s[i] != "]" or first:
             if i >= len(s):
@@ -490,22 +525,19 @@ class _Translator:
                 end = s.find(":]", i + 2)
                 if end >= 0:
                     name = s[i + 2 : end]
-                    neg = name.startswith("^")
-                    posix = _POSIX.get(name[1:] if neg else name)
-                    if posix is None:
+                    if _POSIX.get(name.removeprefix("^")) is None:
                         raise GoRegexError(INVALID_CHAR_RANGE, s[i : end + 2])
-                    ranges.extend(_negate(posix) if neg else posix)
+                    wide = True
                     i = end + 2
                     continue
             if s[i] == "\\" and i + 1 < len(s):
                 c = s[i + 1]
                 if c in "pP":
-                    sub, neg, i = self._unicode_class(i)
-                    ranges.extend(_negate(sub) if neg else sub)
+                    i = self._unicode_class(i)
+                    wide = True
                     continue
                 if c.lower() in _PERL:
-                    sub = _PERL[c.lower()]
-                    ranges.extend(_negate(sub) if c.isupper() else sub)
+                    wide = True
                     i += 2
                     continue
             range_start = i
@@ -517,7 +549,10 @@ class _Translator:
                     raise GoRegexError(INVALID_CHAR_RANGE, s[range_start:i])
             ranges.append((lo, hi))
         self.pos = i + 1
-        self._class_item(ranges, negated)
+        literals = None
+        if not wide and sum(hi - lo + 1 for lo, hi in ranges) <= MAX_LITERALS:
+            literals = tuple(dict.fromkeys(chr(c) for lo, hi in ranges for c in range(lo, hi + 1)))
+        self._push(_Node(literals=literals))
 
     def _class_char(self, i: int, class_start: int) -> tuple[int, int]:
         s = self.s
@@ -527,34 +562,21 @@ class _Translator:
             return self._escape(i)
         return ord(s[i]), i + 1
 
-    # --- output -------------------------------------------------------------------
-
-    def _render(self, frame: list[_Item | str]) -> str:
-        """The items as Python regex text; runs of folded literals share one group."""
-        out: list[str] = []
-        run: list[str] = []
-
-        def flush() -> None:
-            if run:
-                out.append(f"(?u:(?i:{''.join(run)}))")
-                run.clear()
-
-        for item in frame:
-            if isinstance(item, str):
-                flush()
-                out.append(item)
-            elif item.fold:
-                run.append(item.text)
-                if not item.literal:
-                    flush()
-            else:
-                flush()
-                out.append(item.text)
-        flush()
-        return "".join(out)
-
 
 _REPEAT = re.compile(r"\{([0-9]+)(,)?([0-9]*)\}")
+_PLAIN = re.compile(r"[^\\()|\[\]{}*+?.^$]+")
+
+
+def _plain_run(s: str, pos: int) -> int:
+    """How many characters from ``pos`` are plain text, less a last one that a
+    repetition operator (``*``, ``+``, ``?``, ``{``) applies to."""
+    m = _PLAIN.match(s, pos)
+    if m is None:
+        return 0
+    end = m.end()
+    if end < len(s) and s[end] in "*+?{":
+        end -= 1
+    return end - pos
 
 
 def _go_int(text: str) -> int | None:
@@ -566,42 +588,229 @@ def _go_int(text: str) -> int | None:
     return int(text)
 
 
-@functools.lru_cache(maxsize=4096)
-def translate(pattern: str) -> str:
-    """The Python pattern (for ``re.ASCII``) equivalent to Go's ``pattern``.
+#: Longer patterns are not kept in the caches: a cache entry keeps its pattern text
+#: alive, and thousands of distinct megabyte patterns must not pin gigabytes.
+CACHED_PATTERN_LENGTH = 4096
+
+
+def _bounded_cache(size: int) -> Callable[[Callable[[str], T]], Callable[[str], T]]:
+    """``functools.lru_cache(size)`` for patterns up to :data:`CACHED_PATTERN_LENGTH`."""
+
+    def wrap(fn: Callable[[str], T]) -> Callable[[str], T]:
+        cached = functools.lru_cache(maxsize=size)(fn)
+
+        @functools.wraps(fn)
+        def lookup(pattern: str) -> T:
+            return cached(pattern) if len(pattern) <= CACHED_PATTERN_LENGTH else fn(pattern)
+
+        return lookup
+
+    return wrap
+
+
+@_bounded_cache(16384)
+def _parse(pattern: str) -> _Node:
+    return _Checker(pattern).run()
+
+
+def check(pattern: str) -> None:
+    """Refuse ``pattern`` as Go's ``regexp.Compile`` would.
+
+    Raises:
+        GoRegexError: with Go's message.
+    """
+    _parse(pattern)
+
+
+def literal_values(pattern: str) -> tuple[str, ...] | None:
+    """Every string ``pattern`` matches whole, when it spells out a small finite set.
+
+    ``web|db-[12]`` gives ``("web", "db-1", "db-2")``; case folding, classes such as
+    ``\\d``, repeats and assertions give None, as does a pattern Go refuses.
+    """
+    try:
+        return _parse(pattern).literals
+    except GoRegexError:
+        return None
+
+
+def _utf8(text: str) -> bytes:
+    # Lone surrogates (never valid label text) still reach RE2 as bytes, not an error;
+    # RE2 reads invalid UTF-8 as Go does, one U+FFFD per bad byte.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _re2_compile(pattern: str, options: Any) -> Any:
+    try:
+        return re2.compile(pattern, options)
+    except re2.error:
+        # The checker accepted it, so RE2 ran out of its program budget.
+        raise GoRegexError(TOO_LARGE, pattern) from None
+
+
+_EXPAND = re.compile(r"\$(?:\$|\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
+
+
+class GoRegexp:
+    """A pattern compiled once with Go's meaning (RE2); matching is linear in the text."""
+
+    __slots__ = ("_low", "_prefix", "_rx", "pattern")
+
+    def __init__(self, pattern: str, *, starts_at_zero: bool = False) -> None:
+        """Compile ``pattern``; ``starts_at_zero`` promises every match starts at offset 0.
+
+        Raises:
+            GoRegexError: as Go's regexp would.
+        """
+        check(pattern)
+        self.pattern = pattern
+        # The low-level RE2 object answers "is there a match" without building match
+        # objects; the high-level one (with captures) serves replacement.
+        self._low = _re2_compile(pattern, _BOOL_OPTIONS)._regexp
+        self._rx: Any = None
+        #: A prefix every match has: a ``startswith`` rules most values out at a
+        #: fraction of an RE2 call (silences like ``instance=~"host-12-.*"``).
+        self._prefix = _required_prefix(self._low) if starts_at_zero else ""
+
+    def search(self, text: str) -> bool:
+        """Go's ``MatchString``: is there a match anywhere in ``text``."""
+        if self._prefix and not text.startswith(self._prefix):
+            return False
+        data = _utf8(text)
+        spans = self._low.Match(_UNANCHORED, data, 0, len(data))
+        return cast(bool, spans[0][0] >= 0)
+
+    def replace_all(self, text: str, template: str) -> str:
+        """Go's ``ReplaceAllString``: ``$1``, ``${1}``, ``$name`` expand, ``$$`` is ``$``.
+
+        Go's loop exactly: an empty match right after the previous match is skipped
+        (Python's ``re.sub`` would replace it), and the text is encoded once, so the
+        cost stays linear in the text however many matches there are.
+        """
+        if self._rx is None:
+            self._rx = _re2_compile(self.pattern, _OPTIONS)._regexp
+        rx = self._rx
+        names: dict[str, int] = {}
+        for name, index in sorted(rx.NamedCapturingGroups(), key=lambda kv: kv[1]):
+            names.setdefault(_text(name), index)
+        data = _utf8(text)
+        out: list[bytes] = []
+        last_end = 0
+        pos = 0
+        while pos <= len(data):
+            spans = rx.Match(_UNANCHORED, data, pos, len(data))
+            start, end = spans[0]
+            if start < 0:
+                break
+            out.append(data[last_end:start])
+            if end > last_end or start == 0:
+                out.append(_expand(template, data, spans, names))
+            last_end = end
+            width = _rune_width(data, pos)
+            if pos + width > end:
+                pos += width
+            elif pos + 1 > end:
+                pos += 1
+            else:
+                pos = end
+        out.append(data[last_end:])
+        return b"".join(out).decode("utf-8", "surrogatepass")
+
+
+def _text(name: Any) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _rune_width(data: bytes, pos: int) -> int:
+    """Bytes of the UTF-8 sequence at ``pos`` (0 at the end; 1 for a stray byte)."""
+    if pos >= len(data):
+        return 0
+    lead = data[pos]
+    need = 1 if lead < 0xC0 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    if need > 1 and not all(0x80 <= b < 0xC0 for b in data[pos + 1 : pos + need]):
+        return 1
+    return min(need, len(data) - pos)
+
+
+def _group_index(name: str, names: dict[str, int]) -> int | None:
+    """Go's ``extract``: digits without a leading zero are a group number, else a name."""
+    if name.isascii() and name.isdigit() and (name == "0" or name[0] != "0") and len(name) < 9:
+        return int(name)
+    return names.get(name)
+
+
+def _expand(template: str, data: bytes, spans: Any, names: dict[str, int]) -> bytes:
+    """``template`` with each ``$`` reference replaced by its group's bytes."""
+    out: list[bytes] = []
+    last = 0
+    for r in _EXPAND.finditer(template):
+        out.append(_utf8(template[last : r.start()]))
+        last = r.end()
+        if r.group(0) == "$$":
+            out.append(b"$")
+            continue
+        index = _group_index(r.group(1) or r.group(2), names)
+        if index is not None and index < len(spans) and spans[index][0] >= 0:
+            lo, hi = spans[index]
+            out.append(data[lo:hi])
+    out.append(_utf8(template[last:]))
+    return b"".join(out)
+
+
+_UNANCHORED = re2._Anchor.UNANCHORED
+
+
+def _required_prefix(low: Any) -> str:
+    """The text every match starting at offset 0 begins with (RE2's match range)."""
+    ok, lo, hi = low.PossibleMatchRange(64)
+    if not ok:
+        return ""
+    n = 0
+    while n < min(len(lo), len(hi)) and lo[n] == hi[n]:
+        n += 1
+    # Cut back to a whole UTF-8 sequence.
+    for cut in range(n, max(n - 4, -1), -1):
+        try:
+            return cast(str, lo[:cut].decode("utf-8"))
+        except UnicodeDecodeError:
+            continue
+    return ""
+
+
+@_bounded_cache(4096)
+def compile_go(pattern: str) -> GoRegexp:
+    """``pattern`` as Go's ``regexp.MustCompile`` reads it (unanchored), cached.
 
     Raises:
         GoRegexError: Go's regexp would refuse ``pattern``; ``str()`` is Go's message.
     """
-    return _Translator(pattern).run()
+    return GoRegexp(pattern)
 
 
-@functools.lru_cache(maxsize=4096)
-def compile_go(pattern: str) -> re.Pattern[str]:
-    """``pattern`` compiled with Go's meaning; use ``search`` for Go's ``MatchString``."""
-    return re.compile(translate(pattern), re.ASCII)
+@_bounded_cache(16384)
+def compile_anchored(pattern: str) -> GoRegexp:
+    """Alertmanager's ``^(?:pattern)$``; its :meth:`GoRegexp.search` is the match, cached.
 
-
-@functools.lru_cache(maxsize=16384)
-def compile_anchored(pattern: str) -> re.Pattern[str]:
-    """Alertmanager's ``^(?:pattern)$``, compiled for ``fullmatch``.
-
-    Go parses the anchored text as one expression, so errors name it; a pattern whose
-    parentheses only balance inside it (``a)|(b``) is searched in that form, as Go would.
+    Go parses the anchored text as one expression, so errors name it, and a pattern
+    whose parentheses only balance inside it (``a)|(b``) is searched in that form.
 
     Raises:
         GoRegexError: as Go's regexp would, with the anchored text in the message.
     """
-    anchored = f"^(?:{pattern})$"
     try:
-        inner = translate(pattern)
+        check(pattern)
     except GoRegexError:
-        # Go parses (and reports on) the whole anchored text, which may balance
-        # parentheses the pattern alone does not. Go's MatchString then searches it;
-        # a fullmatch of anything around it is the same test.
-        full = translate(anchored)
-        return re.compile(f"(?s:.*?)(?:{full})(?s:.*)", re.ASCII)
-    # The same verdict as Go's on the anchored text (``\\Q`` without ``\\E`` swallows
-    # the wrapper's closing parenthesis, for one).
-    translate(anchored)
-    return re.compile(f"(?:{inner})", re.ASCII)
+        # Balanced only with the wrapper (``a)|(b``): a match may start anywhere.
+        return GoRegexp(f"^(?:{pattern})$")
+    return GoRegexp(f"^(?:{pattern})$", starts_at_zero=True)
+
+
+def anchored_literals(pattern: str) -> frozenset[str] | None:
+    """Every value Alertmanager's ``^(?:pattern)$`` matches, when a small finite set.
+
+    ``\\Q`` without ``\\E`` swallows the wrapper's ``)$``, so such patterns are left out.
+    """
+    if "\\Q" in pattern:
+        return None
+    values = literal_values(pattern)
+    return frozenset(values) if values is not None else None

@@ -3,7 +3,12 @@
 
 The two channels are shaped alike. ``marshal`` gives the whole state (for push/pull);
 ``merge`` takes a peer's records and raises :class:`cluster.errors.DecodeError`
-before merging anything if the bytes do not parse. What a merge stores reaches the
+before merging anything if the framing does not parse. Anything else that goes wrong
+with one record (its protobuf, a matcher Go refuses, the state's merge) drops that
+record, counts it in ``tocsin_cluster_records_dropped_total{state,reason}`` and logs
+it; the message's other records still merge. The cluster port is unauthenticated by
+default, so a merge must never raise anything but ``DecodeError`` (which the node
+counts and drops): one hostile datagram must not take the daemon down. What a merge stores reaches the
 state's ``subscribe`` listeners (the durable journal, and the peer, which gossips it on).
 While a merge runs, ``merging`` is true, and ``merging_oversized`` tells whether the
 message was over :data:`~cluster.channel.MAX_GOSSIP_PART_BYTES`: such a message already
@@ -13,14 +18,51 @@ went to every member by TCP, so its records must not be echoed (Alertmanager's
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import attrs
+import structlog
+from prometheus_client import Counter
 
 from cluster.channel import MAX_GOSSIP_PART_BYTES
 from cluster.node import ChannelDelegate
+from cluster.protowire import iter_delimited
+from daemon import metrics
 from daemon.clock import Clock
-from daemon.nflog.codec import encode_state, merge_bytes
-from daemon.nflog.state import Nflog
+from daemon.nflog.codec import decode_mesh_entry, encode_state
+from daemon.nflog.state import Entry, Nflog
+from daemon.silence import codec as silencepb
 from daemon.silence.state import Silences
+
+log = structlog.get_logger()
+T = TypeVar("T")
+
+records_dropped_total = Counter(
+    "tocsin_cluster_records_dropped_total",
+    "Gossiped silence and nflog records dropped because they could not be decoded "
+    "(reason decode: protobuf, matcher that Go refuses) or merged (reason merge).",
+    ["state", "reason"],
+    registry=metrics.REGISTRY,
+)
+for _state in ("sil", "nfl"):
+    for _reason in ("decode", "merge"):
+        records_dropped_total.labels(_state, _reason)
+
+
+def _dropped(state: str, reason: str, error: str) -> None:
+    records_dropped_total.labels(state, reason).inc()
+    log.warning("gossip.record_dropped", state=state, reason=reason, error=error[:200])
+
+
+def _merge_each(state: str, records: list[T], merge: Callable[[T], object]) -> None:
+    for record in records:
+        try:
+            merge(record)
+        # A peer's record must never be fatal, whatever the state's merge raises.
+        except Exception as exc:
+            _dropped(state, "merge", repr(exc))
+
 
 #: Message types of ``alertmanager_cluster_messages_*`` (Alertmanager's labels).
 MSG_TYPES = ("full_state", "update")
@@ -102,10 +144,17 @@ class SilencesChannel(_Merging):
         return self.silences.marshal()
 
     def merge(self, data: bytes) -> None:
-        """Merge a peer's records at the current wall time (raises DecodeError)."""
+        """Merge a peer's records at the current wall time; bad records are dropped.
+
+        Error handling: :class:`DecodeError` only, when the framing is broken.
+        """
         self._begin(data)
         try:
-            self.silences.merge_bytes(data, self.clock.now())
+            records, skipped = silencepb.decode_records(data)
+            for reason in skipped:
+                _dropped("sil", "decode", reason)
+            now = self.clock.now()
+            _merge_each("sil", records, lambda r: self.silences.merge(r[0], r[1], now))
         finally:
             self._end()
 
@@ -122,12 +171,29 @@ class NflogChannel(_Merging):
         return encode_state(self.nflog.entries.values())
 
     def merge(self, data: bytes) -> None:
-        """Merge a peer's entries at the current wall time (raises DecodeError)."""
+        """Merge a peer's entries at the current wall time; bad entries are dropped.
+
+        Error handling: :class:`DecodeError` only, when the framing is broken.
+        """
         self._begin(data)
         try:
-            merge_bytes(self.nflog, data, self.clock.now())
+            entries: list[Entry] = []
+            for record in list(iter_delimited(data)):
+                try:
+                    entries.append(decode_mesh_entry(record))
+                except (ValueError, OverflowError) as exc:  # DecodeError is a ValueError
+                    _dropped("nfl", "decode", str(exc))
+            now = self.clock.now()
+            _merge_each("nfl", entries, lambda e: self.nflog.merge(e, now))
         finally:
             self._end()
 
 
-__all__ = ["MSG_TYPES", "Counters", "CountingDelegate", "NflogChannel", "SilencesChannel"]
+__all__ = [
+    "MSG_TYPES",
+    "Counters",
+    "CountingDelegate",
+    "NflogChannel",
+    "SilencesChannel",
+    "records_dropped_total",
+]

@@ -153,6 +153,22 @@ class ClusterCollector(Collector):
             yield CounterMetricFamily(name, doc, value=value)
 
 
+def _drop_reasons(stats: NodeStatistics | None) -> list[tuple[str, int]]:
+    """``(reason, count)`` for every way the node drops what a peer sent."""
+    if stats is None:
+        return []
+    return [
+        ("malformed_packet", stats.malformed_packets),
+        ("malformed_message", stats.malformed_messages),
+        ("malformed_stream", stats.malformed_streams),
+        ("bad_user_message", stats.bad_user_messages),
+        ("label", stats.label_refused),
+        ("decrypt", stats.decrypt_failures),
+        ("stream_too_large", stats.streams_too_large),
+        ("too_many_streams", stats.streams_refused),
+    ]
+
+
 def _node_metrics(m: NodeMetrics, stats: NodeStatistics | None) -> Iterator[Metric]:
     """The series fed by the node's own counters (memberlist's and the channels')."""
     yield _gauge(
@@ -188,6 +204,15 @@ def _node_metrics(m: NodeMetrics, stats: NodeStatistics | None) -> Iterator[Metr
         ),
     ):
         yield CounterMetricFamily(name, doc, value=value)
+    dropped = CounterMetricFamily(
+        "tocsin_cluster_input_dropped",
+        "Packets, packet parts and streams from the cluster port that were dropped, by "
+        "reason (tocsin only; each drop is counted once).",
+        labels=["reason"],
+    )
+    for reason, count in _drop_reasons(stats):
+        dropped.add_metric([reason], count)
+    yield dropped
     alive = CounterMetricFamily(
         "alertmanager_cluster_alive_messages",
         "Total number of received alive messages.",

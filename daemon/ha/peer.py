@@ -47,6 +47,7 @@ from cluster.channel import (
     NFLOG_KEY,
     SILENCES_KEY,
 )
+from cluster.framing import MAX_LABEL_LENGTH
 from cluster.membership import Address, MemberJoined, MemberLeft
 from cluster.node import (
     ChannelDelegate,
@@ -222,6 +223,41 @@ def load_gossip_keys(path: str) -> Keyring:
         raise PeerSetupError(f"--cluster.gossip-key-file {path}: {exc}") from None
 
 
+def open_port_warning(bind_host: str, *, keyed: bool, tls: bool) -> str | None:
+    """What to warn about a cluster port bound to ``bind_host``, or None if nothing.
+
+    The cluster port authenticates nobody unless a gossip key or mutual TLS is set, and
+    what it accepts is applied at once; on loopback only this host can reach it.
+    """
+    if keyed or tls:
+        return None
+    try:
+        if ipaddress.ip_address(bind_host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a name: assume it can be reached from elsewhere
+    return (
+        "the cluster port has neither --cluster.gossip-key-file nor --cluster.tls-config: "
+        "anyone who can reach it can join the cluster, create and expire silences and "
+        "forge notification-log entries (suppressing or repeating notifications); set a "
+        "gossip key or mutual TLS, or firewall the port to the other Alertmanagers"
+    )
+
+
+def cluster_label(text: str) -> bytes:
+    """``--cluster.label`` as the bytes memberlist puts on the wire.
+
+    Raises:
+        PeerSetupError: longer than 255 bytes (its length travels in one byte).
+    """
+    label = text.encode("utf-8")
+    if len(label) > MAX_LABEL_LENGTH:
+        raise PeerSetupError(
+            f"--cluster.label: {len(label)} bytes is too long; the limit is {MAX_LABEL_LENGTH}"
+        )
+    return label
+
+
 def node_config(opts: Options) -> NodeConfig:
     """The node's settings from the ``--cluster.*`` flags (ns → seconds).
 
@@ -230,7 +266,8 @@ def node_config(opts: Options) -> NodeConfig:
     The gossip key file is read here, once, at start.
 
     Raises:
-        PeerSetupError: the gossip key file is unreadable or invalid.
+        PeerSetupError: the gossip key file is unreadable or invalid, or the label is
+            too long.
     """
 
     def sec(ns: int) -> float:
@@ -254,6 +291,7 @@ def node_config(opts: Options) -> NodeConfig:
         keyring=load_gossip_keys(opts.cluster_gossip_key_file)
         if opts.cluster_gossip_key_file
         else None,
+        label=cluster_label(opts.cluster_label),
     )
 
 
@@ -398,6 +436,7 @@ class ClusterPeer:
         async with self._open_transport(bind_host, port) as transport:
             if isinstance(transport, TLSTransport):
                 self.tls_transport = transport
+            self._warn_if_open(bind_host)
             advertise = choose_advertise_address(
                 self.opts, transport.local_address, self._host_addresses()
             )
@@ -470,6 +509,16 @@ class ClusterPeer:
                     node_scope.cancel()
 
     # --- internals -------------------------------------------------------------------------
+
+    def _warn_if_open(self, bind_host: str) -> None:
+        """One warning when anyone who reaches a non-loopback port is trusted fully."""
+        warning = open_port_warning(
+            bind_host, keyed=self.config.keyring is not None, tls=self.tls is not None
+        )
+        if warning is not None:
+            log.warning(
+                "cluster.unauthenticated", listen=self.opts.cluster_listen_address, msg=warning
+            )
 
     def _open_transport(
         self, host: str, port: int

@@ -20,7 +20,6 @@ block: call them from a worker thread.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
@@ -58,13 +57,6 @@ def encode_matcher(m: Matcher) -> bytes:
     return w.getvalue()
 
 
-def _never_matching(kind: MatchType, name: str, pattern: str) -> Matcher:
-    # A pattern Python cannot compile (RE2 and Python's re differ at the edges) must
-    # not make a peer's silence mute more than intended: make it match nothing.
-    regex = re.compile("(?!)" if kind is MatchType.REGEXP else "(?s:.*)")
-    return Matcher(kind, name, pattern, _regex=regex)
-
-
 def decode_matcher(data: bytes) -> Matcher:
     kind = 0
     name = pattern = ""
@@ -80,8 +72,10 @@ def decode_matcher(data: bytes) -> Matcher:
         raise DecodeError(f"silencepb: unknown matcher type {kind}")
     try:
         return Matcher.create(match_type, name, pattern)
-    except MatcherError:
-        return _never_matching(match_type, name, pattern)
+    except MatcherError as exc:
+        # A pattern Go refuses (a peer's bug, or a hostile packet) makes the whole
+        # record unusable: guessing what it should mute would be worse than dropping it.
+        raise DecodeError(f"silencepb: invalid matcher: {exc}") from None
 
 
 def encode_silence(s: model.Silence) -> bytes:
@@ -179,6 +173,28 @@ def encode_delimited(s: model.Silence, expires_at: int) -> bytes:
 def encode_state(records: Iterable[tuple[model.Silence, int]]) -> bytes:
     """Concatenated delimited records: the snapshot file and the push/pull state."""
     return b"".join(encode_delimited(s, exp) for s, exp in records)
+
+
+def decode_records(data: bytes) -> tuple[list[tuple[model.Silence, int]], list[str]]:
+    """A peer's records, skipping those that do not decode; ``(records, why each was
+    skipped)``. A later duplicate ID wins.
+
+    One bad record (a matcher Go refuses, a malformed timestamp) must not cost the
+    others in the same message, nor raise out of the cluster node.
+
+    Error handling: :class:`~cluster.errors.DecodeError` when the framing itself is
+    broken (the record boundaries are unknown, so nothing is used).
+    """
+    by_id: dict[str, tuple[model.Silence, int]] = {}
+    skipped: list[str] = []
+    for record in list(iter_delimited(data)):
+        try:
+            silence, expires_at = decode_mesh_silence(record)
+        except (ValueError, OverflowError) as exc:  # DecodeError and UnicodeError are ValueErrors
+            skipped.append(str(exc))
+            continue
+        by_id[silence.id] = (silence, expires_at)
+    return list(by_id.values()), skipped
 
 
 def decode_state(data: bytes) -> list[tuple[model.Silence, int]]:

@@ -12,8 +12,13 @@ Rules (spec §1.8-1.10, §6, traps 10 and 11; Alertmanager 0.25 ``silence/silenc
   identical and it is not expired, and: when active, the new ``starts_at`` has the same
   Unix second and the new ``ends_at`` is not before now; when pending, the new
   ``starts_at`` is not before now. Anything else makes a new silence with a new ID
-  (``starts_at`` clamped to ``now``) and expires the old one first, as upstream does:
-  even if the new silence then fails validation, the old one stays expired.
+  (``starts_at`` clamped to ``now``) and expires the old one. Upstream expires the old
+  one before validating the new one, so a rejected update loses the old silence; here
+  the whole write is planned and validated first (:meth:`Silences.plan_set`) and a
+  rejected request changes nothing.
+* Writes are two steps so a durable caller can journal before anything is live:
+  ``plan_set``/``plan_expire`` validate and return the records, :meth:`Silences.apply`
+  stores them. ``set``/``expire`` do both at once.
 * :meth:`Silences.expire`: active → ``ends_at = now``; pending → both ends ``now``;
   expired → unchanged (no error).
 * Every stored silence expires from the store ``retention`` after its ``ends_at``
@@ -41,12 +46,9 @@ in exactly one index bucket.
 from __future__ import annotations
 
 import builtins
-import importlib
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
 
 import attrs
 from prometheus_client import Counter, Gauge, Histogram, Summary
@@ -92,7 +94,7 @@ class SilenceNotFound(LookupError):
 def _regex_error(pattern: str) -> str | None:
     # Alertmanager validates with regexp.Compile of the pattern as given (not anchored).
     try:
-        goregex.translate(pattern)
+        goregex.check(pattern)
     except goregex.GoRegexError as exc:
         return str(exc)
     return None
@@ -234,6 +236,14 @@ maintenance_errors_total = Counter(
 # --- the store --------------------------------------------------------------------------
 
 
+@attrs.frozen
+class Plan:
+    """A validated local write, not applied yet: the records to store, in order."""
+
+    silence_id: str
+    records: tuple[tuple[Silence, int], ...]
+
+
 @attrs.define(slots=True)
 class _Marks:
     """Cached silence IDs of one fingerprint; valid for ``computed_at <= now < recheck_at``."""
@@ -249,63 +259,13 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-# A regex matcher is used as an index key when its pattern spells out at most this many
-# literal strings; wider ones (``.*`` etc.) leave the silence to the linear scan.
-_MAX_LITERALS = 32
-# CPython's own regex parser (untyped, hence Any): the index must read patterns
-# exactly as the matcher's compiled regex does.
-_sre: Any = importlib.import_module("re._parser")
-_re_parser = _sre
+def _regex_literals(pattern: str) -> frozenset[str] | None:
+    """The finite set of values ``pattern`` matches (anchored), when small and non-empty-only.
 
-
-def _literal_product(prefixes: list[str], options: list[str]) -> list[str] | None:
-    out = [p + o for p in prefixes for o in options]
-    return out if len(out) <= _MAX_LITERALS else None
-
-
-def _literals(nodes: Iterable[tuple[Any, Any]]) -> list[str] | None:
-    """Every string a parsed regex sequence can fullmatch, or None if not a small set."""
-    out = [""]
-    for op, arg in nodes:
-        options: list[str] | None
-        if op is _sre.LITERAL:
-            options = [chr(arg)]
-        elif op is _sre.SUBPATTERN:
-            _, add_flags, del_flags, sub = arg
-            # Scoped flags such as (?i:...) change what literals match.
-            options = None if add_flags or del_flags else _literals(sub)
-        elif op is _sre.BRANCH:
-            options = []
-            for branch in arg[1]:
-                alt = _literals(branch)
-                if alt is None:
-                    return None
-                options.extend(alt)
-        elif op is _sre.IN and all(item_op is _sre.LITERAL for item_op, _ in arg):
-            options = [chr(c) for _, c in arg]
-        else:
-            return None
-        if options is None:
-            return None
-        product = _literal_product(out, options)
-        if product is None:
-            return None
-        out = product
-    return out
-
-
-def _regex_literals(pattern: str) -> list[str] | None:
-    """The finite set of values ``pattern`` fullmatches, when small and non-empty-only."""
-    try:
-        # Parse what the matcher compiles: Go's pattern in Python's syntax.
-        parsed = _re_parser.parse(goregex.translate(pattern))
-    except (goregex.GoRegexError, re.error, OverflowError, RecursionError):
-        # A pattern the parser refuses is simply not indexable (the matcher decides).
-        return None
-    # Global inline flags ((?i) etc.) land in the parse state, not in the nodes.
-    if parsed.state.flags & ~_re_parser.SRE_FLAG_UNICODE:
-        return None
-    values = _literals(list(parsed))
+    It comes from Go's syntax checker, which parses the pattern as the matcher does;
+    wider patterns (``.*`` etc.) leave the silence to the linear scan.
+    """
+    values = goregex.anchored_literals(pattern)
     # An empty value would also match alerts without the label, which no index key finds.
     if values is None or "" in values:
         return None
@@ -322,7 +282,7 @@ def _index_keys(s: Silence) -> tuple[tuple[str, str], ...] | None:
         if m.type is MatchType.REGEXP:
             values = _regex_literals(m.value)
             if values is not None and (best is None or len(values) < len(best)):
-                best = tuple((m.name, v) for v in dict.fromkeys(values))
+                best = tuple((m.name, v) for v in sorted(values))
     return best
 
 
@@ -343,7 +303,7 @@ class Silences:
     #: Observers of every stored record (durable journal, gossip), each handed one
     #: length-delimited ``MeshSilence``; they run synchronously inside the write or
     #: merge, so they must only queue work, never block.
-    _listeners: list[Callable[[bytes], None]] = attrs.field(
+    _listeners: list[tuple[Callable[[bytes], None], bool]] = attrs.field(
         factory=list, init=False, eq=False, repr=False
     )
     #: Index keys of each stored silence (None: unindexed); computing them parses regexes.
@@ -356,14 +316,21 @@ class Silences:
         default=None, alias="_since_memo"
     )
 
-    def subscribe(self, listener: Callable[[bytes], None]) -> Callable[[], None]:
+    def subscribe(
+        self, listener: Callable[[bytes], None], *, local_writes: bool = True
+    ) -> Callable[[], None]:
         """Call ``listener`` with every record a local write or a merge stores (not with
-        what :meth:`load_snapshot` loads); returns the unsubscribe function."""
-        self._listeners.append(listener)
+        what :meth:`load_snapshot` loads); returns the unsubscribe function.
+
+        With ``local_writes`` False only merged records reach it: the durable journal,
+        whose writer journals each local :class:`Plan` before applying it.
+        """
+        entry = (listener, local_writes)
+        self._listeners.append(entry)
 
         def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+            if entry in self._listeners:
+                self._listeners.remove(entry)
 
         return unsubscribe
 
@@ -401,7 +368,21 @@ class Silences:
     # --- writing ---
 
     def set(self, silence: Silence, now: int) -> str:
-        """Create or update a silence (spec §1.9); returns its ID.
+        """Create or update a silence (spec §1.9) at once; returns its ID.
+
+        Error handling: as :meth:`plan_set`; nothing changes then.
+        """
+        return self.apply(self.plan_set(silence, now))
+
+    def expire(self, silence_id: str, now: int) -> None:
+        """Expire a silence now (DELETE); a no-op for an expired one.
+
+        Error handling: :class:`SilenceNotFound` for an unknown ID.
+        """
+        self.apply(self.plan_expire(silence_id, now))
+
+    def plan_set(self, silence: Silence, now: int) -> Plan:
+        """What :meth:`set` would store, validated in full; changes nothing.
 
         Error handling: :class:`SilenceNotFound` for an unknown non-empty ID,
         :class:`SilenceError` (``silence invalid: …``) for an invalid silence.
@@ -409,14 +390,10 @@ class Silences:
         prev = self.get(silence.id) if silence.id else None
         if silence.id and prev is None:
             raise SilenceNotFound()
-        if prev is not None:
-            if can_update(prev, silence, now):
-                updated = attrs.evolve(silence, updated_at=now)
-                self._check(updated)
-                self._write(updated)
-                return updated.id
-            if prev.state(now) is not SilenceState.EXPIRED:
-                self.expire(prev.id, now)
+        if prev is not None and can_update(prev, silence, now):
+            updated = attrs.evolve(silence, updated_at=now)
+            self._check(updated)
+            return Plan(updated.id, ((updated, self._expiry(updated)),))
         created = attrs.evolve(
             silence,
             id=self.new_id(),
@@ -424,11 +401,14 @@ class Silences:
             updated_at=now,
         )
         self._check(created)
-        self._write(created)
-        return created.id
+        records: list[tuple[Silence, int]] = []
+        if prev is not None:
+            records.extend(self.plan_expire(prev.id, now).records)
+        records.append((created, self._expiry(created)))
+        return Plan(created.id, tuple(records))
 
-    def expire(self, silence_id: str, now: int) -> None:
-        """Expire a silence now (DELETE); a no-op for an expired one.
+    def plan_expire(self, silence_id: str, now: int) -> Plan:
+        """What :meth:`expire` would store (nothing for an expired silence).
 
         Error handling: :class:`SilenceNotFound` for an unknown ID.
         """
@@ -437,12 +417,18 @@ class Silences:
             raise SilenceNotFound()
         state = s.state(now)
         if state is SilenceState.EXPIRED:
-            return
+            return Plan(silence_id, ())
         if state is SilenceState.ACTIVE:
             s = attrs.evolve(s, ends_at=now, updated_at=now)
         else:
             s = attrs.evolve(s, starts_at=now, ends_at=now, updated_at=now)
-        self._write(s)
+        return Plan(silence_id, ((s, self._expiry(s)),))
+
+    def apply(self, plan: Plan) -> str:
+        """Store a planned local write (every listener hears it); returns its silence ID."""
+        for s, expires_at in plan.records:
+            self._put(s, expires_at, local=True)
+        return plan.silence_id
 
     def merge(self, silence: Silence, expires_at: int, now: int) -> bool:
         """Merge a peer's record; returns whether the store changed (then re-gossip it)."""
@@ -556,20 +542,20 @@ class Silences:
         if reason is not None:
             raise SilenceError(INVALID_PREFIX + reason)
 
-    def _write(self, s: Silence) -> None:
-        expires_at = s.ends_at + self.retention
-        self._put(s, expires_at)
+    def _expiry(self, s: Silence) -> int:
+        return s.ends_at + self.retention
 
-    def _put(self, s: Silence, expires_at: int) -> None:
+    def _put(self, s: Silence, expires_at: int, *, local: bool = False) -> None:
         prev = self._entries.get(s.id)
         if prev is not None:
             self._unindex(prev[0])
         self._entries[s.id] = (s, expires_at)
         self._index(s)
         self._changed(s.id)
-        if self._listeners:
+        listeners = [f for f, wants_local in self._listeners if wants_local or not local]
+        if listeners:
             record = silencepb.encode_delimited(s, expires_at)
-            for listener in list(self._listeners):
+            for listener in listeners:
                 listener(record)
 
     def _remove(self, sid: str) -> None:

@@ -9,11 +9,10 @@ as Go 1.18+ does.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from daemon.gocompat.regexp import GoRegexError, compile_go
+from daemon.gocompat.regexp import GoRegexError, GoRegexp, compile_go
 from daemon.template import titlecase
 from daemon.template.errors import FunctionError
 from daemon.template.gofmt import go_type_name, sprint, sprintf, sprintln
@@ -371,8 +370,8 @@ def join(sep: str, items: Sequence[str]) -> str:
     return sep.join(items)
 
 
-def compile_go_regexp(pattern: str) -> re.Pattern[str]:
-    """A Python regexp with the meaning of Go's RE2 ``pattern`` (cached there)."""
+def compile_go_regexp(pattern: str) -> GoRegexp:
+    """Go's RE2 ``pattern``, compiled once (cached there)."""
     try:
         return compile_go(pattern)
     except GoRegexError as e:
@@ -381,36 +380,13 @@ def compile_go_regexp(pattern: str) -> re.Pattern[str]:
 
 def match(pattern: str, text: str) -> bool:
     """``regexp.MatchString``: unanchored search."""
-    return (
-        compile_go_regexp(_need_str(pattern, "match")).search(_need_str(text, "match")) is not None
-    )
-
-
-_EXPAND = re.compile(r"\$(?:\$|\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
+    return compile_go_regexp(_need_str(pattern, "match")).search(_need_str(text, "match"))
 
 
 def re_replace_all(pattern: str, repl: str, text: str) -> str:
     """``regexp.ReplaceAllString``: ``$1``, ``${1}``, ``$name`` expand; ``$$`` is ``$``."""
     rx = compile_go_regexp(_need_str(pattern, "reReplaceAll"))
-    _need_str(repl, "reReplaceAll")
-
-    def expand(m: re.Match[str]) -> str:
-        def ref(r: re.Match[str]) -> str:
-            if r.group(0) == "$$":
-                return "$"
-            name = r.group(1) or r.group(2)
-            if name.isdigit():
-                n = int(name)
-                if n <= rx.groups:
-                    return m.group(n) or ""
-                return ""
-            if name in rx.groupindex:
-                return m.group(name) or ""
-            return ""
-
-        return _EXPAND.sub(ref, repl)
-
-    return rx.sub(expand, _need_str(text, "reReplaceAll"))
+    return rx.replace_all(_need_str(text, "reReplaceAll"), _need_str(repl, "reReplaceAll"))
 
 
 def safe_html(text: str) -> SafeHTML:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from cluster.errors import DecodeError
-from cluster.node import ChannelDelegate, Node
+from cluster.node import ChannelDelegate, Node, NodeConfig
 from cluster.tls_transport import (
     HANDSHAKE_TIMEOUT,
     KIND_PACKET,
@@ -399,8 +399,9 @@ async def test_packet_connection_closed_by_peer_is_redialed(pki: Pki) -> None:
 # --- two Nodes over TLS -------------------------------------------------------------------
 
 
-async def test_two_nodes_form_a_cluster_over_tls(pki: Pki) -> None:
-    """Nodes join by push/pull, gossip small and oversized broadcasts, and stay alive, all over TLS."""
+@pytest.mark.parametrize("label", [b"", b"prod"])
+async def test_two_nodes_form_a_cluster_over_tls(pki: Pki, label: bytes) -> None:
+    """Nodes join by push/pull, gossip small and oversized broadcasts, and stay alive, all over TLS (labelled too)."""
     states = [RecordingState(full=b"state of a"), RecordingState(full=b"state of b")]
     with trio.fail_after(30):
         async with (
@@ -412,7 +413,13 @@ async def test_two_nodes_form_a_cluster_over_tls(pki: Pki) -> None:
             for name, transport, state in (("a", ta, states[0]), ("b", tb, states[1])):
                 delegate = ChannelDelegate()
                 delegate.add_state("sil", state)
-                node = Node(transport, name, delegate=delegate, rng=random.Random(name))
+                node = Node(
+                    transport,
+                    name,
+                    config=NodeConfig(label=label),
+                    delegate=delegate,
+                    rng=random.Random(name),
+                )
                 await nursery.start(node.run)
                 nodes.append(node)
             a, b = nodes
@@ -428,6 +435,7 @@ async def test_two_nodes_form_a_cluster_over_tls(pki: Pki) -> None:
             await trio.sleep(2.5)  # a few probe rounds: pings and acks as TLS packets
             assert all(m.state == 0 for m in a.members() + b.members())
             assert a.statistics().malformed_packets == 0
+            assert a.statistics().label_refused == b.statistics().label_refused == 0
             assert ta.statistics().malformed_frames == tb.statistics().malformed_frames == 0
             assert tb.statistics().packet_bytes_received > 0
             assert ta.statistics().stream_connections_received >= 2  # join, oversized
@@ -449,6 +457,22 @@ async def test_silent_client_is_dropped_after_the_handshake_timeout(
         assert trio.current_time() - started >= HANDSHAKE_TIMEOUT
         assert b.statistics().read_errors == 1
         await tcp.aclose()
+
+
+async def test_connections_beyond_the_cap_are_closed_and_counted(pki: Pki) -> None:
+    """With max_connections served, a further connection is closed before its handshake; packets still flow."""
+    with trio.fail_after(10):
+        async with tls_transport(pki, "b") as b:
+            b.max_connections = 2
+            held = [await raw_client(pki, "a", b.local_address[1]) for _ in range(2)]
+            extra = await trio.open_tcp_stream(*b.local_address)
+            assert await extra.receive_some() == b""
+            assert b.statistics().connections_refused == 1
+            await held[0].send_all(packet_frame("127.0.0.1:1", b"still served"))
+            assert await b.receive_packet() == (b"still served", ("127.0.0.1", 1))
+            for stream in held:
+                await stream.aclose()
+            await extra.aclose()
 
 
 async def test_closing_the_transport_closes_accepted_connections(pki: Pki) -> None:

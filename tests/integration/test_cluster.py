@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -316,10 +316,12 @@ def alert(name: str) -> dict[str, Any]:
     return {"labels": {"alertname": name, "job": "db"}}
 
 
-def create_silence(proc: Proc, name: str) -> str:
-    """Silence ``alertname=name`` for an hour through the API; returns its ID."""
+def create_silence(proc: Proc, name: str = "", matchers: list[dict[str, Any]] | None = None) -> str:
+    """Silence ``alertname=name`` (or ``matchers``) until 2099 through the API; its ID."""
+    if matchers is None:
+        matchers = [{"name": "alertname", "value": name, "isRegex": False, "isEqual": True}]
     body = {
-        "matchers": [{"name": "alertname", "value": name, "isRegex": False, "isEqual": True}],
+        "matchers": matchers,
         "startsAt": "2000-01-01T00:00:00Z",
         "endsAt": "2099-01-01T00:00:00Z",
         "createdBy": "test",
@@ -375,21 +377,27 @@ def test_three_tocsin_nodes_notify_once_and_share_silences(tmp_path: Path) -> No
         assert notified_names(sink, quiet=6) == ["Control"]
 
 
+@contextlib.contextmanager
+def tocsin_and_alertmanager(
+    tmp: Path, sink: WebhookSink, *tocsin_flags: str
+) -> Iterator[tuple[Proc, Proc]]:
+    """A tocsin node and an Alertmanager 0.25 node listing each other as peers."""
+    tocsin_port, am_port = free_port(), free_port()
+    ports = [tocsin_port, am_port]
+    config = CONFIG.format(url=sink.url)
+    (tmp / "t").mkdir()
+    (tmp / "a").mkdir()
+    with (
+        run_tocsin(tmp / "t", config, *cluster_flags(tocsin_port, ports), *tocsin_flags) as ours,
+        run_clustered_alertmanager(tmp / "a", config, *cluster_flags(am_port, ports)) as theirs,
+    ):
+        yield ours, theirs
+
+
 @pytest.mark.alertmanager
 def test_tocsin_and_alertmanager_form_one_cluster(tmp_path: Path) -> None:
     """tocsin and Alertmanager 0.25 join, share silences both ways, and notify once."""
-    tocsin_port, am_port = free_port(), free_port()
-    ports = [tocsin_port, am_port]
-    with WebhookSink() as sink, contextlib.ExitStack() as stack:
-        config = CONFIG.format(url=sink.url)
-        (tmp_path / "t").mkdir()
-        (tmp_path / "a").mkdir()
-        ours = stack.enter_context(
-            run_tocsin(tmp_path / "t", config, *cluster_flags(tocsin_port, ports))
-        )
-        theirs = stack.enter_context(
-            run_clustered_alertmanager(tmp_path / "a", config, *cluster_flags(am_port, ports))
-        )
+    with WebhookSink() as sink, tocsin_and_alertmanager(tmp_path, sink) as (ours, theirs):
         wait_until(lambda: settled([ours, theirs], 2), timeout=30)
         assert {p["name"] for p in status_of(ours)["peers"]} == {
             p["name"] for p in status_of(theirs)["peers"]

@@ -222,7 +222,7 @@ def bad_streams(reply: bytes) -> list[bytes]:
 
 
 def oversized_push_pull() -> bytes:
-    """A push/pull header declaring a 4 GiB user state, and nothing after it."""
+    """A push/pull header declaring a 4 GiB user state, and nothing after it (refused at once)."""
     header = pack_struct({"Nodes": 0, "UserStateLen": 2**32 - 1, "Join": False})
     return bytes([MessageType.PUSH_PULL]) + header
 
@@ -287,13 +287,19 @@ def test_garbage_and_truncated_packets_are_dropped_counted_and_harmless(tmp_path
             with hanging_connections(target.cluster_port, oversized_push_pull(), 5) as big:
                 for data in streams:
                     tcp_exchange(target.cluster_port, data)
+                for sock in big:
+                    # refused at its header: an errResp naming the limit, then closed
+                    refusal = sock.recv(65536)
+                    assert refusal.startswith(bytes([MessageType.ERR]))
+                    assert b"limit is" in refusal
+                    assert sock.recv(65536) == b""
                 started = time.monotonic()
-                for sock in [*hung, *big]:
+                for sock in hung:
                     # the node gives up on each after its TCP timeout and closes it
                     assert sock.recv(65536) == b""
                 assert time.monotonic() - started < 4 * TCP_TIMEOUT
-        timeouts = len(hung) + len(big)
-        wait_for(lambda: len(target.events("stream.timeout")) >= timeouts)
+        wait_for(lambda: len(target.events("stream.timeout")) >= len(hung))
+        wait_for(lambda: len(target.events("stream.too_large")) >= len(big))
         refused = ("stream.malformed", "peer.decrypt_failed")
         wait_for(lambda: sum(len(target.events(e)) for e in refused) >= len(streams))
 

@@ -288,7 +288,7 @@ def test_receiver_test_endpoint_and_ctl(tmp_path: Path) -> None:
             assert bad.returncode == 1
             assert "webhook[0]: FAILED: unexpected status code 500" in bad.stdout
             with d.api() as c:
-                missing = c.post("/api/v1/receivers/nope/test")
+                missing = c.post("/api/v1/receivers/nope/test", json={})
             assert (missing.status_code, missing.json()) == (404, {"error": "receiver not found"})
 
 

@@ -81,3 +81,31 @@ def test_every_alertmanager_series_is_exposed(exposed: set[str]) -> None:
 def test_no_client_library_extras(exposed: set[str]) -> None:
     """Python's client would add *_created series; Go's has none."""
     assert not [n for n in exposed if n.endswith("_created")]
+
+
+#: The process series the real Alertmanager 0.25 exposes (Go's process collector).
+PROCESS_0_25 = {
+    "process_cpu_seconds_total",
+    "process_max_fds",
+    "process_open_fds",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_virtual_memory_bytes",
+    "process_virtual_memory_max_bytes",
+}
+
+
+def test_process_series_are_exposed(tmp_path: Path) -> None:
+    """Dashboards' process_* panels find every series Alertmanager 0.25 exposes, with a
+    plausible start time and resident size."""
+    with run_tocsin(tmp_path, "route: {receiver: a}\nreceivers: [{name: a}]\n") as d:
+        with d.api() as c:
+            text = c.get("/metrics").text
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("process_")
+    }
+    assert PROCESS_0_25 <= set(values)
+    assert values["process_resident_memory_bytes"] > 1e6
+    assert values["process_start_time_seconds"] > 1.6e9

@@ -90,27 +90,29 @@ SILENCE_CHILD = textwrap.dedent(
     from daemon.silence import codec as silencepb
     from daemon.log import configure
     from daemon.matcher import parse_matcher
-    from daemon.persist import DurableState, flush_after
+    from daemon.persist import DurableState
     from daemon.silence.model import Silence
     from daemon.silence.state import Silences
 
     configure(stream=sys.stderr)
     T0 = 1_763_937_000 * 10**9
 
-    async def post(silences, i):
-        return silences.set(
+    async def post(silences, state, i):
+        plan = silences.plan_set(
             Silence("", (parse_matcher(f'job="{i}"'),), T0, T0 + 3600 * 10**9), T0
         )
+        records = [silencepb.encode_mesh_silence(s, exp) for s, exp in plan.records]
+        await state.commit(records, lambda: silences.apply(plan))
+        return plan.silence_id
 
     async def main(directory):
         state = await DurableState.open(directory, "silences")
         silences = Silences()
         loaded = await state.load_decoded(silencepb.decode_mesh_silence)
         silences.load_snapshot(silencepb.encode_state(loaded.records))
-        silences.subscribe(state.append_delimited_nowait)
-        handler = flush_after(post, lambda backend: state)
+        silences.subscribe(state.append_delimited_nowait, local_writes=False)
         for i in range(1000):
-            print(await handler(silences, i), flush=True)
+            print(await post(silences, state, i), flush=True)
         await trio.sleep_forever()
 
     trio.run(main, sys.argv[1])
@@ -118,8 +120,8 @@ SILENCE_CHILD = textwrap.dedent(
 )
 
 
-def test_silence_acknowledged_through_flush_after_survives_sigkill(tmp_path: Path) -> None:
-    """Silence IDs a flush_after-wrapped handler returned are all there after kill -9."""
+def test_silence_acknowledged_through_commit_survives_sigkill(tmp_path: Path) -> None:
+    """Silence IDs acknowledged after DurableState.commit are all there after kill -9."""
     acknowledged = killed_after(SILENCE_CHILD, tmp_path, 10)
     j = RecordJournal.open(tmp_path, "silences")
     loaded = j.load_decoded(silencepb.decode_mesh_silence)

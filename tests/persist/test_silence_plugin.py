@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import trio
+import trio.testing
 
 from cluster.protowire import iter_delimited
 from daemon.clock import NS_PER_SECOND
 from daemon.matcher import parse_matcher
-from daemon.persist import DurableState, RecordJournal, flush_after, run_inline
+from daemon.persist import DurableState, RecordJournal, run_inline
 from daemon.silence import codec as silencepb
 from daemon.silence.model import Silence
 from daemon.silence.state import Silences
 
+T = TypeVar("T")
 S = NS_PER_SECOND
 H = 3600 * S
 T0 = 1_763_937_000 * S
@@ -34,6 +38,14 @@ async def start(directory: Path) -> tuple[Silences, DurableState]:
     return silences, state
 
 
+async def commit_set(silences: Silences, state: DurableState, silence: Silence) -> str:
+    """What the API does: plan, journal, then apply."""
+    plan = silences.plan_set(silence, T0)
+    records = [silencepb.encode_mesh_silence(s, exp) for s, exp in plan.records]
+    await state.commit(records, lambda: silences.apply(plan))
+    return plan.silence_id
+
+
 def on_disk(directory: Path) -> dict[str, Silence]:
     j = RecordJournal.open(directory, "silences")
     try:
@@ -43,22 +55,51 @@ def on_disk(directory: Path) -> dict[str, Silence]:
     return {s.id: s for s, _ in loaded.records}
 
 
-async def test_flush_after_answers_only_once_the_change_is_on_disk(tmp_path: Path) -> None:
-    """A wrapped handler's queued write is in the journal before the wrapper returns."""
+async def test_commit_applies_only_once_the_change_is_on_disk(tmp_path: Path) -> None:
+    """The store holds a committed silence only after its record is in the journal."""
     silences, state = await start(tmp_path)
-    seen_inside: list[dict[str, Silence]] = []
+    seen_when_applied: list[set[str]] = []
+    plan = silences.plan_set(new_silence("A"), T0)
+    records = [silencepb.encode_mesh_silence(s, exp) for s, exp in plan.records]
 
-    async def post(backend: Silences, params: dict[str, str]) -> str:
-        sid = backend.set(new_silence(params["name"]), T0)
-        seen_inside.append(on_disk(tmp_path))
-        return sid
+    def apply() -> None:
+        seen_when_applied.append(set(on_disk(tmp_path)))
+        silences.apply(plan)
 
-    wrapped = flush_after(post, lambda backend: state)
-    sid = await wrapped(silences, {"name": "A"})
-    assert seen_inside == [{}]
-    assert on_disk(tmp_path)[sid].comment == "A"
-    assert wrapped.__name__ == "post"
+    assert silences.get(plan.silence_id) is None
+    await state.commit(records, apply)
+    assert seen_when_applied == [{plan.silence_id}]
+    assert silences.get(plan.silence_id) is not None
     await state.aclose()
+
+
+async def test_concurrent_commits_share_one_fsync(tmp_path: Path) -> None:
+    """Commits waiting on the lock are written together by whoever holds it."""
+    silences, state = await start(tmp_path)
+    ids: list[str] = []
+    writes: list[int] = []
+    write = state.journal.append_all_or_nothing
+
+    def counted(records: Iterable[bytes]) -> None:
+        batch = list(records)
+        writes.append(len(batch))
+        write(batch)
+
+    state.journal.append_all_or_nothing = counted  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        for name in "ABCDEFGH":
+            nursery.start_soon(
+                lambda n=name: _append(ids, commit_set(silences, state, new_silence(n)))
+            )
+    assert set(on_disk(tmp_path)) == set(ids) and len(ids) == 8
+    # Commits queued while another holds the lock go out in the next single write.
+    assert sum(writes) == 8 and len(writes) <= 2
+    assert {s.id for s in silences} == set(ids)
+    await state.aclose()
+
+
+async def _append(out: list[str], coro: Awaitable[str]) -> None:
+    out.append(await coro)
 
 
 async def test_set_update_expire_survive_restart_without_snapshot(tmp_path: Path) -> None:
@@ -108,4 +149,40 @@ async def test_maintenance_snapshot_is_alertmanager_readable(
     records = silencepb.decode_state((tmp_path / "silences").read_bytes())
     assert [s.id for s, _ in records] == [keep]
     assert (tmp_path / "silences.wal").stat().st_size == 0
+    await state.aclose()
+
+
+async def test_a_cancelled_commit_is_withdrawn_and_others_still_apply(tmp_path: Path) -> None:
+    """A commit cancelled before its write changes nothing; one in the same batch applies."""
+    gate = trio.Event()
+
+    async def gated(fn: Callable[[], T]) -> T:
+        # The runner's wait before the write is where a cancellation lands.
+        await gate.wait()
+        return fn()
+
+    state = await DurableState.open(tmp_path, "silences", run_blocking=run_inline)
+    state._run = gated
+    applied: list[str] = []
+    scope = trio.CancelScope()
+
+    async def first() -> None:
+        with scope:
+            await state.commit([b"first"], lambda: applied.append("first"))
+
+    async with trio.open_nursery() as nursery:
+        async with state._lock:
+            # Both wait for the lock, so the first to get it takes both into its batch.
+            nursery.start_soon(first)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(state.commit, [b"second"], lambda: applied.append("second"))
+            await trio.testing.wait_all_tasks_blocked()
+        await trio.testing.wait_all_tasks_blocked()  # first holds the lock, at the gate
+        scope.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        gate.set()
+    state._run = run_inline
+    loaded = await state.load()
+    assert applied == ["second"]
+    assert list(loaded.records) == [b"second"]
     await state.aclose()

@@ -13,7 +13,9 @@ from daemon.gocompat.pbtimestamp import encode_timestamp
 from daemon.matcher import Matcher, MatchType
 from daemon.silence.codec import (
     decode_mesh_silence,
+    decode_records,
     decode_state,
+    encode_delimited,
     encode_matcher,
     encode_mesh_silence,
     read_snapshot_file,
@@ -95,14 +97,26 @@ def test_truncated_snapshot_is_rejected_and_store_unchanged() -> None:
     assert list(st) == before
 
 
-def test_uncompilable_pattern_from_peer_matches_nothing() -> None:
-    """A regex Python cannot compile decodes to a matcher that never mutes anything."""
-    bad = ProtoWriter().varint(1, 3).string(2, "a").string(3, "(?<").getvalue()  # NOT_REGEXP
-    body = ProtoWriter().string(1, "x").bytes_field(2, bad).getvalue()
-    mesh = ProtoWriter().bytes_field(1, body).getvalue()
-    s, _ = decode_mesh_silence(mesh)
-    assert not s.matches({"a": "anything"})
-    assert not s.matches({})
+def _mesh_with_pattern(sid: str, pattern: str) -> bytes:
+    bad = ProtoWriter().varint(1, 3).string(2, "a").string(3, pattern).getvalue()  # NOT_REGEXP
+    body = ProtoWriter().string(1, sid).bytes_field(2, bad).getvalue()
+    return ProtoWriter().bytes_field(1, body).getvalue()
+
+
+def test_pattern_go_refuses_from_peer_drops_the_record() -> None:
+    """A peer's regex that Go refuses is a DecodeError for that record, never a guess."""
+    for pattern in ("(?<", "(" * 1200 + "a" + ")" * 1200, "a{1001}"):
+        with pytest.raises(DecodeError, match="invalid matcher"):
+            decode_mesh_silence(_mesh_with_pattern("x", pattern))
+
+
+def test_decode_records_skips_only_the_bad_records() -> None:
+    """Good records around a bad one in the same message are kept; the bad one is reported."""
+    good = encode_delimited(silence("good"), T0)
+    bad = write_delimited(_mesh_with_pattern("bad", "(" * 1200 + ")" * 1200))
+    records, skipped = decode_records(good + bad + good)
+    assert [s.id for s, _ in records] == ["good"]
+    assert len(skipped) == 1 and "nests too deeply" in skipped[0]
 
 
 def test_snapshot_file_round_trip(tmp_path: Path) -> None:

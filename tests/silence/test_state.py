@@ -200,14 +200,16 @@ def test_active_update_with_end_in_past_replaces() -> None:
     assert can_update(old, new, T0 + 10 * S)
 
 
-def test_invalid_replacement_still_expires_the_old_silence() -> None:
-    """As upstream, the old silence is expired before the replacement is validated."""
+def test_invalid_replacement_changes_nothing() -> None:
+    """Unlike upstream (which expires the old silence first), a rejected update keeps it."""
     st = store()
     sid = st.set(sil('a="b"'), T0)
+    version = st.version
     with pytest.raises(SilenceError):
         st.set(sil('a=""', sid=sid), T0 + S)
     old = st.get(sid)
-    assert old is not None and old.ends_at == T0 + S
+    assert old is not None and old.ends_at == T0 + 3600 * S and st.version == version
+    assert len(st) == 1
 
 
 def test_expire_semantics() -> None:

@@ -122,7 +122,7 @@ async def test_endpoint_returns_results() -> None:
         {"integration": "email[0]", "ok": False, "error": "dial tcp: refused"},
     ]
     client = create_app(backend, extra_routes=receiver_test_routes()).test_client()
-    resp = await client.post("/api/v1/receivers/team%20a/test")
+    resp = await client.post("/api/v1/receivers/team%20a/test", json={})
     assert resp.status_code == 200
     assert resp.headers["Content-Type"] == "application/json"
     assert json.loads(await resp.get_data()) == {
@@ -135,7 +135,7 @@ async def test_endpoint_returns_results() -> None:
 async def test_endpoint_unknown_receiver_is_404() -> None:
     """An unknown receiver name answers 404 with a JSON error."""
     client = create_app(_backend(), extra_routes=receiver_test_routes()).test_client()
-    resp = await client.post("/api/v1/receivers/nope/test")
+    resp = await client.post("/api/v1/receivers/nope/test", json={})
     assert resp.status_code == 404
     assert json.loads(await resp.get_data()) == {"error": "receiver not found"}
 
@@ -145,7 +145,7 @@ async def test_endpoint_honours_route_prefix_and_method() -> None:
     backend = _backend("/am")
     backend.answers["team"] = []
     client = create_app(backend, extra_routes=receiver_test_routes()).test_client()
-    resp = await client.post("/am/api/v1/receivers/team/test")
+    resp = await client.post("/am/api/v1/receivers/team/test", json={})
     assert resp.status_code == 200
     resp = await client.get("/am/api/v1/receivers/team/test")
     assert resp.status_code == 405
@@ -156,12 +156,12 @@ async def test_endpoint_without_support_is_501() -> None:
     clock = FixedClock(NOW)
     plain = FakeBackend(config("team"), AlertStore(clock), clock)
     client = create_app(plain, extra_routes=receiver_test_routes()).test_client()
-    resp = await client.post("/api/v1/receivers/team/test")
+    resp = await client.post("/api/v1/receivers/team/test", json={})
     assert resp.status_code == 501
 
 
 async def test_app_without_extra_routes_has_no_endpoint() -> None:
     """The hook is opt-in: the default app answers 404 for the path."""
     client = create_app(_backend()).test_client()
-    resp = await client.post("/api/v1/receivers/team/test")
+    resp = await client.post("/api/v1/receivers/team/test", json={})
     assert resp.status_code == 404
