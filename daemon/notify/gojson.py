@@ -11,26 +11,14 @@ for ``str`` is code-point order.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
-_ESCAPE = re.compile('["\\\\\x00-\x1f<>&\u2028\u2029\ud800-\udfff]')
-_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    ch = match.group(0)
-    short = _SHORT.get(ch)
-    if short is not None:
-        return short
-    if "\ud800" <= ch <= "\udfff":
-        return "\ufffd"
-    return f"\\u{ord(ch):04x}"
+from daemon.gocompat.jsonstring import json_string
 
 
 def string(value: str) -> str:
     """A Go-encoded JSON string literal, quotes included."""
-    return '"' + _ESCAPE.sub(_escape_char, value) + '"'
+    return json_string(value)
 
 
 def string_map(value: Mapping[str, str]) -> str:

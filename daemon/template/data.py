@@ -36,12 +36,16 @@ def quote_meta(text: str) -> str:
 class Pair:
     """One label or annotation, as ``SortedPairs`` yields it."""
 
+    GO_TYPE = "template.Pair"
+
     Name: str
     Value: str
 
 
 class Pairs(list[Pair]):
     """A list of pairs with Go's helper methods."""
+
+    GO_TYPE = "template.Pairs"
 
     def Names(self) -> list[str]:
         return [p.Name for p in self]
@@ -52,6 +56,8 @@ class Pairs(list[Pair]):
 
 class KV(dict[str, str]):
     """Labels or annotations, with Go's helper methods."""
+
+    GO_TYPE = "template.KV"
 
     def SortedPairs(self) -> Pairs:
         """Pairs sorted by name, except that ``alertname`` comes first."""
@@ -80,6 +86,8 @@ class AlertTime(int):
     prints ``2006-01-02 15:04:05.999999999 +0000 UTC`` and the time functions take it
     as a time.
     """
+
+    GO_TYPE = "time.Time"
 
     __slots__ = ()
 
@@ -112,6 +120,8 @@ class AlertTime(int):
 class Alert:
     """One alert as templates see it."""
 
+    GO_TYPE = "template.Alert"
+
     Status: str
     Labels: KV
     Annotations: KV
@@ -124,6 +134,8 @@ class Alert:
 class Alerts(list[Alert]):
     """The alerts of one notification, with the firing/resolved views."""
 
+    GO_TYPE = "template.Alerts"
+
     def Firing(self) -> Alerts:
         return Alerts(a for a in self if a.Status == "firing")
 
@@ -134,6 +146,8 @@ class Alerts(list[Alert]):
 @attrs.frozen
 class TemplateData:
     """The root object of a notification template."""
+
+    GO_TYPE = "template.Data"
 
     Receiver: str
     Status: str

@@ -20,8 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from daemon.template.errors import FunctionError, TemplateExecError
-from daemon.template.functions import NO_VALUE, is_true
+from daemon.template.functions import NO_VALUE, eval_args, is_true
 from daemon.template.gofmt import go_type_name, sort_keys, sprint_value
+from daemon.template.htmlcontext import EscapeError
 from daemon.template.nodes import (
     ActionNode,
     BoolNode,
@@ -51,12 +52,33 @@ _MISSING = object()
 
 
 class Sink(Protocol):
-    """Where execution output goes."""
+    """Where execution output goes; a ``contextual`` sink escapes as html/template."""
+
+    contextual: bool
 
     def text(self, s: str) -> None: ...
 
-    def value(self, v: object, escaper: str | None = None) -> None:
-        """Write a value; ``escaper`` is ``html``/``urlquery`` when the pipeline ended so."""
+    def value(
+        self, v: object, escaper: str | None = None, finish: Callable[[], object] | None = None
+    ) -> None:
+        """Write a value.
+
+        When the pipeline ends in ``html``/``urlquery``, ``escaper`` names it, ``v`` is
+        the value before it and ``finish()`` runs it (html/template may merge it with
+        its own escapers instead).
+        """
+        ...
+
+    def enter(self) -> object:
+        """Before a branch or template call: a token of where the output stands."""
+        ...
+
+    def restart(self, token: object) -> None:
+        """Back to ``token`` (each range iteration starts where the range did)."""
+        ...
+
+    def leave(self, node: Node, token: object) -> None:
+        """After the branch or call ``node`` entered at ``token``."""
         ...
 
 
@@ -70,17 +92,30 @@ def printable(v: object) -> str:
 class TextSink:
     """Plain text/template output."""
 
+    contextual = False
+
     def __init__(self) -> None:
         self.parts: list[str] = []
 
     def text(self, s: str) -> None:
         self.parts.append(s)
 
-    def value(self, v: object, escaper: str | None = None) -> None:
-        self.parts.append(printable(v))
+    def value(
+        self, v: object, escaper: str | None = None, finish: Callable[[], object] | None = None
+    ) -> None:
+        self.parts.append(printable(finish() if finish is not None else v))
 
     def result(self) -> str:
         return "".join(self.parts)
+
+    def enter(self) -> object:
+        return None
+
+    def restart(self, token: object) -> None:
+        pass
+
+    def leave(self, node: Node, token: object) -> None:
+        pass
 
 
 class _Break(Exception):
@@ -170,21 +205,37 @@ class State:
     def walk(self, dot: object, node: Node) -> None:
         self.at(node)
         if isinstance(node, TextNode):
-            self.sink.text(node.text)
+            try:
+                self.sink.text(node.text)
+            except EscapeError as e:
+                raise TemplateExecError(escape_error(self.tree.name, e)) from None
         elif isinstance(node, ActionNode):
-            val = self.eval_pipeline(dot, node.pipe)
-            if not node.pipe.decl:
-                self.print_value(node, val, _predefined_escaper(node.pipe))
+            escaper = predefined_escaper(node.pipe)
+            if node.pipe.decl:
+                self.eval_pipeline(dot, node.pipe)
+            elif self.sink.contextual and (misplaced := misplaced_escaper(node.pipe)):
+                loc = self.tree.location(node.pos)
+                raise TemplateExecError(
+                    f'html/template:{loc}: predefined escaper "{misplaced}" disallowed in template'
+                )
+            elif escaper is None:
+                self.print_value(node, self.eval_pipeline(dot, node.pipe))
+            else:
+                self.print_escaped(dot, node, escaper)
         elif isinstance(node, ListNode):
             for n in node.nodes:
                 self.walk(dot, n)
         elif isinstance(node, BranchNode):
+            token = self.sink.enter()
             if node.kind == "range":
-                self.walk_range(dot, node)
+                self.walk_range(dot, node, token)
             else:
                 self.walk_if_or_with(dot, node)
+            self.sink.leave(node, token)
         elif isinstance(node, TemplateNode):
+            token = self.sink.enter()
             self.walk_template(dot, node)
+            self.sink.leave(node, token)
         elif isinstance(node, BreakNode):
             raise _Break
         elif isinstance(node, ContinueNode):
@@ -194,11 +245,48 @@ class State:
         else:
             raise self.errorf(f"unknown node: {node}")
 
-    def print_value(self, node: Node, val: object, escaper: str | None = None) -> None:
+    def print_value(
+        self,
+        node: ActionNode,
+        val: object,
+        escaper: str | None = None,
+        finish: Callable[[], object] | None = None,
+    ) -> None:
         self.at(node)
         if callable(val) and not isinstance(val, type) and not hasattr(val, "String"):
             raise self.errorf(f"can't print {node} of type func")
-        self.sink.value(val, escaper)
+        try:
+            self.sink.value(val, escaper, finish)
+        except EscapeError as e:
+            loc = self.tree.location(node.pos)
+            msg = str(e).replace("{action}", str(node))
+            raise TemplateExecError(f"html/template:{loc}: {msg}") from None
+
+    def print_escaped(self, dot: object, node: ActionNode, escaper: str) -> None:
+        """An action whose pipeline ends in ``html``/``urlquery``: the value before it.
+
+        ``{{html .A .B}}`` becomes ``{{_eval_args_ .A .B | html}}`` as in html/template.
+        """
+        pipe = node.pipe
+        last = pipe.cmds[-1]
+        before: object
+        if len(pipe.cmds) == 1:
+            before = eval_args([self.eval_arg(dot, a) for a in last.args[1:]])
+            self.at(node)
+
+            def finish() -> object:
+                return self.eval_command(dot, last, _MISSING)
+
+        else:
+            value: object = _MISSING
+            for cmd in pipe.cmds[:-1]:
+                value = self.eval_command(dot, cmd, value)
+            before = value
+
+            def finish() -> object:
+                return self.eval_command(dot, last, before)
+
+        self.print_value(node, before, escaper, finish)
 
     def walk_if_or_with(self, dot: object, node: BranchNode) -> None:
         mark = len(self.vars)
@@ -211,7 +299,7 @@ class State:
         finally:
             del self.vars[mark:]
 
-    def walk_range(self, dot: object, node: BranchNode) -> None:
+    def walk_range(self, dot: object, node: BranchNode, token: object = None) -> None:
         self.at(node)
         mark = len(self.vars)
         try:
@@ -242,6 +330,7 @@ class State:
                         self.vars[inner - 1] = (self.vars[inner - 1][0], elem)
                         if len(decl) > 1:
                             self.vars[inner - 2] = (self.vars[inner - 2][0], index)
+                self.sink.restart(token)
                 try:
                     self.walk(elem, node.list)
                 except _Continue:
@@ -468,12 +557,26 @@ class State:
         raise self.errorf(f"can't handle {node} for arg")
 
 
-def _predefined_escaper(pipe: PipeNode) -> str | None:
+def predefined_escaper(pipe: PipeNode) -> str | None:
     """``html`` or ``urlquery`` when a pipeline ends with it (html/template merges those)."""
     last = pipe.cmds[-1].args[0] if pipe.cmds else None
     if isinstance(last, IdentifierNode) and last.ident in ("html", "urlquery"):
         return last.ident
     return None
+
+
+def misplaced_escaper(pipe: PipeNode) -> str:
+    """``html``/``urlquery`` used before the end of a pipeline, which html/template refuses."""
+    for cmd in pipe.cmds[:-1]:
+        first = cmd.args[0]
+        if isinstance(first, IdentifierNode) and first.ident in ("html", "urlquery"):
+            return first.ident
+    return ""
+
+
+def escape_error(name: str, err: Exception) -> str:
+    """Go's wording of an html/template error that names no node."""
+    return f"html/template:{name}: {err}" if name else f"html/template: {err}"
 
 
 _NOT_METHODS = frozenset(dir(dict)) | frozenset(dir(list)) | frozenset(dir(str))

@@ -8,11 +8,12 @@ as Go 1.18+ does.
 
 from __future__ import annotations
 
-import unicodedata
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from daemon.gocompat.regexp import GoRegexError, GoRegexp, compile_go
+from daemon.template import titlecase
 from daemon.template.errors import FunctionError
 from daemon.template.gofmt import go_type_name, sprint, sprintf, sprintln
 from daemon.template.gotime import GoDuration, GoTime, as_time, load_zone
@@ -203,7 +204,8 @@ def go_slice(item: object, *indexes: object) -> object:
     return list(part)
 
 
-def _eval_args(args: Sequence[object]) -> str:
+def eval_args(args: Sequence[object]) -> str:
+    """Go's evalArgs: one string as it is, else the operands printed by fmt.Sprint."""
     if len(args) == 1 and isinstance(args[0], str):
         return args[0]
     return sprint(args)
@@ -225,7 +227,7 @@ def html_escape_string(s: str) -> str:
 
 
 def go_html(*args: object) -> str:
-    return html_escape_string(_eval_args(args))
+    return html_escape_string(eval_args(args))
 
 
 def js_escape_string(s: str) -> str:
@@ -248,7 +250,7 @@ def js_escape_string(s: str) -> str:
 
 
 def go_js(*args: object) -> str:
-    return js_escape_string(_eval_args(args))
+    return js_escape_string(eval_args(args))
 
 
 _QUERY_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
@@ -268,7 +270,7 @@ def query_escape(s: str) -> str:
 
 
 def go_urlquery(*args: object) -> str:
-    return query_escape(_eval_args(args))
+    return query_escape(eval_args(args))
 
 
 def go_print(*args: object) -> str:
@@ -298,63 +300,55 @@ def _not_lazy(*args: object) -> object:  # pragma: no cover - replaced by the ex
 # -- Alertmanager's functions -----------------------------------------------------------
 
 
+# Go's strings.ToUpper/ToLower map rune by rune with unicode.ToUpper/ToLower: Unicode's
+# *simple* case mappings, of Unicode 13.0 in Go 1.19. Python only exposes the full
+# mappings (str.upper/lower), which differ exactly where the full mapping is more than
+# one rune: there the simple mapping is the single-rune titlecase (U+1F80..U+1FFC take
+# their prosgegrammeni form), 'i' for U+0130, or the rune itself ('ß', 'ﬁ', 'ŉ', ...).
+# Python 3.11's tables are Unicode 14.0, whose new case pairs Go 1.19 does not know.
+# An exhaustive run over every code point against amtool 0.25 (go1.19) pins all this
+# (tests/template/test_go_outputs.py).
+_UNICODE_14_CASED = titlecase.UNICODE_14_CASED
+
+
+@functools.lru_cache(maxsize=4096)
 def _upper_rune(c: str) -> str:
+    if ord(c) in _UNICODE_14_CASED:
+        return c
     u = c.upper()
-    return u if len(u) == 1 else c
+    if len(u) == 1:
+        return u
+    t = c.title()
+    return t if len(t) == 1 else c
 
 
+@functools.lru_cache(maxsize=4096)
 def _lower_rune(c: str) -> str:
+    if ord(c) in _UNICODE_14_CASED:
+        return c
     u = c.lower()
-    return u if len(u) == 1 else c
+    if len(u) == 1:
+        return u
+    return "i" if c == "\u0130" else c
 
 
 def to_upper(s: str) -> str:
-    return "".join(_upper_rune(c) for c in _need_str(s, "toUpper"))
+    s = _need_str(s, "toUpper")
+    if s.isascii():
+        return s.upper()
+    return "".join(_upper_rune(c) for c in s)
 
 
 def to_lower(s: str) -> str:
-    return "".join(_lower_rune(c) for c in _need_str(s, "toLower"))
-
-
-def _is_word_char(c: str) -> bool:
-    cat = unicodedata.category(c)
-    return cat[0] in "LNM" or c == "_"
+    s = _need_str(s, "toLower")
+    if s.isascii():
+        return s.lower()
+    return "".join(_lower_rune(c) for c in s)
 
 
 def title(s: str) -> str:
-    """``cases.Title(language.AmericanEnglish)``: first letter of each word upper, rest lower.
-
-    Words run over letters, digits, ``_`` and inner ``.``/``'``, so ``foo.bar_baz`` is
-    one word and ``1st`` becomes ``1St``, as Alertmanager 0.25 prints them.
-    """
-    s = _need_str(s, "title")
-    out = []
-    in_word = False
-    cased = False
-    for i, c in enumerate(s):
-        inner = (
-            c in ".'\u2019:"
-            and in_word
-            and i + 1 < len(s)
-            and _is_word_char(s[i + 1])
-            and s[i + 1] != "_"
-        )
-        if _is_word_char(c) or inner:
-            if not in_word:
-                in_word, cased = True, False
-            if unicodedata.category(c)[0] == "L":
-                if not cased:
-                    t = c.title()
-                    out.append(t if len(t) == 1 else c)
-                    cased = True
-                else:
-                    out.append(_lower_rune(c))
-            else:
-                out.append(c)
-        else:
-            out.append(c)
-            in_word = False
-    return "".join(out)
+    """``cases.Title(language.AmericanEnglish)`` (see :mod:`daemon.template.titlecase`)."""
+    return titlecase.title(_need_str(s, "title"))
 
 
 def _need_str(v: object, name: str) -> str:

@@ -20,7 +20,10 @@ from daemon.gocompat.strconv import go_quote
 
 
 def go_type_name(v: object) -> str:
-    """A Go-like type name for error messages."""
+    """A Go-like type name for error messages (``GO_TYPE`` on a class names its Go type)."""
+    go_type = getattr(type(v), "GO_TYPE", None)
+    if isinstance(go_type, str):
+        return go_type
     if v is None:
         return "<nil>"
     if isinstance(v, bool):

@@ -371,7 +371,7 @@ class Parser:
         if self.next_non_space().typ is not Item.RIGHT_DELIM:
             self.backup()
             pipe = self.pipeline("template clause", Item.RIGHT_DELIM)
-        return TemplateNode(start.pos, start.line, name, pipe)
+        return TemplateNode(tok.pos, tok.line, name, pipe)
 
     def block_control(self) -> Node:
         context = "block clause"

@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from daemon.template.errors import TemplateExecError
-from daemon.template.execute import TextSink, execute_tree
+from daemon.template.execute import TextSink, escape_error, execute_tree
 from daemon.template.functions import ALERTMANAGER_FUNCS, BUILTINS, make_since
+from daemon.template.htmlcheck import HtmlChecker
+from daemon.template.htmlcontext import Context, EscapeError
 from daemon.template.htmlescape import HtmlSink
 from daemon.template.nodes import Tree, is_empty_tree
 from daemon.template.parser import parse
@@ -42,6 +44,8 @@ class TemplateSet:
             self.funcs.update(funcs)
         self._now: int | None = None
         self._text_cache: dict[str, dict[str, Tree]] = {}
+        # Trees html/template's static pass accepted, by identity (kept alive here).
+        self._html_checked: dict[int, tuple[Tree, dict[tuple[int, Context], Context]]] = {}
 
     # -- building --------------------------------------------------------------------
 
@@ -58,6 +62,7 @@ class TemplateSet:
         trees = parse(name, text, self.has_function)
         self._add(trees)
         self._text_cache.clear()
+        self._html_checked.clear()
         return self
 
     def _add(self, trees: Mapping[str, Tree]) -> None:
@@ -119,13 +124,27 @@ class TemplateSet:
     def _run(
         self, tree: Tree, lookup: TemplateSet, data: object, now: int | None, html: bool
     ) -> str:
+        sink: TextSink | HtmlSink = TextSink()
+        if html:
+            checked = self._html_checked.get(id(tree))
+            if checked is None:
+                # Go refuses some html templates as a whole before running them; a tree
+                # that passed stays valid until the set changes (parse() forgets them).
+                checker = HtmlChecker(lookup)
+                checker.check(tree)
+                if len(self._html_checked) >= _TEXT_CACHE_LIMIT:
+                    self._html_checked.clear()
+                checked = self._html_checked[id(tree)] = (tree, checker.after)
+            sink = HtmlSink(checked[1])
         lookup._now = now
-        sink: TextSink | HtmlSink = HtmlSink() if html else TextSink()
         try:
             execute_tree(lookup, tree, data, sink)
         finally:
             lookup._now = None
-        return sink.result()
+        try:
+            return sink.result()
+        except EscapeError as e:
+            raise TemplateExecError(escape_error(tree.name, e)) from None
 
     def execute_text(
         self, text: str, data: object, *, now: int | None = None, html: bool | None = None

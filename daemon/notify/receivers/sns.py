@@ -1,7 +1,8 @@
 """The AWS SNS integration: a ``Publish`` call signed with AWS Signature Version 4.
 
 The request is what aws-sdk-go (used by Alertmanager 0.25) sends: ``POST`` to the
-rendered ``api_url`` (default ``https://sns.<region>.amazonaws.com/``) with an
+rendered ``api_url`` (default ``https://sns.<region>.amazonaws.com/``; like aws-sdk-go, a
+"/" is appended to a path that lacks one) with an
 ``application/x-www-form-urlencoded; charset=utf-8`` body of sorted query-protocol
 parameters: ``Action=Publish``, ``Message``, ``MessageAttributes.entry.<n>.Name`` /
 ``.Value.DataType`` / ``.Value.StringValue`` (attributes by sorted name, from 1),
@@ -205,9 +206,11 @@ class SNSIntegration(ConfiguredIntegration):
             return f"https://sns.{region}.amazonaws.com/"
         if "://" not in url:
             url = "https://" + url
+        # aws-sdk-go appends the operation's HTTP path "/" to the endpoint's path unless
+        # that already ends with "/": ".../path" is posted to as ".../path/".
         parts = urllib.parse.urlsplit(url)
-        if not parts.path:
-            url = urllib.parse.urlunsplit(parts._replace(path="/"))
+        if not parts.path.endswith("/"):
+            url = urllib.parse.urlunsplit(parts._replace(path=parts.path + "/"))
         return url
 
     def parameters(

@@ -471,6 +471,19 @@ def normalised(data: bytes) -> tuple[list[bytes], bytes]:
     return [ln.replace(boundary, b"BOUNDARY") for ln in masked], body.replace(boundary, b"BOUNDARY")
 
 
+async def both_sessions(
+    opts: SMTPServerOptions, tmp_path: pathlib.Path, config_text: str
+) -> list[Session]:
+    """Alertmanager's SMTP session for ``config_text``, then ours, as the server saw them."""
+    stored = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+    opts.on_data = partial(trio.from_thread.run_sync, stored.set, trio_token=token)
+    await run_alertmanager_until(tmp_path, config_text, stored.wait)
+    with trio.fail_after(20):
+        await ours(config_text)
+    return list(opts.sessions)
+
+
 @pytest.mark.alertmanager
 async def test_same_message_as_alertmanager(
     smtp_server: tuple[_Server, SMTPServerOptions], tmp_path: pathlib.Path
@@ -490,13 +503,7 @@ async def test_same_message_as_alertmanager(
         + "    headers: {X-Custom: 'Grüße {{ .Status }}', subject: 'S: {{ .CommonLabels.severity }}'}\n"
     )
 
-    stored = trio.Event()
-    token = trio.lowlevel.current_trio_token()
-    opts.on_data = partial(trio.from_thread.run_sync, stored.set, trio_token=token)
-    await run_alertmanager_until(tmp_path, config_text, stored.wait)
-    with trio.fail_after(20):
-        await ours(config_text)
-    theirs, mine = opts.sessions
+    theirs, mine = await both_sessions(opts, tmp_path, config_text)
     assert (mine.auth, mine.mail_from, mine.rcpt) == (theirs.auth, theirs.mail_from, theirs.rcpt)
     assert normalised(mine.data) == normalised(theirs.data)
 
@@ -515,3 +522,39 @@ async def test_cancel_abandons_a_stuck_smtp_dialogue(autojump_clock: trio.abc.Cl
     finally:
         # Closing the listener resets the queued connection, ending the worker thread.
         listener.close()
+
+
+# An html body with actions in every context html/template escapes differently: CSS in a
+# style element and attributes, JS in a script element and an on* attribute (values as
+# JSON, strings, a regexp), quoted and unquoted attributes, URLs (filtered, normalised,
+# query-escaped), srcset, an attribute name, comments and a stray "<".
+CONTEXT_HTML = """\
+<html><head><style>p { color: {{ "red" }}; } a { background: url("{{ .ExternalURL }}/b.png?r={{ .Receiver }}") } /* {{ .Status }} */</style>
+<script>var data = {{ . }}; var labels = {{ .CommonLabels }}; var s = "{{ .CommonAnnotations.summary }}"; var re = /{{ .GroupLabels.alertname }}.x/; // {{ .Status }}
+</script></head><body><!-- hidden {{ .Status }} -->
+{{ range .Alerts }}<p style="color: {{ if eq .Status "firing" }}red{{ else }}green{{ end }}; font-family: '{{ .Labels.instance }}'" title={{ .Annotations.summary }} data-sev="{{ .Labels.severity }}" onclick="show({{ .Labels }}, '{{ .Annotations.summary }}')">
+<a href="{{ .GeneratorURL }}">{{ .Annotations.summary }}</a> <a href="{{ $.ExternalURL }}/#/silences/new?filter={{ .Labels.alertname | urlquery }}&amp;d={{ .Annotations.description }}">s</a> <a href="{{ .Annotations.summary }}">u</a> <a href="javascript:{{ .Labels.instance }}">j</a> a < b</p>
+{{ end }}<img srcset="{{ .ExternalURL }}/a.png 1x, {{ "javascript:x 2x" }}"><a {{ "title" }}="t" style='{{ "expression(x)" }}'>x</a></body></html>
+"""
+
+
+@pytest.mark.alertmanager
+async def test_same_html_escaping_as_alertmanager(
+    smtp_server: tuple[_Server, SMTPServerOptions], tmp_path: pathlib.Path
+) -> None:
+    """An html body with actions in script, style, attribute and URL contexts is byte for byte
+    the one Alertmanager 0.25 sends."""
+    server, opts = smtp_server
+    opts.starttls = False
+    opts.auth = ""
+    body = "".join("      " + line + "\n" for line in CONTEXT_HTML.splitlines())
+    config_text = (
+        f"global:\n  smtp_smarthost: '127.0.0.1:{port_of(server)}'\n"
+        "  smtp_from: 'am@example.com'\n  smtp_require_tls: false\n"
+        + AM_CONFIG
+        + "  email_configs:\n  - to: 'ops@example.com'\n    html: |\n"
+        + body
+    )
+    theirs, mine = await both_sessions(opts, tmp_path, config_text)
+    assert b"ZgotmplZ" in theirs.data and b"\\u003c" in theirs.data
+    assert normalised(mine.data) == normalised(theirs.data)

@@ -207,18 +207,23 @@ def publish_ok(request: Recorded) -> tuple[int, bytes]:
 
 @pytest.mark.alertmanager
 @pytest.mark.parametrize(
-    "target",
-    ["topic_arn: 'arn:aws:sns:us-east-1:123:alerts.fifo'", "phone_number: '+15555550100'"],
+    ("target", "path"),
+    [
+        ("topic_arn: 'arn:aws:sns:us-east-1:123:alerts.fifo'", "/"),
+        ("phone_number: '+15555550100'", ""),
+        ("topic_arn: 'arn:aws:sns:us-east-1:123:alerts'", "/sns/path"),
+        ("topic_arn: 'arn:aws:sns:us-east-1:123:alerts'", "/sns/path/"),
+    ],
 )
 async def test_same_publish_as_alertmanager(
-    target: str, tmp_path: pathlib.Path, nursery: trio.Nursery
+    target: str, path: str, tmp_path: pathlib.Path, nursery: trio.Nursery
 ) -> None:
-    """Alertmanager 0.25 (aws-sdk-go) and tocsin send the same signed Publish form."""
+    """Alertmanager 0.25 (aws-sdk-go) and tocsin send the same signed Publish to one path."""
     mine_all, theirs_all = await side_by_side(
         tmp_path,
         nursery,
         lambda url: (
-            f"  sns_configs:\n  - {target}\n    api_url: {url}/\n"
+            f"  sns_configs:\n  - {target}\n    api_url: {url}{path}\n"
             + "    sigv4: {region: us-east-1, access_key: AKID, secret_key: SECRET}\n"
             + "    attributes: {b: '{{ .Status }}', a: x}\n"
         ),
