@@ -282,10 +282,10 @@ def run_lab_node(
     argv = tocsin_argv(
         config,
         home / "tocsin-data",
-        f"--web.listen-address={address}:0",
         f"--cluster.listen-address={address}:{port}",
         *(f"--cluster.peer={lab.addresses[p]}:{port}" for p in peers),
         *FAULT_FLAGS,
+        listen=f"{address}:0",
     )
     # `ip netns exec` execs the command, so the PID we hold is tocsin's own
     wrapped = ["ip", "netns", "exec", lab.namespaces[index], *argv]

@@ -207,14 +207,16 @@ def _read_logs(
             ready.put(int(event["address"].rsplit(":", 1)[1]))
 
 
-def tocsin_argv(config: Path, storage: Path, *extra: str) -> list[str]:
+def tocsin_argv(config: Path, storage: Path, *extra: str, listen: str = "127.0.0.1:0") -> list[str]:
+    """tocsin's command line; ``--web.listen-address`` is repeatable, so a caller that
+    wants another address passes ``listen`` rather than a second flag."""
     return [
         sys.executable,
         "-m",
         "daemon",
         f"--config.file={config}",
         f"--storage.path={storage}",
-        "--web.listen-address=127.0.0.1:0",
+        f"--web.listen-address={listen}",
         "--cluster.listen-address=",
         "--log.format=json",
         *extra,
