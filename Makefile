@@ -4,13 +4,16 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every installed package pinned (`make lock` rewrites it): CI breaks only on our commits.
+CONSTRAINTS := constraints.txt
+LOCK_VENV := .lock-venv
 
-.PHONY: run test lint typecheck pytest venv clean
+.PHONY: run test lint typecheck pytest venv lock clean
 
-$(STAMP): pyproject.toml setup.py daemon/_speedups.c
+$(STAMP): pyproject.toml setup.py daemon/_speedups.c $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -U pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -U pip
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -31,5 +34,16 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Resolve the newest versions pyproject.toml allows in a fresh venv and pin them all.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PY) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q -U pip
+	$(LOCK_VENV)/bin/pip install -q -e '.[test]'
+	head -3 $(CONSTRAINTS) > $(CONSTRAINTS).new
+	$(LOCK_VENV)/bin/pip freeze --all --exclude-editable | grep -v '^setuptools==' >> $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV)
+
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) $(LOCK_VENV) data

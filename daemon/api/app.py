@@ -22,8 +22,9 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from daemon import metrics
 from daemon.alert import posted_alerts
 from daemon.api.backend import ApiBackend
+from daemon.api.cooperative import run_cooperatively
 from daemon.api.encoding import body, cluster_status, framework_error, version_info
-from daemon.api.postable import BodyError, parse_alerts
+from daemon.api.postable import BodyError, parse_alerts_steps
 from daemon.api.query import AlertQuery, QueryError, list_alerts, list_groups
 from daemon.gocompat.timestamp import format_millis
 
@@ -118,7 +119,9 @@ async def post_alerts(backend: ApiBackend, params: Mapping[str, str]) -> Respons
         limit = request.max_content_length
         return _framework_error(413, 413, f"request body too large (limit {limit} bytes)")
     try:
-        raws = parse_alerts(data if isinstance(data, bytes) else data.encode())
+        raws = await run_cooperatively(
+            parse_alerts_steps(data if isinstance(data, bytes) else data.encode())
+        )
     except BodyError as exc:
         return _framework_error(exc.status, exc.code, exc.message)
     now = backend.clock.now()
