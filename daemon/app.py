@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import structlog
 import trio
 
-from daemon import __version__
+from daemon import __version__, loop_monitor, thread_limits
 from daemon import metrics as m
 from daemon.api.backend import ApiBackend
 from daemon.clock import Clock, SystemClock
@@ -90,7 +90,9 @@ class Reloader:
         async with self._lock:
             try:
                 config, templates = await trio.to_thread.run_sync(
-                    load_config_and_templates, self.config_file
+                    load_config_and_templates,
+                    self.config_file,
+                    limiter=thread_limits.config_reload(),
                 )
                 await self.instance.reload(config, templates)
             except (ConfigError, TemplateError, OSError, ValueError) as exc:
@@ -196,6 +198,8 @@ def run(opts: Options) -> int:
 async def serve(opts: Options, config: Config, templates: Templates, sock: socket.socket) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the config."""
     clock = SystemClock()
+    # Host name look-ups get their own threads, so a slow resolver starves nothing else.
+    thread_limits.install_resolver()
     m.build_info.labels(__version__, "", "main", "python", "linux", "amd64").set(1)
     m.cluster_enabled.set(0)
     storage = Path(opts.storage_path)
@@ -285,6 +289,7 @@ async def _serve(
             api_routes=api_routes(instance.silence_state is not None),
             extra_routes=extra_routes,
         )
+        await nursery.start(loop_monitor.run_probe)
         await nursery.start(functools.partial(serve_api, app, "", 0, sock=sock))
         log.info(
             "web.listening",

@@ -70,6 +70,7 @@ import trio
 
 from cluster.errors import DecodeError
 from cluster.protowire import decode_varint, encode_varint, iter_delimited
+from daemon import thread_limits
 from daemon.clock import NS_PER_SECOND, Clock, SystemClock
 
 T = TypeVar("T")
@@ -447,8 +448,8 @@ class BlockingRunner(Protocol):
 
 
 async def run_in_thread(fn: Callable[[], T]) -> T:
-    """The default :class:`BlockingRunner`: a trio worker thread (not abandoned on cancel)."""
-    return await trio.to_thread.run_sync(fn)
+    """The default :class:`BlockingRunner`: a disk worker thread (not abandoned on cancel)."""
+    return await trio.to_thread.run_sync(fn, limiter=thread_limits.disk())
 
 
 async def run_inline(fn: Callable[[], T]) -> T:

@@ -1,0 +1,54 @@
+"""How long the event loop stalls: the metric that shows a blocking call before users do.
+
+Every task shares one thread, so any synchronous stretch (decoding a huge body, walking
+every alert) delays every timer, gossip packet and request. The probe sleeps
+:data:`PROBE_INTERVAL` again and again and records how late each wake-up came: a pause
+of ``p`` seconds shows as a wake-up between ``p - PROBE_INTERVAL`` and ``p`` late, so the
+figures are lower bounds, exact to within the interval. 200 wake-ups a second cost well
+under 1% of a core.
+"""
+
+from __future__ import annotations
+
+import trio
+from prometheus_client import Gauge, Histogram
+
+from daemon.metrics import REGISTRY
+
+PROBE_INTERVAL = 0.005
+
+pauses = Histogram(
+    "tocsin_event_loop_pause_seconds",
+    "How late the event loop woke a task that slept 5 ms: how long other work held it.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+max_pause = Gauge(
+    "tocsin_event_loop_max_pause_seconds",
+    "The longest event-loop pause since the daemon started serving.",
+    registry=REGISTRY,
+)
+
+
+_worst = 0.0
+
+
+def record_pause(seconds: float) -> None:
+    """Count one wake-up that came ``seconds`` late (bookkeeping for the probe)."""
+    global _worst
+    pauses.observe(seconds)
+    if seconds > _worst:
+        _worst = seconds
+        max_pause.set(seconds)
+
+
+async def run_probe(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Measure event-loop pauses until cancelled.
+
+    Cancellation: stops at its next sleep; nothing to clean up.
+    """
+    task_status.started()
+    while True:
+        woke = trio.current_time() + PROBE_INTERVAL
+        await trio.sleep_until(woke)
+        record_pause(max(0.0, trio.current_time() - woke))
