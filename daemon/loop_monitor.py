@@ -10,12 +10,21 @@ under 1% of a core.
 
 from __future__ import annotations
 
+import gc
+import time
+from typing import Any
+
+import structlog
 import trio
 from prometheus_client import Gauge, Histogram
 
 from daemon.metrics import REGISTRY
 
 PROBE_INTERVAL = 0.005
+#: A single task step this long is logged with the task's name: it names the culprit.
+SLOW_STEP = 0.05
+
+log = structlog.get_logger(__name__)
 
 pauses = Histogram(
     "tocsin_event_loop_pause_seconds",
@@ -42,12 +51,60 @@ def record_pause(seconds: float) -> None:
         max_pause.set(seconds)
 
 
+class SlowStepLogger(trio.abc.Instrument):
+    """Logs ``loop.slow_step`` for every task step that holds the loop :data:`SLOW_STEP`."""
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self._started = time.perf_counter()
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        took = time.perf_counter() - self._started
+        if took >= SLOW_STEP:
+            log.warning("loop.slow_step", task=task.name, seconds=round(took, 3))
+
+
+class _SlowCollections:
+    """Logs ``gc.slow_collection`` for every cyclic-GC pass that takes :data:`SLOW_STEP`:
+    a full pass walks every tracked object, which with a big store is the pause."""
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._started
+        if took >= SLOW_STEP:
+            log.warning(
+                "gc.slow_collection",
+                generation=info["generation"],
+                seconds=round(took, 3),
+                tracked=len(gc.get_objects(info["generation"])),
+            )
+
+
 async def run_probe(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Measure event-loop pauses until cancelled.
 
     Cancellation: stops at its next sleep; nothing to clean up.
     """
+    instrument = SlowStepLogger()
+    collections = _SlowCollections()
+    trio.lowlevel.add_instrument(instrument)
+    gc.callbacks.append(collections)
     task_status.started()
+    try:
+        await _probe()
+    finally:
+        gc.callbacks.remove(collections)
+        trio.lowlevel.remove_instrument(instrument)
+
+
+async def _probe() -> None:
     while True:
         woke = trio.current_time() + PROBE_INTERVAL
         await trio.sleep_until(woke)
