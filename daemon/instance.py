@@ -264,7 +264,7 @@ class Instance:
         await nursery.start(
             functools.partial(
                 nflog_state.serve,
-                snapshot=lambda: nflogpb.maintenance(self.nflog, self.clock.now()),
+                snapshot=lambda: nflogpb.deferred_maintenance(self.nflog, self.clock.now()),
                 maintenance_interval=interval,
                 flush_interval=1.0,
                 on_maintenance_error=lambda exc: nflogpb.maintenance_errors_total.inc(),

@@ -56,14 +56,21 @@ class SlowStepLogger(trio.abc.Instrument):
 
     def __init__(self) -> None:
         self._started = time.perf_counter()
+        self._cpu_started = time.thread_time()
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         self._started = time.perf_counter()
+        self._cpu_started = time.thread_time()
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
         took = time.perf_counter() - self._started
         if took >= SLOW_STEP:
-            log.warning("loop.slow_step", task=task.name, seconds=round(took, 3))
+            # CPU time well below wall time means the step waited for the CPU or the GIL
+            # (another process, a worker thread), not that the task itself did too much.
+            cpu = time.thread_time() - self._cpu_started
+            log.warning(
+                "loop.slow_step", task=task.name, seconds=round(took, 3), cpu_seconds=round(cpu, 3)
+            )
 
 
 class _SlowCollections:

@@ -562,16 +562,24 @@ class DurableState:
 
         ``snapshot`` is called under the lock, on the event loop, so it sees every change
         whose record is queued or written: those records are dropped, the snapshot holds
-        them. It may run the state's GC first, as Alertmanager's maintenance does.
+        them. It may run the state's GC first, as Alertmanager's maintenance does. The
+        iterable it returns is consumed in the worker thread, so a lazy one (over values
+        that cannot change) keeps the encoding off the event loop.
         """
         async with self._lock:
-            records = list(snapshot())
+            records = snapshot()
             covered = len(self._pending)
-            await self._run(lambda: self.journal.compact(records))
+
+            def write() -> int:
+                listed = list(records)
+                self.journal.compact(listed)
+                return len(listed)
+
+            count = await self._run(write)
             # Records queued meanwhile (listeners run during the thread) are not covered.
             del self._pending[:covered]
             self._unsynced = False
-            return len(records)
+            return count
 
     async def aclose(self) -> None:
         """Flush what is queued (with fsync) and close the journal."""

@@ -72,6 +72,10 @@ PREPARE_BATCH = 200
 SLICE_SECONDS = 0.005
 #: Items handled between two looks at the clock.
 SLICE_ITEMS = 64
+#: Flushes started between two checkpoints. Each new flush task runs its first step
+#: (dedup, silences, rendering: ~1-2 ms) in trio's next batch, so starting 1,000 at once
+#: would make one batch of seconds.
+FLUSH_STARTS_PER_SLICE = 8
 #: Alerts waiting to be prepared beyond this are dropped (their flush does the work).
 PREPARE_BACKLOG = 50_000
 
@@ -302,11 +306,15 @@ class RouteGroupActor:
     async def _run_due_ticks(self, nursery: trio.Nursery, now: float) -> None:
         node = self.node
         deadline = time.perf_counter() + SLICE_SECONDS
+        started = 0
         for index, group in enumerate(self._due_groups(now)):
-            if index % SLICE_ITEMS == SLICE_ITEMS - 1 and time.perf_counter() >= deadline:
+            if started == FLUSH_STARTS_PER_SLICE or (
+                index % SLICE_ITEMS == SLICE_ITEMS - 1 and time.perf_counter() >= deadline
+            ):
                 # Only this actor touches its groups, so they are as we left them.
                 await trio.lowlevel.checkpoint()
                 deadline = time.perf_counter() + SLICE_SECONDS
+                started = 0
             group.tick(now)
             self._arm(group)
             now_wall = self._clock.now()
@@ -325,6 +333,7 @@ class RouteGroupActor:
                 active_time_intervals=node.route.active_time_intervals,
             )
             nursery.start_soon(self._flush, group, alerts, snapshot, ctx)
+            started += 1
 
     async def _flush(
         self,
