@@ -212,12 +212,61 @@ def _config_path(d: Daemon) -> Path:
     raise RuntimeError("no --config.file")
 
 
+def decoder_figures(mib: int = 30) -> None:
+    """How long a ``mib`` MiB alerts body holds the GIL in each decoder, and tocsin's
+    longest slice when it parses the body in steps (``daemon.api.postable``)."""
+    import importlib
+
+    from daemon.api.postable import decode_json, parse_alerts_steps
+    from daemon.store import tune_gc
+
+    tune_gc()  # the daemon's collector settings: its passes land inside these steps
+    bodies = alert_bodies()
+    one = json.loads(bodies[0])
+    alerts = (one * (mib // 1 + 1))[: int(len(one) * mib)]
+    body = json.dumps(alerts).encode()
+    print(f"decoding a {len(body) / (1 << 20):.1f} MiB body of {len(alerts)} alerts:")
+    started = time.perf_counter()
+    json.loads(body)
+    print(f"  json.loads (one call, holds the GIL): {time.perf_counter() - started:.3f} s")
+    started = time.perf_counter()
+    decode_json(body)
+    print(f"  tocsin decode_json in one go: {time.perf_counter() - started:.3f} s")
+    try:
+        msgspec = importlib.import_module("msgspec")
+    except ImportError:
+        print("  msgspec: not installed (pip install msgspec to compare)")
+    else:
+        started = time.perf_counter()
+        msgspec.json.decode(body)
+        print(f"  msgspec.json.decode (one call): {time.perf_counter() - started:.3f} s")
+    steps = parse_alerts_steps(body)
+    longest = total = 0.0
+    while True:
+        started = time.perf_counter()
+        try:
+            next(steps)
+        except StopIteration:
+            break
+        finally:
+            took = time.perf_counter() - started
+            longest = max(longest, took)
+            total += took
+    print(
+        f"  tocsin parse_alerts_steps: {total:.3f} s in all, longest step {longest * 1000:.1f} ms"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--only", choices=("tocsin", "alertmanager"))
+    ap.add_argument("--decoders", action="store_true", help="only time the JSON decoders")
     args = ap.parse_args()
+    if args.decoders:
+        decoder_figures()
+        return
     kinds = [args.only] if args.only else ["tocsin", "alertmanager"]
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     for n in range(args.runs):
