@@ -200,6 +200,7 @@ async def serve(opts: Options, config: Config, templates: Templates, sock: socke
     clock = SystemClock()
     # Host name look-ups get their own threads, so a slow resolver starves nothing else.
     thread_limits.install_resolver()
+    thread_limits.share_the_gil()
     m.build_info.labels(__version__, "", "main", "python", "linux", "amd64").set(1)
     m.cluster_enabled.set(0)
     storage = Path(opts.storage_path)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+import sys
 import time
 from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
 
@@ -96,3 +98,14 @@ async def test_each_run_gets_fresh_limiters() -> None:
         thread_limits.CONFIG_THREADS,
     ]
     assert thread_limits.disk() is kinds[0]
+
+
+def test_share_the_gil_shortens_the_switch_interval() -> None:
+    """Worker threads give the GIL back to the event loop within 1 ms, not CPython's 5 ms."""
+    before = sys.getswitchinterval()
+    try:
+        thread_limits.share_the_gil()
+        assert sys.getswitchinterval() == pytest.approx(thread_limits.GIL_SWITCH_INTERVAL)
+        assert thread_limits.GIL_SWITCH_INTERVAL < 0.005
+    finally:
+        sys.setswitchinterval(before)

@@ -307,10 +307,10 @@ class RouteGroupActor:
         node = self.node
         deadline = time.perf_counter() + SLICE_SECONDS
         started = 0
-        for index, group in enumerate(self._due_groups(now)):
-            if started == FLUSH_STARTS_PER_SLICE or (
-                index % SLICE_ITEMS == SLICE_ITEMS - 1 and time.perf_counter() >= deadline
-            ):
+        for group in self._due_groups(now):
+            # The clock is read per group: a tick that plans no flush still costs ~1 ms
+            # for a group of 100 alerts.
+            if started == FLUSH_STARTS_PER_SLICE or time.perf_counter() >= deadline:
                 # Only this actor touches its groups, so they are as we left them.
                 await trio.lowlevel.checkpoint()
                 deadline = time.perf_counter() + SLICE_SECONDS
