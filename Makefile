@@ -4,13 +4,16 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every installed package pinned (`make lock` rewrites it): CI breaks only on our commits.
+CONSTRAINTS := constraints.txt
+LOCK_VENV := .lock-venv
 
-.PHONY: run test lint typecheck pytest venv clean install
+.PHONY: run test lint typecheck pytest venv lock clean install
 
-$(STAMP): pyproject.toml setup.py daemon/_speedups.c
+$(STAMP): pyproject.toml setup.py daemon/_speedups.c $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -U pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -U pip
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -31,8 +34,19 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Resolve the newest versions pyproject.toml allows in a fresh venv and pin them all.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PY) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q -U pip
+	$(LOCK_VENV)/bin/pip install -q -e '.[test]'
+	head -3 $(CONSTRAINTS) > $(CONSTRAINTS).new
+	$(LOCK_VENV)/bin/pip freeze --all --exclude-editable | grep -v '^setuptools==' >> $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV)
+
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) $(LOCK_VENV) data
 
 # As root: tocsin in its own venv under /opt/tocsin, the unit, a `tocsin` system user and
 # /etc/tocsin/tocsin.yml (kept if it exists). Then: systemctl enable --now tocsin
@@ -40,7 +54,7 @@ PREFIX ?= /opt/tocsin
 install:
 	$(PY) -m venv $(PREFIX)
 	$(PREFIX)/bin/pip install -q -U pip
-	$(PREFIX)/bin/pip install -q .
+	$(PREFIX)/bin/pip install -q -c $(CONSTRAINTS) .
 	id -u tocsin >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /var/lib/tocsin --shell /usr/sbin/nologin tocsin
 	install -D -m 0644 systemd/tocsin.service /etc/systemd/system/tocsin.service
 	test -e /etc/tocsin/tocsin.yml || install -D -m 0640 -g tocsin configs/tocsin.yml /etc/tocsin/tocsin.yml

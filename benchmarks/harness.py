@@ -89,12 +89,17 @@ def _spawn(
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     Path(tmp, "config.yml").write_text(config_text)
+    # BENCH_DAEMON_LOG=<file>: keep the daemons' logs (warnings such as loop.slow_step).
+    log_path = os.environ.get("BENCH_DAEMON_LOG")
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(
         [*_argv(kind, tmp, port, cluster_args), *extra_args],
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
     )
+    if log_path:
+        out.close()  # type: ignore[union-attr]
     return proc, f"http://127.0.0.1:{port}"
 
 

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import structlog
 import trio
 
-from daemon import __version__
+from daemon import __version__, loop_monitor, thread_limits
 from daemon import metrics as m
 from daemon.api.webconfig import WebConfigError, WebConfigFile, open_web_config
 from daemon.clock import Clock, SystemClock
@@ -103,7 +103,9 @@ class Reloader:
     async def _reload(self) -> str | None:
         try:
             config, templates = await trio.to_thread.run_sync(
-                load_config_and_templates, self.config_file
+                load_config_and_templates,
+                self.config_file,
+                limiter=thread_limits.config_reload(),
             )
             await self.instance.reload(config, templates)
         except (ConfigError, TemplateError, OSError, ValueError) as exc:
@@ -265,6 +267,9 @@ async def serve(
 ) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the config."""
     clock = SystemClock()
+    # Host name look-ups get their own threads, so a slow resolver starves nothing else.
+    thread_limits.install_resolver()
+    thread_limits.share_the_gil()
     m.build_info.labels(__version__, "", "main", "python", "linux", "amd64").set(1)
     m.cluster_enabled.set(0)
     storage = Path(opts.storage_path)
@@ -374,6 +379,7 @@ async def _serve(
                 tls=tls,
             )
         )
+        await nursery.start(loop_monitor.run_probe)
         log.info(
             "web.listening",
             address=f"{address}:{port}",

@@ -45,6 +45,7 @@ from daemon.dispatch.dispatcher import Dispatcher
 from daemon.dispatch.route import RouteNode
 from daemon.dispatch.snapshot import GroupSnapshot
 from daemon.inhibit import Inhibitor
+from daemon.metrics import Samples
 from daemon.nflog import codec as nflogpb
 from daemon.nflog.state import Nflog
 from daemon.notify.attempt import AttemptRecorder
@@ -57,10 +58,18 @@ from daemon.persist import DurableState
 from daemon.silence import codec as silencepb
 from daemon.silence import state as silence_mod
 from daemon.silence.state import Silences
-from daemon.store import AlertStore
+from daemon.store import ALERT_STATES, AlertStore
 from daemon.template.render import Templates
 
 log = structlog.get_logger("tocsin")
+
+#: Alerts handled between two checkpoints when a reload replays the store or the alert
+#: counts are recounted (a few ms of work: the event loop's pause budget is 100 ms).
+REPLAY_SLICE = 1_000
+#: Up to this many alerts a scrape counts alerts by state itself, exactly; above it, it
+#: serves the counts of the last recount (at most one scrape interval old) and asks
+#: :meth:`Instance._recount_alert_states` for new ones.
+INLINE_COUNT_LIMIT = 5_000
 
 
 @attrs.define
@@ -125,6 +134,10 @@ class Instance:
         self._generation: Generation | None = None
         #: Generations to switch to, and the event that says the switch is done.
         self._swaps_out, self._swaps_in = trio.open_memory_channel[tuple[Generation, trio.Event]](0)
+        # alertmanager_alerts / _marked_alerts samples of the last recount (see
+        # _recount_alert_states); None until the first one finishes.
+        self._alert_counts: tuple[Samples, Samples] | None = None
+        self._recount_wanted = trio.Event()
         self._settle: Callable[[], Awaitable[None]] | None = None
         self._wait: Callable[[], float] = no_wait
 
@@ -208,6 +221,7 @@ class Instance:
                     await self._open_state(nursery, self.storage)
                 await self._swap(nursery, self.build(self._first, self._first_templates))
                 nursery.start_soon(self._collect_garbage_every, self.gc_interval)
+                nursery.start_soon(self._recount_alert_states)
                 task_status.started()
                 async for new, done in self._swaps_in:
                     await self._swap(nursery, new)
@@ -229,8 +243,20 @@ class Instance:
         old, self._generation = self._generation, new
         if old is not None:
             old.cancel.cancel()
-        for alert in self.store.list():
-            new.ingest(alert)
+        # In slices, so a reload with 100k alerts does not hold the event loop. An alert
+        # put meanwhile went to ``new`` already; its stored version is replayed, so a
+        # group never gets an older version after a newer one.
+        store = self.store
+        fingerprints = [alert.fingerprint for alert in store]
+        for start in range(0, len(fingerprints), REPLAY_SLICE):
+            if start:
+                await trio.lowlevel.checkpoint()
+            if new.cancel.cancel_called:
+                return  # a later reload replaced it; that one replays everything
+            for fingerprint in fingerprints[start : start + REPLAY_SLICE]:
+                alert = store.get(fingerprint)
+                if alert is not None:
+                    new.ingest(alert)
 
     async def _open_state(self, nursery: trio.Nursery, storage: StorageSettings) -> None:
         """Load silences and the nflog (snapshot + journal) and keep them durable.
@@ -247,7 +273,7 @@ class Instance:
         await nursery.start(
             functools.partial(
                 nflog_state.serve,
-                snapshot=lambda: nflogpb.maintenance(self.nflog, self.clock.now()),
+                snapshot=lambda: nflogpb.deferred_maintenance(self.nflog, self.clock.now()),
                 maintenance_interval=interval,
                 flush_interval=1.0,
                 on_maintenance_error=lambda exc: nflogpb.maintenance_errors_total.inc(),
@@ -290,6 +316,30 @@ class Instance:
             removed = self.collect_garbage()
             log.debug("alerts.gc", removed=removed, tenant=self.tenant)
 
+    async def _recount_alert_states(self) -> None:
+        """Count alerts by state in slices, once at start and then after each scrape that
+        used the previous counts: a scrape of a big store costs the loop nothing."""
+        while True:
+            now = self.clock.now()
+            alerts = self.store.list()
+            live = dict.fromkeys(ALERT_STATES, 0)
+            marked = dict.fromkeys(ALERT_STATES, 0)
+            for start in range(0, len(alerts), REPLAY_SLICE):
+                await trio.lowlevel.checkpoint()
+                if self._generation is None:
+                    continue
+                for alert in alerts[start : start + REPLAY_SLICE]:
+                    state = self.alert_status(alert, now).state
+                    marked[state] += 1
+                    if not alert.resolved(now):
+                        live[state] += 1
+            self._alert_counts = (
+                [((state,), float(n)) for state, n in live.items()],
+                [((state,), float(n)) for state, n in marked.items()],
+            )
+            await self._recount_wanted.wait()
+            self._recount_wanted = trio.Event()
+
     def _register_metrics(self) -> Callable[[], None]:
         """Register this instance's scrape-time gauges; returns the unregister function."""
         clock = self.clock
@@ -297,10 +347,18 @@ class Instance:
         def state_of(alert: Alert) -> str:
             return self.alert_status(alert, clock.now()).state
 
-        def counts(now: Callable[[], int]) -> Callable[[], list[tuple[tuple[str], float]]]:
-            return lambda: (
-                self.store.count_by_state(state_of, now()) if self._generation is not None else []
-            )
+        def counts(now: Callable[[], int]) -> Callable[[], Samples]:
+            marked = now() == ZERO_TIME
+
+            def read() -> Samples:
+                if self._generation is None:
+                    return []
+                if len(self.store) > INLINE_COUNT_LIMIT and self._alert_counts is not None:
+                    self._recount_wanted.set()
+                    return self._alert_counts[marked]
+                return self.store.count_by_state(state_of, now())
+
+            return read
 
         unregister = [
             metrics.register_callback(

@@ -75,6 +75,7 @@ import trio
 
 from cluster.errors import DecodeError
 from cluster.protowire import decode_varint, encode_varint, iter_delimited
+from daemon import thread_limits
 from daemon.clock import NS_PER_SECOND, Clock, SystemClock
 
 T = TypeVar("T")
@@ -475,8 +476,8 @@ class BlockingRunner(Protocol):
 
 
 async def run_in_thread(fn: Callable[[], T]) -> T:
-    """The default :class:`BlockingRunner`: a trio worker thread (not abandoned on cancel)."""
-    return await trio.to_thread.run_sync(fn)
+    """The default :class:`BlockingRunner`: a disk worker thread (not abandoned on cancel)."""
+    return await trio.to_thread.run_sync(fn, limiter=thread_limits.disk())
 
 
 async def run_inline(fn: Callable[[], T]) -> T:
@@ -691,17 +692,25 @@ class DurableState:
 
         ``snapshot`` is called under the lock, on the event loop, so it sees every change
         whose record is queued or written: those records are dropped, the snapshot holds
-        them. It may run the state's GC first, as Alertmanager's maintenance does.
+        them. It may run the state's GC first, as Alertmanager's maintenance does. The
+        iterable it returns is consumed in the worker thread, so a lazy one (over values
+        that cannot change) keeps the encoding off the event loop.
         """
         async with self._lock:
-            records = list(snapshot())
+            records = snapshot()
             covered = len(self._pending)
-            await self._run(lambda: self.journal.compact(records))
+
+            def write() -> int:
+                listed = list(records)
+                self.journal.compact(listed)
+                return len(listed)
+
+            count = await self._run(write)
             # Records queued meanwhile (listeners run during the thread) are not covered.
             self._pending_bytes -= sum(len(r) for r in self._pending[:covered])
             del self._pending[:covered]
             self._unsynced = False
-            return len(records)
+            return count
 
     async def aclose(self) -> None:
         """Flush what is queued (with fsync) and close the journal."""

@@ -27,7 +27,7 @@ from daemon.clock import Clock
 ALERT_STATES = ("active", "suppressed", "unprocessed")
 
 #: Collector thresholds for a process that keeps many long-lived alerts (see tune_gc).
-GC_THRESHOLDS = (50_000, 20, 100)
+GC_THRESHOLDS = (10_000, 10, 100)
 
 
 def tune_gc() -> None:

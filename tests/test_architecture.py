@@ -19,7 +19,9 @@ LAYERS = {
     "systemd": 2,
     "metrics": 2,
     "_speedups": 2,
+    "thread_limits": 2,
     "gocompat": 3,
+    "loop_monitor": 3,  # the loop-pause probe: reports through metrics' registry
     "options": 4,
     "alert": 5,
     "matcher": 5,

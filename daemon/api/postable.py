@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar, cast
 
 from daemon.clock import NS_PER_SECOND, ZERO_TIME
 from daemon.gocompat.strconv import go_quote
+
+T = TypeVar("T")
 
 #: labels, annotations, startsAt, endsAt, generatorURL (times are ZERO_TIME when absent).
 RawAlert = tuple[dict[str, str], dict[str, str], int, int, str]
@@ -155,11 +157,37 @@ def _scrub(value: Any) -> Any:
     return value
 
 
+#: Between top-level array items: optional whitespace, then ``,`` or ``]``.
+_NEXT_ITEM = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+#: Items decoded between two yields of :func:`decode_json_steps` (a few ms of work).
+STEP_ITEMS = 256
+#: Go's encoding/json refuses nesting deeper than 10000 with this text. Python's decoder
+#: recurses once per level and stops at the interpreter's recursion limit (1000 frames,
+#: so about 900 levels under a request handler); deeper bodies get a 400 with Go's words
+#: instead of a RecursionError and a 500. No valid alert or silence nests deeper than 4.
+DEPTH_ERROR = "exceeded max depth"
+
+#: A computation that yields (None) at safe points so a trio shell can let other tasks
+#: run between slices; it returns its result through StopIteration.
+Steps = Generator[None, None, T]
+
+
+def run_steps(steps: Steps[T]) -> T:
+    """Run ``steps`` to the end in one go (for callers that need no checkpoints)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return cast(T, done.value)
+
+
 def decode_json(body: bytes) -> Any:
     """Decode the first JSON value of ``body`` as Go's ``json.Decoder`` would.
 
     Trailing data after the value is ignored (Go reads one value from the stream).
-    Error handling: :class:`BodyError` 422 for an empty body, 400 for bad syntax.
+    Error handling: :class:`BodyError` 422 for an empty body, 400 for bad syntax or
+    nesting too deep to decode (:data:`DEPTH_ERROR`).
     """
     text = body.decode("utf-8", "replace")
     start = len(text) - len(text.lstrip(" \t\r\n"))
@@ -167,6 +195,8 @@ def decode_json(body: bytes) -> Any:
         raise BodyError(422, 602, "alerts in body is required")
     try:
         doc, _ = _decoder.raw_decode(text, start)
+        if "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None:
+            doc = _scrub(doc)
     except json.JSONDecodeError as exc:
         raise BodyError(400, 400, _PREFIX + _syntax_message(text, exc)) from None
     except _ConstantError as exc:
@@ -174,9 +204,49 @@ def decode_json(body: bytes) -> Any:
         raise BodyError(
             400, 400, _PREFIX + f"invalid character {_quote_char(str(exc)[0])} {where}"
         ) from None
-    if "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None:
-        doc = _scrub(doc)
+    except RecursionError:
+        raise BodyError(400, 400, _PREFIX + DEPTH_ERROR) from None
     return doc
+
+
+def decode_json_steps(body: bytes) -> Steps[Any]:
+    """:func:`decode_json`, yielding every :data:`STEP_ITEMS` items of a top-level array.
+
+    A 32 MiB array of alerts is then decoded in slices of a few milliseconds each, not
+    in one call that holds the GIL for a third of a second. Anything but a well-formed
+    array (an error anywhere, another top-level value) is decoded again in one go by
+    :func:`decode_json`, which stays the one reference for results and error texts.
+    """
+    text = body.decode("utf-8", "replace")
+    pos = _WHITESPACE.match(text).end()  # type: ignore[union-attr]
+    if not text.startswith("[", pos):
+        return decode_json(body)
+    items: list[Any] = []
+    try:
+        pos = _WHITESPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
+        if not text.startswith("]", pos):
+            while True:
+                for _ in range(STEP_ITEMS):
+                    item, pos = _decoder.raw_decode(text, pos)
+                    items.append(item)
+                    sep = _NEXT_ITEM.match(text, pos)
+                    if sep is None:
+                        return decode_json(body)
+                    pos = sep.end()
+                    if sep[1] == "]":
+                        break
+                else:
+                    yield
+                    continue
+                break
+    except (ValueError, RecursionError):  # JSONDecodeError and _ConstantError included
+        return decode_json(body)
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None:
+        try:
+            items = _scrub(items)
+        except RecursionError:
+            raise BodyError(400, 400, _PREFIX + DEPTH_ERROR) from None
+    return items
 
 
 # --- date-times as go-openapi's strfmt.DateTime parses them ---------------------------
@@ -477,7 +547,12 @@ except ImportError:  # pragma: no cover - depends on the build
 
 def parse_alerts(body: bytes) -> list[RawAlert]:
     """The posted alerts of a request body, or :class:`BodyError` as go-swagger reports it."""
-    doc = decode_json(body)
+    return run_steps(parse_alerts_steps(body))
+
+
+def parse_alerts_steps(body: bytes) -> Steps[list[RawAlert]]:
+    """:func:`parse_alerts` in slices of :data:`STEP_ITEMS` alerts (see :data:`Steps`)."""
+    doc = yield from decode_json_steps(body)
     if doc is None:
         return []
     if not isinstance(doc, list):
@@ -492,6 +567,8 @@ def parse_alerts(body: bytes) -> list[RawAlert]:
     uri_ok: dict[str, bool] = {}
     times: dict[str, int] = {}
     for index, item in enumerate(doc):
+        if index % STEP_ITEMS == STEP_ITEMS - 1:
+            yield
         if item is None:
             # Alertmanager 0.25 crashes the request on a null item; reject it as unlabelled.
             schema_error = schema_error or BodyError(

@@ -27,7 +27,7 @@ Later fields Alertmanager added (``receiver_data``, ``muted_alerts``) are skippe
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import Counter, Gauge, Summary
 
@@ -182,20 +182,36 @@ def snapshot_records(nflog: Nflog) -> list[bytes]:
 
 
 def maintenance(nflog: Nflog, now: int) -> list[bytes]:
-    """GC, then the snapshot records, as Alertmanager's maintenance (with its metrics).
+    """GC, then the snapshot records, as Alertmanager's maintenance (with its metrics)."""
+    return list(deferred_maintenance(nflog, now))
 
-    Pass as ``snapshot=lambda: maintenance(nflog, clock.now())`` to
+
+def deferred_maintenance(nflog: Nflog, now: int) -> Iterator[bytes]:
+    """:func:`maintenance` whose records are encoded as the iterator is consumed.
+
+    GC runs and the entries are taken now; entries are frozen, so encoding them later
+    (in the persist worker thread, off the event loop: 1,000 groups' entries take
+    ~0.1 s) still gives the snapshot of now. Pass as
+    ``snapshot=lambda: deferred_maintenance(nflog, clock.now())`` to
     :meth:`daemon.persist.DurableState.serve`.
     """
     maintenance_total.inc()
     start = time.perf_counter()
     nflog.gc(now)
     gc_duration.observe(time.perf_counter() - start)
-    start = time.perf_counter()
-    records = snapshot_records(nflog)
-    snapshot_duration.observe(time.perf_counter() - start)
-    snapshot_size.set(sum(len(encode_varint(len(r))) + len(r) for r in records))
-    return records
+    entries = list(nflog.entries.values())
+
+    def encode() -> Iterator[bytes]:
+        start = time.perf_counter()
+        size = 0
+        for entry in entries:
+            record = encode_mesh_entry(entry)
+            size += len(encode_varint(len(record))) + len(record)
+            yield record
+        snapshot_duration.observe(time.perf_counter() - start)
+        snapshot_size.set(size)
+
+    return encode()
 
 
 def merge_bytes(nflog: Nflog, data: bytes, now: int) -> list[Entry]:

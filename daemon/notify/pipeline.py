@@ -348,6 +348,9 @@ class IntegrationPipeline:
                 alerts = await stage.process(flush, alerts)
                 if not alerts:
                     break
+                # One stage per scheduler step: 1,000 groups flushing at once then make
+                # many short steps, not one long batch that stalls the event loop.
+                await trio.lowlevel.checkpoint()
         except IntegrationFailed as failed:
             self._record(flush, given, Outcome.FAILED, failed.text)
             return failed.text
@@ -417,6 +420,7 @@ class ReceiverPipeline:
                 return False
             if not alerts:
                 return True
+            await trio.lowlevel.checkpoint()  # as in IntegrationPipeline.run
         errors: list[str] = []
 
         async def run_one(sub: IntegrationPipeline) -> None:

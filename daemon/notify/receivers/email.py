@@ -47,6 +47,7 @@ import attrs
 import structlog
 import trio
 
+from daemon import thread_limits
 from daemon.alert import Alert
 from daemon.notify.context import NotifyContext
 from daemon.notify.receivers._http import FieldRenderer, read_key_file
@@ -491,7 +492,13 @@ class EmailIntegration(ConfiguredIntegration):
         message = self.render_message(ctx, alerts)
         settings = await self.settings()
         await trio.to_thread.run_sync(
-            deliver, settings, senders[0], recipients, message, abandon_on_cancel=True
+            deliver,
+            settings,
+            senders[0],
+            recipients,
+            message,
+            abandon_on_cancel=True,
+            limiter=thread_limits.smtp(),
         )
 
 
