@@ -46,8 +46,10 @@ SCAN_WINDOW = 20_000
 #: Candidate rows Python may decode and check for one page (JSON decoding is the cost).
 CHECK_BUDGET = 2_500
 
-_INTEGRATION_WITH_INDEX = re.compile(r"(.+)\[(\d+)\]")
-_CURSOR = re.compile(r"(-?\d+):(\d+)")
+# ASCII digits, bounded: int() refuses strings over 4300 digits (a 500), and \d would
+# take other scripts' digits.
+_INTEGRATION_WITH_INDEX = re.compile(r"(.+)\[([0-9]{1,9})\]")
+_CURSOR = re.compile(r"(-?[0-9]{1,19}):([0-9]{1,19})")
 
 
 _E = TypeVar("_E", Status, Outcome)
@@ -126,8 +128,9 @@ def _time_param(name: str, value: str | None) -> int | None:
 def _limit_param(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_LIMIT
-    if not value.isdigit():
-        raise QueryError(f"invalid limit {value!r}: want an integer from 1 to {MAX_LIMIT}")
+    if not (value.isascii() and value.isdigit()) or len(value) > 6:
+        shown = value if len(value) <= 20 else value[:20] + "..."
+        raise QueryError(f"invalid limit {shown!r}: want an integer from 1 to {MAX_LIMIT}")
     limit = int(value)
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"invalid limit {value!r}: want an integer from 1 to {MAX_LIMIT}")

@@ -146,3 +146,26 @@ async def test_source_protocol_receives_the_parsed_query(backend: FakeBackend) -
         {"items": [], "next_cursor": None},
     )
     assert seen == [HistoryQuery(receiver="x")]
+
+
+async def test_hostile_queries_answer_fast_and_change_nothing(
+    backend: FakeBackend, tmp_path: Path
+) -> None:
+    """A regex bomb over a long stored value, a 1 MB cursor, a huge limit and a filter
+    nested past Go's limit each get an answer within the deadline; the records stay."""
+    s = HistoryStore(tmp_path, clock=TrioClock(T0))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(s.run)
+        s.record(make_record(T0, receiver="a", alerts={"alertname": "A", "victim": "x" * 50_000}))
+        await s.wait_written()
+        bomb = [("filter", 'victim=~"(x+x+)+y"')]
+        assert await get(backend, s, bomb) == (200, {"items": [], "next_cursor": None})
+        status, doc = await get(backend, s, [("cursor", "A" * 1_000_000)])
+        assert (status, doc) == (400, {"error": "invalid cursor"})
+        status, _ = await get(backend, s, [("limit", "9" * 10_000)])
+        assert status == 400
+        status, doc = await get(backend, s, [("filter", "a=~" + "(" * 1001 + "x" + ")" * 1001)])
+        assert status == 400 and "nests too deeply" in doc["error"]
+        status, doc = await get(backend, s)
+        assert status == 200 and len(doc["items"]) == 1
+        nursery.cancel_scope.cancel()
