@@ -63,7 +63,11 @@ INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+# Keys sorted here, in the writer thread, so the stored JSON and the API answers are
+# stable without sorting a copy of every alert's labels on the event loop.
+_encoder = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False, sort_keys=True
+)
 
 Row = tuple[Any, ...]
 

@@ -41,7 +41,9 @@ class HistoryAlert:
 
     #: 16 lowercase hex digits (:attr:`daemon.alert.Alert.fingerprint_hex`).
     fingerprint: str
-    labels: Mapping[str, str] = attrs.field(converter=_frozen_labels)
+    #: The alert's own (immutable) label set, not a copy: built on the event loop for
+    #: every attempt, so it stays a reference; the writer sorts when it encodes.
+    labels: Mapping[str, str]
     status: Status
 
 
