@@ -1,0 +1,100 @@
+"""``GET /api/v2/alerts/groups`` with 100,000 alerts loaded: tocsin against Alertmanager 0.25.
+
+Per run and per daemon: load 100,000 alerts in 1,000 groups (the bodies of
+``benchmarks.loop_pause``, about 1 MiB each, on two connections), wait until every group
+shows in the listing, then time ``--requests`` GETs one after another, from sending the
+request to the last byte of the answer. Each answer is checked to hold every group and
+every alert, so a daemon that answers less is not counted as faster. Runs alternate
+between the daemons, so a change in machine load hits both; the ratio is taken per run
+from the medians.
+
+Run: .venv/bin/python -m benchmarks.groups [--runs 3] [--requests 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import httpx
+import trio
+
+from benchmarks.harness import Daemon, start
+from benchmarks.loop_pause import ALERTS, GROUPS, alert_bodies, post_bodies
+
+# group_wait far away: the benchmark measures the listing, not notifications.
+CONFIG = """
+route:
+  receiver: sink
+  group_by: [alertname]
+  group_wait: 1h
+  group_interval: 1h
+  repeat_interval: 4h
+receivers:
+  - name: sink
+"""
+
+
+async def load(d: Daemon, bodies: list[bytes]) -> None:
+    async with httpx.AsyncClient(timeout=120) as client:
+        half = len(bodies) // 2
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(post_bodies, client, d.url, bodies[:half])
+            nursery.start_soon(post_bodies, client, d.url, bodies[half:])
+
+
+def fetch_groups(client: httpx.Client, d: Daemon) -> tuple[float, int, int]:
+    """One GET: seconds until the whole answer arrived, groups and alerts in it."""
+    started = time.perf_counter()
+    r = client.get(f"{d.url}/api/v2/alerts/groups")
+    took = time.perf_counter() - started
+    r.raise_for_status()
+    groups = json.loads(r.content)
+    return took, len(groups), sum(len(g["alerts"]) for g in groups)
+
+
+def one_run(kind: str, bodies: list[bytes], requests: int) -> float:
+    """The median GET time of ``kind``, in seconds."""
+    with start(kind, CONFIG) as d, httpx.Client(timeout=300) as client:
+        trio.run(load, d, bodies)
+        deadline = time.monotonic() + 60
+        while fetch_groups(client, d)[1:] != (GROUPS, ALERTS):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{kind} never listed {GROUPS} groups of {ALERTS} alerts")
+            time.sleep(0.5)
+        times = []
+        for _ in range(requests):
+            took, groups, alerts = fetch_groups(client, d)
+            if (groups, alerts) != (GROUPS, ALERTS):
+                raise RuntimeError(f"{kind} answered {groups} groups, {alerts} alerts")
+            times.append(took)
+        return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=5)
+    args = ap.parse_args()
+    bodies = alert_bodies()
+    ratios = []
+    for n in range(args.runs):
+        am = one_run("alertmanager", bodies, args.requests)
+        tocsin = one_run("tocsin", bodies, args.requests)
+        ratios.append(tocsin / am)
+        print(
+            f"run {n + 1}: GET /api/v2/alerts/groups at {ALERTS:,} alerts, median of "
+            f"{args.requests}: alertmanager {am * 1000:.0f} ms, tocsin {tocsin * 1000:.0f} ms, "
+            f"tocsin/AM {tocsin / am:.2f}",
+            flush=True,
+        )
+    print(
+        f"tocsin/AM over {args.runs} runs: median {statistics.median(ratios):.2f} "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f}); target at most 0.5"
+    )
+
+
+if __name__ == "__main__":
+    main()
