@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
-from daemon.alert import Alert
+from daemon.alert import Alert, untrack
 from daemon.api.backend import AlertStatus, ApiBackend
 from daemon.api.encoding import RawJson, gettable_alert, go_json, json_array, sorted_labels
 from daemon.api.postable import Steps, run_steps
@@ -134,7 +134,8 @@ def _fragment(alert: Alert, status: AlertStatus, receivers: Sequence[str]) -> st
     ):
         return cached[4]
     text = go_json(gettable_alert(alert, status, receivers))
-    _fragments[alert.fingerprint] = (alert, silenced, inhibited, names, text)
+    # Alerts, str tuples and str: never in a cycle, so kept out of the collector's walk.
+    _fragments[alert.fingerprint] = untrack((alert, silenced, inhibited, names, text))
     return text
 
 
