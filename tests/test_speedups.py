@@ -24,6 +24,7 @@ from daemon.alert import (
 )
 from daemon.api import postable
 from daemon.api.postable import _str_values_python
+from daemon.silence.state import Silences
 
 labels_st = st.dictionaries(st.text(max_size=12), st.text(max_size=20), max_size=8)
 
@@ -149,3 +150,13 @@ def test_untracked_alerts_are_freed_by_refcount() -> None:
     assert gone() is not None
     del a
     assert gone() is None
+
+
+def test_silence_marks_are_not_tracked() -> None:
+    """The per-alert silence marks (one per listed or notified alert) stay out of the
+    collector's walk too."""
+    _speedups()
+    silences = Silences(retention=3600 * 10**9)
+    labels = {"alertname": "marks"}
+    silences.mutes(labels, fingerprint(labels), 10**18)
+    assert not [o for o in gc.get_objects() if type(o).__name__ == "_Marks"]
