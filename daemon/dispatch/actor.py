@@ -300,8 +300,13 @@ class RouteGroupActor:
             self._arm(group)
             self._created.append(key)
         if group.insert(alert, now_wall):
-            group.expedite(trio.current_time())
-            self._arm(group)
+            now = trio.current_time()
+            # Only a deadline that moves gets a timer entry: re-arming a group that is
+            # already due pushed one stale entry per alert (100k after a reload, where
+            # every re-fed alert is old), and popping them was one 100+ ms step.
+            if group.next_flush_at > now:
+                group.expedite(now)
+                self._arm(group)
 
     async def _run_due_ticks(self, nursery: trio.Nursery, now: float) -> None:
         node = self.node
