@@ -168,6 +168,10 @@ class Instance:
     def groups(self) -> list[GroupSnapshot]:
         return self.generation.dispatcher.groups()
 
+    def group_count(self) -> int:
+        """How many groups there are, without the snapshots (and sorts) of :meth:`groups`."""
+        return self.generation.dispatcher.group_count()
+
     def alert_status(self, alert: Alert, now: int) -> AlertStatus:
         by = self.generation.inhibitor.inhibited_by(alert.labels, alert.fingerprint, now)
         silenced = self.silences.mutes(alert.labels, alert.fingerprint, now)
