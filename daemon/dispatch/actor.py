@@ -26,7 +26,8 @@ Theory of operation:
 * Every 30 s, groups that are empty and not flushing are removed; a later alert with
   the same labels makes a new group with a fresh group_wait.
 * When the notifier can :class:`Prepare`, a helper task hands it the alerts that
-  arrived, :data:`PREPARE_DELAY` after they did, in slices: it looks up what their
+  arrived (those whose group flushes later than that), :data:`PREPARE_DELAY` after
+  they did, in slices: it looks up what their
   flush will need (silences) while the daemon waits out group_wait, and its caches
   answer at the flush. It touches no group, only those caches.
 
@@ -215,12 +216,15 @@ class RouteGroupActor:
             del self._inbox[:SLICE_ITEMS]
             # One wall-clock reading per batch: the alerts of a batch arrived together.
             now_wall = self._clock.now()
+            # Alerts whose group flushes before PREPARE_DELAY are not prepared: the
+            # flush does the same look-ups first (with group_wait 0, every alert).
+            prepare_before = trio.current_time() + PREPARE_DELAY
             created = self._created
             fresh = self._fresh if self._prepare is not None else None
             for message in batch:
                 if isinstance(message, Alert):
-                    self._insert(message, now_wall)
-                    if fresh is not None:
+                    group = self._insert(message, now_wall)
+                    if fresh is not None and group.next_flush_at > prepare_before:
                         fresh.append(message)
                 else:
                     assert isinstance(message, _FlushDone)
@@ -283,7 +287,8 @@ class RouteGroupActor:
                 due[group.order] = group
         return [due[order] for order in sorted(due)]
 
-    def _insert(self, alert: Alert, now_wall: int) -> None:
+    def _insert(self, alert: Alert, now_wall: int) -> AggregationGroup:
+        """Put ``alert`` in its group (made if new); returns the group."""
         node = self.node
         values = node.group_values(alert.labels)
         group = self._groups.get(values)
@@ -307,6 +312,7 @@ class RouteGroupActor:
             if group.next_flush_at > now:
                 group.expedite(now)
                 self._arm(group)
+        return group
 
     async def _run_due_ticks(self, nursery: trio.Nursery, now: float) -> None:
         node = self.node
