@@ -384,3 +384,16 @@ async def test_stages_yield_only_when_others_wait(
     crowded = await _notify_steps(Harness(webhook_receiver(), Sink()))
     # Three boundaries between the integration's stages (wait, dedup, retry, set-notifies).
     assert crowded >= alone + 3
+
+
+async def test_stages_yield_when_the_flush_ran_long(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush alone still yields between stages once it has run its slice (flushes
+    started in one scheduler batch see nobody waiting, yet must not make one long batch)."""
+    from daemon.notify import pipeline
+
+    alone = await _notify_steps(Harness(webhook_receiver(), Sink()))
+    monkeypatch.setattr(pipeline, "STAGES_SLICE_SECONDS", 0.0)
+    spent = await _notify_steps(Harness(webhook_receiver(), Sink()))
+    assert spent >= alone + 3
