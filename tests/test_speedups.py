@@ -160,3 +160,19 @@ def test_silence_marks_are_not_tracked() -> None:
     labels = {"alertname": "marks"}
     silences.mutes(labels, fingerprint(labels), 10**18)
     assert not [o for o in gc.get_objects() if type(o).__name__ == "_Marks"]
+
+
+def test_alert_module_works_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the C build, daemon.alert falls back to pure Python: alerts stay tracked
+    by the collector, and everything else is the same."""
+    import importlib.util
+
+    monkeypatch.setitem(sys.modules, "daemon._speedups", None)  # import fails
+    spec = importlib.util.spec_from_file_location("alert_without_c", alert.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.untrack is module._untrack_python
+    made = module.Alert({"alertname": "x"}, {}, 1, 2)
+    assert gc.is_tracked(made)
+    assert made.fingerprint == fingerprint_reference({"alertname": "x"})
