@@ -2,8 +2,10 @@
 
 Per run and per daemon: load 100,000 alerts in 1,000 groups (the bodies of
 ``benchmarks.loop_pause``, about 1 MiB each, on two connections), wait until every group
-shows in the listing, then time ``--requests`` GETs one after another, from sending the
-request to the last byte of the answer. Each answer is checked to hold every group and
+shows in the listing (the first complete listing is timed too: it encodes every alert,
+while later ones reuse what did not change, as a dashboard polling the endpoint sees),
+then time ``--requests`` GETs one after another, from sending the request to the last
+byte of the answer. Each answer is checked to hold every group and
 every alert, so a daemon that answers less is not counted as faster. Runs alternate
 between the daemons, so a change in machine load hits both; the ratio is taken per run
 from the medians.
@@ -44,13 +46,20 @@ def fetch_groups(client: httpx.Client, d: Daemon) -> tuple[float, int, int]:
     return took, len(groups), sum(len(g["alerts"]) for g in groups)
 
 
-def one_run(kind: str, bodies: list[bytes], requests: int) -> float:
-    """The median GET time of ``kind``, in seconds (ingest's config: group_wait 1h, so
-    nothing is notified while it runs)."""
+def one_run(kind: str, bodies: list[bytes], requests: int) -> tuple[float, float]:
+    """The first complete GET's time of ``kind`` and the median of the next ``requests``,
+    in seconds (ingest's config: group_wait 1h, so nothing is notified while it runs).
+
+    The first listing encodes every alert; later ones reuse what did not change, as a
+    dashboard polling the endpoint does.
+    """
     with start(kind, CONFIG) as d, httpx.Client(timeout=300) as client:
         trio.run(load, d, bodies)
         deadline = time.monotonic() + 60
-        while fetch_groups(client, d)[1:] != (GROUPS, ALERTS):
+        while True:
+            first, *listed = fetch_groups(client, d)
+            if listed == [GROUPS, ALERTS]:
+                break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{kind} never listed {GROUPS} groups of {ALERTS} alerts")
             time.sleep(0.5)
@@ -60,7 +69,7 @@ def one_run(kind: str, bodies: list[bytes], requests: int) -> float:
             if (groups, alerts) != (GROUPS, ALERTS):
                 raise RuntimeError(f"{kind} answered {groups} groups, {alerts} alerts")
             times.append(took)
-        return statistics.median(times)
+        return first, statistics.median(times)
 
 
 def main() -> None:
@@ -69,20 +78,24 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=5)
     args = ap.parse_args()
     bodies = alert_bodies()
-    ratios = []
+    ratios, first_ratios = [], []
     for n in range(args.runs):
-        am = one_run("alertmanager", bodies, args.requests)
-        tocsin = one_run("tocsin", bodies, args.requests)
+        am_first, am = one_run("alertmanager", bodies, args.requests)
+        tocsin_first, tocsin = one_run("tocsin", bodies, args.requests)
         ratios.append(tocsin / am)
+        first_ratios.append(tocsin_first / am_first)
         print(
             f"run {n + 1}: GET /api/v2/alerts/groups at {ALERTS:,} alerts, median of "
             f"{args.requests}: alertmanager {am * 1000:.0f} ms, tocsin {tocsin * 1000:.0f} ms, "
-            f"tocsin/AM {tocsin / am:.2f}",
+            f"tocsin/AM {tocsin / am:.2f}; first GET: alertmanager {am_first * 1000:.0f} ms, "
+            f"tocsin {tocsin_first * 1000:.0f} ms, tocsin/AM {tocsin_first / am_first:.2f}",
             flush=True,
         )
     print(
         f"tocsin/AM over {args.runs} runs: median {statistics.median(ratios):.2f} "
-        f"(min {min(ratios):.2f}, max {max(ratios):.2f}); target at most 0.5"
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f}); target at most 0.5. "
+        f"First GET: median {statistics.median(first_ratios):.2f} "
+        f"(min {min(first_ratios):.2f}, max {max(first_ratios):.2f})"
     )
 
 
