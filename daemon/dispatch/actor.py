@@ -225,7 +225,11 @@ class RouteGroupActor:
             for message in batch:
                 if isinstance(message, Alert):
                     group = self._insert(message, now_wall)
-                    if fresh is not None and group.next_flush_at > prepare_before:
+                    if (
+                        fresh is not None
+                        and group is not None
+                        and group.next_flush_at > prepare_before
+                    ):
                         fresh.append(message)
                 else:
                     assert isinstance(message, _FlushDone)
@@ -288,8 +292,9 @@ class RouteGroupActor:
                 due[group.order] = group
         return [due[order] for order in sorted(due)]
 
-    def _insert(self, alert: Alert, now_wall: int) -> AggregationGroup:
-        """Put ``alert`` in its group (made if new); returns the group."""
+    def _insert(self, alert: Alert, now_wall: int) -> AggregationGroup | None:
+        """Put ``alert`` in its group (made if new); returns the group, or None if the
+        alert was not inserted."""
         node = self.node
         values = node.group_values(alert.labels)
         group = self._groups.get(values)
