@@ -33,6 +33,7 @@ LAYERS = {
     "nflog": 7,
     "inhibit": 7,
     "persist": 7,
+    "tenancy": 7,  # the tenancy file, identities, the namespace resolver, tenant configs
     "notify": 8,
     "dispatch": 9,
     "sources": 9,
@@ -41,6 +42,7 @@ LAYERS = {
     "api": 11,
     "instance": 11,
     "app": 12,
+    "instances": 12,  # the map of tenant instances and the fan-out of the global intake
     "ctl": 12,
     "cli": 13,
     "__main__": 14,
@@ -75,6 +77,8 @@ PURE = [
     "daemon.nflog.codec",
     "daemon.config",
     "daemon.template",
+    "daemon.tenancy.tenants",
+    "daemon.tenancy.identity",
 ]
 SHELL_PACKAGES = ("trio", "quart", "quart_trio", "hypercorn")
 
