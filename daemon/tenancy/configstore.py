@@ -11,9 +11,9 @@ Rules:
 * The files live under ``<storage>/tenants/<id>/config/``: ``alertmanager.yml`` and one
   file per template. The tenant id is checked before it becomes a path
   (:func:`daemon.tenancy.tenants.check_tenant_id`), and so is every template name.
-* A write goes to ``config.new/``, is loaded from there (so what is stored is exactly
-  what runs), fsynced, and only then swapped in; a config that does not load leaves the
-  old one untouched. Blocking: the shell runs these functions in a thread.
+* A write goes to ``config.new/`` and is loaded from there (:func:`stage`), so what is
+  stored is exactly what runs; only once the pipeline accepted it is it swapped in
+  (:func:`commit`). A config that does not load leaves the old one untouched. Blocking: the shell runs these functions in a thread.
 """
 
 from __future__ import annotations
@@ -41,6 +41,18 @@ _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 TENANTS_DIR = "tenants"
 
 
+class _BlockDumper(yaml.SafeDumper):
+    """Dumps multi-line strings as ``|`` blocks (PyYAML falls back where it must)."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
 class TenantConfigError(ValueError):
     """A tenant config that is refused: the message is the 400's text and names the key."""
 
@@ -53,11 +65,13 @@ class TenantConfigDoc:
     template_files: Mapping[str, str] = attrs.field(factory=dict)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(
+        """Mimir's answer shape, multi-line texts as block scalars so they read as written."""
+        return yaml.dump(
             {
                 "template_files": dict(self.template_files),
                 "alertmanager_config": self.alertmanager_config,
             },
+            Dumper=_BlockDumper,
             sort_keys=False,
             allow_unicode=True,
         )
@@ -154,8 +168,9 @@ def load_dir(folder: Path) -> tuple[Config, Templates]:
     return config, Templates.load(config.templates)
 
 
-def save(storage: Path, tenant: str, doc: TenantConfigDoc) -> tuple[Config, Templates]:
-    """Validate ``doc``, store it for ``tenant`` and return what it loads to.
+def stage(storage: Path, tenant: str, doc: TenantConfigDoc) -> tuple[Config, Templates]:
+    """Validate ``doc`` and write it beside the current config (``config.new/``); what
+    it loads to. :func:`commit` makes it the tenant's config, :func:`discard` drops it.
 
     Raises:
         TenantConfigError: refused; nothing stored changed.
@@ -164,7 +179,7 @@ def save(storage: Path, tenant: str, doc: TenantConfigDoc) -> tuple[Config, Temp
     check_restrictions(doc)
     base = tenant_dir(storage, tenant)
     base.mkdir(parents=True, exist_ok=True)
-    staging, current, old = base / "config.new", base / "config", base / "config.old"
+    staging = base / "config.new"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
@@ -172,26 +187,33 @@ def save(storage: Path, tenant: str, doc: TenantConfigDoc) -> tuple[Config, Temp
         for name, text in doc.template_files.items():
             _write(staging / name, text)
         try:
-            load_dir(staging)
+            return load_dir(staging)
         except ConfigError as exc:
             # The staging path means nothing to the tenant: name the field instead.
             exc.file = "alertmanager_config"
             raise TenantConfigError(str(exc)) from None
         except TemplateError as exc:
-            raise TenantConfigError(
-                f"template_files: {str(exc).replace(str(staging) + os.sep, '')}"
-            ) from None
+            where = str(exc).replace(str(staging) + os.sep, "")
+            raise TenantConfigError(f"template_files: {where}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def commit(storage: Path, tenant: str) -> None:
+    """Make the staged config the tenant's own (renames, then a directory fsync)."""
+    base = tenant_dir(storage, tenant)
+    staging, current, old = base / "config.new", base / "config", base / "config.old"
     shutil.rmtree(old, ignore_errors=True)
     if current.exists():
         current.rename(old)
     staging.rename(current)
     shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(base)
-    # Loaded from its final place, so template paths name the stored files.
-    return load_dir(current)
+
+
+def discard(storage: Path, tenant: str) -> None:
+    shutil.rmtree(tenant_dir(storage, tenant) / "config.new", ignore_errors=True)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -235,11 +257,13 @@ __all__ = [
     "TenantConfigDoc",
     "TenantConfigError",
     "check_restrictions",
+    "commit",
     "delete",
+    "discard",
     "has_own",
     "load_dir",
     "parse_doc",
     "read",
-    "save",
+    "stage",
     "tenant_dir",
 ]

@@ -22,7 +22,7 @@ The decisions (:func:`static_tenants`, :meth:`SidecarCache.lookup`) are pure and
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 import attrs
@@ -30,6 +30,7 @@ import httpx
 import structlog
 import trio
 
+from daemon.alert import Alert
 from daemon.clock import Clock
 from daemon.tenancy.tenants import ResolverSpec, TenancyConfig
 
@@ -61,6 +62,28 @@ def static_tenants(config: TenancyConfig, namespace: str) -> tuple[str, ...]:
 
 def identity_tenants(config: TenancyConfig, namespace: str) -> tuple[str, ...]:
     return (namespace,) if namespace in config.tenants else ()
+
+
+def plan_fan_out(
+    alerts: Iterable[Alert],
+    spec: ResolverSpec,
+    tenants_of: Callable[[Key], tuple[str, ...] | None],
+) -> tuple[dict[str, list[Alert]], dict[Key, list[Alert]]]:
+    """Which tenant gets a copy of which of ``alerts``, and which alerts wait for an
+    answer the resolver does not have yet (by key). Order within a tenant is kept."""
+    by_tenant: dict[str, list[Alert]] = {}
+    held: dict[Key, list[Alert]] = {}
+    for alert in alerts:
+        key = fan_out_key(alert.labels, spec)
+        if key is None:
+            continue
+        tenants = tenants_of(key)
+        if tenants is None:
+            held.setdefault(key, []).append(alert)
+            continue
+        for tenant in tenants:
+            by_tenant.setdefault(tenant, []).append(alert)
+    return by_tenant, held
 
 
 class Resolver(Protocol):
@@ -196,5 +219,6 @@ __all__ = [
     "fan_out_key",
     "identity_tenants",
     "parse_sidecar_answer",
+    "plan_fan_out",
     "static_tenants",
 ]
