@@ -235,6 +235,10 @@ class Instance:
         The task owns the instance's nursery: reloads reach it as messages
         (:meth:`reload`), and each new generation starts here.
         """
+        if self.tenant is not None:
+            # This task's context only (trio gives each task a copy): every log event of
+            # this pipeline's tasks, which all descend from this one, carries the tenant.
+            structlog.contextvars.bind_contextvars(tenant=self.tenant)
         unregister = self._register_metrics()
         try:
             async with trio.open_nursery() as nursery:

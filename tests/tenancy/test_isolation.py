@@ -358,6 +358,11 @@ def test_notifications_reach_only_their_tenant(tmp_path: Path) -> None:
         names_b = sorted(x["labels"]["alertname"] for g in got_b for x in g["alerts"])
         assert names_b == ["only-b", "shared-one"]
         assert sink_a.quiet_for(2.5)
+        # Every log event of a tenant pipeline carries its tenant.
+        tenants_logged = {e.get("tenant") for e in proc.log_lines if e["event"] == "state.loaded"}
+        assert {"team-a", "team-b"} <= tenants_logged
+        sent = {e.get("tenant") for e in proc.log_lines if e["event"] == "notify.sent"}
+        assert sent == {"team-a", "team-b"}
 
 
 def test_reload_rereads_the_tenancy_file(tmp_path: Path) -> None:
