@@ -38,6 +38,7 @@ LAYERS = {
     "sources": 9,
     "history": 9,
     "ha": 10,
+    "tenancy": 10,  # limits (pure); the instance and the API read them
     "api": 11,
     "instance": 11,
     "app": 12,
@@ -75,6 +76,9 @@ PURE = [
     "daemon.nflog.codec",
     "daemon.config",
     "daemon.template",
+    "daemon.tenancy.limits",
+    "daemon.notify.ratelimit",
+    "daemon.dispatch.group_limit",
 ]
 SHELL_PACKAGES = ("trio", "quart", "quart_trio", "hypercorn")
 
