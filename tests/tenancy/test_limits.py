@@ -4,6 +4,7 @@ ledger, token buckets, the group budget and the firewall's address rules."""
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from daemon.alert import Alert
 from daemon.dispatch.group_limit import GroupBudget
 from daemon.notify.firewall import BLOCK_CIDR, BLOCK_PRIVATE, ReceiverFirewall
 from daemon.notify.ratelimit import NotificationRateLimits, TokenBucket, burst_for
+from daemon.template.render import Templates
 from daemon.tenancy.limits import (
     UNLIMITED,
     AlertsLedger,
@@ -263,3 +265,19 @@ def test_firewall_without_private_blocking_refuses_only_its_networks() -> None:
     firewall = ReceiverFirewall([ipaddress.ip_network("10.0.0.0/8")])
     assert firewall.blocked_by("127.0.0.1") is None
     assert firewall.blocked_by("10.9.9.9") == BLOCK_CIDR
+
+
+def test_tenants_share_parsed_builtins_but_not_their_own_templates(tmp_path: Path) -> None:
+    """Loading one tenant's templates (over the shared built-ins) leaves the built-ins and
+    every other tenant's set as they were."""
+    a, b = tmp_path / "a.tmpl", tmp_path / "b.tmpl"
+    a.write_text('{{ define "slack.default.title" }}team A{{ end }}')
+    b.write_text('{{ define "own" }}team B{{ end }}')
+    first, second, plain = Templates.load([str(a)]), Templates.load([str(b)]), Templates.load()
+    assert first.text.execute("slack.default.title", {}) == "team A"
+    assert "own" not in first.text.names()
+    assert second.text.execute("own", {}) == "team B"
+    assert plain.text.lookup_tree("slack.default.title") is second.text.lookup_tree(
+        "slack.default.title"
+    )
+    assert "own" not in plain.text.names()
