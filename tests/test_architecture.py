@@ -33,12 +33,12 @@ LAYERS = {
     "nflog": 7,
     "inhibit": 7,
     "persist": 7,
-    "tenancy": 7,  # the tenancy file, identities, the namespace resolver, tenant configs
     "notify": 8,
     "dispatch": 9,
     "sources": 9,
     "history": 9,
     "ha": 10,
+    "tenancy": 10,  # the tenancy file, identities, resolver, tenant configs, limits
     "api": 11,
     "instance": 11,
     "app": 12,
@@ -79,6 +79,9 @@ PURE = [
     "daemon.template",
     "daemon.tenancy.tenants",
     "daemon.tenancy.identity",
+    "daemon.tenancy.limits",
+    "daemon.notify.ratelimit",
+    "daemon.dispatch.group_limit",
 ]
 SHELL_PACKAGES = ("trio", "quart", "quart_trio", "hypercorn")
 

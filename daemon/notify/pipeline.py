@@ -52,6 +52,7 @@ from daemon.notify.context import NotifyContext, Stage
 from daemon.notify.dedup import NotifyReason, notify_reason, split_hashes
 from daemon.notify.http1 import HttpSender
 from daemon.notify.httpclient import HttpClients
+from daemon.notify.ratelimit import NotificationRateLimits
 from daemon.notify.receivers.base import Integration, Templater
 from daemon.notify.receivers.registry import build_integrations
 from daemon.notify.retry import (
@@ -281,6 +282,31 @@ class RetryStage:
 
 
 @attrs.define
+class RateLimitStage:
+    """Drop the notification (a failure, not retried) when the tenant's rate for this
+    integration type is used up, as Mimir's ``rateLimitedNotifier``."""
+
+    receiver: str
+    integration: Integration
+    limits: NotificationRateLimits
+
+    async def process(self, flush: IntegrationFlush, alerts: Sequence[Alert]) -> Sequence[Alert]:
+        name = self.integration.name
+        if self.limits.allow(name, trio.current_time()):
+            return alerts
+        self.limits.on_drop(name)
+        label = f"{name}[{self.integration.index}]"
+        log.warning(
+            "notify.rate_limited",
+            receiver=self.receiver,
+            integration=label,
+            group_key=flush.ctx.group_key,
+            num_alerts=len(alerts),
+        )
+        raise IntegrationFailed(f"{self.receiver}/{label}: failed to notify due to rate limits")
+
+
+@attrs.define
 class SetNotifiesStage:
     """Record the successful send in the nflog, expiring after twice the repeat interval."""
 
@@ -322,15 +348,20 @@ class IntegrationPipeline:
         rng: random.Random,
         wait: Callable[[], float] = no_wait,
         recorder: AttemptRecorder | None = None,
+        rate_limits: NotificationRateLimits | None = None,
     ) -> IntegrationPipeline:
-        """The chain in Alertmanager's order."""
+        """The chain in Alertmanager's order (with a tenant's rate limit before Retry)."""
         key = ReceiverKey(receiver, integration.name, integration.index)
+        limit: tuple[IntegrationStage, ...] = ()
+        if rate_limits is not None:
+            limit = (RateLimitStage(receiver, integration, rate_limits),)
         return cls(
             receiver,
             integration,
             (
                 WaitStage(wait, clock),
                 DedupStage(nflog, key, integration.send_resolved),
+                *limit,
                 RetryStage(receiver, integration, rng),
                 SetNotifiesStage(nflog, key, clock),
             ),
@@ -459,6 +490,7 @@ def build_notifiers(
     clients: HttpClients | None = None,
     stages: Sequence[Stage] = (),
     recorder: AttemptRecorder | None = None,
+    rate_limits: NotificationRateLimits | None = None,
 ) -> dict[str, ReceiverPipeline]:
     """One pipeline per configured receiver, keyed by receiver name.
 
@@ -467,14 +499,17 @@ def build_notifiers(
     ``templates`` renders integration fields (defaults to the built-in templates only).
     ``clients`` gives each integration the client its ``http_config`` needs.
     ``stages`` are the receiver-wide stages every receiver runs first; ``recorder``
-    is told what each integration's share of each flush came to.
+    is told what each integration's share of each flush came to; ``rate_limits`` are
+    a tenant's notification rate limits (None: unlimited).
     """
     rng = rng or random.Random()
     templates = templates or Templates.load((), external_url)
     pipelines: dict[str, ReceiverPipeline] = {}
     for receiver in config.receivers:
         subs = [
-            IntegrationPipeline.build(receiver.name, integration, nflog, clock, rng, wait, recorder)
+            IntegrationPipeline.build(
+                receiver.name, integration, nflog, clock, rng, wait, recorder, rate_limits
+            )
             for integration in build_integrations(
                 receiver, http, external_url, templates, clock, clients
             )
@@ -499,6 +534,7 @@ def build_pipeline(
     wait: Callable[[], float] = no_wait,
     rng: random.Random | None = None,
     recorder: AttemptRecorder | None = None,
+    rate_limits: NotificationRateLimits | None = None,
 ) -> dict[str, ReceiverPipeline]:
     """Every receiver's pipeline, stages in Alertmanager's ``PipelineBuilder`` order.
 
@@ -525,6 +561,7 @@ def build_pipeline(
         clients=clients,
         stages=tuple(stages),
         recorder=recorder,
+        rate_limits=rate_limits,
     )
 
 
@@ -534,6 +571,7 @@ __all__ = [
     "IntegrationFlush",
     "IntegrationPipeline",
     "IntegrationStage",
+    "RateLimitStage",
     "ReceiverPipeline",
     "RetryStage",
     "SetNotifiesStage",
