@@ -58,6 +58,7 @@ from daemon.systemd import Notifier
 from daemon.template.errors import TemplateError
 from daemon.template.render import Templates
 from daemon.tenancy.configstore import tenant_dir
+from daemon.tenancy.limits import TenantLimits
 from daemon.tenancy.tenants import TenancyConfig, load_tenancy_file
 
 log = structlog.get_logger("tocsin")
@@ -473,7 +474,9 @@ async def start_tenants(
     """Start one instance per tenant beside the global ``instance`` (issue 11)."""
     storage = Path(opts.storage_path)
 
-    def make_tenant(tenant: str, config: Config, templates: Templates) -> Instance:
+    def make_tenant(
+        tenant: str, config: Config, templates: Templates, limits: TenantLimits
+    ) -> Instance:
         return Instance(
             config,
             clock=instance.clock,
@@ -486,6 +489,7 @@ async def start_tenants(
             clients=clients,
             tenant=tenant,
             history=history.for_tenant(tenant) if history is not None else None,
+            limits=limits,
             global_silences=instance.silences,
         )
 
