@@ -63,6 +63,7 @@ _STRINGS = {
     "cluster.gossip-key-file",
     "history.export-file",
     "history.webhook-url",
+    "tenancy.config-file",
 }
 
 

@@ -56,6 +56,7 @@ from daemon.notify.pipeline import build_pipeline, no_wait
 from daemon.notify.ratelimit import NotificationRateLimits
 from daemon.notify.receiver_test import test_receiver
 from daemon.notify.receivers.registry import build_integrations
+from daemon.notify.silence_stage import SilenceMatcher
 from daemon.notify.stages import GroupMuteMarker
 from daemon.persist import DurableState
 from daemon.silence import codec as silencepb
@@ -101,6 +102,19 @@ class Generation:
 
 
 @attrs.frozen
+class LayeredSilences:
+    """A tenant pipeline's silence matcher: its own silences, then the global ones."""
+
+    own: Silences
+    shared: Silences
+
+    def mutes(self, labels: Mapping[str, str], fingerprint: int, now: int) -> list[str]:
+        own = self.own.mutes(labels, fingerprint, now)
+        shared = self.shared.mutes(labels, fingerprint, now)
+        return sorted(own + shared) if shared else own
+
+
+@attrs.frozen
 class StorageSettings:
     """Where and how an instance keeps its silences and nflog durable."""
 
@@ -126,6 +140,7 @@ class Instance:
         tenant: str | None = None,
         history: AttemptRecorder | None = None,
         limits: TenantLimits = UNLIMITED,
+        global_silences: Silences | None = None,
     ) -> None:
         self.clock = clock
         self.http = http
@@ -140,6 +155,13 @@ class Instance:
         self.store = AlertStore(clock)
         self.nflog = Nflog(retention=retention)
         self.silences = Silences(retention=retention)
+        #: What mutes this pipeline's alerts: its own silences and, in a tenant
+        #: pipeline, the global pipeline's too (NM's global silences mute every tenant).
+        self.muter: SilenceMatcher = (
+            self.silences
+            if global_silences is None
+            else LayeredSilences(self.silences, global_silences)
+        )
         self._first = config
         self._first_templates = templates
         self._generation: Generation | None = None
@@ -213,7 +235,7 @@ class Instance:
 
     def alert_status(self, alert: Alert, now: int) -> AlertStatus:
         by = self.generation.inhibitor.inhibited_by(alert.labels, alert.fingerprint, now)
-        silenced = self.silences.mutes(alert.labels, alert.fingerprint, now)
+        silenced = self.muter.mutes(alert.labels, alert.fingerprint, now)
         return AlertStatus(silenced_by=silenced, inhibited_by=(by,) if by else ())
 
     # --- the intake ---------------------------------------------------------------------
@@ -260,7 +282,7 @@ class Instance:
         notifiers = build_pipeline(
             config,
             nflog=self.nflog,
-            silences=self.silences,
+            silences=self.muter,
             inhibitor=inhibitor,
             mute_marker=marker,
             clock=self.clock,
@@ -291,6 +313,10 @@ class Instance:
         The task owns the instance's nursery: reloads reach it as messages
         (:meth:`reload`), and each new generation starts here.
         """
+        if self.tenant is not None:
+            # This task's context only (trio gives each task a copy): every log event of
+            # this pipeline's tasks, which all descend from this one, carries the tenant.
+            structlog.contextvars.bind_contextvars(tenant=self.tenant)
         unregister = self._register_metrics()
         if self.tenant is not None or self.limits.has_firewall:
             # Every task this one starts from now on (dispatchers, flushes, retries)

@@ -53,6 +53,8 @@ class Options:
     history_webhook_url: str = ""
     #: tocsin only: serve POST /-/debug/stall, which blocks the event loop (watchdog tests).
     debug_stall_endpoint: bool = False
+    #: tocsin only: the tenancy file; "" runs without tenancy (one global pipeline).
+    tenancy_config_file: str = ""
     log_level: str = "info"
     #: None when the flag was not given: then the format follows the TTY.
     log_format: str | None = None

@@ -47,6 +47,7 @@ HONOURED: dict[str, str] = {
     "cluster.gossip-key-file": "tests/integration/test_cluster_encryption.py",
     "cluster.label": "tests/integration/test_cluster_label.py",
     "history.retention": "tests/history/test_store.py::test_retention_prunes_on_its_timer",
+    "tenancy.config-file": "tests/tenancy/test_isolation.py::test_reload_rereads_the_tenancy_file",
     "history.max-rows": "tests/history/test_database.py::test_size_cap_drops_the_oldest",
     "history.export-file": "tests/history/test_service.py::test_one_record_reaches_store_file_and_webhook",
     "history.webhook-url": "tests/history/test_service.py::test_one_record_reaches_store_file_and_webhook",

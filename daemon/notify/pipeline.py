@@ -61,7 +61,7 @@ from daemon.notify.retry import (
     Backoff,
     NotifyError,
 )
-from daemon.notify.silence_stage import SilenceStage
+from daemon.notify.silence_stage import SilenceMatcher, SilenceStage
 from daemon.notify.stages import (
     GossipSettleStage,
     GroupMuteMarker,
@@ -69,7 +69,6 @@ from daemon.notify.stages import (
     TimeActiveStage,
     TimeMuteStage,
 )
-from daemon.silence.state import Silences
 from daemon.template.render import Templates
 from daemon.timeinterval import TimeIntervals
 
@@ -523,7 +522,7 @@ def build_pipeline(
     config: Config,
     *,
     nflog: Nflog,
-    silences: Silences,
+    silences: SilenceMatcher,
     inhibitor: Inhibitor,
     mute_marker: GroupMuteMarker,
     clock: Clock,

@@ -1,0 +1,315 @@
+"""The map of instances: one Alertmanager pipeline per tenant beside the global one,
+and the fan-out of the global intake.
+
+Theory of operation:
+
+* The global instance runs ``--config.file`` and gets every alert posted without a
+  tenant, exactly as without tenancy. :meth:`TenantMap.put_global` then hands a copy of
+  each alert to every tenant the resolver maps its ``namespace`` (and ``cluster``) to.
+* A tenant's instance runs its own config (stored by Mimir's config API under
+  ``<storage>/tenants/<id>/config/``) or, without one, ``fallback_config_file`` (or the
+  global config file when the tenancy file names none). Its silences and nflog live
+  under ``<storage>/tenants/<id>/``. Its silence stage consults its own silences and
+  the global ones; the global inhibit rules do not reach it.
+* Alerts posted by a tenant, or with its ``X-Scope-OrgID``, go to that tenant's
+  instance alone (:meth:`TenantMap.put_tenant`).
+* The map is an actor: :meth:`run` owns the tenants' tasks, each in its own cancel
+  scope; a new tenancy file (:meth:`apply`) starts the new tenants and stops the ones
+  that went. A removed tenant's files stay on disk, so a tenant removed by mistake
+  comes back with its silences when it is put back.
+* Tenant config writes are serialised per map (one lock): staged and loaded in a
+  thread, built (so a config the pipeline cannot run is refused with nothing changed),
+  committed to disk, then swapped in.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from daemon import thread_limits
+from daemon.alert import Alert
+from daemon.config.errors import ConfigError
+from daemon.config.model import Config
+from daemon.instance import Instance, InstanceBackend, ProcessFacts
+from daemon.template.errors import TemplateError
+from daemon.template.render import Templates
+from daemon.tenancy import configstore
+from daemon.tenancy.configstore import TenantConfigDoc, TenantConfigError
+from daemon.tenancy.resolver import FileResolver, Key, Resolver, SidecarResolver, plan_fan_out
+from daemon.tenancy.tenants import TenancyConfig
+
+log = structlog.get_logger("tocsin")
+
+#: Alerts held while the sidecar has not answered for their namespace, at most.
+MAX_HELD_ALERTS = 100_000
+
+#: Builds a tenant's instance from its id and config (the shell knows the rest).
+MakeInstance = Callable[[str, Config, Templates], Instance]
+#: Loads the fallback config (blocking; run in a thread).
+LoadFallback = Callable[[], tuple[Config, Templates]]
+
+
+@attrs.define
+class _Running:
+    instance: Instance
+    scope: trio.CancelScope
+    custom: bool
+
+
+class FanOutBackend(InstanceBackend):
+    """The global instance as the API sees it: what is posted to it fans out."""
+
+    def __init__(self, instance: Instance, process: ProcessFacts, tenants: TenantMap) -> None:
+        super().__init__(instance, process)
+        self.tenants = tenants
+
+    def put_alerts(self, alerts: Sequence[Alert], now: int) -> None:
+        self.tenants.put_global(alerts, now)
+
+
+class TenantMap:
+    """The tenants' instances, keyed by tenant id, and the global intake's fan-out."""
+
+    def __init__(
+        self,
+        global_instance: Instance,
+        tenancy: TenancyConfig,
+        *,
+        storage: Path,
+        make_instance: MakeInstance,
+        load_fallback: LoadFallback,
+        process: ProcessFacts,
+        sidecar_http: Any = None,
+    ) -> None:
+        self.global_instance = global_instance
+        self.tenancy = tenancy
+        self.storage = storage
+        self.make_instance = make_instance
+        self.load_fallback = load_fallback
+        self.process = process
+        self.sidecar_http = sidecar_http
+        self.running: dict[str, _Running] = {}
+        self.global_backend = FanOutBackend(global_instance, process, self)
+        self._backends: dict[str, InstanceBackend] = {}
+        self._resolver: Resolver = FileResolver(tenancy)
+        self._held: dict[Key, list[Alert]] = {}
+        self._held_count = 0
+        self._nursery: trio.Nursery | None = None
+        self._sidecar_scope: trio.CancelScope | None = None
+        self._lock = trio.Lock()
+        self._fallback: tuple[Config, Templates] | None = None
+
+    # --- the intake ---------------------------------------------------------------------
+
+    def put_global(self, alerts: Iterable[Alert], now: int) -> None:
+        """The global pipeline's intake: store there, then copy to the resolved tenants."""
+        batch = list(alerts)
+        self.global_instance.put(batch, now)
+        by_tenant, held = plan_fan_out(batch, self.tenancy.resolver, self._resolver.tenants_of)
+        for tenant, copies in by_tenant.items():
+            self.put_tenant(tenant, copies, now)
+        for key, waiting in held.items():
+            if self._held_count + len(waiting) > MAX_HELD_ALERTS:
+                log.warning(
+                    "tenancy.fan_out_dropped", cluster=key[0], namespace=key[1], count=len(waiting)
+                )
+                continue
+            self._held.setdefault(key, []).extend(waiting)
+            self._held_count += len(waiting)
+
+    def put_tenant(self, tenant: str, alerts: Sequence[Alert], now: int) -> None:
+        """Alerts for ``tenant`` alone (an unknown or stopped tenant gets nothing)."""
+        running = self.running.get(tenant)
+        if running is not None:
+            running.instance.put(alerts, now)
+
+    def _answered(self, key: Key, tenants: tuple[str, ...]) -> None:
+        """The sidecar answered for ``key``: deliver the alerts held for it."""
+        waiting = self._held.pop(key, [])
+        self._held_count -= len(waiting)
+        if waiting:
+            now = self.global_instance.clock.now()
+            for tenant in tenants:
+                self.put_tenant(tenant, waiting, now)
+
+    # --- the API's view -----------------------------------------------------------------
+
+    def backend_for(self, tenant: str | None) -> InstanceBackend | None:
+        """The backend of ``tenant``'s pipeline (None: the global one), or None."""
+        if tenant is None:
+            return self.global_backend
+        if tenant not in self.running:
+            return None
+        backend = self._backends.get(tenant)
+        if backend is None or backend.instance is not self.running[tenant].instance:
+            backend = InstanceBackend(self.running[tenant].instance, self.process)
+            self._backends[tenant] = backend
+        return backend
+
+    def tenant_list(self) -> list[dict[str, Any]]:
+        """``GET /api/v1/tenants``: every tenant with its counts and config status."""
+        out: list[dict[str, Any]] = []
+        for tenant, running in sorted(self.running.items()):
+            instance = running.instance
+            out.append(
+                {
+                    "id": tenant,
+                    "alerts": len(instance.store),
+                    "silences": len(instance.silences.query([], instance.clock.now())),
+                    "groups": instance.generation.dispatcher.group_count(),
+                    "config": "custom" if running.custom else "fallback",
+                }
+            )
+        return out
+
+    async def get_config(self, tenant: str) -> TenantConfigDoc | None:
+        return await trio.to_thread.run_sync(
+            configstore.read, self.storage, tenant, limiter=thread_limits.disk()
+        )
+
+    async def set_config(self, tenant: str, doc: TenantConfigDoc) -> None:
+        """Validate, store and run ``doc`` as ``tenant``'s config.
+
+        Raises:
+            TenantConfigError: refused (the 400); the old config stays.
+            KeyError: no such tenant.
+        """
+        async with self._lock:
+            running = self.running[tenant]
+            config, templates = await trio.to_thread.run_sync(
+                configstore.stage, self.storage, tenant, doc, limiter=thread_limits.config_reload()
+            )
+            try:
+                # Built once here so a config the pipeline cannot run is a 400, not a
+                # half-applied change.
+                running.instance.build(config, templates)
+            except Exception as exc:
+                await trio.to_thread.run_sync(configstore.discard, self.storage, tenant)
+                raise TenantConfigError(f"alertmanager_config: {exc}") from None
+            await trio.to_thread.run_sync(
+                configstore.commit, self.storage, tenant, limiter=thread_limits.disk()
+            )
+            await running.instance.reload(config, templates)
+            running.custom = True
+            log.info("tenant.config_set", tenant=tenant)
+
+    async def delete_config(self, tenant: str) -> None:
+        """Drop ``tenant``'s own config; it runs the fallback again."""
+        async with self._lock:
+            running = self.running[tenant]
+            await trio.to_thread.run_sync(
+                configstore.delete, self.storage, tenant, limiter=thread_limits.disk()
+            )
+            config, templates = await self._fallback_config()
+            await running.instance.reload(config, templates)
+            running.custom = False
+            log.info("tenant.config_deleted", tenant=tenant)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def _fallback_config(self) -> tuple[Config, Templates]:
+        if self._fallback is None:
+            self._fallback = await trio.to_thread.run_sync(
+                self.load_fallback, limiter=thread_limits.config_reload()
+            )
+        return self._fallback
+
+    async def _config_of(self, tenant: str) -> tuple[tuple[Config, Templates], bool]:
+        """The tenant's own stored config, or the fallback; and whether it is its own."""
+        folder = configstore.tenant_dir(self.storage, tenant) / "config"
+
+        def load_own() -> tuple[Config, Templates] | None:
+            if not configstore.has_own(self.storage, tenant):
+                return None
+            return configstore.load_dir(folder)
+
+        try:
+            own = await trio.to_thread.run_sync(load_own, limiter=thread_limits.config_reload())
+        except (ConfigError, TemplateError, OSError) as exc:
+            # A stored config that no longer loads must not keep the daemon down.
+            log.error("tenant.config_load_failed", tenant=tenant, err=str(exc))
+            own = None
+        if own is not None:
+            return own, True
+        return await self._fallback_config(), False
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run every tenant's instance until cancelled; ready once all are."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self._start_resolver(nursery)
+            await self._sync(nursery)
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def apply(self, tenancy: TenancyConfig, fallback: tuple[Config, Templates]) -> None:
+        """Switch to a re-read tenancy file and fallback config: tenants that went stop,
+        new ones start, and tenants on the fallback reload it."""
+        assert self._nursery is not None, "map not running"
+        async with self._lock:
+            self.tenancy = tenancy
+            self._fallback = fallback
+            if self._sidecar_scope is not None:
+                self._sidecar_scope.cancel()
+                self._sidecar_scope = None
+            await self._start_resolver(self._nursery)
+            for tenant, running in self.running.items():
+                if tenant in tenancy.tenants and not running.custom:
+                    await running.instance.reload(*fallback)
+            await self._sync(self._nursery)
+
+    async def _start_resolver(self, nursery: trio.Nursery) -> None:
+        if self.tenancy.resolver.type != "sidecar":
+            self._resolver = FileResolver(self.tenancy)
+            return
+        sidecar = SidecarResolver(
+            self.tenancy, self.global_instance.clock, self.sidecar_http, self._answered
+        )
+        self._resolver = sidecar
+        scope = trio.CancelScope()
+        self._sidecar_scope = scope
+
+        async def run_sidecar(
+            *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        ) -> None:
+            with scope:
+                await sidecar.run(task_status=task_status)
+
+        await nursery.start(run_sidecar)
+
+    async def _sync(self, nursery: trio.Nursery) -> None:
+        """Start the tenants the file names that are not running; stop the others."""
+        wanted: Mapping[str, object] = self.tenancy.tenants
+        for tenant in [t for t in self.running if t not in wanted]:
+            self.running.pop(tenant).scope.cancel()
+            self._backends.pop(tenant, None)
+            log.info("tenant.stopped", tenant=tenant)
+        for tenant in wanted:
+            if tenant in self.running:
+                continue
+            (config, templates), custom = await self._config_of(tenant)
+            instance = self.make_instance(tenant, config, templates)
+            scope = trio.CancelScope()
+            await nursery.start(functools.partial(_run_in, scope, instance))
+            self.running[tenant] = _Running(instance, scope, custom)
+            log.info("tenant.started", tenant=tenant, config="custom" if custom else "fallback")
+
+
+async def _run_in(
+    scope: trio.CancelScope,
+    instance: Instance,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    with scope:
+        await instance.run(task_status=task_status)
+
+
+__all__ = ["FanOutBackend", "TenantMap"]
