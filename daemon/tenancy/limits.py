@@ -328,6 +328,7 @@ __all__ = [
     "TenantLimits",
     "alert_size",
     "check_config_limits",
+    "config_limit_breached",
     "count_breach",
     "parse_limits",
 ]

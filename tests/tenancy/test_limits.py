@@ -21,6 +21,7 @@ from daemon.tenancy.limits import (
     TenantLimits,
     alert_size,
     check_config_limits,
+    config_limit_breached,
     parse_limits,
 )
 
@@ -149,6 +150,10 @@ def test_config_limits_name_what_is_too_big() -> None:
     assert check_config_limits(limits, "", {"big.tmpl": "12345"}) == (
         "template big.tmpl is too big: 5 bytes (limit: 4 bytes)"
     )
+    assert [
+        config_limit_breached(check_config_limits(limits, *case) or "")
+        for case in (("x" * 11, {}), ("", {"a": "", "b": ""}), ("", {"a": "12345"}))
+    ] == ["max_config_size_bytes", "max_templates_count", "max_template_size_bytes"]
 
 
 def alert(name: str, note: str = "") -> Alert:
