@@ -68,6 +68,8 @@ class _Running:
     instance: Instance
     scope: trio.CancelScope
     custom: bool
+    #: Stops gossiping this tenant's state (HA), if it does.
+    detach: Callable[[], None] | None = None
 
 
 class FanOutBackend(InstanceBackend):
@@ -94,6 +96,7 @@ class TenantMap:
         load_fallback: LoadFallback,
         process: ProcessFacts,
         sidecar_http: Any = None,
+        gossip: Callable[[str, Instance], Callable[[], None]] | None = None,
     ) -> None:
         self.global_instance = global_instance
         self.tenancy = tenancy
@@ -102,6 +105,8 @@ class TenantMap:
         self.load_fallback = load_fallback
         self.process = process
         self.sidecar_http = sidecar_http
+        #: With HA: starts gossiping a tenant's silences and nflog, returns the undo.
+        self.gossip = gossip
         self.running: dict[str, _Running] = {}
         self.global_backend = FanOutBackend(global_instance, process, self)
         self._backends: dict[str, InstanceBackend] = {}
@@ -311,7 +316,10 @@ class TenantMap:
         """Start the tenants the file names that are not running; stop the others."""
         wanted: Mapping[str, object] = self.tenancy.tenants
         for tenant in [t for t in self.running if t not in wanted]:
-            self.running.pop(tenant).scope.cancel()
+            gone = self.running.pop(tenant)
+            if gone.detach is not None:
+                gone.detach()
+            gone.scope.cancel()
             self._backends.pop(tenant, None)
             log.info("tenant.stopped", tenant=tenant)
         for tenant in wanted:
@@ -323,7 +331,9 @@ class TenantMap:
             )
             scope = trio.CancelScope()
             await nursery.start(functools.partial(_run_in, scope, instance))
-            self.running[tenant] = _Running(instance, scope, custom)
+            # After its state loaded, so the first push/pull carries it.
+            detach = self.gossip(tenant, instance) if self.gossip is not None else None
+            self.running[tenant] = _Running(instance, scope, custom, detach)
             log.info("tenant.started", tenant=tenant, config="custom" if custom else "fallback")
 
 
