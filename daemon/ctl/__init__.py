@@ -21,6 +21,7 @@ import httpx
 
 from daemon import __version__
 from daemon.ctl import alert, cluster, completion, config, history, receiver, silence, template
+from daemon.ctl import tenant as tenant_command
 from daemon.ctl.command import Invocation
 from daemon.ctl.config import check_config, parse_templates
 from daemon.ctl.errors import PROG, CtlError, report
@@ -46,6 +47,8 @@ DEFAULT_SUBCOMMANDS = {
     ("config", "routes"): "show",
     ("template",): "render",
     ("receiver",): "test",
+    ("tenant",): "list",
+    ("tenant", "config"): "get",
 }
 
 _CONFIG_HELP = """\
@@ -76,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     template.register(commands)
     receiver.register(commands)
     history.register(commands)
+    tenant_command.register(commands)
     completion.register(commands, parser)
     return parser
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -481,3 +482,40 @@ def test_limits_from_the_tenancy_file(tmp_path: Path) -> None:
             'tocsin_tenant_limit_exceeded_total{limit="max_config_size_bytes",tenant="team-a"}'
             in metrics
         )
+
+
+def test_tocsinctl_tenant_commands(tmp_path: Path) -> None:
+    """tocsinctl tenant list (admin) and tenant config set|get|delete (a tenant token,
+    or an admin with --tenant) drive the API end to end."""
+
+    def ctl(who: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "daemon.ctl", f"--alertmanager.url={proc.url}"]
+        argv += [f"--bearer-token={TOKENS[who]}", *args]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert (out.returncode == 0) == ok, out.stderr
+        return out
+
+    (tmp_path / "am.yml").write_text(
+        "templates: [t.tmpl]\nroute: {receiver: via-ctl}\nreceivers: [{name: via-ctl}]\n"
+    )
+    (tmp_path / "t.tmpl").write_text('{{ define "x" }}from ctl{{ end }}')
+    with start(tmp_path) as proc:
+        listed = ctl("admin", "tenant", "list").stdout
+        assert "team-a" in listed and "fallback" in listed
+        assert ctl("a", "tenant", "list", ok=False).returncode == 1
+        ctl(
+            "a",
+            "tenant",
+            "config",
+            "set",
+            str(tmp_path / "am.yml"),
+            "--template-file",
+            str(tmp_path / "t.tmpl"),
+        )
+        got = ctl("admin", "--tenant=team-a", "tenant", "config", "get").stdout
+        assert "via-ctl" in got and "from ctl" in got
+        assert "team-b" not in json.dumps(ctl("a", "tenant", "config").stdout)
+        assert "custom" in ctl("admin", "tenant", "list", "-o", "json").stdout
+        ctl("a", "tenant", "config", "delete")
+        err = ctl("a", "tenant", "config", "get", ok=False).stderr
+        assert "no config of its own" in err
