@@ -48,7 +48,7 @@ from daemon.config.model import Config
 from daemon.ha.peer import ClusterPeer, PeerSetupError, create_peer, disabled_cluster_status
 from daemon.history.service import History, start_history
 from daemon.instance import Instance, InstanceBackend, ProcessFacts, StorageSettings
-from daemon.instances import TenantMap
+from daemon.instances import CONFIG_KEY, ConfigGossip, TenantMap
 from daemon.log import configure as configure_logging
 from daemon.notify.httpclient import HttpClientConfigError, HttpClients
 from daemon.options import Options, refused_flags
@@ -518,6 +518,9 @@ async def start_tenants(
         gossip=gossip if peer is not None else None,
     )
     await nursery.start(tenants.run)
+    if peer is not None:
+        # After the stored configs loaded, so the first push/pull carries them.
+        tenants.publish = peer.add_state(CONFIG_KEY, ConfigGossip(tenants))
     return tenants
 
 

@@ -25,6 +25,7 @@ Theory of operation:
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ import attrs
 import structlog
 import trio
 
+from cluster.errors import DecodeError
 from daemon import thread_limits
 from daemon.alert import Alert
 from daemon.config.errors import ConfigError
@@ -50,7 +52,7 @@ from daemon.tenancy.limits import (
     count_breach,
 )
 from daemon.tenancy.resolver import FileResolver, Key, Resolver, SidecarResolver, plan_fan_out
-from daemon.tenancy.tenants import TenancyConfig
+from daemon.tenancy.tenants import TenancyConfig, check_tenant_id
 
 log = structlog.get_logger("tocsin")
 
@@ -117,6 +119,13 @@ class TenantMap:
         self._sidecar_scope: trio.CancelScope | None = None
         self._lock = trio.Lock()
         self._fallback: tuple[Config, Templates] | None = None
+        #: Each tenant's config version (Unix ns of its last change, and whether that
+        #: was a delete) and its own config, as HA peers exchange them (last writer wins).
+        self.versions: dict[str, tuple[int, bool]] = {}
+        self.docs: dict[str, TenantConfigDoc | None] = {}
+        #: Broadcasts one tenant's config change to HA peers (see ConfigGossip).
+        self.publish: Callable[[bytes], None] | None = None
+        self._remote_out, self._remote_in = trio.open_memory_channel[ConfigEntry](REMOTE_QUEUE)
 
     # --- the intake ---------------------------------------------------------------------
 
@@ -193,12 +202,34 @@ class TenantMap:
         )
 
     async def set_config(self, tenant: str, doc: TenantConfigDoc) -> None:
-        """Validate, store and run ``doc`` as ``tenant``'s config.
+        """Validate, store and run ``doc`` as ``tenant``'s config, and tell HA peers.
 
         Raises:
             TenantConfigError: refused (the 400); the old config stays.
             KeyError: no such tenant.
         """
+        version = self._next_version(tenant)
+        await self._set(tenant, doc, version)
+        self._announce(tenant)
+
+    async def delete_config(self, tenant: str) -> None:
+        """Drop ``tenant``'s own config (it runs the fallback again), and tell HA peers."""
+        version = self._next_version(tenant)
+        await self._delete(tenant, version)
+        self._announce(tenant)
+
+    def _next_version(self, tenant: str) -> int:
+        return max(self.global_instance.clock.now(), self.versions.get(tenant, (0, False))[0] + 1)
+
+    def _announce(self, tenant: str) -> None:
+        if self.publish is not None:
+            self.publish(encode_entries([self.entry(tenant)]))
+
+    def entry(self, tenant: str) -> ConfigEntry:
+        version, deleted = self.versions.get(tenant, (0, False))
+        return ConfigEntry(tenant, version, deleted, self.docs.get(tenant))
+
+    async def _set(self, tenant: str, doc: TenantConfigDoc, version: int) -> None:
         async with self._lock:
             running = self.running[tenant]
             problem = check_config_limits(
@@ -220,21 +251,56 @@ class TenantMap:
             await trio.to_thread.run_sync(
                 configstore.commit, self.storage, tenant, limiter=thread_limits.disk()
             )
+            await trio.to_thread.run_sync(
+                configstore.write_version, self.storage, tenant, version, False
+            )
+            self.versions[tenant], self.docs[tenant] = (version, False), doc
             await running.instance.reload(config, templates)
             running.custom = True
-            log.info("tenant.config_set", tenant=tenant)
+            log.info("tenant.config_set", tenant=tenant, version=version)
 
-    async def delete_config(self, tenant: str) -> None:
-        """Drop ``tenant``'s own config; it runs the fallback again."""
+    async def _delete(self, tenant: str, version: int) -> None:
         async with self._lock:
             running = self.running[tenant]
             await trio.to_thread.run_sync(
                 configstore.delete, self.storage, tenant, limiter=thread_limits.disk()
             )
+            await trio.to_thread.run_sync(
+                configstore.write_version, self.storage, tenant, version, True
+            )
+            self.versions[tenant], self.docs[tenant] = (version, True), None
             config, templates = await self._fallback_config()
             await running.instance.reload(config, templates)
             running.custom = False
-            log.info("tenant.config_deleted", tenant=tenant)
+            log.info("tenant.config_deleted", tenant=tenant, version=version)
+
+    # --- HA: tenant configs from peers --------------------------------------------------
+
+    def offer(self, entry: ConfigEntry) -> None:
+        """A peer's config of a tenant: applied (by :meth:`_apply_remote`) if newer than
+        ours. Taken as ours at once, so what we gossip on is the newest we know, even if
+        this node cannot run it (then it logs why)."""
+        if entry.tenant not in self.running:
+            return
+        if entry.version <= self.versions.get(entry.tenant, (0, False))[0]:
+            return
+        try:
+            self._remote_out.send_nowait(entry)
+        except trio.WouldBlock:
+            log.warning("tenant.config_gossip_dropped", tenant=entry.tenant)
+            return
+        self.versions[entry.tenant] = (entry.version, entry.deleted)
+        self.docs[entry.tenant] = entry.doc
+
+    async def _apply_remote(self) -> None:
+        async for entry in self._remote_in:
+            try:
+                if entry.deleted or entry.doc is None:
+                    await self._delete(entry.tenant, entry.version)
+                else:
+                    await self._set(entry.tenant, entry.doc, entry.version)
+            except (TenantConfigError, KeyError, OSError) as exc:
+                log.error("tenant.config_gossip_failed", tenant=entry.tenant, err=str(exc))
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -250,6 +316,8 @@ class TenantMap:
         folder = configstore.tenant_dir(self.storage, tenant) / "config"
 
         def load_own() -> tuple[Config, Templates] | None:
+            self.versions[tenant] = configstore.read_version(self.storage, tenant)
+            self.docs[tenant] = configstore.read(self.storage, tenant)
             if not configstore.has_own(self.storage, tenant):
                 return None
             return configstore.load_dir(folder)
@@ -270,6 +338,7 @@ class TenantMap:
             self._nursery = nursery
             await self._start_resolver(nursery)
             await self._sync(nursery)
+            nursery.start_soon(self._apply_remote)
             task_status.started()
             await trio.sleep_forever()
 
@@ -337,6 +406,70 @@ class TenantMap:
             log.info("tenant.started", tenant=tenant, config="custom" if custom else "fallback")
 
 
+@attrs.frozen
+class ConfigEntry:
+    """One tenant's config as HA peers exchange it."""
+
+    tenant: str
+    version: int
+    deleted: bool
+    doc: TenantConfigDoc | None
+
+
+def encode_entries(entries: Iterable[ConfigEntry]) -> bytes:
+    return json.dumps(
+        [
+            {
+                "tenant": e.tenant,
+                "version": e.version,
+                "deleted": e.deleted,
+                "config": None if e.doc is None else e.doc.alertmanager_config,
+                "templates": None if e.doc is None else dict(e.doc.template_files),
+            }
+            for e in entries
+        ]
+    ).encode()
+
+
+def decode_entries(data: bytes) -> list[ConfigEntry]:
+    """Raises DecodeError for anything but a list of well-formed entries."""
+    try:
+        raw = json.loads(data)
+        out = []
+        for item in raw:
+            tenant = check_tenant_id(str(item["tenant"]))
+            version, deleted = int(item["version"]), bool(item["deleted"])
+            doc = None
+            if item["config"] is not None:
+                doc = TenantConfigDoc(str(item["config"]), dict(item["templates"] or {}))
+            out.append(ConfigEntry(tenant, version, deleted, doc))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise DecodeError(f"tenant configs: {exc}") from None
+    return out
+
+
+#: The tocsin-only channel key of tenant configs.
+CONFIG_KEY = "tocsin/cfg"
+#: Peer config changes waiting to be applied, at most.
+REMOTE_QUEUE = 1_000
+
+
+class ConfigGossip:
+    """Tenant configs as a replicated state (``cluster.state.State``): a push/pull
+    carries every tenant's newest config and version; the newest wins everywhere."""
+
+    def __init__(self, tenants: TenantMap) -> None:
+        self.tenants = tenants
+
+    def marshal(self) -> bytes:
+        known = [self.tenants.entry(t) for t in sorted(self.tenants.versions)]
+        return encode_entries(e for e in known if e.version)
+
+    def merge(self, data: bytes) -> None:
+        for entry in decode_entries(data):
+            self.tenants.offer(entry)
+
+
 async def _run_in(
     scope: trio.CancelScope,
     instance: Instance,
@@ -347,4 +480,4 @@ async def _run_in(
         await instance.run(task_status=task_status)
 
 
-__all__ = ["FanOutBackend", "TenantMap"]
+__all__ = ["CONFIG_KEY", "ConfigEntry", "ConfigGossip", "FanOutBackend", "TenantMap"]

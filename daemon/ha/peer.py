@@ -57,6 +57,7 @@ from cluster.node import (
     ulid_name,
 )
 from cluster.security import Keyring, KeyringError
+from cluster.state import State
 from cluster.tls_transport import TLSTransport, open_tls_transport
 from cluster.transport import Transport, open_udp_tcp_transport
 from daemon import metrics
@@ -369,6 +370,8 @@ class ClusterPeer:
         self._channels: ChannelDelegate | None = None
         #: Tenant pipelines to gossip (see add_tenant), and how to stop each.
         self._tenants: dict[str, tuple[Silences, Nflog]] = {}
+        #: tocsin-only states registered by add_state (tenant configs).
+        self._extra_states: dict[str, State] = {}
         self._detach_tenant: dict[str, Callable[[], None]] = {}
 
     # --- queries ---------------------------------------------------------------------------
@@ -465,6 +468,8 @@ class ClusterPeer:
             # States are registered before the node runs, so its first push/pull has them.
             self._channels = channels
             detach = self._attach(SILENCES_KEY, NFLOG_KEY, self.silences, self.nflog)
+            for key, state in self._extra_states.items():
+                channels.add_state(key, state)
             for tenant, (silences, nflog) in self._tenants.items():
                 self._detach_tenant[tenant] = self._attach(*tenant_keys(tenant), silences, nflog)
             async with trio.open_nursery() as nursery:
@@ -522,6 +527,15 @@ class ClusterPeer:
             self.tls.client_context,
             server_name=self.tls.server_name,
         )
+
+    def add_state(self, key: str, state: State) -> Callable[[bytes], None]:
+        """Replicate ``state`` under the tocsin-only channel ``key`` (Alertmanager peers
+        skip it); returns the function that broadcasts one local change. Call before or
+        while :meth:`run` runs."""
+        self._extra_states[key] = state
+        if self._channels is not None:
+            self._channels.add_state(key, state)
+        return lambda record: self._broadcast(key, record)
 
     def add_tenant(self, tenant: str, silences: Silences, nflog: Nflog) -> Callable[[], None]:
         """Gossip a tenant pipeline's silences and nflog under tocsin-only keys

@@ -252,6 +252,30 @@ def delete(storage: Path, tenant: str) -> bool:
     return True
 
 
+#: ``<tenant>/config.version``: when the tenant's config last changed (Unix ns) and
+#: whether that change was a delete; HA peers keep the newest (last writer wins).
+VERSION_NAME = "config.version"
+
+
+def read_version(storage: Path, tenant: str) -> tuple[int, bool]:
+    """(version, deleted) of the tenant's config; (0, False) if never set."""
+    try:
+        text = (tenant_dir(storage, tenant) / VERSION_NAME).read_text(encoding="ascii")
+        version, deleted = text.split()
+        return int(version), deleted == "1"
+    except (OSError, ValueError):
+        return 0, False
+
+
+def write_version(storage: Path, tenant: str, version: int, deleted: bool) -> None:
+    base = tenant_dir(storage, tenant)
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / (VERSION_NAME + ".tmp")
+    _write(tmp, f"{version} {int(deleted)}\n")
+    tmp.rename(base / VERSION_NAME)
+    _fsync_dir(base)
+
+
 __all__ = [
     "TENANTS_DIR",
     "TenantConfigDoc",
@@ -264,6 +288,8 @@ __all__ = [
     "load_dir",
     "parse_doc",
     "read",
+    "read_version",
     "stage",
     "tenant_dir",
+    "write_version",
 ]

@@ -1,6 +1,6 @@
-"""Tenant pipelines in an HA pair: tenant silences and nflog gossip under tocsin-only
-keys, so the pair sends one notification per tenant group and a tenant silence made on
-one node mutes on both."""
+"""Tenant pipelines in an HA pair: tenant configs, silences and nflog gossip under
+tocsin-only keys, so a config set on one node runs on both, the pair sends one
+notification per tenant group, and a tenant silence made on one node mutes on both."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def api(url: str, who: str) -> httpx.Client:
 
 
 def test_ha_pair_sends_one_notification_per_tenant_group(tmp_path: Path) -> None:
-    """Both nodes get the same tenant alerts (as from Prometheus); the tenant's webhook
+    """A tenant config set on one node runs on both, and a delete on the other is seen
+    on the first. Both nodes get the same tenant alerts (as from Prometheus); the tenant's webhook
     gets one notification per group, the global one still gets its own, and a tenant
     silence made on node 0 mutes the tenant's copy on node 1 (and nowhere else)."""
     (tmp_path / "tenancy.yml").write_text(TENANCY)
@@ -33,11 +34,14 @@ def test_ha_pair_sends_one_notification_per_tenant_group(tmp_path: Path) -> None
             run_node(tmp_path / "n1", global_sink.url, [first.cluster_address], flag)
         )
         urls = [first.proc.url, second.proc.url]
-        for url in urls:
-            # Tenant configs do not gossip yet: each node gets the tenant's config.
-            with api(url, "a") as c:
-                r = c.post("/api/v1/alerts", content=tenant_config("a-hook", sink_a.url))
-                assert r.status_code == 201, r.text
+        # The tenant sets its config on one node; it reaches the other by gossip.
+        with api(urls[0], "a") as c:
+            r = c.post("/api/v1/alerts", content=tenant_config("a-hook", sink_a.url))
+            assert r.status_code == 201, r.text
+            stored = c.get("/api/v1/alerts").text
+        with api(urls[1], "a") as c:
+            wait_for(lambda: c.get("/api/v1/alerts").text == stored, timeout=10)
+            assert c.get("/api/v2/receivers").json() == [{"name": "a-hook"}]
         with api(urls[0], "a") as c:
             muted = c.post("/api/v2/silences", json=silence("a mutes", "muted")).json()
         sid = muted["silenceID"]
@@ -63,3 +67,8 @@ def test_ha_pair_sends_one_notification_per_tenant_group(tmp_path: Path) -> None
             a["labels"]["alertname"] for r in global_got for a in json.loads(r.body)["alerts"]
         )
         assert global_names == ["g1", "g2", "muted"]
+        # A delete on the other node reaches the first one too.
+        with api(urls[1], "a") as c:
+            assert c.delete("/api/v1/alerts").status_code == 200
+        with api(urls[0], "a") as c:
+            wait_for(lambda: c.get("/api/v1/alerts").status_code == 404, timeout=10)
