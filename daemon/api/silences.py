@@ -290,14 +290,17 @@ def _bad_uuid(params: Mapping[str, str]) -> Response | None:
     return None
 
 
+def request_filters() -> list[Matcher]:
+    """The request's ``filter`` parameters; raises :class:`MatcherError` (a 400)."""
+    return [parse_filter(text) for text in request.args.getlist("filter")]
+
+
 async def get_silences(backend: ApiBackend, params: Mapping[str, str]) -> Response:
     """GET /api/v2/silences (spec §1.8): syntactic filters, API sort order."""
-    filters = []
-    for text in request.args.getlist("filter"):
-        try:
-            filters.append(parse_filter(text))
-        except MatcherError as exc:
-            return _handler_error(400, str(exc))
+    try:
+        filters = request_filters()
+    except MatcherError as exc:
+        return _handler_error(400, str(exc))
     now = backend.clock.now()
     found = _store(backend).query(filters, now)
     return _json(200, body([gettable_silence(s, now) for s in found]))

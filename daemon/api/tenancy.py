@@ -36,11 +36,11 @@ from daemon.api.app import ApiHandler, post_alerts
 from daemon.api.backend import AdmitsAlerts, AlertStatus, ApiBackend
 from daemon.api.encoding import body
 from daemon.api.limits import AsgiApp, Receive, Scope, Send
-from daemon.api.silences import gettable_silence
+from daemon.api.silences import gettable_silence, request_filters
 from daemon.clock import Clock
 from daemon.config.model import Config
 from daemon.dispatch.snapshot import GroupSnapshot
-from daemon.matcher import MatcherError, parse_filter
+from daemon.matcher import MatcherError
 from daemon.persist import DurableState
 from daemon.silence.state import Silences, api_sort_key
 from daemon.store import AlertStore
@@ -310,12 +310,10 @@ def tenant_silence_routes(
     async def get_silences(backend: ApiBackend, params: Mapping[str, str]) -> Response:
         if request_tenant() is None:
             return await plain["GET"](backend, params)
-        filters = []
-        for text in request.args.getlist("filter"):
-            try:
-                filters.append(parse_filter(text))
-            except MatcherError as exc:
-                return _json(400, str(exc))
+        try:
+            filters = request_filters()
+        except MatcherError as exc:
+            return _json(400, str(exc))
         now = backend.clock.now()
         found = own_silences(backend).query(filters, now) + global_silences().query(filters, now)
         found.sort(key=lambda s: api_sort_key(s, now))

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
-from daemon.ctl.client import Api, check
+from daemon.ctl.client import check
 from daemon.ctl.command import Invocation, group, leaf
 from daemon.ctl.errors import CtlError
 from daemon.ctl.output import go_json, tabwrite
@@ -61,11 +61,17 @@ def config_body(config_text: str, templates: Mapping[str, str]) -> str:
     )
 
 
-def _send(api: Api, method: str, path: str, content: bytes | None = None) -> httpx.Response:
+def _send(
+    inv: Invocation, method: str, path: str, content: bytes | None = None
+) -> tuple[str, httpx.Response]:
+    """One request on a connection of its own; the server's base URL and the answer."""
+    api = inv.api()
     try:
-        return api.http.request(method, api.base + path, content=content)
+        return api.base, api.http.request(method, api.base + path, content=content)
     except httpx.HTTPError as exc:
         raise CtlError(f"request to {api.base}{path} failed: {exc}") from None
+    finally:
+        api.close()
 
 
 def _read(path: str, what: str) -> str:
@@ -78,15 +84,9 @@ def _read(path: str, what: str) -> str:
 
 def list_tenants(inv: Invocation) -> int:
     """Print every tenant with its counts and config status."""
-    api = inv.api()
-    try:
-        resp = _send(api, "GET", TENANTS_PATH)
-    finally:
-        api.close()
+    base, resp = _send(inv, "GET", TENANTS_PATH)
     if resp.status_code == 404:
-        raise CtlError(
-            f"{api.base} has no tenants", hint="is it started with --tenancy.config-file?"
-        )
+        raise CtlError(f"{base} has no tenants", hint="is it started with --tenancy.config-file?")
     check(resp)
     inv.out.write(format_tenants(resp.json(), inv.format))
     return 0
@@ -94,11 +94,7 @@ def list_tenants(inv: Invocation) -> int:
 
 def config_get(inv: Invocation) -> int:
     """Print the tenant's own config, Mimir-shaped."""
-    api = inv.api()
-    try:
-        resp = _send(api, "GET", CONFIG_PATH)
-    finally:
-        api.close()
+    _, resp = _send(inv, "GET", CONFIG_PATH)
     if resp.status_code == 404:
         raise CtlError(
             "the tenant has no config of its own",
@@ -116,23 +112,13 @@ def config_set(inv: Invocation) -> int:
         for path in inv.args.template_files or ()
     }
     body = config_body(_read(inv.args.config_file, "config file"), templates)
-    api = inv.api()
-    try:
-        resp = _send(api, "POST", CONFIG_PATH, body.encode())
-    finally:
-        api.close()
-    check(resp)
+    check(_send(inv, "POST", CONFIG_PATH, body.encode())[1])
     return 0
 
 
 def config_delete(inv: Invocation) -> int:
     """Drop the tenant's own config: it runs the fallback again."""
-    api = inv.api()
-    try:
-        resp = _send(api, "DELETE", CONFIG_PATH)
-    finally:
-        api.close()
-    check(resp)
+    check(_send(inv, "DELETE", CONFIG_PATH)[1])
     return 0
 
 
