@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.processes import Proc, WebhookSink, run_tocsin, tocsin_argv
+from tests.integration.processes import Proc, WebhookSink, run_tocsin, tocsin_argv, wait_for
 
 TOKENS = {"admin": "admin-secret", "ingest": "ingest-secret", "a": "a-token", "b": "b-token"}
 
@@ -104,6 +104,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, dict
 
 
 GETS = [
+    "/api/v1/history",
     "/api/v2/alerts",
     "/api/v2/alerts/groups",
     "/api/v2/silences",
@@ -364,6 +365,15 @@ def test_notifications_reach_only_their_tenant(tmp_path: Path) -> None:
         assert {"team-a", "team-b"} <= tenants_logged
         sent = {e.get("tenant") for e in proc.log_lines if e["event"] == "notify.sent"}
         assert sent == {"team-a", "team-b"}
+        # The history API pins each tenant to its own records.
+        with client(proc, "a") as c:
+            items = wait_for(lambda: c.get("/api/v1/history").json()["items"], timeout=10)
+            assert {i["tenant"] for i in items} == {"team-a"}
+            assert "only-b" not in json.dumps(items)
+            assert c.get("/api/v1/history", params={"tenant": "team-b"}).status_code == 403
+        with client(proc, "admin") as c:
+            everyone = c.get("/api/v1/history").json()["items"]
+            assert {"team-a", "team-b"} <= {i["tenant"] for i in everyone}
 
 
 def test_reload_rereads_the_tenancy_file(tmp_path: Path) -> None:
