@@ -299,6 +299,7 @@ class Instance:
                 if self.tenant is not None or self.limits.limits_notifications
                 else None
             ),
+            tenant=self.tenant,
         )
         budget = GroupBudget(
             lambda: self.limits.max_dispatcher_aggregation_groups,

@@ -177,6 +177,8 @@ class RetryStage:
     receiver: str
     integration: Integration
     rng: random.Random
+    #: The pipeline's tenant: its metrics carry it as a label (None: the global one).
+    tenant: str | None = None
     #: This integration's children of the per-attempt metrics, looked up once.
     _sent_metrics: tuple[Any, Any, Any] | None = attrs.field(default=None, init=False)
 
@@ -189,10 +191,11 @@ class RetryStage:
         """``notifications``, ``notification_requests`` and the latency histogram."""
         if self._sent_metrics is None:
             name = self.integration.name
+            tenant = self.tenant
             self._sent_metrics = (
-                metrics.notifications.labels(name),
-                metrics.notification_requests.labels(name),
-                metrics.notification_latency.labels(name),
+                metrics.pipeline_series(metrics.notifications, tenant, name),
+                metrics.pipeline_series(metrics.notification_requests, tenant, name),
+                metrics.pipeline_series(metrics.notification_latency, tenant, name),
             )
         return self._sent_metrics
 
@@ -233,7 +236,9 @@ class RetryStage:
                     await self.integration.notify(ctx, sent)
                 except NotifyError as err:
                     requests.inc()
-                    metrics.notification_requests_failed.labels(name).inc()
+                    metrics.pipeline_series(
+                        metrics.notification_requests_failed, self.tenant, name
+                    ).inc()
                     latency.observe(trio.current_time() - started)
                     if not err.retryable:
                         text = (
@@ -276,7 +281,9 @@ class RetryStage:
             raise
 
     def _give_up(self, text: str, reason: str, attempts: int, fields: dict[str, object]) -> str:
-        metrics.notifications_failed.labels(self.integration.name, reason).inc()
+        metrics.pipeline_series(
+            metrics.notifications_failed, self.tenant, self.integration.name, reason
+        ).inc()
         log.error("notify.failed", **fields, attempts=attempts, reason=reason, error=text)
         return text
 
@@ -349,6 +356,7 @@ class IntegrationPipeline:
         wait: Callable[[], float] = no_wait,
         recorder: AttemptRecorder | None = None,
         rate_limits: NotificationRateLimits | None = None,
+        tenant: str | None = None,
     ) -> IntegrationPipeline:
         """The chain in Alertmanager's order (with a tenant's rate limit before Retry)."""
         key = ReceiverKey(receiver, integration.name, integration.index)
@@ -362,7 +370,7 @@ class IntegrationPipeline:
                 WaitStage(wait, clock),
                 DedupStage(nflog, key, integration.send_resolved),
                 *limit,
-                RetryStage(receiver, integration, rng),
+                RetryStage(receiver, integration, rng, tenant),
                 SetNotifiesStage(nflog, key, clock),
             ),
             recorder,
@@ -491,6 +499,7 @@ def build_notifiers(
     stages: Sequence[Stage] = (),
     recorder: AttemptRecorder | None = None,
     rate_limits: NotificationRateLimits | None = None,
+    tenant: str | None = None,
 ) -> dict[str, ReceiverPipeline]:
     """One pipeline per configured receiver, keyed by receiver name.
 
@@ -508,7 +517,7 @@ def build_notifiers(
     for receiver in config.receivers:
         subs = [
             IntegrationPipeline.build(
-                receiver.name, integration, nflog, clock, rng, wait, recorder, rate_limits
+                receiver.name, integration, nflog, clock, rng, wait, recorder, rate_limits, tenant
             )
             for integration in build_integrations(
                 receiver, http, external_url, templates, clock, clients
@@ -535,6 +544,7 @@ def build_pipeline(
     rng: random.Random | None = None,
     recorder: AttemptRecorder | None = None,
     rate_limits: NotificationRateLimits | None = None,
+    tenant: str | None = None,
 ) -> dict[str, ReceiverPipeline]:
     """Every receiver's pipeline, stages in Alertmanager's ``PipelineBuilder`` order.
 
@@ -562,6 +572,7 @@ def build_pipeline(
         stages=tuple(stages),
         recorder=recorder,
         rate_limits=rate_limits,
+        tenant=tenant,
     )
 
 

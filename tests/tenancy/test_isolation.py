@@ -374,6 +374,15 @@ def test_notifications_reach_only_their_tenant(tmp_path: Path) -> None:
         with client(proc, "admin") as c:
             everyone = c.get("/api/v1/history").json()["items"]
             assert {"team-a", "team-b"} <= {i["tenant"] for i in everyone}
+            # Per-pipeline series carry the tenant; the global ones keep Alertmanager's labels.
+            scrape = c.get("/metrics").text
+        assert (
+            'alertmanager_notifications_total{integration="webhook",tenant="team-a"} 1.0' in scrape
+        )
+        assert (
+            'alertmanager_notifications_total{integration="webhook",tenant="team-b"} 2.0' in scrape
+        )
+        assert 'alertmanager_notifications_total{integration="webhook"} 0.0' in scrape
 
 
 def test_reload_rereads_the_tenancy_file(tmp_path: Path) -> None:
