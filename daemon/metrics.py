@@ -282,6 +282,7 @@ for _family in (
     notification_requests,
     notification_requests_failed,
     notification_latency,
+    notifications_suppressed,
 ):
     _tenant_twin(_family)
 

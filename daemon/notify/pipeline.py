@@ -554,10 +554,10 @@ def build_pipeline(
     intervals = TimeIntervals(config.time_intervals)
     stages: list[Stage] = [] if settle is None else [GossipSettleStage(settle)]
     stages += [
-        InhibitStage(inhibitor),
-        TimeActiveStage(intervals, mute_marker),
-        TimeMuteStage(intervals, mute_marker),
-        SilenceStage(silences),
+        InhibitStage(inhibitor, tenant),
+        TimeActiveStage(intervals, mute_marker, tenant),
+        TimeMuteStage(intervals, mute_marker, tenant),
+        SilenceStage(silences, tenant=tenant),
     ]
     return build_notifiers(
         config,

@@ -47,6 +47,8 @@ class SilenceStage:
 
     silences: SilenceMatcher
     marker: SilenceMarker | None = None
+    #: The pipeline's tenant, a label of its suppression count (None: the global one).
+    tenant: str | None = None
     #: The ``reason="silence"`` child of the suppressed counter, looked up once.
     _suppressed: Any = attrs.field(default=None, init=False)
 
@@ -74,7 +76,9 @@ class SilenceStage:
         dropped = len(alerts) - len(kept)
         if dropped:
             if self._suppressed is None:
-                self._suppressed = metrics.notifications_suppressed.labels(REASON_SILENCE)
+                self._suppressed = metrics.pipeline_series(
+                    metrics.notifications_suppressed, self.tenant, REASON_SILENCE
+                )
             self._suppressed.inc(dropped)
             log.debug(
                 "notify.silenced", receiver=ctx.receiver, group_key=ctx.group_key, count=dropped

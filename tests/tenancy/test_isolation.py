@@ -383,6 +383,11 @@ def test_notifications_reach_only_their_tenant(tmp_path: Path) -> None:
             'alertmanager_notifications_total{integration="webhook",tenant="team-b"} 2.0' in scrape
         )
         assert 'alertmanager_notifications_total{integration="webhook"} 0.0' in scrape
+        assert (
+            'alertmanager_notifications_suppressed_total{reason="silence",tenant="team-a"} 1.0'
+            in scrape
+        )
+        assert 'alertmanager_notifications_suppressed_total{reason="silence"} ' not in scrape
 
 
 def test_reload_rereads_the_tenancy_file(tmp_path: Path) -> None:
