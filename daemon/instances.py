@@ -42,6 +42,7 @@ from daemon.template.errors import TemplateError
 from daemon.template.render import Templates
 from daemon.tenancy import configstore
 from daemon.tenancy.configstore import TenantConfigDoc, TenantConfigError
+from daemon.tenancy.limits import LimitExceeded
 from daemon.tenancy.resolver import FileResolver, Key, Resolver, SidecarResolver, plan_fan_out
 from daemon.tenancy.tenants import TenancyConfig
 
@@ -128,7 +129,12 @@ class TenantMap:
         """Alerts for ``tenant`` alone (an unknown or stopped tenant gets nothing)."""
         running = self.running.get(tenant)
         if running is not None:
-            running.instance.put(alerts, now)
+            try:
+                running.instance.put(alerts, now)
+            except LimitExceeded as exc:
+                # The tenant's copy is dropped whole (and counted); the global pipeline
+                # and the other tenants keep theirs.
+                log.warning("tenancy.fan_out_refused", tenant=tenant, limit=exc.limit)
 
     def _answered(self, key: Key, tenants: tuple[str, ...]) -> None:
         """The sidecar answered for ``key``: deliver the alerts held for it."""

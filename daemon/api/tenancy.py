@@ -33,7 +33,7 @@ from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
 from daemon.alert import Alert
 from daemon.api.app import ApiHandler, post_alerts
-from daemon.api.backend import AlertStatus, ApiBackend
+from daemon.api.backend import AdmitsAlerts, AlertStatus, ApiBackend
 from daemon.api.encoding import body
 from daemon.api.limits import AsgiApp, Receive, Scope, Send
 from daemon.api.silences import gettable_silence
@@ -250,6 +250,11 @@ class RequestBackend:
 
     def put_alerts(self, alerts: Sequence[Alert], now: int) -> None:
         self.current.put_alerts(alerts, now)
+
+    def admit_alerts(self, alerts: Sequence[Alert]) -> bool:
+        # The request's pipeline judges the batch against its tenant's alert limits.
+        current = self.current
+        return isinstance(current, AdmitsAlerts) and current.admit_alerts(alerts)
 
     def receivers_for(self, labels: Mapping[str, str]) -> list[str]:
         return self.current.receivers_for(labels)
