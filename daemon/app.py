@@ -25,7 +25,7 @@ import signal
 import socket
 import ssl
 import struct
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,6 +58,7 @@ from daemon.systemd import Notifier
 from daemon.template.errors import TemplateError
 from daemon.template.render import Templates
 from daemon.tenancy.configstore import tenant_dir
+from daemon.tenancy.limits import TenantLimits
 from daemon.tenancy.tenants import TenancyConfig, load_tenancy_file
 
 log = structlog.get_logger("tocsin")
@@ -407,7 +408,9 @@ async def _serve(
         )
         tenants: TenantMap | None = None
         if tenancy is not None:
-            tenants = await start_tenants(nursery, opts, tenancy, instance, facts, clients, history)
+            tenants = await start_tenants(
+                nursery, opts, tenancy, instance, facts, clients, history, peer
+            )
             reloader.tenancy_file, reloader.tenants = opts.tenancy_config_file, tenants
         # Alert producers besides the API (none yet: the Kubernetes sources plug in here);
         # with tenancy they feed the global intake, which fans out.
@@ -469,12 +472,16 @@ async def start_tenants(
     facts: ProcessFacts,
     clients: HttpClients,
     history: History | None,
+    peer: ClusterPeer | None,
 ) -> TenantMap:
-    """Start one instance per tenant beside the global ``instance`` (issue 11)."""
+    """Start one instance per tenant beside the global ``instance`` (issue 11); with a
+    cluster peer, each tenant's silences and nflog gossip under its own keys."""
     storage = Path(opts.storage_path)
 
-    def make_tenant(tenant: str, config: Config, templates: Templates) -> Instance:
-        return Instance(
+    def make_tenant(
+        tenant: str, config: Config, templates: Templates, limits: TenantLimits
+    ) -> Instance:
+        made = Instance(
             config,
             clock=instance.clock,
             http=clients.default,
@@ -486,8 +493,16 @@ async def start_tenants(
             clients=clients,
             tenant=tenant,
             history=history.for_tenant(tenant) if history is not None else None,
+            limits=limits,
             global_silences=instance.silences,
         )
+        if peer is not None:
+            made.use_cluster(peer.wait_settled, peer.peer_wait)
+        return made
+
+    def gossip(tenant: str, made: Instance) -> Callable[[], None]:
+        assert peer is not None
+        return peer.add_tenant(tenant, made.silences, made.nflog)
 
     def load_fallback() -> tuple[Config, Templates]:
         return load_config_and_templates(tenants.tenancy.fallback_config_file or opts.config_file)
@@ -500,6 +515,7 @@ async def start_tenants(
         load_fallback=load_fallback,
         process=facts,
         sidecar_http=clients.default,
+        gossip=gossip if peer is not None else None,
     )
     await nursery.start(tenants.run)
     return tenants

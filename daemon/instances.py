@@ -42,7 +42,13 @@ from daemon.template.errors import TemplateError
 from daemon.template.render import Templates
 from daemon.tenancy import configstore
 from daemon.tenancy.configstore import TenantConfigDoc, TenantConfigError
-from daemon.tenancy.limits import LimitExceeded
+from daemon.tenancy.limits import (
+    LimitExceeded,
+    TenantLimits,
+    check_config_limits,
+    config_limit_breached,
+    count_breach,
+)
 from daemon.tenancy.resolver import FileResolver, Key, Resolver, SidecarResolver, plan_fan_out
 from daemon.tenancy.tenants import TenancyConfig
 
@@ -51,8 +57,8 @@ log = structlog.get_logger("tocsin")
 #: Alerts held while the sidecar has not answered for their namespace, at most.
 MAX_HELD_ALERTS = 100_000
 
-#: Builds a tenant's instance from its id and config (the shell knows the rest).
-MakeInstance = Callable[[str, Config, Templates], Instance]
+#: Builds a tenant's instance from its id, config and limits (the shell knows the rest).
+MakeInstance = Callable[[str, Config, Templates, TenantLimits], Instance]
 #: Loads the fallback config (blocking; run in a thread).
 LoadFallback = Callable[[], tuple[Config, Templates]]
 
@@ -62,6 +68,8 @@ class _Running:
     instance: Instance
     scope: trio.CancelScope
     custom: bool
+    #: Stops gossiping this tenant's state (HA), if it does.
+    detach: Callable[[], None] | None = None
 
 
 class FanOutBackend(InstanceBackend):
@@ -88,6 +96,7 @@ class TenantMap:
         load_fallback: LoadFallback,
         process: ProcessFacts,
         sidecar_http: Any = None,
+        gossip: Callable[[str, Instance], Callable[[], None]] | None = None,
     ) -> None:
         self.global_instance = global_instance
         self.tenancy = tenancy
@@ -96,6 +105,8 @@ class TenantMap:
         self.load_fallback = load_fallback
         self.process = process
         self.sidecar_http = sidecar_http
+        #: With HA: starts gossiping a tenant's silences and nflog, returns the undo.
+        self.gossip = gossip
         self.running: dict[str, _Running] = {}
         self.global_backend = FanOutBackend(global_instance, process, self)
         self._backends: dict[str, InstanceBackend] = {}
@@ -128,13 +139,14 @@ class TenantMap:
     def put_tenant(self, tenant: str, alerts: Sequence[Alert], now: int) -> None:
         """Alerts for ``tenant`` alone (an unknown or stopped tenant gets nothing)."""
         running = self.running.get(tenant)
-        if running is not None:
-            try:
-                running.instance.put(alerts, now)
-            except LimitExceeded as exc:
-                # The tenant's copy is dropped whole (and counted); the global pipeline
-                # and the other tenants keep theirs.
-                log.warning("tenancy.fan_out_refused", tenant=tenant, limit=exc.limit)
+        if running is None:
+            return
+        try:
+            running.instance.put(alerts, now)
+        except LimitExceeded as exc:
+            # As in Mimir: the tenant's copies are dropped and logged (and counted by
+            # the instance); the global pipeline and other tenants are not affected.
+            log.warning("tenant.alerts_dropped", tenant=tenant, count=len(alerts), err=str(exc))
 
     def _answered(self, key: Key, tenants: tuple[str, ...]) -> None:
         """The sidecar answered for ``key``: deliver the alerts held for it."""
@@ -189,6 +201,12 @@ class TenantMap:
         """
         async with self._lock:
             running = self.running[tenant]
+            problem = check_config_limits(
+                running.instance.limits, doc.alertmanager_config, doc.template_files
+            )
+            if problem is not None:
+                count_breach(tenant, config_limit_breached(problem))
+                raise TenantConfigError(problem)
             config, templates = await trio.to_thread.run_sync(
                 configstore.stage, self.storage, tenant, doc, limiter=thread_limits.config_reload()
             )
@@ -267,7 +285,11 @@ class TenantMap:
                 self._sidecar_scope = None
             await self._start_resolver(self._nursery)
             for tenant, running in self.running.items():
-                if tenant in tenancy.tenants and not running.custom:
+                spec = tenancy.tenants.get(tenant)
+                if spec is None:
+                    continue
+                running.instance.set_limits(spec.limits)
+                if not running.custom:
                     await running.instance.reload(*fallback)
             await self._sync(self._nursery)
 
@@ -294,17 +316,24 @@ class TenantMap:
         """Start the tenants the file names that are not running; stop the others."""
         wanted: Mapping[str, object] = self.tenancy.tenants
         for tenant in [t for t in self.running if t not in wanted]:
-            self.running.pop(tenant).scope.cancel()
+            gone = self.running.pop(tenant)
+            if gone.detach is not None:
+                gone.detach()
+            gone.scope.cancel()
             self._backends.pop(tenant, None)
             log.info("tenant.stopped", tenant=tenant)
         for tenant in wanted:
             if tenant in self.running:
                 continue
             (config, templates), custom = await self._config_of(tenant)
-            instance = self.make_instance(tenant, config, templates)
+            instance = self.make_instance(
+                tenant, config, templates, self.tenancy.tenants[tenant].limits
+            )
             scope = trio.CancelScope()
             await nursery.start(functools.partial(_run_in, scope, instance))
-            self.running[tenant] = _Running(instance, scope, custom)
+            # After its state loaded, so the first push/pull carries it.
+            detach = self.gossip(tenant, instance) if self.gossip is not None else None
+            self.running[tenant] = _Running(instance, scope, custom, detach)
             log.info("tenant.started", tenant=tenant, config="custom" if custom else "fallback")
 
 

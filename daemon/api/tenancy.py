@@ -252,7 +252,7 @@ class RequestBackend:
         self.current.put_alerts(alerts, now)
 
     def admit_alerts(self, alerts: Sequence[Alert]) -> bool:
-        # The request's pipeline judges the batch against its tenant's alert limits.
+        """The request pipeline's alert limits (``AdmitsAlerts``): the global one has none."""
         current = self.current
         return isinstance(current, AdmitsAlerts) and current.admit_alerts(alerts)
 

@@ -30,6 +30,7 @@ import yaml
 from daemon.config.errors import ConfigError
 from daemon.config.yamlsource import BOOL, MAP, NULL, SEQ, STR, compose, line_of, tag_of
 from daemon.gocompat.duration import DurationError, parse_duration
+from daemon.tenancy.limits import UNLIMITED, LimitsError, TenantLimits, parse_limits
 
 #: The characters a tenant id may have (Mimir's rule, minus nothing).
 _TENANT_ID = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -74,9 +75,8 @@ class TenantSpec:
     tokens_sha256: tuple[bytes, ...] = ()
     #: Shell-style globs over the ``namespace`` label; empty: none.
     namespaces: tuple[str, ...] = ()
-    #: Mimir-named limits as written (``alertmanager_`` prefix and all); parsed by
-    #: ``daemon.tenancy.limits``.
-    limits: Mapping[str, Any] = attrs.field(factory=dict)
+    #: ``default_limits`` overridden by the tenant's own ``limits``.
+    limits: TenantLimits = UNLIMITED
 
     def owns_namespace(self, namespace: str) -> bool:
         return any(fnmatchcase(namespace, glob) for glob in self.namespaces)
@@ -107,7 +107,7 @@ class TenancyConfig:
     #: Absolute path (resolved against the file's directory), or "" for none: then a
     #: tenant without its own config runs the global ``--config.file``.
     fallback_config_file: str = ""
-    default_limits: Mapping[str, Any] = attrs.field(factory=dict)
+    default_limits: TenantLimits = UNLIMITED
     tenants: Mapping[str, TenantSpec] = attrs.field(factory=dict)
 
 
@@ -235,11 +235,9 @@ def parse_tenancy(text: str, file: str = "<tenancy>") -> TenancyConfig:
         if fallback:
             fallback = os.path.normpath(os.path.join(base, fallback))
 
-    defaults: Mapping[str, Any] = {}
+    defaults = UNLIMITED
     if "default_limits" in top:
-        defaults = r.plain(top["default_limits"], "default_limits") or {}
-        if not isinstance(defaults, dict):
-            raise r.fail(top["default_limits"], "default_limits", "must be a mapping")
+        defaults = _limits(r, top["default_limits"], "default_limits", UNLIMITED)
 
     tenants: dict[str, TenantSpec] = {}
     seen_tokens: dict[bytes, str] = {}
@@ -258,7 +256,7 @@ def parse_tenancy(text: str, file: str = "<tenancy>") -> TenancyConfig:
                 check_tenant_id(name)
             except TenantIdError as exc:
                 raise r.fail(node, key, str(exc)) from None
-            spec = _tenant(r, name, node, key)
+            spec = _tenant(r, name, node, key, defaults)
             for digest in spec.tokens_sha256:
                 if digest in seen_tokens:
                     raise r.fail(
@@ -303,7 +301,19 @@ def _resolver(r: _Reader, node: yaml.Node) -> ResolverSpec:
     return ResolverSpec(kind, url, cache, rule_level_only)
 
 
-def _tenant(r: _Reader, name: str, node: yaml.Node, key: str) -> TenantSpec:
+def _limits(r: _Reader, node: yaml.Node, key: str, defaults: TenantLimits) -> TenantLimits:
+    raw = r.plain(node, key) or {}
+    if not isinstance(raw, dict):
+        raise r.fail(node, key, "must be a mapping")
+    try:
+        return parse_limits(raw, defaults=defaults, where=key)
+    except LimitsError as exc:
+        # The parser names the key after ``where``; the line is the mapping's.
+        message = str(exc).removeprefix(f"{key}: ")
+        raise r.fail(node, key, message) from None
+
+
+def _tenant(r: _Reader, name: str, node: yaml.Node, key: str, defaults: TenantLimits) -> TenantSpec:
     fields = r.mapping(node, key, ("tokens_sha256", "namespaces", "limits"))
     tokens: tuple[bytes, ...] = ()
     if "tokens_sha256" in fields:
@@ -317,11 +327,9 @@ def _tenant(r: _Reader, name: str, node: yaml.Node, key: str) -> TenantSpec:
             r.string(item, f"{key}.namespaces[{i}]")
             for i, item in enumerate(r.sequence(fields["namespaces"], f"{key}.namespaces"))
         )
-    limits: Mapping[str, Any] = {}
+    limits = defaults
     if "limits" in fields:
-        limits = r.plain(fields["limits"], f"{key}.limits") or {}
-        if not isinstance(limits, dict):
-            raise r.fail(fields["limits"], f"{key}.limits", "must be a mapping")
+        limits = _limits(r, fields["limits"], f"{key}.limits", defaults)
     return TenantSpec(name, tokens, namespaces, limits)
 
 

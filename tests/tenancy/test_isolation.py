@@ -75,8 +75,8 @@ def client(proc: Proc, who: str, org: str | None = None) -> httpx.Client:
     return httpx.Client(base_url=proc.url, headers=headers, timeout=10)
 
 
-def start(tmp: Path, *extra: str) -> Any:
-    (tmp / "tenancy.yml").write_text(TENANCY)
+def start(tmp: Path, *extra: str, tenancy: str = TENANCY) -> Any:
+    (tmp / "tenancy.yml").write_text(tenancy)
     return run_tocsin(tmp, GLOBAL_CONFIG, f"--tenancy.config-file={tmp / 'tenancy.yml'}", *extra)
 
 
@@ -443,3 +443,41 @@ def test_bad_tenancy_file_stops_start_up(tmp_path: Path) -> None:
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert "tenancy.yml:3: tenants.a.tokens_sha256[0]" in out.stdout
+
+
+def test_limits_from_the_tenancy_file(tmp_path: Path) -> None:
+    """A tenant's limits (default_limits overridden per tenant) hold: its own post past
+    max_alerts_count is a 400, fanned-out copies past it are dropped while the global
+    pipeline keeps them, a config past max_config_size_bytes is a 400, and each breach
+    is counted under the tenant and Mimir's limit name."""
+    tenancy = TENANCY.replace(
+        "tenants:",
+        "default_limits: {alertmanager_max_config_size_bytes: 300}\ntenants:",
+    ).replace(
+        'namespaces: ["team-a", "team-a-*", "shared"]',
+        'namespaces: ["team-a", "team-a-*", "shared"]\n    limits: {alertmanager_max_alerts_count: 2}',
+    )
+    with start(tmp_path, tenancy=tenancy) as proc:
+        three = [{"labels": {"alertname": f"n{i}", "namespace": "team-a"}} for i in range(3)]
+        with client(proc, "a") as c:
+            r = c.post("/api/v2/alerts", json=three)
+            assert r.status_code == 400 and "too many alerts" in r.text
+            assert c.get("/api/v2/alerts").json() == []
+        with client(proc, "ingest") as c:
+            assert c.post("/api/v2/alerts", json=three).status_code == 200
+        with client(proc, "a") as c:
+            assert c.get("/api/v2/alerts").json() == []  # the batch of 3 is past 2
+            big = tenant_config("x" * 400)
+            r = c.post("/api/v1/alerts", content=big)
+            assert r.status_code == 400 and "too big" in r.text
+        with client(proc, "admin") as c:
+            assert len(c.get("/api/v2/alerts").json()) == 3
+            metrics = c.get("/metrics").text
+        assert (
+            'tocsin_tenant_limit_exceeded_total{limit="max_alerts_count",tenant="team-a"}'
+            in metrics
+        )
+        assert (
+            'tocsin_tenant_limit_exceeded_total{limit="max_config_size_bytes",tenant="team-a"}'
+            in metrics
+        )

@@ -21,15 +21,16 @@ from daemon.instance import Instance, ProcessFacts, StorageSettings
 from daemon.instances import TenantMap
 from daemon.metrics import REGISTRY
 from daemon.template.render import Templates
-from daemon.tenancy.limits import UNLIMITED, LimitExceeded, TenantLimits
+from daemon.tenancy.limits import LimitExceeded, TenantLimits
 from daemon.tenancy.tenants import parse_tenancy
 
 S = NS_PER_SECOND
 ANCHOR = 1_700_000_000 * S
 CONFIG = "route: {receiver: r, group_wait: 1h}\nreceivers: [{name: r}]\n"
 TENANCY = """\
+default_limits: {alertmanager_max_alerts_count: 100}
 tenants:
-  fan-a: {namespaces: [a]}
+  fan-a: {namespaces: [a], limits: {alertmanager_max_alerts_count: 1}}
   fan-b: {namespaces: [b]}
 """
 
@@ -45,13 +46,15 @@ async def no_reload() -> str | None:
 async def test_a_tenant_over_its_limit_loses_only_its_own_copy(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    """fan-a (at most 1 alert) gets none of a batch with two of its alerts; the global
+    """fan-a (at most 1 alert, from the tenancy file) gets none of a batch with two of its
+    alerts; the global
     pipeline stores all three and fan-b its one; the breach is counted for fan-a."""
     clock = TrioClock(ANCHOR)
-    limits = {"fan-a": TenantLimits(max_alerts_count=1)}
     async with httpx.AsyncClient() as http:
 
-        def make(tenant: str, config: Config, templates: Templates) -> Instance:
+        def make(
+            tenant: str, config: Config, templates: Templates, limits: TenantLimits
+        ) -> Instance:
             return Instance(
                 config,
                 clock=clock,
@@ -61,7 +64,7 @@ async def test_a_tenant_over_its_limit_loses_only_its_own_copy(
                 storage=StorageSettings(tmp_path / tenant),
                 templates=templates,
                 tenant=tenant,
-                limits=limits.get(tenant, UNLIMITED),
+                limits=limits,
             )
 
         global_ = Instance(
@@ -105,5 +108,9 @@ async def test_a_tenant_over_its_limit_loses_only_its_own_copy(
                     backend.admit_alerts([alert("A1", "a", now), alert("A3", "a", now)])
                 assert backend.admit_alerts([alert("A1", "a", now)]) is True
             async with app.test_request_context("/", scope_base={TENANT_KEY: "fan-b"}):
-                assert backend.admit_alerts([alert("B2", "b", now)]) is False
+                # Within default_limits' 100.
+                assert backend.admit_alerts([alert("B2", "b", now)]) is True
+            async with app.test_request_context("/"):
+                # The global pipeline has no limits.
+                assert backend.admit_alerts([alert("G", "g", now)] * 500) is False
             nursery.cancel_scope.cancel()

@@ -58,9 +58,10 @@ def test_full_file_parses(tmp_path: Path) -> None:
     assert config.resolver.cache == 120 * 10**9
     assert config.resolver.rule_level_only is True
     assert config.fallback_config_file == str(tmp_path / "tenant-default.yml")
-    assert config.default_limits == {"alertmanager_max_alerts_count": 10}
+    assert config.default_limits.max_alerts_count == 10
     assert list(config.tenants) == ["team-a", "team-b"]
-    assert config.tenants["team-a"].limits == {"alertmanager_max_alerts_count": 1000}
+    assert config.tenants["team-a"].limits.max_alerts_count == 1000
+    assert config.tenants["team-b"].limits.max_alerts_count == 10  # the default
     assert config.tenants["team-b"].namespaces == ()
 
 
@@ -98,6 +99,8 @@ def test_empty_file_is_no_tenants() -> None:
         ("namespace_resolver:\n  rule_level_only: 3\n", 2, "namespace_resolver.rule_level_only"),
         ("tenants:\n  a:\n    limits: [1]\n", 3, "tenants.a.limits"),
         ("admin: []\n", 1, "admin"),
+        ("tenants:\n  a:\n    limits: {alertmanager_nope: 1}\n", 3, "tenants.a.limits"),
+        ("default_limits: {alertmanager_max_alerts_count: many}\n", 1, "default_limits"),
     ],
 )
 def test_errors_name_file_line_and_key(text: str, line: int, key: str) -> None:
