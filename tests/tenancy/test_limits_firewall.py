@@ -39,12 +39,13 @@ OWN_CLIENT = "        http_config: {tls_config: {insecure_skip_verify: true}}"
 
 
 @asynccontextmanager
-async def tenant(
-    url: str, limits: TenantLimits, name: str | None, extra: str = ""
+async def running(
+    config_text: str, limits: TenantLimits, name: str | None
 ) -> AsyncIterator[Instance]:
+    """A started pipeline with real HTTP clients (HTTP/1 sender and httpx)."""
     async with HttpClients(timeout=5.0) as clients:
         instance = Instance(
-            load_config_text(CONFIG.format(url=url, extra=extra)),
+            load_config_text(config_text),
             clock=TrioClock(1_700_000_000 * S),
             http=clients.default,
             clients=clients,
@@ -55,10 +56,19 @@ async def tenant(
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(instance.run)
-            now = instance.clock.now()
-            instance.put([Alert({"alertname": "A"}, {}, now, now + 300 * S, "", now)], now)
             yield instance
             nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def tenant(
+    url: str, limits: TenantLimits, name: str | None, extra: str = ""
+) -> AsyncIterator[Instance]:
+    """A pipeline whose webhook is ``url``, with one alert posted."""
+    async with running(CONFIG.format(url=url, extra=extra), limits, name) as instance:
+        now = instance.clock.now()
+        instance.put([Alert({"alertname": "A"}, {}, now, now + 300 * S, "", now)], now)
+        yield instance
 
 
 def blocked(tenant: str, limit: str) -> float:
@@ -159,22 +169,10 @@ async def test_smtp_connects_through_the_firewall_from_its_worker_thread() -> No
         listener.setblocking(False)
         port = listener.getsockname()[1]
         for host in ("127.0.0.1", "localhost"):
-            async with HttpClients(timeout=5.0) as clients:
-                instance = Instance(
-                    load_config_text(EMAIL_CONFIG.format(host=host, port=port)),
-                    clock=TrioClock(1_700_000_000 * S),
-                    http=clients.default,
-                    clients=clients,
-                    external_url="http://tocsin:9093",
-                    retention=3600 * S,
-                    tenant="fw-mail",
-                    limits=PRIVATE,
-                )
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(instance.run)
-                    before = blocked("fw-mail", "receivers_firewall_block_private_addresses")
-                    result = await instance.test_receiver("mail")
-                    nursery.cancel_scope.cancel()
+            config = EMAIL_CONFIG.format(host=host, port=port)
+            async with running(config, PRIVATE, "fw-mail") as instance:
+                before = blocked("fw-mail", "receivers_firewall_block_private_addresses")
+                result = await instance.test_receiver("mail")
             assert result is not None
             assert result[0]["ok"] is False
             assert blocked("fw-mail", "receivers_firewall_block_private_addresses") > before
