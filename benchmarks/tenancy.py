@@ -49,6 +49,7 @@ import trio
 import trio.testing
 
 from benchmarks.harness import ROOT, Daemon, _stop, free_port, start
+from benchmarks.ingest import post_all
 
 S = 1_000_000_000
 ANCHOR = 1_700_000_000 * S
@@ -390,10 +391,10 @@ def daemon_ingest(total: int, tenants: int, fan_out: bool) -> dict[str, float]:
                     time.sleep(0.1)
             headers = {"Authorization": f"Bearer {INGEST}"} if fan_out else {}
             warm = _batches(1_000, tenants, 100, tag="warm")
-            trio.run(_post_all, d.url, warm, headers)
+            trio.run(post_all, d.url, warm, 4, headers)
             bodies = _batches(total, tenants, 100)
             cpu0, t0 = d.cpu_seconds(), time.perf_counter()
-            trio.run(_post_all, d.url, bodies, headers)
+            trio.run(post_all, d.url, bodies, 4, headers)
             elapsed = time.perf_counter() - t0
             # Grouping runs after the 200: wait for the daemon to go quiet.
             while True:
@@ -403,27 +404,6 @@ def daemon_ingest(total: int, tenants: int, fan_out: bool) -> dict[str, float]:
                     break
             cpu = mark - cpu0
     return {"alerts_per_s": total / elapsed, "alerts_per_cpu_s": total / cpu}
-
-
-async def _post_all(url: str, bodies: list[bytes], headers: dict[str, str]) -> None:
-    send, receive = trio.open_memory_channel[bytes](len(bodies))
-    for body in bodies:
-        send.send_nowait(body)
-    send.close()
-
-    async def worker() -> None:
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1), timeout=120) as c:
-            async for body in receive:
-                r = await c.post(
-                    f"{url}/api/v2/alerts",
-                    content=body,
-                    headers={"Content-Type": "application/json", **headers},
-                )
-                r.raise_for_status()
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(4):
-            nursery.start_soon(worker)
 
 
 def alertmanager_idle_rss_kb() -> float:

@@ -18,12 +18,13 @@ Theory of operation:
   ``connect`` first asks the current firewall, if any, about the numeric address. Every
   outgoing connection of the notifiers goes through trio sockets: the HTTP/1 client,
   httpx (httpcore's trio backend) and so redirects and proxies.
+* ``email`` sends through ``smtplib`` in a worker thread, which does not use trio
+  sockets; trio copies the context into the thread too, and the email integration
+  connects through :func:`create_connection`, which resolves the name, checks every
+  address and connects only to the checked ones.
 * A refused connect raises :class:`BlockedAddress` (an ``OSError``), which the
   senders report as a failed dial: the notification fails like an unreachable
   receiver, and is counted by the owner's ``on_block`` hook.
-
-Not covered: ``email`` sends through ``smtplib`` in a worker thread, which does not use
-trio sockets; see README's Multi-tenancy section.
 """
 
 from __future__ import annotations
@@ -110,6 +111,47 @@ def reset(token: contextvars.Token[ReceiverFirewall | None]) -> None:
     _CURRENT.reset(token)
 
 
+def _refuse(firewall: ReceiverFirewall, host: str, port: int) -> BlockedAddress | None:
+    """The error for a connect to numeric ``host`` the firewall refuses (counted and
+    logged), or None."""
+    limit = firewall.blocked_by(host)
+    if limit is None:
+        return None
+    firewall.on_block(limit)
+    log.warning("notify.firewall_blocked", address=host, port=port, limit=limit)
+    return BlockedAddress(errno.EACCES, f"address {host} is blocked by the receivers firewall")
+
+
+def create_connection(
+    host: str, port: int, timeout: float, source_address: Any = None
+) -> stdlib_socket.socket:
+    """``socket.create_connection`` for blocking code in a worker thread (SMTP), through
+    the current firewall: only addresses it allows are connected to."""
+    firewall = _CURRENT.get()
+    if firewall is None or not firewall.active:
+        return stdlib_socket.create_connection((host, port), timeout, source_address)
+    error: OSError | None = None
+    for family, kind, proto, _, address in stdlib_socket.getaddrinfo(
+        host, port, 0, stdlib_socket.SOCK_STREAM
+    ):
+        refused = _refuse(firewall, str(address[0]), port)
+        if refused is not None:
+            error = refused
+            continue
+        sock = stdlib_socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            if source_address is not None:
+                sock.bind(source_address)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    raise error or OSError(f"no address for {host}")
+
+
 class _FirewalledSocket(trio_socket_impl._SocketType):
     """A trio socket whose ``connect`` asks the current firewall first.
 
@@ -133,13 +175,9 @@ class _FirewalledSocket(trio_socket_impl._SocketType):
                 infos = await trio.socket.getaddrinfo(host, port, self.family, self.type)
                 address = (infos[0][4][0], port, *address[2:])
                 host = address[0]
-            limit = firewall.blocked_by(str(host))
-            if limit is not None:
-                firewall.on_block(limit)
-                log.warning("notify.firewall_blocked", address=str(host), port=port, limit=limit)
-                raise BlockedAddress(
-                    errno.EACCES, f"address {host} is blocked by the receivers firewall"
-                )
+            refused = _refuse(firewall, str(host), port)
+            if refused is not None:
+                raise refused
         await super().connect(address)
 
 
@@ -170,6 +208,7 @@ __all__ = [
     "BLOCK_PRIVATE",
     "BlockedAddress",
     "ReceiverFirewall",
+    "create_connection",
     "install",
     "is_private",
     "reset",

@@ -115,6 +115,7 @@ class TenantLimits:
 
 
 UNLIMITED = TenantLimits()
+_FIELDS = frozenset(f.name for f in dataclasses.fields(TenantLimits))
 
 
 def _int(key: str, value: Any, where: str) -> int:
@@ -198,9 +199,6 @@ def parse_limits(raw: Mapping[str, Any], *, defaults: TenantLimits, where: str) 
         else:
             changes[name] = _int(key, value, where)
     return dataclasses.replace(defaults, **changes)
-
-
-_FIELDS = frozenset(f.name for f in dataclasses.fields(TenantLimits))
 
 
 def check_config_limits(

@@ -1,13 +1,15 @@
 """The receivers firewall over real loopback sockets: a tenant's notification to a
-blocked address never connects, by literal address, by a name resolving to it, or
-through an httpx client; the same target is reached without the block."""
+blocked address never connects, by literal address, by a name resolving to it, through
+an httpx client, or over SMTP; the same target is reached without the block."""
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import pytest
 import trio
 
 from daemon.alert import Alert
@@ -15,6 +17,7 @@ from daemon.clock import NS_PER_SECOND, TrioClock
 from daemon.config.load import load_config_text
 from daemon.instance import Instance
 from daemon.metrics import REGISTRY
+from daemon.notify import firewall
 from daemon.notify.httpclient import HttpClients
 from daemon.tenancy.limits import UNLIMITED, TenantLimits
 from tests.integration.processes import WebhookSink
@@ -36,12 +39,13 @@ OWN_CLIENT = "        http_config: {tls_config: {insecure_skip_verify: true}}"
 
 
 @asynccontextmanager
-async def tenant(
-    url: str, limits: TenantLimits, name: str | None, extra: str = ""
+async def running(
+    config_text: str, limits: TenantLimits, name: str | None
 ) -> AsyncIterator[Instance]:
+    """A started pipeline with real HTTP clients (HTTP/1 sender and httpx)."""
     async with HttpClients(timeout=5.0) as clients:
         instance = Instance(
-            load_config_text(CONFIG.format(url=url, extra=extra)),
+            load_config_text(config_text),
             clock=TrioClock(1_700_000_000 * S),
             http=clients.default,
             clients=clients,
@@ -52,10 +56,19 @@ async def tenant(
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(instance.run)
-            now = instance.clock.now()
-            instance.put([Alert({"alertname": "A"}, {}, now, now + 300 * S, "", now)], now)
             yield instance
             nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def tenant(
+    url: str, limits: TenantLimits, name: str | None, extra: str = ""
+) -> AsyncIterator[Instance]:
+    """A pipeline whose webhook is ``url``, with one alert posted."""
+    async with running(CONFIG.format(url=url, extra=extra), limits, name) as instance:
+        now = instance.clock.now()
+        instance.put([Alert({"alertname": "A"}, {}, now, now + 300 * S, "", now)], now)
+        yield instance
 
 
 def blocked(tenant: str, limit: str) -> float:
@@ -135,3 +148,52 @@ async def test_limits_changed_at_reload_time_take_effect_for_the_next_connect() 
             assert "connect: permission denied" in result[0]["error"]
             assert blocked("fw-later", "receivers_firewall_block_private_addresses") == before + 1
         assert len(sink.received) == 1
+
+
+EMAIL_CONFIG = """
+route: {{receiver: mail}}
+receivers:
+  - name: mail
+    email_configs:
+      - {{to: ops@example.org, from: tocsin@example.org, smarthost: "{host}:{port}",
+         require_tls: false}}
+"""
+
+
+async def test_smtp_connects_through_the_firewall_from_its_worker_thread() -> None:
+    """The email integration (smtplib in a worker thread) is refused a loopback smarthost,
+    by name too; the listening socket never sees a connection."""
+    with socket.socket() as listener, trio.fail_after(30):
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        for host in ("127.0.0.1", "localhost"):
+            config = EMAIL_CONFIG.format(host=host, port=port)
+            async with running(config, PRIVATE, "fw-mail") as instance:
+                before = blocked("fw-mail", "receivers_firewall_block_private_addresses")
+                result = await instance.test_receiver("mail")
+            assert result is not None
+            assert result[0]["ok"] is False
+            assert blocked("fw-mail", "receivers_firewall_block_private_addresses") > before
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
+async def test_create_connection_without_a_block_connects() -> None:
+    """With no firewall current, or one that does not list the address, SMTP's connect
+    reaches the listener."""
+    with socket.socket() as listener, trio.fail_after(30):
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        token = firewall.use(
+            firewall.ReceiverFirewall([ipaddress.ip_network("10.0.0.0/8")], block_private=False)
+        )
+        try:
+            sock = await trio.to_thread.run_sync(firewall.create_connection, "localhost", port, 5.0)
+            sock.close()
+        finally:
+            firewall.reset(token)
+        sock = await trio.to_thread.run_sync(firewall.create_connection, "127.0.0.1", port, 5.0)
+        sock.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import attrs
 import httpx
@@ -75,6 +76,18 @@ async def running(
             nursery.cancel_scope.cancel()
 
 
+async def no_reload() -> str | None:
+    return None
+
+
+def api_client(instance: Instance) -> Any:
+    """A quart test client of the API v2 (silences included) over ``instance``."""
+    backend = InstanceBackend(instance, ProcessFacts("/", ANCHOR, {}, dict, no_reload))
+    return create_app(
+        backend, api_routes={**default_api_routes(), **silence_routes()}
+    ).test_client()
+
+
 def breaches(tenant: str, limit: str) -> float:
     value = REGISTRY.get_sample_value(
         "tocsin_tenant_limit_exceeded_total", {"tenant": tenant, "limit": limit}
@@ -121,12 +134,7 @@ async def test_the_api_answers_400_and_stores_nothing_of_a_refused_batch(
 ) -> None:
     """POST /api/v2/alerts over the tenant's count is a 400 naming the limit; the store is unchanged."""
     async with running(TenantLimits(max_alerts_count=1)) as (instance, _):
-
-        async def no_reload() -> str | None:
-            return None
-
-        facts = ProcessFacts("/", ANCHOR, {}, dict, no_reload)
-        client = create_app(InstanceBackend(instance, facts)).test_client()
+        client = api_client(instance)
         one = [{"labels": {"alertname": "A"}}]
         two = [{"labels": {"alertname": "A"}}, {"labels": {"alertname": "B"}}]
         headers = {"Content-Type": "application/json"}
@@ -182,15 +190,7 @@ async def test_the_api_answers_400_for_a_silence_over_the_limit(
 ) -> None:
     """POST /api/v2/silences past max_silences_count is a 400 with Mimir's message."""
     async with running(TenantLimits(max_silences_count=1)) as (instance, _):
-
-        async def no_reload() -> str | None:
-            return None
-
-        app = create_app(
-            InstanceBackend(instance, ProcessFacts("/", ANCHOR, {}, dict, no_reload)),
-            api_routes={**default_api_routes(), **silence_routes()},
-        )
-        client = app.test_client()
+        client = api_client(instance)
         body = {
             "matchers": [{"name": "a", "value": "b", "isRegex": False}],
             "startsAt": "2023-11-14T22:13:20Z",
