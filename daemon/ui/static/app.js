@@ -447,7 +447,7 @@ function initSilences() {
     for (const m of parts) q.append("filter", matcherText(m));
     try {
       const alerts = await api("/api/v2/alerts?" + q);
-      summary.textContent = `${alerts.length} alert${alerts.length === 1 ? "" : "s"} match now.`;
+      summary.textContent = alerts.length === 1 ? "1 alert matches now." : `${alerts.length} alerts match now.`;
       list.replaceChildren(...alerts.slice(0, 100).map((a) =>
         el("li", { class: "labels" }, Object.keys(a.labels).sort().map((k) => labelChip(k, a.labels[k])))));
     } catch (err) {
