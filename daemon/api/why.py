@@ -11,7 +11,8 @@ is explained) and answers, for that one stored alert:
   :meth:`daemon.dispatch.route.RouteNode.match` decides), each with the ``path`` of
   nodes from the root down to it, its receiver and timers, and the aggregation group
   the alert sits in there with the time its timer next fires (``null`` while the
-  dispatcher has not grouped the alert yet);
+  dispatcher has not grouped the alert yet), and the route's time intervals that hold
+  its notifications back now (``mutedByTimeIntervals``, ``outsideActiveTimeIntervals``);
 * ``silences``: the active silences that mute it, as ``gettableSilence`` objects;
 * ``inhibitions``: the inhibiting alert and the rules through which it inhibits;
 * ``history``: per route, the newest notification attempts of that group (when the
@@ -54,6 +55,7 @@ from daemon.history.record import record_to_json
 from daemon.history.store import HistoryUnavailable
 from daemon.matcher import Matcher, MatcherError, MatchType, parse_matchers
 from daemon.silence.state import Silences
+from daemon.timeinterval import TimeIntervals
 
 #: Paths relative to the route prefix, in ``create_app(extra_routes=...)`` form.
 WHY_PATH = "api/v1/why"
@@ -150,6 +152,15 @@ def inhibiting_rules(
     return out
 
 
+def time_muting(intervals: TimeIntervals, route: Route, now: int) -> dict[str, list[str]]:
+    """Why the route's time intervals hold its notifications back right now, if they do:
+    the mute intervals in effect, and the active intervals when none of them is."""
+    muted = intervals.active_names(route.mute_time_intervals, now)
+    active = route.active_time_intervals
+    outside = list(active) if active and not intervals.active_names(active, now) else []
+    return {"mutedByTimeIntervals": muted, "outsideActiveTimeIntervals": outside}
+
+
 def wall_time(timer_at: float, timer_now: float, wall_now: int) -> int:
     """A time on trio's clock (seconds) as Unix nanoseconds, given both clocks' ``now``."""
     return wall_now + round((timer_at - timer_now) * NS_PER_SECOND)
@@ -176,6 +187,7 @@ def explain(
     }
     routes: list[dict[str, Any]] = []
     lookups: list[tuple[int, str, dict[str, str], str]] = []
+    intervals = TimeIntervals(backend.config.time_intervals)
     for i, leaf in enumerate(leaves):
         group_labels = leaf.group_labels(alert.labels)
         key = leaf.group_key(group_labels)
@@ -197,6 +209,7 @@ def explain(
                 "groupKey": key,
                 "path": [route_json(n) for n in route_path(root, leaf)],
                 "group": group,
+                **time_muting(intervals, leaf.route, now),
             }
         )
         lookups.append((i, leaf.receiver, group_labels, key))

@@ -7,8 +7,10 @@ so the UI reads exactly what API clients read and has no data path of its own. T
 pages live under the same app as the API: web-config auth (and, with tenancy, the
 tenant's token) guards them the same way, and they add no new way in.
 
-Nothing is fetched from elsewhere at run time: the templates, the script and the
-style sheet are package files, read once when the routes are built. Every answer
+The shells hold no data at all (not even the version): with tenancy, a tenancy gate
+may let them through unauthenticated so that the page can ask for a token, and still
+nothing is revealed. Nothing is fetched from elsewhere at run time: the templates, the
+script and the style sheet are package files, read once when the routes are built. Every answer
 carries a Content-Security-Policy allowing only this origin's scripts and styles.
 """
 
@@ -20,7 +22,6 @@ from importlib import resources
 import jinja2
 from quart import Response
 
-from daemon import __version__
 from daemon.api.app import ApiHandler, no_wildcard_cors
 from daemon.api.backend import ApiBackend
 
@@ -94,7 +95,6 @@ def ui_routes() -> dict[str, dict[str, ApiHandler]]:
                 title=title,
                 current=path or "ui/alerts",
                 nav=nav,
-                version=__version__,
             )
             resp = _respond(html, "text/html; charset=utf-8")
             resp.headers["Cache-Control"] = "no-store"

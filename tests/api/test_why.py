@@ -38,6 +38,17 @@ route:
       routes:
         - matchers: ['env="prod"']
           receiver: pager-prod
+    - matchers: ['team="night"']
+      receiver: pager
+      mute_time_intervals: [always]
+    - matchers: ['team="closed"']
+      receiver: pager
+      active_time_intervals: [long-ago]
+time_intervals:
+  - name: always
+    time_intervals: [{weekdays: ['sunday:saturday']}]
+  - name: long-ago
+    time_intervals: [{years: ['2001']}]
 receivers:
   - name: default
   - name: db
@@ -102,6 +113,21 @@ def test_why_names_route_path_group_next_flush_and_sent_history(
     assert sent[0]["groupKey"] == db["groupKey"]
     assert sent[0]["reason"] == "NOTIFY_REASON_FIRST_NOTIFICATION"
     assert why["silences"] == [] and why["inhibitions"] == []
+    assert db["mutedByTimeIntervals"] == [] and db["outsideActiveTimeIntervals"] == []
+
+
+@pytest.mark.parametrize(
+    ("team", "muted", "outside"), [("night", ["always"], []), ("closed", [], ["long-ago"])]
+)
+def test_why_names_the_time_intervals_that_hold_notifications_back(
+    daemon: tuple[Proc, WebhookSink], team: str, muted: list[str], outside: list[str]
+) -> None:
+    """A route muted now by a mute interval, or outside all its active intervals, says which."""
+    proc, _ = daemon
+    proc.post_alerts([_alert(alertname="Timed", team=team)])
+    [route] = _why(proc, filter=["alertname=Timed", f"team={team}"]).json()["routes"]
+    assert route["mutedByTimeIntervals"] == muted
+    assert route["outsideActiveTimeIntervals"] == outside
 
 
 def test_why_names_the_silence_that_mutes_the_alert(daemon: tuple[Proc, WebhookSink]) -> None:
@@ -186,7 +212,9 @@ def test_routes_draws_the_tree_with_timers(daemon: tuple[Proc, WebhookSink]) -> 
         tree = c.get("/api/v1/routes").json()["tree"]
     assert tree["receiver"] == "default"
     assert (tree["groupWait"], tree["groupInterval"], tree["repeatInterval"]) == ("1s", "1h", "4h")
-    assert [r["receiver"] for r in tree["routes"]] == ["db", "pager"]
+    assert [r["receiver"] for r in tree["routes"]] == ["db", "pager", "pager", "pager"]
+    assert tree["routes"][2]["muteTimeIntervals"] == ["always"]
+    assert tree["routes"][3]["activeTimeIntervals"] == ["long-ago"]
     assert tree["routes"][1]["matchers"] == ['severity=~"crit.*"']
     assert tree["routes"][1]["routes"][0]["receiver"] == "pager-prod"
     assert "matched" not in tree

@@ -11,6 +11,7 @@ import bcrypt
 import httpx
 import pytest
 
+from daemon import __version__
 from tests.integration.processes import run_tocsin
 from tests.ui.conftest import ALERTS, CONFIG
 
@@ -42,8 +43,8 @@ def test_pages_and_static_files_need_the_web_config_password(tmp_path: Path) -> 
 
 
 def test_pages_carry_a_strict_policy_and_no_wildcard_cors(tmp_path: Path) -> None:
-    """Pages forbid inline and foreign scripts and are not readable cross-origin; an
-    unknown static file is a 404 and a path outside the folder is never served."""
+    """Pages forbid inline and foreign scripts, are not readable cross-origin and hold no
+    data; an unknown static file is a 404 and a path outside the folder is never served."""
     with run_tocsin(tmp_path, _config()) as proc, httpx.Client(base_url=proc.url) as c:
         for path in PAGES:
             resp = c.get(path, headers={"Origin": "https://evil.example"})
@@ -52,6 +53,8 @@ def test_pages_carry_a_strict_policy_and_no_wildcard_cors(tmp_path: Path) -> Non
             csp = resp.headers["content-security-policy"]
             assert "script-src 'self'" in csp and "default-src 'none'" in csp
             assert "access-control-allow-origin" not in resp.headers
+            # The shells carry no data (the version, receivers, alerts come through the API).
+            assert __version__ not in resp.text and "pager" not in resp.text
             # Everything the page loads comes from this server.
             for ref in re.findall(r'(?:src|href)="([^"]+)"', resp.text):
                 assert ref.startswith("/") or ref.startswith("data:") or ref.startswith("#"), ref

@@ -195,11 +195,12 @@ function setUpTenantBar() {
   bar.hidden = false;
   const select = $("tenant-select");
   const tenant = sessionStorage.getItem("tocsin.tenant") || "";
-  select.append(el("option", { value: "" }, "(my tenant)"));
+  select.append(el("option", { value: "" }, "(default)"));
   if (tenant) select.append(el("option", { value: tenant, selected: true }, tenant));
   // An admin's tenant list; a tenant's token gets 403 and keeps its own only.
   api("/api/v1/tenants").then((list) => {
-    for (const name of list || []) {
+    for (const entry of list || []) {
+      const name = typeof entry === "string" ? entry : entry.id;
       if (name !== tenant) select.append(el("option", { value: name }, name));
     }
   }).catch(() => { select.disabled = true; });
@@ -641,7 +642,7 @@ function initWhy() {
       el("h2", { id: "why-alert" }, `Alert ${name} `, el("span", { class: "state " + a.status.state }, a.status.state)),
       el("p", {}, verdict.length
         ? `It is ${verdict.join(" and ")}: its notifications are held back.`
-        : `It is not muted: it notifies through ${why.routes.length} route${why.routes.length === 1 ? "" : "s"}.`),
+        : `No silence or inhibition holds it back: it goes to ${why.routes.length} route${why.routes.length === 1 ? "" : "s"}.`),
       el("div", { class: "labels" }, Object.keys(a.labels).sort().map((k) => labelChip(k, a.labels[k]))),
       el("p", { class: "meta" }, `fingerprint ${a.fingerprint} · started ${since(a.startsAt)}`),
     ));
@@ -661,10 +662,16 @@ function initWhy() {
       } else {
         routes.append(el("p", { class: "meta" }, "Not grouped yet (the dispatcher has not taken it in)."));
       }
+      if (r.mutedByTimeIntervals.length) {
+        routes.append(el("p", {}, `Muted now by time interval ${r.mutedByTimeIntervals.join(", ")}: this route sends nothing until it ends.`));
+      }
+      if (r.outsideActiveTimeIntervals.length) {
+        routes.append(el("p", {}, `Outside its active time intervals (${r.outsideActiveTimeIntervals.join(", ")}): this route sends nothing until one begins.`));
+      }
     }
     out.push(routes);
     const mutes = el("section", { class: "card", "aria-labelledby": "why-mutes" }, el("h2", { id: "why-mutes" }, "Silences and inhibitions"));
-    if (!why.silences.length && !why.inhibitions.length) mutes.append(el("p", {}, "Nothing mutes it."));
+    if (!why.silences.length && !why.inhibitions.length) mutes.append(el("p", {}, "No silence or inhibition mutes it."));
     for (const s of why.silences) {
       mutes.append(el("p", {}, "Silenced by ",
         el("a", { href: `${PREFIX}/ui/silences?edit=${s.id}` }, s.matchers.map((m) => matcherText(fromApiMatcher(m))).join(", ")),
@@ -879,4 +886,7 @@ function initHistory() {
 // --- start ------------------------------------------------------------------------------------------
 
 setUpTenantBar();
+api("/api/v2/status").then((st) => {
+  $("footer-version").textContent = `tocsin ${st.versionInfo.version} · cluster ${st.cluster.status}`;
+}).catch(() => {});
 ({ alerts: initAlerts, silences: initSilences, why: initWhy, routes: initRoutes, status: initStatus, history: initHistory })[PAGE]?.();
