@@ -18,6 +18,10 @@ is explained) and answers, for that one stored alert:
 * ``history``: per route, the newest notification attempts of that group (when the
   history is on; ``historyAvailable`` says whether it is).
 
+``/api/v1/muted`` lists the fingerprints of the stored alerts that all their routes'
+time intervals hold back right now (Alertmanager 0.25's alert status has no such
+state; the UI's "Muted" toggle reads it).
+
 ``/api/v1/routes`` draws the routing tree as JSON; with ``labels=<matchers>`` (the
 ``{a="b", c="d"}`` list syntax, as ``amtool config routes test`` takes labels) every
 node also says whether the labels walk through it (``matched``) and which nodes are
@@ -60,6 +64,7 @@ from daemon.timeinterval import TimeIntervals
 #: Paths relative to the route prefix, in ``create_app(extra_routes=...)`` form.
 WHY_PATH = "api/v1/why"
 ROUTES_PATH = "api/v1/routes"
+MUTED_PATH = "api/v1/muted"
 
 #: Notification attempts shown per route's group.
 HISTORY_PER_GROUP = 20
@@ -159,6 +164,23 @@ def time_muting(intervals: TimeIntervals, route: Route, now: int) -> dict[str, l
     active = route.active_time_intervals
     outside = list(active) if active and not intervals.active_names(active, now) else []
     return {"mutedByTimeIntervals": muted, "outsideActiveTimeIntervals": outside}
+
+
+def time_muted(backend: ApiBackend, root: RouteNode, now: int) -> list[str]:
+    """Fingerprints of the stored alerts that every one of their routes holds back now
+    through its time intervals (the UI's "muted"; silences and inhibitions aside)."""
+    intervals = TimeIntervals(backend.config.time_intervals)
+    held = {
+        node.id for node in root.walk() if any(time_muting(intervals, node.route, now).values())
+    }
+    if not held:
+        return []
+    out = []
+    for alert in backend.store:
+        leaves = root.match(alert.labels)
+        if leaves and all(leaf.id in held for leaf in leaves):
+            out.append(alert.fingerprint_hex)
+    return sorted(out)
 
 
 def wall_time(timer_at: float, timer_now: float, wall_now: int) -> int:
@@ -343,10 +365,20 @@ def why_routes(
             payload["receivers"] = [leaf.receiver for leaf in root.match(labels)]
         return _json(200, payload)
 
-    return {WHY_PATH: {"GET": get_why}, ROUTES_PATH: {"GET": get_routes}}
+    async def get_muted(backend: ApiBackend, params: Mapping[str, str]) -> Response:
+        """200 with the fingerprints of the alerts their routes' time intervals hold back."""
+        root = RouteNode.build(backend.config.route)
+        return _json(200, {"fingerprints": time_muted(backend, root, backend.clock.now())})
+
+    return {
+        WHY_PATH: {"GET": get_why},
+        ROUTES_PATH: {"GET": get_routes},
+        MUTED_PATH: {"GET": get_muted},
+    }
 
 
 __all__ = [
+    "MUTED_PATH",
     "ROUTES_PATH",
     "WHY_PATH",
     "explain",

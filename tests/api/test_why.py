@@ -183,6 +183,26 @@ def test_why_by_fingerprint_matches_why_by_filter(daemon: tuple[Proc, WebhookSin
     assert by_fp["routes"] == by_filter["routes"]
 
 
+def test_muted_lists_alerts_whose_routes_time_intervals_hold_them(
+    daemon: tuple[Proc, WebhookSink],
+) -> None:
+    """/api/v1/muted names the alerts on time-muted routes, and no alert on a route that sends."""
+    proc, _ = daemon
+    proc.post_alerts(
+        [
+            _alert(alertname="M", team="night"),
+            _alert(alertname="M", team="closed"),
+            _alert(alertname="M"),
+        ]
+    )
+    with proc.api() as c:
+        muted = set(c.get("/api/v1/muted").json()["fingerprints"])
+        alerts = c.get("/api/v2/alerts", params={"filter": "alertname=M"}).json()
+    by_team = {a["labels"].get("team", ""): a["fingerprint"] for a in alerts}
+    assert by_team["night"] in muted and by_team["closed"] in muted
+    assert by_team[""] not in muted
+
+
 @pytest.mark.parametrize(
     ("params", "status", "message"),
     [

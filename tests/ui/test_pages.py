@@ -302,3 +302,41 @@ def test_alerts_page_is_readable_on_a_phone(browser: Any, daemon: Daemon) -> Non
         screenshot(page, "alerts-phone")
     finally:
         context.close()
+
+
+def test_muted_toggle_hides_alerts_held_back_by_time_intervals(browser: Any, tmp_path: Any) -> None:
+    """An alert whose route is in a mute time interval now is marked "muted", and unticking
+    "Muted" hides it while the others stay."""
+    from tests.integration.processes import run_tocsin
+
+    config = """
+route:
+  receiver: default
+  routes:
+    - matchers: ['team="night"']
+      receiver: default
+      mute_time_intervals: [always]
+receivers: [{name: default}]
+time_intervals:
+  - name: always
+    time_intervals: [{weekdays: ['sunday:saturday']}]
+"""
+    with run_tocsin(tmp_path, config) as proc:
+        proc.post_alerts(
+            [
+                {"labels": {"alertname": "Nightly", "team": "night"}},
+                {"labels": {"alertname": "Day"}},
+            ]
+        )
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(proc.url + "/")
+            nightly = page.get_by_role("article", name="Alert Nightly")
+            expect(nightly).to_contain_text("muted")
+            expect(page.get_by_role("article", name="Alert Day")).not_to_contain_text("muted")
+            page.get_by_label("Muted").uncheck()
+            expect(nightly).to_have_count(0)
+            expect(page.get_by_role("article", name="Alert Day")).to_have_count(1)
+        finally:
+            context.close()

@@ -242,6 +242,7 @@ function alertCard(alert, shared, onPick) {
       el("span", { class: "age", title: localTime(alert.startsAt) }, "started " + since(alert.startsAt)),
       alert.status.silencedBy.length ? el("span", { class: "badge" }, "silenced") : null,
       alert.status.inhibitedBy.length ? el("span", { class: "badge" }, "inhibited") : null,
+      alert.muted ? el("span", { class: "badge", title: "its routes' time intervals hold it back now" }, "muted") : null,
     ),
     el("div", { class: "labels" }, own.map((k) => labelChip(k, alert.labels[k], onPick))),
     annotations.length ? el("dl", { class: "annotations" },
@@ -344,11 +345,21 @@ function initAlerts() {
     history.replaceState(null, "", url);
     const box = $("alert-groups");
     try {
-      const [alerts, groups] = await Promise.all([
+      const [listed, grouped, mutedList] = await Promise.all([
         api("/api/v2/alerts?" + q),
         grouping.value === "@route" ? api("/api/v2/alerts/groups?" + q) : Promise.resolve(null),
+        api("/api/v1/muted"),
       ]);
       showError(null);
+      // Muting by time intervals is not in Alertmanager's alert status: marked here.
+      const muted = new Set(mutedList.fingerprints);
+      const keep = (list) => list
+        .map((a) => ({ ...a, muted: muted.has(a.fingerprint) }))
+        .filter((a) => $("show-muted").checked || !a.muted);
+      const alerts = keep(listed);
+      const groups = grouped && grouped
+        .map((g) => ({ ...g, alerts: keep(g.alerts) }))
+        .filter((g) => g.alerts.length);
       updateCompletions(alerts);
       const cards = [];
       if (groups) {
@@ -388,6 +399,7 @@ function initAlerts() {
   grouping.addEventListener("change", load);
   $("show-silenced").addEventListener("change", load);
   $("show-inhibited").addEventListener("change", load);
+  $("show-muted").addEventListener("change", load);
   $("live-refresh").addEventListener("change", schedule);
   document.addEventListener("visibilitychange", () => { if (!document.hidden) load(); });
   load();
