@@ -269,7 +269,8 @@ def test_keyboard_reaches_the_filter_and_runs_it(page: Any, daemon: Daemon) -> N
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("path", _PAGES)
 def test_screenshots_light_and_dark(browser: Any, daemon: Daemon, path: str, scheme: str) -> None:
-    """Each page renders in the system's light and dark scheme (screenshots for review)."""
+    """Each page renders in the system's light and dark scheme, with no stray script value
+    ("null", "undefined", "[object ...]") in its text (screenshots for review)."""
     proc, _ = daemon
     context = browser.new_context(color_scheme=scheme, viewport={"width": 1200, "height": 900})
     try:
@@ -280,6 +281,9 @@ def test_screenshots_light_and_dark(browser: Any, daemon: Daemon, path: str, sch
         # Dark pages have a dark background, light pages a light one.
         r, g, b = (int(v) for v in re.findall(r"\d+", background)[:3])
         assert (r + g + b < 150) == (scheme == "dark"), background
+        # No script value leaked into the page as text.
+        text = page.locator("body").inner_text()
+        assert not re.search(r"\bnull\b|\bundefined\b|\[object |\bNaN\b", text), text
         name = path.strip("/").split("?")[0].replace("ui/", "") or "alerts"
         screenshot(page, f"{name}-{scheme}")
     finally:

@@ -749,7 +749,8 @@ function initStatus() {
       const st = await api("/api/v2/status");
       showError(null);
       const v = st.versionInfo;
-      $("status-version").replaceChildren(...facts([["Version", v.version], ["Revision", v.revision], ["Branch", v.branch], ["Built", `${v.buildDate} by ${v.buildUser}`], ["Runtime", v.goVersion]]).flat());
+      const built = [v.buildDate, v.buildUser && "by " + v.buildUser].filter(Boolean).join(" ");
+      $("status-version").replaceChildren(...facts([["Version", v.version], ["Revision", v.revision || "—"], ["Branch", v.branch || "—"], ["Built", built || "—"], ["Runtime", v.goVersion]]).flat());
       const runtime = [["Up since", localTime(st.uptime)], ["Uptime", humanDuration(Date.now() - Date.parse(st.uptime))]];
       try {
         const metrics = await (await fetch(PREFIX + "/metrics", { headers: authHeaders() })).text();
@@ -765,12 +766,13 @@ function initStatus() {
       $("status-runtime").replaceChildren(...facts(runtime).flat());
       const c = st.cluster;
       const peers = c.peers || [];
-      $("status-cluster").replaceChildren(
-        el("dl", {}, facts([["Status", c.status], ["Name", c.name || "—"], ["Peers", String(peers.length)]]).flat()),
-        peers.length ? el("div", { class: "table-wrap" }, el("table", {},
+      const parts = [el("dl", {}, facts([["Status", c.status], ["Name", c.name || "—"], ["Peers", String(peers.length)]]).flat())];
+      if (peers.length) {
+        parts.push(el("div", { class: "table-wrap" }, el("table", {},
           el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Peer"), el("th", { scope: "col" }, "Address"))),
-          el("tbody", {}, peers.map((p) => el("tr", {}, el("td", {}, p.name), el("td", {}, p.address)))))) : null,
-      );
+          el("tbody", {}, peers.map((p) => el("tr", {}, el("td", {}, p.name), el("td", {}, p.address)))))));
+      }
+      $("status-cluster").replaceChildren(...parts);
       $("status-config").textContent = st.config.original;
     } catch (err) {
       showError("Could not load the status: " + err.message);
