@@ -271,7 +271,11 @@ def test_keyboard_reaches_the_filter_and_runs_it(page: Any, daemon: Daemon) -> N
 def test_screenshots_light_and_dark(browser: Any, daemon: Daemon, path: str, scheme: str) -> None:
     """Each page renders in the system's light and dark scheme, with no stray script value
     ("null", "undefined", "[object ...]") in its text (screenshots for review)."""
-    proc, _ = daemon
+    proc, sink = daemon
+    # With a notification recorded, the history and why screenshots show real rows.
+    sink.wait_count(1)
+    with httpx.Client(base_url=proc.url) as c:
+        wait_for(lambda: c.get("/api/v1/history", params={"receiver": "db"}).json()["items"], 20)
     context = browser.new_context(color_scheme=scheme, viewport={"width": 1200, "height": 900})
     try:
         page = context.new_page()
