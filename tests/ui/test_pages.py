@@ -348,3 +348,40 @@ time_intervals:
             expect(page.get_by_role("article", name="Alert Day")).to_have_count(1)
         finally:
             context.close()
+
+
+def test_edit_a_silence_changes_it_in_place(page: Any, daemon: Daemon) -> None:
+    """ "Edit" opens the silence in the form; saving keeps its ID and changes its comment."""
+    import datetime
+
+    proc, _ = daemon
+    now = datetime.datetime.now(datetime.UTC)
+    with httpx.Client(base_url=proc.url) as c:
+        sid = c.post(
+            "/api/v2/silences",
+            json={
+                "matchers": [{"name": "alertname", "value": "Edited", "isRegex": False}],
+                "startsAt": now.isoformat(),
+                "endsAt": (now + datetime.timedelta(hours=1)).isoformat(),
+                "createdBy": "bob",
+                "comment": "first words",
+            },
+        ).json()["silenceID"]
+    page.goto(proc.url + "/ui/silences")
+    card = page.get_by_role("article", name=re.compile("Edited"))
+    card.get_by_role("button", name="Edit").click()
+    expect(page.get_by_role("heading", name="Edit silence")).to_be_visible()
+    expect(page.get_by_label("Comment")).to_have_value("first words")
+    page.get_by_label("Comment").fill("second thoughts")
+    page.get_by_role("button", name="Save silence").click()
+    expect(page.get_by_role("article", name=re.compile("Edited"))).to_contain_text(
+        "second thoughts"
+    )
+    with httpx.Client(base_url=proc.url) as c:
+        active = [
+            s
+            for s in c.get("/api/v2/silences").json()
+            if s["status"]["state"] == "active" and s["matchers"][0]["value"] == "Edited"
+        ]
+    # Alertmanager updates a silence in place when only the comment changes.
+    assert [(s["id"], s["comment"]) for s in active] == [(sid, "second thoughts")]

@@ -433,6 +433,10 @@ function initSilences() {
     }
     $("silence-start").value = toLocalInput(start);
     $("silence-end").value = toLocalInput(end);
+    // The inputs hold whole minutes; an edit that leaves a time alone must send it back
+    // unchanged, or Alertmanager's rules turn the update into a new silence.
+    form.dataset.originalStart = silence && title === "Edit silence" ? silence.startsAt : "";
+    form.dataset.originalEnd = silence && title === "Edit silence" ? silence.endsAt : "";
     matchersInput.value = matchers || (silence ? "{" + silence.matchers.map((m) => matcherText(fromApiMatcher(m))).join(", ") + "}" : "");
     $("silence-comment").value = silence ? silence.comment : "";
     if (silence && title === "Edit silence") $("silence-creator").value = silence.createdBy;
@@ -469,6 +473,11 @@ function initSilences() {
     }
   }, 250);
 
+  function keptOrNew(inputValue, original) {
+    if (original && toLocalInput(new Date(original)) === inputValue) return original;
+    return new Date(inputValue).toISOString();
+  }
+
   async function save(ev) {
     ev.preventDefault();
     let matchers;
@@ -480,8 +489,8 @@ function initSilences() {
     }
     const body = {
       matchers,
-      startsAt: new Date($("silence-start").value).toISOString(),
-      endsAt: new Date($("silence-end").value).toISOString(),
+      startsAt: keptOrNew($("silence-start").value, form.dataset.originalStart),
+      endsAt: keptOrNew($("silence-end").value, form.dataset.originalEnd),
       createdBy: $("silence-creator").value,
       comment: $("silence-comment").value,
     };
