@@ -21,6 +21,13 @@ pytestmark = pytest.mark.browser
 Daemon = tuple[Proc, WebhookSink]
 
 
+def wait_for_history(proc: Proc, sink: WebhookSink) -> None:
+    """Until the db receiver's first notification is in the history."""
+    sink.wait_count(1)
+    with httpx.Client(base_url=proc.url) as c:
+        wait_for(lambda: c.get("/api/v1/history", params={"receiver": "db"}).json()["items"], 20)
+
+
 def test_alerts_page_shows_alerts_grouped_by_route_group(page: Any, daemon: Daemon) -> None:
     """The alerts page lists each alert in its receiver's group, group labels shown once,
     with age, annotations (URLs as links) and its generatorURL."""
@@ -174,9 +181,7 @@ def test_why_view_explains_an_alert(page: Any, daemon: Daemon) -> None:
     """From an alert, "Why" shows its route path, its group with the next flush, what mutes
     it, and the notifications of its group."""
     proc, sink = daemon
-    sink.wait_count(1)
-    with httpx.Client(base_url=proc.url) as c:
-        wait_for(lambda: c.get("/api/v1/history", params={"receiver": "db"}).json()["items"], 20)
+    wait_for_history(proc, sink)
     page.goto(proc.url + "/")
     group = page.get_by_role(
         "region", name=re.compile(r'^Group db \{alertname="DiskFull", instance="db1"\}')
@@ -194,9 +199,7 @@ def test_why_view_explains_an_alert(page: Any, daemon: Daemon) -> None:
 def test_history_search_table_and_chart(page: Any, daemon: Daemon) -> None:
     """The history page searches by receiver and outcome; rows and a chart come back."""
     proc, sink = daemon
-    sink.wait_count(1)
-    with httpx.Client(base_url=proc.url) as c:
-        wait_for(lambda: c.get("/api/v1/history", params={"receiver": "db"}).json()["items"], 20)
+    wait_for_history(proc, sink)
     page.goto(proc.url + "/ui/history")
     page.get_by_label("Receiver").fill("db")
     page.get_by_label("Outcome").select_option("sent")
@@ -273,9 +276,7 @@ def test_screenshots_light_and_dark(browser: Any, daemon: Daemon, path: str, sch
     ("null", "undefined", "[object ...]") in its text (screenshots for review)."""
     proc, sink = daemon
     # With a notification recorded, the history and why screenshots show real rows.
-    sink.wait_count(1)
-    with httpx.Client(base_url=proc.url) as c:
-        wait_for(lambda: c.get("/api/v1/history", params={"receiver": "db"}).json()["items"], 20)
+    wait_for_history(proc, sink)
     context = browser.new_context(color_scheme=scheme, viewport={"width": 1200, "height": 900})
     try:
         page = context.new_page()
