@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import yaml
+
 from daemon.eventrules.condition import (
     Condition,
     ConditionError,
@@ -439,3 +441,29 @@ def event_alert(rule: EventRule, event: Mapping[str, Any]) -> tuple[dict[str, st
     labels.update(rule.labels)
     annotations = {k: format_fields(v, event) for k, v in rule.annotations.items()}
     return labels, annotations
+
+
+def load_workspaces(path: str) -> dict[str, list[str]]:
+    """``--events.workspaces-file``: YAML ``workspace: [namespace globs]``.
+
+    Raises:
+        RuleFileError: naming the file (and line for bad YAML) and the problem.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = yaml.safe_load(f)
+    except (OSError, UnicodeDecodeError) as err:
+        raise RuleFileError([Problem(path, 0, f"cannot read: {err}")]) from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise RuleFileError(
+            [Problem(path, mark.line + 1 if mark else 0, f"bad YAML: {err}")]
+        ) from err
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(ws, str) and isinstance(globs, list) and all(isinstance(g, str) for g in globs)
+        for ws, globs in value.items()
+    ):
+        raise RuleFileError([Problem(path, 1, "want 'workspace: [namespace globs]' entries")])
+    return {str(ws): list(globs) for ws, globs in value.items()}
