@@ -7,10 +7,10 @@ and a Rule's rules keep their order. The first enabled rule of each type (``aler
 ``notification``) whose condition holds wins.
 
 Indexing: each rule's condition says which fields must equal one of a few strings
-(``Condition.equalities``). Every rule is filed under one such field (the one most
-rules share) and value, so an event is tested only against the rules filed under its
-own values plus the rules that have no equality to file under. The candidates are
-evaluated in rule order, so the index never changes which rule wins.
+(``Condition.equalities``). Every rule is filed under one such field (the one with the
+most distinct values in the set) and value, so an event is tested only against the
+rules filed under its own values plus the rules that have no equality to file under.
+The candidates are evaluated in rule order, so the index never changes which rule wins.
 """
 
 from __future__ import annotations
@@ -96,6 +96,12 @@ class EventRuleSet:
     _workspaces_of: Callable[[str], frozenset[str]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        # File each rule under its most selective field: the one with the most distinct
+        # values across the set (``reason`` rather than ``type``), so buckets stay small.
+        values: dict[str, set[str]] = {}
+        for r in self.rules:
+            for p, vs in r.condition.equalities.items():
+                values.setdefault(p, set()).update(vs)
         share = Counter(p for r in self.rules for p in r.condition.equalities)
         self._index = {}
         self._unindexed = []
@@ -104,7 +110,7 @@ class EventRuleSet:
             if not eq:
                 self._unindexed.append(pos)
                 continue
-            path = max(eq, key=lambda p: (share[p], p))
+            path = max(eq, key=lambda p: (len(values[p]), share[p], p))
             by_value = self._index.setdefault(path, {})
             for value in eq[path]:
                 by_value.setdefault(value, []).append(pos)
