@@ -100,7 +100,6 @@ _TOKEN_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("COMMA", re.compile(r",")),
     ("NUMBER", re.compile(r"-?[0-9]+(?:\.[0-9]+)?")),
     ("BOOLEAN", re.compile(r"True|TRUE|true|False|FALSE|false")),
-    ("STRING", re.compile(r'"(?:\\"|\\\\|.)*?"', re.DOTALL)),
     # Upstream's ``('.')?`` after a segment, taken only where no segment follows, so
     # that Python's first match is ANTLR's longest one (``a.b.c``, ``a.b..c``, ``a.b.``).
     ("VAR", re.compile(rf"{_NAME}{_INDEX}?(?:\.{_NAME}{_INDEX}?(?:\.(?![a-zA-Z_]))?)*")),
@@ -117,12 +116,35 @@ class _Token:
     pos: int
 
 
+def _string_end(text: str, start: int) -> int:
+    """The end of upstream's ``STRING: '"' (ESC|.)*? '"'`` with ``ESC: '\\"' | '\\\\'``.
+
+    A scan rather than a regex: the regex's overlapping alternatives backtrack
+    exponentially on a long run of backslashes with no closing quote.
+    """
+    i = start + 1
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text) and text[i + 1] in '"\\':
+            i += 2
+        elif c == '"':
+            return i + 1
+        else:
+            i += 1
+    raise ConditionError(start, "the string has no closing quote")
+
+
 def _tokens(text: str) -> list[_Token]:
     out: list[_Token] = []
     pos = 0
     while pos < len(text):
         if text[pos] in _SPACE:
             pos += 1
+            continue
+        if text[pos] == '"':
+            end = _string_end(text, pos)
+            out.append(_Token("STRING", text[pos:end], pos))
+            pos = end
             continue
         best: tuple[int, str] | None = None
         for kind, rx in _TOKEN_RULES:

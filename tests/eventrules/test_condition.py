@@ -184,6 +184,7 @@ def test_audit_paths_fold_case() -> None:
 def test_string_literals_are_not_unescaped() -> None:
     """A string keeps its backslashes, as upstream only trims the quotes."""
     assert compile_condition(r'message = "a\"b"')({"message": 'a\\"b'})
+    assert compile_condition(r'message = "a\\"')({"message": "a\\\\"})
     assert compile_condition(r'message regex "a\.b"')({"message": "a.b"})
     assert not compile_condition(r'message regex "a\.b"')({"message": "axb"})
 
@@ -211,6 +212,9 @@ def test_string_literals_are_not_unescaped() -> None:
         ('and = "x"', 0, "expected a field name"),
         ('reason  not  contains "x"', 8, "expected the end"),
         ('reason = "x" && count > 1', 13, "unexpected character"),
+        ('reason = "abc', 9, "no closing quote"),
+        ('reason = "a\\"', 9, "no closing quote"),
+        ('reason = "' + "\\\\" * 5000, 9, "no closing quote"),
     ],
 )
 def test_condition_errors(text: str, position: int, fragment: str) -> None:
