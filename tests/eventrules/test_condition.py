@@ -231,6 +231,19 @@ def test_deep_nesting_is_refused() -> None:
         compile_condition("(" * 500 + 'a = "b"' + ")" * 500)
 
 
+def test_long_chains_and_many_nots_compile() -> None:
+    """Thousands of and/or terms, and many parenthesised nots, compile and evaluate."""
+    many = " or ".join(f'reason = "R{i}"' for i in range(5000))
+    condition = compile_condition(many + ' and type = "Warning"')
+    assert condition({"reason": "R4999", "type": "Warning"})
+    assert not condition({"reason": "R4999", "type": "Normal"})
+    assert condition.equalities["reason"] == frozenset(f"R{i}" for i in range(5000))
+    spread = " and ".join(f'(not reason = "R{i}")' for i in range(300))
+    assert compile_condition(spread)({"reason": "other"})
+    with pytest.raises(ConditionError, match="nested"):
+        compile_condition("not " * 150 + 'reason = "x"')
+
+
 def test_mixed_and_or_positions() -> None:
     """Each chain mixing and/or without parentheses is reported once, at the switch."""
     assert mixed_and_or('a = "1" and b = "2"') == []
