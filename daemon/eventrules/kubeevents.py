@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import heapq
+import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +93,7 @@ class EventRuleSet:
     workspaces: Mapping[str, Sequence[str]] = field(default_factory=dict)
     _index: dict[str, dict[str, list[int]]] = field(init=False, repr=False)
     _unindexed: list[int] = field(init=False, repr=False)
+    _index_keys: list[tuple[tuple[str, ...], dict[str, list[int]]]] = field(init=False, repr=False)
     _workspaces_of: Callable[[str], frozenset[str]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +115,7 @@ class EventRuleSet:
             by_value = self._index.setdefault(path, {})
             for value in eq[path]:
                 by_value.setdefault(value, []).append(pos)
+        self._index_keys = [(tuple(p.split(".")), v) for p, v in self._index.items()]
         self._workspaces_of = lru_cache(maxsize=4096)(self._compute_workspaces)
 
     def _compute_workspaces(self, namespace: str) -> frozenset[str]:
@@ -126,9 +128,9 @@ class EventRuleSet:
     def candidates(self, event: Mapping[str, Any]) -> list[int]:
         """Positions of the rules that can match ``event``, in rule order."""
         lists = [self._unindexed]
-        for path, by_value in self._index.items():
+        for keys, by_value in self._index_keys:
             value: Any = event
-            for key in path.split("."):
+            for key in keys:
                 value = value.get(key) if isinstance(value, Mapping) else None
                 if value is None:
                     break
@@ -138,7 +140,11 @@ class EventRuleSet:
                     lists.append(found)
         if len(lists) == 1:
             return lists[0]
-        return list(heapq.merge(*lists))
+        if len(lists) == 2 and not lists[0]:
+            return lists[1]
+        # Disjoint sorted runs (a rule is filed under one field): timsort merges them in
+        # linear time, several times faster than heapq.merge's generator.
+        return sorted(itertools.chain.from_iterable(lists))
 
     def match(self, event: Mapping[str, Any]) -> list[EventRuleMatch]:
         """The first enabled matching rule of each type (alert first), for one event."""
