@@ -473,9 +473,16 @@ def load_workspaces(path: str) -> dict[str, list[str]]:
         ) from err
     if value is None:
         return {}
-    if not isinstance(value, Mapping) or not all(
-        isinstance(ws, str) and isinstance(globs, list) and all(isinstance(g, str) for g in globs)
-        for ws, globs in value.items()
-    ):
-        raise RuleFileError([Problem(path, 1, "want 'workspace: [namespace globs]' entries")])
+    if not isinstance(value, Mapping):
+        raise RuleFileError(
+            [Problem(path, 1, "want a map of workspace names to lists of namespace globs")]
+        )
+    for ws, globs in value.items():
+        if not isinstance(ws, str) or not isinstance(globs, list):
+            raise RuleFileError(
+                [Problem(path, 0, f"workspace {ws!r}: want a list of namespace globs")]
+            )
+        for glob in globs:
+            if not isinstance(glob, str) or not glob:
+                raise RuleFileError([Problem(path, 0, f"workspace {ws!r}: {glob!r} is not a glob")])
     return {str(ws): list(globs) for ws, globs in value.items()}

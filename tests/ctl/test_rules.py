@@ -236,3 +236,18 @@ def test_test_refuses_broken_rules_and_bad_json(
     (files / "bad.json").write_text("{nope")
     assert main(["rules", "test", "--rules=events.yaml", "--event=bad.json"]) == 1
     assert "bad.json: not JSON" in capsys.readouterr().err
+
+
+def test_test_reads_one_event_a_line(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Newline-delimited events are each tested, in order, and printed as a JSON array."""
+    quiet = {
+        **EVENT,
+        "type": "Normal",
+        "reason": "Pulled",
+        "involvedObject": {"kind": "Node", "name": "n1"},
+    }
+    (files / "events.ndjson").write_text(json.dumps(EVENT) + "\n" + json.dumps(quiet) + "\n")
+    assert main(["rules", "test", "--rules=events.yaml", "--event=events.ndjson"]) == 0
+    first, second = json.loads(capsys.readouterr().out)
+    assert [m["rule"] for m in first["matches"]] == ["ContainerBackoff", "PodEvents"]
+    assert second["matches"] == []
