@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -497,6 +498,16 @@ def _array_test(
 Predicate = Callable[[Mapping[str, Any]], bool]
 
 
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "EQU": operator.eq,
+    "NEQ": operator.ne,
+    "GT": operator.gt,
+    "LT": operator.lt,
+    "GTE": operator.ge,
+    "LTE": operator.le,
+}
+
+
 def _value_test(node: _Node) -> Test:
     """The operator applied to one present value (missing/null was ruled out before)."""
     kind = node.kind
@@ -504,25 +515,11 @@ def _value_test(node: _Node) -> Test:
         lit = node.literals[0]
         if lit.kind == "STRING":
             want = _literal(lit)
-            str_ops: dict[str, Test] = {
-                "EQU": lambda v: go_sprint(v) == want,
-                "NEQ": lambda v: go_sprint(v) != want,
-                "GT": lambda v: go_sprint(v) > want,
-                "LT": lambda v: go_sprint(v) < want,
-                "GTE": lambda v: go_sprint(v) >= want,
-                "LTE": lambda v: go_sprint(v) <= want,
-            }
-            return str_ops[kind]
+            compare_text = _ORDER[kind]
+            return lambda v: compare_text(go_sprint(v), want)
         num = float(lit.text)
-        num_ops: dict[str, Test] = {
-            "EQU": lambda v: _go_number(v) == num,
-            "NEQ": lambda v: _go_number(v) != num,
-            "GT": lambda v: _go_number(v) > num,
-            "LT": lambda v: _go_number(v) < num,
-            "GTE": lambda v: _go_number(v) >= num,
-            "LTE": lambda v: _go_number(v) <= num,
-        }
-        return num_ops[kind]
+        compare_number = _ORDER[kind]
+        return lambda v: compare_number(_go_number(v), num)
     if kind in ("BOOLEQU", "BOOLNEQ"):
         want_bool = _go_bool(node.literals[0].text)
         if kind == "BOOLEQU":
