@@ -186,6 +186,19 @@ class _Parser:
     def take(self, *kinds: str) -> _Token:
         tok = self.toks[self.i]
         if tok.kind not in kinds:
+            if tok.kind in _NEGATED and "VAR" in kinds:
+                # ``not involvedObject.kind = "Pod"``: the lexer takes the longest token,
+                # ``not in``, as kube-events' does.
+                field = (
+                    self.text[tok.pos + 4 :].split(None, 1)[0]
+                    if len(self.text) > tok.pos + 4
+                    else ""
+                )
+                raise ConditionError(
+                    tok.pos,
+                    f"{tok.text!r} is read as one operator here, as kube-events reads it; "
+                    f"to negate a test of {field!r} write '!{field} ...' or 'not ({field} ...)'",
+                )
             raise ConditionError(tok.pos, f"expected {_describe(kinds)}, found {_show(tok)}")
         self.i += 1
         return tok
@@ -455,7 +468,7 @@ def _array_test(
         result = False
         for item in chosen:
             if not todo:
-                ok = test(item)
+                ok = if_absent if item is None else test(item)
             else:
                 if not isinstance(item, Mapping):
                     raise _EvalError("the value is not a map")
