@@ -422,7 +422,7 @@ class _Step:
     index: str | None  # "*", "2", "1:3", or None for a plain key
 
 
-def _split_path(var: str, pos: int) -> list[_Step]:
+def _split_path(var: str) -> list[_Step]:
     steps = []
     for part in var.split("."):
         if not part:
@@ -570,7 +570,7 @@ def _value_test(node: _Node) -> Test:
 
 
 def _leaf(node: _Node, get: Getter) -> Predicate:
-    steps = _split_path(node.var, node.pos)
+    steps = _split_path(node.var)
     test = _value_test(node)
     if any(s.index is not None for s in steps):
         if node.var.endswith("]") and node.kind not in ("CONTAINS", "NOTCONTAINS"):

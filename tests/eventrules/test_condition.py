@@ -396,3 +396,18 @@ def test_generated_conditions_compile() -> None:
         condition = compile_condition(text)
         assert condition(EVENT) in (True, False), text
         assert condition({}) in (True, False), text
+
+
+def test_evaluation_does_not_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiled condition runs without the lexer or parser: it is closures only."""
+    from daemon.eventrules import condition as module
+
+    compiled = compile_condition('type = "Warning" and (reason like "Back*" or count > 10)')
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("parsed during evaluation")
+
+    monkeypatch.setattr(module, "_tokens", refuse)
+    monkeypatch.setattr(module, "_Parser", refuse)
+    assert compiled(EVENT)
+    assert not compiled({**EVENT, "type": "Normal"})
