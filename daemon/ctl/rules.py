@@ -249,9 +249,7 @@ def _test_event(rules: EventRuleSet | None, event: Mapping[str, Any]) -> dict[st
             entry["alert"] = {"labels": labels, "annotations": annotations}
             if rule.resolve_after is not None:
                 entry["resolve_after_seconds"] = rule.resolve_after
-        results = out["matches"]
-        assert isinstance(results, list)
-        results.append(entry)
+        out["matches"].append(entry)
     for rule in rules.rules:
         why = rule.condition.explain(event)
         if why is not None:
