@@ -353,6 +353,8 @@ async def _serve(
         tenants_routes,
         v1_alert_routes,
     )
+    from daemon.api.why import why_routes
+    from daemon.ui.pages import ui_routes
 
     address, port = socks[0].getsockname()[:2]
     # One client per distinct http_config (TLS, proxy, OAuth2), all behind one limit on
@@ -421,9 +423,13 @@ async def _serve(
         extra_routes.update(v1_alert_routes(tenants))
         if tenants is not None:
             extra_routes.update(tenants_routes(tenants))
+        pin = request_tenant if tenants is not None else None
         if history is not None:
-            pin = request_tenant if tenants is not None else None
             extra_routes.update(history_routes(history.store, request_tenant=pin))
+        extra_routes.update(
+            why_routes(history.store if history is not None else None, request_tenant=pin)
+        )
+        extra_routes.update(ui_routes())
         if opts.debug_stall_endpoint:
             extra_routes.update(stall_routes())
         app = create_app(

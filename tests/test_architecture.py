@@ -29,6 +29,7 @@ LAYERS = {
     "store": 6,
     "config": 6,
     "template": 6,
+    "eventrules": 6,  # kube-events / kube-auditing rule files and their condition language
     "silence": 7,
     "nflog": 7,
     "inhibit": 7,
@@ -41,6 +42,7 @@ LAYERS = {
     "tenancy": 10,  # the tenancy file, identities, resolver, tenant configs, limits
     "api": 11,
     "instance": 11,
+    "ui": 11.5,  # the web UI's pages: on top of api/, below the process shell that wires them
     "app": 12,
     "instances": 12,  # the map of tenant instances and the fan-out of the global intake
     "ctl": 12,
@@ -82,6 +84,7 @@ PURE = [
     "daemon.tenancy.limits",
     "daemon.notify.ratelimit",
     "daemon.dispatch.group_limit",
+    "daemon.eventrules",
 ]
 SHELL_PACKAGES = ("trio", "quart", "quart_trio", "hypercorn")
 
