@@ -20,7 +20,17 @@ from collections.abc import Sequence
 import httpx
 
 from daemon import __version__
-from daemon.ctl import alert, cluster, completion, config, history, receiver, silence, template
+from daemon.ctl import (
+    alert,
+    cluster,
+    completion,
+    config,
+    history,
+    nm_import,
+    receiver,
+    silence,
+    template,
+)
 from daemon.ctl.command import Invocation
 from daemon.ctl.config import check_config, parse_templates
 from daemon.ctl.errors import PROG, CtlError, report
@@ -46,6 +56,7 @@ DEFAULT_SUBCOMMANDS = {
     ("config", "routes"): "show",
     ("template",): "render",
     ("receiver",): "test",
+    ("import",): "notification-manager",
 }
 
 _CONFIG_HELP = """\
@@ -76,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     template.register(commands)
     receiver.register(commands)
     history.register(commands)
+    nm_import.register(commands)
     completion.register(commands, parser)
     return parser
 
