@@ -34,10 +34,16 @@ import datetime as dt
 import uuid
 import zoneinfo
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 
+from cluster.errors import DecodeError
+from cluster.protowire import ProtoWriter, iter_fields
 from daemon.clock import NS_PER_SECOND
+from daemon.gocompat.duration import DurationError, format_go_duration, parse_go_duration
+from daemon.gocompat.pbtimestamp import decode_timestamp, encode_timestamp
+from daemon.gocompat.timestamp import format_millis
 
 #: Namespace of window silence ids: uuid5(this, "<recurring id>@<window start, Unix s>").
 WINDOW_NAMESPACE = uuid.UUID("8f1f6d0e-4f0b-5a43-9a55-1c2f3c2a7e11")
@@ -251,4 +257,168 @@ def window_silence_id(recurring_id: str, starts_at: int) -> str:
     return str(uuid.uuid5(WINDOW_NAMESPACE, f"{recurring_id}@{starts_at // NS_PER_SECOND}"))
 
 
-__all__ = ["Recurrence", "Schedule", "ScheduleError", "window_silence_id"]
+#: Longest window: a recurring silence is a schedule of bounded windows, not a way
+#: around silences having to end.
+MAX_DURATION = 31 * 24 * 3600 * NS_PER_SECOND
+#: How many upcoming fires :meth:`RecurrenceSpec.check` looks at for overlapping windows.
+_OVERLAP_CHECKS = 64
+
+
+@attrs.frozen
+class RecurrenceSpec:
+    """A recurring silence's definition, carried by each of its window silences.
+
+    ``since`` is when it was created (no window starts before it); ``until`` is when it
+    ends (no window starts at or after it), None while it runs.
+    """
+
+    id: str
+    schedule: str
+    duration: int
+    time_zone: str
+    since: int
+    until: int | None = None
+
+    def recurrence(self) -> Recurrence:
+        """The parsed timing; raises :class:`ScheduleError`."""
+        return Recurrence.parse(self.schedule, self.duration, self.time_zone)
+
+    def check(self) -> Recurrence:
+        """:meth:`recurrence`, refusing windows longer than 31 days or overlapping ones.
+
+        Overlap is checked on the next 64 fires after ``since``: each window must end by
+        the next one's start, so one recurring silence has one window open at a time.
+        """
+        rec = self.recurrence()
+        if self.duration > MAX_DURATION:
+            raise ScheduleError("duration must be at most 31 days (744h)")
+        fire = rec.schedule.next_fire(self.since - 1)
+        if fire is None:
+            raise ScheduleError(f"schedule {self.schedule!r} never fires")
+        for _ in range(_OVERLAP_CHECKS):
+            nxt = rec.schedule.next_fire(fire)
+            if nxt is None:
+                break
+            if nxt < fire + self.duration:
+                raise ScheduleError(
+                    "duration is longer than the time between two fires of the schedule; "
+                    "windows would overlap"
+                )
+            fire = nxt
+        return rec
+
+
+# --- the API's form ---------------------------------------------------------------------
+
+#: The keys of a silence's ``recurrence`` object in ``POST /api/v2/silences``.
+POSTED_KEYS = ("schedule", "duration", "timeZone")
+
+
+@attrs.frozen
+class PostedRecurrence:
+    """The ``recurrence`` object of a posted silence."""
+
+    schedule: str
+    duration: int
+    time_zone: str
+
+
+def parse_posted(value: Any) -> PostedRecurrence:
+    """``{"schedule": "0 22 * * *", "duration": "8h", "timeZone": "Asia/Shanghai"}``
+    (``timeZone`` defaults to UTC); raises :class:`ScheduleError` saying what is wrong."""
+    if not isinstance(value, dict):
+        raise ScheduleError("recurrence must be an object with schedule and duration")
+    unknown = sorted(set(value) - set(POSTED_KEYS))
+    if unknown:
+        raise ScheduleError(f"recurrence has unknown fields {unknown}; known: {list(POSTED_KEYS)}")
+    schedule, duration = value.get("schedule"), value.get("duration")
+    time_zone = value.get("timeZone", "UTC")
+    if not isinstance(schedule, str) or not schedule:
+        raise ScheduleError("recurrence.schedule must be a cron schedule string")
+    if not isinstance(duration, str):
+        raise ScheduleError("recurrence.duration must be a duration string such as 8h or 90m")
+    if not isinstance(time_zone, str):
+        raise ScheduleError("recurrence.timeZone must be an IANA zone name such as Europe/Paris")
+    try:
+        ns = parse_go_duration(duration)
+    except DurationError as exc:
+        raise ScheduleError(f"recurrence.duration: {exc}") from None
+    if ns <= 0:
+        raise ScheduleError("duration must be positive")
+    return PostedRecurrence(schedule, ns, time_zone)
+
+
+def spec_json(spec: RecurrenceSpec) -> dict[str, Any]:
+    """The ``recurrence`` object a gettable silence carries."""
+    out: dict[str, Any] = {
+        "id": spec.id,
+        "schedule": spec.schedule,
+        "duration": format_go_duration(spec.duration),
+        "timeZone": spec.time_zone,
+        "startsAt": format_millis(spec.since),
+    }
+    if spec.until is not None:
+        out["endsAt"] = format_millis(spec.until)
+    return out
+
+
+# --- the wire form ------------------------------------------------------------------------
+
+# tocsin's field of silencepb.Silence that carries the spec. Go's protobuf skips (and
+# gogo keeps) unknown fields, so Alertmanager peers treat a window as the ordinary
+# silence it is.
+RECURRENCE_FIELD = 1000
+
+
+def encode_spec(spec: RecurrenceSpec) -> bytes:
+    """``Recurrence {id = 1; schedule = 2; duration_ns = 3; time_zone = 4; since = 5;
+    until = 6 (absent while it runs)}``."""
+    w = ProtoWriter()
+    w.string(1, spec.id)
+    w.string(2, spec.schedule)
+    w.varint(3, spec.duration)
+    w.string(4, spec.time_zone)
+    w.bytes_field(5, encode_timestamp(spec.since))
+    if spec.until is not None:
+        w.bytes_field(6, encode_timestamp(spec.until))
+    return w.getvalue()
+
+
+def decode_spec(data: bytes) -> RecurrenceSpec:
+    """The spec of :func:`encode_spec`; raises DecodeError for a malformed one."""
+    rid = schedule = ""
+    time_zone = "UTC"
+    duration = since = 0
+    until: int | None = None
+    for f in iter_fields(data):
+        if f.number == 1:
+            rid = f.as_str()
+        elif f.number == 2:
+            schedule = f.as_str()
+        elif f.number == 3:
+            duration = f.as_int()
+        elif f.number == 4:
+            time_zone = f.as_str()
+        elif f.number == 5:
+            since = decode_timestamp(f.as_bytes())
+        elif f.number == 6:
+            until = decode_timestamp(f.as_bytes())
+    if not rid or not schedule or duration <= 0:
+        raise DecodeError("silencepb: recurrence without id, schedule or duration")
+    return RecurrenceSpec(rid, schedule, duration, time_zone, since, until)
+
+
+__all__ = [
+    "POSTED_KEYS",
+    "RECURRENCE_FIELD",
+    "PostedRecurrence",
+    "Recurrence",
+    "RecurrenceSpec",
+    "Schedule",
+    "ScheduleError",
+    "decode_spec",
+    "encode_spec",
+    "parse_posted",
+    "spec_json",
+    "window_silence_id",
+]

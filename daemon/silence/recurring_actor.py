@@ -1,0 +1,90 @@
+"""The trio shell that keeps an instance's recurring silences' windows written.
+
+One :class:`RecurringSilences` task per instance. It owns nothing but its wake-up: the
+store stays the store's, and writes go through the same ``commit`` as the API's (journal,
+then apply, then gossip). It wakes when the store changes (a new recurring silence, from
+the API or a peer) and when :func:`~daemon.silence.windows.next_check` says a window is
+due, then writes what :func:`~daemon.silence.windows.plan_windows` asks for.
+
+Cancellation: safe at every await; a cancelled commit journals nothing or the whole plan.
+
+Error handling: a failed journal write (``OSError``) is logged and retried at the next
+wake-up, at most a minute later; a window late by that much is still written before the
+time it would have muted most alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+import trio
+
+from daemon.clock import NS_PER_SECOND, Clock
+from daemon.silence.state import Plan, Silences
+from daemon.silence.windows import next_check, plan_windows
+
+log = structlog.get_logger()
+
+#: Longest sleep: wall time may jump (NTP, suspend) while trio's clock does not.
+MAX_SLEEP = 60.0
+MIN_SLEEP = 1.0
+
+
+class RecurringSilences:
+    """Writes each recurring silence's windows ahead of time (see :mod:`daemon.silence.windows`)."""
+
+    def __init__(
+        self,
+        store: Silences,
+        commit: Callable[[Plan], Awaitable[None]],
+        clock: Clock,
+        *,
+        tenant: str | None = None,
+    ) -> None:
+        self._store = store
+        self._commit = commit
+        self._clock = clock
+        self._tenant = tenant
+        self._changed = trio.Event()
+
+    def _on_change(self, record: bytes) -> None:
+        self._changed.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; ready once subscribed to the store."""
+        unsubscribe = self._store.subscribe(self._on_change)
+        try:
+            task_status.started()
+            while True:
+                self._changed = trio.Event()
+                now = self._clock.now()
+                plan = plan_windows(self._store, now)
+                if plan is not None:
+                    try:
+                        await self._commit(plan)
+                    except OSError as exc:
+                        log.warning(
+                            "silence.recurring_write_failed", error=str(exc), tenant=self._tenant
+                        )
+                    else:
+                        log.info(
+                            "silence.windows_written",
+                            ids=[s.id for s, _ in plan.records],
+                            tenant=self._tenant,
+                        )
+                        # Our own write woke us; nothing new to do for it.
+                        self._changed = trio.Event()
+                due = next_check(self._store, self._clock.now())
+                wait = MAX_SLEEP
+                if due is not None:
+                    # At least MIN_SLEEP: a due time that planning cannot meet (a
+                    # failed write) must not spin the loop.
+                    wait = min(wait, max((due - self._clock.now()) / NS_PER_SECOND, MIN_SLEEP))
+                with trio.move_on_after(wait):
+                    await self._changed.wait()
+        finally:
+            unsubscribe()
+
+
+__all__ = ["RecurringSilences"]
