@@ -30,7 +30,6 @@ from typing import Any
 
 import attrs
 
-from daemon.clock import NS_PER_SECOND
 from daemon.ctl.nm_channels import CHANNELS, map_channel
 from daemon.ctl.nm_crds import (
     DEFAULT,
@@ -44,7 +43,7 @@ from daemon.ctl.nm_crds import (
     selector_matchers,
     selector_matches,
 )
-from daemon.gocompat.duration import DurationError, parse_go_duration
+from daemon.gocompat.duration import DurationError, format_go_duration, parse_go_duration
 from daemon.gocompat.regexp import GoRegexError, compile_anchored
 from daemon.gocompat.timestamp import format_millis, parse_rfc3339
 from daemon.matcher import Matcher, MatchType
@@ -400,7 +399,7 @@ def _silence(r: Resource, rules: TenantRules, opts: Options) -> PlannedSilence:
         body["startsAt"] = format_millis(opts.now)
         body["recurrence"] = {
             "schedule": schedule,
-            "duration": _go_duration(duration),
+            "duration": format_go_duration(duration),
             "timeZone": opts.time_zone,
         }
         return PlannedSilence(tenant, r.name, body)
@@ -418,13 +417,6 @@ def _silence(r: Resource, rules: TenantRules, opts: Options) -> PlannedSilence:
     body["startsAt"] = format_millis(max(starts, opts.now))
     body["endsAt"] = format_millis(ends)
     return PlannedSilence(tenant, r.name, body)
-
-
-def _go_duration(ns: int) -> str:
-    seconds = ns // NS_PER_SECOND
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes}m{secs}s"
 
 
 __all__ = ["Options", "Plan", "PlannedSilence", "plan_import"]
