@@ -334,8 +334,13 @@ async def post_silences(backend: ApiBackend, params: Mapping[str, str]) -> Respo
     now = backend.clock.now()
     if posted.ends_at < now:
         return _handler_error(400, "Failed to create silence: end time can't be in the past")
+    silence = posted.to_silence()
+    prev = _store(backend).get(posted.id) if posted.id else None
+    if prev is not None and prev.recurrence is not None:
+        # An edited window stays part of its recurring silence (clients do not send it).
+        silence = attrs.evolve(silence, recurrence=prev.recurrence)
     try:
-        plan = _store(backend).plan_set(posted.to_silence(), now)
+        plan = _store(backend).plan_set(silence, now)
     except SilenceNotFound as exc:
         return _handler_error(404, str(exc))
     except SilenceError as exc:

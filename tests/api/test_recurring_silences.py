@@ -125,3 +125,18 @@ async def test_ordinary_silence_mentioning_recurrence_is_ordinary(sapi: Api) -> 
     }
     status, answer = await post(sapi, json.dumps(doc))
     assert status == 200 and "recurrenceID" not in answer
+
+
+async def test_updating_a_window_keeps_it_in_the_recurring_silence(
+    sapi: Api, sbackend: SilenceFakeBackend
+) -> None:
+    """An Alertmanager client's update of a window (no recurrence field) does not detach it."""
+    status, answer = await post(sapi, body())
+    status, data, _ = await sapi.request("GET", f"/api/v2/silence/{answer['silenceID']}")
+    window = json.loads(data)
+    update = {k: window[k] for k in ("id", "matchers", "startsAt", "endsAt", "createdBy")}
+    status, data = await post(sapi, json.dumps({**update, "comment": "edited"}))
+    assert status == 200, data
+    [edited] = [s for s in sbackend.silences if s.comment == "edited"]
+    assert edited.recurrence is not None
+    assert edited.recurrence.id == answer["recurrenceID"]
