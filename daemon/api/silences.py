@@ -321,7 +321,8 @@ async def post_silences(backend: ApiBackend, params: Mapping[str, str]) -> Respo
         limit = request.max_content_length
         return _json(413, framework_error(413, f"request body too large (limit {limit} bytes)"))
     raw = data if isinstance(data, bytes) else data.encode()
-    if b'"recurrence"' in raw:
+    # A JSON escape could spell the key another way; then the body is decoded to look.
+    if b'"recurrence"' in raw or b"\\u" in raw:
         answer = await post_recurring(backend, raw)
         if answer is not None:
             return answer
@@ -345,11 +346,16 @@ async def post_silences(backend: ApiBackend, params: Mapping[str, str]) -> Respo
         return _handler_error(404, str(exc))
     except SilenceError as exc:
         return _handler_error(400, str(exc))
+    return await _commit_created(backend, plan, {"silenceID": plan.silence_id})
+
+
+async def _commit_created(backend: ApiBackend, plan: Plan, answer: dict[str, str]) -> Response:
+    """Commit a create or update plan; 200 with ``answer``, or the write's failure."""
     try:
         await _commit(backend, plan)
     except OSError as exc:
         return _write_failed("create silence", exc)
-    return _json(200, body({"silenceID": plan.silence_id}))
+    return _json(200, body(answer))
 
 
 async def post_recurring(backend: ApiBackend, data: bytes) -> Response | None:
@@ -398,11 +404,9 @@ async def post_recurring(backend: ApiBackend, data: bytes) -> Response | None:
         return _handler_error(400, f"Failed to create silence: {exc}")
     except SilenceError as exc:
         return _handler_error(400, str(exc))
-    try:
-        await _commit(backend, plan)
-    except OSError as exc:
-        return _write_failed("create silence", exc)
-    return _json(200, body({"silenceID": plan.silence_id, "recurrenceID": spec.id}))
+    return await _commit_created(
+        backend, plan, {"silenceID": plan.silence_id, "recurrenceID": spec.id}
+    )
 
 
 async def get_silence(backend: ApiBackend, params: Mapping[str, str]) -> Response:

@@ -140,3 +140,11 @@ async def test_updating_a_window_keeps_it_in_the_recurring_silence(
     [edited] = [s for s in sbackend.silences if s.comment == "edited"]
     assert edited.recurrence is not None
     assert edited.recurrence.id == answer["recurrenceID"]
+
+
+async def test_recurrence_key_spelled_with_a_json_escape_is_not_ignored(sapi: Api) -> None:
+    """``"recurr\\u0065nce"`` is the same key to JSON, so it makes a recurring silence too."""
+    text = body().replace('"recurrence"', '"recurr\\u0065nce"')
+    assert '"recurrence"' not in text
+    status, answer = await post(sapi, text)
+    assert status == 200 and "recurrenceID" in answer

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime
 
 import trio
 import trio.testing
 
 from daemon.clock import NS_PER_SECOND, TrioClock
-from daemon.matcher import Matcher, MatchType
-from daemon.silence.model import Silence
 from daemon.silence.recurring import RecurrenceSpec
 from daemon.silence.recurring_actor import RecurringSilences
 from daemon.silence.state import Plan, Silences
 from daemon.silence.windows import LOOKAHEAD, plan_new
+from tests.silence.test_windows import TEMPLATE
+from tests.silence.test_windows import at as paris_or_shanghai
 
 S = NS_PER_SECOND
 HOUR = 3600 * S
@@ -22,17 +21,7 @@ PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 
 
 def at(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=PARIS).timestamp()) * S
-
-
-TEMPLATE = Silence(
-    id="",
-    matchers=(Matcher.create(MatchType.EQUAL, "team", "web"),),
-    starts_at=0,
-    ends_at=0,
-    created_by="ops",
-    comment="deploys",
-)
+    return paris_or_shanghai(text, PARIS)
 
 
 async def test_actor_writes_each_window_before_it_opens_across_dst(

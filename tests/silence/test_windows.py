@@ -18,9 +18,9 @@ HOUR = 3600 * S
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 
-def at(text: str) -> int:
-    """Unix ns of a Shanghai wall time."""
-    return int(datetime.fromisoformat(text).replace(tzinfo=SHANGHAI).timestamp()) * S
+def at(text: str, zone: zoneinfo.ZoneInfo = SHANGHAI) -> int:
+    """Unix ns of a wall time (Shanghai unless told)."""
+    return int(datetime.fromisoformat(text).replace(tzinfo=zone).timestamp()) * S
 
 
 TEMPLATE = Silence(
