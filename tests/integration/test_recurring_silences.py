@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from daemon.ctl import main
-from tests.integration.processes import run_alertmanager, run_tocsin
+from tests.integration.cluster_processes import converged, start_cluster
+from tests.integration.processes import WebhookSink, run_alertmanager, run_tocsin, wait_for
 
 CONFIG = "route:\n  receiver: ops\nreceivers:\n  - name: ops\n"
 
@@ -111,3 +112,31 @@ def test_alertmanager_reads_window_silences_as_plain_silences(tmp_path: Path) ->
     assert (seen["startsAt"], seen["endsAt"]) == (window["startsAt"], window["endsAt"])
     assert seen["matchers"] == window["matchers"]
     assert "recurrence" not in seen
+
+
+def test_a_recurring_silence_reaches_the_peer_with_its_definition(tmp_path: Path) -> None:
+    """Posted on one node of a pair, the window and its recurrence show on the other."""
+    with WebhookSink() as sink, contextlib.ExitStack() as stack:
+        a, b = start_cluster(stack, tmp_path, sink.url, 2)
+        wait_for(lambda: converged([a, b]), timeout=30)
+        answer = httpx.post(
+            f"{a.proc.url}/api/v2/silences",
+            json={
+                "matchers": [{"name": "job", "value": "backup", "isRegex": False}],
+                "createdBy": "ops",
+                "comment": "nightly backup",
+                "recurrence": {
+                    "schedule": "30 1 * * *",
+                    "duration": "2h",
+                    "timeZone": "Asia/Tokyo",
+                },
+            },
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        window_id = answer.json()["silenceID"]
+        wait_for(lambda: window_id in b.silence_ids(), timeout=15)
+        on_a = a.get(f"/api/v2/silence/{window_id}").json()
+        on_b = b.get(f"/api/v2/silence/{window_id}").json()
+    assert on_b["recurrence"] == on_a["recurrence"]
+    assert on_b["recurrence"]["id"] == answer.json()["recurrenceID"]
