@@ -192,18 +192,42 @@ class Secrets:
 
 @attrs.frozen
 class TenantRules:
-    """NM's tenant labels (``receivers.tenantKey`` and the three selectors' defaults)."""
+    """NM's tenant rules (``getTenantID``): ``receivers.tenantKey``,
+    ``receivers.globalReceiverSelector`` and ``tenantReceiverSelector`` (only their
+    ``matchLabels``, any one pair of which is enough, as in NM) and
+    ``defaultConfigSelector`` (a full selector), with the Helm chart's defaults."""
 
     tenant_key: str = "user"
+    global_labels: Mapping[str, str] = attrs.field(factory=lambda: {"type": "global"})
+    tenant_labels: Mapping[str, str] = attrs.field(factory=lambda: {"type": "tenant"})
+    default_selector: Any = attrs.field(factory=lambda: {"matchLabels": {"type": "default"}})
+
+    @classmethod
+    def from_cr(cls, spec: Mapping[str, Any], tenant_key: str) -> TenantRules:
+        """The rules a NotificationManager CR's ``spec`` sets (defaults where it is silent)."""
+        receivers = mapping(spec.get("receivers"))
+        default = cls(tenant_key)
+
+        def labels(selector: str, fallback: Mapping[str, str]) -> Mapping[str, str]:
+            found = mapping(mapping(receivers.get(selector)).get("matchLabels"))
+            return {str(k): str(v) for k, v in found.items()} or fallback
+
+        chosen = spec.get("defaultConfigSelector")
+        return cls(
+            tenant_key,
+            labels("globalReceiverSelector", default.global_labels),
+            labels("tenantReceiverSelector", default.tenant_labels),
+            chosen if isinstance(chosen, dict) else default.default_selector,
+        )
 
     def owner(self, r: Resource) -> str | None:
         """``GLOBAL``, ``DEFAULT`` (Configs only), a tenant id, or None (NM ignores it)."""
-        kind = r.labels.get("type")
-        if kind == "global":
+        if any(r.labels.get(k) == v for k, v in self.global_labels.items()):
             return GLOBAL
-        if kind == "tenant" and r.labels.get(self.tenant_key):
-            return r.labels[self.tenant_key]
-        if kind == "default" and r.kind == "Config":
+        tenant = r.labels.get(self.tenant_key)
+        if tenant and any(r.labels.get(k) == v for k, v in self.tenant_labels.items()):
+            return tenant
+        if r.kind == "Config" and selector_matches(self.default_selector, r.labels):
             return DEFAULT
         return None
 

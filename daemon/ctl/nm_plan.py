@@ -121,8 +121,10 @@ def _pick_config(
     return block
 
 
-def _nm_settings(resources: Sequence[Resource], opts: Options) -> tuple[str, str, list[str]]:
-    """Tenant key, secret namespace and group labels: flag, else the NM CR, else default."""
+def _nm_settings(
+    resources: Sequence[Resource], opts: Options
+) -> tuple[TenantRules, str, list[str]]:
+    """Tenant rules, secret namespace and group labels: flag, else the NM CR, else default."""
     spec: Mapping[str, Any] = {}
     for r in resources:
         if r.kind == "NotificationManager":
@@ -138,14 +140,13 @@ def _nm_settings(resources: Sequence[Resource], opts: Options) -> tuple[str, str
         group_by = [str(v) for v in spec["groupLabels"]]
     else:
         group_by = list(DEFAULT_GROUP_BY)
-    return tenant_key, namespace, group_by
+    return TenantRules.from_cr(spec, tenant_key), namespace, group_by
 
 
 def plan_import(resources: Sequence[Resource], opts: Options) -> Plan:
     plan = Plan()
     problems = plan.problems
-    tenant_key, secret_namespace, group_by = _nm_settings(resources, opts)
-    rules = TenantRules(tenant_key)
+    rules, secret_namespace, group_by = _nm_settings(resources, opts)
     secrets = Secrets.from_resources(resources, secret_namespace, problems)
     for r in resources:
         if r.kind == "NotificationManager":
@@ -166,7 +167,7 @@ def plan_import(resources: Sequence[Resource], opts: Options) -> Plan:
             continue
         owner = rules.owner(r)
         if owner is None or owner == GLOBAL:
-            problems.append(Problem(r.kind, r.name, _ignored(owner, tenant_key)))
+            problems.append(Problem(r.kind, r.name, _ignored(owner, rules.tenant_key)))
             continue
         configs.setdefault(owner, []).append(r)
 
@@ -204,10 +205,10 @@ def plan_import(resources: Sequence[Resource], opts: Options) -> Plan:
 
 def _ignored(owner: str | None, tenant_key: str) -> str:
     if owner == GLOBAL:
-        return "a Config labelled type: global is never used by NM (global receivers use type: default)"
+        return "a global Config is never used by NM (global receivers use default Configs)"
     return (
         f"its labels make it neither global, default nor a tenant's "
-        f"(type: tenant needs a {tenant_key!r} label): NM ignores it"
+        f"(a tenant's also needs the tenant key label {tenant_key!r}): NM ignores it"
     )
 
 

@@ -406,3 +406,45 @@ spec:
     assert "webhook_url: https://discord.test/hook" in out
     assert '"timeZone": "Europe/Paris"' in out
     assert out.rstrip().endswith("Everything was imported.")
+
+
+def test_the_notification_manager_crs_own_selectors_decide_tenancy(tmp_path: Path) -> None:
+    """Custom global/tenant/default selectors in the NotificationManager CR are NM's rules."""
+    f = tmp_path / "custom.yaml"
+    f.write_text(
+        """
+apiVersion: notification.kubesphere.io/v2beta2
+kind: NotificationManager
+metadata: {name: nm}
+spec:
+  defaultConfigSelector: {matchLabels: {scope: shared}}
+  receivers:
+    tenantKey: namespace
+    globalReceiverSelector: {matchLabels: {scope: everyone}}
+    tenantReceiverSelector: {matchLabels: {scope: team}}
+---
+apiVersion: notification.kubesphere.io/v2beta2
+kind: Config
+metadata: {name: shared-slack, labels: {scope: shared}}
+spec:
+  slack: {slackTokenSecret: {value: xoxb-shared}}
+---
+apiVersion: notification.kubesphere.io/v2beta2
+kind: Receiver
+metadata: {name: web, labels: {scope: team, namespace: web-ns}}
+spec:
+  slack: {channels: ["#web"]}
+---
+apiVersion: notification.kubesphere.io/v2beta2
+kind: Receiver
+metadata: {name: old-style, labels: {type: tenant, user: web}}
+spec:
+  slack: {channels: ["#old"]}
+"""
+    )
+    problems: list[Problem] = []
+    p = plan_import(read_resources([str(f)], problems), Options(now=NOW))
+    assert list(p.tenants) == ["web-ns"]
+    slack = receiver(p.tenants["web-ns"], "web-slack")["slack_configs"][0]
+    assert slack["http_config"]["authorization"]["credentials"] == "xoxb-shared"
+    assert any(line.startswith("Receiver/old-style: its labels") for line in reasons(p))
