@@ -134,6 +134,12 @@ def run(inv: Invocation) -> int:
         raise CtlError(f"cannot read {exc.filename}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise CtlError(f"cannot parse YAML: {exc}") from None
+    if not any(r.kind != "Secret" for r in resources):
+        raise CtlError(
+            "no Notification Manager objects in " + " ".join(inv.args.files),
+            hint="export them with: kubectl get receivers,configs,routers,silences,"
+            "notificationmanagers -o yaml",
+        )
     group_by = None
     if v["group_by"] is not None:
         group_by = tuple(label.strip() for label in v["group_by"].split(",") if label.strip())
@@ -151,7 +157,12 @@ def run(inv: Invocation) -> int:
         _dry_run(plan, inv.out)
     else:
         if plan.global_config is not None:
-            Path(v["global_config_out"]).write_text(_yaml(plan.global_config), encoding="utf-8")
+            try:
+                Path(v["global_config_out"]).write_text(_yaml(plan.global_config), encoding="utf-8")
+            except OSError as exc:
+                raise CtlError(
+                    f"cannot write --global-config-out {v['global_config_out']}: {exc.strerror}"
+                ) from None
             inv.out.write(f"Wrote the global config to {v['global_config_out']}\n")
         if plan.tenants or plan.silences:
             api = inv.api()

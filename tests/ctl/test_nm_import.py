@@ -448,3 +448,21 @@ spec:
     slack = receiver(p.tenants["web-ns"], "web-slack")["slack_configs"][0]
     assert slack["http_config"]["authorization"]["credentials"] == "xoxb-shared"
     assert any(line.startswith("Receiver/old-style: its labels") for line in reasons(p))
+
+
+def test_files_without_nm_objects_and_unwritable_output_are_errors(tmp_path: Path) -> None:
+    """An empty export and an unwritable --global-config-out fail with a message, sending nothing."""
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing\n")
+    server = FakeServer()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status, _ = run_import(str(empty), server=server)
+        assert status == 1
+        assert "no Notification Manager objects in" in err.getvalue()
+        status, _ = run_import(
+            str(FIXTURES), f"--global-config-out={tmp_path}/missing/dir/global.yml", server=server
+        )
+    assert status == 1
+    assert "cannot write --global-config-out" in err.getvalue()
+    assert server.requests == []
