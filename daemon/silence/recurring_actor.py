@@ -15,6 +15,7 @@ time it would have muted most alerts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -76,7 +77,8 @@ class RecurringSilences:
                         # Our own write woke us; nothing new to do for it.
                         self._changed = trio.Event()
                 due = next_check(self._store, self._clock.now())
-                wait = MAX_SLEEP
+                # No recurring silence: nothing is due until the store changes.
+                wait = MAX_SLEEP if due is not None or plan is not None else math.inf
                 if due is not None:
                     # At least MIN_SLEEP: a due time that planning cannot meet (a
                     # failed write) must not spin the loop.

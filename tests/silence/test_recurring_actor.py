@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import zoneinfo
 
+import pytest
 import trio
 import trio.testing
 
 from daemon.clock import NS_PER_SECOND, TrioClock
+from daemon.silence import recurring_actor
 from daemon.silence.recurring import RecurrenceSpec
 from daemon.silence.recurring_actor import RecurringSilences
 from daemon.silence.state import Plan, Silences
@@ -104,3 +106,26 @@ async def test_failed_write_is_retried(autojump_clock: trio.testing.MockClock) -
         nursery.cancel_scope.cancel()
     assert not failures
     assert at("2026-06-02T12:00:00") in {s.starts_at for s in store}
+
+
+async def test_idle_actor_sleeps_until_the_store_changes(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without recurring silences the actor does not wake on a timer (1000 idle tenants)."""
+    clock = TrioClock(at("2026-06-01T09:00:00"))
+    store = Silences()
+    wakes: list[int] = []
+
+    def counting_next_check(store: Silences, now: int) -> int | None:
+        wakes.append(now)
+        return None
+
+    async def commit(plan: Plan) -> None:
+        store.apply(plan)
+
+    monkeypatch.setattr(recurring_actor, "next_check", counting_next_check)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(RecurringSilences(store, commit, clock).run)
+        await trio.sleep(24 * 3600)
+        nursery.cancel_scope.cancel()
+    assert len(wakes) == 1
