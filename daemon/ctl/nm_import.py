@@ -16,14 +16,16 @@ files (or directories) given; plans with :mod:`daemon.ctl.nm_plan`; then
 when everything was imported, 2 when it ran but some items could not be mapped, 1 on
 an error (nothing is sent if the files cannot be read).
 
-Error handling: the first HTTP failure stops the run with a :class:`CtlError` naming the
-tenant or silence; what was posted before stays (each post is whole on its own).
+Error handling: an item the server refuses (400, 422) is reported with the server's
+reason and the run goes on; any other HTTP failure stops the run with a
+:class:`CtlError`. What was posted before stays (each post is whole on its own).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import zoneinfo
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,7 +33,7 @@ import httpx
 import yaml
 
 from daemon.clock import SystemClock
-from daemon.ctl.client import Api, check
+from daemon.ctl.client import Api, check, server_message
 from daemon.ctl.command import Invocation, group, leaf
 from daemon.ctl.errors import CtlError
 from daemon.ctl.flags import Flag
@@ -92,7 +94,12 @@ def config_body(config: dict[str, Any]) -> str:
     return _yaml({"alertmanager_config": _yaml(config), "template_files": {}})
 
 
-def _post(api: Api, path: str, body: bytes, content_type: str, tenant: str | None) -> None:
+def _post(api: Api, path: str, body: bytes, content_type: str, tenant: str | None) -> str | None:
+    """POST one item; the server's reason if it refused the item (400, 422), else None.
+
+    Error handling: any other failure (no connection, 401/403, 5xx) raises CtlError:
+    going on would fail the same way for every item.
+    """
     headers = {"Content-Type": content_type}
     if tenant is not None:
         headers["X-Scope-OrgID"] = tenant
@@ -103,7 +110,10 @@ def _post(api: Api, path: str, body: bytes, content_type: str, tenant: str | Non
         resp = api.http.request("POST", api.base + path, content=body, headers=headers)
     except httpx.HTTPError as exc:
         raise CtlError(f"POST {path} to {api.base} failed: {exc}") from None
+    if resp.status_code in (400, 422):
+        return f"refused by the server: HTTP {resp.status_code}: {server_message(resp)}"
     check(resp)
+    return None
 
 
 def _report(problems: list[Problem], out: TextIO) -> None:
@@ -140,6 +150,13 @@ def run(inv: Invocation) -> int:
             hint="export them with: kubectl get receivers,configs,routers,silences,"
             "notificationmanagers -o yaml",
         )
+    try:
+        zoneinfo.ZoneInfo(v["time_zone"])
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise CtlError(
+            f"unknown --time-zone {v['time_zone']!r}",
+            hint="give an IANA name such as Asia/Shanghai",
+        ) from None
     group_by = None
     if v["group_by"] is not None:
         group_by = tuple(label.strip() for label in v["group_by"].split(",") if label.strip())
@@ -169,13 +186,19 @@ def run(inv: Invocation) -> int:
             try:
                 for tenant, config in plan.tenants.items():
                     body = config_body(config).encode()
-                    _post(api, CONFIG_PATH, body, "application/yaml", tenant)
+                    refused = _post(api, CONFIG_PATH, body, "application/yaml", tenant)
+                    if refused:
+                        plan.problems.append(Problem("Tenant", tenant, f"config {refused}"))
+                        continue
                     inv.out.write(
                         f"Tenant {tenant}: config with {len(config['receivers']) - 1} receivers\n"
                     )
                 for s in plan.silences:
                     body = json.dumps(s.body).encode()
-                    _post(api, SILENCES_PATH, body, "application/json", s.tenant)
+                    refused = _post(api, SILENCES_PATH, body, "application/json", s.tenant)
+                    if refused:
+                        plan.problems.append(Problem("Silence", s.source, refused))
+                        continue
                     who = f"tenant {s.tenant}" if s.tenant else "global"
                     inv.out.write(f"Silence {s.source}: posted ({who})\n")
             finally:

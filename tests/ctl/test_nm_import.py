@@ -263,13 +263,16 @@ def test_configs_pass_real_amtool_check_config(tmp_path: Path) -> None:
 class FakeServer:
     """An httpx transport that records each request and answers like tocsin's APIs."""
 
-    def __init__(self, refuse_configs: bool = False) -> None:
+    def __init__(self, refuse_configs: bool = False, status: int | None = None) -> None:
         self.requests: list[httpx.Request] = []
         self.refuse_configs = refuse_configs
+        self.status = status
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        if self.refuse_configs:
+        if self.status is not None:
+            return httpx.Response(self.status, json={"error": "no"})
+        if self.refuse_configs and request.url.path == "/api/v1/alerts":
             return httpx.Response(400, json={"error": "bad receiver"})
         if request.url.path == "/api/v2/silences":
             return httpx.Response(200, json={"silenceID": f"id-{len(self.requests)}"})
@@ -334,15 +337,40 @@ def test_dry_run_sends_nothing(tmp_path: Path) -> None:
     assert "# global config file" in out
 
 
-def test_server_refusal_stops_with_the_servers_message() -> None:
-    """A 400 from the config API ends the run with the server's message and sends no more."""
+def test_server_refusals_are_reported_and_the_run_goes_on() -> None:
+    """A 400 from the config API is reported with the server's reason; the rest is still sent."""
     server = FakeServer(refuse_configs=True)
+    status, out = run_import(str(FIXTURES), server=server)
+    assert status == 2
+    assert [(r.url.path, r.headers.get("X-Scope-OrgID")) for r in server.requests] == [
+        ("/api/v1/alerts", "alice"),
+        ("/api/v1/alerts", "bob"),
+        ("/api/v2/silences", None),
+        ("/api/v2/silences", "alice"),
+    ]
+    assert "  Tenant/alice: config refused by the server: HTTP 400: bad receiver\n" in out
+
+
+def test_an_unauthorised_import_stops_at_once() -> None:
+    """A 401 ends the run with a hint about credentials, after one request."""
+    server = FakeServer(status=401)
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         status, _ = run_import(str(FIXTURES / "receivers.yaml"), server=server)
     assert status == 1
     assert len(server.requests) == 1
-    assert "HTTP 400: bad receiver" in err.getvalue()
+    assert "HTTP 401" in err.getvalue() and "--bearer-token" in err.getvalue()
+
+
+def test_unknown_time_zone_is_refused_before_anything_is_sent() -> None:
+    """--time-zone is checked locally, so a typo does not stop the import half-way."""
+    server = FakeServer()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status, _ = run_import(str(FIXTURES), "--time-zone=Asia/Shangai", server=server)
+    assert status == 1
+    assert "unknown --time-zone 'Asia/Shangai'" in err.getvalue()
+    assert server.requests == []
 
 
 def test_unknown_and_old_objects_are_reported(tmp_path: Path) -> None:
