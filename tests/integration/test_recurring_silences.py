@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,8 @@ def test_imported_silences_reach_the_daemon_and_survive_a_restart(tmp_path: Path
 
 @pytest.mark.alertmanager
 def test_alertmanager_reads_window_silences_as_plain_silences(tmp_path: Path) -> None:
-    """Alertmanager 0.25 loads tocsin's snapshot with window records and shows the window."""
+    """amtool 0.25 lists a window from tocsin, and Alertmanager 0.25 loads tocsin's snapshot
+    with window records and shows the window."""
     with run_tocsin(tmp_path, CONFIG) as proc:
         answer = httpx.post(
             f"{proc.url}/api/v2/silences",
@@ -103,6 +105,17 @@ def test_alertmanager_reads_window_silences_as_plain_silences(tmp_path: Path) ->
         )
         assert answer.status_code == 200, answer.text
         window = silences(proc.url)[0]
+        amtool = shutil.which("amtool")
+        assert amtool is not None, "amtool 0.25 must be installed for alertmanager tests"
+        listed = subprocess.run(
+            [amtool, f"--alertmanager.url={proc.url}", "silence", "query", "-q", "job=backup"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        # amtool's client ignores the extra field: the window is an ordinary silence to it.
+        assert (listed.returncode, listed.stdout.split()) == (0, [window["id"]]), listed.stderr
     am_data = tmp_path / "am-data"
     am_data.mkdir()
     shutil.copy(tmp_path / "tocsin-data" / "silences", am_data / "silences")
