@@ -60,20 +60,23 @@ def _wanted(spec: RecurrenceSpec, now: int) -> list[tuple[int, int]]:
     except ScheduleError:
         return []  # a peer's spec we cannot read; its own node keeps it going
     start = max(now, spec.since)
-    out = list(rec.windows(start, now + LOOKAHEAD))
+    out = list(rec.windows(start, max(start + 1, now + LOOKAHEAD)))
     nxt = rec.schedule.next_fire(max(now, spec.since - 1))
     if nxt is not None and all(begin != nxt for begin, _ in out):
         out.append((nxt, nxt + spec.duration))
     limit = spec.until
-    return [(b, e) for b, e in out if b >= spec.since and (limit is None or b < limit)]
+    # A window already open when the recurring silence begins counts (NM: a silence is
+    # active if a fire happened within the last duration); it starts at ``since``.
+    return [(b, e) for b, e in out if e > spec.since and (limit is None or b < limit)]
 
 
 def window(template: Silence, spec: RecurrenceSpec, starts_at: int, now: int) -> Silence:
-    """The silence of one window: the template's matchers and texts, the window's times."""
+    """The silence of one window: the template's matchers and texts, the window's times
+    (a window open when the recurring silence begins starts then, not before)."""
     return attrs.evolve(
         template,
         id=window_silence_id(spec.id, starts_at),
-        starts_at=starts_at,
+        starts_at=max(starts_at, spec.since),
         ends_at=starts_at + spec.duration,
         updated_at=now,
         recurrence=spec,

@@ -41,18 +41,26 @@ def windows_of(store: Silences) -> list[tuple[int, int]]:
     return sorted((s.starts_at, s.ends_at) for s in store if s.recurrence is not None)
 
 
-def test_new_recurring_silence_inside_a_window_writes_it_and_the_next() -> None:
-    """Created at 03:00, a 22:00+8h schedule gets tonight's window and the open one."""
+def test_new_recurring_silence_inside_a_window_mutes_at_once() -> None:
+    """Created at 03:00, a 22:00+8h schedule gets the open window (from now) and tonight's."""
     store = Silences()
     now = at("2026-06-02T03:00:00")
     plan = plan_new(store, TEMPLATE, nightly(now), now)
     store.apply(plan)
-    # since = now: the window that opened last night began before it, so it is not written.
-    assert windows_of(store) == [(at("2026-06-02T22:00:00"), at("2026-06-03T06:00:00"))]
-    [s] = list(store)
-    assert s.id == window_silence_id("rec-1", at("2026-06-02T22:00:00"))
-    assert (s.created_by, s.comment, s.matchers) == ("ops", "nightly quiet", TEMPLATE.matchers)
-    assert s.state(now) is SilenceState.PENDING
+    # As in NM, the window that opened last night is active now; it starts at creation.
+    assert windows_of(store) == [
+        (now, at("2026-06-02T06:00:00")),
+        (at("2026-06-02T22:00:00"), at("2026-06-03T06:00:00")),
+    ]
+    open_now = store.get(window_silence_id("rec-1", at("2026-06-01T22:00:00")))
+    assert open_now is not None and open_now.state(now) is SilenceState.ACTIVE
+    tonight = store.get(window_silence_id("rec-1", at("2026-06-02T22:00:00")))
+    assert tonight is not None and tonight.state(now) is SilenceState.PENDING
+    assert (tonight.created_by, tonight.comment, tonight.matchers) == (
+        "ops",
+        "nightly quiet",
+        TEMPLATE.matchers,
+    )
 
 
 def test_windows_are_written_a_lookahead_ahead_and_only_once() -> None:
@@ -147,8 +155,18 @@ def test_frequent_windows_are_written_a_lookahead_ahead() -> None:
     spec = RecurrenceSpec("rec-2", "*/20 * * * *", 10 * 60 * S, "Asia/Shanghai", start)
     store.apply(plan_new(store, TEMPLATE, spec, start))
     assert [b for b, _ in windows_of(store)] == [
+        start,  # the 12:00 window, open at creation
         at("2026-06-02T12:20:00"),
         at("2026-06-02T12:40:00"),
         at("2026-06-02T13:00:00"),
     ]
     assert next_check(store, start) == at("2026-06-02T13:20:00") - LOOKAHEAD
+
+
+def test_a_later_start_clips_the_window_open_then() -> None:
+    """A recurring silence starting at 02:00 mutes 02:00-06:00 of the window opened at 22:00."""
+    store = Silences()
+    now = at("2026-06-01T12:00:00")
+    since = at("2026-06-02T02:00:00")
+    store.apply(plan_new(store, TEMPLATE, nightly(since), now))
+    assert windows_of(store)[0] == (since, at("2026-06-02T06:00:00"))
