@@ -49,6 +49,20 @@ def silences(url: str) -> list[dict[str, Any]]:
     return found
 
 
+def post_backup_silence(url: str, schedule: str, duration: str, zone: str) -> httpx.Response:
+    """POST a recurring silence of job=backup to the tocsin at ``url``."""
+    return httpx.post(
+        f"{url}/api/v2/silences",
+        json={
+            "matchers": [{"name": "job", "value": "backup", "isRegex": False}],
+            "createdBy": "ops",
+            "comment": "nightly backup",
+            "recurrence": {"schedule": schedule, "duration": duration, "timeZone": zone},
+        },
+        timeout=10,
+    )
+
+
 def import_nm(url: str, path: Path) -> tuple[int, str]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -93,16 +107,7 @@ def test_alertmanager_reads_window_silences_as_plain_silences(tmp_path: Path) ->
     """amtool 0.25 lists a window from tocsin, and Alertmanager 0.25 loads tocsin's snapshot
     with window records and shows the window."""
     with run_tocsin(tmp_path, CONFIG) as proc:
-        answer = httpx.post(
-            f"{proc.url}/api/v2/silences",
-            json={
-                "matchers": [{"name": "job", "value": "backup", "isRegex": False}],
-                "createdBy": "ops",
-                "comment": "nightly backup",
-                "recurrence": {"schedule": "0 2 * * *", "duration": "1h", "timeZone": "UTC"},
-            },
-            timeout=10,
-        )
+        answer = post_backup_silence(proc.url, "0 2 * * *", "1h", "UTC")
         assert answer.status_code == 200, answer.text
         window = silences(proc.url)[0]
         amtool = shutil.which("amtool")
@@ -132,20 +137,7 @@ def test_a_recurring_silence_reaches_the_peer_with_its_definition(tmp_path: Path
     with WebhookSink() as sink, contextlib.ExitStack() as stack:
         a, b = start_cluster(stack, tmp_path, sink.url, 2)
         wait_for(lambda: converged([a, b]), timeout=30)
-        answer = httpx.post(
-            f"{a.proc.url}/api/v2/silences",
-            json={
-                "matchers": [{"name": "job", "value": "backup", "isRegex": False}],
-                "createdBy": "ops",
-                "comment": "nightly backup",
-                "recurrence": {
-                    "schedule": "30 1 * * *",
-                    "duration": "2h",
-                    "timeZone": "Asia/Tokyo",
-                },
-            },
-            timeout=10,
-        )
+        answer = post_backup_silence(a.proc.url, "30 1 * * *", "2h", "Asia/Tokyo")
         assert answer.status_code == 200, answer.text
         window_id = answer.json()["silenceID"]
         wait_for(lambda: window_id in b.silence_ids(), timeout=15)
