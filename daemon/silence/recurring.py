@@ -31,6 +31,7 @@ once. So a daily schedule fires exactly once every local day.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 import zoneinfo
 from collections.abc import Iterator
@@ -183,8 +184,8 @@ class Schedule:
         dow = (day.weekday() + 1) % 7 in self.days_of_week
         return (dom or dow) if self.either_day else (dom and dow)
 
-    def _fires_on(self, day: dt.date, not_before: dt.datetime) -> Iterator[int]:
-        """The instants (Unix ns) this schedule fires for local ``day``'s wall times.
+    def _fires_on(self, day: dt.date, not_before: dt.datetime) -> Iterator[tuple[dt.datetime, int]]:
+        """The wall times of local ``day`` this schedule fires at, with their instants (ns).
 
         Wall times before ``not_before`` (naive, local) are skipped without the costly
         conversion.
@@ -197,7 +198,7 @@ class Schedule:
                 local = wall.replace(tzinfo=self.zone)
                 # fold=0: a skipped wall time maps past the gap, a doubled one to its
                 # first occurrence (see the module docstring).
-                yield int(local.timestamp()) * NS_PER_SECOND
+                yield wall, int(local.timestamp()) * NS_PER_SECOND
 
     def next_fire(self, after: int) -> int | None:
         """The first fire time strictly after ``after`` (Unix ns), or None if it never fires."""
@@ -207,13 +208,17 @@ class Schedule:
         not_before = local_after.replace(tzinfo=None) - _MAX_SHIFT
         day = not_before.date()
         best: int | None = None
+        best_wall = not_before
         for _ in range(_SEARCH_DAYS):
             if best is not None and self._day_start(day) > best:
                 return best
             if self._day_matches(day):
-                for fire in self._fires_on(day, not_before):
+                for wall, fire in self._fires_on(day, not_before):
                     if fire > after and (best is None or fire < best):
-                        best = fire
+                        best, best_wall = fire, wall
+                    elif best is not None and wall > best_wall + 2 * _MAX_SHIFT:
+                        # Later wall times map to later instants than ``best``.
+                        return best
             day += dt.timedelta(days=1)
         return best
 
@@ -257,6 +262,13 @@ def window_silence_id(recurring_id: str, starts_at: int) -> str:
     return str(uuid.uuid5(WINDOW_NAMESPACE, f"{recurring_id}@{starts_at // NS_PER_SECOND}"))
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(schedule: str, duration: int, time_zone: str) -> Recurrence:
+    # Every wake-up of every actor asks for every recurring silence's timing; parsing
+    # is most of that work, and the answers never change.
+    return Recurrence.parse(schedule, duration, time_zone)
+
+
 #: Longest window: a recurring silence is a schedule of bounded windows, not a way
 #: around silences having to end.
 MAX_DURATION = 31 * 24 * 3600 * NS_PER_SECOND
@@ -281,7 +293,7 @@ class RecurrenceSpec:
 
     def recurrence(self) -> Recurrence:
         """The parsed timing; raises :class:`ScheduleError`."""
-        return Recurrence.parse(self.schedule, self.duration, self.time_zone)
+        return _parsed(self.schedule, self.duration, self.time_zone)
 
     def check(self) -> Recurrence:
         """:meth:`recurrence`, refusing windows longer than 31 days or overlapping ones.
