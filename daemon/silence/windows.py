@@ -83,19 +83,32 @@ def window(template: Silence, spec: RecurrenceSpec, starts_at: int, now: int) ->
     )
 
 
+def missing(
+    store: Silences, spec: RecurrenceSpec, latest: Silence, now: int
+) -> list[tuple[Silence, int]]:
+    """The window records of one recurring silence that are missing at ``now``."""
+    if spec.until is not None and spec.until <= now:
+        return []
+    records: list[tuple[Silence, int]] = []
+    for begin, _ in _wanted(spec, now):
+        if store.get(window_silence_id(spec.id, begin)) is not None:
+            continue
+        s = window(latest, spec, begin, now)
+        if validate_silence(s) is None:
+            records.append((s, s.ends_at + store.retention))
+    return records
+
+
 def plan_windows(store: Silences, now: int) -> Plan | None:
     """The window silences missing at ``now``, or None if none are."""
-    records: list[tuple[Silence, int]] = []
-    for spec, latest in specs(store).values():
-        if spec.until is not None and spec.until <= now:
-            continue
-        for begin, _ in _wanted(spec, now):
-            sid = window_silence_id(spec.id, begin)
-            if store.get(sid) is not None:
-                continue
-            s = window(latest, spec, begin, now)
-            if validate_silence(s) is None:
-                records.append((s, s.ends_at + store.retention))
+    records = [
+        r for spec, latest in specs(store).values() for r in missing(store, spec, latest, now)
+    ]
+    return as_plan(records)
+
+
+def as_plan(records: list[tuple[Silence, int]]) -> Plan | None:
+    """``records`` as one write, None if there are none."""
     if not records:
         return None
     return Plan(records[0][0].id, tuple(records))
@@ -119,29 +132,31 @@ def plan_new(store: Silences, template: Silence, spec: RecurrenceSpec, now: int)
     return Plan(records[0][0].id, tuple(records))
 
 
+def due(store: Silences, spec: RecurrenceSpec, now: int) -> int | None:
+    """When :func:`missing` will next have something to write for ``spec``, absent other
+    changes: a lookahead before its first window not written yet, or, if sooner, the
+    start of the last one written (from then on the unwritten one is "the first window
+    starting after now"); None if it will write no more."""
+    if spec.until is not None and spec.until <= now:
+        return None
+    try:
+        rec = spec.recurrence()
+    except ScheduleError:
+        return None
+    written = None
+    fire = rec.schedule.next_fire(max(now, spec.since - 1))
+    while fire is not None and store.get(window_silence_id(spec.id, fire)) is not None:
+        written, fire = fire, rec.schedule.next_fire(fire)
+    if fire is None or (spec.until is not None and fire >= spec.until):
+        return None
+    at = fire - LOOKAHEAD if written is None else min(fire - LOOKAHEAD, written)
+    return max(at, now)
+
+
 def next_check(store: Silences, now: int) -> int | None:
-    """The earliest instant after ``now`` at which :func:`plan_windows` will have something
-    to write, absent other changes: a lookahead before the first window not written yet,
-    or, if sooner, the start of the last one written (from then on the unwritten one is
-    "the first window starting after now")."""
-    best: int | None = None
-    for spec, _ in specs(store).values():
-        if spec.until is not None and spec.until <= now:
-            continue
-        try:
-            rec = spec.recurrence()
-        except ScheduleError:
-            continue
-        written = None
-        fire = rec.schedule.next_fire(max(now, spec.since - 1))
-        while fire is not None and store.get(window_silence_id(spec.id, fire)) is not None:
-            written, fire = fire, rec.schedule.next_fire(fire)
-        if fire is None or (spec.until is not None and fire >= spec.until):
-            continue
-        due = fire - LOOKAHEAD if written is None else min(fire - LOOKAHEAD, written)
-        due = max(due, now)
-        best = due if best is None else min(best, due)
-    return best
+    """The earliest :func:`due` time of all recurring silences."""
+    times = [t for spec, _ in specs(store).values() if (t := due(store, spec, now)) is not None]
+    return min(times, default=None)
 
 
 def plan_end(store: Silences, recurring_id: str, now: int) -> Plan:
@@ -166,6 +181,9 @@ def plan_end(store: Silences, recurring_id: str, now: int) -> Plan:
 
 __all__ = [
     "LOOKAHEAD",
+    "as_plan",
+    "due",
+    "missing",
     "next_check",
     "plan_end",
     "plan_new",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from typing import Any
 
 import pytest
 import trio
@@ -115,17 +116,47 @@ async def test_idle_actor_sleeps_until_the_store_changes(
     clock = TrioClock(at("2026-06-01T09:00:00"))
     store = Silences()
     wakes: list[int] = []
+    real_specs = recurring_actor.specs
 
-    def counting_next_check(store: Silences, now: int) -> int | None:
-        wakes.append(now)
-        return None
+    def counting_specs(store: Silences) -> Any:
+        wakes.append(clock.now())
+        return real_specs(store)
 
     async def commit(plan: Plan) -> None:
         store.apply(plan)
 
-    monkeypatch.setattr(recurring_actor, "next_check", counting_next_check)
+    monkeypatch.setattr(recurring_actor, "specs", counting_specs)
     async with trio.open_nursery() as nursery:
         await nursery.start(RecurringSilences(store, commit, clock).run)
         await trio.sleep(24 * 3600)
         nursery.cancel_scope.cancel()
     assert len(wakes) == 1
+
+
+async def test_many_recurring_silences_are_planned_in_slices(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning 200 recurring silences yields to the event loop between slices."""
+    clock = TrioClock(at("2026-06-01T09:00:00"))
+    store = Silences()
+    for i in range(200):
+        spec = RecurrenceSpec(f"r{i}", f"{i % 60} 12 * * *", HOUR, "Europe/Paris", clock.now())
+        store.apply(plan_new(store, TEMPLATE, spec, clock.now()))
+    checkpoints = 0
+    real_checkpoint = trio.lowlevel.checkpoint
+
+    async def counting_checkpoint() -> None:
+        nonlocal checkpoints
+        checkpoints += 1
+        await real_checkpoint()
+
+    async def commit(plan: Plan) -> None:
+        store.apply(plan)
+
+    monkeypatch.setattr(recurring_actor.trio.lowlevel, "checkpoint", counting_checkpoint)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(RecurringSilences(store, commit, clock).run)
+        await trio.sleep(4 * 3600)  # past 12:00: each writes tomorrow's window
+        nursery.cancel_scope.cancel()
+    assert checkpoints >= 3  # 200 recurring silences, 50 a slice
+    assert len(store) == 400
