@@ -71,6 +71,8 @@ PURE = [
     "daemon.notify.dedup",
     "daemon.silence.model",
     "daemon.silence.codec",
+    "daemon.silence.recurring",
+    "daemon.silence.windows",
     "daemon.nflog.state",
     "daemon.nflog.codec",
     "daemon.config",
