@@ -20,7 +20,8 @@ How NM's model becomes Alertmanager's:
   (each with that receiver's own ``alertSelector``, which NM applies after routing).
 * ``Silence`` CRs become API silences of their tenant (global ones: of the global
   pipeline, which also mutes every tenant's copies). A ``schedule`` makes a recurring
-  silence (:mod:`daemon.silence.recurring`).
+  silence (:mod:`daemon.silence.recurring`), whose schedule is checked here as the
+  server checks it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from daemon.gocompat.duration import DurationError, format_go_duration, parse_go
 from daemon.gocompat.regexp import GoRegexError, compile_anchored
 from daemon.gocompat.timestamp import format_millis, parse_rfc3339
 from daemon.matcher import Matcher, MatchType
+from daemon.silence.recurring import RecurrenceSpec, ScheduleError
 
 UNROUTED = "nm-unrouted"
 CREATED_BY = "tocsinctl import notification-manager"
@@ -395,8 +397,12 @@ def _silence(r: Resource, rules: TenantRules, opts: Options) -> PlannedSilence:
                 "a schedule without duration is active all the time in NM; "
                 "an Alertmanager silence must end"
             )
-        # The server checks the schedule and the zone (ctl may not import silence/).
+        # Checked as the server will check it, so --dry-run shows what it would refuse.
         schedule = str(spec["schedule"])
+        try:
+            RecurrenceSpec("check", schedule, duration, opts.time_zone, opts.now).check()
+        except ScheduleError as exc:
+            raise Unmappable(f"schedule: {exc}") from None
         body["startsAt"] = format_millis(opts.now)
         body["recurrence"] = {
             "schedule": schedule,

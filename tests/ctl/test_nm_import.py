@@ -494,3 +494,26 @@ def test_files_without_nm_objects_and_unwritable_output_are_errors(tmp_path: Pat
     assert status == 1
     assert "cannot write --global-config-out" in err.getvalue()
     assert server.requests == []
+
+
+def test_schedules_the_server_would_refuse_are_reported(tmp_path: Path) -> None:
+    """robfig's @every and windows longer than the schedule's period are reported, not posted."""
+    f = tmp_path / "schedules.yaml"
+    f.write_text(
+        """
+apiVersion: notification.kubesphere.io/v2beta2
+kind: Silence
+metadata: {name: every, labels: {type: global}}
+spec: {matcher: {matchLabels: {a: b}}, schedule: "@every 5m", duration: 1m}
+---
+apiVersion: notification.kubesphere.io/v2beta2
+kind: Silence
+metadata: {name: overlap, labels: {type: global}}
+spec: {matcher: {matchLabels: {a: b}}, schedule: "0 * * * *", duration: 2h}
+"""
+    )
+    problems: list[Problem] = []
+    p = plan_import(read_resources([str(f)], problems), Options(now=NOW))
+    assert p.silences == []
+    assert [str(x).split(":")[0] for x in p.problems] == ["Silence/every", "Silence/overlap"]
+    assert "windows would overlap" in str(p.problems[1])
