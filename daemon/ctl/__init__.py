@@ -27,6 +27,7 @@ from daemon.ctl import (
     completion,
     config,
     history,
+    nm_import,
     receiver,
     silence,
     template,
@@ -59,6 +60,7 @@ DEFAULT_SUBCOMMANDS = {
     ("template",): "render",
     ("receiver",): "test",
     ("rules",): "check",
+    ("import",): "notification-manager",
 }
 
 _CONFIG_HELP = """\
@@ -91,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.register(commands)
     why.register(commands)
     register_rules(commands)
+    nm_import.register(commands)
     completion.register(commands, parser)
     return parser
 
