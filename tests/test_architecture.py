@@ -29,6 +29,7 @@ LAYERS = {
     "store": 6,
     "config": 6,
     "template": 6,
+    "eventrules": 6,  # kube-events / kube-auditing rule files and their condition language
     "silence": 7,
     "nflog": 7,
     "inhibit": 7,
@@ -75,6 +76,7 @@ PURE = [
     "daemon.nflog.codec",
     "daemon.config",
     "daemon.template",
+    "daemon.eventrules",
 ]
 SHELL_PACKAGES = ("trio", "quart", "quart_trio", "hypercorn")
 
