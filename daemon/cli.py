@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from daemon import __version__
 from daemon.gocompat.duration import DurationError, parse_duration, parse_go_duration
@@ -44,6 +45,7 @@ _DURATIONS = {
     "cluster.reconnect-interval",
     "cluster.reconnect-timeout",
     "history.retention",
+    "events.resolve-after",
 }
 _BOOLS = {
     "debug.stall-endpoint",
@@ -63,7 +65,15 @@ _STRINGS = {
     "cluster.gossip-key-file",
     "history.export-file",
     "history.webhook-url",
+    "events.workspaces-file",
 }
+
+
+def _webhook_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL")
+    return text
 
 
 def _attr(flag: str) -> str:
@@ -111,6 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="initial peers (may be repeated)",
     )
+    p.add_argument(
+        "--events.rules-file",
+        dest="events_rules_files",
+        action="append",
+        default=[],
+        help="kube-events Rule files, a glob (may be repeated)",
+    )
+    p.add_argument(
+        "--events.notification-webhook",
+        dest="events_notification_webhooks",
+        action="append",
+        type=_webhook_url,
+        default=[],
+        help="where events matched by notification rules go, as NDJSON (may be repeated)",
+    )
     p.add_argument("--log.level", dest="log_level", choices=LEVELS, default="info")
     p.add_argument("--log.format", dest="log_format", choices=("logfmt", "json"), default=None)
     p.add_argument("--version", action="version", version=f"tocsin, version {__version__}")
@@ -121,6 +146,8 @@ def parse_args(argv: Sequence[str]) -> Options:
     ns = build_parser().parse_args(list(argv))
     values = vars(ns)
     values["cluster_peers"] = tuple(values["cluster_peers"])
+    for repeated in ("events_rules_files", "events_notification_webhooks"):
+        values[repeated] = tuple(values[repeated])
     values["web_listen_addresses"] = tuple(values["web_listen_addresses"]) or (
         Options().web_listen_addresses
     )

@@ -1,0 +1,124 @@
+"""The rule files behind the intakes: loaded at start-up and on every reload.
+
+The rule language and files are :mod:`daemon.eventrules`'s; this module adapts them to
+:class:`~daemon.sources.production.EventRules` and reads the flags' files
+(``--events.rules-file``, ``--auditing.rules-file``, ``--events.workspaces-file``).
+Loading is blocking (it reads files): the shell runs it in a thread. Any problem raises
+:class:`RulesError` (a ``ValueError``, so the config reloader refuses the reload and
+keeps the rules and config that run); its text names the file, line, rule and the
+position in the condition, as the rule loaders give them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import yaml
+
+from daemon.clock import NS_PER_SECOND
+from daemon.eventrules.files import RuleFileError
+from daemon.eventrules.kubeevents import EventRuleSet, event_alert, load_event_rules
+from daemon.sources.intake import EventIntake, NoRules, RuleSets
+from daemon.sources.production import EventRules, Outcome
+
+
+class RulesError(ValueError):
+    """Rule files (or the workspace map) that do not load; the text says where."""
+
+
+class LoadedEventRules:
+    """kube-events rules: the first enabled matching rule of each type."""
+
+    def __init__(self, rules: EventRuleSet) -> None:
+        self.rules = rules
+        # Seconds as the rule files give them, nanoseconds as the resolve actor wants.
+        self._resolve_after = {
+            id(r): None if r.resolve_after is None else round(r.resolve_after * NS_PER_SECOND)
+            for r in rules.rules
+        }
+
+    def outcomes(self, event: dict[str, Any]) -> list[Outcome]:
+        out: list[Outcome] = []
+        for match in self.rules.match(event):
+            rule = match.rule
+            if match.type == "alert":
+                labels, annotations = event_alert(rule, event)
+                out.append(
+                    Outcome(rule.name, "alert", labels, annotations, self._resolve_after[id(rule)])
+                )
+            else:
+                out.append(Outcome(rule.name, "notification"))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.rules.all_rules)
+
+
+def load_workspaces(path: str) -> dict[str, list[str]]:
+    """``--events.workspaces-file``: YAML ``workspace: [namespace globs]``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise RulesError(f"{path}{line}: bad YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise RulesError(f"{path}: want a map of workspace names to lists of namespace globs")
+    out: dict[str, list[str]] = {}
+    for workspace, globs in data.items():
+        if not isinstance(workspace, str) or not isinstance(globs, list):
+            raise RulesError(f"{path}: workspace {workspace!r}: want a list of namespace globs")
+        for glob in globs:
+            if not isinstance(glob, str) or not glob:
+                raise RulesError(f"{path}: workspace {workspace!r}: {glob!r} is not a glob")
+        out[workspace] = list(globs)
+    return out
+
+
+@attrs.frozen
+class RuleFiles:
+    """Where the rules come from: the flags' values."""
+
+    events: Sequence[str] = ()
+    audit: Sequence[str] = ()
+    workspaces_file: str = ""
+    alerting_priority: str = "WARNING"
+
+    def load(self) -> RuleSets:
+        """Read every file and build both rule sets (blocking).
+
+        Raises:
+            RulesError: naming each problem's file, line, rule and condition position.
+        """
+        workspaces = load_workspaces(self.workspaces_file) if self.workspaces_file else None
+        events: EventRules = NoRules()
+        try:
+            if self.events:
+                events = LoadedEventRules(load_event_rules(list(self.events), workspaces))
+        except RuleFileError as exc:
+            raise RulesError(str(exc)) from None
+        return RuleSets(events=events)
+
+
+@attrs.frozen
+class RuleReload:
+    """What the config reloader needs: load the files (blocking), then use the result."""
+
+    files: RuleFiles
+    intake: EventIntake
+
+    def load(self) -> RuleSets:
+        return self.files.load()
+
+    def use(self, rules: RuleSets) -> None:
+        self.intake.use(rules)
+
+
+__all__ = ["LoadedEventRules", "RuleFiles", "RuleReload", "RulesError", "load_workspaces"]

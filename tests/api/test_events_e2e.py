@@ -1,0 +1,239 @@
+"""The event and audit intakes of a real tocsin process, end to end over HTTP: each body
+shape in, alerts out at a webhook receiver, notification events out at the
+notification webhook, refusals that change nothing, and rules that reload."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from daemon.clock import NS_PER_SECOND
+from daemon.gocompat.timestamp import parse_rfc3339
+from tests.integration.processes import ROOT, WebhookSink, run_tocsin, tocsin_argv, wait_for
+
+FIXTURES = ROOT / "tests/sources/fixtures"
+
+CONFIG = """
+route:
+  receiver: events
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: events
+    webhook_configs:
+      - url: '{url}'
+"""
+
+RULES = """
+apiVersion: events.kubesphere.io/v1alpha1
+kind: Rule
+metadata:
+  name: e2e
+  namespace: kubesphere-logging-system
+  labels:
+    kubesphere.io/rule-scope: cluster
+spec:
+  rules:
+    - name: PodBackOff
+      type: alert
+      enable: true
+      condition: type = "Warning" and reason = "BackOff"
+      labels: {severity: warning}
+      annotations: {message: "%message", summary: "back-off, count %count"}
+    - name: NodeNotReady
+      type: alert
+      enable: true
+      condition: reason = "NodeNotReady"
+      labels: {severity: critical}
+    - name: VolumeProvisioning
+      type: alert
+      enable: true
+      condition: reason = "ProvisioningFailed"
+    - name: JobFailed
+      type: alert
+      enable: true
+      condition: reason = "BackoffLimitExceeded"
+    - name: SchedulingNotice
+      type: notification
+      enable: true
+      condition: reason = "FailedScheduling"
+"""
+
+
+def start(tmp: Path, sink: WebhookSink, notify: WebhookSink, *extra: str) -> Any:
+    rules = tmp / "rules"
+    rules.mkdir(exist_ok=True)
+    (rules / "e2e.yaml").write_text(RULES)
+    return run_tocsin(
+        tmp,
+        CONFIG.format(url=sink.url),
+        f"--events.rules-file={rules}/*.yaml",
+        f"--events.notification-webhook={notify.url}",
+        *extra,
+    )
+
+
+def alert_labels(sink: WebhookSink, count: int) -> dict[str, dict[str, str]]:
+    """alertname → labels of the firing alerts in the first ``count`` notifications."""
+    out: dict[str, dict[str, str]] = {}
+    for request in sink.wait_count(count):
+        for alert in request.json()["alerts"]:
+            if alert["status"] == "firing":
+                out[alert["labels"]["alertname"]] = alert["labels"]
+    return out
+
+
+def test_every_event_shape_becomes_alerts_and_notifications(tmp_path: Path) -> None:
+    """core/v1 List, events.k8s.io/v1, the exporter's NDJSON and kubernetes-event-exporter's
+    body all reach the receiver as kube-events alerts; the notification rule's event
+    reaches the notification webhook as NDJSON."""
+    with WebhookSink() as sink, WebhookSink() as notify, start(tmp_path, sink, notify) as d:
+        with d.api() as c:
+            r = c.post("/api/v1/events", content=(FIXTURES / "core-v1-eventlist.json").read_bytes())
+            assert (r.status_code, r.json()) == (200, {"received": 3, "matched": 3, "alerts": 2})
+            r = c.post("/api/v1/events", content=(FIXTURES / "events-k8s-io-v1.json").read_bytes())
+            assert r.json() == {"received": 1, "matched": 1, "alerts": 1}
+            r = c.post(
+                "/api/v1/events",
+                content=(FIXTURES / "kubernetes-event-exporter.json").read_bytes(),
+                headers={"Content-Type": "application/json"},
+            )
+            assert r.json() == {"received": 1, "matched": 1, "alerts": 1}
+            # The exporter's NDJSON repeats the List's events unchanged: no new occurrence.
+            r = c.post(
+                "/api/v1/events", content=(FIXTURES / "kube-events-exporter.ndjson").read_bytes()
+            )
+            assert r.json() == {"received": 2, "matched": 2, "alerts": 0}
+        labels = alert_labels(sink, 4)
+        assert labels["PodBackOff"] == {
+            "alertname": "PodBackOff",
+            "alerttype": "event",
+            "pod": "web-7d9c8b6f5d-x2k4p",
+            "namespace": "shop",
+            "container": "app",
+            "severity": "warning",
+        }
+        assert labels["NodeNotReady"] == {
+            "alertname": "NodeNotReady",
+            "alerttype": "event",
+            "node": "node-2",
+            "severity": "critical",
+        }
+        assert labels["VolumeProvisioning"]["persistentvolumeclaim"] == "data-db-0"
+        assert labels["JobFailed"] == {
+            "alertname": "JobFailed",
+            "alerttype": "event",
+            "job": "pi",
+            "namespace": "batch",
+        }
+        backoff = next(
+            a
+            for req in sink.received
+            for a in req.json()["alerts"]
+            if a["labels"]["alertname"] == "PodBackOff"
+        )
+        assert backoff["annotations"]["summary"] == "back-off, count 7"
+        assert backoff["annotations"]["message"].startswith("Back-off restarting failed container")
+        assert backoff["endsAt"] == "0001-01-01T00:00:00Z"
+        (forwarded,) = notify.wait_count(1)
+        lines = forwarded.body.splitlines()
+        assert [json.loads(line)["reason"] for line in lines] == ["FailedScheduling"]
+
+
+def test_a_refused_body_changes_nothing(tmp_path: Path) -> None:
+    """A body with one bad line is a 400 naming that line; none of its events is applied."""
+    good = json.loads((FIXTURES / "core-v1-eventlist.json").read_text())["items"]
+    body = "\n".join(json.dumps(e) for e in good) + '\n{"kind": "Pod"}\n'
+    with WebhookSink() as sink, WebhookSink() as notify, start(tmp_path, sink, notify) as d:
+        with d.api() as c:
+            r = c.post("/api/v1/events", content=body.encode())
+            assert r.status_code == 400
+            assert r.json() == {"error": "line 4: not a Kubernetes Event: kind 'Pod'"}
+            r = c.post("/audit/webhook/event", content=b'{"items": [{"verb": "get"}]}')
+            assert r.status_code == 400 and "no auditID" in r.json()["error"]
+            assert c.get("/api/v2/alerts").json() == []
+            metrics = c.get("/metrics").text
+            assert 'tocsin_event_bodies_rejected_total{intake="events"} 1.0' in metrics
+            assert 'tocsin_event_bodies_rejected_total{intake="audit"} 1.0' in metrics
+        assert sink.quiet_for(2) and notify.quiet_for(0.1)
+
+
+def test_metrics_count_bodies_events_matches_and_alerts(tmp_path: Path) -> None:
+    """/metrics shows bodies received, events decoded, matches per rule and alerts."""
+    with WebhookSink() as sink, WebhookSink() as notify, start(tmp_path, sink, notify) as d:
+        with d.api() as c:
+            c.post("/api/v1/events", content=(FIXTURES / "core-v1-eventlist.json").read_bytes())
+            text = c.get("/metrics").text
+    assert 'tocsin_event_bodies_received_total{intake="events"} 1.0' in text
+    assert 'tocsin_events_decoded_total{intake="events"} 3.0' in text
+    assert 'tocsin_events_matched_total{intake="events",rule="PodBackOff",type="alert"} 1.0' in text
+    assert (
+        'tocsin_events_matched_total{intake="events",rule="SchedulingNotice",type="notification"} 1.0'
+        in text
+    )
+    assert "tocsin_event_alerts_produced_total 2.0" in text
+    assert 'tocsin_event_rule_evaluation_seconds_count{intake="events"} 1.0' in text
+    assert 'tocsin_event_rules{intake="events"} 5.0' in text
+
+
+def test_rules_reload_with_the_config_and_a_bad_rule_keeps_the_old(tmp_path: Path) -> None:
+    """/-/reload picks up a changed rule file; a broken condition is refused naming file,
+    rule and position, and the rules already loaded keep matching."""
+    node = json.dumps(json.loads((FIXTURES / "core-v1-eventlist.json").read_text())["items"][1])
+    with WebhookSink() as sink, WebhookSink() as notify, start(tmp_path, sink, notify) as d:
+        rule_file = tmp_path / "rules/e2e.yaml"
+        with d.api() as c:
+            rule_file.write_text(RULES.replace("name: NodeNotReady", "name: NodeDown"))
+            assert c.post("/-/reload").status_code == 200
+            r = c.post("/api/v1/events", content=node.encode())
+            assert r.json()["alerts"] == 1
+            assert "NodeDown" in alert_labels(sink, 1)
+            rule_file.write_text(RULES.replace('reason = "NodeNotReady"', 'reason = = "x"'))
+            r = c.post("/-/reload")
+            assert r.status_code == 500
+            assert str(rule_file) in r.text and "e2e/NodeNotReady" in r.text
+            assert "condition at position" in r.text
+            changed = json.loads(node)
+            changed["count"] = 2
+            r = c.post("/api/v1/events", content=json.dumps(changed).encode())
+            assert r.json() == {"received": 1, "matched": 1, "alerts": 1}
+
+
+def test_a_bad_rule_file_stops_start_up(tmp_path: Path) -> None:
+    """A rule file that does not load stops tocsin with status 1, naming file and rule."""
+    (tmp_path / "tocsin.yml").write_text("route: {receiver: a}\nreceivers: [{name: a}]\n")
+    rules = tmp_path / "bad.yaml"
+    rules.write_text(RULES.replace('reason = "BackOff"', 'reason = "BackOff" and ('))
+    argv = tocsin_argv(tmp_path / "tocsin.yml", tmp_path / "data", f"--events.rules-file={rules}")
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert str(rules) in done.stdout and "e2e/PodBackOff" in done.stdout
+
+
+def test_resolve_after_flag_resolves_when_the_event_stops(tmp_path: Path) -> None:
+    """With --events.resolve-after=2s the alert is sent firing, then resolved about 2 s
+    after its one occurrence (endsAt set by tocsin, not resolve_timeout)."""
+    node = (FIXTURES / "core-v1-eventlist.json").read_text()
+    with (
+        WebhookSink() as sink,
+        WebhookSink() as notify,
+        start(tmp_path, sink, notify, "--events.resolve-after=2s") as d,
+        d.api() as c,
+    ):
+        c.post("/api/v1/events", content=node.encode())
+        resolved = wait_for(
+            lambda: [
+                a
+                for req in sink.received
+                for a in req.json()["alerts"]
+                if a["status"] == "resolved" and a["labels"]["alertname"] == "NodeNotReady"
+            ],
+            timeout=20,
+        )
+        alert = resolved[0]
+        lasted = parse_rfc3339(alert["endsAt"]) - parse_rfc3339(alert["startsAt"])
+        assert lasted == 2 * NS_PER_SECOND
