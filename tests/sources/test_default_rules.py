@@ -1,0 +1,86 @@
+"""The default rule sets shipped in configs/rules/ load with the rules loader and raise
+the alerts KubeSphere's shipped rules raise for the same events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.sources.rulesets import LoadedEventRules, RuleFiles
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENT_RULES = ROOT / "configs/rules/kube-events.yaml"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def event(kind: str, reason: str, type_: str = "Warning", **extra: Any) -> dict[str, Any]:
+    involved = {"kind": kind, "name": "x", "namespace": "ns", **extra.pop("involved", {})}
+    return {"involvedObject": involved, "reason": reason, "type": type_, **extra}
+
+
+def outcomes(ev: dict[str, Any]) -> list[tuple[str, str]]:
+    rules = RuleFiles(events=[str(EVENT_RULES)]).load()
+    return [(o.type, o.rule) for o in rules.events.outcomes(ev)]
+
+
+def test_default_event_rules_load_and_every_alert_is_annotated() -> None:
+    """Every rule loads; every alert rule carries severity, message and summary."""
+    rules = RuleFiles(events=[str(EVENT_RULES)]).load()
+    assert isinstance(rules.events, LoadedEventRules)
+    loaded = rules.events.rules.all_rules
+    assert len(loaded) >= 90 and all(r.enable for r in loaded)
+    for rule in loaded:
+        if rule.type == "alert":
+            assert rule.labels == {"severity": "warning"}, rule.name
+            assert set(rule.annotations) == {"message", "summary"}, rule.name
+
+
+CONTAINER = {"fieldPath": "spec.containers{app}"}
+
+
+@pytest.mark.parametrize(
+    ("ev", "expected"),
+    [
+        (event("Pod", "BackOff", count=4, involved=CONTAINER), [("alert", "ContainerBackoff")]),
+        (event("Pod", "BackOff", count=3, involved=CONTAINER), []),
+        (event("Pod", "Failed", involved=CONTAINER), [("alert", "ContainerFailed")]),
+        (event("Pod", "Failed"), [("alert", "PodFailed")]),
+        (event("Pod", "Unhealthy", count=9), [("alert", "ContainerUnhealthy")]),
+        (event("Pod", "FailedScheduling"), [("alert", "PodScheduleFailed")]),
+        (event("Pod", "Scheduled", "Normal"), [("notification", "PodScheduled")]),
+        (event("Node", "SystemOOM"), [("alert", "NodeSystemOOM")]),
+        (event("Node", "NodeNotReady", "Normal"), [("notification", "NodeNotReady")]),
+        (
+            event("PersistentVolumeClaim", "ProvisioningFailed"),
+            [("alert", "VolumeProvisionFailed")],
+        ),
+        (event("Pod", "FailedMount"), [("alert", "VolumeMountFailed")]),
+        (event("ReplicaSet", "FailedCreate"), [("alert", "PodCreateFailed")]),
+        (event("DaemonSet", "FailedPlacement"), [("alert", "DaemonPodFailed")]),
+        (event("HorizontalPodAutoscaler", "FailedGetScale"), [("alert", "HPAGetScaleFailed")]),
+        (event("Job", "BackoffLimitExceeded"), [("alert", "JobFailed")]),
+        (event("CronJob", "FailedCreate"), [("alert", "JobCreateFailed")]),
+        (event("CronJob", "SawCompletedJob", "Normal"), [("notification", "JobCompleted")]),
+        (event("Service", "SyncLoadBalancerFailed"), [("alert", "LoadBalancerSyncFailed")]),
+        (event("Pod", "Pulled", "Normal"), [("notification", "ImagePulled")]),
+        (event("Pod", "SomethingElse"), []),
+    ],
+)
+def test_default_event_rules_cover_kubesphere_reasons(
+    ev: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    """Representative events of each area raise the alert or notification KubeSphere's do."""
+    assert outcomes(ev) == expected
+
+
+def test_recorded_fixtures_raise_the_expected_default_alerts() -> None:
+    """The real-format kubectl List gives ContainerBackoff, NodeNotReady and PodScheduleFailed."""
+    items = json.loads((FIXTURES / "core-v1-eventlist.json").read_text())["items"]
+    assert [outcomes(e) for e in items] == [
+        [("alert", "ContainerBackoff")],
+        [("notification", "NodeNotReady")],
+        [("alert", "PodScheduleFailed")],
+    ]
