@@ -239,7 +239,9 @@ def rule_files(opts: Options) -> RuleFiles:
     """The event and audit rule files the flags name."""
     return RuleFiles(
         events=opts.events_rules_files,
+        audit=opts.auditing_rules_files,
         workspaces_file=opts.events_workspaces_file,
+        alerting_priority=opts.auditing_alerting_priority,
     )
 
 

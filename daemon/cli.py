@@ -129,6 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="kube-events Rule files, a glob (may be repeated)",
     )
     p.add_argument(
+        "--auditing.rules-file",
+        dest="auditing_rules_files",
+        action="append",
+        default=[],
+        help="kube-auditing Rule files, a glob (may be repeated)",
+    )
+    p.add_argument(
+        "--auditing.alerting-priority",
+        dest="auditing_alerting_priority",
+        choices=("DEBUG", "INFO", "WARNING"),
+        default=defaults.auditing_alerting_priority,
+        help="audit rules below this priority raise no alert",
+    )
+    p.add_argument(
         "--events.notification-webhook",
         dest="events_notification_webhooks",
         action="append",
@@ -146,7 +160,7 @@ def parse_args(argv: Sequence[str]) -> Options:
     ns = build_parser().parse_args(list(argv))
     values = vars(ns)
     values["cluster_peers"] = tuple(values["cluster_peers"])
-    for repeated in ("events_rules_files", "events_notification_webhooks"):
+    for repeated in ("events_rules_files", "events_notification_webhooks", "auditing_rules_files"):
         values[repeated] = tuple(values[repeated])
     values["web_listen_addresses"] = tuple(values["web_listen_addresses"]) or (
         Options().web_listen_addresses

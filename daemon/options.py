@@ -58,6 +58,8 @@ class Options:
     events_workspaces_file: str = ""
     events_resolve_after: int = parse_duration("15m")
     events_notification_webhooks: tuple[str, ...] = ()
+    auditing_rules_files: tuple[str, ...] = ()
+    auditing_alerting_priority: str = "WARNING"
     log_level: str = "info"
     #: None when the flag was not given: then the format follows the TTY.
     log_format: str | None = None

@@ -54,6 +54,8 @@ HONOURED: dict[str, str] = {
     "events.notification-webhook": "tests/api/test_events_e2e.py::test_every_event_shape_becomes_alerts_and_notifications",
     "events.resolve-after": "tests/api/test_events_e2e.py::test_resolve_after_flag_resolves_when_the_event_stops",
     "events.workspaces-file": "tests/sources/test_rulesets.py::test_workspace_rules_apply_to_the_namespaces_of_their_workspace",
+    "auditing.rules-file": "tests/api/test_events_e2e.py::test_audit_webhook_shapes_become_kube_auditing_alerts",
+    "auditing.alerting-priority": "tests/api/test_events_e2e.py::test_audit_webhook_shapes_become_kube_auditing_alerts",
     "log.level": "tests/integration/test_cluster_faults.py",
     "log.format": "tests/integration/processes.py",
     "debug.stall-endpoint": "tests/integration/test_systemd.py::test_stall_endpoint_only_with_its_flag",

@@ -18,6 +18,7 @@ import attrs
 import yaml
 
 from daemon.clock import NS_PER_SECOND
+from daemon.eventrules.auditing import AuditRuleSet, audit_alert, load_audit_rules
 from daemon.eventrules.files import RuleFileError
 from daemon.eventrules.kubeevents import EventRuleSet, event_alert, load_event_rules
 from daemon.sources.intake import EventIntake, NoRules, RuleSets
@@ -54,6 +55,24 @@ class LoadedEventRules:
 
     def __len__(self) -> int:
         return len(self.rules.all_rules)
+
+
+class LoadedAuditRules:
+    """kube-auditing rules: every enabled matching rule at or above the priority."""
+
+    def __init__(self, rules: AuditRuleSet, min_priority: str) -> None:
+        self.rules = rules
+        self.min_priority = min_priority
+
+    def outcomes(self, event: dict[str, Any]) -> list[Outcome]:
+        out: list[Outcome] = []
+        for rule in self.rules.match(event, self.min_priority):
+            labels, annotations = audit_alert(rule, event)
+            out.append(Outcome(rule.name, "alert", labels, annotations))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.rules.rules)
 
 
 def load_workspaces(path: str) -> dict[str, list[str]]:
@@ -99,12 +118,15 @@ class RuleFiles:
         """
         workspaces = load_workspaces(self.workspaces_file) if self.workspaces_file else None
         events: EventRules = NoRules()
+        audit: EventRules = NoRules()
         try:
             if self.events:
                 events = LoadedEventRules(load_event_rules(list(self.events), workspaces))
+            if self.audit:
+                audit = LoadedAuditRules(load_audit_rules(list(self.audit)), self.alerting_priority)
         except RuleFileError as exc:
             raise RulesError(str(exc)) from None
-        return RuleSets(events=events)
+        return RuleSets(events=events, audit=audit)
 
 
 @attrs.frozen
@@ -121,4 +143,11 @@ class RuleReload:
         self.intake.use(rules)
 
 
-__all__ = ["LoadedEventRules", "RuleFiles", "RuleReload", "RulesError", "load_workspaces"]
+__all__ = [
+    "LoadedAuditRules",
+    "LoadedEventRules",
+    "RuleFiles",
+    "RuleReload",
+    "RulesError",
+    "load_workspaces",
+]

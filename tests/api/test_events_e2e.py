@@ -237,3 +237,42 @@ def test_resolve_after_flag_resolves_when_the_event_stops(tmp_path: Path) -> Non
         alert = resolved[0]
         lasted = parse_rfc3339(alert["endsAt"]) - parse_rfc3339(alert["startsAt"])
         assert lasted == 2 * NS_PER_SECOND
+
+
+def test_audit_webhook_shapes_become_kube_auditing_alerts(tmp_path: Path) -> None:
+    """The API server's audit EventList and KubeSphere's Go-cased Items reach the
+    receiver as kube-auditing alerts from the default rules, at the priority asked for."""
+    with (
+        WebhookSink() as sink,
+        WebhookSink() as notify,
+        start(
+            tmp_path,
+            sink,
+            notify,
+            f"--auditing.rules-file={ROOT}/configs/rules/kube-auditing.yaml",
+            "--auditing.alerting-priority=INFO",
+        ) as d,
+        d.api() as c,
+    ):
+        r = c.post("/audit/webhook/event", content=(FIXTURES / "audit-eventlist.json").read_bytes())
+        assert r.json() == {"received": 2, "matched": 2, "alerts": 3}
+        r = c.post(
+            "/audit/webhook/event", content=(FIXTURES / "kubesphere-audit-items.json").read_bytes()
+        )
+        assert r.json() == {"received": 1, "matched": 1, "alerts": 1}
+        labels = alert_labels(sink, 3)
+        assert set(labels) == {"attachorexec-pod", "create-nodeport-service", "ResourceChange"}
+        assert labels["attachorexec-pod"] == {
+            "alertname": "attachorexec-pod",
+            "alerttype": "auditing",
+            "user": "alice",
+            "verb": "create",
+            "resource": "pods",
+            "name": "web-7d9c8b6f5d-x2k4p",
+            "namespace": "shop",
+            "group": '["dev","system:authenticated"]',
+            "requestReceivedTimestamp": "2024-03-05 10:30:00.123456 +0000 UTC",
+        }
+        text = c.get("/metrics").text
+        assert 'tocsin_events_decoded_total{intake="audit"} 3.0' in text
+        assert 'tocsin_event_rules{intake="audit"} 5.0' in text

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from daemon.sources.kubeevents import decode_audit_events
 from daemon.sources.rulesets import LoadedEventRules, RuleFiles
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,3 +85,87 @@ def test_recorded_fixtures_raise_the_expected_default_alerts() -> None:
         [("notification", "NodeNotReady")],
         [("alert", "PodScheduleFailed")],
     ]
+
+
+AUDIT_RULES = ROOT / "configs/rules/kube-auditing.yaml"
+
+
+def audit_event(resource: str, verb: str = "create", **extra: Any) -> dict[str, Any]:
+    """An ``audit.k8s.io/v1`` event at ResponseComplete that succeeded."""
+    ref = {"resource": resource, "namespace": "shop", "name": "web-0", **extra.pop("ref", {})}
+    return {
+        "auditID": "a",
+        "stage": "ResponseComplete",
+        "verb": verb,
+        "user": {"username": "alice", "groups": ["dev"]},
+        "objectRef": ref,
+        "responseStatus": {"code": 201},
+        "requestReceivedTimestamp": "2024-03-05T10:30:00.123456Z",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("ev", "warning", "info"),
+    [
+        (
+            audit_event("pods", requestObject={"spec": {"hostNetwork": True}}),
+            ["create-hostnetwork-pod"],
+            ["create-hostnetwork-pod", "ResourceChange"],
+        ),
+        (
+            audit_event(
+                "pods",
+                requestObject={
+                    "spec": {"containers": [{"ports": [{"containerPort": 80, "hostPort": 8080}]}]}
+                },
+            ),
+            ["create-hostport-pod"],
+            ["create-hostport-pod", "ResourceChange"],
+        ),
+        (
+            audit_event(
+                "pods", requestObject={"spec": {"containers": [{"ports": [{"containerPort": 80}]}]}}
+            ),
+            [],
+            ["ResourceChange"],
+        ),
+        (
+            audit_event("services", "patch", requestObject={"spec": {"type": "NodePort"}}),
+            ["create-nodeport-service"],
+            ["create-nodeport-service", "ResourceChange"],
+        ),
+        (
+            audit_event("pods", "get", ref={"subresource": "exec"}),
+            ["attachorexec-pod"],
+            ["attachorexec-pod"],
+        ),
+        (
+            audit_event("pods", ref={"subresource": "attach"}),
+            ["attachorexec-pod"],
+            ["attachorexec-pod"],
+        ),
+        (audit_event("configmaps", "delete"), [], ["ResourceChange"]),
+        (audit_event("configmaps", "delete", responseStatus={"code": 403}), [], []),
+        (audit_event("configmaps", "get"), [], []),
+    ],
+)
+def test_default_audit_rules_raise_kubesphere_alerts(
+    ev: dict[str, Any], warning: list[str], info: list[str]
+) -> None:
+    """Host network, host port, NodePort, exec/attach alert at WARNING; successful
+    changes of watched resources also at INFO; reads and refused writes never."""
+    for priority, expected in (("WARNING", warning), ("INFO", info)):
+        rules = RuleFiles(audit=[str(AUDIT_RULES)], alerting_priority=priority).load()
+        assert [o.rule for o in rules.audit.outcomes(ev)] == expected, priority
+
+
+def test_default_audit_rules_read_kubesphere_go_cased_events() -> None:
+    """KubeSphere's Go-cased event (User.username, ObjectRef.Resource) matches the same
+    rules, with the message built from the output's aliases."""
+    (ev,) = decode_audit_events((FIXTURES / "kubesphere-audit-items.json").read_bytes())
+    rules = RuleFiles(audit=[str(AUDIT_RULES)], alerting_priority="INFO").load()
+    (outcome,) = rules.audit.outcomes(ev)
+    assert outcome.rule == "ResourceChange"
+    assert outcome.annotations == {"message": "admin delete deployments shop/web"}
+    assert outcome.labels["workspace"] == "system-workspace"
