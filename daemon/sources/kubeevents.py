@@ -83,6 +83,16 @@ def json_values(body: bytes) -> Generator[None, None, list[tuple[int, Any]]]:
     decode = _DECODER.raw_decode
     ws = _WS.match
     since_yield = 0
+    # Lines are counted incrementally (from the last value's start), so a body of many
+    # values costs one pass over its newlines, not one per value.
+    counted_to, line = 0, 1
+
+    def line_of(start: int) -> int:
+        nonlocal counted_to, line
+        line += text.count("\n", counted_to, start)
+        counted_to = start
+        return line
+
     while pos < end:
         if text[pos] == "[":
             pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
@@ -98,7 +108,7 @@ def json_values(body: bytes) -> Generator[None, None, list[tuple[int, Any]]]:
                     value, pos = decode(text, pos)
                 except json.JSONDecodeError as exc:
                     raise DecodeError(exc.lineno, f"invalid JSON: {exc.msg}") from None
-                values.append((_line_at(text, start), value))
+                values.append((line_of(start), value))
                 pos = ws(text, pos).end()  # type: ignore[union-attr]
                 first = False
                 if pos < end and text[pos] == ",":
@@ -114,7 +124,7 @@ def json_values(body: bytes) -> Generator[None, None, list[tuple[int, Any]]]:
                 value, pos = decode(text, pos)
             except json.JSONDecodeError as exc:
                 raise DecodeError(exc.lineno, f"invalid JSON: {exc.msg}") from None
-            values.append((_line_at(text, start), value))
+            values.append((line_of(start), value))
         pos = ws(text, pos).end()  # type: ignore[union-attr]
         since_yield += 1
         if since_yield >= STEP_VALUES:
