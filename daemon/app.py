@@ -50,6 +50,13 @@ from daemon.sources import Source, start_sources
 from daemon.sources.intake import EventIntake, RuleSets
 from daemon.sources.notifysink import NotificationSink
 from daemon.sources.rulesets import RuleFiles, RuleReload, RulesError
+from daemon.sources.watch import (
+    ApiServer,
+    EventWatch,
+    WatchConfigError,
+    in_cluster,
+    load_kubeconfig,
+)
 from daemon.store import tune_gc
 from daemon.systemd import Notifier
 from daemon.template.errors import TemplateError
@@ -245,6 +252,15 @@ def rule_files(opts: Options) -> RuleFiles:
     )
 
 
+def event_watch_api(opts: Options) -> ApiServer | None:
+    """The API server ``--events.kubeconfig`` or ``--events.watch`` names, or None."""
+    if opts.events_kubeconfig:
+        return load_kubeconfig(opts.events_kubeconfig)
+    if opts.events_watch:
+        return in_cluster()
+    return None
+
+
 def run(opts: Options) -> int:
     """Entry point for ``tocsin``: returns the process exit status."""
     configure_logging(opts.log_level, opts.log_format)
@@ -271,6 +287,11 @@ def run(opts: Options) -> int:
         log.error("rules.load_failed", err=str(exc))
         return 1
     try:
+        kube_api = event_watch_api(opts)
+    except WatchConfigError as exc:
+        log.error("events.watch_config_failed", err=str(exc))
+        return 1
+    try:
         Path(opts.storage_path).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         log.error("storage.unusable", path=opts.storage_path, err=str(exc))
@@ -282,7 +303,7 @@ def run(opts: Options) -> int:
         return 1
     failed = False
     try:
-        trio.run(serve, opts, config, templates, socks, web_config, rules)
+        trio.run(serve, opts, config, templates, socks, web_config, rules, kube_api)
     except* (PeerSetupError, HttpClientConfigError, OSError) as group:
         # Fatal start-up or I/O failures (e.g. the cluster port is taken): one clear line
         # and a non-zero exit, so systemd's restart policy applies.
@@ -298,6 +319,7 @@ async def serve(
     socks: list[socket.socket],
     web_config: tuple[WebConfigFile, ssl.SSLContext | None] | None = None,
     rules: RuleSets | None = None,
+    kube_api: ApiServer | None = None,
 ) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the config."""
     clock = SystemClock()
@@ -311,7 +333,16 @@ async def serve(
     # handled gracefully, not by the default action.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         await _serve(
-            opts, config, templates, socks, web_config, clock, storage, signals, rules or RuleSets()
+            opts,
+            config,
+            templates,
+            socks,
+            web_config,
+            clock,
+            storage,
+            signals,
+            rules or RuleSets(),
+            kube_api,
         )
 
 
@@ -325,6 +356,7 @@ async def _serve(
     storage: Path,
     signals: AsyncIterator[int],
     rules: RuleSets,
+    kube_api: ApiServer | None,
 ) -> None:
     # Imported here so that the pure core never imports quart or hypercorn.
     from daemon.api.app import create_app
@@ -376,6 +408,10 @@ async def _serve(
             sinks=[NotificationSink(u, clients.default) for u in opts.events_notification_webhooks],
         )
         sources: list[Source] = [events]
+        if kube_api is not None:
+            sources.append(
+                EventWatch(kube_api, events, clock, resolve_window=opts.events_resolve_after)
+            )
         peer = create_peer(opts, instance.silences, instance.nflog, clock)
         if peer is not None:
             instance.use_cluster(peer.wait_settled, peer.peer_wait)

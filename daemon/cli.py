@@ -49,6 +49,7 @@ _DURATIONS = {
 }
 _BOOLS = {
     "debug.stall-endpoint",
+    "events.watch",
     "web.systemd-socket",
     "cluster.allow-insecure-public-advertise-address-discovery",
 }
@@ -66,6 +67,7 @@ _STRINGS = {
     "history.export-file",
     "history.webhook-url",
     "events.workspaces-file",
+    "events.kubeconfig",
 }
 
 

@@ -58,6 +58,9 @@ class Options:
     events_workspaces_file: str = ""
     events_resolve_after: int = parse_duration("15m")
     events_notification_webhooks: tuple[str, ...] = ()
+    #: The API-server watch: a kubeconfig, or (events_watch) the pod's service account.
+    events_kubeconfig: str = ""
+    events_watch: bool = False
     auditing_rules_files: tuple[str, ...] = ()
     auditing_alerting_priority: str = "WARNING"
     log_level: str = "info"

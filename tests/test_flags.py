@@ -56,6 +56,8 @@ HONOURED: dict[str, str] = {
     "events.workspaces-file": "tests/sources/test_rulesets.py::test_workspace_rules_apply_to_the_namespaces_of_their_workspace",
     "auditing.rules-file": "tests/api/test_events_e2e.py::test_audit_webhook_shapes_become_kube_auditing_alerts",
     "auditing.alerting-priority": "tests/api/test_events_e2e.py::test_audit_webhook_shapes_become_kube_auditing_alerts",
+    "events.kubeconfig": "tests/api/test_events_e2e.py::test_watch_intake_against_a_stand_in_api_server",
+    "events.watch": "tests/api/test_events_e2e.py::test_events_watch_outside_a_pod_stops_start_up",
     "log.level": "tests/integration/test_cluster_faults.py",
     "log.format": "tests/integration/processes.py",
     "debug.stall-endpoint": "tests/integration/test_systemd.py::test_stall_endpoint_only_with_its_flag",

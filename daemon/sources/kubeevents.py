@@ -244,6 +244,17 @@ def kube_events_steps(body: bytes) -> Generator[None, None, list[dict[str, Any]]
     return events
 
 
+def kube_events_of(value: Any) -> list[dict[str, Any]]:
+    """The core/v1 Events in one already-decoded JSON value (a watch line's object, a
+    list answer); DecodeError with line 1 if it holds something else."""
+    events: list[dict[str, Any]] = []
+    try:
+        _kube_events_of(value, events, "")
+    except ValueError as exc:
+        raise DecodeError(1, str(exc)) from None
+    return events
+
+
 def decode_kube_events(body: bytes) -> list[dict[str, Any]]:
     """:func:`kube_events_steps` run to its end (for tests and tools)."""
     return _run(kube_events_steps(body))
@@ -311,5 +322,6 @@ __all__ = [
     "decode_audit_events",
     "decode_kube_events",
     "json_values",
+    "kube_events_of",
     "kube_events_steps",
 ]

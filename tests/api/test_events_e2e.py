@@ -4,7 +4,9 @@ notification webhook, refusals that change nothing, and rules that reload."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -276,3 +278,64 @@ def test_audit_webhook_shapes_become_kube_auditing_alerts(tmp_path: Path) -> Non
         text = c.get("/metrics").text
         assert 'tocsin_events_decoded_total{intake="audit"} 3.0' in text
         assert 'tocsin_event_rules{intake="audit"} 5.0' in text
+
+
+def test_watch_intake_against_a_stand_in_api_server(tmp_path: Path) -> None:
+    """--events.kubeconfig: tocsin lists and watches the stand-in API server (no real one
+    can run here); a listed and a watched BackOff both reach the receiver, and a
+    compaction (410) makes it list again, finding the missed event without re-firing
+    the others."""
+    from tests.sources.kube_apiserver import TOKEN, FakeApiServer
+
+    def backoff(uid: str, pod: str) -> dict[str, Any]:
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "metadata": {"name": f"{pod}.1", "namespace": "shop", "uid": uid},
+            "involvedObject": {"kind": "Pod", "name": pod, "namespace": "shop"},
+            "reason": "BackOff",
+            "type": "Warning",
+            "count": 5,
+            "lastTimestamp": now,
+        }
+
+    with FakeApiServer() as api, WebhookSink() as sink, WebhookSink() as notify:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+            "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+            f"clusters: [{{name: c, cluster: {{server: '{api.url}'}}}}]\n"
+            f"users: [{{name: u, user: {{token: {TOKEN}}}}}]\n"
+        )
+        api.put(backoff("u1", "listed-0"))
+        with start(tmp_path, sink, notify, f"--events.kubeconfig={kubeconfig}") as d:
+            wait_for(lambda: len(api.watches()) == 1, timeout=30)
+            api.put(backoff("u2", "watched-0"))
+            wait_for(
+                lambda: (
+                    {a["labels"].get("pod") for req in sink.received for a in req.json()["alerts"]}
+                    >= {"listed-0", "watched-0"}
+                ),
+                timeout=30,
+            )
+            # An event the watch misses (history compacted past it): found by the re-list.
+            api.put(backoff("u3", "gap-0"))
+            api.compact()
+            api.end_watches()
+            wait_for(lambda: len(api.lists()) == 2 and len(api.watches()) >= 3, timeout=30)
+            with d.api() as c:
+                wait_for(lambda: "gap-0" in c.get("/api/v2/alerts").text, timeout=30)
+                text = c.get("/metrics").text
+            assert 'tocsin_event_watch_restarts_total{reason="gone"} 1.0' in text
+            # listed-0 and watched-0 came again in the re-list, and did not fire again.
+            assert "tocsin_event_alerts_produced_total 3.0" in text
+
+
+def test_events_watch_outside_a_pod_stops_start_up(tmp_path: Path) -> None:
+    """--events.watch uses the pod's service account; outside a pod tocsin refuses to
+    start, saying so, rather than run without the watch asked for."""
+    (tmp_path / "tocsin.yml").write_text("route: {receiver: a}\nreceivers: [{name: a}]\n")
+    argv = tocsin_argv(tmp_path / "tocsin.yml", tmp_path / "data", "--events.watch")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1
+    assert "KUBERNETES_SERVICE_HOST" in done.stdout
