@@ -14,7 +14,7 @@ body is evaluated against one set from start to end.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -22,7 +22,6 @@ import trio
 from daemon.clock import Clock
 from daemon.sources import Put
 from daemon.sources import metrics as sm
-from daemon.sources.notifysink import NotificationSink
 from daemon.sources.production import Evaluation, EventRules, Intake, Outcome, evaluate_steps
 from daemon.sources.resolve import ResolveActor
 
@@ -38,6 +37,18 @@ class NoRules:
 
     def __len__(self) -> int:
         return 0
+
+
+class EventSink(Protocol):
+    """Where notification-rule events go (:class:`~daemon.sources.notifysink.NotificationSink`)."""
+
+    def offer(self, events: Sequence[dict[str, Any]]) -> None:
+        """Take ``events`` without waiting (a full sink drops and counts)."""
+        ...
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Deliver until cancelled."""
+        ...
 
 
 @attrs.frozen
@@ -75,7 +86,7 @@ class EventIntake:
         clock: Clock,
         *,
         default_resolve_after: int,
-        sinks: Sequence[NotificationSink] = (),
+        sinks: Sequence[EventSink] = (),
     ) -> None:
         self.rules = rules
         self.default_resolve_after = default_resolve_after
@@ -128,4 +139,4 @@ class EventIntake:
             task_status.started()
 
 
-__all__ = ["EventIntake", "NoRules", "RuleSets", "Summary"]
+__all__ = ["EventIntake", "EventSink", "NoRules", "RuleSets", "Summary"]

@@ -19,7 +19,7 @@ Rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -72,7 +72,7 @@ class NotificationSink:
         self._given_up = sm.notifications_dropped.labels(url, "retries")
         self._refused = sm.notifications_dropped.labels(url, "refused")
 
-    def offer(self, events: Iterable[dict[str, Any]]) -> None:
+    def offer(self, events: Sequence[dict[str, Any]]) -> None:
         """Queue ``events`` without waiting; what does not fit is dropped and counted."""
         dropped = 0
         for event in events:
