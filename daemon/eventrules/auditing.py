@@ -66,6 +66,8 @@ class AuditRule:
     file: str
     line: int
     _output_parts: tuple[_OutputPart, ...] = field(default=(), repr=False)
+    #: The condition as written, before ``${...}`` expansion (``condition.text``).
+    source: str = ""
 
     def message(self, event: Mapping[str, Any]) -> str | None:
         """``output`` rendered for ``event``, or None when the rule has none."""
@@ -361,6 +363,7 @@ def _build(entries: list[_Entry], problems: list[Problem]) -> list[AuditRule]:
                 file=e.where.file,
                 line=e.where.line,
                 _output_parts=parts,
+                source=text,
             )
         )
     return rules

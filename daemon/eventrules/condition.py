@@ -100,7 +100,6 @@ _TOKEN_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("COMMA", re.compile(r",")),
     ("NUMBER", re.compile(r"-?[0-9]+(?:\.[0-9]+)?")),
     ("BOOLEAN", re.compile(r"True|TRUE|true|False|FALSE|false")),
-    ("STRING", re.compile(r'"(?:\\"|\\\\|.)*?"', re.DOTALL)),
     # Upstream's ``('.')?`` after a segment, taken only where no segment follows, so
     # that Python's first match is ANTLR's longest one (``a.b.c``, ``a.b..c``, ``a.b.``).
     ("VAR", re.compile(rf"{_NAME}{_INDEX}?(?:\.{_NAME}{_INDEX}?(?:\.(?![a-zA-Z_]))?)*")),
@@ -117,12 +116,35 @@ class _Token:
     pos: int
 
 
+def _string_end(text: str, start: int) -> int:
+    """The end of upstream's ``STRING: '"' (ESC|.)*? '"'`` with ``ESC: '\\"' | '\\\\'``.
+
+    A scan rather than a regex: the regex's overlapping alternatives backtrack
+    exponentially on a long run of backslashes with no closing quote.
+    """
+    i = start + 1
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text) and text[i + 1] in '"\\':
+            i += 2
+        elif c == '"':
+            return i + 1
+        else:
+            i += 1
+    raise ConditionError(start, "the string has no closing quote")
+
+
 def _tokens(text: str) -> list[_Token]:
     out: list[_Token] = []
     pos = 0
     while pos < len(text):
         if text[pos] in _SPACE:
             pos += 1
+            continue
+        if text[pos] == '"':
+            end = _string_end(text, pos)
+            out.append(_Token("STRING", text[pos:end], pos))
+            pos = end
             continue
         best: tuple[int, str] | None = None
         for kind, rx in _TOKEN_RULES:
@@ -571,6 +593,19 @@ def _leaf(node: _Node, get: Getter) -> Predicate:
     return leaf
 
 
+def _chain(node: _Node) -> tuple[_Node, list[tuple[str, _Node]]]:
+    """A left-deep and/or chain as its first operand and (operator, operand) pairs.
+
+    Walked without recursion: a rule may join thousands of tests with ``or``.
+    """
+    links: list[tuple[str, _Node]] = []
+    while node.kind in ("and", "or"):
+        links.append((node.kind, node.children[1]))
+        node = node.children[0]
+    links.reverse()
+    return node, links
+
+
 def _build(node: _Node, get: Getter) -> Predicate:
     if node.kind == "paren":
         return _build(node.children[0], get)
@@ -578,11 +613,24 @@ def _build(node: _Node, get: Getter) -> Predicate:
         inner = _build(node.children[0], get)
         return lambda obj: not inner(obj)
     if node.kind in ("and", "or"):
-        left = _build(node.children[0], get)
-        right = _build(node.children[1], get)
-        if node.kind == "and":
-            return lambda obj: left(obj) and right(obj)
-        return lambda obj: left(obj) or right(obj)
+        first, links = _chain(node)
+        if len(links) == 1:
+            left, right = _build(first, get), _build(links[0][1], get)
+            if links[0][0] == "and":
+                return lambda obj: left(obj) and right(obj)
+            return lambda obj: left(obj) or right(obj)
+        head = _build(first, get)
+        steps = [(op == "and", _build(operand, get)) for op, operand in links]
+
+        def chain(obj: Mapping[str, Any]) -> bool:
+            # Left to right, one precedence: each operator applies to the result so far.
+            result = head(obj)
+            for is_and, test in steps:
+                if result == is_and:  # true before "and", false before "or": it decides
+                    result = test(obj)
+            return result
+
+        return chain
     return _leaf(node, get)
 
 
@@ -590,15 +638,18 @@ def _equalities(node: _Node) -> dict[str, frozenset[str]]:
     """Fields whose Go text must be one of a set of strings for ``node`` to hold."""
     if node.kind == "paren":
         return _equalities(node.children[0])
-    if node.kind == "and":
-        merged = dict(_equalities(node.children[0]))
-        for path, values in _equalities(node.children[1]).items():
-            merged[path] = merged[path] & values if path in merged else values
+    if node.kind in ("and", "or"):
+        first, links = _chain(node)
+        merged = _equalities(first)
+        for op, operand in links:
+            right = _equalities(operand)
+            if op == "and":
+                for path, values in right.items():
+                    merged[path] = merged[path] & values if path in merged else values
+            else:
+                merged = {p: merged[p] | right[p] for p in merged.keys() & right.keys()}
         return merged
-    if node.kind == "or":
-        left, right = (_equalities(c) for c in node.children)
-        return {p: left[p] | right[p] for p in left.keys() & right.keys()}
-    if "[" in node.var:
+    if node.kind not in ("EQU", "IN") or "[" in node.var:
         return {}
     path = ".".join(s for s in node.var.split(".") if s)
     if node.kind == "EQU" and node.literals[0].kind == "STRING":
@@ -645,13 +696,19 @@ MAX_DEPTH = 100
 
 
 def _depth(tokens: Iterator[_Token]) -> int:
-    deepest = depth = 0
+    """How deep the parser will recurse: parentheses, and each ``not`` up to the ``)``."""
+    nots = [0]  # per open parenthesis: the nots inside it, each nesting what follows
+    depth = deepest = 0
     for tok in tokens:
-        if tok.kind in ("LPAREN", "NOT"):
+        if tok.kind == "LPAREN":
+            nots.append(0)
             depth += 1
-            deepest = max(deepest, depth)
-        elif tok.kind == "RPAREN":
-            depth -= 1
+        elif tok.kind == "NOT":
+            nots[-1] += 1
+            depth += 1
+        elif tok.kind == "RPAREN" and len(nots) > 1:
+            depth -= nots.pop() + 1
+        deepest = max(deepest, depth)
     return deepest
 
 

@@ -7,22 +7,24 @@ and a Rule's rules keep their order. The first enabled rule of each type (``aler
 ``notification``) whose condition holds wins.
 
 Indexing: each rule's condition says which fields must equal one of a few strings
-(``Condition.equalities``). Every rule is filed under one such field (the one most
-rules share) and value, so an event is tested only against the rules filed under its
-own values plus the rules that have no equality to file under. The candidates are
-evaluated in rule order, so the index never changes which rule wins.
+(``Condition.equalities``). Every rule is filed under one such field (the one with the
+most distinct values in the set) and value, so an event is tested only against the
+rules filed under its own values plus the rules that have no equality to file under.
+The candidates are evaluated in rule order, so the index never changes which rule wins.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import heapq
+import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+
+import yaml
 
 from daemon.eventrules.condition import (
     Condition,
@@ -91,9 +93,16 @@ class EventRuleSet:
     workspaces: Mapping[str, Sequence[str]] = field(default_factory=dict)
     _index: dict[str, dict[str, list[int]]] = field(init=False, repr=False)
     _unindexed: list[int] = field(init=False, repr=False)
+    _index_keys: list[tuple[tuple[str, ...], dict[str, list[int]]]] = field(init=False, repr=False)
     _workspaces_of: Callable[[str], frozenset[str]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        # File each rule under its most selective field: the one with the most distinct
+        # values across the set (``reason`` rather than ``type``), so buckets stay small.
+        values: dict[str, set[str]] = {}
+        for r in self.rules:
+            for p, vs in r.condition.equalities.items():
+                values.setdefault(p, set()).update(vs)
         share = Counter(p for r in self.rules for p in r.condition.equalities)
         self._index = {}
         self._unindexed = []
@@ -102,10 +111,11 @@ class EventRuleSet:
             if not eq:
                 self._unindexed.append(pos)
                 continue
-            path = max(eq, key=lambda p: (share[p], p))
+            path = max(eq, key=lambda p: (len(values[p]), share[p], p))
             by_value = self._index.setdefault(path, {})
             for value in eq[path]:
                 by_value.setdefault(value, []).append(pos)
+        self._index_keys = [(tuple(p.split(".")), v) for p, v in self._index.items()]
         self._workspaces_of = lru_cache(maxsize=4096)(self._compute_workspaces)
 
     def _compute_workspaces(self, namespace: str) -> frozenset[str]:
@@ -118,9 +128,9 @@ class EventRuleSet:
     def candidates(self, event: Mapping[str, Any]) -> list[int]:
         """Positions of the rules that can match ``event``, in rule order."""
         lists = [self._unindexed]
-        for path, by_value in self._index.items():
+        for keys, by_value in self._index_keys:
             value: Any = event
-            for key in path.split("."):
+            for key in keys:
                 value = value.get(key) if isinstance(value, Mapping) else None
                 if value is None:
                     break
@@ -130,7 +140,11 @@ class EventRuleSet:
                     lists.append(found)
         if len(lists) == 1:
             return lists[0]
-        return list(heapq.merge(*lists))
+        if len(lists) == 2 and not lists[0]:
+            return lists[1]
+        # Disjoint sorted runs (a rule is filed under one field): timsort merges them in
+        # linear time, several times faster than heapq.merge's generator.
+        return sorted(itertools.chain.from_iterable(lists))
 
     def match(self, event: Mapping[str, Any]) -> list[EventRuleMatch]:
         """The first enabled matching rule of each type (alert first), for one event."""
@@ -439,3 +453,36 @@ def event_alert(rule: EventRule, event: Mapping[str, Any]) -> tuple[dict[str, st
     labels.update(rule.labels)
     annotations = {k: format_fields(v, event) for k, v in rule.annotations.items()}
     return labels, annotations
+
+
+def load_workspaces(path: str) -> dict[str, list[str]]:
+    """``--events.workspaces-file``: YAML ``workspace: [namespace globs]``.
+
+    Raises:
+        RuleFileError: naming the file (and line for bad YAML) and the problem.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = yaml.safe_load(f)
+    except (OSError, UnicodeDecodeError) as err:
+        raise RuleFileError([Problem(path, 0, f"cannot read: {err}")]) from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise RuleFileError(
+            [Problem(path, mark.line + 1 if mark else 0, f"bad YAML: {err}")]
+        ) from err
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise RuleFileError(
+            [Problem(path, 1, "want a map of workspace names to lists of namespace globs")]
+        )
+    for ws, globs in value.items():
+        if not isinstance(ws, str) or not isinstance(globs, list):
+            raise RuleFileError(
+                [Problem(path, 0, f"workspace {ws!r}: want a list of namespace globs")]
+            )
+        for glob in globs:
+            if not isinstance(glob, str) or not glob:
+                raise RuleFileError([Problem(path, 0, f"workspace {ws!r}: {glob!r} is not a glob")])
+    return {str(ws): list(globs) for ws, globs in value.items()}

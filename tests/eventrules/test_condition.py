@@ -184,6 +184,7 @@ def test_audit_paths_fold_case() -> None:
 def test_string_literals_are_not_unescaped() -> None:
     """A string keeps its backslashes, as upstream only trims the quotes."""
     assert compile_condition(r'message = "a\"b"')({"message": 'a\\"b'})
+    assert compile_condition(r'message = "a\\"')({"message": "a\\\\"})
     assert compile_condition(r'message regex "a\.b"')({"message": "a.b"})
     assert not compile_condition(r'message regex "a\.b"')({"message": "axb"})
 
@@ -211,6 +212,9 @@ def test_string_literals_are_not_unescaped() -> None:
         ('and = "x"', 0, "expected a field name"),
         ('reason  not  contains "x"', 8, "expected the end"),
         ('reason = "x" && count > 1', 13, "unexpected character"),
+        ('reason = "abc', 9, "no closing quote"),
+        ('reason = "a\\"', 9, "no closing quote"),
+        ('reason = "' + "\\\\" * 5000, 9, "no closing quote"),
     ],
 )
 def test_condition_errors(text: str, position: int, fragment: str) -> None:
@@ -225,6 +229,19 @@ def test_deep_nesting_is_refused() -> None:
     """A condition nested past the depth limit is refused, not a stack overflow."""
     with pytest.raises(ConditionError, match="nested"):
         compile_condition("(" * 500 + 'a = "b"' + ")" * 500)
+
+
+def test_long_chains_and_many_nots_compile() -> None:
+    """Thousands of and/or terms, and many parenthesised nots, compile and evaluate."""
+    many = " or ".join(f'reason = "R{i}"' for i in range(5000))
+    condition = compile_condition(many + ' and type = "Warning"')
+    assert condition({"reason": "R4999", "type": "Warning"})
+    assert not condition({"reason": "R4999", "type": "Normal"})
+    assert condition.equalities["reason"] == frozenset(f"R{i}" for i in range(5000))
+    spread = " and ".join(f'(not reason = "R{i}")' for i in range(300))
+    assert compile_condition(spread)({"reason": "other"})
+    with pytest.raises(ConditionError, match="nested"):
+        compile_condition("not " * 150 + 'reason = "x"')
 
 
 def test_mixed_and_or_positions() -> None:

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from daemon.eventrules.files import RuleFileError
-from daemon.eventrules.kubeevents import event_alert, format_fields, load_event_rules
+from daemon.eventrules.kubeevents import (
+    event_alert,
+    format_fields,
+    load_event_rules,
+    load_workspaces,
+)
 
 CLUSTER_RULES = """\
 apiVersion: events.kubesphere.io/v1alpha1
@@ -260,3 +265,28 @@ def test_index_keeps_the_winner(tmp_path: Path) -> None:
             got = [m.rule.name for m in rules.match(event)]
             assert got == ([expected] if expected else [])
     assert len(rules.candidates({**backoff(), "reason": "R3"})) < 20
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[a]", "want a map of workspace names"),
+        ("retail: shop", "workspace 'retail': want a list of namespace globs"),
+        ("retail: ['']", "workspace 'retail': '' is not a glob"),
+        ("retail: [", "bad YAML"),
+    ],
+)
+def test_workspace_map_errors(tmp_path: Path, text: str, fragment: str) -> None:
+    """A malformed workspaces file is refused, naming the file and the problem."""
+    path = write(tmp_path, "ws.yaml", text)
+    with pytest.raises(RuleFileError, match=r"ws\.yaml") as caught:
+        load_workspaces(path)
+    assert fragment in str(caught.value)
+
+
+def test_workspace_map_loads(tmp_path: Path) -> None:
+    """``workspace: [globs]`` loads as given; an empty file is an empty map."""
+    assert load_workspaces(write(tmp_path, "ws.yaml", "retail: [shop, 'store-*']\n")) == {
+        "retail": ["shop", "store-*"]
+    }
+    assert load_workspaces(write(tmp_path, "empty.yaml", "")) == {}
