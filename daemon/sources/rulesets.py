@@ -11,16 +11,20 @@ position in the condition, as the rule loaders give them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
-import yaml
 
 from daemon.clock import NS_PER_SECOND
 from daemon.eventrules.auditing import AuditRuleSet, audit_alert, load_audit_rules
 from daemon.eventrules.files import RuleFileError
-from daemon.eventrules.kubeevents import EventRuleSet, event_alert, load_event_rules
+from daemon.eventrules.kubeevents import (
+    EventRuleSet,
+    event_alert,
+    load_event_rules,
+    load_workspaces,
+)
 from daemon.sources.intake import EventIntake, NoRules, RuleSets
 from daemon.sources.production import EventRules, Outcome
 
@@ -75,32 +79,6 @@ class LoadedAuditRules:
         return len(self.rules.rules)
 
 
-def load_workspaces(path: str) -> dict[str, list[str]]:
-    """``--events.workspaces-file``: YAML ``workspace: [namespace globs]``."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RulesError(f"{path}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise RulesError(f"{path}{line}: bad YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise RulesError(f"{path}: want a map of workspace names to lists of namespace globs")
-    out: dict[str, list[str]] = {}
-    for workspace, globs in data.items():
-        if not isinstance(workspace, str) or not isinstance(globs, list):
-            raise RulesError(f"{path}: workspace {workspace!r}: want a list of namespace globs")
-        for glob in globs:
-            if not isinstance(glob, str) or not glob:
-                raise RulesError(f"{path}: workspace {workspace!r}: {glob!r} is not a glob")
-        out[workspace] = list(globs)
-    return out
-
-
 @attrs.frozen
 class RuleFiles:
     """Where the rules come from: the flags' values."""
@@ -116,10 +94,10 @@ class RuleFiles:
         Raises:
             RulesError: naming each problem's file, line, rule and condition position.
         """
-        workspaces = load_workspaces(self.workspaces_file) if self.workspaces_file else None
         events: EventRules = NoRules()
         audit: EventRules = NoRules()
         try:
+            workspaces = load_workspaces(self.workspaces_file) if self.workspaces_file else None
             if self.events:
                 events = LoadedEventRules(load_event_rules(list(self.events), workspaces))
             if self.audit:
@@ -149,5 +127,4 @@ __all__ = [
     "RuleFiles",
     "RuleReload",
     "RulesError",
-    "load_workspaces",
 ]

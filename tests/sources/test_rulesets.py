@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.clock import NS_PER_SECOND
-from daemon.sources.rulesets import RuleFiles, RulesError, load_workspaces
+from daemon.sources.rulesets import RuleFiles, RulesError
 
 RULE = """
 apiVersion: events.kubesphere.io/v1alpha1
@@ -101,5 +101,5 @@ def test_bad_workspace_files_name_the_file(tmp_path: Path, text: str, problem: s
     path = tmp_path / "ws.yaml"
     path.write_text(text)
     with pytest.raises(RulesError) as caught:
-        load_workspaces(str(path))
+        RuleFiles(workspaces_file=str(path)).load()
     assert str(path) in str(caught.value) and problem in str(caught.value)
