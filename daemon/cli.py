@@ -45,7 +45,6 @@ _DURATIONS = {
     "cluster.reconnect-interval",
     "cluster.reconnect-timeout",
     "history.retention",
-    "events.resolve-after",
 }
 _BOOLS = {
     "debug.stall-endpoint",
@@ -69,6 +68,13 @@ _STRINGS = {
     "events.workspaces-file",
     "events.kubeconfig",
 }
+
+
+def _positive_duration(text: str) -> int:
+    value = _duration(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be longer than 0s")
+    return value
 
 
 def _webhook_url(text: str) -> str:
@@ -122,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="initial peers (may be repeated)",
+    )
+    p.add_argument(
+        "--events.resolve-after",
+        dest="events_resolve_after",
+        type=_positive_duration,
+        default=defaults.events_resolve_after,
+        help="how long an event alert stays firing after its event last occurred",
     )
     p.add_argument(
         "--events.rules-file",

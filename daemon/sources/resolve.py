@@ -138,10 +138,15 @@ class ResolveBook:
         seen = self.seen
         while len(seen) > self.max_seen:
             del seen[next(iter(seen))]
+        # Oldest first, so the walk stops at the first identity still fresh: a batch
+        # costs what it expires, not the size of the table.
         horizon = now - SEEN_TTL
-        for identity, (_, last) in list(seen.items()):
+        expired = []
+        for identity, (_, last) in seen.items():
             if last >= horizon:
                 break
+            expired.append(identity)
+        for identity in expired:
             del seen[identity]
 
     def due(self, now: int) -> list[Alert]:

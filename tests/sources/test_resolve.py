@@ -10,7 +10,13 @@ import trio.testing
 
 from daemon.alert import Alert
 from daemon.clock import NS_PER_SECOND, TrioClock
-from daemon.sources.resolve import Occurrence, ResolveActor, ResolveBook, event_identity
+from daemon.sources.resolve import (
+    SEEN_TTL,
+    Occurrence,
+    ResolveActor,
+    ResolveBook,
+    event_identity,
+)
 
 S = NS_PER_SECOND
 T0 = 1_767_225_600 * S
@@ -154,3 +160,12 @@ async def test_actor_keeps_firing_while_the_event_recurs(
             assert len(put.puts) == 30 and at - start == 28 * 240 + 300
             assert last.ends_at == T0 + (28 * 240 + 300) * S
             nursery.cancel_scope.cancel()
+
+
+def test_expired_identities_are_forgotten() -> None:
+    """An identity not seen for SEEN_TTL is forgotten: the same event later is new again."""
+    book = ResolveBook()
+    book.occur([occ(1, identity="old")], T0)
+    book.occur([occ(1, identity="new")], T0 + SEEN_TTL)
+    book.occur([occ(1, identity="other")], T0 + SEEN_TTL + 1)
+    assert list(book.seen) == ["new", "other"]
