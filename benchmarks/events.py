@@ -38,6 +38,7 @@ from daemon.sources.kubeevents import decode_kube_events
 from daemon.sources.production import evaluate_steps
 from daemon.sources.resolve import ResolveBook
 from daemon.sources.rulesets import RuleFiles
+from daemon.sources.steps import finish
 
 RULES = ROOT / "configs/rules/kube-events.yaml"
 BATCH = 500
@@ -191,13 +192,7 @@ def breakdown(bodies: list[bytes]) -> None:
     t0 = time.process_time()
     events = [e for body in bodies for e in decode_kube_events(body)]
     t1 = time.process_time()
-    steps = evaluate_steps("events", rules, events, 15 * 60 * NS_PER_SECOND)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            evaluation = done.value
-            break
+    evaluation = finish(evaluate_steps("events", rules, events, 15 * 60 * NS_PER_SECOND))
     t2 = time.process_time()
     ResolveBook().occur(evaluation.occurrences, 0)
     t3 = time.process_time()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from daemon import __version__
@@ -84,6 +84,19 @@ def _webhook_url(text: str) -> str:
     return text
 
 
+#: The repeatable flags of the Kubernetes event sources: flag, attribute, type, help.
+_EVENT_REPEATED: tuple[tuple[str, str, Callable[[str], str], str], ...] = (
+    ("--events.rules-file", "events_rules_files", str, "kube-events Rule files, a glob"),
+    ("--auditing.rules-file", "auditing_rules_files", str, "kube-auditing Rule files, a glob"),
+    (
+        "--events.notification-webhook",
+        "events_notification_webhooks",
+        _webhook_url,
+        "where events matched by notification rules go, as NDJSON",
+    ),
+)
+
+
 def _attr(flag: str) -> str:
     return flag.replace(".", "_").replace("-", "_")
 
@@ -136,34 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.events_resolve_after,
         help="how long an event alert stays firing after its event last occurred",
     )
-    p.add_argument(
-        "--events.rules-file",
-        dest="events_rules_files",
-        action="append",
-        default=[],
-        help="kube-events Rule files, a glob (may be repeated)",
-    )
-    p.add_argument(
-        "--auditing.rules-file",
-        dest="auditing_rules_files",
-        action="append",
-        default=[],
-        help="kube-auditing Rule files, a glob (may be repeated)",
-    )
+    for flag, dest, kind, text in _EVENT_REPEATED:
+        p.add_argument(flag, dest=dest, action="append", type=kind, default=[], help=text)
     p.add_argument(
         "--auditing.alerting-priority",
         dest="auditing_alerting_priority",
         choices=("DEBUG", "INFO", "WARNING"),
         default=defaults.auditing_alerting_priority,
         help="audit rules below this priority raise no alert",
-    )
-    p.add_argument(
-        "--events.notification-webhook",
-        dest="events_notification_webhooks",
-        action="append",
-        type=_webhook_url,
-        default=[],
-        help="where events matched by notification rules go, as NDJSON (may be repeated)",
     )
     p.add_argument("--log.level", dest="log_level", choices=LEVELS, default="info")
     p.add_argument("--log.format", dest="log_format", choices=("logfmt", "json"), default=None)
@@ -175,7 +168,7 @@ def parse_args(argv: Sequence[str]) -> Options:
     ns = build_parser().parse_args(list(argv))
     values = vars(ns)
     values["cluster_peers"] = tuple(values["cluster_peers"])
-    for repeated in ("events_rules_files", "events_notification_webhooks", "auditing_rules_files"):
+    for _, repeated, _, _ in _EVENT_REPEATED:
         values[repeated] = tuple(values[repeated])
     values["web_listen_addresses"] = tuple(values["web_listen_addresses"]) or (
         Options().web_listen_addresses

@@ -30,14 +30,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import attrs
 
-#: A pure computation in slices: ``yield`` marks a safe point, the return value is the
-#: result (the shape :func:`daemon.api.cooperative.run_cooperatively` drives).
-Steps = Generator[None, None, Any]
+from daemon.sources.steps import finish
 
 #: Values decoded between two yields of a decoding generator.
 STEP_VALUES = 64
@@ -230,18 +228,26 @@ def _json_kind(value: Any) -> str:
     return "a number"
 
 
-def kube_events_steps(body: bytes) -> Generator[None, None, list[dict[str, Any]]]:
-    """The core/v1 Events of an event-intake body, in body order (see module doc)."""
+#: Appends the events in one JSON value to a list; ValueError names what is wrong.
+Collect = Callable[[Any, list[dict[str, Any]], str], None]
+
+
+def _events_steps(body: bytes, collect: Collect) -> Generator[None, None, list[dict[str, Any]]]:
     values = yield from json_values(body)
     events: list[dict[str, Any]] = []
     for n, (line, value) in enumerate(values):
         try:
-            _kube_events_of(value, events, "")
+            collect(value, events, "")
         except ValueError as exc:
             raise DecodeError(line, str(exc)) from None
         if n % STEP_VALUES == STEP_VALUES - 1:
             yield
     return events
+
+
+def kube_events_steps(body: bytes) -> Generator[None, None, list[dict[str, Any]]]:
+    """The core/v1 Events of an event-intake body, in body order (see module doc)."""
+    return _events_steps(body, _kube_events_of)
 
 
 def kube_events_of(value: Any) -> list[dict[str, Any]]:
@@ -257,7 +263,7 @@ def kube_events_of(value: Any) -> list[dict[str, Any]]:
 
 def decode_kube_events(body: bytes) -> list[dict[str, Any]]:
     """:func:`kube_events_steps` run to its end (for tests and tools)."""
-    return _run(kube_events_steps(body))
+    return finish(kube_events_steps(body))
 
 
 # --- audit events ----------------------------------------------------------------------
@@ -290,30 +296,12 @@ def _audit_events_of(value: Any, into: list[dict[str, Any]], where: str) -> None
 
 def audit_events_steps(body: bytes) -> Generator[None, None, list[dict[str, Any]]]:
     """The audit events of an audit-intake body, in body order (see module doc)."""
-    values = yield from json_values(body)
-    events: list[dict[str, Any]] = []
-    for n, (line, value) in enumerate(values):
-        try:
-            _audit_events_of(value, events, "")
-        except ValueError as exc:
-            raise DecodeError(line, str(exc)) from None
-        if n % STEP_VALUES == STEP_VALUES - 1:
-            yield
-    return events
+    return _events_steps(body, _audit_events_of)
 
 
 def decode_audit_events(body: bytes) -> list[dict[str, Any]]:
     """:func:`audit_events_steps` run to its end (for tests and tools)."""
-    return _run(audit_events_steps(body))
-
-
-def _run(steps: Generator[None, None, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: list[dict[str, Any]] = done.value
-            return result
+    return finish(audit_events_steps(body))
 
 
 __all__ = [

@@ -49,6 +49,7 @@ from daemon.sources import Put
 from daemon.sources import metrics as sm
 from daemon.sources.intake import EventIntake
 from daemon.sources.kubeevents import DecodeError, kube_events_of
+from daemon.sources.steps import run_sliced
 
 log = structlog.get_logger("tocsin.sources")
 
@@ -382,14 +383,7 @@ class EventWatch:
         if not events:
             return
         sm.bodies_received.labels("events").inc()
-        steps = self.intake.evaluate_steps("events", events)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                evaluation = done.value
-                break
-            await trio.lowlevel.checkpoint()
+        evaluation = await run_sliced(self.intake.evaluate_steps("events", events))
         await self.intake.apply(evaluation)
 
 

@@ -3,7 +3,8 @@ the last occurrence: the pure book, then the actor on trio's virtual clock."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 
 import trio
 import trio.testing
@@ -113,53 +114,55 @@ class Recorder:
         self.puts.append((trio.current_time(), list(alerts)))
 
 
+@contextlib.asynccontextmanager
+async def running_actor(seconds: float) -> AsyncIterator[tuple[ResolveActor, Recorder]]:
+    """A resolve actor on trio's clock, its puts recorded; cancelled at the end."""
+    put = Recorder()
+    with trio.fail_after(seconds):
+        async with trio.open_nursery() as nursery:
+            actor = ResolveActor(TrioClock(T0))
+            await nursery.start(actor.run, put)
+            yield actor, put
+            nursery.cancel_scope.cancel()
+
+
 async def test_actor_resolves_after_the_last_occurrence(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """On virtual time: fired at 0, bumped at 200 s, re-put resolved at exactly 500 s."""
-    put = Recorder()
-    with trio.fail_after(3600):
-        async with trio.open_nursery() as nursery:
-            actor = ResolveActor(TrioClock(T0))
-            await nursery.start(actor.run, put)
-            start = trio.current_time()
-            assert await actor.occur([occ(1)]) == 1
-            await trio.sleep(200)
-            assert await actor.occur([occ(2)]) == 1
-            assert await actor.occur([occ(2)]) == 0
-            await trio.sleep(299)
-            assert len(put.puts) == 2
-            await trio.sleep(2)
-            assert len(put.puts) == 3
-            at, (resolved,) = put.puts[2]
-            assert at - start == 500
-            assert resolved.ends_at == T0 + 500 * S and resolved.starts_at == T0
-            nursery.cancel_scope.cancel()
+    async with running_actor(3600) as (actor, put):
+        start = trio.current_time()
+        assert await actor.occur([occ(1)]) == 1
+        await trio.sleep(200)
+        assert await actor.occur([occ(2)]) == 1
+        assert await actor.occur([occ(2)]) == 0
+        await trio.sleep(299)
+        assert len(put.puts) == 2
+        await trio.sleep(2)
+        assert len(put.puts) == 3
+        at, (resolved,) = put.puts[2]
+        assert at - start == 500
+        assert resolved.ends_at == T0 + 500 * S and resolved.starts_at == T0
 
 
 async def test_actor_keeps_firing_while_the_event_recurs(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """An event bumped every 4 minutes with resolve_after 5 minutes never resolves."""
-    put = Recorder()
-    with trio.fail_after(36_000):
-        async with trio.open_nursery() as nursery:
-            actor = ResolveActor(TrioClock(T0))
-            await nursery.start(actor.run, put)
-            start = trio.current_time()
-            for count in range(1, 30):
-                await actor.occur([occ(count)])
-                await trio.sleep(240)
-            # One put per occurrence, each firing, all of one spell: no resolve between.
-            assert len(put.puts) == 29
-            for at, (alert,) in put.puts:
-                assert alert.starts_at == T0
-                assert not alert.resolved(T0 + int((at - start) * S))
-            await trio.sleep(61)
-            at, (last,) = put.puts[-1]
-            assert len(put.puts) == 30 and at - start == 28 * 240 + 300
-            assert last.ends_at == T0 + (28 * 240 + 300) * S
-            nursery.cancel_scope.cancel()
+    async with running_actor(36_000) as (actor, put):
+        start = trio.current_time()
+        for count in range(1, 30):
+            await actor.occur([occ(count)])
+            await trio.sleep(240)
+        # One put per occurrence, each firing, all of one spell: no resolve between.
+        assert len(put.puts) == 29
+        for at, (alert,) in put.puts:
+            assert alert.starts_at == T0
+            assert not alert.resolved(T0 + int((at - start) * S))
+        await trio.sleep(61)
+        at, (last,) = put.puts[-1]
+        assert len(put.puts) == 30 and at - start == 28 * 240 + 300
+        assert last.ends_at == T0 + (28 * 240 + 300) * S
 
 
 def test_expired_identities_are_forgotten() -> None:
