@@ -80,53 +80,44 @@ def json_values(body: bytes) -> Generator[None, None, list[tuple[int, Any]]]:
         raise DecodeError(1, "empty body")
     decode = _DECODER.raw_decode
     ws = _WS.match
-    since_yield = 0
     # Lines are counted incrementally (from the last value's start), so a body of many
     # values costs one pass over its newlines, not one per value.
     counted_to, line = 0, 1
 
-    def line_of(start: int) -> int:
+    def take(start: int) -> int:
+        """Decode the value at ``start``; the position after it and its white space."""
         nonlocal counted_to, line
+        try:
+            value, after = decode(text, start)
+        except json.JSONDecodeError as exc:
+            raise DecodeError(exc.lineno, f"invalid JSON: {exc.msg}") from None
         line += text.count("\n", counted_to, start)
         counted_to = start
-        return line
+        values.append((line, value))
+        return ws(text, after).end()  # type: ignore[union-attr]
 
     while pos < end:
-        if text[pos] == "[":
+        if text[pos] != "[":
+            pos = take(pos)
+        else:
             pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
-            first = True
+            if pos < end and text[pos] == "]":
+                pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
+                continue
             while True:
                 if pos >= end:
                     raise DecodeError(_line_at(text, pos), "unterminated JSON array")
-                if text[pos] == "]" and first:
-                    pos += 1
-                    break
-                start = pos
-                try:
-                    value, pos = decode(text, pos)
-                except json.JSONDecodeError as exc:
-                    raise DecodeError(exc.lineno, f"invalid JSON: {exc.msg}") from None
-                values.append((line_of(start), value))
-                pos = ws(text, pos).end()  # type: ignore[union-attr]
-                first = False
+                pos = take(pos)
+                if len(values) % STEP_VALUES == 0:
+                    yield
                 if pos < end and text[pos] == ",":
                     pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
                     continue
                 if pos < end and text[pos] == "]":
-                    pos += 1
+                    pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
                     break
                 raise DecodeError(_line_at(text, pos), "expected ',' or ']' in JSON array")
-        else:
-            start = pos
-            try:
-                value, pos = decode(text, pos)
-            except json.JSONDecodeError as exc:
-                raise DecodeError(exc.lineno, f"invalid JSON: {exc.msg}") from None
-            values.append((line_of(start), value))
-        pos = ws(text, pos).end()  # type: ignore[union-attr]
-        since_yield += 1
-        if since_yield >= STEP_VALUES:
-            since_yield = 0
+        if len(values) % STEP_VALUES == 0:
             yield
     return values
 

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sources.kubeevents import DecodeError, decode_audit_events, decode_kube_events
+from daemon.sources.kubeevents import (
+    STEP_VALUES,
+    DecodeError,
+    decode_audit_events,
+    decode_kube_events,
+    kube_events_steps,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -137,3 +143,19 @@ def test_bad_audit_bodies_are_refused(body: bytes, line: int, problem: str) -> N
     with pytest.raises(DecodeError) as caught:
         decode_audit_events(body)
     assert (caught.value.line, problem in caught.value.problem) == (line, True)
+
+
+def test_decoding_yields_between_values_of_one_array() -> None:
+    """A body that is one large JSON array is decoded in slices too (the event loop gets
+    a turn every STEP_VALUES values), not in one stretch."""
+    body = json.dumps([{"involvedObject": {}, "reason": str(i)} for i in range(10 * STEP_VALUES)])
+    steps = kube_events_steps(body.encode())
+    yields = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            events = done.value
+            break
+        yields += 1
+    assert len(events) == 10 * STEP_VALUES and yields >= 10
