@@ -4,6 +4,8 @@ the alerts KubeSphere's shipped rules raise for the same events."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +171,17 @@ def test_default_audit_rules_read_kubesphere_go_cased_events() -> None:
     assert outcome.rule == "ResourceChange"
     assert outcome.annotations == {"message": "admin delete deployments shop/web"}
     assert outcome.labels["workspace"] == "system-workspace"
+
+
+def test_default_rule_files_pass_tocsinctl_rules_check_without_warnings() -> None:
+    """``tocsinctl rules check`` accepts both default files with no and/or or unused
+    macro warnings: they are an example to copy."""
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon.ctl", "rules", "check", str(EVENT_RULES), str(AUDIT_RULES)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 0 warning(s)" in done.stdout
