@@ -97,6 +97,7 @@ class EventIntake:
     def use(self, rules: RuleSets) -> None:
         """Evaluate bodies that start from now on against ``rules``."""
         self.rules = rules
+        sm.rules_last_reload_successful.set(1)
         sm.rules_loaded.labels("events").set(len(rules.events))
         sm.rules_loaded.labels("audit").set(len(rules.audit))
 

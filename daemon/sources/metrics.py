@@ -61,7 +61,7 @@ rules_loaded = Gauge(
 )
 rules_last_reload_successful = Gauge(
     "tocsin_event_rules_last_reload_successful",
-    "Whether the last load of the event and audit rule files succeeded.",
+    "Whether the last load of the event and audit rule files succeeded (a failed reload keeps the rules that run).",
     registry=REGISTRY,
 )
 notifications_sent = Counter(

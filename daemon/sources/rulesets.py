@@ -25,6 +25,7 @@ from daemon.eventrules.kubeevents import (
     load_event_rules,
     load_workspaces,
 )
+from daemon.sources import metrics as sm
 from daemon.sources.intake import EventIntake, NoRules, RuleSets
 from daemon.sources.production import EventRules, Outcome
 
@@ -115,7 +116,11 @@ class RuleReload:
     intake: EventIntake
 
     def load(self) -> RuleSets:
-        return self.files.load()
+        try:
+            return self.files.load()
+        except RulesError:
+            sm.rules_last_reload_successful.set(0)
+            raise
 
     def use(self, rules: RuleSets) -> None:
         self.intake.use(rules)

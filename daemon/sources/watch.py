@@ -289,6 +289,10 @@ class EventWatch:
                     )
                     await trio.sleep(delay)
 
+    async def _headers(self) -> dict[str, str]:
+        # A token file is read in a thread: it is a file read on every request.
+        return await trio.to_thread.run_sync(self.api.headers)
+
     def _check(self, response: httpx.Response) -> None:
         if response.status_code == 410:
             raise Gone()
@@ -300,7 +304,7 @@ class EventWatch:
         params: dict[str, str | int] = {"limit": LIST_PAGE}
         while True:
             response = await client.get(
-                f"{self.api.server}/api/v1/events", params=params, headers=self.api.headers()
+                f"{self.api.server}/api/v1/events", params=params, headers=await self._headers()
             )
             if response.status_code == 410 and "continue" in params:
                 # The continue token expired mid-list: start the list over.
@@ -330,7 +334,7 @@ class EventWatch:
             "timeoutSeconds": self.watch_seconds,
         }
         async with client.stream(
-            "GET", f"{self.api.server}/api/v1/events", params=params, headers=self.api.headers()
+            "GET", f"{self.api.server}/api/v1/events", params=params, headers=await self._headers()
         ) as response:
             self._check(response)
             # The stream is read to its end even after an ERROR line (the server ends it

@@ -199,6 +199,7 @@ def test_rules_reload_with_the_config_and_a_bad_rule_keeps_the_old(tmp_path: Pat
             assert r.status_code == 500
             assert str(rule_file) in r.text and "e2e/NodeNotReady" in r.text
             assert "condition at position" in r.text
+            assert "tocsin_event_rules_last_reload_successful 0.0" in c.get("/metrics").text
             changed = json.loads(node)
             changed["count"] = 2
             r = c.post("/api/v1/events", content=json.dumps(changed).encode())
