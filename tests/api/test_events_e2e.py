@@ -80,12 +80,12 @@ def start(tmp: Path, sink: WebhookSink, notify: WebhookSink, *extra: str) -> Any
 
 
 def alert_labels(sink: WebhookSink, count: int) -> dict[str, dict[str, str]]:
-    """alertname → labels of the firing alerts in the first ``count`` notifications."""
+    """alertname → labels of its first firing alert, once ``count`` notifications came."""
     out: dict[str, dict[str, str]] = {}
     for request in sink.wait_count(count):
         for alert in request.json()["alerts"]:
             if alert["status"] == "firing":
-                out[alert["labels"]["alertname"]] = alert["labels"]
+                out.setdefault(alert["labels"]["alertname"], alert["labels"])
     return out
 
 
@@ -110,15 +110,34 @@ def test_every_event_shape_becomes_alerts_and_notifications(tmp_path: Path) -> N
                 "/api/v1/events", content=(FIXTURES / "kube-events-exporter.ndjson").read_bytes()
             )
             assert r.json() == {"received": 2, "matched": 2, "alerts": 0}
+            # The same lines about another pod: a new alert in the PodBackOff group.
+            other = (FIXTURES / "kube-events-exporter.ndjson").read_text()
+            other = other.replace("x2k4p", "other").replace('"uid":"6a0d', '"uid":"7a0d')
+            r = c.post("/api/v1/events", content=other.encode())
+            assert r.json() == {"received": 2, "matched": 2, "alerts": 1}
+        wait_for(
+            lambda: any(
+                a["labels"].get("pod") == "web-7d9c8b6f5d-other"
+                for req in sink.received
+                for a in req.json()["alerts"]
+            ),
+            timeout=20,
+        )
         labels = alert_labels(sink, 4)
-        assert labels["PodBackOff"] == {
+        backoffs = [
+            a["labels"]
+            for req in sink.received
+            for a in req.json()["alerts"]
+            if a["labels"]["alertname"] == "PodBackOff"
+        ]
+        assert {
             "alertname": "PodBackOff",
             "alerttype": "event",
             "pod": "web-7d9c8b6f5d-x2k4p",
             "namespace": "shop",
             "container": "app",
             "severity": "warning",
-        }
+        } in backoffs
         assert labels["NodeNotReady"] == {
             "alertname": "NodeNotReady",
             "alerttype": "event",
@@ -136,7 +155,7 @@ def test_every_event_shape_becomes_alerts_and_notifications(tmp_path: Path) -> N
             a
             for req in sink.received
             for a in req.json()["alerts"]
-            if a["labels"]["alertname"] == "PodBackOff"
+            if a["labels"].get("pod") == "web-7d9c8b6f5d-x2k4p"
         )
         assert backoff["annotations"]["summary"] == "back-off, count 7"
         assert backoff["annotations"]["message"].startswith("Back-off restarting failed container")
