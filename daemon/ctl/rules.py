@@ -171,7 +171,8 @@ def check(inv: Invocation) -> int:
     return 0
 
 
-def _read_events(path: str) -> list[Mapping[str, Any]]:
+def _read_events(path: str) -> tuple[list[Mapping[str, Any]], bool]:
+    """The events, and whether the file held several (an array or one a line)."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -180,7 +181,6 @@ def _read_events(path: str) -> list[Mapping[str, Any]]:
     try:
         value = json.loads(text)
     except ValueError:
-        value = None
         try:
             value = [json.loads(line) for line in text.splitlines() if line.strip()]
         except ValueError as err:
@@ -190,7 +190,7 @@ def _read_events(path: str) -> list[Mapping[str, Any]]:
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(i, Mapping) for i in items):
         raise CtlError(f"{path}: each event must be a JSON object")
-    return items
+    return items, isinstance(value, list)
 
 
 def _is_audit(event: Mapping[str, Any]) -> bool:
@@ -220,12 +220,13 @@ def test(inv: Invocation) -> int:
         raise CtlError("the rule files do not load:\n" + "\n".join(str(p) for p in problems))
     results: list[dict[str, Any]] = []
     priority = str(inv.values.get("auditing_alerting_priority") or "WARNING")
-    for event in _read_events(str(event_path)):
+    events_in, several = _read_events(str(event_path))
+    for event in events_in:
         if _is_audit(event):
             results.append(_test_audit(audits, event, priority))
         else:
             results.append(_test_event(events, event))
-    json.dump(results if len(results) > 1 else results[0], inv.out, indent=2, ensure_ascii=False)
+    json.dump(results if several else results[0], inv.out, indent=2, ensure_ascii=False)
     inv.out.write("\n")
     return 0
 
@@ -249,9 +250,7 @@ def _test_event(rules: EventRuleSet | None, event: Mapping[str, Any]) -> dict[st
             entry["alert"] = {"labels": labels, "annotations": annotations}
             if rule.resolve_after is not None:
                 entry["resolve_after_seconds"] = rule.resolve_after
-        results = out["matches"]
-        assert isinstance(results, list)
-        results.append(entry)
+        out["matches"].append(entry)
     for rule in rules.rules:
         why = rule.condition.explain(event)
         if why is not None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.eventrules.condition import Condition, ConditionError, compile_condition, go_sprint
-from daemon.eventrules.files import Problem, RuleFileError, expand_paths, read_objects
+from daemon.eventrules.files import Problem, RuleFileError, problem_at, rule_objects
 from daemon.gocompat.timestamp import TimestampError, format_nano, parse_rfc3339
 
 __all__ = [
@@ -237,61 +237,43 @@ _ENTRY_KEYS = {
 def _read_entries(paths: Sequence[str], problems: list[Problem]) -> list[_Entry]:
     entries: list[_Entry] = []
     objects: list[tuple[str, str, list[_Entry]]] = []
-    for path in expand_paths(paths, problems):
-        for doc in read_objects(path, problems):
-            obj = doc.value
-            where = Problem(doc.file, doc.line, "")
-            kind, api = obj.get("kind"), str(obj.get("apiVersion", ""))
-            if kind != "Rule" or (api and not api.startswith("auditing.kubesphere.io/")):
-                problems.append(
-                    Problem(
-                        doc.file,
-                        doc.line,
-                        f"expected kind Rule of auditing.kubesphere.io, got {kind!r} {api!r}",
-                    )
-                )
+    for doc in rule_objects(paths, "auditing.kubesphere.io", problems):
+        obj = doc.value
+        meta_value = obj.get("metadata")
+        meta: Mapping[str, Any] = meta_value if isinstance(meta_value, Mapping) else {}
+        cr = str(meta.get("name") or "")
+        ns = str(meta.get("namespace") or "")
+        if not cr:
+            problems.append(Problem(doc.file, doc.line, "metadata.name is missing"))
+            continue
+        spec = obj.get("spec")
+        raw_entries = spec.get("rules") if isinstance(spec, Mapping) else None
+        if not isinstance(raw_entries, list):
+            problems.append(Problem(doc.file, doc.line, "spec.rules must be a list", cr))
+            continue
+        mine: list[_Entry] = []
+        for i, raw in enumerate(raw_entries):
+            line = doc.rule_lines[i] if i < len(doc.rule_lines) else doc.line
+            if not isinstance(raw, Mapping):
+                problems.append(Problem(doc.file, line, f"spec.rules[{i}] must be an object", cr))
                 continue
-            meta_value = obj.get("metadata")
-            meta: Mapping[str, Any] = meta_value if isinstance(meta_value, Mapping) else {}
-            cr = str(meta.get("name") or "")
-            ns = str(meta.get("namespace") or "")
-            if not cr:
-                problems.append(Problem(doc.file, doc.line, "metadata.name is missing"))
-                continue
-            spec = obj.get("spec")
-            raw_entries = spec.get("rules") if isinstance(spec, Mapping) else None
-            if not isinstance(raw_entries, list):
-                problems.append(Problem(doc.file, doc.line, "spec.rules must be a list", cr))
-                continue
-            mine: list[_Entry] = []
-            for i, raw in enumerate(raw_entries):
-                line = doc.rule_lines[i] if i < len(doc.rule_lines) else doc.line
-                if not isinstance(raw, Mapping):
-                    problems.append(
-                        Problem(doc.file, line, f"spec.rules[{i}] must be an object", cr)
-                    )
+            name = raw.get("name")
+            where = Problem(doc.file, line, "", f"{cr}/{name if name else f'rules[{i}]'}")
+            entry = _check_entry(raw, where, cr, problems)
+            if entry is not None:
+                entry.ns = ns
+                if any(e.name == entry.name for e in mine):
+                    problems.append(problem_at(where, f"a second entry named {entry.name!r}"))
                     continue
-                name = raw.get("name")
-                where = Problem(doc.file, line, "", f"{cr}/{name if name else f'rules[{i}]'}")
-                entry = _check_entry(raw, where, cr, problems)
-                if entry is not None:
-                    entry.ns = ns
-                    if any(e.name == entry.name for e in mine):
-                        problems.append(_at(where, f"a second entry named {entry.name!r}"))
-                        continue
-                    mine.append(entry)
-            objects.append((ns, cr, mine))
+                mine.append(entry)
+        objects.append((ns, cr, mine))
     seen_crs: set[str] = set()
     for _, cr, mine in sorted(objects, key=lambda o: (o[0], o[1])):
         if cr in seen_crs and mine:
-            problems.append(_at(mine[0].where, f"a second Rule object named {cr!r}"))
+            problems.append(problem_at(mine[0].where, f"a second Rule object named {cr!r}"))
         seen_crs.add(cr)
         entries.extend(mine)
     return entries
-
-
-def _at(where: Problem, message: str, position: int | None = None) -> Problem:
-    return Problem(where.file, where.line, message, where.rule, position)
 
 
 def _check_entry(
@@ -300,28 +282,30 @@ def _check_entry(
     before = len(problems)
     unknown = sorted(str(k) for k in raw if k not in _ENTRY_KEYS)
     if unknown:
-        problems.append(_at(where, f"unknown field(s) {', '.join(unknown)}"))
+        problems.append(problem_at(where, f"unknown field(s) {', '.join(unknown)}"))
     name = raw.get("name")
     if not isinstance(name, str) or not name:
-        problems.append(_at(where, "name is missing"))
+        problems.append(problem_at(where, "name is missing"))
     etype = raw.get("type")
     if etype not in ENTRY_TYPES:
-        problems.append(_at(where, f"type is {etype!r}; want rule, macro, list or alias"))
+        problems.append(problem_at(where, f"type is {etype!r}; want rule, macro, list or alias"))
         return None
     body = raw.get(_BODY_KEY[etype])
     if etype == "list":
         if not isinstance(body, list) or not all(isinstance(x, (str, int, float)) for x in body):
-            problems.append(_at(where, "list must be a list of strings or numbers"))
+            problems.append(problem_at(where, "list must be a list of strings or numbers"))
     elif not isinstance(body, str) or not body.strip():
-        problems.append(_at(where, f"{_BODY_KEY[etype]} is missing"))
+        problems.append(problem_at(where, f"{_BODY_KEY[etype]} is missing"))
     if etype == "rule":
         priority = raw.get("priority", "DEBUG")
         if priority not in PRIORITIES:
-            problems.append(_at(where, f"priority is {priority!r}; want DEBUG, INFO or WARNING"))
+            problems.append(
+                problem_at(where, f"priority is {priority!r}; want DEBUG, INFO or WARNING")
+            )
         if not isinstance(raw.get("enable", False), bool):
-            problems.append(_at(where, "enable must be true or false"))
+            problems.append(problem_at(where, "enable must be true or false"))
         if not isinstance(raw.get("output", ""), str):
-            problems.append(_at(where, "output must be a string"))
+            problems.append(problem_at(where, "output must be a string"))
     if len(problems) > before:
         return None
     return _Entry(cr, str(name), str(etype), body, raw, where)
@@ -337,19 +321,19 @@ def _build(entries: list[_Entry], problems: list[Problem]) -> list[AuditRule]:
         try:
             expanded = expander.condition(e.cr, text)
         except ValueError as err:
-            problems.append(_at(e.where, str(err)))
+            problems.append(problem_at(e.where, str(err)))
             continue
         try:
             condition = compile_condition(expanded, case_insensitive_paths=True)
         except ConditionError as err:
             shown = repr(text) if expanded == text else f"{expanded!r} (expanded from {text!r})"
-            problems.append(_at(e.where, f"{err.message} in {shown}", err.position))
+            problems.append(problem_at(e.where, f"{err.message} in {shown}", err.position))
             continue
         output = str(e.raw.get("output") or "")
         try:
             parts = expander.output(e.cr, output) if output else ()
         except ValueError as err:
-            problems.append(_at(e.where, f"output: {err}"))
+            problems.append(problem_at(e.where, f"output: {err}"))
             continue
         rules.append(
             AuditRule(

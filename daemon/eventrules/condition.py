@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -185,6 +186,19 @@ class _Parser:
     def take(self, *kinds: str) -> _Token:
         tok = self.toks[self.i]
         if tok.kind not in kinds:
+            if tok.kind in _NEGATED and "VAR" in kinds:
+                # ``not involvedObject.kind = "Pod"``: the lexer takes the longest token,
+                # ``not in``, as kube-events' does.
+                field = (
+                    self.text[tok.pos + 4 :].split(None, 1)[0]
+                    if len(self.text) > tok.pos + 4
+                    else ""
+                )
+                raise ConditionError(
+                    tok.pos,
+                    f"{tok.text!r} is read as one operator here, as kube-events reads it; "
+                    f"to negate a test of {field!r} write '!{field} ...' or 'not ({field} ...)'",
+                )
             raise ConditionError(tok.pos, f"expected {_describe(kinds)}, found {_show(tok)}")
         self.i += 1
         return tok
@@ -408,7 +422,7 @@ class _Step:
     index: str | None  # "*", "2", "1:3", or None for a plain key
 
 
-def _split_path(var: str, pos: int) -> list[_Step]:
+def _split_path(var: str) -> list[_Step]:
     steps = []
     for part in var.split("."):
         if not part:
@@ -454,7 +468,7 @@ def _array_test(
         result = False
         for item in chosen:
             if not todo:
-                ok = test(item)
+                ok = if_absent if item is None else test(item)
             else:
                 if not isinstance(item, Mapping):
                     raise _EvalError("the value is not a map")
@@ -497,6 +511,16 @@ def _array_test(
 Predicate = Callable[[Mapping[str, Any]], bool]
 
 
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "EQU": operator.eq,
+    "NEQ": operator.ne,
+    "GT": operator.gt,
+    "LT": operator.lt,
+    "GTE": operator.ge,
+    "LTE": operator.le,
+}
+
+
 def _value_test(node: _Node) -> Test:
     """The operator applied to one present value (missing/null was ruled out before)."""
     kind = node.kind
@@ -504,25 +528,11 @@ def _value_test(node: _Node) -> Test:
         lit = node.literals[0]
         if lit.kind == "STRING":
             want = _literal(lit)
-            str_ops: dict[str, Test] = {
-                "EQU": lambda v: go_sprint(v) == want,
-                "NEQ": lambda v: go_sprint(v) != want,
-                "GT": lambda v: go_sprint(v) > want,
-                "LT": lambda v: go_sprint(v) < want,
-                "GTE": lambda v: go_sprint(v) >= want,
-                "LTE": lambda v: go_sprint(v) <= want,
-            }
-            return str_ops[kind]
+            compare_text = _ORDER[kind]
+            return lambda v: compare_text(go_sprint(v), want)
         num = float(lit.text)
-        num_ops: dict[str, Test] = {
-            "EQU": lambda v: _go_number(v) == num,
-            "NEQ": lambda v: _go_number(v) != num,
-            "GT": lambda v: _go_number(v) > num,
-            "LT": lambda v: _go_number(v) < num,
-            "GTE": lambda v: _go_number(v) >= num,
-            "LTE": lambda v: _go_number(v) <= num,
-        }
-        return num_ops[kind]
+        compare_number = _ORDER[kind]
+        return lambda v: compare_number(_go_number(v), num)
     if kind in ("BOOLEQU", "BOOLNEQ"):
         want_bool = _go_bool(node.literals[0].text)
         if kind == "BOOLEQU":
@@ -560,7 +570,7 @@ def _value_test(node: _Node) -> Test:
 
 
 def _leaf(node: _Node, get: Getter) -> Predicate:
-    steps = _split_path(node.var, node.pos)
+    steps = _split_path(node.var)
     test = _value_test(node)
     if any(s.index is not None for s in steps):
         if node.var.endswith("]") and node.kind not in ("CONTAINS", "NOTCONTAINS"):

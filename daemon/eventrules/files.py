@@ -13,7 +13,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Document", "Problem", "RuleFileError", "expand_paths", "read_objects"]
+__all__ = [
+    "Document",
+    "Problem",
+    "RuleFileError",
+    "expand_paths",
+    "problem_at",
+    "read_objects",
+    "rule_objects",
+]
 
 try:
     _Loader: Any = yaml.CSafeLoader
@@ -121,3 +129,27 @@ def read_objects(path: str, problems: list[Problem]) -> Iterator[Document]:
         problems.append(Problem(path, mark.line + 1 if mark else 0, f"bad YAML: {err}"))
     finally:
         loader.dispose()
+
+
+def problem_at(where: Problem, message: str, position: int | None = None) -> Problem:
+    """A problem at ``where``'s file, line and rule."""
+    return Problem(where.file, where.line, message, where.rule, position)
+
+
+def rule_objects(
+    paths: Sequence[str], api_group: str, problems: list[Problem]
+) -> Iterator[Document]:
+    """Every ``kind: Rule`` object of ``api_group`` in the files; anything else a problem."""
+    for path in expand_paths(paths, problems):
+        for doc in read_objects(path, problems):
+            kind, api = doc.value.get("kind"), str(doc.value.get("apiVersion", ""))
+            if kind != "Rule" or (api and not api.startswith(api_group + "/")):
+                problems.append(
+                    Problem(
+                        doc.file,
+                        doc.line,
+                        f"expected kind Rule of {api_group}, got {kind!r} {api!r}",
+                    )
+                )
+                continue
+            yield doc

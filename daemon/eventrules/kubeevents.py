@@ -35,8 +35,8 @@ from daemon.eventrules.condition import (
 from daemon.eventrules.files import (
     Problem,
     RuleFileError,
-    expand_paths,
-    read_objects,
+    problem_at,
+    rule_objects,
 )
 from daemon.gocompat.duration import DurationError, parse_duration
 
@@ -178,13 +178,9 @@ def _str_map(value: Any, what: str, problems: list[Problem], where: Problem) -> 
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        problems.append(_at(where, f"{what} must map strings to strings"))
+        problems.append(problem_at(where, f"{what} must map strings to strings"))
         return {}
     return dict(value)
-
-
-def _at(where: Problem, message: str, position: int | None = None) -> Problem:
-    return Problem(where.file, where.line, message, where.rule, position)
 
 
 def _resolve_after(value: Any, problems: list[Problem], where: Problem) -> float | None:
@@ -194,9 +190,9 @@ def _resolve_after(value: Any, problems: list[Problem], where: Problem) -> float
         try:
             return parse_duration(value) / 1e9
         except DurationError as err:
-            problems.append(_at(where, f"resolve_after: {err}"))
+            problems.append(problem_at(where, f"resolve_after: {err}"))
             return None
-    problems.append(_at(where, 'resolve_after must be a duration such as "30m"'))
+    problems.append(problem_at(where, 'resolve_after must be a duration such as "30m"'))
     return None
 
 
@@ -208,16 +204,18 @@ def _scope_of(
         if namespace and namespace != "kubesphere-logging-system":
             return "namespace"  # what kube-events' mutating webhook sets
         problems.append(
-            _at(where, f"label {SCOPE_LABEL} is missing (cluster, workspace or namespace)")
+            problem_at(where, f"label {SCOPE_LABEL} is missing (cluster, workspace or namespace)")
         )
         return None
     if scope not in SCOPES:
         problems.append(
-            _at(where, f"label {SCOPE_LABEL} is {scope!r}; want cluster, workspace or namespace")
+            problem_at(
+                where, f"label {SCOPE_LABEL} is {scope!r}; want cluster, workspace or namespace"
+            )
         )
         return None
     if scope == "namespace" and not namespace:
-        problems.append(_at(where, "a namespace-scoped Rule needs metadata.namespace"))
+        problems.append(problem_at(where, "a namespace-scoped Rule needs metadata.namespace"))
         return None
     return str(scope)
 
@@ -228,56 +226,48 @@ def _load_rule_objects(
     problems: list[Problem],
 ) -> list[EventRule]:
     loaded: list[EventRule] = []
-    for path in expand_paths(paths, problems):
-        for doc in read_objects(path, problems):
-            obj = doc.value
-            where = Problem(doc.file, doc.line, "")
-            kind, api = obj.get("kind"), str(obj.get("apiVersion", ""))
-            if kind != "Rule" or (api and not api.startswith("events.kubesphere.io/")):
+    for doc in rule_objects(paths, "events.kubesphere.io", problems):
+        obj = doc.value
+        where = Problem(doc.file, doc.line, "")
+        meta = obj.get("metadata") or {}
+        if not isinstance(meta, Mapping):
+            problems.append(problem_at(where, "metadata must be an object"))
+            continue
+        cr_name = str(meta.get("name") or "")
+        cr_ns = str(meta.get("namespace") or "")
+        labels = meta.get("labels") or {}
+        where = Problem(doc.file, doc.line, "", f"{cr_ns}/{cr_name}".lstrip("/"))
+        if not cr_name:
+            problems.append(problem_at(where, "metadata.name is missing"))
+        scope = _scope_of(labels if isinstance(labels, Mapping) else {}, cr_ns, where, problems)
+        workspace = ""
+        if scope == "workspace":
+            workspace = str(labels.get(WORKSPACE_LABEL) or "")
+            if not workspace:
                 problems.append(
-                    _at(where, f"expected kind Rule of events.kubesphere.io, got {kind!r} {api!r}")
+                    problem_at(where, f"a workspace-scoped Rule needs label {WORKSPACE_LABEL}")
                 )
-                continue
-            meta = obj.get("metadata") or {}
-            if not isinstance(meta, Mapping):
-                problems.append(_at(where, "metadata must be an object"))
-                continue
-            cr_name = str(meta.get("name") or "")
-            cr_ns = str(meta.get("namespace") or "")
-            labels = meta.get("labels") or {}
-            where = Problem(doc.file, doc.line, "", f"{cr_ns}/{cr_name}".lstrip("/"))
-            if not cr_name:
-                problems.append(_at(where, "metadata.name is missing"))
-            scope = _scope_of(labels if isinstance(labels, Mapping) else {}, cr_ns, where, problems)
-            workspace = ""
-            if scope == "workspace":
-                workspace = str(labels.get(WORKSPACE_LABEL) or "")
-                if not workspace:
-                    problems.append(
-                        _at(where, f"a workspace-scoped Rule needs label {WORKSPACE_LABEL}")
+            elif workspaces is None:
+                problems.append(
+                    problem_at(
+                        where,
+                        "workspace-scoped rules need the workspace map (--events.workspaces-file)",
                     )
-                elif workspaces is None:
-                    problems.append(
-                        _at(
-                            where,
-                            "workspace-scoped rules need the workspace map "
-                            "(--events.workspaces-file)",
-                        )
-                    )
-                elif workspace not in workspaces:
-                    problems.append(
-                        _at(where, f"workspace {workspace!r} is not in the workspace map")
-                    )
-            spec = obj.get("spec") or {}
-            entries = spec.get("rules") if isinstance(spec, Mapping) else None
-            if not isinstance(entries, list):
-                problems.append(_at(where, "spec.rules must be a list"))
-                continue
-            for i, entry in enumerate(entries):
-                line = doc.rule_lines[i] if i < len(doc.rule_lines) else doc.line
-                rule = _load_entry(entry, i, line, doc.file, cr_ns, cr_name, problems)
-                if rule is not None and scope is not None:
-                    loaded.append(dataclasses.replace(rule, scope=scope, workspace=workspace))
+                )
+            elif workspace not in workspaces:
+                problems.append(
+                    problem_at(where, f"workspace {workspace!r} is not in the workspace map")
+                )
+        spec = obj.get("spec") or {}
+        entries = spec.get("rules") if isinstance(spec, Mapping) else None
+        if not isinstance(entries, list):
+            problems.append(problem_at(where, "spec.rules must be a list"))
+            continue
+        for i, entry in enumerate(entries):
+            line = doc.rule_lines[i] if i < len(doc.rule_lines) else doc.line
+            rule = _load_entry(entry, i, line, doc.file, cr_ns, cr_name, problems)
+            if rule is not None and scope is not None:
+                loaded.append(dataclasses.replace(rule, scope=scope, workspace=workspace))
     return loaded
 
 
@@ -296,24 +286,24 @@ def _load_entry(
     before = len(problems)
     unknown = sorted(str(k) for k in entry if k not in _ENTRY_KEYS)
     if unknown:
-        problems.append(_at(where, f"unknown field(s) {', '.join(unknown)}"))
+        problems.append(problem_at(where, f"unknown field(s) {', '.join(unknown)}"))
     if not isinstance(name, str) or not name:
-        problems.append(_at(where, "name is missing"))
+        problems.append(problem_at(where, "name is missing"))
     rtype = entry.get("type")
     if rtype not in TYPES:
-        problems.append(_at(where, f"type is {rtype!r}; want alert or notification"))
+        problems.append(problem_at(where, f"type is {rtype!r}; want alert or notification"))
     enable = entry.get("enable", False)
     if not isinstance(enable, bool):
-        problems.append(_at(where, "enable must be true or false"))
+        problems.append(problem_at(where, "enable must be true or false"))
     text = entry.get("condition")
     condition: Condition | None = None
     if not isinstance(text, str) or not text.strip():
-        problems.append(_at(where, "condition is missing"))
+        problems.append(problem_at(where, "condition is missing"))
     else:
         try:
             condition = compile_condition(text)
         except ConditionError as err:
-            problems.append(_at(where, f"{err.message} in {text!r}", err.position))
+            problems.append(problem_at(where, f"{err.message} in {text!r}", err.position))
     labels = _str_map(entry.get("labels"), "labels", problems, where)
     annotations = _str_map(entry.get("annotations"), "annotations", problems, where)
     resolve_after = _resolve_after(entry.get("resolve_after"), problems, where)

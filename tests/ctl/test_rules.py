@@ -251,3 +251,13 @@ def test_test_reads_one_event_a_line(files: Path, capsys: pytest.CaptureFixture[
     first, second = json.loads(capsys.readouterr().out)
     assert [m["rule"] for m in first["matches"]] == ["ContainerBackoff", "PodEvents"]
     assert second["matches"] == []
+
+
+def test_test_answers_an_array_with_an_array(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An array of one event gets an array of one result; a lone object gets an object."""
+    (files / "one.json").write_text(json.dumps([EVENT]))
+    assert main(["rules", "test", "--rules=events.yaml", "--event=one.json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["kind"] == "event"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +184,63 @@ def test_event_rule_file_is_not_an_audit_file(tmp_path: Path) -> None:
     )
     with pytest.raises(RuleFileError, match=r"expected kind Rule of auditing\.kubesphere\.io"):
         load_audit_rules([str(path)])
+
+
+HOSTPORT_POD: dict[str, Any] = {
+    "kind": "Event",
+    "apiVersion": "audit.k8s.io/v1",
+    "level": "RequestResponse",
+    "auditID": "8c3a2f4e-1b7d-4e8a-9f3c-2d1e0a9b8c7d",
+    "stage": "ResponseComplete",
+    "requestURI": "/api/v1/namespaces/shop/pods?fieldManager=kubectl-client-side-apply",
+    "verb": "create",
+    "user": {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]},
+    "sourceIPs": ["10.0.0.5"],
+    "userAgent": "kubectl/v1.27.3 (linux/amd64) kubernetes/25b4e43",
+    "objectRef": {"resource": "pods", "namespace": "shop", "name": "edge", "apiVersion": "v1"},
+    "responseStatus": {"metadata": {}, "code": 201},
+    "requestObject": {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {"name": "edge", "namespace": "shop"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "sidecar",
+                    "image": "envoy",
+                    "ports": [{"containerPort": 9901, "protocol": "TCP"}],
+                },
+                {
+                    "name": "web",
+                    "image": "nginx",
+                    "ports": [{"containerPort": 80, "hostPort": 8080, "protocol": "TCP"}],
+                },
+            ]
+        },
+    },
+    "requestReceivedTimestamp": "2024-05-02T08:15:30.412345Z",
+    "stageTimestamp": "2024-05-02T08:15:30.498765Z",
+    "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""},
+}
+
+
+def test_array_paths_fold_case_in_kubernetes_audit_events(tmp_path: Path) -> None:
+    """KubeSphere's RequestObject.spec.containers[*].ports[*].hostPort finds the API server's lower-case JSON."""
+    path = tmp_path / "hostport.yaml"
+    path.write_text(
+        "apiVersion: auditing.kubesphere.io/v1alpha1\nkind: Rule\nmetadata: {name: hp}\nspec:\n  rules:\n"
+        "  - name: create-hostport-pod\n    type: rule\n    priority: WARNING\n    enable: true\n"
+        '    condition: ObjectRef.Resource="pods" and Verb="create" and '
+        "RequestObject.spec.containers[*].ports[*].hostPort > 0\n"
+        "    output: '${hp.who} created pod ${hp.pod} with a host port'\n"
+        "  - {name: who, type: alias, alias: User.Username}\n"
+        "  - {name: pod, type: alias, alias: ObjectRef.Name}\n"
+    )
+    rules = load_audit_rules([str(path)])
+    (rule,) = rules.match(HOSTPORT_POD)
+    assert audit_alert(rule, HOSTPORT_POD)[1] == {
+        "message": "kubernetes-admin created pod edge with a host port"
+    }
+    no_host_port = json.loads(json.dumps(HOSTPORT_POD))
+    del no_host_port["requestObject"]["spec"]["containers"][1]["ports"][0]["hostPort"]
+    assert rules.match(no_host_port) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 from typing import Any
 
 import pytest
@@ -35,7 +37,7 @@ EVENT: dict[str, Any] = {
         {"name": "sidecar", "ports": [{"hostPort": 0}], "privileged": True},
         {"image": "busybox"},
     ],
-    "tags": ["a", "b", "c"],
+    "tags": ["a", "b", "c", None],
     "user-name": "alice",
 }
 
@@ -213,6 +215,8 @@ def test_string_literals_are_not_unescaped() -> None:
         ('reason  not  contains "x"', 8, "expected the end"),
         ('reason = "x" && count > 1', 13, "unexpected character"),
         ('reason = "abc', 9, "no closing quote"),
+        ('not involvedObject.kind = "Pod"', 0, "write '!involvedObject.kind ...' or"),
+        ("not existsFlag = true", 0, "'not exists' is read as one operator"),
         ('reason = "a\\"', 9, "no closing quote"),
         ('reason = "' + "\\\\" * 5000, 9, "no closing quote"),
     ],
@@ -282,3 +286,128 @@ def test_equalities_for_indexing() -> None:
 def test_go_sprint(value: Any, text: str) -> None:
     """Values print as Go's fmt.Sprint prints the float64-flattened event."""
     assert go_sprint(value) == text
+
+
+FRAGMENTS = [
+    "reason",
+    "count",
+    "containers[*].name",
+    "tags[0:2]",
+    "a.b.",
+    "x-y",
+    " = ",
+    " == ",
+    " != ",
+    " > ",
+    " <= ",
+    " contains ",
+    " not contains ",
+    " in ",
+    " not in ",
+    " like ",
+    " regex ",
+    " exists",
+    " not exists",
+    " and ",
+    " or ",
+    "not ",
+    "!",
+    "(",
+    ")",
+    ",",
+    '"BackOff"',
+    '"Back*"',
+    '"(["',
+    "3",
+    "-1.5",
+    "true",
+    "FALSE",
+    '"',
+    "\\",
+    "[",
+    "]",
+    ":",
+    "*",
+    "  ",
+    "\t",
+    "é",
+]
+
+
+def test_random_conditions_fail_cleanly() -> None:
+    """Random token soup either compiles and evaluates to a bool, or is a ConditionError."""
+    rng = random.Random(7)
+    compiled = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randrange(1, 12)))
+        try:
+            condition = compile_condition(text)
+        except ConditionError as err:
+            assert 0 <= err.position <= len(text)
+            continue
+        compiled += 1
+        assert condition(EVENT) in (True, False)
+        assert condition({}) in (True, False)
+        mixed_and_or(text)
+    assert compiled > 30
+
+
+LEAVES = [
+    'reason = "BackOff"',
+    "count > 3",
+    "ready",
+    "ready = false",
+    'message contains "fail"',
+    'reason in ("A", "BackOff")',
+    'reason not like "B*"',
+    'reason regex "^B"',
+    "missing exists",
+    'containers[*].name = "app"',
+    "containers[0:2].ports[*].hostPort >= 0",
+    'tags[*] contains "b"',
+    "reason > 3",
+    'involvedObject.kind != "Node"',
+]
+
+
+def _grammar(rng: random.Random, depth: int) -> str:
+    roll = rng.random()
+    if depth > 4 or roll < 0.35:
+        return rng.choice(LEAVES)
+    if roll < 0.5:
+        inner = _grammar(rng, depth + 1)
+        # "not in..." would lex as the operator "not in" (test_not_before_a_keyword_prefix).
+        spellings = (
+            ["!", "! "]
+            if re.match(r"(in|contains|like|regex|exists)", inner)
+            else ["not ", "!", "! "]
+        )
+        return rng.choice(spellings) + inner
+    if roll < 0.65:
+        return "(" + _grammar(rng, depth + 1) + ")"
+    return _grammar(rng, depth + 1) + rng.choice([" and ", " or "]) + _grammar(rng, depth + 1)
+
+
+def test_generated_conditions_compile() -> None:
+    """Every condition the grammar allows compiles, and evaluates to a bool."""
+    rng = random.Random(11)
+    for _ in range(1500):
+        text = _grammar(rng, 0)
+        condition = compile_condition(text)
+        assert condition(EVENT) in (True, False), text
+        assert condition({}) in (True, False), text
+
+
+def test_evaluation_does_not_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiled condition runs without the lexer or parser: it is closures only."""
+    from daemon.eventrules import condition as module
+
+    compiled = compile_condition('type = "Warning" and (reason like "Back*" or count > 10)')
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("parsed during evaluation")
+
+    monkeypatch.setattr(module, "_tokens", refuse)
+    monkeypatch.setattr(module, "_Parser", refuse)
+    assert compiled(EVENT)
+    assert not compiled({**EVENT, "type": "Normal"})
