@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -202,14 +204,24 @@ def test_metrics_count_bodies_events_matches_and_alerts(tmp_path: Path) -> None:
 
 
 def test_rules_reload_with_the_config_and_a_bad_rule_keeps_the_old(tmp_path: Path) -> None:
-    """/-/reload picks up a changed rule file; a broken condition is refused naming file,
-    rule and position, and the rules already loaded keep matching."""
+    """SIGHUP picks up a changed rule file; on /-/reload a broken condition is refused
+    naming file, rule and position, and the rules already loaded keep matching."""
     node = json.dumps(json.loads((FIXTURES / "core-v1-eventlist.json").read_text())["items"][1])
     with WebhookSink() as sink, WebhookSink() as notify, start(tmp_path, sink, notify) as d:
         rule_file = tmp_path / "rules/e2e.yaml"
         with d.api() as c:
+
+            def reloaded_at() -> str:
+                for line in c.get("/metrics").text.splitlines():
+                    if line.startswith("alertmanager_config_last_reload_success_timestamp"):
+                        return line
+                raise AssertionError("no reload timestamp")
+
+            before = reloaded_at()
+            time.sleep(1.1)  # the timestamp has whole seconds
             rule_file.write_text(RULES.replace("name: NodeNotReady", "name: NodeDown"))
-            assert c.post("/-/reload").status_code == 200
+            d.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: reloaded_at() != before, timeout=20)
             r = c.post("/api/v1/events", content=node.encode())
             assert r.json()["alerts"] == 1
             assert "NodeDown" in alert_labels(sink, 1)
