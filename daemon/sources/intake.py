@@ -23,7 +23,7 @@ from daemon.clock import Clock
 from daemon.sources import Put
 from daemon.sources import metrics as sm
 from daemon.sources.production import Evaluation, EventRules, Intake, Outcome, evaluate_steps
-from daemon.sources.resolve import ResolveActor
+from daemon.sources.resolve_actor import ResolveActor
 
 #: Seconds :meth:`EventIntake.apply` waits for the resolve actor at most.
 APPLY_TIMEOUT = 10.0

@@ -17,7 +17,7 @@ Rules:
   that ``endsAt``, and forgotten; a later occurrence starts a new spell.
 
 Invariants: :class:`ResolveBook` is pure (it takes ``now``) and owned by one
-:class:`ResolveActor`; every alert the book returns goes to the intake in the order
+:class:`~daemon.sources.resolve_actor.ResolveActor`; every alert the book returns goes to the intake in the order
 returned. Memory is bounded: at most :data:`MAX_SEEN_EVENTS` event identities are
 remembered (the oldest are forgotten first) and each for :data:`SEEN_TTL` after it was
 last seen (Kubernetes keeps events one hour by default).
@@ -29,23 +29,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-import structlog
-import trio
 
 from daemon.alert import Alert, fingerprint
-from daemon.clock import NS_PER_SECOND, Clock
-from daemon.sources import Put
-from daemon.sources import metrics as sm
-
-log = structlog.get_logger("tocsin.sources")
+from daemon.clock import NS_PER_SECOND
 
 #: How long an event identity is remembered after it was last seen, so that a re-list
 #: of an old event does not fire again (twice the API server's default --event-ttl).
 SEEN_TTL = 2 * 3600 * NS_PER_SECOND
 #: Event identities remembered at most.
 MAX_SEEN_EVENTS = 200_000
-#: Batches waiting for the actor; a full queue makes the intake wait (back-pressure).
-QUEUE_SIZE = 64
 
 
 @attrs.frozen
@@ -165,59 +157,4 @@ class ResolveBook:
         return min((f.ends_at for f in self.firing.values()), default=None)
 
 
-@attrs.frozen
-class _Batch:
-    occurrences: Sequence[Occurrence]
-    reply: trio.MemorySendChannel[int]
-
-
-class ResolveActor:
-    """Owns a :class:`ResolveBook`: puts each batch's alerts and re-puts them resolved.
-
-    Cancellation: stops between two batches; a batch is put whole or not at all.
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.book = ResolveBook()
-        self._send, self._receive = trio.open_memory_channel[_Batch](QUEUE_SIZE)
-        self._put: Put | None = None
-
-    async def occur(self, occurrences: Sequence[Occurrence]) -> int:
-        """Hand a batch to the actor; returns how many alerts it put."""
-        reply_send, reply_receive = trio.open_memory_channel[int](1)
-        await self._send.send(_Batch(occurrences, reply_send))
-        async with reply_receive:
-            return await reply_receive.receive()
-
-    async def run(
-        self, put: Put, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Serve batches and resolve on time until cancelled."""
-        self._put = put
-        task_status.started()
-        book = self.book
-        while True:
-            deadline = book.next_deadline()
-            at = float("inf")
-            if deadline is not None:
-                at = trio.current_time() + (deadline - self.clock.now()) / NS_PER_SECOND
-            with trio.move_on_at(at):
-                batch = await self._receive.receive()
-                now = self.clock.now()
-                alerts = book.occur(batch.occurrences, now)
-                if alerts:
-                    put(alerts, now)
-                    sm.alerts_produced.inc(len(alerts))
-                batch.reply.send_nowait(len(alerts))
-                batch.reply.close()
-                continue
-            now = self.clock.now()
-            resolved = book.due(now)
-            if resolved:
-                put(resolved, now)
-                sm.alerts_resolved.inc(len(resolved))
-                log.debug("event_alerts.resolved", count=len(resolved))
-
-
-__all__ = ["Occurrence", "ResolveActor", "ResolveBook", "event_identity"]
+__all__ = ["Occurrence", "ResolveBook", "event_identity"]

@@ -33,9 +33,9 @@ import json
 import os
 import ssl
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import httpx
@@ -49,9 +49,10 @@ from daemon.sources import Put
 from daemon.sources import metrics as sm
 from daemon.sources.intake import EventIntake
 from daemon.sources.kubeevents import DecodeError, kube_events_of
-from daemon.sources.steps import run_sliced
 
 log = structlog.get_logger("tocsin.sources")
+
+T = TypeVar("T")
 
 #: Seconds the API server keeps one watch open (client-go picks 5-10 minutes).
 WATCH_SECONDS = 300
@@ -227,6 +228,23 @@ def in_cluster(environ: Mapping[str, str] | None = None, root: Path = SERVICE_AC
     return ApiServer(server=f"https://{host}:{port}", verify=ctx, token_file=str(token))
 
 
+async def _run_sliced(steps: Generator[None, None, T]) -> T:
+    """Run ``steps`` to its end with a trio checkpoint at every yield; its result.
+
+    Cancellation: stops between two slices; the generator is closed.
+    """
+    try:
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            await trio.lowlevel.checkpoint()
+    finally:
+        steps.close()
+
+
 class EventWatch:
     """Lists and watches core/v1 Events and hands them to the intake (see module doc).
 
@@ -387,7 +405,7 @@ class EventWatch:
         if not events:
             return
         sm.bodies_received.labels("events").inc()
-        evaluation = await run_sliced(self.intake.evaluate_steps("events", events))
+        evaluation = await _run_sliced(self.intake.evaluate_steps("events", events))
         await self.intake.apply(evaluation)
 
 

@@ -11,13 +11,8 @@ import trio.testing
 
 from daemon.alert import Alert
 from daemon.clock import NS_PER_SECOND, TrioClock
-from daemon.sources.resolve import (
-    SEEN_TTL,
-    Occurrence,
-    ResolveActor,
-    ResolveBook,
-    event_identity,
-)
+from daemon.sources.resolve import SEEN_TTL, Occurrence, ResolveBook, event_identity
+from daemon.sources.resolve_actor import ResolveActor
 
 S = NS_PER_SECOND
 T0 = 1_767_225_600 * S
