@@ -365,6 +365,8 @@ async def _serve(
     from daemon.api.history import history_routes
     from daemon.api.receivers import receiver_test_routes
     from daemon.api.server import serve_api
+    from daemon.api.why import why_routes
+    from daemon.ui.pages import ui_routes
 
     address, port = socks[0].getsockname()[:2]
     # One client per distinct http_config (TLS, proxy, OAuth2), all behind one limit on
@@ -441,6 +443,8 @@ async def _serve(
         extra_routes.update(event_routes(events))
         if history is not None:
             extra_routes.update(history_routes(history.store))
+        extra_routes.update(why_routes(history.store if history is not None else None))
+        extra_routes.update(ui_routes())
         if opts.debug_stall_endpoint:
             extra_routes.update(stall_routes())
         app = create_app(

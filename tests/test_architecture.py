@@ -41,6 +41,7 @@ LAYERS = {
     "ha": 10,
     "api": 11,
     "instance": 11,
+    "ui": 11.5,  # the web UI's pages: on top of api/, below the process shell that wires them
     "app": 12,
     "ctl": 12,
     "cli": 13,

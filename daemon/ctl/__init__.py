@@ -21,7 +21,17 @@ from collections.abc import Sequence
 import httpx
 
 from daemon import __version__
-from daemon.ctl import alert, cluster, completion, config, history, receiver, silence, template
+from daemon.ctl import (
+    alert,
+    cluster,
+    completion,
+    config,
+    history,
+    receiver,
+    silence,
+    template,
+    why,
+)
 from daemon.ctl.command import Invocation
 from daemon.ctl.config import check_config, parse_templates
 from daemon.ctl.errors import PROG, CtlError, report
@@ -79,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     template.register(commands)
     receiver.register(commands)
     history.register(commands)
+    why.register(commands)
     register_rules(commands)
     completion.register(commands, parser)
     return parser

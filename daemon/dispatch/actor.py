@@ -174,6 +174,7 @@ class RouteGroupActor:
                 group_key=group.group_key,
                 labels=dict(group.labels),
                 alerts=group.view(),
+                next_flush_at=group.next_flush_at,
             )
             for group in self._groups.values()
         ]
