@@ -43,6 +43,9 @@ STEP_VALUES = 64
 _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\r\n]*")
 
+#: Appends the events in one JSON value to a list; ValueError names what is wrong.
+Collect = Callable[[Any, list[dict[str, Any]], str], None]
+
 #: Keys of core/v1 Event whose value must be a string when present.
 _STRING_FIELDS = ("reason", "message", "type", "reportingComponent", "reportingInstance")
 
@@ -190,13 +193,7 @@ def _kube_events_of(value: Any, into: list[dict[str, Any]], where: str) -> None:
         _kube_events_of(value["Event"], into, f"{where}Event: ")
         return
     if kind in ("EventList", "List"):
-        items = value.get("items")
-        if items is None:
-            return
-        if not isinstance(items, list):
-            raise ValueError(f"{where}items must be an array")
-        for i, item in enumerate(items):
-            _kube_events_of(item, into, f"{where}items[{i}]: ")
+        _each_item(value, "items", _kube_events_of, into, where)
         return
     if kind is not None and kind != "Event":
         raise ValueError(f"{where}not a Kubernetes Event: kind {kind!r}")
@@ -205,6 +202,19 @@ def _kube_events_of(value: Any, into: list[dict[str, Any]], where: str) -> None:
     ):
         value = _events_v1_to_core(value)
     into.append(_checked_event(value, where))
+
+
+def _each_item(
+    value: dict[str, Any], key: str, collect: Collect, into: list[dict[str, Any]], where: str
+) -> None:
+    """``collect`` over a list object's ``value[key]`` (null: no items)."""
+    items = value[key] if key in value else None
+    if items is None:
+        return
+    if not isinstance(items, list):
+        raise ValueError(f"{where}{key} must be an array")
+    for i, item in enumerate(items):
+        collect(item, into, f"{where}{key}[{i}]: ")
 
 
 def _json_kind(value: Any) -> str:
@@ -217,10 +227,6 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     return "a number"
-
-
-#: Appends the events in one JSON value to a list; ValueError names what is wrong.
-Collect = Callable[[Any, list[dict[str, Any]], str], None]
 
 
 def _events_steps(body: bytes, collect: Collect) -> Generator[None, None, list[dict[str, Any]]]:
@@ -269,13 +275,7 @@ def _audit_events_of(value: Any, into: list[dict[str, Any]], where: str) -> None
         raise ValueError(f"{where}expected a JSON object, got {_json_kind(value)}")
     for key in ("items", "Items"):
         if key in value and not _is_audit_event(value):
-            items = value[key]
-            if items is None:
-                return
-            if not isinstance(items, list):
-                raise ValueError(f"{where}{key} must be an array")
-            for i, item in enumerate(items):
-                _audit_events_of(item, into, f"{where}{key}[{i}]: ")
+            _each_item(value, key, _audit_events_of, into, where)
             return
     kind = value.get("kind")
     if kind is not None and kind != "Event":
