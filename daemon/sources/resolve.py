@@ -36,8 +36,8 @@ from daemon.clock import NS_PER_SECOND
 #: How long an event identity is remembered after it was last seen, so that a re-list
 #: of an old event does not fire again (twice the API server's default --event-ttl).
 SEEN_TTL = 2 * 3600 * NS_PER_SECOND
-#: Event identities remembered at most.
-MAX_SEEN_EVENTS = 200_000
+#: Event identities remembered at most (about 150 bytes each).
+MAX_SEEN_EVENTS = 100_000
 
 
 @attrs.frozen
@@ -89,8 +89,10 @@ class ResolveBook:
     """The firing event alerts and the event identities seen (pure; see module doc)."""
 
     firing: dict[int, _Firing] = attrs.field(factory=dict)
-    #: identity → (version, last seen); insertion order is oldest-seen first.
-    seen: dict[str, tuple[tuple[Any, ...], int]] = attrs.field(factory=dict)
+    #: identity → (hash of version, last seen); insertion order is oldest-seen first.
+    #: The hash, not the version, so the table does not keep the events' timestamp
+    #: strings alive (a collision only misses one recurrence).
+    seen: dict[str, tuple[int, int]] = attrs.field(factory=dict)
     max_seen: int = MAX_SEEN_EVENTS
 
     def occur(self, occurrences: Sequence[Occurrence], now: int) -> list[Alert]:
@@ -123,8 +125,9 @@ class ResolveBook:
 
     def _is_new(self, identity: str, version: tuple[Any, ...], now: int) -> bool:
         before = self.seen.pop(identity, None)
-        self.seen[identity] = (version, now)
-        return before is None or before[0] != version
+        digest = hash(version)
+        self.seen[identity] = (digest, now)
+        return before is None or before[0] != digest
 
     def _forget_seen(self, now: int) -> None:
         seen = self.seen
