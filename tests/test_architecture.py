@@ -81,6 +81,10 @@ PURE = [
     "daemon.config",
     "daemon.template",
     "daemon.eventrules",
+    "daemon.sources.kubeevents",
+    "daemon.sources.production",
+    "daemon.sources.resolve",
+    "daemon.sources.steps",
 ]
 SHELL_PACKAGES = ("trio", "quart", "quart_trio", "hypercorn")
 
