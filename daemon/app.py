@@ -53,6 +53,16 @@ from daemon.log import configure as configure_logging
 from daemon.notify.httpclient import HttpClientConfigError, HttpClients
 from daemon.options import Options, refused_flags
 from daemon.sources import Source, start_sources
+from daemon.sources.intake import EventIntake, RuleSets
+from daemon.sources.notifysink import NotificationSink
+from daemon.sources.rulesets import RuleFiles, RuleReload, RulesError
+from daemon.sources.watch import (
+    ApiServer,
+    EventWatch,
+    WatchConfigError,
+    in_cluster,
+    load_kubeconfig,
+)
 from daemon.store import tune_gc
 from daemon.systemd import Notifier
 from daemon.template.errors import TemplateError
@@ -92,10 +102,18 @@ def config_hash(text: str) -> float:
 class Reloader:
     """Re-reads the config file and reloads the instance, one reload at a time."""
 
-    def __init__(self, instance: Instance, config_file: str, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        instance: Instance,
+        config_file: str,
+        notifier: Notifier,
+        rules: RuleReload | None = None,
+    ) -> None:
         self.instance = instance
         self.config_file = config_file
         self.notifier = notifier
+        #: The event and audit rule files reload with the config, all or nothing.
+        self.rules = rules
         self._lock = trio.Lock()
         #: With tenancy: the tenancy file and the map it feeds, re-read on each reload.
         self.tenancy_file = ""
@@ -119,7 +137,14 @@ class Reloader:
                 self.config_file,
                 limiter=thread_limits.config_reload(),
             )
+            rule_sets = None
+            if self.rules is not None:
+                rule_sets = await trio.to_thread.run_sync(
+                    self.rules.load, limiter=thread_limits.config_reload()
+                )
             await self.instance.reload(config, templates)
+            if self.rules is not None and rule_sets is not None:
+                self.rules.use(rule_sets)
         except (ConfigError, TemplateError, OSError, ValueError) as exc:
             m.config_last_reload_successful.set(0)
             log.error("config.reload_failed", file=self.config_file, err=str(exc))
@@ -256,6 +281,25 @@ def load_tenancy(
     return tenancy, load_config_and_templates(tenancy.fallback_config_file or config_file)
 
 
+def rule_files(opts: Options) -> RuleFiles:
+    """The event and audit rule files the flags name."""
+    return RuleFiles(
+        events=opts.events_rules_files,
+        audit=opts.auditing_rules_files,
+        workspaces_file=opts.events_workspaces_file,
+        alerting_priority=opts.auditing_alerting_priority,
+    )
+
+
+def event_watch_api(opts: Options) -> ApiServer | None:
+    """The API server ``--events.kubeconfig`` or ``--events.watch`` names, or None."""
+    if opts.events_kubeconfig:
+        return load_kubeconfig(opts.events_kubeconfig)
+    if opts.events_watch:
+        return in_cluster()
+    return None
+
+
 def run(opts: Options) -> int:
     """Entry point for ``tocsin``: returns the process exit status."""
     configure_logging(opts.log_level, opts.log_format)
@@ -286,6 +330,16 @@ def run(opts: Options) -> int:
             log.error("tenancy.load_failed", file=opts.tenancy_config_file, err=str(exc))
             return 1
     try:
+        rules = rule_files(opts).load()
+    except RulesError as exc:
+        log.error("rules.load_failed", err=str(exc))
+        return 1
+    try:
+        kube_api = event_watch_api(opts)
+    except WatchConfigError as exc:
+        log.error("events.watch_config_failed", err=str(exc))
+        return 1
+    try:
         Path(opts.storage_path).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         log.error("storage.unusable", path=opts.storage_path, err=str(exc))
@@ -297,7 +351,7 @@ def run(opts: Options) -> int:
         return 1
     failed = False
     try:
-        trio.run(serve, opts, config, templates, socks, web_config, tenancy)
+        trio.run(serve, opts, config, templates, socks, web_config, rules, kube_api, tenancy)
     except* (PeerSetupError, HttpClientConfigError, OSError) as group:
         # Fatal start-up or I/O failures (e.g. the cluster port is taken): one clear line
         # and a non-zero exit, so systemd's restart policy applies.
@@ -312,6 +366,8 @@ async def serve(
     templates: Templates,
     socks: list[socket.socket],
     web_config: tuple[WebConfigFile, ssl.SSLContext | None] | None = None,
+    rules: RuleSets | None = None,
+    kube_api: ApiServer | None = None,
     tenancy: TenancyConfig | None = None,
 ) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the config."""
@@ -325,7 +381,19 @@ async def serve(
     # Signals are caught from before start-up, so a SIGTERM right after readiness is
     # handled gracefully, not by the default action.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        await _serve(opts, config, templates, socks, web_config, clock, storage, signals, tenancy)
+        await _serve(
+            opts,
+            config,
+            templates,
+            socks,
+            web_config,
+            clock,
+            storage,
+            signals,
+            rules or RuleSets(),
+            kube_api,
+            tenancy,
+        )
 
 
 async def _serve(
@@ -337,11 +405,14 @@ async def _serve(
     clock: Clock,
     storage: Path,
     signals: AsyncIterator[int],
+    rules: RuleSets,
+    kube_api: ApiServer | None,
     tenancy: TenancyConfig | None = None,
 ) -> None:
     # Imported here so that the pure core never imports quart or hypercorn.
     from daemon.api.app import create_app
     from daemon.api.debug import stall_routes
+    from daemon.api.events import event_routes
     from daemon.api.history import history_routes
     from daemon.api.receivers import receiver_test_routes
     from daemon.api.server import serve_api
@@ -390,12 +461,25 @@ async def _serve(
             history=history.for_tenant() if history is not None else None,
         )
         instances: dict[str, Instance] = {DEFAULT_INSTANCE: instance}
-        sources: list[Source] = []
+        # Kubernetes events and audit events: the HTTP intakes below put through it.
+        events = EventIntake(
+            rules,
+            clock,
+            default_resolve_after=opts.events_resolve_after,
+            sinks=[NotificationSink(u, clients.default) for u in opts.events_notification_webhooks],
+        )
+        sources: list[Source] = [events]
+        if kube_api is not None:
+            sources.append(
+                EventWatch(kube_api, events, clock, resolve_window=opts.events_resolve_after)
+            )
         peer = create_peer(opts, instance.silences, instance.nflog, clock)
         if peer is not None:
             instance.use_cluster(peer.wait_settled, peer.peer_wait)
         notifier = Notifier()
-        reloader = Reloader(instance, opts.config_file, notifier)
+        reloader = Reloader(
+            instance, opts.config_file, notifier, RuleReload(rule_files(opts), events)
+        )
         for each in instances.values():
             await nursery.start(each.run)
         if peer is not None:
@@ -414,12 +498,13 @@ async def _serve(
                 nursery, opts, tenancy, instance, facts, clients, history, peer
             )
             reloader.tenancy_file, reloader.tenants = opts.tenancy_config_file, tenants
-        # Alert producers besides the API (none yet: the Kubernetes sources plug in here);
-        # with tenancy they feed the global intake, which fans out.
+        # Alert producers besides the API; with tenancy they feed the global intake,
+        # which fans out.
         await start_sources(nursery, sources, tenants.put_global if tenants else instance.put)
         record_config(config)
         backend = InstanceBackend(instance, facts)
         extra_routes = dict(receiver_test_routes())
+        extra_routes.update(event_routes(events))
         extra_routes.update(v1_alert_routes(tenants))
         if tenants is not None:
             extra_routes.update(tenants_routes(tenants))

@@ -61,6 +61,7 @@ from daemon.notify.stages import GroupMuteMarker
 from daemon.persist import DurableState
 from daemon.silence import codec as silencepb
 from daemon.silence import state as silence_mod
+from daemon.silence.recurring_actor import RecurringSilences
 from daemon.silence.state import SilenceLimits, Silences
 from daemon.store import ALERT_STATES, AlertStore
 from daemon.template.render import Templates
@@ -329,6 +330,10 @@ class Instance:
                     # Loaded before the first generation starts, so nothing notifies twice.
                     await self._open_state(nursery, self.storage)
                 await self._swap(nursery, self.build(self._first, self._first_templates))
+                recurring = RecurringSilences(
+                    self.silences, self.commit_silences, self.clock, tenant=self.tenant
+                )
+                await nursery.start(recurring.run)
                 nursery.start_soon(self._collect_garbage_every, self.gc_interval)
                 nursery.start_soon(self._recount_alert_states)
                 task_status.started()
@@ -404,6 +409,14 @@ class Instance:
             )
         )
         self.silence_state = silence_state
+
+    async def commit_silences(self, plan: silence_mod.Plan) -> None:
+        """Journal ``plan`` (fsynced) when durable, then apply it: the API's write path."""
+        if self.silence_state is None or not plan.records:
+            self.silences.apply(plan)
+            return
+        records = [silencepb.encode_mesh_silence(s, exp) for s, exp in plan.records]
+        await self.silence_state.commit(records, lambda: self.silences.apply(plan))
 
     # --- housekeeping -------------------------------------------------------------------
 

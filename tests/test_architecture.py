@@ -61,8 +61,9 @@ FORBIDDEN = [
     ("template", "daemon.notify"),
 ]
 
-#: What tocsinctl may import above layer 6: the pure route tree, for ``config routes``.
-CTL_EXTRA = {"daemon.dispatch.route"}
+#: What tocsinctl may import above layer 6: the pure route tree, for ``config routes``,
+#: and the pure cron of recurring silences, for ``import notification-manager``.
+CTL_EXTRA = {"daemon.dispatch.route", "daemon.silence.recurring"}
 
 #: Modules ARCHITECTURE.md calls pure: no trio, quart or hypercorn.
 PURE = [
@@ -75,6 +76,8 @@ PURE = [
     "daemon.notify.dedup",
     "daemon.silence.model",
     "daemon.silence.codec",
+    "daemon.silence.recurring",
+    "daemon.silence.windows",
     "daemon.nflog.state",
     "daemon.nflog.codec",
     "daemon.config",
@@ -85,6 +88,10 @@ PURE = [
     "daemon.notify.ratelimit",
     "daemon.dispatch.group_limit",
     "daemon.eventrules",
+    "daemon.sources.kubeevents",
+    "daemon.sources.production",
+    "daemon.sources.resolve",
+    "daemon.sources.steps",
 ]
 SHELL_PACKAGES = ("trio", "quart", "quart_trio", "hypercorn")
 

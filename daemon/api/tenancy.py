@@ -51,8 +51,10 @@ from daemon.tenancy.tenants import TenancyConfig
 IDENTITY_KEY = "tocsin.identity"
 TENANT_KEY = "tocsin.tenant"
 
-#: Paths (below the route prefix) whose POST puts alerts or events in.
-INGEST_PATHS = frozenset({"api/v2/alerts", "api/v1/alerts", "api/v1/events", "audit/webhook/event"})
+#: Paths (below the route prefix) whose POST puts alerts in.
+INGEST_PATHS = frozenset({"api/v2/alerts", "api/v1/alerts"})
+#: Paths whose POST puts Kubernetes or audit events into the global intake.
+EVENT_PATHS = frozenset({"api/v1/events", "audit/webhook/event"})
 TENANT_CONFIG_PATH = "api/v1/alerts"
 TENANTS_PATH = "api/v1/tenants"
 
@@ -120,6 +122,8 @@ def access_of(method: str, path: str) -> Access:
         return Access.RELOAD
     if method == "POST" and path in INGEST_PATHS:
         return Access.INGEST
+    if method == "POST" and path in EVENT_PATHS:
+        return Access.EVENTS
     if path == TENANT_CONFIG_PATH:
         return Access.TENANT_CONFIG
     if path == TENANTS_PATH:

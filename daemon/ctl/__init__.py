@@ -27,6 +27,7 @@ from daemon.ctl import (
     completion,
     config,
     history,
+    nm_import,
     receiver,
     silence,
     template,
@@ -62,6 +63,7 @@ DEFAULT_SUBCOMMANDS = {
     ("tenant",): "list",
     ("tenant", "config"): "get",
     ("rules",): "check",
+    ("import",): "notification-manager",
 }
 
 _CONFIG_HELP = """\
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     tenant_command.register(commands)
     why.register(commands)
     register_rules(commands)
+    nm_import.register(commands)
     completion.register(commands, parser)
     return parser
 

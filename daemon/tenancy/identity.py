@@ -13,7 +13,8 @@ Rules (issue 11's contract), decided here as pure functions so a table test cove
   and 403 for a tenant token, so a tenant learns nothing of other tenants' names.
 * ``/-/healthy`` and ``/-/ready`` are open; ``/metrics`` is admin or ingest;
   ``/-/reload`` and ``/api/v1/tenants`` are admin; ingest may only post alerts and
-  events (and scrape ``/metrics``): 403 for everything else.
+  events (and scrape ``/metrics``): 403 for everything else. Events feed the global
+  intake, so a tenant token may not post them and ``X-Scope-OrgID`` is refused there.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ class Access(Enum):
     OPEN = "open"  # /-/healthy, /-/ready
     METRICS = "metrics"
     RELOAD = "reload"
-    INGEST = "ingest"  # POST alerts (v1, v2) and events
+    INGEST = "ingest"  # POST alerts (v1, v2)
+    #: POST Kubernetes and audit events: they feed the global intake (which fans out),
+    #: so only admin and ingest may, and without naming a tenant.
+    EVENTS = "events"
     TENANTS = "tenants"  # GET /api/v1/tenants
     TENANT_CONFIG = "tenant_config"  # Mimir's GET/POST/DELETE /api/v1/alerts
     API = "api"  # everything else: reads and silences, on one pipeline
@@ -128,6 +132,16 @@ def authorize(
     if access is Access.METRICS:
         if who.role == TENANT:
             return Verdict(403, "/metrics needs an admin or ingest token", who)
+        return Verdict(0, identity=who)
+    if access is Access.EVENTS:
+        if who.role == TENANT:
+            return Verdict(
+                403, "events feed the global pipeline: they need an ingest or admin token", who
+            )
+        if org_id is not None:
+            return Verdict(
+                400, "events feed the global pipeline: X-Scope-OrgID is not taken here", who
+            )
         return Verdict(0, identity=who)
     if who.role == INGEST and access is not Access.INGEST:
         return Verdict(403, "an ingest token may only post alerts and events", who)

@@ -90,6 +90,11 @@ CASES = [
     ("a", None, A.TENANTS, 403, None),
     ("a", None, A.TENANT_CONFIG, 0, "a"),
     ("b", "a", A.TENANT_CONFIG, 403, None),
+    ("admin", None, A.EVENTS, 0, None),
+    ("ingest", None, A.EVENTS, 0, None),
+    ("ingest", "a", A.EVENTS, 400, None),
+    ("a", None, A.EVENTS, 403, None),
+    (None, None, A.EVENTS, 401, None),
 ]
 
 

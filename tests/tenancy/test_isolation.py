@@ -543,3 +543,27 @@ def test_tocsinctl_tenant_commands(tmp_path: Path) -> None:
         ctl("a", "tenant", "config", "delete")
         err = ctl("a", "tenant", "config", "get", ok=False).stderr
         assert "no config of its own" in err
+
+
+@pytest.mark.parametrize(
+    ("who", "org", "status"),
+    [("a", None, 403), ("ingest", "team-a", 400), ("none", None, 401), ("mismatch", None, 403)],
+)
+def test_event_intakes_are_for_ingest_and_admin(
+    world: tuple[Proc, dict[str, str]], who: str, org: str | None, status: int
+) -> None:
+    """Kubernetes and audit events feed the global intake: a tenant token may not post
+    them, and a tenant named in X-Scope-OrgID is refused rather than ignored."""
+    proc, _ = world
+    for path in ("/api/v1/events", "/audit/webhook/event"):
+        with client(proc, who, org) as c:
+            assert c.post(path, json=[]).status_code == status
+
+
+def test_event_intakes_take_ingest_tokens(world: tuple[Proc, dict[str, str]]) -> None:
+    """An ingest token (and an admin's) gets through the gate to the event intakes."""
+    proc, _ = world
+    for who in ("ingest", "admin"):
+        with client(proc, who) as c:
+            for path in ("/api/v1/events", "/audit/webhook/event"):
+                assert c.post(path, json=[]).status_code not in (401, 403, 404), path
