@@ -567,3 +567,37 @@ def test_event_intakes_take_ingest_tokens(world: tuple[Proc, dict[str, str]]) ->
         with client(proc, who) as c:
             for path in ("/api/v1/events", "/audit/webhook/event"):
                 assert c.post(path, json=[]).status_code not in (401, 403, 404), path
+
+
+def test_notification_manager_import_into_a_tenancy_tocsin(tmp_path: Path) -> None:
+    """tocsinctl import notification-manager, with an admin token, writes each NM
+    tenant's config and silences into that tenant through this API, end to end."""
+    fixtures = Path(__file__).parents[1] / "ctl" / "fixtures" / "nm"
+    tenancy = f"""\
+admins: [{{name: ops, token_sha256: {sha(TOKENS["admin"])}}}]
+tenants:
+  alice: {{tokens_sha256: [{sha(TOKENS["a"])}]}}
+  bob: {{tokens_sha256: [{sha(TOKENS["b"])}]}}
+"""
+    with start(tmp_path, tenancy=tenancy) as proc:
+        argv = [sys.executable, "-m", "daemon.ctl", f"--alertmanager.url={proc.url}"]
+        argv += [f"--bearer-token={TOKENS['admin']}", "--no-version-check"]
+        argv += ["import", "notification-manager", str(fixtures)]
+        argv += [f"--global-config-out={tmp_path / 'global.yml'}"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2, out.stderr  # 2: some NM items were reported unmapped
+        with client(proc, "a") as c:
+            assert c.get("/api/v1/alerts").status_code == 200
+            # alice's recurring silence, and the global "maintenance" one she may read.
+            comments = {s["comment"] for s in c.get("/api/v2/silences").json()}
+            assert any("alice-nightly" in x for x in comments), comments
+            assert any("maintenance" in x for x in comments), comments
+        with client(proc, "b") as c:
+            comments = {s["comment"] for s in c.get("/api/v2/silences").json()}
+            assert not any("alice-nightly" in x for x in comments)
+        with client(proc, "b") as c:
+            assert c.get("/api/v1/alerts").status_code == 200
+        with client(proc, "admin") as c:
+            tenants = {t["id"]: t for t in c.get("/api/v1/tenants").json()}
+        assert tenants["alice"]["config"] == tenants["bob"]["config"] == "custom"
+        assert tenants["alice"]["silences"] >= 1
