@@ -54,7 +54,9 @@ def make_batches(total: int, groups: int, batch: int, tag: str) -> list[bytes]:
     return [json.dumps(alerts[i : i + batch]).encode() for i in range(0, len(alerts), batch)]
 
 
-async def post_all(url: str, batches: list[bytes], connections: int) -> None:
+async def post_all(
+    url: str, batches: list[bytes], connections: int, headers: dict[str, str] | None = None
+) -> None:
     send, receive = trio.open_memory_channel[bytes](len(batches))
     for b in batches:
         send.send_nowait(b)
@@ -67,7 +69,7 @@ async def post_all(url: str, batches: list[bytes], connections: int) -> None:
                 r = await client.post(
                     f"{url}/api/v2/alerts",
                     content=body,
-                    headers={"Content-Type": "application/json"},
+                    headers={"Content-Type": "application/json", **(headers or {})},
                 )
                 r.raise_for_status()
 

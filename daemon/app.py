@@ -25,7 +25,7 @@ import signal
 import socket
 import ssl
 import struct
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,7 +35,12 @@ import trio
 
 from daemon import __version__, loop_monitor, thread_limits
 from daemon import metrics as m
-from daemon.api.webconfig import WebConfigError, WebConfigFile, open_web_config
+from daemon.api.webconfig import (
+    WebConfigError,
+    WebConfigFile,
+    open_web_config,
+    refuse_basic_auth_users,
+)
 from daemon.clock import Clock, SystemClock
 from daemon.config.errors import ConfigError
 from daemon.config.load import load_config_file
@@ -43,14 +48,28 @@ from daemon.config.model import Config
 from daemon.ha.peer import ClusterPeer, PeerSetupError, create_peer, disabled_cluster_status
 from daemon.history.service import History, start_history
 from daemon.instance import Instance, InstanceBackend, ProcessFacts, StorageSettings
+from daemon.instances import CONFIG_KEY, ConfigGossip, TenantMap
 from daemon.log import configure as configure_logging
 from daemon.notify.httpclient import HttpClientConfigError, HttpClients
 from daemon.options import Options, refused_flags
 from daemon.sources import Source, start_sources
+from daemon.sources.intake import EventIntake, RuleSets
+from daemon.sources.notifysink import NotificationSink
+from daemon.sources.rulesets import RuleFiles, RuleReload, RulesError
+from daemon.sources.watch import (
+    ApiServer,
+    EventWatch,
+    WatchConfigError,
+    in_cluster,
+    load_kubeconfig,
+)
 from daemon.store import tune_gc
 from daemon.systemd import Notifier
 from daemon.template.errors import TemplateError
 from daemon.template.render import Templates
+from daemon.tenancy.configstore import tenant_dir
+from daemon.tenancy.limits import TenantLimits
+from daemon.tenancy.tenants import TenancyConfig, load_tenancy_file
 
 log = structlog.get_logger("tocsin")
 
@@ -83,11 +102,22 @@ def config_hash(text: str) -> float:
 class Reloader:
     """Re-reads the config file and reloads the instance, one reload at a time."""
 
-    def __init__(self, instance: Instance, config_file: str, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        instance: Instance,
+        config_file: str,
+        notifier: Notifier,
+        rules: RuleReload | None = None,
+    ) -> None:
         self.instance = instance
         self.config_file = config_file
         self.notifier = notifier
+        #: The event and audit rule files reload with the config, all or nothing.
+        self.rules = rules
         self._lock = trio.Lock()
+        #: With tenancy: the tenancy file and the map it feeds, re-read on each reload.
+        self.tenancy_file = ""
+        self.tenants: TenantMap | None = None
 
     async def reload(self) -> str | None:
         """The error text, or None once the new config runs (SIGHUP and /-/reload);
@@ -107,13 +137,38 @@ class Reloader:
                 self.config_file,
                 limiter=thread_limits.config_reload(),
             )
+            rule_sets = None
+            if self.rules is not None:
+                rule_sets = await trio.to_thread.run_sync(
+                    self.rules.load, limiter=thread_limits.config_reload()
+                )
             await self.instance.reload(config, templates)
+            if self.rules is not None and rule_sets is not None:
+                self.rules.use(rule_sets)
         except (ConfigError, TemplateError, OSError, ValueError) as exc:
             m.config_last_reload_successful.set(0)
             log.error("config.reload_failed", file=self.config_file, err=str(exc))
             return str(exc)
         record_config(config)
         log.info("config.reloaded", file=self.config_file)
+        if self.tenants is not None:
+            return await self._reload_tenancy(self.tenants)
+        return None
+
+    async def _reload_tenancy(self, tenants: TenantMap) -> str | None:
+        """Re-read the tenancy file and the fallback config; a bad one keeps the old."""
+        try:
+            tenancy, fallback = await trio.to_thread.run_sync(
+                load_tenancy,
+                self.tenancy_file,
+                self.config_file,
+                limiter=thread_limits.config_reload(),
+            )
+            await tenants.apply(tenancy, fallback)
+        except (ConfigError, TemplateError, OSError, ValueError) as exc:
+            log.error("tenancy.reload_failed", file=self.tenancy_file, err=str(exc))
+            return str(exc)
+        log.info("tenancy.reloaded", file=self.tenancy_file, tenants=len(tenancy.tenants))
         return None
 
 
@@ -217,6 +272,34 @@ def load_config_and_templates(path: str) -> tuple[Config, Templates]:
     return config, Templates.load(config.templates)
 
 
+def load_tenancy(
+    tenancy_file: str, config_file: str
+) -> tuple[TenancyConfig, tuple[Config, Templates]]:
+    """The tenancy file and the config a tenant without its own runs (the file's
+    ``fallback_config_file``, else ``--config.file``). Blocking (reads files)."""
+    tenancy = load_tenancy_file(tenancy_file)
+    return tenancy, load_config_and_templates(tenancy.fallback_config_file or config_file)
+
+
+def rule_files(opts: Options) -> RuleFiles:
+    """The event and audit rule files the flags name."""
+    return RuleFiles(
+        events=opts.events_rules_files,
+        audit=opts.auditing_rules_files,
+        workspaces_file=opts.events_workspaces_file,
+        alerting_priority=opts.auditing_alerting_priority,
+    )
+
+
+def event_watch_api(opts: Options) -> ApiServer | None:
+    """The API server ``--events.kubeconfig`` or ``--events.watch`` names, or None."""
+    if opts.events_kubeconfig:
+        return load_kubeconfig(opts.events_kubeconfig)
+    if opts.events_watch:
+        return in_cluster()
+    return None
+
+
 def run(opts: Options) -> int:
     """Entry point for ``tocsin``: returns the process exit status."""
     configure_logging(opts.log_level, opts.log_format)
@@ -237,6 +320,25 @@ def run(opts: Options) -> int:
     except (ConfigError, TemplateError, OSError) as exc:
         log.error("config.load_failed", file=opts.config_file, err=str(exc))
         return 1
+    tenancy: TenancyConfig | None = None
+    if opts.tenancy_config_file:
+        try:
+            tenancy = load_tenancy(opts.tenancy_config_file, opts.config_file)[0]
+            if web_config is not None:
+                refuse_basic_auth_users(web_config[0].current(), "--tenancy.config-file")
+        except (ConfigError, TemplateError, OSError) as exc:
+            log.error("tenancy.load_failed", file=opts.tenancy_config_file, err=str(exc))
+            return 1
+    try:
+        rules = rule_files(opts).load()
+    except RulesError as exc:
+        log.error("rules.load_failed", err=str(exc))
+        return 1
+    try:
+        kube_api = event_watch_api(opts)
+    except WatchConfigError as exc:
+        log.error("events.watch_config_failed", err=str(exc))
+        return 1
     try:
         Path(opts.storage_path).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -249,7 +351,7 @@ def run(opts: Options) -> int:
         return 1
     failed = False
     try:
-        trio.run(serve, opts, config, templates, socks, web_config)
+        trio.run(serve, opts, config, templates, socks, web_config, rules, kube_api, tenancy)
     except* (PeerSetupError, HttpClientConfigError, OSError) as group:
         # Fatal start-up or I/O failures (e.g. the cluster port is taken): one clear line
         # and a non-zero exit, so systemd's restart policy applies.
@@ -264,6 +366,9 @@ async def serve(
     templates: Templates,
     socks: list[socket.socket],
     web_config: tuple[WebConfigFile, ssl.SSLContext | None] | None = None,
+    rules: RuleSets | None = None,
+    kube_api: ApiServer | None = None,
+    tenancy: TenancyConfig | None = None,
 ) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the config."""
     clock = SystemClock()
@@ -276,7 +381,19 @@ async def serve(
     # Signals are caught from before start-up, so a SIGTERM right after readiness is
     # handled gracefully, not by the default action.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        await _serve(opts, config, templates, socks, web_config, clock, storage, signals)
+        await _serve(
+            opts,
+            config,
+            templates,
+            socks,
+            web_config,
+            clock,
+            storage,
+            signals,
+            rules or RuleSets(),
+            kube_api,
+            tenancy,
+        )
 
 
 async def _serve(
@@ -288,13 +405,27 @@ async def _serve(
     clock: Clock,
     storage: Path,
     signals: AsyncIterator[int],
+    rules: RuleSets,
+    kube_api: ApiServer | None,
+    tenancy: TenancyConfig | None = None,
 ) -> None:
     # Imported here so that the pure core never imports quart or hypercorn.
     from daemon.api.app import create_app
     from daemon.api.debug import stall_routes
+    from daemon.api.events import event_routes
     from daemon.api.history import history_routes
     from daemon.api.receivers import receiver_test_routes
     from daemon.api.server import serve_api
+    from daemon.api.tenancy import (
+        RequestBackend,
+        install_gate,
+        request_tenant,
+        tenant_silence_routes,
+        tenants_routes,
+        v1_alert_routes,
+    )
+    from daemon.api.why import why_routes
+    from daemon.ui.pages import ui_routes
 
     address, port = socks[0].getsockname()[:2]
     # One client per distinct http_config (TLS, proxy, OAuth2), all behind one limit on
@@ -330,42 +461,73 @@ async def _serve(
             history=history.for_tenant() if history is not None else None,
         )
         instances: dict[str, Instance] = {DEFAULT_INSTANCE: instance}
-        sources: list[Source] = []
+        # Kubernetes events and audit events: the HTTP intakes below put through it.
+        events = EventIntake(
+            rules,
+            clock,
+            default_resolve_after=opts.events_resolve_after,
+            sinks=[NotificationSink(u, clients.default) for u in opts.events_notification_webhooks],
+        )
+        sources: list[Source] = [events]
+        if kube_api is not None:
+            sources.append(
+                EventWatch(kube_api, events, clock, resolve_window=opts.events_resolve_after)
+            )
         peer = create_peer(opts, instance.silences, instance.nflog, clock)
         if peer is not None:
             instance.use_cluster(peer.wait_settled, peer.peer_wait)
         notifier = Notifier()
-        reloader = Reloader(instance, opts.config_file, notifier)
+        reloader = Reloader(
+            instance, opts.config_file, notifier, RuleReload(rule_files(opts), events)
+        )
         for each in instances.values():
             await nursery.start(each.run)
         if peer is not None:
             # After the instances loaded their state, so the first push/pull has it.
             await nursery.start(peer.run)
-        # Alert producers besides the API (none yet: the Kubernetes sources plug in here).
-        await start_sources(nursery, sources, instance.put)
-        record_config(config)
-        backend = InstanceBackend(
-            instance,
-            ProcessFacts(
-                route_prefix=route_prefix(opts),
-                started=clock.now(),
-                version_info=VERSION_INFO,
-                cluster_status=functools.partial(_cluster_status, peer),
-                reload=reloader.reload,
-            ),
+        facts = ProcessFacts(
+            route_prefix=route_prefix(opts),
+            started=clock.now(),
+            version_info=VERSION_INFO,
+            cluster_status=functools.partial(_cluster_status, peer),
+            reload=reloader.reload,
         )
+        tenants: TenantMap | None = None
+        if tenancy is not None:
+            tenants = await start_tenants(
+                nursery, opts, tenancy, instance, facts, clients, history, peer
+            )
+            reloader.tenancy_file, reloader.tenants = opts.tenancy_config_file, tenants
+        # Alert producers besides the API; with tenancy they feed the global intake,
+        # which fans out.
+        await start_sources(nursery, sources, tenants.put_global if tenants else instance.put)
+        record_config(config)
+        backend = InstanceBackend(instance, facts)
         extra_routes = dict(receiver_test_routes())
+        extra_routes.update(event_routes(events))
+        extra_routes.update(v1_alert_routes(tenants))
+        if tenants is not None:
+            extra_routes.update(tenants_routes(tenants))
+        pin = request_tenant if tenants is not None else None
         if history is not None:
-            extra_routes.update(history_routes(history.store))
+            extra_routes.update(history_routes(history.store, request_tenant=pin))
+        extra_routes.update(
+            why_routes(history.store if history is not None else None, request_tenant=pin)
+        )
+        extra_routes.update(ui_routes())
         if opts.debug_stall_endpoint:
             extra_routes.update(stall_routes())
         app = create_app(
-            backend,
-            api_routes=api_routes(),
+            backend if tenants is None else RequestBackend(tenants),
+            api_routes=api_routes()
+            if tenants is None
+            else tenant_silence_routes(api_routes(), tenants),
             extra_routes=extra_routes,
             get_concurrency=opts.web_get_concurrency,
             timeout_ns=opts.web_timeout,
         )
+        if tenants is not None:
+            install_gate(app, tenants)
         web, tls = web_config if web_config is not None else (None, None)
         await nursery.start(
             functools.partial(
@@ -391,6 +553,66 @@ async def _serve(
         nursery.start_soon(notifier.feed_watchdog)
         nursery.start_soon(_announce_ready, notifier, peer, instance)
         await _handle_signals(signals, reloader, notifier, nursery.cancel_scope)
+
+
+async def start_tenants(
+    nursery: trio.Nursery,
+    opts: Options,
+    tenancy: TenancyConfig,
+    instance: Instance,
+    facts: ProcessFacts,
+    clients: HttpClients,
+    history: History | None,
+    peer: ClusterPeer | None,
+) -> TenantMap:
+    """Start one instance per tenant beside the global ``instance`` (issue 11); with a
+    cluster peer, each tenant's silences and nflog gossip under its own keys."""
+    storage = Path(opts.storage_path)
+
+    def make_tenant(
+        tenant: str, config: Config, templates: Templates, limits: TenantLimits
+    ) -> Instance:
+        made = Instance(
+            config,
+            clock=instance.clock,
+            http=clients.default,
+            external_url=instance.external_url,
+            retention=opts.data_retention,
+            storage=StorageSettings(tenant_dir(storage, tenant), opts.data_maintenance_interval),
+            gc_interval=opts.alerts_gc_interval,
+            templates=templates,
+            clients=clients,
+            tenant=tenant,
+            history=history.for_tenant(tenant) if history is not None else None,
+            limits=limits,
+            global_silences=instance.silences,
+        )
+        if peer is not None:
+            made.use_cluster(peer.wait_settled, peer.peer_wait)
+        return made
+
+    def gossip(tenant: str, made: Instance) -> Callable[[], None]:
+        assert peer is not None
+        return peer.add_tenant(tenant, made.silences, made.nflog)
+
+    def load_fallback() -> tuple[Config, Templates]:
+        return load_config_and_templates(tenants.tenancy.fallback_config_file or opts.config_file)
+
+    tenants = TenantMap(
+        instance,
+        tenancy,
+        storage=storage,
+        make_instance=make_tenant,
+        load_fallback=load_fallback,
+        process=facts,
+        sidecar_http=clients.default,
+        gossip=gossip if peer is not None else None,
+    )
+    await nursery.start(tenants.run)
+    if peer is not None:
+        # After the stored configs loaded, so the first push/pull carries them.
+        tenants.publish = peer.add_state(CONFIG_KEY, ConfigGossip(tenants))
+    return tenants
 
 
 def _cluster_status(peer: ClusterPeer | None) -> Mapping[str, Any]:

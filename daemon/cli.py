@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 from daemon import __version__
 from daemon.gocompat.duration import DurationError, parse_duration, parse_go_duration
@@ -47,6 +48,7 @@ _DURATIONS = {
 }
 _BOOLS = {
     "debug.stall-endpoint",
+    "events.watch",
     "web.systemd-socket",
     "cluster.allow-insecure-public-advertise-address-discovery",
 }
@@ -63,7 +65,37 @@ _STRINGS = {
     "cluster.gossip-key-file",
     "history.export-file",
     "history.webhook-url",
+    "tenancy.config-file",
+    "events.workspaces-file",
+    "events.kubeconfig",
 }
+
+
+def _positive_duration(text: str) -> int:
+    value = _duration(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be longer than 0s")
+    return value
+
+
+def _webhook_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL")
+    return text
+
+
+#: The repeatable flags of the Kubernetes event sources: flag, attribute, type, help.
+_EVENT_REPEATED: tuple[tuple[str, str, Callable[[str], str], str], ...] = (
+    ("--events.rules-file", "events_rules_files", str, "kube-events Rule files, a glob"),
+    ("--auditing.rules-file", "auditing_rules_files", str, "kube-auditing Rule files, a glob"),
+    (
+        "--events.notification-webhook",
+        "events_notification_webhooks",
+        _webhook_url,
+        "where events matched by notification rules go, as NDJSON",
+    ),
+)
 
 
 def _attr(flag: str) -> str:
@@ -111,6 +143,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="initial peers (may be repeated)",
     )
+    p.add_argument(
+        "--events.resolve-after",
+        dest="events_resolve_after",
+        type=_positive_duration,
+        default=defaults.events_resolve_after,
+        help="how long an event alert stays firing after its event last occurred",
+    )
+    for flag, dest, kind, text in _EVENT_REPEATED:
+        p.add_argument(flag, dest=dest, action="append", type=kind, default=[], help=text)
+    p.add_argument(
+        "--auditing.alerting-priority",
+        dest="auditing_alerting_priority",
+        choices=("DEBUG", "INFO", "WARNING"),
+        default=defaults.auditing_alerting_priority,
+        help="audit rules below this priority raise no alert",
+    )
     p.add_argument("--log.level", dest="log_level", choices=LEVELS, default="info")
     p.add_argument("--log.format", dest="log_format", choices=("logfmt", "json"), default=None)
     p.add_argument("--version", action="version", version=f"tocsin, version {__version__}")
@@ -121,6 +169,8 @@ def parse_args(argv: Sequence[str]) -> Options:
     ns = build_parser().parse_args(list(argv))
     values = vars(ns)
     values["cluster_peers"] = tuple(values["cluster_peers"])
+    for _, repeated, _, _ in _EVENT_REPEATED:
+        values[repeated] = tuple(values[repeated])
     values["web_listen_addresses"] = tuple(values["web_listen_addresses"]) or (
         Options().web_listen_addresses
     )

@@ -43,24 +43,36 @@ from daemon.api.backend import AlertStatus
 from daemon.clock import NS_PER_SECOND, ZERO_TIME, Clock
 from daemon.config.model import Config
 from daemon.dispatch.dispatcher import Dispatcher
+from daemon.dispatch.group_limit import GroupBudget
 from daemon.dispatch.route import RouteNode
 from daemon.dispatch.snapshot import GroupSnapshot
 from daemon.inhibit import Inhibitor
 from daemon.metrics import Samples
 from daemon.nflog import codec as nflogpb
 from daemon.nflog.state import Nflog
+from daemon.notify import firewall
 from daemon.notify.attempt import AttemptRecorder
 from daemon.notify.httpclient import HttpClients
 from daemon.notify.pipeline import build_pipeline, no_wait
+from daemon.notify.ratelimit import NotificationRateLimits
 from daemon.notify.receiver_test import test_receiver
 from daemon.notify.receivers.registry import build_integrations
+from daemon.notify.silence_stage import SilenceMatcher
 from daemon.notify.stages import GroupMuteMarker
 from daemon.persist import DurableState
 from daemon.silence import codec as silencepb
 from daemon.silence import state as silence_mod
-from daemon.silence.state import Silences
+from daemon.silence.recurring_actor import RecurringSilences
+from daemon.silence.state import SilenceLimits, Silences
 from daemon.store import ALERT_STATES, AlertStore
 from daemon.template.render import Templates
+from daemon.tenancy.limits import (
+    UNLIMITED,
+    AlertsLedger,
+    LimitExceeded,
+    TenantLimits,
+    count_breach,
+)
 
 log = structlog.get_logger("tocsin")
 
@@ -94,6 +106,19 @@ class Generation:
 
 
 @attrs.frozen
+class LayeredSilences:
+    """A tenant pipeline's silence matcher: its own silences, then the global ones."""
+
+    own: Silences
+    shared: Silences
+
+    def mutes(self, labels: Mapping[str, str], fingerprint: int, now: int) -> list[str]:
+        own = self.own.mutes(labels, fingerprint, now)
+        shared = self.shared.mutes(labels, fingerprint, now)
+        return sorted(own + shared) if shared else own
+
+
+@attrs.frozen
 class StorageSettings:
     """Where and how an instance keeps its silences and nflog durable."""
 
@@ -118,6 +143,8 @@ class Instance:
         clients: HttpClients | None = None,
         tenant: str | None = None,
         history: AttemptRecorder | None = None,
+        limits: TenantLimits = UNLIMITED,
+        global_silences: Silences | None = None,
     ) -> None:
         self.clock = clock
         self.http = http
@@ -132,6 +159,13 @@ class Instance:
         self.store = AlertStore(clock)
         self.nflog = Nflog(retention=retention)
         self.silences = Silences(retention=retention)
+        #: What mutes this pipeline's alerts: its own silences and, in a tenant
+        #: pipeline, the global pipeline's too (NM's global silences mute every tenant).
+        self.muter: SilenceMatcher = (
+            self.silences
+            if global_silences is None
+            else LayeredSilences(self.silences, global_silences)
+        )
         self._first = config
         self._first_templates = templates
         self._generation: Generation | None = None
@@ -143,6 +177,16 @@ class Instance:
         self._recount_wanted = trio.Event()
         self._settle: Callable[[], Awaitable[None]] | None = None
         self._wait: Callable[[], float] = no_wait
+        # Limits (see set_limits); the pipelines and dispatchers read them through
+        # these objects, so a change applies at once, without a reload.
+        self.limits = UNLIMITED
+        self._ledger: AlertsLedger | None = None
+        self._rate_limits = NotificationRateLimits(
+            lambda integration: self.limits.notification_rate(integration),
+            lambda integration: self._breach("notification_rate_limit"),
+        )
+        self._firewall = firewall.ReceiverFirewall(on_block=self._breach)
+        self.set_limits(limits)
 
     # --- wiring ------------------------------------------------------------------------
 
@@ -153,6 +197,28 @@ class Instance:
         """
         self._settle = settle
         self._wait = wait
+
+    def set_limits(self, limits: TenantLimits) -> None:
+        """Apply a tenant's limits from now on (at start, and when the tenancy file is
+        reloaded). Stored alerts, silences and groups beyond new limits stay; only
+        what would add to them is refused."""
+        self.limits = limits
+        if limits.max_alerts_count or limits.max_alerts_size_bytes:
+            if self._ledger is None:
+                self._ledger = AlertsLedger()
+                self._ledger.stored(self.store)
+        else:
+            self._ledger = None
+        self.silences.limits = SilenceLimits(
+            limits.max_silences_count, limits.max_silence_size_bytes, self._breach
+        )
+        self._firewall.set_rules(
+            limits.receivers_firewall_block_cidr_networks,
+            limits.receivers_firewall_block_private_addresses,
+        )
+
+    def _breach(self, limit: str) -> None:
+        count_breach(self.tenant, limit)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -177,16 +243,41 @@ class Instance:
 
     def alert_status(self, alert: Alert, now: int) -> AlertStatus:
         by = self.generation.inhibitor.inhibited_by(alert.labels, alert.fingerprint, now)
-        silenced = self.silences.mutes(alert.labels, alert.fingerprint, now)
+        silenced = self.muter.mutes(alert.labels, alert.fingerprint, now)
         return AlertStatus(silenced_by=silenced, inhibited_by=(by,) if by else ())
 
     # --- the intake ---------------------------------------------------------------------
 
     def put(self, alerts: Iterable[Alert], now: int) -> None:
-        """Store ``alerts`` (merged with what is stored) and hand each result on."""
+        """Store ``alerts`` (merged with what is stored) and hand each result on.
+
+        Error handling: :class:`~daemon.tenancy.limits.LimitExceeded` when the batch
+        would take the store past the alert limits; then none of it is stored.
+        """
         ingest = self.generation.ingest
-        for alert in self.store.put(alerts, now):
+        ledger = self._ledger
+        if ledger is not None:
+            alerts = list(alerts)
+            self.admit(alerts)
+            stored = self.store.put(alerts, now)
+            ledger.stored(stored)
+        else:
+            stored = self.store.put(alerts, now)
+        for alert in stored:
             ingest(alert)
+
+    def admit(self, alerts: Sequence[Alert]) -> bool:
+        """Raise :class:`~daemon.tenancy.limits.LimitExceeded` (and count it) if storing
+        ``alerts`` would break the alert limits; whether any are in force."""
+        ledger = self._ledger
+        if ledger is None:
+            return False
+        try:
+            ledger.admit(self.limits, alerts)
+        except LimitExceeded as exc:
+            self._breach(exc.limit)
+            raise
+        return True
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -199,7 +290,7 @@ class Instance:
         notifiers = build_pipeline(
             config,
             nflog=self.nflog,
-            silences=self.silences,
+            silences=self.muter,
             inhibitor=inhibitor,
             mute_marker=marker,
             clock=self.clock,
@@ -210,8 +301,19 @@ class Instance:
             settle=self._settle,
             wait=self._wait,
             recorder=self.history,
+            # Tenants only: the stage costs the global pipeline a step per notification.
+            rate_limits=(
+                self._rate_limits
+                if self.tenant is not None or self.limits.limits_notifications
+                else None
+            ),
+            tenant=self.tenant,
         )
-        dispatcher = Dispatcher(root, notifiers, self.clock)
+        budget = GroupBudget(
+            lambda: self.limits.max_dispatcher_aggregation_groups,
+            lambda: self._breach("max_dispatcher_aggregation_groups"),
+        )
+        dispatcher = Dispatcher(root, notifiers, self.clock, budget=budget)
         return Generation(config, root, dispatcher, inhibitor, marker, bound)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -220,13 +322,25 @@ class Instance:
         The task owns the instance's nursery: reloads reach it as messages
         (:meth:`reload`), and each new generation starts here.
         """
+        if self.tenant is not None:
+            # This task's context only (trio gives each task a copy): every log event of
+            # this pipeline's tasks, which all descend from this one, carries the tenant.
+            structlog.contextvars.bind_contextvars(tenant=self.tenant)
         unregister = self._register_metrics()
+        if self.tenant is not None or self.limits.has_firewall:
+            # Every task this one starts from now on (dispatchers, flushes, retries)
+            # connects through the tenant's firewall.
+            firewall.use(self._firewall)
         try:
             async with trio.open_nursery() as nursery:
                 if self.storage is not None:
                     # Loaded before the first generation starts, so nothing notifies twice.
                     await self._open_state(nursery, self.storage)
                 await self._swap(nursery, self.build(self._first, self._first_templates))
+                recurring = RecurringSilences(
+                    self.silences, self.commit_silences, self.clock, tenant=self.tenant
+                )
+                await nursery.start(recurring.run)
                 nursery.start_soon(self._collect_garbage_every, self.gc_interval)
                 nursery.start_soon(self._recount_alert_states)
                 task_status.started()
@@ -303,6 +417,14 @@ class Instance:
         )
         self.silence_state = silence_state
 
+    async def commit_silences(self, plan: silence_mod.Plan) -> None:
+        """Journal ``plan`` (fsynced) when durable, then apply it: the API's write path."""
+        if self.silence_state is None or not plan.records:
+            self.silences.apply(plan)
+            return
+        records = [silencepb.encode_mesh_silence(s, exp) for s, exp in plan.records]
+        await self.silence_state.commit(records, lambda: self.silences.apply(plan))
+
     # --- housekeeping -------------------------------------------------------------------
 
     def collect_garbage(self) -> int:
@@ -310,6 +432,8 @@ class Instance:
         now = self.clock.now()
         self.nflog.gc(now)
         gone = self.store.gc(now)
+        if self._ledger is not None:
+            self._ledger.forget(gone)
         inhibitor = self.generation.inhibitor
         inhibitor.gc(now)
         for alert in gone:
@@ -434,7 +558,13 @@ class Instance:
             self.clock,
             self.clients,
         )
-        return await test_receiver(receiver, integrations, self.clock.now())
+        # Called from an API request's task: make the tenant's firewall current for it.
+        token = firewall.use(self._firewall) if self.tenant is not None else None
+        try:
+            return await test_receiver(receiver, integrations, self.clock.now())
+        finally:
+            if token is not None:
+                firewall.reset(token)
 
 
 @attrs.frozen
@@ -490,6 +620,9 @@ class InstanceBackend:
 
     def put_alerts(self, alerts: Sequence[Alert], now: int) -> None:
         self.instance.put(alerts, now)
+
+    def admit_alerts(self, alerts: Sequence[Alert]) -> bool:
+        return self.instance.admit(alerts)
 
     def receivers_for(self, labels: Mapping[str, str]) -> list[str]:
         return self.instance.receivers_for(labels)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -226,6 +227,64 @@ def _precreate() -> None:
 
 
 _precreate()
+
+
+class _WithTenants(Collector):
+    """One family: the global pipeline's series exactly as Alertmanager's, then the same
+    series of tenant pipelines with a ``tenant`` label (samples of one family may carry
+    different label sets; the exposition stays one HELP and one TYPE per name)."""
+
+    def __init__(self, base: Counter | Histogram, tenanted: Counter | Histogram) -> None:
+        self.base = base
+        self.tenanted = tenanted
+
+    def collect(self) -> Iterable[Any]:
+        for family in self.base.collect():
+            for extra in self.tenanted.collect():
+                family.samples.extend(extra.samples)
+            yield family
+
+    def describe(self) -> Iterable[Any]:
+        return self.base.describe()
+
+
+def _tenant_twin(base: Counter | Histogram) -> Counter | Histogram:
+    """``base``'s series for tenant pipelines, served inside ``base``'s own family."""
+    # prometheus_client keeps label names, documentation and buckets in private fields.
+    names = [*base._labelnames, "tenant"]
+    twin: Counter | Histogram
+    if isinstance(base, Histogram):
+        twin = Histogram(
+            base._name, base._documentation, names, buckets=base._upper_bounds[:-1], registry=None
+        )
+    else:
+        twin = Counter(base._name, base._documentation, names, registry=None)
+    REGISTRY.unregister(base)
+    REGISTRY.register(_WithTenants(base, twin))
+    _twins[id(base)] = twin
+    return twin
+
+
+_twins: dict[int, Counter | Histogram] = {}
+
+
+def pipeline_series(family: Counter | Histogram, tenant: str | None, *values: str) -> Any:
+    """The child of a per-pipeline notification series: ``family``'s own for the global
+    pipeline (tenant None), its tenant-labelled twin's for a tenant pipeline."""
+    if tenant is None:
+        return family.labels(*values)
+    return _twins[id(family)].labels(*values, tenant)
+
+
+for _family in (
+    notifications,
+    notifications_failed,
+    notification_requests,
+    notification_requests_failed,
+    notification_latency,
+    notifications_suppressed,
+):
+    _tenant_twin(_family)
 
 
 Samples = Iterable[tuple[tuple[str, ...], float]]

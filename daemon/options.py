@@ -53,6 +53,18 @@ class Options:
     history_webhook_url: str = ""
     #: tocsin only: serve POST /-/debug/stall, which blocks the event loop (watchdog tests).
     debug_stall_endpoint: bool = False
+    #: tocsin only: the tenancy file; "" runs without tenancy (one global pipeline).
+    tenancy_config_file: str = ""
+    #: tocsin only: Kubernetes events and audit events (daemon/sources/); globs, repeatable.
+    events_rules_files: tuple[str, ...] = ()
+    events_workspaces_file: str = ""
+    events_resolve_after: int = parse_duration("15m")
+    events_notification_webhooks: tuple[str, ...] = ()
+    #: The API-server watch: a kubeconfig, or (events_watch) the pod's service account.
+    events_kubeconfig: str = ""
+    events_watch: bool = False
+    auditing_rules_files: tuple[str, ...] = ()
+    auditing_alerting_priority: str = "WARNING"
     log_level: str = "info"
     #: None when the flag was not given: then the format follows the TTY.
     log_format: str | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import trio
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -22,14 +22,15 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import Map, PathConverter
 
 from daemon import metrics
-from daemon.alert import posted_alerts
-from daemon.api.backend import ApiBackend
+from daemon.alert import Alert, posted_alerts
+from daemon.api.backend import AdmitsAlerts, ApiBackend
 from daemon.api.cooperative import run_cooperatively
 from daemon.api.encoding import body, cluster_status, framework_error, version_info
 from daemon.api.limits import AsgiApp, HandlerLabel, instrument, limit
 from daemon.api.postable import BodyError, parse_alerts_steps
 from daemon.api.query import AlertQuery, QueryError, list_alerts_steps, list_groups_steps
 from daemon.gocompat.timestamp import format_millis
+from daemon.tenancy.limits import LimitExceeded
 
 #: Alerts validated and stored between two checkpoints of POST /api/v2/alerts (~5 ms).
 INTAKE_SLICE = 500
@@ -137,6 +138,9 @@ async def post_alerts(backend: ApiBackend, params: Mapping[str, str]) -> Respons
     # In slices with checkpoints between (a 32 MiB body holds ~150k alerts), shielded so
     # a disconnecting client cannot leave the body half stored.
     with trio.CancelScope(shield=True):
+        # A tenant's alert limits judge the whole batch before any of it is stored.
+        limited = isinstance(backend, AdmitsAlerts)
+        held: list[Alert] = []
         for start in range(0, len(raws), INTAKE_SLICE):
             if start:
                 await trio.lowlevel.checkpoint()
@@ -145,7 +149,20 @@ async def post_alerts(backend: ApiBackend, params: Mapping[str, str]) -> Respons
             )
             errors += slice_errors
             firing += slice_firing
-            backend.put_alerts(valid, now)
+            if limited:
+                held += valid
+            else:
+                backend.put_alerts(valid, now)
+        if limited:
+            try:
+                if cast(AdmitsAlerts, backend).admit_alerts(held):
+                    backend.put_alerts(held, now)
+                else:
+                    for start in range(0, len(held), INTAKE_SLICE):
+                        await trio.lowlevel.checkpoint()
+                        backend.put_alerts(held[start : start + INTAKE_SLICE], now)
+            except LimitExceeded as exc:
+                return _handler_error(400, str(exc))
     if firing:
         _received_firing.inc(firing)
     if len(raws) > firing:

@@ -8,7 +8,7 @@ process shell (``daemon.app``) hands ``create_app`` one per instance
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -31,6 +31,18 @@ class AlertStatus:
     @property
     def state(self) -> str:
         return "suppressed" if self.silenced_by or self.inhibited_by else "active"
+
+
+@runtime_checkable
+class AdmitsAlerts(Protocol):
+    """A backend with per-tenant alert limits (``daemon.instance.InstanceBackend``)."""
+
+    def admit_alerts(self, alerts: Sequence[Alert]) -> bool:
+        """Raise ``daemon.tenancy.limits.LimitExceeded`` if storing the whole batch would
+        break a limit; changes nothing. True when limits are in force: the caller then
+        stores the batch in one ``put_alerts`` call, so no other request's alerts come
+        between this check and the store."""
+        ...
 
 
 class ApiBackend(Protocol):

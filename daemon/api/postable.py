@@ -560,11 +560,28 @@ def parse_alerts(body: bytes) -> list[RawAlert]:
     return run_steps(parse_alerts_steps(body))
 
 
+#: What a postable alert has of a webhook payload's alert (status and fingerprint are
+#: derived, not posted: the status is carried by ``endsAt``).
+_WEBHOOK_ALERT_FIELDS = ("labels", "annotations", "startsAt", "endsAt", "generatorURL")
+
+
+def webhook_payload_alerts(alerts: list[Any]) -> list[Any]:
+    """Notification Manager's ingest shape: Alertmanager's webhook payload (a JSON
+    object), whose ``alerts[]`` are ingested as posted alerts. A firing alert there has
+    the zero ``endsAt``, a resolved one its real end, so each keeps its status."""
+    return [
+        {k: item[k] for k in _WEBHOOK_ALERT_FIELDS if k in item} if isinstance(item, dict) else item
+        for item in alerts
+    ]
+
+
 def parse_alerts_steps(body: bytes) -> Steps[list[RawAlert]]:
     """:func:`parse_alerts` in slices of :data:`STEP_ITEMS` alerts (see :data:`Steps`)."""
     doc = yield from decode_json_steps(body)
     if doc is None:
         return []
+    if isinstance(doc, dict) and isinstance(doc.get("alerts"), list):
+        doc = webhook_payload_alerts(doc["alerts"])
     if not isinstance(doc, list):
         raise BodyError(
             400,

@@ -12,7 +12,9 @@ Handler errors are JSON strings; framework errors are ``{"code","message"}``.
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 
@@ -29,6 +31,7 @@ from daemon.gocompat.timestamp import format_millis
 from daemon.matcher import Matcher, MatcherError, MatchType, matcher_json, parse_filter
 from daemon.persist import DurableState, JournalFull
 from daemon.silence import codec as silencepb
+from daemon.silence import recurring, windows
 from daemon.silence.model import Silence
 from daemon.silence.state import Plan, SilenceError, SilenceNotFound, Silences
 
@@ -225,8 +228,9 @@ def parse_silence(data: bytes) -> PostedSilence:
 
 
 def gettable_silence(s: Silence, now: int) -> dict[str, Any]:
-    """The ``gettableSilence`` object, keys in Alertmanager's order."""
-    return {
+    """The ``gettableSilence`` object, keys in Alertmanager's order (then tocsin's
+    ``recurrence`` on a recurring silence's window)."""
+    out = {
         "id": s.id,
         "status": {"state": s.display_state(now).value},
         "updatedAt": format_millis(s.updated_at),
@@ -236,6 +240,9 @@ def gettable_silence(s: Silence, now: int) -> dict[str, Any]:
         "matchers": [matcher_json(m) for m in s.matchers],
         "startsAt": format_millis(s.starts_at),
     }
+    if s.recurrence is not None:
+        out["recurrence"] = recurring.spec_json(s.recurrence)
+    return out
 
 
 # --- handlers --------------------------------------------------------------------------
@@ -290,14 +297,17 @@ def _bad_uuid(params: Mapping[str, str]) -> Response | None:
     return None
 
 
+def request_filters() -> list[Matcher]:
+    """The request's ``filter`` parameters; raises :class:`MatcherError` (a 400)."""
+    return [parse_filter(text) for text in request.args.getlist("filter")]
+
+
 async def get_silences(backend: ApiBackend, params: Mapping[str, str]) -> Response:
     """GET /api/v2/silences (spec §1.8): syntactic filters, API sort order."""
-    filters = []
-    for text in request.args.getlist("filter"):
-        try:
-            filters.append(parse_filter(text))
-        except MatcherError as exc:
-            return _handler_error(400, str(exc))
+    try:
+        filters = request_filters()
+    except MatcherError as exc:
+        return _handler_error(400, str(exc))
     now = backend.clock.now()
     found = _store(backend).query(filters, now)
     return _json(200, body([gettable_silence(s, now) for s in found]))
@@ -313,8 +323,14 @@ async def post_silences(backend: ApiBackend, params: Mapping[str, str]) -> Respo
     except RequestEntityTooLarge:
         limit = request.max_content_length
         return _json(413, framework_error(413, f"request body too large (limit {limit} bytes)"))
+    raw = data if isinstance(data, bytes) else data.encode()
+    # A JSON escape could spell the key another way; then the body is decoded to look.
+    if b'"recurrence"' in raw or b"\\u" in raw:
+        answer = await post_recurring(backend, raw)
+        if answer is not None:
+            return answer
     try:
-        posted = parse_silence(data if isinstance(data, bytes) else data.encode())
+        posted = parse_silence(raw)
     except BodyError as exc:
         return _json(exc.status, framework_error(exc.code, exc.message))
     if posted.starts_at >= posted.ends_at:
@@ -322,17 +338,78 @@ async def post_silences(backend: ApiBackend, params: Mapping[str, str]) -> Respo
     now = backend.clock.now()
     if posted.ends_at < now:
         return _handler_error(400, "Failed to create silence: end time can't be in the past")
+    silence = posted.to_silence()
+    prev = _store(backend).get(posted.id) if posted.id else None
+    if prev is not None and prev.recurrence is not None:
+        # An edited window stays part of its recurring silence (clients do not send it).
+        silence = attrs.evolve(silence, recurrence=prev.recurrence)
     try:
-        plan = _store(backend).plan_set(posted.to_silence(), now)
+        plan = _store(backend).plan_set(silence, now)
     except SilenceNotFound as exc:
         return _handler_error(404, str(exc))
     except SilenceError as exc:
         return _handler_error(400, str(exc))
+    return await _commit_created(backend, plan, {"silenceID": plan.silence_id})
+
+
+async def _commit_created(backend: ApiBackend, plan: Plan, answer: dict[str, str]) -> Response:
+    """Commit a create or update plan; 200 with ``answer``, or the write's failure."""
     try:
         await _commit(backend, plan)
     except OSError as exc:
         return _write_failed("create silence", exc)
-    return _json(200, body({"silenceID": plan.silence_id}))
+    return _json(200, body(answer))
+
+
+async def post_recurring(backend: ApiBackend, data: bytes) -> Response | None:
+    """POST /api/v2/silences with tocsin's ``recurrence``: a new recurring silence.
+
+    ``startsAt`` (default now) is when it begins and ``endsAt`` (optional) when it ends;
+    its windows are written as silences (:mod:`daemon.silence.windows`). The answer's
+    ``silenceID`` is the first window's; ``recurrenceID`` names the recurring silence.
+    None when the body has no top-level ``recurrence``: the ordinary path answers it.
+    """
+    try:
+        doc = decode_json(data)
+    except BodyError:
+        doc = None
+    if not isinstance(doc, dict) or "recurrence" not in doc:
+        return None
+    now = backend.clock.now()
+    try:
+        rec = recurring.parse_posted(doc.pop("recurrence"))
+    except recurring.ScheduleError as exc:
+        return _handler_error(400, f"Failed to create silence: {exc}")
+    if doc.get("id"):
+        return _handler_error(
+            400, "Failed to create silence: a recurring silence is always new; leave out id"
+        )
+    until_given = doc.get("endsAt") is not None
+    doc["startsAt"] = doc.get("startsAt") or format_millis(now)
+    doc["endsAt"] = doc.get("endsAt") or format_millis(now)  # only read when given
+    try:
+        posted = parse_silence(json.dumps(doc).encode())
+    except BodyError as exc:
+        return _json(exc.status, framework_error(exc.code, exc.message))
+    since = max(posted.starts_at, now)
+    until = posted.ends_at if until_given else None
+    if until is not None and until <= since:
+        return _handler_error(
+            400, "Failed to create silence: end time must be after start time and now"
+        )
+    spec = recurring.RecurrenceSpec(
+        str(uuid.uuid4()), rec.schedule, rec.duration, rec.time_zone, since, until
+    )
+    try:
+        spec.check()
+        plan = windows.plan_new(_store(backend), posted.to_silence(), spec, now)
+    except recurring.ScheduleError as exc:
+        return _handler_error(400, f"Failed to create silence: {exc}")
+    except SilenceError as exc:
+        return _handler_error(400, str(exc))
+    return await _commit_created(
+        backend, plan, {"silenceID": plan.silence_id, "recurrenceID": spec.id}
+    )
 
 
 async def get_silence(backend: ApiBackend, params: Mapping[str, str]) -> Response:
@@ -351,8 +428,14 @@ async def delete_silence(backend: ApiBackend, params: Mapping[str, str]) -> Resp
     bad = _bad_uuid(params)
     if bad is not None:
         return bad
+    store = _store(backend)
+    found = store.get(params["silenceID"])
     try:
-        plan = _store(backend).plan_expire(params["silenceID"], backend.clock.now())
+        if found is not None and found.recurrence is not None:
+            # Expiring any window of a recurring silence ends the recurring silence.
+            plan = windows.plan_end(store, found.recurrence.id, backend.clock.now())
+        else:
+            plan = store.plan_expire(params["silenceID"], backend.clock.now())
     except SilenceNotFound as exc:
         return _handler_error(500, str(exc))
     try:

@@ -2,7 +2,8 @@
 
 Commands (one module each): ``alert query|add``, ``silence add|query|update|expire|
 import``, ``check-config``, ``config show``, ``config routes show|test``, ``cluster
-show``, ``template render``; and tocsin's own ``receiver test`` and ``completion``.
+show``, ``template render``; and tocsin's own ``receiver test``, ``rules check|test``
+and ``completion``.
 A group named alone runs its default command, as in amtool (``alert`` is ``alert query``).
 
 Error handling: a command raises :class:`~daemon.ctl.errors.CtlError`; :func:`main`
@@ -20,11 +21,24 @@ from collections.abc import Sequence
 import httpx
 
 from daemon import __version__
-from daemon.ctl import alert, cluster, completion, config, history, receiver, silence, template
+from daemon.ctl import (
+    alert,
+    cluster,
+    completion,
+    config,
+    history,
+    nm_import,
+    receiver,
+    silence,
+    template,
+    why,
+)
+from daemon.ctl import tenant as tenant_command
 from daemon.ctl.command import Invocation
 from daemon.ctl.config import check_config, parse_templates
 from daemon.ctl.errors import PROG, CtlError, report
 from daemon.ctl.flags import GLOBAL_FLAGS, config_files, read_config_files, resolve
+from daemon.ctl.rules import register as register_rules
 from daemon.ctl.template import default_template_data, render_template, template_data_from_json
 
 __all__ = [
@@ -46,6 +60,10 @@ DEFAULT_SUBCOMMANDS = {
     ("config", "routes"): "show",
     ("template",): "render",
     ("receiver",): "test",
+    ("tenant",): "list",
+    ("tenant", "config"): "get",
+    ("rules",): "check",
+    ("import",): "notification-manager",
 }
 
 _CONFIG_HELP = """\
@@ -76,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     template.register(commands)
     receiver.register(commands)
     history.register(commands)
+    tenant_command.register(commands)
+    why.register(commands)
+    register_rules(commands)
+    nm_import.register(commands)
     completion.register(commands, parser)
     return parser
 

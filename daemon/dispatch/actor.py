@@ -53,6 +53,7 @@ import trio
 from daemon.alert import Alert
 from daemon.clock import NS_PER_SECOND, Clock
 from daemon.dispatch.group import AggregationGroup, FlushSnapshot
+from daemon.dispatch.group_limit import GroupBudget
 from daemon.dispatch.route import RouteNode
 from daemon.dispatch.snapshot import GroupSnapshot
 from daemon.notify.context import Notifier, NotifyContext
@@ -112,8 +113,10 @@ class RouteGroupActor:
         notifier: Notifier,
         clock: Clock,
         peer_wait: Callable[[], float] = no_peer_wait,
+        budget: GroupBudget | None = None,
     ) -> None:
         self.node = node
+        self._budget = budget
         self._notifier = notifier
         self._clock = clock
         self._peer_wait = peer_wait
@@ -176,6 +179,7 @@ class RouteGroupActor:
                 group_key=group.group_key,
                 labels=dict(group.labels),
                 alerts=group.view(),
+                next_flush_at=group.next_flush_at,
             )
             for group in self._groups.values()
         ]
@@ -299,6 +303,15 @@ class RouteGroupActor:
         values = node.group_values(alert.labels)
         group = self._groups.get(values)
         if group is None:
+            if self._budget is not None and not self._budget.take():
+                log.error(
+                    "group.limit_reached",
+                    route_id=node.id,
+                    groups=self._budget.count,
+                    limit=self._budget.limit(),
+                    alertname=alert.labels.get("alertname", ""),
+                )
+                return None
             route = node.route
             labels = node.group_labels(alert.labels)
             key = node.group_key(labels)
@@ -378,6 +391,8 @@ class RouteGroupActor:
             group = self._groups.pop(key)
             del self._by_order[group.order]
             log.debug("group.removed", route_id=self.node.id, group_key=group.group_key)
+        if self._budget is not None:
+            self._budget.release(len(stale))
         # Rebuilt from the live deadlines, so stale entries cannot pile up; flushing
         # groups are re-armed when their flush finishes.
         self._timers = [(g.next_flush_at, g.order) for g in self._groups.values() if not g.flushing]

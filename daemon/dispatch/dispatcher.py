@@ -17,6 +17,7 @@ import trio
 from daemon.alert import Alert
 from daemon.clock import Clock
 from daemon.dispatch.actor import RouteGroupActor, no_peer_wait
+from daemon.dispatch.group_limit import GroupBudget
 from daemon.dispatch.route import RouteNode
 from daemon.dispatch.snapshot import GroupSnapshot
 from daemon.notify.context import Notifier
@@ -32,10 +33,12 @@ class Dispatcher:
         clock: Clock,
         *,
         peer_wait: Callable[[], float] = no_peer_wait,
+        budget: GroupBudget | None = None,
     ) -> None:
         """``notifiers`` maps receiver names to pipelines; every route's receiver needs one.
 
-        ``peer_wait`` gives the cluster wait (seconds) added to each flush deadline.
+        ``peer_wait`` gives the cluster wait (seconds) added to each flush deadline;
+        ``budget`` caps the groups of all routes together (a tenant's limit).
         """
         self.root = root
         self._actors: dict[str, RouteGroupActor] = {}
@@ -44,7 +47,7 @@ class Dispatcher:
                 notifier = notifiers[node.receiver]
             except KeyError:
                 raise ValueError(f"no notifier for receiver {node.receiver!r}") from None
-            self._actors[node.id] = RouteGroupActor(node, notifier, clock, peer_wait)
+            self._actors[node.id] = RouteGroupActor(node, notifier, clock, peer_wait, budget)
         # A tree that is only a root without matchers routes every alert to the root:
         # skip the walk (it runs once per posted alert).
         self._sole_actor = (

@@ -19,3 +19,5 @@ class GroupSnapshot:
     labels: dict[str, str]
     #: Current alerts of the group, in notification order (spec §3.6), as stored.
     alerts: tuple[Alert, ...]
+    #: When the group's timer next fires, on trio's clock (seconds); for the why view.
+    next_flush_at: float | None = None

@@ -57,6 +57,7 @@ from cluster.node import (
     ulid_name,
 )
 from cluster.security import Keyring, KeyringError
+from cluster.state import State
 from cluster.tls_transport import TLSTransport, open_tls_transport
 from cluster.transport import Transport, open_udp_tcp_transport
 from daemon import metrics
@@ -366,6 +367,12 @@ class ClusterPeer:
         self._host_addresses = host_addresses or _host_addresses
         self._settled = trio.Event()
         self._node: Node | None = None
+        self._channels: ChannelDelegate | None = None
+        #: Tenant pipelines to gossip (see add_tenant), and how to stop each.
+        self._tenants: dict[str, tuple[Silences, Nflog]] = {}
+        #: tocsin-only states registered by add_state (tenant configs).
+        self._extra_states: dict[str, State] = {}
+        self._detach_tenant: dict[str, Callable[[], None]] = {}
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -440,11 +447,7 @@ class ClusterPeer:
             advertise = choose_advertise_address(
                 self.opts, transport.local_address, self._host_addresses()
             )
-            silences_channel = SilencesChannel(silences=self.silences, clock=self.clock)
-            nflog_channel = NflogChannel(nflog=self.nflog, clock=self.clock)
             channels = ChannelDelegate()
-            channels.add_state(SILENCES_KEY, silences_channel)
-            channels.add_state(NFLOG_KEY, nflog_channel)
             node = Node(
                 transport,
                 self.name,
@@ -462,28 +465,16 @@ class ClusterPeer:
                 with node_scope:
                     await node.run(task_status=task_status)
 
-            def on_silence(record: bytes) -> None:
-                # Called for our own writes and for every record a merge stored.
-                if silences_channel.merging:
-                    if silences_channel.merging_oversized:
-                        return
-                    silences_propagated.inc()
-                self._broadcast(SILENCES_KEY, record)
-
-            def on_nflog_entry(entry: Entry) -> None:
-                # Called for our own log() and for every entry a merge stored.
-                if nflog_channel.merging:
-                    if nflog_channel.merging_oversized:
-                        return
-                    metrics.nflog_gossip_messages_propagated.inc()
-                # Delimited, as Alertmanager's nflog broadcasts (pbutil.WriteDelimited).
-                self._broadcast(NFLOG_KEY, encode_state([entry]))
-
+            # States are registered before the node runs, so its first push/pull has them.
+            self._channels = channels
+            detach = self._attach(SILENCES_KEY, NFLOG_KEY, self.silences, self.nflog)
+            for key, state in self._extra_states.items():
+                channels.add_state(key, state)
+            for tenant, (silences, nflog) in self._tenants.items():
+                self._detach_tenant[tenant] = self._attach(*tenant_keys(tenant), silences, nflog)
             async with trio.open_nursery() as nursery:
                 await nursery.start(run_node)
                 self._node = node
-                unsubscribe_silences = self.silences.subscribe(on_silence)
-                unsubscribe_nflog = self.nflog.subscribe(on_nflog_entry)
                 COLLECTOR.use(self)
                 metrics.cluster_enabled.set(1)
                 try:
@@ -500,8 +491,11 @@ class ClusterPeer:
                     task_status.started()
                     await trio.sleep_forever()
                 finally:
-                    unsubscribe_silences()
-                    unsubscribe_nflog()
+                    detach()
+                    for undo in self._detach_tenant.values():
+                        undo()
+                    self._detach_tenant.clear()
+                    self._channels = None
                     COLLECTOR.release(self)
                     with trio.CancelScope(shield=True) as leave_scope:
                         leave_scope.deadline = trio.current_time() + self.leave_timeout
@@ -534,6 +528,73 @@ class ClusterPeer:
             server_name=self.tls.server_name,
         )
 
+    def add_state(self, key: str, state: State) -> Callable[[bytes], None]:
+        """Replicate ``state`` under the tocsin-only channel ``key`` (Alertmanager peers
+        skip it); returns the function that broadcasts one local change. Call before or
+        while :meth:`run` runs."""
+        self._extra_states[key] = state
+        if self._channels is not None:
+            self._channels.add_state(key, state)
+        return lambda record: self._broadcast(key, record)
+
+    def add_tenant(self, tenant: str, silences: Silences, nflog: Nflog) -> Callable[[], None]:
+        """Gossip a tenant pipeline's silences and nflog under tocsin-only keys
+        (:func:`tenant_keys`); returns the function that stops it. Alertmanager peers
+        skip the keys they do not know, so only ``"sil"`` and ``"nfl"`` (the global
+        pipeline) reach them, and a tenant's nflog entries can never dedup another
+        pipeline's notifications."""
+        self._tenants[tenant] = (silences, nflog)
+        if self._channels is not None:
+            self._detach_tenant[tenant] = self._attach(*tenant_keys(tenant), silences, nflog)
+
+        def remove() -> None:
+            self._tenants.pop(tenant, None)
+            undo = self._detach_tenant.pop(tenant, None)
+            if undo is not None:
+                undo()
+
+        return remove
+
+    def _attach(
+        self, silences_key: str, nflog_key: str, silences: Silences, nflog: Nflog
+    ) -> Callable[[], None]:
+        """Register one pipeline's two states on the running node and broadcast their
+        changes; returns the function that undoes both."""
+        channels = self._channels
+        assert channels is not None
+        silences_channel = SilencesChannel(silences=silences, clock=self.clock)
+        nflog_channel = NflogChannel(nflog=nflog, clock=self.clock)
+        channels.add_state(silences_key, silences_channel)
+        channels.add_state(nflog_key, nflog_channel)
+
+        def on_silence(record: bytes) -> None:
+            # Called for our own writes and for every record a merge stored.
+            if silences_channel.merging:
+                if silences_channel.merging_oversized:
+                    return
+                silences_propagated.inc()
+            self._broadcast(silences_key, record)
+
+        def on_nflog_entry(entry: Entry) -> None:
+            # Called for our own log() and for every entry a merge stored.
+            if nflog_channel.merging:
+                if nflog_channel.merging_oversized:
+                    return
+                metrics.nflog_gossip_messages_propagated.inc()
+            # Delimited, as Alertmanager's nflog broadcasts (pbutil.WriteDelimited).
+            self._broadcast(nflog_key, encode_state([entry]))
+
+        unsubscribe_silences = silences.subscribe(on_silence)
+        unsubscribe_nflog = nflog.subscribe(on_nflog_entry)
+
+        def detach() -> None:
+            unsubscribe_silences()
+            unsubscribe_nflog()
+            channels.states.pop(silences_key, None)
+            channels.states.pop(nflog_key, None)
+
+        return detach
+
     def _broadcast(self, key: str, record: bytes) -> None:
         if self._node is None:
             return
@@ -565,6 +626,15 @@ class ClusterPeer:
                 joined = await node.join(addresses)
                 for ok in [True] * joined + [False] * (len(addresses) - joined):
                     node.count_refresh_join(ok)
+
+
+#: The prefix of the tocsin-only channel keys of tenant pipelines ("/" is in no tenant id).
+TENANT_KEY_PREFIX = "tocsin/"
+
+
+def tenant_keys(tenant: str) -> tuple[str, str]:
+    """The silences and nflog channel keys of ``tenant``'s pipeline."""
+    return f"{TENANT_KEY_PREFIX}sil/{tenant}", f"{TENANT_KEY_PREFIX}nfl/{tenant}"
 
 
 def create_peer(

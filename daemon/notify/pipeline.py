@@ -53,6 +53,7 @@ from daemon.notify.context import NotifyContext, Stage
 from daemon.notify.dedup import NotifyReason, notify_reason, split_hashes
 from daemon.notify.http1 import HttpSender
 from daemon.notify.httpclient import HttpClients
+from daemon.notify.ratelimit import NotificationRateLimits
 from daemon.notify.receivers.base import Integration, Templater
 from daemon.notify.receivers.registry import build_integrations
 from daemon.notify.retry import (
@@ -61,7 +62,7 @@ from daemon.notify.retry import (
     Backoff,
     NotifyError,
 )
-from daemon.notify.silence_stage import SilenceStage
+from daemon.notify.silence_stage import SilenceMatcher, SilenceStage
 from daemon.notify.stages import (
     GossipSettleStage,
     GroupMuteMarker,
@@ -69,7 +70,6 @@ from daemon.notify.stages import (
     TimeActiveStage,
     TimeMuteStage,
 )
-from daemon.silence.state import Silences
 from daemon.template.render import Templates
 from daemon.timeinterval import TimeIntervals
 
@@ -200,6 +200,8 @@ class RetryStage:
     receiver: str
     integration: Integration
     rng: random.Random
+    #: The pipeline's tenant: its metrics carry it as a label (None: the global one).
+    tenant: str | None = None
     #: This integration's children of the per-attempt metrics, looked up once.
     _sent_metrics: tuple[Any, Any, Any] | None = attrs.field(default=None, init=False)
 
@@ -212,10 +214,11 @@ class RetryStage:
         """``notifications``, ``notification_requests`` and the latency histogram."""
         if self._sent_metrics is None:
             name = self.integration.name
+            tenant = self.tenant
             self._sent_metrics = (
-                metrics.notifications.labels(name),
-                metrics.notification_requests.labels(name),
-                metrics.notification_latency.labels(name),
+                metrics.pipeline_series(metrics.notifications, tenant, name),
+                metrics.pipeline_series(metrics.notification_requests, tenant, name),
+                metrics.pipeline_series(metrics.notification_latency, tenant, name),
             )
         return self._sent_metrics
 
@@ -256,7 +259,9 @@ class RetryStage:
                     await self.integration.notify(ctx, sent)
                 except NotifyError as err:
                     requests.inc()
-                    metrics.notification_requests_failed.labels(name).inc()
+                    metrics.pipeline_series(
+                        metrics.notification_requests_failed, self.tenant, name
+                    ).inc()
                     latency.observe(trio.current_time() - started)
                     if not err.retryable:
                         text = (
@@ -299,9 +304,36 @@ class RetryStage:
             raise
 
     def _give_up(self, text: str, reason: str, attempts: int, fields: dict[str, object]) -> str:
-        metrics.notifications_failed.labels(self.integration.name, reason).inc()
+        metrics.pipeline_series(
+            metrics.notifications_failed, self.tenant, self.integration.name, reason
+        ).inc()
         log.error("notify.failed", **fields, attempts=attempts, reason=reason, error=text)
         return text
+
+
+@attrs.define
+class RateLimitStage:
+    """Drop the notification (a failure, not retried) when the tenant's rate for this
+    integration type is used up, as Mimir's ``rateLimitedNotifier``."""
+
+    receiver: str
+    integration: Integration
+    limits: NotificationRateLimits
+
+    async def process(self, flush: IntegrationFlush, alerts: Sequence[Alert]) -> Sequence[Alert]:
+        name = self.integration.name
+        if self.limits.allow(name, trio.current_time()):
+            return alerts
+        self.limits.on_drop(name)
+        label = f"{name}[{self.integration.index}]"
+        log.warning(
+            "notify.rate_limited",
+            receiver=self.receiver,
+            integration=label,
+            group_key=flush.ctx.group_key,
+            num_alerts=len(alerts),
+        )
+        raise IntegrationFailed(f"{self.receiver}/{label}: failed to notify due to rate limits")
 
 
 @attrs.define
@@ -346,16 +378,22 @@ class IntegrationPipeline:
         rng: random.Random,
         wait: Callable[[], float] = no_wait,
         recorder: AttemptRecorder | None = None,
+        rate_limits: NotificationRateLimits | None = None,
+        tenant: str | None = None,
     ) -> IntegrationPipeline:
-        """The chain in Alertmanager's order."""
+        """The chain in Alertmanager's order (with a tenant's rate limit before Retry)."""
         key = ReceiverKey(receiver, integration.name, integration.index)
+        limit: tuple[IntegrationStage, ...] = ()
+        if rate_limits is not None:
+            limit = (RateLimitStage(receiver, integration, rate_limits),)
         return cls(
             receiver,
             integration,
             (
                 WaitStage(wait, clock),
                 DedupStage(nflog, key, integration.send_resolved),
-                RetryStage(receiver, integration, rng),
+                *limit,
+                RetryStage(receiver, integration, rng, tenant),
                 SetNotifiesStage(nflog, key, clock),
             ),
             recorder,
@@ -483,6 +521,8 @@ def build_notifiers(
     clients: HttpClients | None = None,
     stages: Sequence[Stage] = (),
     recorder: AttemptRecorder | None = None,
+    rate_limits: NotificationRateLimits | None = None,
+    tenant: str | None = None,
 ) -> dict[str, ReceiverPipeline]:
     """One pipeline per configured receiver, keyed by receiver name.
 
@@ -491,14 +531,17 @@ def build_notifiers(
     ``templates`` renders integration fields (defaults to the built-in templates only).
     ``clients`` gives each integration the client its ``http_config`` needs.
     ``stages`` are the receiver-wide stages every receiver runs first; ``recorder``
-    is told what each integration's share of each flush came to.
+    is told what each integration's share of each flush came to; ``rate_limits`` are
+    a tenant's notification rate limits (None: unlimited).
     """
     rng = rng or random.Random()
     templates = templates or Templates.load((), external_url)
     pipelines: dict[str, ReceiverPipeline] = {}
     for receiver in config.receivers:
         subs = [
-            IntegrationPipeline.build(receiver.name, integration, nflog, clock, rng, wait, recorder)
+            IntegrationPipeline.build(
+                receiver.name, integration, nflog, clock, rng, wait, recorder, rate_limits, tenant
+            )
             for integration in build_integrations(
                 receiver, http, external_url, templates, clock, clients
             )
@@ -511,7 +554,7 @@ def build_pipeline(
     config: Config,
     *,
     nflog: Nflog,
-    silences: Silences,
+    silences: SilenceMatcher,
     inhibitor: Inhibitor,
     mute_marker: GroupMuteMarker,
     clock: Clock,
@@ -523,6 +566,8 @@ def build_pipeline(
     wait: Callable[[], float] = no_wait,
     rng: random.Random | None = None,
     recorder: AttemptRecorder | None = None,
+    rate_limits: NotificationRateLimits | None = None,
+    tenant: str | None = None,
 ) -> dict[str, ReceiverPipeline]:
     """Every receiver's pipeline, stages in Alertmanager's ``PipelineBuilder`` order.
 
@@ -532,10 +577,10 @@ def build_pipeline(
     intervals = TimeIntervals(config.time_intervals)
     stages: list[Stage] = [] if settle is None else [GossipSettleStage(settle)]
     stages += [
-        InhibitStage(inhibitor),
-        TimeActiveStage(intervals, mute_marker),
-        TimeMuteStage(intervals, mute_marker),
-        SilenceStage(silences),
+        InhibitStage(inhibitor, tenant),
+        TimeActiveStage(intervals, mute_marker, tenant),
+        TimeMuteStage(intervals, mute_marker, tenant),
+        SilenceStage(silences, tenant=tenant),
     ]
     return build_notifiers(
         config,
@@ -549,6 +594,8 @@ def build_pipeline(
         clients=clients,
         stages=tuple(stages),
         recorder=recorder,
+        rate_limits=rate_limits,
+        tenant=tenant,
     )
 
 
@@ -558,6 +605,7 @@ __all__ = [
     "IntegrationFlush",
     "IntegrationPipeline",
     "IntegrationStage",
+    "RateLimitStage",
     "ReceiverPipeline",
     "RetryStage",
     "SetNotifiesStage",

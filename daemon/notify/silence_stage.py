@@ -12,7 +12,7 @@ repeat flushes of the same alerts cheap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -22,11 +22,17 @@ import trio
 from daemon import metrics
 from daemon.alert import Alert
 from daemon.notify.context import NotifyContext
-from daemon.silence.state import Silences
 
 log = structlog.get_logger(__name__)
 
 REASON_SILENCE = "silence"
+
+
+class SilenceMatcher(Protocol):
+    """What the stage asks: :class:`daemon.silence.state.Silences` is one; a tenant
+    pipeline's asks its own silences and the global ones."""
+
+    def mutes(self, labels: Mapping[str, str], fingerprint: int, now: int) -> list[str]: ...
 
 
 class SilenceMarker(Protocol):
@@ -39,8 +45,10 @@ class SilenceMarker(Protocol):
 class SilenceStage:
     """Drops the alerts muted by active silences at the flush's tick time."""
 
-    silences: Silences
+    silences: SilenceMatcher
     marker: SilenceMarker | None = None
+    #: The pipeline's tenant, a label of its suppression count (None: the global one).
+    tenant: str | None = None
     #: The ``reason="silence"`` child of the suppressed counter, looked up once.
     _suppressed: Any = attrs.field(default=None, init=False)
 
@@ -68,7 +76,9 @@ class SilenceStage:
         dropped = len(alerts) - len(kept)
         if dropped:
             if self._suppressed is None:
-                self._suppressed = metrics.notifications_suppressed.labels(REASON_SILENCE)
+                self._suppressed = metrics.pipeline_series(
+                    metrics.notifications_suppressed, self.tenant, REASON_SILENCE
+                )
             self._suppressed.inc(dropped)
             log.debug(
                 "notify.silenced", receiver=ctx.receiver, group_key=ctx.group_key, count=dropped

@@ -101,6 +101,8 @@ class InhibitStage:
     """Drops the alerts the inhibitor mutes at the flush's tick time."""
 
     inhibitor: Inhibitor
+    #: The pipeline's tenant, a label of its suppression count (None: the global one).
+    tenant: str | None = None
 
     async def process(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> Sequence[Alert]:
         # A cancel point without a scheduler round trip: stages run on every flush.
@@ -110,7 +112,9 @@ class InhibitStage:
         kept = [a for a in alerts if inhibited_by(a.labels, a.fingerprint, now) is None]
         dropped = len(alerts) - len(kept)
         if dropped:
-            metrics.notifications_suppressed.labels(REASON_INHIBITION).inc(dropped)
+            metrics.pipeline_series(
+                metrics.notifications_suppressed, self.tenant, REASON_INHIBITION
+            ).inc(dropped)
             log.debug(
                 "notify.inhibited", receiver=ctx.receiver, group_key=ctx.group_key, count=dropped
             )
@@ -123,6 +127,7 @@ class TimeActiveStage:
 
     intervals: TimeIntervals
     marker: GroupMuteMarker = attrs.field(factory=GroupMuteMarker)
+    tenant: str | None = None
 
     async def process(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> Sequence[Alert]:
         # A cancel point without a scheduler round trip: stages run on every flush.
@@ -135,7 +140,9 @@ class TimeActiveStage:
             self.marker.set_muted(ctx.route_id, ctx.group_key, ())
             return alerts
         self.marker.set_muted(ctx.route_id, ctx.group_key, names)
-        metrics.notifications_suppressed.labels(REASON_ACTIVE_TIME_INTERVAL).inc(len(alerts))
+        metrics.pipeline_series(
+            metrics.notifications_suppressed, self.tenant, REASON_ACTIVE_TIME_INTERVAL
+        ).inc(len(alerts))
         log.debug(
             "notify.time_muted",
             receiver=ctx.receiver,
@@ -153,6 +160,7 @@ class TimeMuteStage:
 
     intervals: TimeIntervals
     marker: GroupMuteMarker = attrs.field(factory=GroupMuteMarker)
+    tenant: str | None = None
 
     async def process(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> Sequence[Alert]:
         # A cancel point without a scheduler round trip: stages run on every flush.
@@ -161,7 +169,9 @@ class TimeMuteStage:
         self.marker.set_muted(ctx.route_id, ctx.group_key, muted_by)
         if not muted_by:
             return alerts
-        metrics.notifications_suppressed.labels(REASON_MUTE_TIME_INTERVAL).inc(len(alerts))
+        metrics.pipeline_series(
+            metrics.notifications_suppressed, self.tenant, REASON_MUTE_TIME_INTERVAL
+        ).inc(len(alerts))
         log.debug(
             "notify.time_muted",
             receiver=ctx.receiver,

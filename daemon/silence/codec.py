@@ -35,6 +35,7 @@ from daemon.clock import ZERO_TIME
 from daemon.gocompat.pbtimestamp import decode_timestamp, encode_timestamp
 from daemon.matcher import Matcher, MatcherError, MatchType
 from daemon.silence import model
+from daemon.silence.recurring import RECURRENCE_FIELD, decode_spec, encode_spec
 
 _TO_PB = {
     MatchType.EQUAL: 0,
@@ -91,6 +92,8 @@ def encode_silence(s: model.Silence) -> bytes:
         w.string(8, s.created_by)
     if s.comment:
         w.string(9, s.comment)
+    if s.recurrence is not None:
+        w.bytes_field(RECURRENCE_FIELD, encode_spec(s.recurrence))
     return w.getvalue()
 
 
@@ -110,6 +113,7 @@ def decode_silence(data: bytes) -> model.Silence:
     matchers: list[Matcher] = []
     starts_at = ends_at = updated_at = ZERO_TIME
     legacy: list[tuple[str, str]] = []
+    recurrence = None
     for f in iter_fields(data):
         n = f.number
         if n == 1:
@@ -128,6 +132,8 @@ def decode_silence(data: bytes) -> model.Silence:
             created_by = f.as_str()
         elif n == 9:
             comment = f.as_str()
+        elif n == RECURRENCE_FIELD:
+            recurrence = decode_spec(f.as_bytes())
     if legacy:
         created_by, comment = legacy[0]
     return model.Silence(
@@ -138,6 +144,7 @@ def decode_silence(data: bytes) -> model.Silence:
         updated_at=updated_at,
         created_by=created_by,
         comment=comment,
+        recurrence=recurrence,
     )
 
 

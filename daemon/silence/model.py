@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import attrs
 
 from daemon.matcher import Matcher
+from daemon.silence.recurring import RecurrenceSpec
 
 
 class SilenceState(enum.Enum):
@@ -31,6 +32,8 @@ class Silence:
     updated_at: int = 0
     created_by: str = ""
     comment: str = ""
+    #: Set on each window silence of a recurring silence (tocsin only).
+    recurrence: RecurrenceSpec | None = None
 
     def state(self, now: int) -> SilenceState:
         """The internal state: both ends inclusive (upstream ``getState``)."""

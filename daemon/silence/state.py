@@ -82,6 +82,25 @@ class SilenceError(ValueError):
     """A silence that cannot be stored; ``str()`` is Alertmanager's message."""
 
 
+class SilenceLimitError(SilenceError):
+    """A write that would take the store past a tenant's silence limits; ``limit`` is
+    the limit's name (``max_silences_count`` or ``max_silence_size_bytes``)."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+@attrs.define
+class SilenceLimits:
+    """A tenant's silence limits (0: none), read at every local write; ``on_breach``
+    hears the limit's name of each refused write."""
+
+    max_silences_count: int = 0
+    max_silence_size_bytes: int = 0
+    on_breach: Callable[[str], None] = lambda _: None
+
+
 class SilenceNotFound(LookupError):
     """An ID that is not in the store."""
 
@@ -316,6 +335,8 @@ class Silences:
     _since_memo: tuple[int, int, frozenset[str]] | None = attrs.field(
         default=None, alias="_since_memo"
     )
+    #: A tenant's limits on local writes (peers' records are never refused).
+    limits: SilenceLimits = attrs.field(factory=SilenceLimits)
 
     def subscribe(
         self, listener: Callable[[bytes], None], *, local_writes: bool = True
@@ -394,6 +415,7 @@ class Silences:
         if prev is not None and can_update(prev, silence, now):
             updated = attrs.evolve(silence, updated_at=now)
             self._check(updated)
+            self._check_limits(updated, adds=False, now=now)
             return Plan(updated.id, ((updated, self._expiry(updated)),))
         created = attrs.evolve(
             silence,
@@ -402,6 +424,10 @@ class Silences:
             updated_at=now,
         )
         self._check(created)
+        # Replacing a silence that is not expired yet expires it: no more silences.
+        self._check_limits(
+            created, adds=prev is None or prev.state(now) is SilenceState.EXPIRED, now=now
+        )
         records: list[tuple[Silence, int]] = []
         if prev is not None:
             records.extend(self.plan_expire(prev.id, now).records)
@@ -542,6 +568,31 @@ class Silences:
         reason = validate_silence(s)
         if reason is not None:
             raise SilenceError(INVALID_PREFIX + reason)
+
+    def _check_limits(self, s: Silence, *, adds: bool, now: int) -> None:
+        """Mimir's (and Alertmanager 0.28's) silence limits: the encoded size of the
+        silence, and the count of silences not yet expired."""
+        limits = self.limits
+        if limits.max_silence_size_bytes:
+            size = len(silencepb.encode_mesh_silence(s, self._expiry(s)))
+            if size > limits.max_silence_size_bytes:
+                limits.on_breach("max_silence_size_bytes")
+                raise SilenceLimitError(
+                    "max_silence_size_bytes",
+                    f"silence exceeded maximum size: {size} bytes "
+                    f"(limit: {limits.max_silence_size_bytes} bytes)",
+                )
+        if adds and limits.max_silences_count:
+            live = sum(
+                1 for t, _ in self._entries.values() if t.state(now) is not SilenceState.EXPIRED
+            )
+            if live >= limits.max_silences_count:
+                limits.on_breach("max_silences_count")
+                raise SilenceLimitError(
+                    "max_silences_count",
+                    f"exceeded maximum number of silences: {live} "
+                    f"(limit: {limits.max_silences_count})",
+                )
 
     def _expiry(self, s: Silence) -> int:
         return s.ends_at + self.retention

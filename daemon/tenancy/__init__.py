@@ -1,0 +1,1 @@
+"""Multi-tenancy: the tenancy file, identities, namespace resolution and per-tenant limits."""
