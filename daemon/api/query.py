@@ -8,6 +8,7 @@ only encodes them. Status is recomputed per alert and request through
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 
 import attrs
@@ -19,6 +20,7 @@ from daemon.api.postable import Steps, run_steps
 from daemon.clock import ZERO_TIME
 from daemon.gocompat.regexp import GoRegexp
 from daemon.matcher import Matcher, MatcherError, compile_anchored, parse_matcher
+from daemon.store import AlertStore
 
 # go-openapi's swag.ConvertBool: these words are true, any other non-empty value false.
 _TRUE_WORDS = frozenset(
@@ -111,7 +113,10 @@ def _passes(
 #: the same status and receivers come back; most listings re-encode nothing. Both
 #: listings share it: an alert of one group with one receiver encodes the same in each.
 _Fragment = tuple[Alert, tuple[str, ...], tuple[str, ...], tuple[str, ...], str]
-_fragments: dict[int, _Fragment] = {}
+_Fragments = dict[int, _Fragment]
+#: One cache per alert store (per tenant): with one cache for all, listing a tenant's
+#: ten alerts dropped (as departed) another tenant's 100k encodings.
+_caches: weakref.WeakKeyDictionary[AlertStore, _Fragments] = weakref.WeakKeyDictionary()
 #: Above this many cached entries per stored alert, start over (drops departed alerts).
 _FRAGMENT_SLACK = 2
 #: Alerts handled between two yields of a listing's steps: each costs a few µs, so a
@@ -119,12 +124,21 @@ _FRAGMENT_SLACK = 2
 LIST_STEP_ALERTS = 64
 
 
-def _fragment(alert: Alert, status: AlertStatus, receivers: Sequence[str]) -> str:
+def _fragments_of(store: AlertStore) -> _Fragments:
+    fragments = _caches.get(store)
+    if fragments is None:
+        fragments = _caches[store] = {}
+    return fragments
+
+
+def _fragment(
+    fragments: _Fragments, alert: Alert, status: AlertStatus, receivers: Sequence[str]
+) -> str:
     """The encoded ``gettableAlert``, from the cache when nothing it shows changed."""
     silenced = tuple(status.silenced_by)
     inhibited = tuple(status.inhibited_by)
     names = tuple(receivers)
-    cached = _fragments.get(alert.fingerprint)
+    cached = fragments.get(alert.fingerprint)
     if (
         cached is not None
         and cached[0] is alert
@@ -135,13 +149,13 @@ def _fragment(alert: Alert, status: AlertStatus, receivers: Sequence[str]) -> st
         return cached[4]
     text = go_json(gettable_alert(alert, status, receivers))
     # Alerts, str tuples and str: never in a cycle, so kept out of the collector's walk.
-    _fragments[alert.fingerprint] = untrack((alert, silenced, inhibited, names, text))
+    fragments[alert.fingerprint] = untrack((alert, silenced, inhibited, names, text))
     return text
 
 
-def _trim_fragments(listed: int) -> None:
-    if len(_fragments) > _FRAGMENT_SLACK * listed + 1024:
-        _fragments.clear()
+def _trim_fragments(fragments: _Fragments, listed: int) -> None:
+    if len(fragments) > _FRAGMENT_SLACK * listed + 1024:
+        fragments.clear()
 
 
 def list_alerts(backend: ApiBackend, query: AlertQuery, now: int) -> RawJson:
@@ -157,6 +171,7 @@ def list_alerts_steps(backend: ApiBackend, query: AlertQuery, now: int) -> Steps
     does), so alerts posted between steps do not disturb the listing.
     """
     out: list[tuple[int, str]] = []
+    fragments = _fragments_of(backend.store)
     receiver_re = query.receiver
     receivers_for = backend.receivers_for
     alert_status = backend.alert_status
@@ -179,8 +194,8 @@ def list_alerts_steps(backend: ApiBackend, query: AlertQuery, now: int) -> Steps
             if passed is None:
                 continue
             status = passed
-        out.append((alert.fingerprint, _fragment(alert, status, receivers)))
-    _trim_fragments(stored)
+        out.append((alert.fingerprint, _fragment(fragments, alert, status, receivers)))
+    _trim_fragments(fragments, stored)
     # Fingerprints are 64-bit and formatted as 16 zero-padded hex digits, so
     # numeric order is the order of their hex strings.
     out.sort(key=lambda pair: pair[0])
@@ -227,6 +242,7 @@ def list_groups_steps(backend: ApiBackend, query: AlertQuery, now: int) -> Steps
     The groups are immutable snapshots taken at the start, so the listing is the
     dispatcher's state at that moment whatever happens between steps.
     """
+    fragments = _fragments_of(backend.store)
     statuses: dict[int, AlertStatus] = {}
 
     def status_of(a: Alert) -> AlertStatus:
@@ -285,7 +301,7 @@ def list_groups_steps(backend: ApiBackend, query: AlertQuery, now: int) -> Steps
                 yield
             if i:
                 pieces.append(",")
-            pieces.append(_fragment(alert, status, receivers_of[alert.fingerprint]))
+            pieces.append(_fragment(fragments, alert, status, receivers_of[alert.fingerprint]))
         pieces.append(
             '],"labels":'
             + go_json(sorted_labels(labels))
@@ -294,5 +310,5 @@ def list_groups_steps(backend: ApiBackend, query: AlertQuery, now: int) -> Steps
             + "}"
         )
     pieces.append("]")
-    _trim_fragments(seen)
+    _trim_fragments(fragments, seen)
     return RawJson("".join(pieces))

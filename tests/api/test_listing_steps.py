@@ -1,9 +1,10 @@
 """The alert and group listings work in bounded steps, so a big store cannot stall the loop."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from daemon.alert import Alert
 from daemon.api import AlertStatus
+from daemon.api import query as query_mod
 from daemon.api.encoding import body
 from daemon.api.postable import run_steps
 from daemon.api.query import (
@@ -14,9 +15,17 @@ from daemon.api.query import (
     parse_filters,
 )
 from daemon.dispatch.snapshot import GroupSnapshot
+from daemon.store import AlertStore
 
 NOW = 1_700_000_000 * 10**9
 S = 10**9
+
+
+class FixedClock:
+    """Wall time standing still at NOW."""
+
+    def now(self) -> int:
+        return NOW
 
 
 class CountingBackend:
@@ -24,7 +33,8 @@ class CountingBackend:
 
     def __init__(self, groups: Sequence[GroupSnapshot]) -> None:
         self._groups = list(groups)
-        self.store: Iterable[Alert] = [a for g in groups for a in g.alerts]
+        self.store = AlertStore(FixedClock())
+        self.store.put([a for g in groups for a in g.alerts], NOW)
         self.lookups = 0
 
     def groups(self) -> list[GroupSnapshot]:
@@ -92,3 +102,16 @@ def test_group_listing_is_the_same_cached_or_not() -> None:
     assert first == second
     assert first.startswith(b'[{"alerts":[{"annotations":{}')
     assert first.endswith(b'"labels":{"alertname":"G2"},"receiver":{"name":"sink"}}]\n')
+
+
+def test_each_store_keeps_its_own_encodings() -> None:
+    """Listing a small tenant's store does not drop a big one's cached encodings."""
+    big, small = _backend(20, 100), _backend(1, 2)
+    run_steps(list_groups_steps(big, AlertQuery(), NOW))
+    cached = query_mod._fragments_of(big.store)
+    assert len(cached) == 2_000
+    run_steps(list_alerts_steps(small, AlertQuery(), NOW))
+    run_steps(list_groups_steps(small, AlertQuery(), NOW))
+    assert query_mod._fragments_of(big.store) is cached
+    assert len(cached) == 2_000
+    assert len(query_mod._fragments_of(small.store)) == 2
