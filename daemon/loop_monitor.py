@@ -55,9 +55,10 @@ class SlowStepLogger(trio.abc.Instrument):
     """Logs ``loop.slow_step`` for every task step that holds the loop :data:`SLOW_STEP`.
 
     It runs around every task step (thousands a second), so it reads only the vDSO
-    clock there; the thread's CPU clock is a system call, and reading it twice a step
-    was the daemon's largest single CPU cost in the notification-latency benchmark.
-    The CPU figure of a slow step is taken against the probe's last reading instead.
+    clock there. The thread's CPU clock is a system call (about 1 us, and a point where
+    a loaded machine deschedules the thread): read twice a step, it was the largest
+    single item in a profile of the paced-notification benchmark. The CPU figure of a
+    slow step is taken against the probe's last reading instead.
     """
 
     def __init__(self) -> None:
