@@ -153,8 +153,10 @@ def _fragment(
     return text
 
 
-def _trim_fragments(fragments: _Fragments, listed: int) -> None:
-    if len(fragments) > _FRAGMENT_SLACK * listed + 1024:
+def _trim_fragments(fragments: _Fragments, stored: int) -> None:
+    # Against the store's size, not what one listing showed: a filtered listing of a
+    # few groups must not drop the encodings of every other stored alert.
+    if len(fragments) > _FRAGMENT_SLACK * stored + 1024:
         fragments.clear()
 
 
@@ -195,7 +197,7 @@ def list_alerts_steps(backend: ApiBackend, query: AlertQuery, now: int) -> Steps
                 continue
             status = passed
         out.append((alert.fingerprint, _fragment(fragments, alert, status, receivers)))
-    _trim_fragments(fragments, stored)
+    _trim_fragments(fragments, len(backend.store))
     # Fingerprints are 64-bit and formatted as 16 zero-padded hex digits, so
     # numeric order is the order of their hex strings.
     out.sort(key=lambda pair: pair[0])
@@ -310,5 +312,5 @@ def list_groups_steps(backend: ApiBackend, query: AlertQuery, now: int) -> Steps
             + "}"
         )
     pieces.append("]")
-    _trim_fragments(fragments, seen)
+    _trim_fragments(fragments, len(backend.store))
     return RawJson("".join(pieces))

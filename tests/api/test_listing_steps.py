@@ -13,6 +13,7 @@ from daemon.api.query import (
     list_alerts_steps,
     list_groups_steps,
     parse_filters,
+    parse_receiver,
 )
 from daemon.dispatch.snapshot import GroupSnapshot
 from daemon.store import AlertStore
@@ -115,3 +116,11 @@ def test_each_store_keeps_its_own_encodings() -> None:
     assert query_mod._fragments_of(big.store) is cached
     assert len(cached) == 2_000
     assert len(query_mod._fragments_of(small.store)) == 2
+
+
+def test_filtered_listing_keeps_the_other_encodings() -> None:
+    """A groups listing filtered down to nothing keeps the store's cached encodings."""
+    backend = _backend(20, 100)
+    run_steps(list_groups_steps(backend, AlertQuery(), NOW))
+    run_steps(list_groups_steps(backend, AlertQuery(receiver=parse_receiver("none")), NOW))
+    assert len(query_mod._fragments_of(backend.store)) == 2_000
