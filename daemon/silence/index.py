@@ -21,8 +21,9 @@ matching ``value``:
   value until a key on that name changes.
 
 The candidates for a label set are, for each group whose names the labels all carry
-with non-empty values, the intersection of the hits of those names (smallest set first,
-so a name nobody's key matches makes the group cost one lookup), plus the few silences
+with non-empty values, the intersection of that group's hits of those names (each
+cached beside the hits, so a name none of the group's keys match costs one lookup and
+another group's wide key is paid for once per value), plus the few silences
 without any key (only negative matchers, or matchers that also match ``""``), which are
 always candidates. The work per alert depends on its labels, the groups and the silences
 that do match a key, not on how many silences there are.
@@ -48,8 +49,6 @@ PART = 32
 #: Cached hits per label name; the cache starts over beyond this (label values such as
 #: ``instance`` may be unique per alert, and then caching them buys nothing).
 HITS_PER_NAME = 16_384
-
-_EMPTY: frozenset[str] = frozenset()
 
 
 def regex_literals(pattern: str) -> frozenset[str] | None:
@@ -158,7 +157,10 @@ class MuteIndex:
         self._groups: dict[frozenset[str], set[str]] = {}
         self._group_of: dict[str, frozenset[str]] = {}
         self._keyless: set[str] = set()
-        self._hits: dict[str, dict[str, frozenset[str]]] = {}
+        #: name -> value -> (hits, hits per group asked so far)
+        self._hits: dict[
+            str, dict[str, tuple[frozenset[str], dict[frozenset[str], frozenset[str]]]]
+        ] = {}
         self._literal_keys: dict[str, list[tuple[str, frozenset[str]]]] = {}
         self._regex_keys: dict[str, list[Matcher]] = {}
 
@@ -234,39 +236,49 @@ class MuteIndex:
                 if not chunks:
                     del self._chunks[name]
 
-    def hits(self, name: str, value: str) -> frozenset[str] | set[str]:
+    def hits(self, name: str, value: str) -> frozenset[str]:
         """IDs of the indexed silences with a key on ``name`` that matches ``value``."""
-        eq = self._eq.get((name, value))
-        chunks = self._chunks.get(name)
-        if chunks is None:
-            return eq if eq is not None else _EMPTY
         cache = self._hits.get(name)
         if cache is None:
             cache = self._hits[name] = {}
         else:
             found = cache.get(value)
             if found is not None:
-                return found
+                return found[0]
+        eq = self._eq.get((name, value))
         out: set[str] = set(eq) if eq is not None else set()
-        for chunk in chunks:
+        for chunk in self._chunks.get(name, ()):
             chunk.hits(value, out)
         answer = frozenset(out)
         if len(cache) >= HITS_PER_NAME:
             cache.clear()
-        cache[value] = answer
+        cache[value] = (answer, {})
         return answer
+
+    def _group_hits(self, name: str, value: str, group: frozenset[str]) -> frozenset[str]:
+        """:meth:`hits` within one group, kept beside the hits: a wide key of another group
+        sharing the name (``alertname=~"Bench.*"``) is then paid for once per value, not
+        once per alert."""
+        hits = self.hits(name, value)
+        if not hits:
+            return hits
+        per_group = self._hits[name][value][1]
+        found = per_group.get(group)
+        if found is None:
+            found = per_group[group] = hits.intersection(self._groups[group])
+        return found
 
     def candidates(self, labels: Mapping[str, str]) -> set[str]:
         """Every indexed silence that may match ``labels`` (and maybe a few that do not)."""
         out = set(self._keyless)
-        for names, members in self._groups.items():
-            sets: list[frozenset[str] | set[str]] = [members]
+        for names in self._groups:
+            sets: list[frozenset[str]] = []
             for name in names:
                 value = labels.get(name)
                 # Keys never match "", so an absent or empty label rules the group out.
                 if not value:
                     break
-                found = self.hits(name, value)
+                found = self._group_hits(name, value, names)
                 if not found:
                     break
                 sets.append(found)
