@@ -53,23 +53,13 @@ import trio
 
 from benchmarks.harness import ROOT, Daemon, _stop, _wait_ready, free_port, start
 from benchmarks.ingest import post_all
+from benchmarks.silences import CONFIG as SILENCES_CONFIG
 from benchmarks.silences import Sink, create_silences, make_alerts
 
 GROUPS = 1_000
 SILENCES = 1_000
-CONFIG = """
-route:
-  receiver: sink
-  group_by: [alertname]
-  group_wait: 0s
-  group_interval: 1h
-  repeat_interval: 4h
-receivers:
-  - name: sink
-    webhook_configs:
-      - url: {url}
-        send_resolved: false
-"""
+# benchmarks.silences' config with group_wait 0s: every new group flushes at once.
+CONFIG = SILENCES_CONFIG.replace("{group_wait}", "0")
 
 Matchers = list[tuple[str, str]]
 

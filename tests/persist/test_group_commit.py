@@ -4,7 +4,7 @@ every writer of its batch and applies none of them."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -52,6 +52,25 @@ async def _open_gated(tmp_path: Path) -> tuple[DurableState, trio.Event]:
     return state, gate
 
 
+async def _batch_behind_first(
+    writer: Callable[[int], Awaitable[None]],
+    gate: trio.Event,
+    queued: int,
+    before: Callable[[], None],
+) -> None:
+    """Writer 0 starts and waits at the gate; writers 1..``queued`` queue behind it; then
+    ``before`` runs and the gate opens."""
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer, 0)
+            await trio.testing.wait_all_tasks_blocked()
+            for k in range(1, queued + 1):
+                nursery.start_soon(writer, k)
+            await trio.testing.wait_all_tasks_blocked()
+            before()
+            gate.set()
+
+
 async def test_concurrent_commits_share_one_fsync(tmp_path: Path, fake_sync: FakeSync) -> None:
     """Ten writers arriving while a write is in flight are written with one fsync, and
     each one's change is applied only once its record is on disk."""
@@ -63,15 +82,10 @@ async def test_concurrent_commits_share_one_fsync(tmp_path: Path, fake_sync: Fak
         await state.commit([b"r%d" % k], lambda: applied.append((k, fake_sync.calls)))
         done.append(k)
 
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(writer, 0)
-            await trio.testing.wait_all_tasks_blocked()
-            for k in range(1, 11):
-                nursery.start_soon(writer, k)
-            await trio.testing.wait_all_tasks_blocked()
-            assert applied == [] and done == []
-            gate.set()
+    def nothing_yet() -> None:
+        assert applied == [] and done == []
+
+    await _batch_behind_first(writer, gate, 10, nothing_yet)
     assert fake_sync.calls == 2
     # Writer 0 went alone (fsync 1); the ten queued behind it shared fsync 2.
     assert sorted(applied) == [(0, 1)] + [(k, 2) for k in range(1, 11)]
@@ -95,15 +109,10 @@ async def test_failed_fsync_fails_the_whole_batch_and_applies_nothing(
         except OSError:
             errors.append(k)
 
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(writer, 0)
-            await trio.testing.wait_all_tasks_blocked()
-            for k in range(1, 5):
-                nursery.start_soon(writer, k)
-            await trio.testing.wait_all_tasks_blocked()
-            fake_sync.failing = True
-            gate.set()
+    def fail() -> None:
+        fake_sync.failing = True
+
+    await _batch_behind_first(writer, gate, 4, fail)
     assert applied == []
     assert sorted(errors) == [0, 1, 2, 3, 4]
     fake_sync.failing = False
