@@ -23,7 +23,8 @@ Then the API, with Alertmanager, tocsin (each holding the 1,000 regex silences) 
 no-op server all running at once, measured in ``--api-rounds`` alternating rounds (so a
 change in machine load hits each alike; medians reported):
 
-* ``GET /api/v2/silences`` (1,000+ silences), whole body read, median of 10 per round;
+* ``GET /api/v2/silences`` at 1,000 silences (every GET round before any POST), whole
+  body read, median of 10 per round;
 * ``POST /api/v2/silences``: ``--posts`` new silences over 1 and over 4 keep-alive
   connections (a minimal HTTP/1.1 client on raw sockets, so the client is not the
   bottleneck). The same client POSTs to a no-op handler served by tocsin's own HTTP
@@ -334,15 +335,16 @@ def run_api(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     ):
         for d in (am, to):
             trio.run(create_silences, d.url, regex_set(args.silences))
+        # Every GET first, while each daemon holds exactly the 1,000 silences.
+        for _ in range(args.api_rounds):
+            for d in (am, to):
+                rounds[d.name].setdefault("get_silences_ms", []).append(get_silences_ms(d.url, 10))
         post_rate(port_of(noop.url), "/noop", 200, 4, "warm")
         for r in range(args.api_rounds):
             for d, path in ((am, "/api/v2/silences"), (to, "/api/v2/silences"), (noop, "/noop")):
-                got = rounds[d.name]
-                if d is not noop:
-                    got.setdefault("get_silences_ms", []).append(get_silences_ms(d.url, 10))
                 for conns in (1, 4):
                     rate = post_rate(port_of(d.url), path, args.posts, conns, f"r{r}c{conns}")
-                    got.setdefault(f"post_silences_per_s.{conns}conn", []).append(rate)
+                    rounds[d.name].setdefault(f"post_silences_per_s.{conns}conn", []).append(rate)
             print(
                 f"api round {r + 1}: "
                 + ", ".join(
@@ -406,7 +408,11 @@ def main() -> None:
         print(f"\nmedian tocsin/AM over {len(runs)} runs")
         for key in runs[0]["alertmanager"]:
             ratios = [r["tocsin"][key] / r["alertmanager"][key] for r in runs]
-            print(f"{key:<36}{statistics.median(ratios):>10.3f}")
+            line = f"{key:<36}{statistics.median(ratios):>10.3f}"
+            if key in runs[0]["noop"]:
+                paired = statistics.median(r["tocsin"][f"{key}/noop"] for r in runs)
+                line += f"  tocsin/no-op {paired:.3f}"
+            print(line)
 
 
 if __name__ == "__main__":
