@@ -24,7 +24,7 @@ Theory of operation:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from quart import Response, request
@@ -112,9 +112,17 @@ def request_tenant() -> str | None:
 # --- the gate ----------------------------------------------------------------------------
 
 
-def access_of(method: str, path: str) -> Access:
+#: Whether a request (method, path below the route prefix) is for a file that carries no
+#: data, such as the web UI's page shells: the gate lets those through unauthenticated
+#: so that a browser can load the page that asks for a token.
+OpenRead = Callable[[str, str], bool]
+
+
+def access_of(method: str, path: str, open_read: OpenRead | None = None) -> Access:
     """What a request to ``path`` (below the route prefix, no leading slash) does."""
     if path in ("-/healthy", "-/ready"):
+        return Access.OPEN
+    if open_read is not None and open_read(method, path):
         return Access.OPEN
     if path == "metrics":
         return Access.METRICS
@@ -138,8 +146,11 @@ def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
     return None
 
 
-def gate(app: AsgiApp, directory: TenantDirectory, prefix: str) -> AsgiApp:
-    """``app`` behind the tenancy gate (``prefix``: the route prefix, no trailing slash)."""
+def gate(
+    app: AsgiApp, directory: TenantDirectory, prefix: str, open_read: OpenRead | None = None
+) -> AsgiApp:
+    """``app`` behind the tenancy gate (``prefix``: the route prefix, no trailing slash;
+    ``open_read``: the data-free files anyone may fetch, see :func:`access_of`)."""
 
     async def gated(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,7 +159,7 @@ def gate(app: AsgiApp, directory: TenantDirectory, prefix: str) -> AsgiApp:
         path = str(scope.get("path", ""))
         if prefix and path.startswith(prefix):
             path = path[len(prefix) :]
-        access = access_of(str(scope.get("method", "GET")), path.lstrip("/"))
+        access = access_of(str(scope.get("method", "GET")), path.lstrip("/"), open_read)
         org_id = _header(scope, b"x-scope-orgid")
         verdict = authorize(directory.tenancy, _header(scope, b"authorization"), org_id, access)
         if verdict.status:
@@ -161,14 +172,16 @@ def gate(app: AsgiApp, directory: TenantDirectory, prefix: str) -> AsgiApp:
     return gated
 
 
-def install_gate(app: QuartTrio, directory: TenantDirectory) -> None:
+def install_gate(
+    app: QuartTrio, directory: TenantDirectory, open_read: OpenRead | None = None
+) -> None:
     """Put ``app`` (from ``create_app``) behind :func:`gate`, outside its limits, so a
     refused request takes no concurrency slot."""
     inner: AsgiApp = app.asgi_app  # type: ignore[assignment]
     prefix = directory.backend_for(None)
     assert prefix is not None
     app.asgi_app = gate(  # type: ignore[method-assign,assignment]
-        inner, directory, prefix.route_prefix.rstrip("/")
+        inner, directory, prefix.route_prefix.rstrip("/"), open_read
     )
 
 
@@ -438,6 +451,7 @@ def tenants_routes(directory: TenantDirectory) -> dict[str, dict[str, ApiHandler
 __all__ = [
     "IDENTITY_KEY",
     "TENANT_KEY",
+    "OpenRead",
     "PipelineBackend",
     "RequestBackend",
     "TenantDirectory",
