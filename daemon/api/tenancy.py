@@ -57,6 +57,7 @@ INGEST_PATHS = frozenset({"api/v2/alerts", "api/v1/alerts"})
 EVENT_PATHS = frozenset({"api/v1/events", "audit/webhook/event"})
 TENANT_CONFIG_PATH = "api/v1/alerts"
 TENANTS_PATH = "api/v1/tenants"
+IDENTITY_PATH = "api/v1/identity"
 
 
 class PipelineBackend(ApiBackend, Protocol):
@@ -440,12 +441,19 @@ def v1_alert_routes(directory: TenantDirectory | None) -> dict[str, dict[str, Ap
 
 
 def tenants_routes(directory: TenantDirectory) -> dict[str, dict[str, ApiHandler]]:
-    """``GET /api/v1/tenants`` (admin only: the gate sees to it)."""
+    """``GET /api/v1/tenants`` (admin only: the gate sees to it) and
+    ``GET /api/v1/identity`` (the caller's own role, name and pipeline, so the web UI
+    can say whose view it shows and offer the tenant switcher to admins only)."""
 
     async def get(backend: ApiBackend, params: Mapping[str, str]) -> Response:
         return _json(200, directory.tenant_list())
 
-    return {TENANTS_PATH: {"GET": get}}
+    async def get_identity(backend: ApiBackend, params: Mapping[str, str]) -> Response:
+        who = request_identity()
+        assert who is not None  # the gate passes API requests with an identity only
+        return _json(200, {"role": who.role, "name": who.name, "tenant": request_tenant()})
+
+    return {TENANTS_PATH: {"GET": get}, IDENTITY_PATH: {"GET": get_identity}}
 
 
 __all__ = [

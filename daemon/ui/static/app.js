@@ -204,32 +204,41 @@ function signOut() {
   location.reload();
 }
 
-// With a token: a Sign out button, and for an admin (the one role that may list
-// tenants) a switcher; its choice goes out as X-Scope-OrgID, empty for the global pipeline.
+// With a token: a Sign out button, and whose view this is. An admin (the one role that
+// may list tenants) gets a switcher; its choice goes out as X-Scope-OrgID, empty for the
+// global pipeline. A tenant token sees its own tenant only, named here.
 function setUpTenantBar() {
   if (!sessionStorage.getItem("tocsin.token")) return;
   $("tenant-bar").hidden = false;
   $("sign-out").onclick = signOut;
-  const tenant = sessionStorage.getItem("tocsin.tenant") || "";
-  api("/api/v1/tenants").then((list) => {
-    const select = $("tenant-select");
-    select.append(el("option", { value: "" }, "Global pipeline"));
-    for (const entry of list || []) {
-      const name = typeof entry === "string" ? entry : entry.id;
-      select.append(el("option", { value: name, selected: name === tenant }, name));
+  api("/api/v1/identity").then((who) => {
+    if (who.role !== "admin") {
+      const label = $("tenant-who");
+      label.textContent = who.tenant ? "Tenant: " + who.tenant : "Signed in as " + who.name;
+      label.hidden = false;
+      return;
     }
-    select.onchange = () => {
-      if (select.value) sessionStorage.setItem("tocsin.tenant", select.value);
-      else sessionStorage.removeItem("tocsin.tenant");
-      location.reload();
-    };
-    $("tenant-pick").hidden = false;
+    return api("/api/v1/tenants").then((list) => {
+      const select = $("tenant-select");
+      select.append(el("option", { value: "" }, "Global pipeline"));
+      for (const entry of list || []) {
+        select.append(el("option", { value: entry.id, selected: entry.id === who.tenant }, entry.id));
+      }
+      select.onchange = () => {
+        if (select.value) sessionStorage.setItem("tocsin.tenant", select.value);
+        else sessionStorage.removeItem("tocsin.tenant");
+        location.reload();
+      };
+      $("tenant-pick").hidden = false;
+    });
   }).catch((err) => {
-    // 403: a tenant's token, which sees its own tenant only.
-    if (!err.message.startsWith("403")) return;
-    const who = $("tenant-who");
-    who.textContent = "Signed in: your tenant's view";
-    who.hidden = false;
+    // An admin's chosen tenant went away (tenancy file reloaded): back to the global view.
+    if (err.message.startsWith("404") && sessionStorage.getItem("tocsin.tenant")) {
+      sessionStorage.removeItem("tocsin.tenant");
+      location.reload();
+      return;
+    }
+    showError("Could not read who is signed in: " + err.message);
   });
 }
 
