@@ -139,6 +139,18 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     assert not problems, problems
 
 
+def nameless_controls(page: Any) -> list[str]:
+    """The visible buttons, links, inputs and selects that have no accessible name."""
+    found: list[str] = page.evaluate(
+        """() => [...document.querySelectorAll('button, a, input:not([type=hidden]), select')]
+            .filter((e) => e.offsetParent !== null || e.getClientRects().length)
+            .filter((e) => !(e.getAttribute('aria-label') || (e.labels && e.labels.length)
+                             || e.textContent.trim()))
+            .map((e) => e.outerHTML)"""
+    )
+    return found
+
+
 def screenshot(page: Any, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -19,7 +19,7 @@ import pytest
 
 from daemon import __version__
 from tests.integration.processes import Proc, WebhookSink, run_tocsin, wait_for
-from tests.ui.conftest import screenshot
+from tests.ui.conftest import nameless_controls, screenshot
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
@@ -292,6 +292,26 @@ def test_a_bad_token_says_so_and_asks_again(tab: Any, world: tuple[Proc, Webhook
     dialog.get_by_label("Token").fill(TOKENS["b"])
     dialog.get_by_role("button", name="Sign in", exact=True).click()
     expect(tab.get_by_role("article", name="Alert BravoDown")).to_be_visible()
+
+
+def test_sign_in_and_switcher_by_keyboard_with_named_controls(
+    tab: Any, world: tuple[Proc, WebhookSink]
+) -> None:
+    """The sign-in form takes the focus, so typing a token and Enter signs in; signed in
+    as admin, every page's controls (switcher, Sign out) have accessible names."""
+    proc, _ = world
+    tab.goto(proc.url + "/ui/silences")
+    expect(tab.get_by_role("dialog", name="Sign in").get_by_label("Token")).to_be_focused()
+    assert nameless_controls(tab) == []
+    tab.keyboard.type(TOKENS["admin"])
+    tab.keyboard.press("Enter")
+    expect(tab.get_by_label("Tenant")).to_be_visible()
+    expect(tab.get_by_role("button", name="Sign out")).to_be_visible()
+    for path in ("/", "/ui/silences", "/ui/why", "/ui/routes", "/ui/status", "/ui/history"):
+        tab.goto(proc.url + path)
+        expect(tab.get_by_label("Tenant")).to_be_visible()
+        tab.wait_for_load_state("networkidle")
+        assert nameless_controls(tab) == [], path
 
 
 @pytest.mark.parametrize("tab", ["light", "dark"], indirect=True)
