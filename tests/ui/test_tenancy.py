@@ -2,13 +2,12 @@
 tenant's own view, the admin's tenant switcher, tenant silences, bad tokens.
 
 One daemon with two tenants (team-a, team-b, each with its own config and webhook), an
-admin and an ingest token. Alerts come in through the global intake and fan out by
+admin and an ingest token (the tenancy file of ``tests/tenancy/test_isolation.py``). Alerts come in through the global intake and fan out by
 namespace: ``shared`` goes to both tenants, so each holds its own copy of SharedDown.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,36 +18,14 @@ import pytest
 
 from daemon import __version__
 from tests.integration.processes import Proc, WebhookSink, run_tocsin, wait_for
-from tests.ui.conftest import nameless_controls, screenshot
+
+# The tenancy file (tenants team-a and team-b, both taking namespace shared; admin ops;
+# ingest prom), tokens and global config of the API's isolation tests.
+from tests.tenancy.test_isolation import GLOBAL_CONFIG, TENANCY, TOKENS, client
+from tests.ui.conftest import nameless_controls, screenshot, watched_page
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
-
-TOKENS = {
-    "admin": "admin-ui-token",
-    "ingest": "ingest-ui-token",
-    "a": "a-ui-token",
-    "b": "b-ui-token",
-}
-
-
-def sha(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-TENANCY = f"""\
-admins: [{{name: ops, token_sha256: {sha(TOKENS["admin"])}}}]
-ingest: [{{name: prom, token_sha256: {sha(TOKENS["ingest"])}}}]
-tenants:
-  team-a:
-    tokens_sha256: [{sha(TOKENS["a"])}]
-    namespaces: ["team-a", "shared"]
-  team-b:
-    tokens_sha256: [{sha(TOKENS["b"])}]
-    namespaces: ["team-b", "shared"]
-"""
-
-GLOBAL_CONFIG = "route: {receiver: global-rcv, group_wait: 1s}\nreceivers: [{name: global-rcv}]\n"
 
 #: A tenant's Alertmanager config (Mimir's config API): a webhook to the sink, and a
 #: Slack receiver whose URL is a secret that the status page must mask.
@@ -81,13 +58,6 @@ ALERTS = [
 _EXPECTED_CONSOLE = re.compile(r"status of 40[134]")
 
 
-def client(proc: Proc, who: str, org: str | None = None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {TOKENS[who]}"}
-    if org is not None:
-        headers["X-Scope-OrgID"] = org
-    return httpx.Client(base_url=proc.url, headers=headers, timeout=10)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, WebhookSink]]:
     tmp: Path = tmp_path_factory.mktemp("uitenancy")
@@ -110,25 +80,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, Webh
 def tab(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh page (light unless parametrized); script errors and unexpected console
     errors fail the test."""
-    scheme = getattr(request, "param", "light")
-    context = browser.new_context(color_scheme=scheme, viewport={"width": 1200, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on(
-        "console",
-        lambda msg: (
-            problems.append(f"console {msg.type}: {msg.text}")
-            if msg.type == "error" and not _EXPECTED_CONSOLE.search(msg.text)
-            else None
-        ),
-    )
-    try:
+    with watched_page(browser, getattr(request, "param", "light"), _EXPECTED_CONSOLE) as page:
         yield page
-    finally:
-        context.close()
-    assert not problems, problems
 
 
 def sign_in(page: Any, url: str, token: str) -> None:
