@@ -290,3 +290,21 @@ def test_screenshots_of_sign_in_and_a_tenant_view(
     expect(tab.get_by_role("article", name="Alert AlphaDown")).to_be_visible()
     tab.wait_for_load_state("networkidle")
     screenshot(tab, f"tenancy-admin-switcher-{name}")
+
+
+def test_shells_open_under_a_route_prefix(tmp_path: Path) -> None:
+    """With --web.route-prefix the shells and script below the prefix load without a token
+    and point at the prefix; the API below it still needs one."""
+    (tmp_path / "tenancy.yml").write_text(TENANCY)
+    tenancy = f"--tenancy.config-file={tmp_path / 'tenancy.yml'}"
+    with (
+        run_tocsin(tmp_path, GLOBAL_CONFIG, tenancy, "--web.route-prefix=/am") as proc,
+        httpx.Client(base_url=proc.url, timeout=10) as c,
+    ):
+        shell = c.get("/am/ui/silences")
+        assert shell.status_code == 200
+        assert 'data-prefix="/am"' in shell.text
+        assert c.get("/am/ui/static/app.css").status_code == 200
+        assert c.get("/am/api/v2/status").status_code == 401
+        token = {"Authorization": f"Bearer {TOKENS['a']}"}
+        assert c.get("/am/api/v2/status", headers=token).status_code == 200
