@@ -242,6 +242,8 @@ def test_a_bad_token_says_so_and_asks_again(tab: Any, world: tuple[Proc, Webhook
         "The token was not accepted: invalid bearer token. Try again."
     )
     expect(tab.get_by_role("article")).to_have_count(0)
+    expect(tab.get_by_role("button", name="Sign out")).to_be_hidden()
+    screenshot(tab, "tenancy-bad-token-light")
     dialog.get_by_label("Token").fill(TOKENS["b"])
     dialog.get_by_role("button", name="Sign in", exact=True).click()
     expect(tab.get_by_role("article", name="Alert BravoDown")).to_be_visible()

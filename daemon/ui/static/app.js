@@ -209,9 +209,10 @@ function signOut() {
 // global pipeline. A tenant token sees its own tenant only, named here.
 function setUpTenantBar() {
   if (!sessionStorage.getItem("tocsin.token")) return;
-  $("tenant-bar").hidden = false;
   $("sign-out").onclick = signOut;
   api("/api/v1/identity").then((who) => {
+    // Shown once the token is known good: a rejected one only brings the sign-in form back.
+    $("tenant-bar").hidden = false;
     if (who.role !== "admin") {
       const label = $("tenant-who");
       label.textContent = who.tenant ? "Tenant: " + who.tenant : "Signed in as " + who.name;
