@@ -310,3 +310,42 @@ def test_shells_open_under_a_route_prefix(tmp_path: Path) -> None:
         assert c.get("/am/api/v2/status").status_code == 401
         token = {"Authorization": f"Bearer {TOKENS['a']}"}
         assert c.get("/am/api/v2/status", headers=token).status_code == 200
+
+
+QUIET_CONFIG = """\
+alertmanager_config: |
+  route:
+    receiver: quiet
+    routes:
+      - matchers: ['alertname="Quiet"']
+        receiver: quiet
+        mute_time_intervals: [always]
+  receivers: [{name: quiet}]
+  time_intervals:
+    - name: always
+      time_intervals: [{weekdays: ['sunday:saturday']}]
+"""
+
+
+def test_muted_reads_the_request_pipeline(tmp_path: Path) -> None:
+    """/api/v1/muted (the alerts page's "Muted" badge) answers from the request's
+    pipeline: tenant A's time interval mutes A's copy; B and the global pipeline, whose
+    configs have no interval, report nothing muted."""
+    (tmp_path / "tenancy.yml").write_text(TENANCY)
+    tenancy = f"--tenancy.config-file={tmp_path / 'tenancy.yml'}"
+    with run_tocsin(tmp_path, GLOBAL_CONFIG, tenancy) as proc:
+        with client(proc, "a") as c:
+            r = c.post("/api/v1/alerts", content=QUIET_CONFIG)
+            assert r.status_code == 201, r.text
+        with client(proc, "ingest") as c:
+            quiet = [{"labels": {"alertname": "Quiet", "namespace": "shared"}}]
+            assert c.post("/api/v2/alerts", json=quiet).status_code == 200
+
+        def muted(who: str) -> list[str]:
+            with client(proc, who) as c:
+                assert c.get("/api/v2/alerts").json(), who  # the alert is there
+                return list(c.get("/api/v1/muted").json()["fingerprints"])
+
+        assert wait_for(lambda: muted("a"), 10)
+        assert muted("b") == []
+        assert muted("admin") == []
