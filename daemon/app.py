@@ -425,7 +425,7 @@ async def _serve(
         v1_alert_routes,
     )
     from daemon.api.why import why_routes
-    from daemon.ui.pages import ui_routes
+    from daemon.ui.pages import is_shell, ui_routes
 
     address, port = socks[0].getsockname()[:2]
     # One client per distinct http_config (TLS, proxy, OAuth2), all behind one limit on
@@ -527,7 +527,7 @@ async def _serve(
             timeout_ns=opts.web_timeout,
         )
         if tenants is not None:
-            install_gate(app, tenants)
+            install_gate(app, tenants, open_read=is_shell)
         web, tls = web_config if web_config is not None else (None, None)
         await nursery.start(
             functools.partial(

@@ -24,7 +24,7 @@ Theory of operation:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from quart import Response, request
@@ -57,6 +57,7 @@ INGEST_PATHS = frozenset({"api/v2/alerts", "api/v1/alerts"})
 EVENT_PATHS = frozenset({"api/v1/events", "audit/webhook/event"})
 TENANT_CONFIG_PATH = "api/v1/alerts"
 TENANTS_PATH = "api/v1/tenants"
+IDENTITY_PATH = "api/v1/identity"
 
 
 class PipelineBackend(ApiBackend, Protocol):
@@ -112,9 +113,17 @@ def request_tenant() -> str | None:
 # --- the gate ----------------------------------------------------------------------------
 
 
-def access_of(method: str, path: str) -> Access:
+#: Whether a request (method, path below the route prefix) is for a file that carries no
+#: data, such as the web UI's page shells: the gate lets those through unauthenticated
+#: so that a browser can load the page that asks for a token.
+OpenRead = Callable[[str, str], bool]
+
+
+def access_of(method: str, path: str, open_read: OpenRead | None = None) -> Access:
     """What a request to ``path`` (below the route prefix, no leading slash) does."""
     if path in ("-/healthy", "-/ready"):
+        return Access.OPEN
+    if open_read is not None and open_read(method, path):
         return Access.OPEN
     if path == "metrics":
         return Access.METRICS
@@ -138,8 +147,11 @@ def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
     return None
 
 
-def gate(app: AsgiApp, directory: TenantDirectory, prefix: str) -> AsgiApp:
-    """``app`` behind the tenancy gate (``prefix``: the route prefix, no trailing slash)."""
+def gate(
+    app: AsgiApp, directory: TenantDirectory, prefix: str, open_read: OpenRead | None = None
+) -> AsgiApp:
+    """``app`` behind the tenancy gate (``prefix``: the route prefix, no trailing slash;
+    ``open_read``: the data-free files anyone may fetch, see :func:`access_of`)."""
 
     async def gated(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,7 +160,7 @@ def gate(app: AsgiApp, directory: TenantDirectory, prefix: str) -> AsgiApp:
         path = str(scope.get("path", ""))
         if prefix and path.startswith(prefix):
             path = path[len(prefix) :]
-        access = access_of(str(scope.get("method", "GET")), path.lstrip("/"))
+        access = access_of(str(scope.get("method", "GET")), path.lstrip("/"), open_read)
         org_id = _header(scope, b"x-scope-orgid")
         verdict = authorize(directory.tenancy, _header(scope, b"authorization"), org_id, access)
         if verdict.status:
@@ -161,14 +173,16 @@ def gate(app: AsgiApp, directory: TenantDirectory, prefix: str) -> AsgiApp:
     return gated
 
 
-def install_gate(app: QuartTrio, directory: TenantDirectory) -> None:
+def install_gate(
+    app: QuartTrio, directory: TenantDirectory, open_read: OpenRead | None = None
+) -> None:
     """Put ``app`` (from ``create_app``) behind :func:`gate`, outside its limits, so a
     refused request takes no concurrency slot."""
     inner: AsgiApp = app.asgi_app  # type: ignore[assignment]
     prefix = directory.backend_for(None)
     assert prefix is not None
     app.asgi_app = gate(  # type: ignore[method-assign,assignment]
-        inner, directory, prefix.route_prefix.rstrip("/")
+        inner, directory, prefix.route_prefix.rstrip("/"), open_read
     )
 
 
@@ -427,17 +441,25 @@ def v1_alert_routes(directory: TenantDirectory | None) -> dict[str, dict[str, Ap
 
 
 def tenants_routes(directory: TenantDirectory) -> dict[str, dict[str, ApiHandler]]:
-    """``GET /api/v1/tenants`` (admin only: the gate sees to it)."""
+    """``GET /api/v1/tenants`` (admin only: the gate sees to it) and
+    ``GET /api/v1/identity`` (the caller's own role, name and pipeline, so the web UI
+    can say whose view it shows and offer the tenant switcher to admins only)."""
 
     async def get(backend: ApiBackend, params: Mapping[str, str]) -> Response:
         return _json(200, directory.tenant_list())
 
-    return {TENANTS_PATH: {"GET": get}}
+    async def get_identity(backend: ApiBackend, params: Mapping[str, str]) -> Response:
+        who = request_identity()
+        assert who is not None  # the gate passes API requests with an identity only
+        return _json(200, {"role": who.role, "name": who.name, "tenant": request_tenant()})
+
+    return {TENANTS_PATH: {"GET": get}, IDENTITY_PATH: {"GET": get_identity}}
 
 
 __all__ = [
     "IDENTITY_KEY",
     "TENANT_KEY",
+    "OpenRead",
     "PipelineBackend",
     "RequestBackend",
     "TenantDirectory",

@@ -805,6 +805,29 @@ def compile_anchored(pattern: str) -> GoRegexp:
     return GoRegexp(f"^(?:{pattern})$", starts_at_zero=True)
 
 
+def anchored_union(patterns: list[str]) -> GoRegexp | None:
+    """One program matching a text exactly when one of ``patterns`` matches it anchored
+    (Alertmanager's ``^(?:p)$``), or None when it cannot be built faithfully.
+
+    For prefilters only (the silence index): a union of many patterns is never shown to
+    anyone, so it skips the checker, whose work grows faster than the pattern; each
+    member must have passed :func:`check` on its own. ``\\Q`` without ``\\E`` would
+    swallow the wrapper, so patterns holding ``\\Q`` give None, as does a union too large
+    for RE2's budget.
+    """
+    if not patterns or any("\\Q" in p for p in patterns):
+        return None
+    union = GoRegexp.__new__(GoRegexp)
+    union.pattern = "^(?:" + "|".join(f"(?:{p})" for p in patterns) + ")$"
+    try:
+        union._low = _re2_compile(union.pattern, _BOOL_OPTIONS)._regexp
+    except GoRegexError:
+        return None
+    union._rx = None
+    union._prefix = ""
+    return union
+
+
 def anchored_literals(pattern: str) -> frozenset[str] | None:
     """Every value Alertmanager's ``^(?:pattern)$`` matches, when a small finite set.
 

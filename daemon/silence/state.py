@@ -27,25 +27,38 @@ Rules (spec §1.8-1.10, §6, traps 10 and 11; Alertmanager 0.25 ``silence/silenc
   Local writes always replace: upstream routes them through the same merge, which drops
   a write made within the same nanosecond as the previous one; we do not copy that.
 
-Theory of the mute cache (:meth:`Silences.mutes`). For each alert fingerprint we keep
-the IDs of the matching active and pending silences, the store version they were
-computed at, and the wall-time window ``[computed_at, recheck_at)`` during which no
-matching silence changes state by time alone (``recheck_at`` is the earliest start of
-a pending one or the instant after the end of an active one). A repeat query inside
-the window with an unchanged version is a dict lookup. When only time moved, just the
-cached IDs are re-checked (a pending one may have started, an active one ended). When
-the version moved, the change log says which silence IDs were written since; only those
-are matched against the labels, unless there are many, and then all silences are
-scanned, with an index on one equality matcher per silence to skip most of them.
+Theory of the live set. Only active silences can mute, so only they are consulted.
+The store keeps a *horizon*, the latest ``now`` any :meth:`Silences.mutes` asked about,
+and a :class:`~daemon.silence.index.MuteIndex` of exactly the silences active at it.
+Silences pending at the horizon wait in a heap by start; indexed ones sit in a heap by
+end. Moving the horizon forward pops both heaps: a silence starting or ending is a
+step of the change log like a write. Expired silences leave the index, so however many there are,
+an alert never meets them. A query behind the horizon (a flush asks at its start time,
+which an ingest may have passed) also needs the silences that ended in between: those
+that left the index less than :data:`_LOOKBACK` ago are kept sorted by end for it.
 
-Invariants: ``version`` increases on every change of the stored set; ``_changes`` holds
-the ID written by each version step from ``_changes_base`` on; every stored silence is
-in exactly one index bucket.
+Theory of the mute cache (:meth:`Silences.mutes`). For each alert fingerprint we keep
+the IDs of the matching active silences, the step they were computed at, and
+the wall-time window ``[computed_at, recheck_at)`` during which none of them changes
+state by time alone (``recheck_at`` is the instant after the earliest end). A repeat
+query inside the window with an unchanged step is a dict lookup. When only time
+moved, just the cached IDs are re-checked. When the step moved (a write, a merge, or
+a silence starting or ending), the change log says which silence IDs changed since; only
+those are matched against the labels, unless there are many, and then the index is asked.
+
+Invariants: ``version`` increases on every change of the stored set, ``_step`` on every
+change of the stored set or the live set; ``_changes`` holds the ID changed by each step
+from ``_changes_base`` on;
+the index holds exactly the stored silences active at the horizon; every stored silence
+pending at the horizon is in ``_starts``.
 """
 
 from __future__ import annotations
 
+import bisect
 import builtins
+import heapq
+import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -60,6 +73,7 @@ from daemon.gocompat import regexp as goregex
 from daemon.gocompat.strconv import go_quote
 from daemon.matcher import Matcher, MatchType, is_valid_label_name
 from daemon.silence import codec as silencepb
+from daemon.silence.index import MuteIndex, regex_literals
 from daemon.silence.model import Silence, SilenceState
 
 #: Alertmanager's ``--data.retention`` default, 120h, in nanoseconds.
@@ -76,6 +90,10 @@ _PATCH_LIMIT = 64
 _CHANGE_LOG = 4096
 #: Fingerprints with cached marks; the cache is dropped wholesale when it grows past this.
 _CACHE_LIMIT = 200_000
+#: How far behind the horizon a query still finds ended silences without a full scan.
+#: Flushes ask at their start time, a little behind the newest ingest; a query further
+#: back (a clock stepped backwards) scans every silence instead.
+_LOOKBACK = 300 * _NS_PER_SECOND
 
 
 class SilenceError(ValueError):
@@ -266,44 +284,27 @@ class Plan:
 
 @attrs.define(slots=True)
 class _Marks:
-    """Cached silence IDs of one fingerprint; valid for ``computed_at <= now < recheck_at``."""
+    """Cached silence IDs of one fingerprint; valid for ``computed_at <= now < recheck_at``.
 
-    version: int
+    ``pending`` holds the matching silences that were live at the horizon but had not
+    started at ``computed_at`` (a query behind the horizon); the rest of the pending
+    silences were never consulted, and their start is a step of the change log.
+    """
+
+    step: int
     active: tuple[str, ...]
     pending: tuple[str, ...]
     computed_at: int
     recheck_at: int
+    labels: Mapping[str, str]
 
 
 def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _regex_literals(pattern: str) -> frozenset[str] | None:
-    """The finite set of values ``pattern`` matches (anchored), when small and non-empty-only.
-
-    It comes from Go's syntax checker, which parses the pattern as the matcher does;
-    wider patterns (``.*`` etc.) leave the silence to the linear scan.
-    """
-    values = goregex.anchored_literals(pattern)
-    # An empty value would also match alerts without the label, which no index key finds.
-    if values is None or "" in values:
-        return None
-    return values
-
-
-def _index_keys(s: Silence) -> tuple[tuple[str, str], ...] | None:
-    """Label pairs of which an alert must carry one to match ``s``; None if unknown."""
-    best: tuple[tuple[str, str], ...] | None = None
-    for m in s.matchers:
-        # An equality matcher with a non-empty value requires that exact label pair.
-        if m.type is MatchType.EQUAL and m.value:
-            return ((m.name, m.value),)
-        if m.type is MatchType.REGEXP:
-            values = _regex_literals(m.value)
-            if values is not None and (best is None or len(values) < len(best)):
-                best = tuple((m.name, v) for v in sorted(values))
-    return best
+#: Kept under its old name for callers and tests of the literal expansion.
+_regex_literals = regex_literals
 
 
 @attrs.define
@@ -315,8 +316,6 @@ class Silences:
     #: Bumped on every change of the stored set.
     version: int = 0
     _entries: dict[str, tuple[Silence, int]] = attrs.field(factory=dict, alias="_entries")
-    _by_label: dict[tuple[str, str], set[str]] = attrs.field(factory=dict, alias="_by_label")
-    _unindexed: set[str] = attrs.field(factory=set, alias="_unindexed")
     _changes: list[str] = attrs.field(factory=list, alias="_changes")
     _changes_base: int = attrs.field(default=0, alias="_changes_base")
     _marks: dict[int, _Marks] = attrs.field(factory=dict, alias="_marks")
@@ -326,17 +325,32 @@ class Silences:
     _listeners: list[tuple[Callable[[bytes], None], bool]] = attrs.field(
         factory=list, init=False, eq=False, repr=False
     )
-    #: Index keys of each stored silence (None: unindexed); computing them parses regexes.
-    _keys_of: dict[str, tuple[tuple[str, str], ...] | None] = attrs.field(
-        factory=dict, alias="_keys_of"
-    )
-    #: The last :meth:`_changes_since` answer: (from version, at version, IDs). After a
+    #: The last :meth:`_changes_since` answer: (from step, at step, IDs). After a
     #: change every cached fingerprint asks the same question.
     _since_memo: tuple[int, int, frozenset[str]] | None = attrs.field(
         default=None, alias="_since_memo"
     )
     #: A tenant's limits on local writes (peers' records are never refused).
     limits: SilenceLimits = attrs.field(factory=SilenceLimits)
+    #: The live set (see "Theory of the live set" above): the index holds exactly the
+    #: silences active at ``_horizon``.
+    _horizon: int = attrs.field(default=0, init=False, eq=False, repr=False)
+    #: Bumped on every change of the stored set and of the live set; the change log
+    #: and the mute cache count in these steps.
+    _step: int = attrs.field(default=0, init=False, eq=False, repr=False)
+    _live: MuteIndex = attrs.field(factory=MuteIndex, init=False, eq=False, repr=False)
+    #: (starts_at, seq, silence) of silences pending at the horizon.
+    _starts: list[tuple[int, int, Silence]] = attrs.field(
+        factory=list, init=False, eq=False, repr=False
+    )
+    #: (ends_at, seq, silence) of the indexed silences.
+    _ends: list[tuple[int, int, Silence]] = attrs.field(
+        factory=list, init=False, eq=False, repr=False
+    )
+    #: (ends_at, id) of silences that ended before the horizon but less than
+    #: :data:`_LOOKBACK` before it, sorted: a query behind the horizon needs them.
+    _recent: list[tuple[int, str]] = attrs.field(factory=list, init=False, eq=False, repr=False)
+    _seq: Iterator[int] = attrs.field(factory=itertools.count, init=False, eq=False, repr=False)
 
     def subscribe(
         self, listener: Callable[[bytes], None], *, local_writes: bool = True
@@ -503,15 +517,18 @@ class Silences:
         """
         records = silencepb.decode_state(data)
         self._entries.clear()
-        self._by_label.clear()
-        self._unindexed.clear()
-        self._keys_of.clear()
+        self._live = MuteIndex()
+        self._starts.clear()
+        self._ends.clear()
+        self._recent.clear()
         for silence, expires_at in records:
             self._entries[silence.id] = (silence, expires_at)
-            self._index(silence)
+        for silence, _ in self._entries.values():
+            self._place(silence)
         self.version += 1
+        self._step += 1
         self._changes.clear()
-        self._changes_base = self.version
+        self._changes_base = self._step
         self._marks.clear()
 
     def maintenance(self, now: int) -> bytes:
@@ -533,30 +550,44 @@ class Silences:
 
         ``fingerprint`` must be the label set's fingerprint: it keys the cache.
         """
+        if now > self._horizon:
+            self._advance(now)
         marks = self._marks.get(fingerprint)
-        if marks is not None and marks.version == self.version:
+        if marks is not None and marks.step == self._step:
             if marks.computed_at <= now < marks.recheck_at:
                 return list(marks.active)
             if marks.computed_at <= now:
                 # Only time moved: the matching set is unchanged, states may not be.
-                return self._mark(fingerprint, marks.active + marks.pending, now)
+                return self._mark(fingerprint, labels, marks.active + marks.pending, now)
         queries_total.inc()
         start = time.perf_counter()
         candidates: Iterable[str]
-        since = self._changes_since(marks.version) if marks is not None else None
+        since = self._changes_since(marks.step) if marks is not None else None
         if marks is not None and since is not None and marks.computed_at <= now:
             keep = set(marks.active + marks.pending) - since
-            candidates = keep | {sid for sid in since if self._may_match(sid, labels)}
+            candidates = keep | self._matching(since, labels, now)
         else:
-            candidates = self._scan(labels)
-        result = self._mark(fingerprint, candidates, now)
+            candidates = self._matching(self._consulted(labels, now), labels, now)
+        result = self._mark(fingerprint, labels, candidates, now)
         query_duration.observe(time.perf_counter() - start)
         return result
 
     def pending_for(self, fingerprint: int) -> tuple[str, ...]:
-        """Matching pending silence IDs as of the last :meth:`mutes` for ``fingerprint``."""
+        """Matching pending silence IDs as of the last :meth:`mutes` for ``fingerprint``.
+
+        Not for the hot path: it matches the labels against every pending silence.
+        """
         marks = self._marks.get(fingerprint)
-        return marks.pending if marks is not None else ()
+        if marks is None:
+            return ()
+        at, labels = marks.computed_at, marks.labels
+        return tuple(
+            sorted(
+                sid
+                for sid, (s, _) in self._entries.items()
+                if at < s.starts_at and s.matches(labels)
+            )
+        )
 
     def forget(self, fingerprint: int) -> None:
         """Drop cached marks of an alert that left the store."""
@@ -600,9 +631,9 @@ class Silences:
     def _put(self, s: Silence, expires_at: int, *, local: bool = False) -> None:
         prev = self._entries.get(s.id)
         if prev is not None:
-            self._unindex(prev[0])
+            self._live.remove(s.id)
         self._entries[s.id] = (s, expires_at)
-        self._index(s)
+        self._place(s)
         self._changed(s.id)
         listeners = [f for f, wants_local in self._listeners if wants_local or not local]
         if listeners:
@@ -611,71 +642,114 @@ class Silences:
                 listener(record)
 
     def _remove(self, sid: str) -> None:
-        s, _ = self._entries.pop(sid)
-        self._unindex(s)
+        self._entries.pop(sid)
+        self._live.remove(sid)
         self._changed(sid)
 
-    def _changed(self, sid: str) -> None:
-        self.version += 1
+    def _changed(self, sid: str, *, stored: bool = True) -> None:
+        """Log a change of ``sid``: a stored record (also a :attr:`version` step) or only
+        its place in the live set."""
+        if stored:
+            self.version += 1
+        self._step += 1
         self._changes.append(sid)
         if len(self._changes) > 2 * _CHANGE_LOG:
             del self._changes[:_CHANGE_LOG]
             self._changes_base += _CHANGE_LOG
 
-    def _changes_since(self, version: int) -> frozenset[str] | None:
-        """IDs written after ``version``, or None if too many or no longer logged."""
-        if version < self._changes_base or self.version - version > _PATCH_LIMIT:
+    def _changes_since(self, step: int) -> frozenset[str] | None:
+        """IDs changed after ``step``, or None if too many or no longer logged."""
+        if step < self._changes_base or self._step - step > _PATCH_LIMIT:
             return None
         memo = self._since_memo
-        if memo is not None and memo[0] == version and memo[1] == self.version:
+        if memo is not None and memo[0] == step and memo[1] == self._step:
             return memo[2]
-        since = frozenset(self._changes[version - self._changes_base :])
-        self._since_memo = (version, self.version, since)
+        since = frozenset(self._changes[step - self._changes_base :])
+        self._since_memo = (step, self._step, since)
         return since
 
-    def _index(self, s: Silence) -> None:
-        keys = _index_keys(s)
-        self._keys_of[s.id] = keys
-        if keys is None:
-            self._unindexed.add(s.id)
-            return
-        for key in keys:
-            self._by_label.setdefault(key, set()).add(s.id)
+    # --- the live set ---
 
-    def _unindex(self, s: Silence) -> None:
-        keys = self._keys_of.pop(s.id) if s.id in self._keys_of else _index_keys(s)
-        if keys is None:
-            self._unindexed.discard(s.id)
-            return
-        for key in keys:
-            bucket = self._by_label.get(key)
-            if bucket is not None:
-                bucket.discard(s.id)
-                if not bucket:
-                    del self._by_label[key]
+    def _current(self, s: Silence) -> bool:
+        """Whether ``s`` is still the stored record of its ID (heaps delete lazily)."""
+        entry = self._entries.get(s.id)
+        return entry is not None and entry[0] is s
 
-    def _matches(self, sid: str, labels: Mapping[str, str]) -> bool:
-        entry = self._entries.get(sid)
-        return entry is not None and entry[0].matches(labels)
+    def _place(self, s: Silence) -> None:
+        """File a just-stored record by its state at the horizon."""
+        horizon = self._horizon
+        if s.ends_at < horizon:
+            if s.ends_at >= horizon - _LOOKBACK:
+                bisect.insort(self._recent, (s.ends_at, s.id))
+        elif s.starts_at > horizon:
+            heapq.heappush(self._starts, (s.starts_at, next(self._seq), s))
+        else:
+            self._live.add(s)
+            heapq.heappush(self._ends, (s.ends_at, next(self._seq), s))
 
-    def _may_match(self, sid: str, labels: Mapping[str, str]) -> bool:
-        """:meth:`_matches`, skipping the matchers when no index key is among ``labels``."""
-        keys = self._keys_of.get(sid)
-        if keys is not None and not any(labels.get(name) == value for name, value in keys):
-            return False
-        return self._matches(sid, labels)
+    def _advance(self, now: int) -> None:
+        """Move the horizon forward to ``now``: silences start and end, each a step."""
+        starts, ends = self._starts, self._ends
+        while starts and starts[0][0] <= now:
+            _, _, s = heapq.heappop(starts)
+            if not self._current(s):
+                continue
+            if s.ends_at >= now:
+                self._live.add(s)
+                heapq.heappush(ends, (s.ends_at, next(self._seq), s))
+            else:
+                # Active only between two queries: one behind the horizon may need it.
+                bisect.insort(self._recent, (s.ends_at, s.id))
+            self._changed(s.id, stored=False)
+        while ends and ends[0][0] < now:
+            _, _, s = heapq.heappop(ends)
+            if not self._current(s) or s.id not in self._live:
+                continue
+            self._live.remove(s.id)
+            bisect.insort(self._recent, (s.ends_at, s.id))
+            self._changed(s.id, stored=False)
+        self._horizon = now
+        recent = self._recent
+        if recent and recent[0][0] < now - _LOOKBACK:
+            del recent[: bisect.bisect_left(recent, (now - _LOOKBACK, ""))]
 
-    def _scan(self, labels: Mapping[str, str]) -> builtins.set[str]:
-        found = {sid for sid in self._unindexed if self._entries[sid][0].matches(labels)}
-        by_label = self._by_label
-        if by_label:
-            for pair in labels.items():
-                bucket = by_label.get(pair)
-                if bucket:
-                    found.update(sid for sid in bucket if self._entries[sid][0].matches(labels))
-        return found
+    def _consulted(self, labels: Mapping[str, str], now: int) -> Iterable[str]:
+        """The silences that may be active at ``now`` and match ``labels``: the index's
+        candidates, and behind the horizon also the silences that ended since ``now``."""
+        found = self._live.candidates(labels)
+        horizon = self._horizon
+        if now >= horizon:
+            return found
+        if now >= horizon - _LOOKBACK:
+            recent = self._recent
+            found.update(sid for _, sid in recent[bisect.bisect_left(recent, (now, "")) :])
+            return found
+        # Far behind the horizon (a clock stepped back): every silence live then.
+        return [sid for sid, (s, _) in self._entries.items() if s.ends_at >= now]
 
-    def _mark(self, fingerprint: int, candidates: Iterable[str], now: int) -> list[str]:
+    def _matching(
+        self, sids: Iterable[str], labels: Mapping[str, str], now: int
+    ) -> builtins.set[str]:
+        """Those of ``sids`` that are stored, not over at ``now``, live by the horizon,
+        and match ``labels``; states come first, so over or future silences cost no
+        matching."""
+        out: builtins.set[str] = set()
+        horizon = self._horizon
+        entries = self._entries
+        for sid in sids:
+            entry = entries.get(sid)
+            if entry is None:
+                continue
+            s = entry[0]
+            if s.ends_at < now or s.starts_at > horizon:
+                continue
+            if s.matches(labels):
+                out.add(sid)
+        return out
+
+    def _mark(
+        self, fingerprint: int, labels: Mapping[str, str], candidates: Iterable[str], now: int
+    ) -> list[str]:
         """Split matching candidates by state at ``now`` and cache the result."""
         active: list[str] = []
         pending: list[str] = []
@@ -695,8 +769,9 @@ class Silences:
         pending.sort()
         if len(self._marks) >= _CACHE_LIMIT and fingerprint not in self._marks:
             self._marks.clear()
-        # Never in a cycle (str tuples, ints): untracked, full GC passes skip the 100k marks.
+        # Never in a cycle (str tuples, ints, the alert's str labels): untracked, so full
+        # GC passes skip the 100k marks.
         self._marks[fingerprint] = untrack(
-            _Marks(self.version, tuple(active), tuple(pending), now, recheck_at)
+            _Marks(self._step, tuple(active), tuple(pending), now, recheck_at, labels)
         )
         return active

@@ -53,6 +53,19 @@ _SECURITY_HEADERS = {
 }
 
 
+def is_shell(method: str, path: str) -> bool:
+    """Whether a request (``path`` below the route prefix, no leading slash) reads a page
+    shell or a static file: those carry no data, so a tenancy gate may serve them
+    without a token (the page then asks for one). Only GET and HEAD, only the page paths
+    above and single file names below ``ui/static/``: nothing else is opened."""
+    if method not in ("GET", "HEAD"):
+        return False
+    if path in PAGES:
+        return True
+    folder, _, name = path.rpartition("/")
+    return folder == "ui/static" and name not in ("", ".", "..")
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("daemon.ui", "templates"),
@@ -120,4 +133,4 @@ def ui_routes() -> dict[str, dict[str, ApiHandler]]:
     return routes
 
 
-__all__ = ["PAGES", "STATIC_PATH", "ui_routes"]
+__all__ = ["PAGES", "STATIC_PATH", "is_shell", "ui_routes"]

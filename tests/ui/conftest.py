@@ -10,6 +10,8 @@ history has rows. Screenshots go to ``test-artifacts/ui/`` (git-ignored).
 
 from __future__ import annotations
 
+import contextlib
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,14 +113,14 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, Web
         yield proc, sink
 
 
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh light-scheme page; console errors and uncaught exceptions fail the test.
+@contextlib.contextmanager
+def watched_page(browser: Any, scheme: str, expected_console: re.Pattern[str]) -> Iterator[Any]:
+    """A fresh page in ``scheme``; uncaught exceptions and console errors other than
+    ``expected_console`` fail the test when the block ends.
 
-    The browser logs every 4xx answer as a console error; a 400 is what a test that types
-    a bad matcher expects (the page shows the message), so only that one is let through.
+    The browser logs every 4xx answer as a console error, so each test module names the
+    answers its pages are meant to get.
     """
-    scheme = getattr(request, "param", "light")
     context = browser.new_context(color_scheme=scheme, viewport={"width": 1200, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
@@ -128,7 +130,7 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
         "console",
         lambda msg: (
             problems.append(f"console {msg.type}: {msg.text}")
-            if msg.type == "error" and "status of 400" not in msg.text
+            if msg.type == "error" and not expected_console.search(msg.text)
             else None
         ),
     )
@@ -137,6 +139,31 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     finally:
         context.close()
     assert not problems, problems
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh light-scheme page; console errors and uncaught exceptions fail the test.
+
+    A 400 is what a test that types a bad matcher expects (the page shows the message),
+    so only that one is let through.
+    """
+    with watched_page(
+        browser, getattr(request, "param", "light"), re.compile("status of 400")
+    ) as p:
+        yield p
+
+
+def nameless_controls(page: Any) -> list[str]:
+    """The visible buttons, links, inputs and selects that have no accessible name."""
+    found: list[str] = page.evaluate(
+        """() => [...document.querySelectorAll('button, a, input:not([type=hidden]), select')]
+            .filter((e) => e.offsetParent !== null || e.getClientRects().length)
+            .filter((e) => !(e.getAttribute('aria-label') || (e.labels && e.labels.length)
+                             || e.textContent.trim()))
+            .map((e) => e.outerHTML)"""
+    )
+    return found
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.integration.processes import Proc, WebhookSink, wait_for
-from tests.ui.conftest import screenshot
+from tests.ui.conftest import nameless_controls, screenshot
 
 pytestmark = pytest.mark.browser
 # Playwright is in the test extra; without it the module skips rather than failing to import.
@@ -244,14 +244,7 @@ def test_every_control_has_an_accessible_name(page: Any, daemon: Daemon, path: s
     proc, _ = daemon
     page.goto(proc.url + path)
     page.wait_for_load_state("networkidle")
-    nameless = page.evaluate(
-        """() => [...document.querySelectorAll('button, a, input:not([type=hidden]), select')]
-            .filter((e) => e.offsetParent !== null || e.getClientRects().length)
-            .filter((e) => !(e.getAttribute('aria-label') || (e.labels && e.labels.length)
-                             || e.textContent.trim()))
-            .map((e) => e.outerHTML)"""
-    )
-    assert nameless == []
+    assert nameless_controls(page) == []
 
 
 def test_keyboard_reaches_the_filter_and_runs_it(page: Any, daemon: Daemon) -> None:

@@ -43,6 +43,8 @@ const $ = (id) => document.getElementById(id);
 function showError(message) {
   const box = $("page-error");
   if (!box) return;
+  // While the sign-in form is up, the page's failed loads are its reason, not news.
+  if (message && $("token-dialog")?.open) return;
   box.hidden = !message;
   box.textContent = message || "";
 }
@@ -165,7 +167,9 @@ async function api(path, options = {}) {
   }
   const resp = await fetch(PREFIX + path, init);
   if (resp.status === 401 && resp.headers.get("WWW-Authenticate")?.startsWith("Bearer")) {
-    askToken();
+    // With a token kept, the daemon's reason (an invalid token) is worth showing.
+    const reason = sessionStorage.getItem("tocsin.token") ? (await resp.text()).trim() : "";
+    askToken(reason);
     throw new Error("sign-in needed");
   }
   const text = await resp.text();
@@ -178,42 +182,65 @@ async function api(path, options = {}) {
   return data;
 }
 
-function askToken() {
+function askToken(reason) {
   const dialog = $("token-dialog");
   if (!dialog || dialog.open) return;
+  const error = $("token-error");
+  error.hidden = !reason;
+  error.textContent = reason ? "The token was not accepted: " + reason + ". Try again." : "";
+  showError(null);
   dialog.showModal();
   $("token-form").onsubmit = () => {
     sessionStorage.setItem("tocsin.token", $("token-input").value.trim());
+    // A new token starts on its own pipeline: an admin's last tenant choice may not apply.
+    sessionStorage.removeItem("tocsin.tenant");
     location.reload();
   };
 }
 
+function signOut() {
+  sessionStorage.removeItem("tocsin.token");
+  sessionStorage.removeItem("tocsin.tenant");
+  location.reload();
+}
+
+// With a token: a Sign out button, and whose view this is. An admin (the one role that
+// may list tenants) gets a switcher; its choice goes out as X-Scope-OrgID, empty for the
+// global pipeline. A tenant token sees its own tenant only, named here.
 function setUpTenantBar() {
-  const token = sessionStorage.getItem("tocsin.token");
-  if (!token) return;
-  const bar = $("tenant-bar");
-  bar.hidden = false;
-  const select = $("tenant-select");
-  const tenant = sessionStorage.getItem("tocsin.tenant") || "";
-  select.append(el("option", { value: "" }, "(default)"));
-  if (tenant) select.append(el("option", { value: tenant, selected: true }, tenant));
-  // An admin's tenant list; a tenant's token gets 403 and keeps its own only.
-  api("/api/v1/tenants").then((list) => {
-    for (const entry of list || []) {
-      const name = typeof entry === "string" ? entry : entry.id;
-      if (name !== tenant) select.append(el("option", { value: name }, name));
+  if (!sessionStorage.getItem("tocsin.token")) return;
+  $("sign-out").onclick = signOut;
+  api("/api/v1/identity").then((who) => {
+    // Shown once the token is known good: a rejected one only brings the sign-in form back.
+    $("tenant-bar").hidden = false;
+    if (who.role !== "admin") {
+      const label = $("tenant-who");
+      label.textContent = who.tenant ? "Tenant: " + who.tenant : "Signed in as " + who.name;
+      label.hidden = false;
+      return;
     }
-  }).catch(() => { select.disabled = true; });
-  select.onchange = () => {
-    if (select.value) sessionStorage.setItem("tocsin.tenant", select.value);
-    else sessionStorage.removeItem("tocsin.tenant");
-    location.reload();
-  };
-  $("sign-out").onclick = () => {
-    sessionStorage.removeItem("tocsin.token");
-    sessionStorage.removeItem("tocsin.tenant");
-    location.reload();
-  };
+    return api("/api/v1/tenants").then((list) => {
+      const select = $("tenant-select");
+      select.append(el("option", { value: "" }, "Global pipeline"));
+      for (const entry of list || []) {
+        select.append(el("option", { value: entry.id, selected: entry.id === who.tenant }, entry.id));
+      }
+      select.onchange = () => {
+        if (select.value) sessionStorage.setItem("tocsin.tenant", select.value);
+        else sessionStorage.removeItem("tocsin.tenant");
+        location.reload();
+      };
+      $("tenant-pick").hidden = false;
+    });
+  }).catch((err) => {
+    // An admin's chosen tenant went away (tenancy file reloaded): back to the global view.
+    if (err.message.startsWith("404") && sessionStorage.getItem("tocsin.tenant")) {
+      sessionStorage.removeItem("tocsin.tenant");
+      location.reload();
+      return;
+    }
+    showError("Could not read who is signed in: " + err.message);
+  });
 }
 
 // --- alerts ---------------------------------------------------------------------------------

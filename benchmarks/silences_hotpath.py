@@ -1,0 +1,419 @@
+"""What silences cost on the hot path, tocsin against Alertmanager 0.25, in one run (issue 15).
+
+The workload of the issue, as it is: 10,000 unique alerts in 1,000 groups
+(``group_by: [alertname]``), ``group_wait: 0s``, so every new group goes through the
+notification pipeline (silence stage included) while ingest is still running. Alerts are
+POSTed in batches of 100 over 4 connections. Three silence sets, each on a fresh daemon:
+
+* ``none``: no silences;
+* ``expired``: 1,000 silences created, then expired with DELETE before the alerts come.
+  Each would mute one whole group (``alertname=~"Bench.*"``, ``instance=~"host-.*-<g>\\..*"``)
+  if it were still active, so a daemon that consulted them wrongly would miss groups;
+* ``regex``: 1,000 active silences whose matchers are all regexes and match none of
+  the alerts: a quarter each of ``alertname=~"Bench.*", instance=~"db-<k>-.*"``
+  (a wide regex beside a narrow one), ``instance=~"(db|cache)-<k>\\..*"`` (no literal
+  prefix), ``job=~"batch-<k>|cron-<k>", severity=~"warning|critical"`` (a small
+  alternation beside one every alert matches) and ``alertname=~".*Maintenance<k>"``.
+
+For each: ingest rate (alerts/s, from the first POST to the last answer), the daemon's
+CPU seconds per 10k alerts over that window, and the time from the first POST until the
+webhook sink has a notification from every one of the 1,000 groups.
+
+Then the API, with Alertmanager, tocsin (each holding the 1,000 regex silences) and a
+no-op server all running at once, measured in ``--api-rounds`` alternating rounds (so a
+change in machine load hits each alike; medians reported):
+
+* ``GET /api/v2/silences`` at 1,000 silences (every GET round before any POST), whole
+  body read, median of 10 per round;
+* ``POST /api/v2/silences``: ``--posts`` new silences over 1 and over 4 keep-alive
+  connections (a minimal HTTP/1.1 client on raw sockets, so the client is not the
+  bottleneck). The same client POSTs to a no-op handler served by tocsin's own HTTP
+  stack (hypercorn + quart-trio via :func:`daemon.api.server.serve_api`, in its own
+  process: ``python -m benchmarks.silences_hotpath --noop-server PORT``). tocsin's
+  silence POST rate (fsync kept) is reported against it, as the median of the per-round
+  ratios (the issue's target: at least 0.9x at 4 connections), and against Alertmanager.
+
+Run: .venv/bin/python -m benchmarks.silences_hotpath [--repeat N] [--api-rounds N]
+
+``--profile`` instead runs the silence store's part of each scenario in this process
+under cProfile (every alert looked up twice, as ingest's prepare and the flush do) and
+prints the time per scenario and the top functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import httpx
+import trio
+
+from benchmarks.harness import ROOT, Daemon, _stop, _wait_ready, free_port, start
+from benchmarks.ingest import post_all
+from benchmarks.silences import CONFIG as SILENCES_CONFIG
+from benchmarks.silences import Sink, create_silences, make_alerts
+
+GROUPS = 1_000
+SILENCES = 1_000
+# benchmarks.silences' config with group_wait 0s: every new group flushes at once.
+CONFIG = SILENCES_CONFIG.replace("{group_wait}", "0")
+
+Matchers = list[tuple[str, str]]
+
+
+def expired_set(count: int) -> list[Matchers]:
+    """Silences that would each mute a whole group, were they active."""
+    return [
+        [("alertname", "Bench.*"), ("instance", f"host-.*-{k % GROUPS}\\..*")] for k in range(count)
+    ]
+
+
+def regex_set(count: int) -> list[Matchers]:
+    """Active regex silences matching none of the alerts (see the module docstring)."""
+    out: list[Matchers] = []
+    for k in range(count):
+        kind = k % 4
+        if kind == 0:
+            out.append([("alertname", "Bench.*"), ("instance", f"db-{k}-.*")])
+        elif kind == 1:
+            out.append([("instance", f"(db|cache)-{k}\\..*")])
+        elif kind == 2:
+            out.append([("job", f"batch-{k}|cron-{k}"), ("severity", "warning|critical")])
+        else:
+            out.append([("alertname", f".*Maintenance{k}")])
+    return out
+
+
+def alert_bodies() -> list[bytes]:
+    alerts = make_alerts(GROUPS)
+    return [
+        json.dumps([{"labels": lb} for lb in alerts[i : i + 100]]).encode()
+        for i in range(0, len(alerts), 100)
+    ]
+
+
+def expire_all(url: str, ids: list[str]) -> None:
+    with httpx.Client(timeout=60) as c:
+        for sid in ids:
+            c.delete(f"{url}/api/v2/silence/{sid}").raise_for_status()
+
+
+def ingest(d: Daemon, sink: Sink) -> dict[str, float]:
+    bodies = alert_bodies()
+    sink.reset(GROUPS)
+    cpu0, t0 = d.cpu_seconds(), time.perf_counter()
+    trio.run(post_all, d.url, bodies, 4)
+    t1, cpu1 = time.perf_counter(), d.cpu_seconds()
+    if not sink.done.wait(120):
+        raise RuntimeError(f"{d.name}: {len(sink.keys)}/{GROUPS} groups notified")
+    alerts = len(bodies) * 100
+    return {
+        "alerts_per_s": alerts / (t1 - t0),
+        "cpu_s_per_10k": (cpu1 - cpu0) * 10_000 / alerts,
+        "all_notified_s": sink.done_at - t0,
+    }
+
+
+# --- HTTP: a minimal keep-alive client on raw sockets --------------------------------------
+
+
+async def _request(stream: trio.SocketStream, raw: bytes, buf: bytearray) -> int:
+    await stream.send_all(raw)
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            break
+        data = await stream.receive_some(65536)
+        if not data:
+            raise RuntimeError("connection closed")
+        buf += data
+    head = bytes(buf[:end]).lower()
+    status = int(head[9:12])
+    size = 0
+    for line in head.split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            size = int(line.split(b":", 1)[1])
+    while len(buf) < end + 4 + size:
+        data = await stream.receive_some(65536)
+        if not data:
+            raise RuntimeError("connection closed")
+        buf += data
+    del buf[: end + 4 + size]
+    return status
+
+
+async def _post_many(port: int, path: str, bodies: list[bytes], connections: int) -> None:
+    send, receive = trio.open_memory_channel[bytes](len(bodies))
+    for b in bodies:
+        send.send_nowait(b)
+    send.close()
+
+    async def worker() -> None:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        buf = bytearray()
+        async with stream:
+            async for body in receive:
+                raw = (
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode() + body
+                status = await _request(stream, raw, buf)
+                if status != 200:
+                    raise RuntimeError(f"POST {path}: {status}")
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(connections):
+            nursery.start_soon(worker)
+
+
+def silence_post_bodies(count: int, tag: str) -> list[bytes]:
+    now = time.time()
+    return [
+        json.dumps(
+            {
+                "matchers": [
+                    {"name": "instance", "value": f"{tag}-{k}", "isRegex": False, "isEqual": True}
+                ],
+                "startsAt": _rfc3339(now - 60),
+                "endsAt": _rfc3339(now + 3600),
+                "createdBy": "bench",
+                "comment": f"post rate {tag} {k}",
+            }
+        ).encode()
+        for k in range(count)
+    ]
+
+
+def _rfc3339(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+def post_rate(port: int, path: str, count: int, connections: int, tag: str) -> float:
+    bodies = silence_post_bodies(count, tag)
+    t0 = time.perf_counter()
+    trio.run(_post_many, port, path, bodies, connections)
+    return count / (time.perf_counter() - t0)
+
+
+def get_silences_ms(url: str, reps: int = 30) -> float:
+    times = []
+    with httpx.Client(timeout=60) as c:
+        c.get(f"{url}/api/v2/silences").raise_for_status()
+        for _ in range(reps):
+            t = time.perf_counter()
+            r = c.get(f"{url}/api/v2/silences")
+            r.read()
+            times.append(time.perf_counter() - t)
+            r.raise_for_status()
+    return statistics.median(times) * 1000
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+# --- the no-op server ----------------------------------------------------------------------
+
+
+def noop_server(port: int) -> None:
+    """Serve ``POST /noop`` (reads the JSON body, answers a small JSON) on tocsin's stack."""
+    from quart import request
+    from quart_trio import QuartTrio
+
+    from daemon.api.server import serve_api
+
+    app = QuartTrio("noop")
+
+    @app.post("/noop")
+    async def noop() -> tuple[dict[str, str], int]:
+        json.loads(await request.get_data())
+        return {"silenceID": "x"}, 200
+
+    @app.get("/-/ready")
+    async def ready() -> tuple[str, int]:
+        return "OK", 200
+
+    trio.run(serve_api, app, "127.0.0.1", port)
+
+
+@contextmanager
+def start_noop() -> Iterator[Daemon]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.silences_hotpath", "--noop-server", str(port)],
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready("noop", proc, url)
+        yield Daemon("noop", proc, url)
+    finally:
+        _stop(proc)
+
+
+# --- the in-process profile ------------------------------------------------------------
+
+
+def profile(count: int) -> None:
+    """Each scenario's silence lookups on the pure store, timed, then profiled."""
+    import cProfile
+    import pstats
+
+    from daemon.alert import fingerprint
+    from daemon.matcher import Matcher, MatchType
+    from daemon.silence.model import Silence
+    from daemon.silence.state import Silences
+
+    alerts = [(lb, fingerprint(lb)) for lb in make_alerts(GROUPS)]
+    now = time.time_ns()
+
+    def build(scenario: str) -> Silences:
+        store = Silences()
+        for matchers in SCENARIOS[scenario](count):
+            ms = tuple(Matcher.create(MatchType.REGEXP, n, v) for n, v in matchers)
+            sid = store.set(Silence("", ms, now - 60 * 10**9, now + 3600 * 10**9), now)
+            if scenario == "expired":
+                store.expire(sid, now)
+        return store
+
+    def lookups(store: Silences) -> None:
+        for step in (1, 2):
+            for labels, fp in alerts:
+                store.mutes(labels, fp, now + step * 1000)
+
+    for scenario in SCENARIOS:
+        store = build(scenario)
+        t = time.perf_counter()
+        lookups(store)
+        print(f"{scenario}: {time.perf_counter() - t:.3f} s for {2 * len(alerts)} lookups")
+    for scenario in ("expired", "regex"):
+        print(f"\n--- profile: {scenario}")
+        prof = cProfile.Profile()
+        prof.runcall(lookups, build(scenario))
+        pstats.Stats(prof).sort_stats("tottime").print_stats(8)
+
+
+# --- the run -------------------------------------------------------------------------------
+
+SCENARIOS: dict[str, Callable[[int], list[Matchers]]] = {
+    "none": lambda n: [],
+    "expired": expired_set,
+    "regex": regex_set,
+}
+
+
+def run_daemon(kind: str, sink: Sink, args: argparse.Namespace) -> dict[str, float]:
+    """The three ingest scenarios, each on a fresh daemon."""
+    out: dict[str, float] = {}
+    for scenario, make in SCENARIOS.items():
+        with start(kind, CONFIG.format(url=sink.url)) as d:
+            ids = trio.run(create_silences, d.url, make(args.silences))
+            if scenario == "expired":
+                expire_all(d.url, ids)
+            r = ingest(d, sink)
+            for key, value in r.items():
+                out[f"{scenario}.{key}"] = value
+            print(f"{kind} {scenario}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
+    return out
+
+
+def run_api(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """GET and POST silences on both daemons (1,000 regex silences each) and POST on the
+    no-op server, all running at once and measured in alternating rounds, so a change
+    in machine load hits each alike; the median of the rounds is reported."""
+    rounds: dict[str, dict[str, list[float]]] = {"alertmanager": {}, "tocsin": {}, "noop": {}}
+    with (
+        start("alertmanager", CONFIG.format(url="http://127.0.0.1:9/")) as am,
+        start("tocsin", CONFIG.format(url="http://127.0.0.1:9/")) as to,
+        start_noop() as noop,
+    ):
+        for d in (am, to):
+            trio.run(create_silences, d.url, regex_set(args.silences))
+        # Every GET first, while each daemon holds exactly the 1,000 silences.
+        for _ in range(args.api_rounds):
+            for d in (am, to):
+                rounds[d.name].setdefault("get_silences_ms", []).append(get_silences_ms(d.url, 10))
+        post_rate(port_of(noop.url), "/noop", 200, 4, "warm")
+        for r in range(args.api_rounds):
+            for d, path in ((am, "/api/v2/silences"), (to, "/api/v2/silences"), (noop, "/noop")):
+                for conns in (1, 4):
+                    rate = post_rate(port_of(d.url), path, args.posts, conns, f"r{r}c{conns}")
+                    rounds[d.name].setdefault(f"post_silences_per_s.{conns}conn", []).append(rate)
+            print(
+                f"api round {r + 1}: "
+                + ", ".join(
+                    f"{kind} {key} {vals[-1]:.1f}"
+                    for kind, got in rounds.items()
+                    for key, vals in got.items()
+                ),
+                flush=True,
+            )
+    out = {kind: {k: statistics.median(v) for k, v in got.items()} for kind, got in rounds.items()}
+    # The ratio to the no-op server, per round, then the median: the rounds are paired.
+    for conns in (1, 4):
+        key = f"post_silences_per_s.{conns}conn"
+        pairs = zip(rounds["tocsin"][key], rounds["noop"][key], strict=True)
+        out["tocsin"][f"{key}/noop"] = statistics.median(t / n for t, n in pairs)
+    return out
+
+
+def one_run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    sink = Sink()
+    try:
+        results = {kind: run_daemon(kind, sink, args) for kind in ("alertmanager", "tocsin")}
+    finally:
+        sink.close()
+    for kind, values in run_api(args).items():
+        results.setdefault(kind, {}).update(values)
+    return results
+
+
+def print_run(results: dict[str, dict[str, float]]) -> None:
+    am, to, noop = results["alertmanager"], results["tocsin"], results["noop"]
+    print(f"\n{'measure':<36}{'alertmanager':>13}{'tocsin':>10}{'tocsin/AM':>11}{'no-op':>9}")
+    for key in am:
+        line = f"{key:<36}{am[key]:>13.3f}{to[key]:>10.3f}{to[key] / am[key]:>11.3f}"
+        if key in noop:
+            paired = to[f"{key}/noop"]
+            line += f"{noop[key]:>9.0f}  tocsin/no-op {paired:.3f} (median of paired rounds)"
+        print(line)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--silences", type=int, default=SILENCES)
+    ap.add_argument("--posts", type=int, default=1_000)
+    ap.add_argument("--api-rounds", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--profile", action="store_true", help="profile the silence store only")
+    ap.add_argument("--noop-server", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.noop_server:
+        noop_server(args.noop_server)
+        return
+    if args.profile:
+        profile(args.silences)
+        return
+    runs = []
+    for _ in range(args.repeat):
+        runs.append(one_run(args))
+        print_run(runs[-1])
+    if len(runs) > 1:
+        print(f"\nmedian tocsin/AM over {len(runs)} runs")
+        for key in runs[0]["alertmanager"]:
+            ratios = [r["tocsin"][key] / r["alertmanager"][key] for r in runs]
+            line = f"{key:<36}{statistics.median(ratios):>10.3f}"
+            if key in runs[0]["noop"]:
+                paired = statistics.median(r["tocsin"][f"{key}/noop"] for r in runs)
+                line += f"  tocsin/no-op {paired:.3f}"
+            print(line)
+
+
+if __name__ == "__main__":
+    main()

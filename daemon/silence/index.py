@@ -1,0 +1,291 @@
+"""The index of live silences that :meth:`daemon.silence.state.Silences.mutes` consults.
+
+Pure: no I/O, no trio, no clock. The store decides which silences are live (active at its
+horizon) and adds and removes them here; this module only answers "which of them could
+match these labels", a superset the store then checks matcher by matcher.
+
+Theory. A silence matches an alert only if every matcher matches, a missing label
+reading as ``""``. Call a matcher a *key* when it is positive (``=`` or ``=~``) and
+cannot match ``""``: an alert matched by the silence must then carry that label with a
+value the key matches. A silence's key names form its *group* (a set of label names).
+For a label pair ``(name, value)`` the *hits* are the silences with a key on ``name``
+matching ``value``:
+
+* ``=`` keys and regexes that spell out a small finite set of strings (``web|db``) sit
+  in a dict under each ``(name, value)`` they match: a lookup;
+* other regex keys (one per distinct pattern, shared by the silences using it) are
+  checked per value, but first against one RE2 alternation of up to :data:`CHUNK` of
+  them (``^(?:(?:p1)|(?:p2)|…)$``), which matches exactly when one of its members does,
+  then against alternations of :data:`PART` of them: a value matching none costs one
+  RE2 call per chunk, one matching a key a few more. The answer is cached per label
+  value until a key on that name changes.
+
+The candidates for a label set are, for each group whose names the labels all carry
+with non-empty values, the intersection of that group's hits of those names (each
+cached beside the hits, so a name none of the group's keys match costs one lookup and
+another group's wide key is paid for once per value), plus the few silences
+without any key (only negative matchers, or matchers that also match ``""``), which are
+always candidates. The work per alert depends on its labels, the groups and the silences
+that do match a key, not on how many silences there are.
+
+Invariants: every added silence is in exactly one group or in ``_keyless``; each of its
+keys is in ``_eq`` or in the one chunk of its name holding its pattern; ``_hits[name]`` only holds answers
+computed since the last change of a key on ``name``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from daemon.gocompat import regexp as goregex
+from daemon.matcher import Matcher, MatchType
+from daemon.silence.model import Silence
+
+#: Regex keys per combined alternation: small enough that rebuilding one after a write
+#: costs a few milliseconds (RE2's compile), large enough that a miss costs few calls.
+CHUNK = 256
+#: Keys per second-level alternation inside a chunk.
+PART = 32
+#: Cached hits per label name; the cache starts over beyond this (label values such as
+#: ``instance`` may be unique per alert, and then caching them buys nothing).
+HITS_PER_NAME = 16_384
+
+
+def regex_literals(pattern: str) -> frozenset[str] | None:
+    """The finite set of values ``pattern`` matches (anchored), when small and without ``""``.
+
+    It comes from Go's syntax checker, which parses the pattern as the matcher does;
+    wider patterns (``.*`` etc.) are regex keys.
+    """
+    values = goregex.anchored_literals(pattern)
+    # An empty value would also match alerts without the label: not a key.
+    if values is None or "" in values:
+        return None
+    return values
+
+
+def _keys(s: Silence) -> tuple[list[tuple[str, frozenset[str]]], list[Matcher]]:
+    """The silence's keys: (name, literal values) pairs and regex matchers."""
+    literal: list[tuple[str, frozenset[str]]] = []
+    regex: list[Matcher] = []
+    for m in s.matchers:
+        if m.type is MatchType.EQUAL:
+            if m.value:
+                literal.append((m.name, frozenset((m.value,))))
+        elif m.type is MatchType.REGEXP:
+            values = regex_literals(m.value)
+            if values is not None:
+                literal.append((m.name, values))
+            elif not m.matches(""):
+                regex.append(m)
+    return literal, regex
+
+
+def _combine(patterns: list[str]) -> goregex.GoRegexp | None:
+    """One alternation matching exactly what one of ``patterns`` matches (anchored), or
+    None when it cannot be built faithfully (then the patterns match one by one).
+
+    A pattern that only balances inside Alertmanager's own wrapper (``a)|(b``) would
+    change meaning inside ours, so it keeps the union from being built.
+    """
+    if len(patterns) < 2:
+        return None
+    try:
+        for p in patterns:
+            goregex.check(p)
+    except goregex.GoRegexError:
+        return None
+    return goregex.anchored_union(patterns)
+
+
+class _Chunk:
+    """Up to :data:`CHUNK` distinct regex keys of one label name, with an alternation of
+    them all and one per :data:`PART` of them, so a value matching one key costs a few
+    RE2 calls, not one per key. Silences with the same pattern share one key."""
+
+    __slots__ = ("combined", "dirty", "members", "parts")
+
+    def __init__(self) -> None:
+        #: pattern -> (its matcher, the IDs of the silences keyed on it)
+        self.members: dict[str, tuple[Matcher, set[str]]] = {}
+        self.combined: goregex.GoRegexp | None = None
+        self.parts: list[tuple[goregex.GoRegexp | None, list[Matcher]]] = []
+        self.dirty = True
+
+    def rebuild(self) -> None:
+        patterns = sorted(self.members)
+        self.combined = _combine(patterns)
+        self.parts = []
+        for i in range(0, len(patterns), PART):
+            part = patterns[i : i + PART]
+            self.parts.append((_combine(part), [self.members[p][0] for p in part]))
+        self.dirty = False
+
+    def hits(self, value: str, out: set[str]) -> None:
+        if self.dirty:
+            self.rebuild()
+        if self.combined is not None and not self.combined.search(value):
+            return
+        for combined, matchers in self.parts:
+            if combined is not None and not combined.search(value):
+                continue
+            for m in matchers:
+                if m.matches(value):
+                    out.update(self.members[m.value][1])
+
+
+class MuteIndex:
+    """Live silences by their keys; :meth:`candidates` is a superset of the matches."""
+
+    __slots__ = (
+        "_chunk_of",
+        "_chunks",
+        "_eq",
+        "_group_of",
+        "_groups",
+        "_hits",
+        "_keyless",
+        "_literal_keys",
+        "_regex_keys",
+    )
+
+    def __init__(self) -> None:
+        self._eq: dict[tuple[str, str], set[str]] = {}
+        self._chunks: dict[str, list[_Chunk]] = {}
+        #: (name, pattern) -> the chunk holding that regex key.
+        self._chunk_of: dict[tuple[str, str], _Chunk] = {}
+        self._groups: dict[frozenset[str], set[str]] = {}
+        self._group_of: dict[str, frozenset[str]] = {}
+        self._keyless: set[str] = set()
+        #: name -> value -> (hits, hits per group asked so far)
+        self._hits: dict[
+            str, dict[str, tuple[frozenset[str], dict[frozenset[str], frozenset[str]]]]
+        ] = {}
+        self._literal_keys: dict[str, list[tuple[str, frozenset[str]]]] = {}
+        self._regex_keys: dict[str, list[Matcher]] = {}
+
+    def __len__(self) -> int:
+        return len(self._group_of) + len(self._keyless)
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self._group_of or sid in self._keyless
+
+    def add(self, s: Silence) -> None:
+        """Index ``s`` (a silence already indexed under its ID must be removed first)."""
+        sid = s.id
+        literal, regex = _keys(s)
+        names = frozenset([n for n, _ in literal] + [m.name for m in regex])
+        if not names:
+            self._keyless.add(sid)
+            return
+        self._group_of[sid] = names
+        self._groups.setdefault(names, set()).add(sid)
+        self._literal_keys[sid] = literal
+        self._regex_keys[sid] = regex
+        for name, values in literal:
+            for value in values:
+                self._eq.setdefault((name, value), set()).add(sid)
+            self._hits.pop(name, None)
+        for m in regex:
+            name = m.name
+            chunk = self._chunk_of.get((name, m.value))
+            if chunk is None:
+                chunks = self._chunks.setdefault(name, [])
+                if not chunks or len(chunks[-1].members) >= CHUNK:
+                    chunks.append(_Chunk())
+                chunk = self._chunk_of[(name, m.value)] = chunks[-1]
+                chunk.members[m.value] = (m, set())
+                chunk.dirty = True
+            chunk.members[m.value][1].add(sid)
+            self._hits.pop(name, None)
+
+    def remove(self, sid: str) -> None:
+        """Forget ``sid``; a no-op for an ID not indexed."""
+        if sid in self._keyless:
+            self._keyless.discard(sid)
+            return
+        names = self._group_of.pop(sid, None)
+        if names is None:
+            return
+        group = self._groups[names]
+        group.discard(sid)
+        if not group:
+            del self._groups[names]
+        # Two keys of one silence may name the same pair (``a="x"``, ``a=~"x|y"``).
+        pairs = {(name, v) for name, values in self._literal_keys.pop(sid) for v in values}
+        for pair in pairs:
+            bucket = self._eq.get(pair)
+            if bucket is not None:
+                bucket.discard(sid)
+                if not bucket:
+                    del self._eq[pair]
+            self._hits.pop(pair[0], None)
+        for name, pattern in {(m.name, m.value) for m in self._regex_keys.pop(sid)}:
+            chunk = self._chunk_of[(name, pattern)]
+            sids = chunk.members[pattern][1]
+            sids.discard(sid)
+            self._hits.pop(name, None)
+            if sids:
+                continue
+            del chunk.members[pattern]
+            del self._chunk_of[(name, pattern)]
+            chunk.dirty = True
+            if not chunk.members:
+                chunks = self._chunks[name]
+                chunks.remove(chunk)
+                if not chunks:
+                    del self._chunks[name]
+
+    def hits(self, name: str, value: str) -> frozenset[str]:
+        """IDs of the indexed silences with a key on ``name`` that matches ``value``."""
+        cache = self._hits.get(name)
+        if cache is None:
+            cache = self._hits[name] = {}
+        else:
+            found = cache.get(value)
+            if found is not None:
+                return found[0]
+        eq = self._eq.get((name, value))
+        out: set[str] = set(eq) if eq is not None else set()
+        for chunk in self._chunks.get(name, ()):
+            chunk.hits(value, out)
+        answer = frozenset(out)
+        if len(cache) >= HITS_PER_NAME:
+            cache.clear()
+        cache[value] = (answer, {})
+        return answer
+
+    def _group_hits(self, name: str, value: str, group: frozenset[str]) -> frozenset[str]:
+        """:meth:`hits` within one group, kept beside the hits: a wide key of another group
+        sharing the name (``alertname=~"Bench.*"``) is then paid for once per value, not
+        once per alert."""
+        hits = self.hits(name, value)
+        if not hits:
+            return hits
+        per_group = self._hits[name][value][1]
+        found = per_group.get(group)
+        if found is None:
+            found = per_group[group] = hits.intersection(self._groups[group])
+        return found
+
+    def candidates(self, labels: Mapping[str, str]) -> set[str]:
+        """Every indexed silence that may match ``labels`` (and maybe a few that do not)."""
+        out = set(self._keyless)
+        for names in self._groups:
+            sets: list[frozenset[str]] = []
+            for name in names:
+                value = labels.get(name)
+                # Keys never match "", so an absent or empty label rules the group out.
+                if not value:
+                    break
+                found = self._group_hits(name, value, names)
+                if not found:
+                    break
+                sets.append(found)
+            else:
+                sets.sort(key=len)
+                out.update(sets[0].intersection(*sets[1:]))
+        return out
+
+
+__all__ = ["CHUNK", "HITS_PER_NAME", "MuteIndex", "regex_literals"]
