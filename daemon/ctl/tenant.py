@@ -67,9 +67,7 @@ def _send(
     """One request on a connection of its own; the server's base URL and the answer."""
     api = inv.api()
     try:
-        return api.base, api.http.request(method, api.base + path, content=content)
-    except httpx.HTTPError as exc:
-        raise CtlError(f"request to {api.base}{path} failed: {exc}") from None
+        return api.base, api.request(method, path, content=content)
     finally:
         api.close()
 

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.ctl.silence import progress_line
+from daemon.ctl.progress import progress_line
 from daemon.gocompat.timestamp import parse_rfc3339
 from tests.integration.cluster_processes import converged, start_cluster
 from tests.integration.processes import (
@@ -426,7 +426,7 @@ def test_import_progress_only_on_a_tty(server: Proc, home: Path) -> None:
         if terminal != -1:
             os.close(terminal)
     assert proc.returncode == 0
-    assert f"\r{progress_line(1, 1)}\r\n".encode() in shown
+    assert f"\r{progress_line('silences', 1, 1)}\r\n".encode() in shown
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from daemon.ctl import build_parser, main, with_default_subcommands
 from daemon.ctl.command import version_warning
 from daemon.ctl.completion import _walk, script
 from daemon.ctl.flags import Flag
-from daemon.ctl.silence import progress_line
+from daemon.ctl.progress import progress_line
 
 ROOT = Path(__file__).parents[2]
 
@@ -341,6 +341,6 @@ def test_zsh_completion_shares_the_table() -> None:
 
 def test_progress_line_fills_with_the_count() -> None:
     """The import bar is empty at 0, half full half way, full at the end."""
-    assert progress_line(0, 10) == f"importing silences [{'-' * 30}] 0/10"
-    assert progress_line(5, 10) == f"importing silences [{'#' * 15}{'-' * 15}] 5/10"
-    assert progress_line(10, 10).startswith(f"importing silences [{'#' * 30}]")
+    assert progress_line("silences", 0, 10) == f"importing silences [{'-' * 30}] 0/10"
+    assert progress_line("silences", 5, 10) == f"importing silences [{'#' * 15}{'-' * 15}] 5/10"
+    assert progress_line("silences", 10, 10).startswith(f"importing silences [{'#' * 30}]")
