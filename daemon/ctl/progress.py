@@ -1,7 +1,8 @@
 """A progress bar for long imports, drawn on stderr only when a person watches it.
 
-On a terminal the bar redraws one line in place (``\\r``) and ends it at the last step;
-off one (a pipe, a log file, cron) it prints nothing, since a stream of redraws is
+On a terminal the bar redraws one line in place (``\\r``), at most once per percent
+so that thousands of items do not flood a slow terminal, and ends the line at the last
+step; off one (a pipe, a log file, cron) it prints nothing, since a stream of redraws is
 noise there and scripts read stderr for errors.
 """
 
@@ -36,7 +37,11 @@ class ProgressBar:
     def step(self) -> None:
         """One more item finished (imported or refused alike)."""
         self.done += 1
-        if self.shown:
-            end = "\n" if self.done >= self.total else ""
-            self.stream.write(f"\r{progress_line(self.what, self.done, self.total)}{end}")
-            self.stream.flush()
+        if not self.shown:
+            return
+        last = self.done >= self.total
+        if not last and 100 * self.done // self.total == 100 * (self.done - 1) // self.total:
+            return  # the same percent as already drawn
+        end = "\n" if last else ""
+        self.stream.write(f"\r{progress_line(self.what, self.done, self.total)}{end}")
+        self.stream.flush()
