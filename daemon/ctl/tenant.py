@@ -132,7 +132,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         dest="template_files",
         action="append",
         metavar="PATH",
-        help="a template file, sent under its base name (repeatable)",
+        help="a template file, sent under its base name (repeatable) (default: none)",
     )
     leaf(
         config, "delete", help="Drop the tenant's config (back to the fallback).", run=config_delete

@@ -259,7 +259,8 @@ def test_default_subcommands(argv: list[str], expected: list[str]) -> None:
 
 
 def test_help_gives_every_flag_a_description_and_default() -> None:
-    """Every flag of every command has help text that ends with its default."""
+    """Every option of every command has help text that states its default, and each
+    command's rendered --help shows every flag with its description and default."""
     checked = 0
     for path, parser in _walk(build_parser()):
         flags: tuple[Flag, ...] = parser.get_default("flags") or ()
@@ -267,13 +268,21 @@ def test_help_gives_every_flag_a_description_and_default() -> None:
         for flag in flags:
             action = by_dest[flag.dest]
             assert action.help and len(action.help) > 20, (path, flag.name)
-            assert "(default: " in action.help, (path, flag.name)
             if flag.default not in (None, ""):
                 assert action.help.endswith(f"(default: {flag.shown or flag.default})")
             checked += 1
+        # Whitespace aside: argparse wraps lines, and breaks after hyphens.
+        rendered = "".join(parser.format_help().split())
         for action in parser._actions:
-            if not isinstance(action, argparse._SubParsersAction):
-                assert action.help, (path, action.dest)
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            assert action.help, (path, action.dest)
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            if action.option_strings:
+                # Options, declared through Flag or by hand, all say what they default to.
+                assert "(default: " in action.help, (path, action.option_strings)
+                assert "".join(action.help.split()) in rendered, (path, action.option_strings)
     assert checked > 100
 
 
