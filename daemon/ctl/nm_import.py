@@ -191,9 +191,8 @@ def run(inv: Invocation) -> int:
                     if refused:
                         plan.problems.append(Problem("Tenant", tenant, f"config {refused}"))
                         continue
-                    inv.out.write(
-                        f"Tenant {tenant}: config with {len(config['receivers']) - 1} receivers\n"
-                    )
+                    receivers = len(config["receivers"]) - 1
+                    bar.write(inv.out, f"Tenant {tenant}: config with {receivers} receivers\n")
                 for s in plan.silences:
                     body = json.dumps(s.body).encode()
                     refused = _post(api, SILENCES_PATH, body, "application/json", s.tenant)
@@ -202,7 +201,7 @@ def run(inv: Invocation) -> int:
                         plan.problems.append(Problem("Silence", s.source, refused))
                         continue
                     who = f"tenant {s.tenant}" if s.tenant else "global"
-                    inv.out.write(f"Silence {s.source}: posted ({who})\n")
+                    bar.write(inv.out, f"Silence {s.source}: posted ({who})\n")
             finally:
                 api.close()
     _report(plan.problems, inv.out)

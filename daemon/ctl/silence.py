@@ -306,10 +306,12 @@ def import_(inv: Invocation) -> int:
         futures = [pool.submit(_import_one, api, s) for s in silences]
         for silence, future in zip(silences, futures, strict=True):
             try:
-                inv.out.write(f"{future.result()}\n")
+                bar.write(inv.out, f"{future.result()}\n")
             except CtlError as exc:
                 failed += 1
-                inv.err.write(f"Error adding silence id='{silence.get('id', '')}': {exc.message}\n")
+                bar.write(
+                    inv.err, f"Error adding silence id='{silence.get('id', '')}': {exc.message}\n"
+                )
             bar.step()
     finally:
         # On Ctrl-C or a closed pipe, drop the posts not yet started instead of
