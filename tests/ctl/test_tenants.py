@@ -74,7 +74,8 @@ def ctl(
 
 
 def test_tenant_flag_scopes_silences_and_alerts(server: Proc, home: Path) -> None:
-    """An admin's --tenant sends X-Scope-OrgID: what it adds is that tenant's alone."""
+    """An admin's --tenant sends X-Scope-OrgID: what it adds is that tenant's alone, and
+    queries and why see that tenant's alone."""
     added = ctl(server.url, home, "--tenant=alice", "silence", "add", "OnlyAlice", "-c", "x")
     assert added.returncode == 0, added.stderr
     silence_id = added.stdout.strip()
@@ -94,6 +95,12 @@ def test_tenant_flag_scopes_silences_and_alerts(server: Proc, home: Path) -> Non
     assert [a["labels"]["alertname"] for a in json.loads(bob)] == ["OnlyBob"]
     alice = ctl(server.url, home, "--tenant=alice", "-o", "json", "alert", "query").stdout
     assert json.loads(alice) == []
+    # why looks in the tenant named, and says where else to look when it finds nothing.
+    why = ctl(server.url, home, "--tenant=bob", "why", "alertname=OnlyBob")
+    assert why.returncode == 0 and why.stdout.startswith('Alert {alertname="OnlyBob"'), why
+    elsewhere = ctl(server.url, home, "--tenant=alice", "why", "alertname=OnlyBob")
+    assert elsewhere.returncode == 1
+    assert "no alert matches" in elsewhere.stderr and "--tenant" in elsewhere.stderr
 
 
 @pytest.mark.parametrize(
