@@ -63,9 +63,12 @@ class Shell:
             "PYTHONPATH": str(ROOT),
         }
         self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: become the shell
-            os.chdir(ROOT)
-            os.execvpe(argv[0], argv, env)
+        if self.pid == 0:  # the child: become the shell, or die without running pytest on
+            try:
+                os.chdir(ROOT)
+                os.execvpe(argv[0], argv, env)
+            finally:
+                os._exit(127)
         self.seen = b""
         if shell == "zsh":
             self.type(f"source {rc}\n")
