@@ -83,6 +83,9 @@ def test_tenant_flag_scopes_silences_and_alerts(server: Proc, home: Path) -> Non
         silence_id
     ]
     assert ctl(server.url, home, "--tenant=bob", "silence", "query", "-q").stdout == ""
+    # A global flag: after the command too, as amtool takes its global flags.
+    after = ctl(server.url, home, "silence", "query", "-q", "--tenant", "alice")
+    assert after.stdout.split() == [silence_id]
     # The tenant's own token sees it with no --tenant; the same --tenant is allowed.
     mine = ctl(server.url, home, "silence", "query", "-q", who="alice").stdout.split()
     assert mine == [silence_id]
