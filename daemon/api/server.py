@@ -14,6 +14,12 @@ each connection runs :class:`StrictTCPServer`, which differs from hypercorn's
   cancelled, so the close never happens and the client waits for EOF until it gives up
   (hypercorn issue #330). That was the ">5 s without an answer" seen with such
   clients.
+- the end of a connection (``send_eof`` and close) waits for the send lock. trio's
+  ``SocketStream.send_eof`` holds the stream's send-conflict detector across a
+  checkpoint, and hypercorn calls it without the lock that guards ``send_all``; when
+  the client closed a keep-alive connection while the app's task was finishing its
+  answer, that answer's ``send_all`` hit the detector and hypercorn logged
+  ``trio.BusyResourceError: another task is currently sending data``.
 """
 
 from __future__ import annotations
@@ -70,6 +76,16 @@ class StrictTCPServer(TCPServer):
                 await super().protocol_send(event)
             return
         await super().protocol_send(event)
+
+    async def _close(self) -> None:
+        # Serialized with send_all (see the module docstring). The task holding the lock
+        # may get here itself: a failed send_all hands Closed to the protocol, which can
+        # close the connection from inside that call; trio's Lock is not re-entrant.
+        if self.send_lock.statistics().owner is trio.lowlevel.current_task():
+            await super()._close()
+            return
+        async with self.send_lock:
+            await super()._close()
 
     async def _read_data(self) -> None:
         framing = RequestFraming(header_timeout=self.header_timeout, read_timeout=self.read_timeout)
