@@ -67,6 +67,7 @@ import attrs
 from prometheus_client import Counter, Gauge, Histogram, Summary
 
 from daemon import metrics
+from daemon.alert import untrack
 from daemon.clock import ZERO_TIME
 from daemon.gocompat import regexp as goregex
 from daemon.gocompat.strconv import go_quote
@@ -786,7 +787,9 @@ class Silences:
         pending.sort()
         if len(self._marks) >= _CACHE_LIMIT and fingerprint not in self._marks:
             self._marks.clear()
-        self._marks[fingerprint] = _Marks(
-            self._step, tuple(active), tuple(pending), now, recheck_at, labels
+        # Never in a cycle (str tuples, ints, the alert's str labels): untracked, so full
+        # GC passes skip the 100k marks.
+        self._marks[fingerprint] = untrack(
+            _Marks(self._step, tuple(active), tuple(pending), now, recheck_at, labels)
         )
         return active
