@@ -89,13 +89,15 @@ class StrictTCPServer(TCPServer):
 
     async def _read_data(self) -> None:
         framing = RequestFraming(header_timeout=self.header_timeout, read_timeout=self.read_timeout)
+        per_read = self.config.read_timeout or math.inf
         while True:
-            deadline = framing.deadline()
+            # One cancel scope per read, not two: hypercorn's per-read timeout and the
+            # framing deadline both close the connection, so the earlier one is enough.
+            deadline = min(framing.deadline(), trio.current_time() + per_read)
             try:
-                with trio.fail_after(self.config.read_timeout or math.inf):
-                    with trio.move_on_at(deadline) as late:
-                        data = await self.stream.receive_some(MAX_RECV)
-            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                with trio.move_on_at(deadline) as late:
+                    data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
                 break
             if late.cancelled_caught:
                 break  # as Go's server: a read past its deadline closes the connection
