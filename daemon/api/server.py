@@ -78,14 +78,27 @@ class StrictTCPServer(TCPServer):
         await super().protocol_send(event)
 
     async def _close(self) -> None:
-        # Serialized with send_all (see the module docstring). The task holding the lock
-        # may get here itself: a failed send_all hands Closed to the protocol, which can
-        # close the connection from inside that call; trio's Lock is not re-entrant.
-        if self.send_lock.statistics().owner is trio.lowlevel.current_task():
-            await super()._close()
-            return
-        async with self.send_lock:
-            await super()._close()
+        # hypercorn's close (send_eof, then aclose) with send_eof serialized with
+        # send_all (see the module docstring). The task holding the lock may get here
+        # itself: a failed send_all hands Closed to the protocol, which can close the
+        # connection from inside that call; trio's Lock is not re-entrant. The wait for
+        # the lock is bounded and aclose always runs: a send stuck on a client that
+        # does not read is ended by the close (it then sees ClosedResourceError).
+        try:
+            with trio.move_on_after(_CLOSE_SECONDS):
+                if self.send_lock.statistics().owner is trio.lowlevel.current_task():
+                    await self._send_eof()
+                else:
+                    async with self.send_lock:
+                        await self._send_eof()
+        finally:
+            await self.stream.aclose()
+
+    async def _send_eof(self) -> None:
+        try:
+            await self.stream.send_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, AttributeError):
+            pass  # the peer is gone already, or the stream is TLS (no half-close)
 
     async def _read_data(self) -> None:
         framing = RequestFraming(header_timeout=self.header_timeout, read_timeout=self.read_timeout)

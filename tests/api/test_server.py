@@ -116,3 +116,34 @@ async def test_answer_sent_while_the_connection_closes_is_not_a_busy_stream() ->
                 nursery.start_soon(server.protocol_send, Closed())
                 nursery.start_soon(server.protocol_send, RawData(b"HTTP/1.1 200 OK\r\n\r\n"))
         theirs.close()
+
+
+async def test_close_does_not_wait_forever_for_a_stuck_send(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A send stuck on a client that does not read holds the send lock; the close still
+    closes the stream after a bounded wait, which ends that send."""
+    from hypercorn.config import Config as HypercornConfig
+    from hypercorn.trio.worker_context import WorkerContext
+    from hypercorn.typing import ConnectionState
+
+    from daemon.api.server import StrictTCPServer
+
+    ours, theirs = trio.socket.socketpair()
+    stream = trio.SocketStream(ours)
+    server = StrictTCPServer(
+        None, HypercornConfig(), WorkerContext(None), ConnectionState({}), stream
+    )
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+
+            async def stuck_sender() -> None:
+                async with server.send_lock:
+                    await trio.sleep_forever()
+
+            nursery.start_soon(stuck_sender)
+            await trio.testing.wait_all_tasks_blocked()
+            await server._close()
+            assert stream.socket.fileno() == -1
+            nursery.cancel_scope.cancel()
+    theirs.close()
