@@ -444,6 +444,7 @@ async def _serve(
                 max_rows=opts.history_max_rows,
                 export_file=opts.history_export_file or None,
                 webhook_url=opts.history_webhook_url or None,
+                webhook_format=opts.history_webhook_format,
                 http_client=clients.default,
                 instance=f"{socket.gethostname()}:{port}",
                 clock=clock,

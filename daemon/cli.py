@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from daemon import __version__
 from daemon.gocompat.duration import DurationError, parse_duration, parse_go_duration
+from daemon.history.export import WEBHOOK_FORMATS
 from daemon.log import LEVELS
 from daemon.options import Options
 
@@ -121,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
             action=argparse.BooleanOptionalAction,
             default=False,
         )
+    p.add_argument(
+        "--history.webhook-format",
+        dest="history_webhook_format",
+        choices=WEBHOOK_FORMATS,
+        default=Options().history_webhook_format,
+        help="the body --history.webhook-url gets: events (Alertmanager event-recorder "
+        "JSON lines) or nm (Notification Manager's history webhook)",
+    )
     p.add_argument(
         "--web.listen-address",
         dest="web_listen_addresses",

@@ -51,6 +51,8 @@ class Options:
     history_max_rows: int = 1_000_000
     history_export_file: str = ""
     history_webhook_url: str = ""
+    #: ``events`` (Alertmanager event-recorder JSON lines) or ``nm`` (NM's history body).
+    history_webhook_format: str = "events"
     #: tocsin only: serve POST /-/debug/stall, which blocks the event loop (watchdog tests).
     debug_stall_endpoint: bool = False
     #: tocsin only: the tenancy file; "" runs without tenancy (one global pipeline).

@@ -51,6 +51,7 @@ HONOURED: dict[str, str] = {
     "history.max-rows": "tests/history/test_database.py::test_size_cap_drops_the_oldest",
     "history.export-file": "tests/history/test_service.py::test_one_record_reaches_store_file_and_webhook",
     "history.webhook-url": "tests/history/test_service.py::test_one_record_reaches_store_file_and_webhook",
+    "history.webhook-format": "tests/history/test_service.py::test_webhook_format_nm_posts_notification_managers_body",
     "events.rules-file": "tests/api/test_events_e2e.py::test_every_event_shape_becomes_alerts_and_notifications",
     "events.notification-webhook": "tests/api/test_events_e2e.py::test_every_event_shape_becomes_alerts_and_notifications",
     "events.resolve-after": "tests/api/test_events_e2e.py::test_resolve_after_flag_resolves_when_the_event_stops",

@@ -252,9 +252,19 @@ class JsonLinesFile:
         return shipped
 
 
+#: The bodies the history webhook can post (``--history.webhook-format``).
+WEBHOOK_FORMATS = ("events", "nm")
+
+
 @attrs.define(eq=False)
 class HistoryWebhook:
-    """POSTs Notification Manager's history body for each batch's sent records.
+    """POSTs each batch to ``url``, in one of two shapes (``shape``):
+
+    * ``events`` (the default): every record of the batch as Alertmanager event-recorder
+      JSON lines (:func:`event_recorder_line`), ``Content-Type: application/x-ndjson``, the
+      same lines ``--history.export-file`` writes, ready for Loki or Elasticsearch;
+    * ``nm``: Notification Manager's history body (:func:`nm_history_body`), sent records
+      only, for receivers built for NM.
 
     As NM's history webhook: success is HTTP 200 exactly; three tries, ``retry_delay``
     seconds apart, then the batch is dropped. Each try is bounded by ``timeout``.
@@ -262,6 +272,8 @@ class HistoryWebhook:
 
     url: str
     client: httpx.AsyncClient
+    shape: str = attrs.field(default="events", validator=attrs.validators.in_(WEBHOOK_FORMATS))
+    instance: str = ""
     timeout: float = 10.0
     attempts: int = 3
     retry_delay: float = 5.0
@@ -270,11 +282,22 @@ class HistoryWebhook:
     def name(self) -> str:
         return "webhook"
 
+    def _body(self, batch: Sequence[HistoryRecord]) -> tuple[bytes, str, int] | None:
+        """The request body, its content type and how many records it ships."""
+        if self.shape == "nm":
+            payload = nm_history_body(batch)
+            if payload is None:
+                return None
+            shipped = sum(1 for r in batch if r.outcome is Outcome.SENT)
+            return _encoder.encode(payload).encode(), "application/json", shipped
+        text = "".join(event_recorder_line(r, self.instance) for r in batch)
+        return text.encode(), "application/x-ndjson", len(batch)
+
     async def send(self, batch: Sequence[HistoryRecord]) -> int:
-        payload = nm_history_body(batch)
-        if payload is None:
+        body = self._body(batch)
+        if body is None:
             return 0
-        content = _encoder.encode(payload).encode()
+        content, content_type, shipped = body
         error = ""
         for attempt in range(self.attempts):
             if attempt:
@@ -282,13 +305,13 @@ class HistoryWebhook:
             try:
                 with trio.fail_after(self.timeout):
                     resp = await self.client.post(
-                        self.url, content=content, headers={"Content-Type": "application/json"}
+                        self.url, content=content, headers={"Content-Type": content_type}
                     )
             except (httpx.HTTPError, trio.TooSlowError) as exc:
                 error = repr(exc)
                 continue
             if resp.status_code == 200:
-                return sum(1 for r in batch if r.outcome is Outcome.SENT)
+                return shipped
             error = f"status {resp.status_code}"
         raise ExportError(f"history webhook failed after {self.attempts} attempts: {error}")
 
@@ -354,6 +377,7 @@ class HistoryExporter:
 
 
 __all__ = [
+    "WEBHOOK_FORMATS",
     "ExportError",
     "FanOut",
     "HistoryExporter",

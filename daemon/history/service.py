@@ -66,6 +66,7 @@ async def start_history(
     max_rows: int = DEFAULT_MAX_ROWS,
     export_file: str | Path | None = None,
     webhook_url: str | None = None,
+    webhook_format: str = "events",
     http_client: httpx.AsyncClient | None = None,
     instance: str = "",
     clock: Clock | None = None,
@@ -74,7 +75,8 @@ async def start_history(
 
     Returns once the database is open. ``retention`` is a parsed duration (ns);
     ``instance`` names this node in exported events (Alertmanager uses host:port).
-    ``webhook_url`` needs ``http_client`` (the daemon's shared one).
+    ``webhook_url`` needs ``http_client`` (the daemon's shared one); ``webhook_format``
+    is ``events`` (event-recorder JSON lines) or ``nm`` (Notification Manager's body).
 
     Error handling: a database that cannot be opened raises here; later write and
     export failures are counted and logged, never raised.
@@ -93,7 +95,7 @@ async def start_history(
         exporters.append(exporter)
     if webhook_url is not None:
         assert http_client is not None  # checked above
-        hook = HistoryExporter(HistoryWebhook(webhook_url, http_client))
+        hook = HistoryExporter(HistoryWebhook(webhook_url, http_client, webhook_format, instance))
         await nursery.start(hook.run)
         exporters.append(hook)
     recorder: HistoryRecorder = store if not exporters else FanOut((store, *exporters))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import httpx
+import pytest
 import trio
 import trio.testing
 from structlog.testing import capture_logs
@@ -218,7 +220,7 @@ async def test_webhook_posts_nm_body_and_retries(autojump_clock: trio.testing.Mo
         return httpx.Response(statuses.pop(0))
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        sink = HistoryWebhook("http://history.invalid/", client)
+        sink = HistoryWebhook("http://history.invalid/", client, "nm")
         exporter = HistoryExporter(sink)
         before_ok, before_lost = exported("webhook"), export_dropped("webhook", "error")
         with trio.fail_after(60):
@@ -233,3 +235,30 @@ async def test_webhook_posts_nm_body_and_retries(autojump_clock: trio.testing.Mo
     assert bodies[0]["commonLabels"] == {"alertname": "A", "receiver": "team-a"}
     assert exported("webhook") - before_ok == 1
     assert export_dropped("webhook", "error") - before_lost == 1
+
+
+async def test_webhook_posts_event_recorder_lines_by_default() -> None:
+    """The default webhook body is every record of the batch as event-recorder JSON lines
+    (failed ones too), the same lines the export file gets."""
+    posted: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posted.append(request)
+        return httpx.Response(200)
+
+    failed = attrs.evolve(make_record(T0 + 1), outcome=Outcome.FAILED, error="boom")
+    batch = [make_record(T0), failed]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        sink = HistoryWebhook("http://history.invalid/", client, instance="node-1")
+        assert await sink.send(batch) == 2
+    assert posted[0].headers["content-type"] == "application/x-ndjson"
+    expected = "".join(event_recorder_line(r, "node-1") for r in batch)
+    assert posted[0].content.decode() == expected
+    lines = [json.loads(line) for line in posted[0].content.decode().splitlines()]
+    assert [line["tocsin"]["outcome"] for line in lines] == ["sent", "failed"]
+
+
+def test_webhook_refuses_an_unknown_shape() -> None:
+    """A webhook shape other than events or nm is refused when the sink is built."""
+    with pytest.raises(ValueError):
+        HistoryWebhook("http://x.invalid/", httpx.AsyncClient(), "loki")

@@ -55,6 +55,32 @@ async def test_one_record_reaches_store_file_and_webhook(tmp_path: Path) -> None
                 await history.wait_written()
                 nursery.cancel_scope.cancel()
     assert json.loads(export.read_text())["instance"] == "node-1"
+    # The webhook's default body is the export file's own lines.
+    assert posted[0].decode() == export.read_text()
+
+
+async def test_webhook_format_nm_posts_notification_managers_body(tmp_path: Path) -> None:
+    """webhook_format="nm" (--history.webhook-format=nm) posts NM's history body instead."""
+    posted: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posted.append(request.content)
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                history = await start_history(
+                    nursery,
+                    tmp_path,
+                    clock=TrioClock(T0),
+                    webhook_url="http://history.invalid/",
+                    webhook_format="nm",
+                    http_client=client,
+                )
+                history.recorder.record(make_record(T0))
+                await history.wait_written()
+                nursery.cancel_scope.cancel()
     assert json.loads(posted[0])["alerts"][0]["labels"]["receiver"] == "team-a"
 
 
