@@ -16,7 +16,8 @@ Theory of operation:
   ``(next_flush_at, order)`` entries pushed whenever a deadline changes; entries that
   no longer match their group are dropped when they surface, so a wake-up costs
   O(log groups), not a scan of every group. The actor sleeps on the wake-up channel
-  under a cancel scope whose deadline is the earliest tick or maintenance time.
+  under a cancel scope whose deadline is the earliest tick or maintenance time; the
+  scope lasts until that deadline, its deadline moved as messages arm new timers.
   Before running ticks it handles whatever is already queued, so a batch of alerts
   posted together lands in the same notification. Groups due at the same wake-up
   tick in creation order.
@@ -25,10 +26,13 @@ Theory of operation:
   running out of time counts as a failed flush.
 * Every 30 s, groups that are empty and not flushing are removed; a later alert with
   the same labels makes a new group with a fresh group_wait.
-* When the notifier can :class:`Prepare`, a helper task hands it the alerts that
-  arrived, :data:`PREPARE_DELAY` after they did, in slices: it looks up what their
-  flush will need (silences) while the daemon waits out group_wait, and its caches
-  answer at the flush. It touches no group, only those caches.
+* When the notifier can :class:`Prepare`, it gets the alerts that arrived,
+  :data:`PREPARE_DELAY` after they did, in slices: it looks up what their flush will
+  need (silences) while the daemon waits out group_wait, and its caches answer at the
+  flush. It touches no group, only those caches. One :class:`_Preparer` per trio run
+  does this for every actor (of every tenant): a post that reaches 100 tenants' routes
+  costs one timer, not one per route (a timer per actor and window cost more than the
+  alerts' own handling).
 
 Cancellation: cancelling :meth:`RouteGroupActor.run` cancels in-flight flushes; their
 outcome is lost, as it is when Alertmanager stops.
@@ -102,6 +106,63 @@ def no_peer_wait() -> float:
     return 0.0
 
 
+class _Preparer:
+    """Hands every actor's arrived alerts to its notifier's ``prepare``,
+    :data:`PREPARE_DELAY` after the first of them came, in slices of
+    :data:`PREPARE_BATCH` alerts with a checkpoint between slices.
+
+    Actors queue themselves with :meth:`wants` (synchronous). Every preparing actor runs
+    :meth:`serve`, but only one serves at a time (a lock): when its actor stops (a
+    reload, a removed tenant), the next waiting one takes over the same queue.
+    """
+
+    def __init__(self) -> None:
+        #: Actors with arrivals to prepare, in the order they asked (a set that keeps
+        #: order).
+        self._due: dict[RouteGroupActor, None] = {}
+        self._arrived = trio.Event()
+        self._lock = trio.Lock()
+
+    def wants(self, actor: RouteGroupActor) -> None:
+        self._due[actor] = None
+        self._arrived.set()
+
+    async def serve(self) -> None:
+        async with self._lock:
+            while True:
+                if not self._due:
+                    self._arrived = trio.Event()
+                    await self._arrived.wait()
+                await trio.sleep(PREPARE_DELAY)
+                budget = PREPARE_BATCH
+                while self._due:
+                    actor = next(iter(self._due))
+                    del self._due[actor]
+                    before = len(actor._fresh)
+                    left = actor._prepare_slice(budget)
+                    if left:
+                        # Round robin: one actor's backlog does not starve the others.
+                        self._due[actor] = None
+                    budget -= before - left
+                    if budget <= 0:
+                        # Let posts and flushes in between slices.
+                        await trio.lowlevel.checkpoint()
+                        budget = PREPARE_BATCH
+
+
+_PREPARER = trio.lowlevel.RunVar[_Preparer]("tocsin_preparer")
+
+
+def _preparer() -> _Preparer:
+    """The trio run's one :class:`_Preparer`."""
+    try:
+        return _PREPARER.get()
+    except LookupError:
+        preparer = _Preparer()
+        _PREPARER.set(preparer)
+        return preparer
+
+
 class RouteGroupActor:
     """Owns the aggregation groups of one route node and flushes them on their timers."""
 
@@ -135,7 +196,6 @@ class RouteGroupActor:
         self._prepare = notifier.prepare if isinstance(notifier, Prepare) else None
         #: Alerts inserted but not yet handed to ``prepare``.
         self._fresh: list[Alert] = []
-        self._fresh_event = trio.Event()
 
     # --- called from other tasks (synchronous, non-blocking) ---------------------------
 
@@ -193,9 +253,11 @@ class RouteGroupActor:
             async with self._wake_receive, trio.open_nursery() as nursery:
                 next_maintenance = trio.current_time() + MAINTENANCE_INTERVAL
                 if self._prepare is not None:
-                    nursery.start_soon(self._prepare_arrivals, self._prepare)
+                    # Waits its turn to serve every actor's preparation (see _Preparer).
+                    nursery.start_soon(_preparer().serve)
                 task_status.started()
                 while True:
+                    # What came with the deadline lands in this tick's notification.
                     while self._drain():
                         await trio.lowlevel.checkpoint()
                     now = trio.current_time()
@@ -203,10 +265,28 @@ class RouteGroupActor:
                         self._maintain()
                         next_maintenance = now + MAINTENANCE_INTERVAL
                     await self._run_due_ticks(nursery, now)
-                    with trio.move_on_at(self._next_deadline(next_maintenance)):
-                        await self._wake_receive.receive()
+                    await self._wait_and_drain(self._next_deadline(next_maintenance))
         finally:
             self._stop_intake()
+
+    async def _wait_and_drain(self, deadline: float) -> None:
+        """Drain the inbox as messages come, until ``deadline`` (a tick or maintenance).
+
+        One cancel scope serves every wake-up until the deadline: its deadline is moved
+        as messages change the timers, instead of a new scope per wake-up (with 100
+        tenants, each POST wakes a hundred actors; a scope per wake cost as much as
+        the alerts' own handling). Ticks run outside the scope, so its expiry never
+        interrupts a tick; a drain interrupted at a checkpoint leaves the rest queued.
+        """
+        with trio.CancelScope(deadline=deadline) as scope:
+            while True:
+                while self._drain():
+                    await trio.lowlevel.checkpoint()
+                # Draining may have made a group due earlier (a new group, expedite).
+                scope.deadline = min(scope.deadline, self._next_deadline(scope.deadline))
+                if scope.deadline <= trio.current_time():
+                    return
+                await self._wake_receive.receive()
 
     def _drain(self) -> bool:
         """Handle queued messages, in order, for at most :data:`SLICE_SECONDS`; whether
@@ -240,22 +320,20 @@ class RouteGroupActor:
             if fresh:
                 if len(fresh) > PREPARE_BACKLOG:
                     del fresh[:-PREPARE_BACKLOG]
-                self._fresh_event.set()
+                _preparer().wants(self)
         return False
 
-    async def _prepare_arrivals(self, prepare: Callable[[Sequence[Alert], int], None]) -> None:
-        """Hand arrived alerts to the notifier's ``prepare``, a little after they came."""
-        while True:
-            await self._fresh_event.wait()
-            self._fresh_event = trio.Event()
-            await trio.sleep(PREPARE_DELAY)
-            fresh = self._fresh
-            while fresh:
-                batch = fresh[:PREPARE_BATCH]
-                del fresh[:PREPARE_BATCH]
-                prepare(batch, self._clock.now())
-                # Let posts and flushes in between slices.
-                await trio.lowlevel.checkpoint()
+    def _prepare_slice(self, most: int) -> int:
+        """Hand up to ``most`` arrived alerts to ``prepare``; how many remain."""
+        fresh = self._fresh
+        if self._prepare is None or self._stopped:
+            fresh.clear()
+            return 0
+        batch = fresh[:most]
+        del fresh[:most]
+        if batch:
+            self._prepare(batch, self._clock.now())
+        return len(fresh)
 
     def _arm(self, group: AggregationGroup) -> None:
         heapq.heappush(self._timers, (group.next_flush_at, group.order))
