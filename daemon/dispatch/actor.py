@@ -5,11 +5,14 @@ Theory of operation:
 * The actor's inbox is a plain list of messages: alerts (from
   :meth:`RouteGroupActor.send`, called by the dispatcher's synchronous intake) and
   :class:`_FlushDone` results from the actor's own flush tasks, in arrival order. Only
-  the append that makes the list non-empty also puts a wake-up token on a memory
-  channel, so a batch of 100 posted alerts costs one channel operation, not 100.
-* Only the actor's main task mutates the groups: it handles the queued messages in
-  order, and runs due ticks between batches, with no ``await`` between reading a group
-  and writing it. Flush tasks get copies and report back through the inbox.
+  the append that makes the list non-empty also marks the actor for the run's shared
+  intake task (:class:`_Shared`), so a batch of 100 posted alerts costs one mark.
+* The shared intake task drains every marked actor's inbox, and wakes an actor (a
+  token on its memory channel) only when that made its next deadline earlier: a post
+  reaching 100 tenants' routes wakes one task, not 100. Groups are mutated by that
+  task's drain and by the actor's own task, each with no ``await`` between reading a
+  group and writing it, so each sees a group as it was left. Flush tasks get copies
+  and report back through the inbox.
 * Groups are found by :meth:`RouteNode.group_values` (a tuple of label values); the
   Go-quoted group key is built once, when the group is created.
 * Timers are data (:attr:`AggregationGroup.next_flush_at`), mirrored in a heap of
@@ -29,7 +32,7 @@ Theory of operation:
 * When the notifier can :class:`Prepare`, it gets the alerts that arrived,
   :data:`PREPARE_DELAY` after they did, in slices: it looks up what their flush will
   need (silences) while the daemon waits out group_wait, and its caches answer at the
-  flush. It touches no group, only those caches. One :class:`_Preparer` per trio run
+  flush. It touches no group, only those caches. The shared task
   does this for every actor (of every tenant): a post that reaches 100 tenants' routes
   costs one timer, not one per route (a timer per actor and window cost more than the
   alerts' own handling).
@@ -106,61 +109,98 @@ def no_peer_wait() -> float:
     return 0.0
 
 
-class _Preparer:
-    """Hands every actor's arrived alerts to its notifier's ``prepare``,
-    :data:`PREPARE_DELAY` after the first of them came, in slices of
-    :data:`PREPARE_BATCH` alerts with a checkpoint between slices.
+class _Shared:
+    """What every actor of a trio run (every tenant's) shares: one task that drains
+    their inboxes, and one that prepares their arrivals.
 
-    Actors queue themselves with :meth:`wants` (synchronous). Every preparing actor runs
-    :meth:`serve`, but only one serves at a time (a lock): when its actor stops (a
-    reload, a removed tenant), the next waiting one takes over the same queue.
+    Intake: a post marks its actor (:meth:`has_mail`); the intake task drains every
+    marked actor's inbox in turn (synchronously, in slices) and wakes an actor only
+    when that moved its next deadline earlier. A post reaching 100 tenants' routes
+    thus wakes one task, not 100 (each wake cost more than inserting the alert).
+
+    Preparation: :meth:`wants` marks an actor with arrivals; :data:`PREPARE_DELAY`
+    after the first, the preparer hands every marked actor's arrivals to its
+    notifier's ``prepare``, in slices of :data:`PREPARE_BATCH` alerts with a checkpoint
+    between slices: one timer per window, not one per actor.
+
+    Every actor runs :meth:`serve`, but only one serves at a time (a lock): when its
+    actor stops (a reload, a removed tenant), the next waiting one takes over the
+    same queues, which are consistent at every checkpoint.
     """
 
     def __init__(self) -> None:
-        #: Actors with arrivals to prepare, in the order they asked (a set that keeps
-        #: order).
-        self._due: dict[RouteGroupActor, None] = {}
+        #: Actors with mail, and actors with arrivals to prepare, in the order they
+        #: asked (dicts as sets that keep order).
+        self._mail: dict[RouteGroupActor, None] = {}
+        self._posted = trio.Event()
+        self._fresh: dict[RouteGroupActor, None] = {}
         self._arrived = trio.Event()
         self._lock = trio.Lock()
 
+    def has_mail(self, actor: RouteGroupActor) -> None:
+        self._mail[actor] = None
+        self._posted.set()
+
     def wants(self, actor: RouteGroupActor) -> None:
-        self._due[actor] = None
+        self._fresh[actor] = None
         self._arrived.set()
 
     async def serve(self) -> None:
-        async with self._lock:
-            while True:
-                if not self._due:
-                    self._arrived = trio.Event()
-                    await self._arrived.wait()
-                await trio.sleep(PREPARE_DELAY)
-                budget = PREPARE_BATCH
-                while self._due:
-                    actor = next(iter(self._due))
-                    del self._due[actor]
-                    before = len(actor._fresh)
-                    left = actor._prepare_slice(budget)
-                    if left:
-                        # Round robin: one actor's backlog does not starve the others.
-                        self._due[actor] = None
-                    budget -= before - left
-                    if budget <= 0:
-                        # Let posts and flushes in between slices.
-                        await trio.lowlevel.checkpoint()
-                        budget = PREPARE_BATCH
+        async with self._lock, trio.open_nursery() as nursery:
+            nursery.start_soon(self._deliver)
+            nursery.start_soon(self._prepare)
+
+    async def _deliver(self) -> None:
+        mail = self._mail
+        while True:
+            if not mail:
+                self._posted = trio.Event()
+                await self._posted.wait()
+            deadline = time.perf_counter() + SLICE_SECONDS
+            while mail:
+                actor = next(iter(mail))
+                del mail[actor]
+                if actor._deliver():
+                    # Its slice is spent: the rest after the others (round robin).
+                    mail[actor] = None
+                if time.perf_counter() >= deadline:
+                    await trio.lowlevel.checkpoint()
+                    deadline = time.perf_counter() + SLICE_SECONDS
+
+    async def _prepare(self) -> None:
+        due = self._fresh
+        while True:
+            if not due:
+                self._arrived = trio.Event()
+                await self._arrived.wait()
+            await trio.sleep(PREPARE_DELAY)
+            budget = PREPARE_BATCH
+            while due:
+                actor = next(iter(due))
+                del due[actor]
+                before = len(actor._fresh)
+                left = actor._prepare_slice(budget)
+                if left:
+                    # Round robin: one actor's backlog does not starve the others.
+                    due[actor] = None
+                budget -= before - left
+                if budget <= 0:
+                    # Let posts and flushes in between slices.
+                    await trio.lowlevel.checkpoint()
+                    budget = PREPARE_BATCH
 
 
-_PREPARER = trio.lowlevel.RunVar[_Preparer]("tocsin_preparer")
+_SHARED = trio.lowlevel.RunVar[_Shared]("tocsin_actors_shared")
 
 
-def _preparer() -> _Preparer:
-    """The trio run's one :class:`_Preparer`."""
+def _shared() -> _Shared:
+    """The trio run's one :class:`_Shared`."""
     try:
-        return _PREPARER.get()
+        return _SHARED.get()
     except LookupError:
-        preparer = _Preparer()
-        _PREPARER.set(preparer)
-        return preparer
+        shared = _Shared()
+        _SHARED.set(shared)
+        return shared
 
 
 class RouteGroupActor:
@@ -196,6 +236,9 @@ class RouteGroupActor:
         self._prepare = notifier.prepare if isinstance(notifier, Prepare) else None
         #: Alerts inserted but not yet handed to ``prepare``.
         self._fresh: list[Alert] = []
+        #: The deadline this actor sleeps until, waiting for an earlier one (-inf: not
+        #: asleep; it looks at its timers before it sleeps again).
+        self._asleep_until = -math.inf
 
     # --- called from other tasks (synchronous, non-blocking) ---------------------------
 
@@ -215,10 +258,23 @@ class RouteGroupActor:
         inbox = self._inbox
         inbox.append(message)
         if len(inbox) == 1:
+            _shared().has_mail(self)
+
+    def _deliver(self) -> bool:
+        """The shared intake's turn: drain (one slice), and wake the actor if that made
+        its next deadline earlier; whether messages remain."""
+        if self._stopped:
+            return False
+        more = self._drain()
+        asleep_until = self._asleep_until
+        if self._next_deadline(asleep_until) < asleep_until:
+            self._asleep_until = -math.inf
             try:
                 self._wake_send.send_nowait(None)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._stop_intake()
+                return False
+        return more
 
     def _stop_intake(self) -> None:
         self._stopped = True
@@ -252,9 +308,8 @@ class RouteGroupActor:
         try:
             async with self._wake_receive, trio.open_nursery() as nursery:
                 next_maintenance = trio.current_time() + MAINTENANCE_INTERVAL
-                if self._prepare is not None:
-                    # Waits its turn to serve every actor's preparation (see _Preparer).
-                    nursery.start_soon(_preparer().serve)
+                # Waits its turn to serve every actor's intake (see _Shared).
+                nursery.start_soon(_shared().serve)
                 task_status.started()
                 while True:
                     # What came with the deadline lands in this tick's notification.
@@ -286,7 +341,13 @@ class RouteGroupActor:
                 scope.deadline = min(scope.deadline, self._next_deadline(scope.deadline))
                 if scope.deadline <= trio.current_time():
                     return
-                await self._wake_receive.receive()
+                # Until then the shared intake drains the inbox and wakes this task
+                # only for an earlier deadline.
+                self._asleep_until = scope.deadline
+                try:
+                    await self._wake_receive.receive()
+                finally:
+                    self._asleep_until = -math.inf
 
     def _drain(self) -> bool:
         """Handle queued messages, in order, for at most :data:`SLICE_SECONDS`; whether
@@ -320,7 +381,7 @@ class RouteGroupActor:
             if fresh:
                 if len(fresh) > PREPARE_BACKLOG:
                     del fresh[:-PREPARE_BACKLOG]
-                _preparer().wants(self)
+                _shared().wants(self)
         return False
 
     def _prepare_slice(self, most: int) -> int:

@@ -1,10 +1,12 @@
-"""The one preparer of a trio run serves every dispatcher's actors (each tenant's), and
-survives the dispatcher that happened to serve it; an actor's wait keeps its timers."""
+"""The shared intake and preparer of a trio run serve every dispatcher's actors (each
+tenant's), survive the dispatcher that happened to serve them, wake an actor only for
+an earlier deadline, and keep every timer."""
 
 from __future__ import annotations
 
 import trio
 import trio.testing
+from trio.lowlevel import Task
 
 from daemon.clock import TrioClock
 from daemon.dispatch.actor import PREPARE_DELAY
@@ -62,9 +64,11 @@ async def test_preparing_goes_on_after_the_serving_dispatcher_stops(
         gone.stop()
         await trio.sleep(1)
         kept.ingest(alert(clock, "after"))
-        await trio.sleep(1)
+        await trio.sleep(3.5)
         kept.stop()
     assert [p[1] for p in first.prepared] == [["before"]]
+    # Delivered and flushed at group_wait too, by the intake's new server.
+    assert [(c.at, c.names) for c in second.calls] == [(5.0, ["after"])]
     assert [(p[0], p[1]) for p in second.prepared] == [(2 + PREPARE_DELAY, ["after"])]
 
 
@@ -81,3 +85,43 @@ async def test_an_alert_arriving_during_a_long_wait_flushes_at_group_wait(
         d.ingest(alert(clock, "A"))
         await trio.sleep(10)
     assert [c.at for c in rec.calls] == [13.0, 19.0]
+
+
+class StepCounter(trio.abc.Instrument):
+    """Counts the steps of route-group actor tasks."""
+
+    def __init__(self) -> None:
+        self.actor_steps = 0
+
+    def before_task_step(self, task: Task) -> None:
+        if "RouteGroupActor.run" in task.name:
+            self.actor_steps += 1
+
+
+async def test_a_post_to_many_pipelines_wakes_no_actor(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Alerts for 20 dispatchers' groups that already exist are delivered without a
+    single step of an actor task, and are in the groups right after."""
+    clock = TrioClock(T0)
+    recs = [PreparingNotifier(trio.current_time()) for _ in range(20)]
+    async with trio.open_nursery() as nursery:
+        dispatchers = [Dispatcher(route_root(gw=3), {"default": r}, clock) for r in recs]
+        for d in dispatchers:
+            await nursery.start(d.run)
+            d.ingest(alert(clock, "A"))
+        await trio.sleep(1)
+        counter = StepCounter()
+        trio.lowlevel.add_instrument(counter)
+        for d in dispatchers:
+            d.ingest(alert(clock, "A", instance="2"))
+        await trio.testing.wait_all_tasks_blocked()
+        trio.lowlevel.remove_instrument(counter)
+        assert counter.actor_steps == 0
+        for d in dispatchers:
+            [group] = d.groups()
+            assert len(group.alerts) == 2
+        await trio.sleep(3)
+        assert all([c.at for c in r.calls] == [3.0] for r in recs)
+        for d in dispatchers:
+            d.stop()
