@@ -123,9 +123,9 @@ class _Shared:
     notifier's ``prepare``, in slices of :data:`PREPARE_BATCH` alerts with a checkpoint
     between slices: one timer per window, not one per actor.
 
-    Every actor runs :meth:`serve`, but only one serves at a time (a lock): when its
-    actor stops (a reload, a removed tenant), the next waiting one takes over the
-    same queues, which are consistent at every checkpoint.
+    Every dispatcher runs :meth:`serve` (:func:`serve_shared`), but only one serves at
+    a time (a lock): when it stops (a reload, a removed tenant), the next waiting one
+    takes over the same queues, which are consistent at every checkpoint.
     """
 
     def __init__(self) -> None:
@@ -201,6 +201,12 @@ def _shared() -> _Shared:
         shared = _Shared()
         _SHARED.set(shared)
         return shared
+
+
+async def serve_shared() -> None:
+    """Wait for the turn to run the intake and preparer of every actor of this trio
+    run, and run them until cancelled. Whoever runs actors runs this beside them."""
+    await _shared().serve()
 
 
 class RouteGroupActor:
@@ -308,8 +314,6 @@ class RouteGroupActor:
         try:
             async with self._wake_receive, trio.open_nursery() as nursery:
                 next_maintenance = trio.current_time() + MAINTENANCE_INTERVAL
-                # Waits its turn to serve every actor's intake (see _Shared).
-                nursery.start_soon(_shared().serve)
                 task_status.started()
                 while True:
                     # What came with the deadline lands in this tick's notification.
