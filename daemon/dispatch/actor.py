@@ -109,6 +109,32 @@ def no_peer_wait() -> float:
     return 0.0
 
 
+class _Marked:
+    """Actors marked for a shared task's attention, in the order they were marked
+    (each once); the task waits until there is one."""
+
+    def __init__(self) -> None:
+        self._actors: dict[RouteGroupActor, None] = {}
+        self._event = trio.Event()
+
+    def __bool__(self) -> bool:
+        return bool(self._actors)
+
+    def mark(self, actor: RouteGroupActor) -> None:
+        self._actors[actor] = None
+        self._event.set()
+
+    def pop(self) -> RouteGroupActor:
+        actor = next(iter(self._actors))
+        del self._actors[actor]
+        return actor
+
+    async def wait(self) -> None:
+        if not self._actors:
+            self._event = trio.Event()
+            await self._event.wait()
+
+
 class _Shared:
     """What every actor of a trio run (every tenant's) shares: one task that drains
     their inboxes, and one that prepares their arrivals.
@@ -129,21 +155,16 @@ class _Shared:
     """
 
     def __init__(self) -> None:
-        #: Actors with mail, and actors with arrivals to prepare, in the order they
-        #: asked (dicts as sets that keep order).
-        self._mail: dict[RouteGroupActor, None] = {}
-        self._posted = trio.Event()
-        self._fresh: dict[RouteGroupActor, None] = {}
-        self._arrived = trio.Event()
+        #: Actors with mail, and actors with arrivals to prepare.
+        self._mail = _Marked()
+        self._fresh = _Marked()
         self._lock = trio.Lock()
 
     def has_mail(self, actor: RouteGroupActor) -> None:
-        self._mail[actor] = None
-        self._posted.set()
+        self._mail.mark(actor)
 
     def wants(self, actor: RouteGroupActor) -> None:
-        self._fresh[actor] = None
-        self._arrived.set()
+        self._fresh.mark(actor)
 
     async def serve(self) -> None:
         async with self._lock, trio.open_nursery() as nursery:
@@ -153,16 +174,13 @@ class _Shared:
     async def _deliver(self) -> None:
         mail = self._mail
         while True:
-            if not mail:
-                self._posted = trio.Event()
-                await self._posted.wait()
+            await mail.wait()
             deadline = time.perf_counter() + SLICE_SECONDS
             while mail:
-                actor = next(iter(mail))
-                del mail[actor]
+                actor = mail.pop()
                 if actor._deliver():
                     # Its slice is spent: the rest after the others (round robin).
-                    mail[actor] = None
+                    mail.mark(actor)
                 if time.perf_counter() >= deadline:
                     await trio.lowlevel.checkpoint()
                     deadline = time.perf_counter() + SLICE_SECONDS
@@ -170,19 +188,16 @@ class _Shared:
     async def _prepare(self) -> None:
         due = self._fresh
         while True:
-            if not due:
-                self._arrived = trio.Event()
-                await self._arrived.wait()
+            await due.wait()
             await trio.sleep(PREPARE_DELAY)
             budget = PREPARE_BATCH
             while due:
-                actor = next(iter(due))
-                del due[actor]
+                actor = due.pop()
                 before = len(actor._fresh)
                 left = actor._prepare_slice(budget)
                 if left:
                     # Round robin: one actor's backlog does not starve the others.
-                    due[actor] = None
+                    due.mark(actor)
                 budget -= before - left
                 if budget <= 0:
                     # Let posts and flushes in between slices.
