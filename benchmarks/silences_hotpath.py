@@ -364,6 +364,8 @@ def run_api(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 
 def one_run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    if args.api_only:
+        return run_api(args)
     sink = Sink()
     try:
         results = {kind: run_daemon(kind, sink, args) for kind in ("alertmanager", "tocsin")}
@@ -392,6 +394,9 @@ def main() -> None:
     ap.add_argument("--api-rounds", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--profile", action="store_true", help="profile the silence store only")
+    ap.add_argument(
+        "--api-only", action="store_true", help="only the GET/POST silences part (no ingest)"
+    )
     ap.add_argument("--noop-server", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.noop_server:

@@ -621,7 +621,8 @@ def _cluster_status(peer: ClusterPeer | None) -> Mapping[str, Any]:
 
 def _status_line(instance: Instance, peer: ClusterPeer | None) -> str:
     """systemd's STATUS=: what a person checking ``systemctl status`` wants to see."""
-    text = f"{len(instance.store)} alerts, {len(instance.groups())} groups"
+    # A count, not len(groups()): snapshots sort every group's alerts (70 ms at 100k).
+    text = f"{len(instance.store)} alerts, {instance.group_count()} groups"
     if peer is not None:
         node = peer.running_node
         text += f", {len(node.members()) if node is not None else 0} cluster members"

@@ -48,7 +48,8 @@ def tune_gc() -> None:
 class AlertStore:
     """Fingerprint → alert, with merge-on-put."""
 
-    __slots__ = ("_alerts", "_clock")
+    # __weakref__: the API keeps its encoding cache per store, weakly.
+    __slots__ = ("__weakref__", "_alerts", "_clock")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock

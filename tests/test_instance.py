@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import attrs
 import httpx
+import pytest
 import trio
 import trio.testing
 
@@ -131,3 +132,18 @@ async def test_each_instance_serves_its_own_metrics(
     assert groups == {"a": 2.0, "b": 1.0}
     # Stopped instances no longer show.
     assert not [labels for labels, _ in samples("alertmanager_alerts") if "tenant" in labels]
+
+
+async def test_status_line_counts_groups_without_snapshotting_them(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd's STATUS= line (every few seconds) counts groups without building the
+    sorted group snapshots the API needs (70 ms of CPU at 100k alerts)."""
+    from daemon.app import _status_line
+
+    async with running() as (instance, _, _):
+        now = instance.clock.now()
+        instance.put([alert("A", now), alert("B", now), alert("B2", now)], now)
+        await trio.sleep(0.1)
+        monkeypatch.setattr(instance, "groups", lambda: pytest.fail("groups() snapshots"))
+        assert _status_line(instance, None) == "3 alerts, 3 groups"

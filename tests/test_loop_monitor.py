@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+import structlog
 import trio
 
 from daemon import loop_monitor
@@ -32,3 +34,44 @@ async def test_a_blocking_stretch_shows_as_a_pause() -> None:
     assert _sample("tocsin_event_loop_max_pause_seconds") >= 0.14
     assert _sample("tocsin_event_loop_pause_seconds_count") > count_before + 2
     assert _over_100ms() >= slow_before + 1
+
+
+async def test_slow_step_is_logged_with_its_cpu_time() -> None:
+    """A step that burns 60 ms of CPU is logged with its task's name and that CPU time."""
+    with structlog.testing.capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(loop_monitor.run_probe)
+            await trio.sleep(0.02)
+            # Counted in CPU time: on a shared machine 60 ms of wall time may be 15 of CPU.
+            spin_until = time.thread_time() + 0.06
+            while time.thread_time() < spin_until:
+                pass  # the busy step under test
+            await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+    slow = [e for e in logs if e["event"] == "loop.slow_step"]
+    assert slow, logs
+    assert "test_slow_step_is_logged_with_its_cpu_time" in slow[0]["task"], slow
+    # At most the CPU since the probe last ran (one 5 ms interval of other steps).
+    assert 0.06 <= slow[0]["cpu_seconds"] <= slow[0]["seconds"] + 0.01
+
+
+async def test_task_steps_cost_no_cpu_clock_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ordinary task steps never read the thread's CPU clock (a system call per step)."""
+    reads = 0
+    real = time.thread_time
+
+    def counting() -> float:
+        nonlocal reads
+        reads += 1
+        return real()
+
+    monkeypatch.setattr(loop_monitor.time, "thread_time", counting)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(loop_monitor.run_probe)
+        started = trio.current_time()
+        for _ in range(2_000):
+            await trio.lowlevel.checkpoint()
+        elapsed = trio.current_time() - started
+        nursery.cancel_scope.cancel()
+    # One read per probe wake-up (every 5 ms) and one at start, none per step.
+    assert reads <= 3 + elapsed / loop_monitor.PROBE_INTERVAL

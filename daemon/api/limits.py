@@ -42,6 +42,8 @@ HandlerLabel = Callable[[str, str], str | None]
 
 _in_flight = metrics.http_requests_in_flight.labels("get")
 _limit_exceeded = metrics.http_concurrency_limit_exceeded.labels("get")
+#: Distinct (method, path) pairs whose handler label and metric children are kept.
+_OBSERVER_CACHE = 1024
 
 
 def default_get_concurrency() -> int:
@@ -65,15 +67,40 @@ async def _send_plain(send: Send, status: int, text: str, *, nosniff: bool) -> N
 def instrument(app: AsgiApp, handler_label: HandlerLabel) -> AsgiApp:
     """Observe duration and response size per handler, as Alertmanager's router does."""
 
+    # Per request, matching the path against the router (werkzeug) and looking up two
+    # labelled metric children cost more than the rest of this wrapper; both depend only
+    # on (method, path), so they are worked out once per pair. Paths are the client's
+    # (silence IDs, junk), so the cache is bounded: when full it starts over.
+    observers: dict[tuple[str, str], tuple[Any, Any] | None] = {}
+
+    def observers_for(method: str, path: str) -> tuple[Any, Any] | None:
+        key = (method, path)
+        try:
+            return observers[key]
+        except KeyError:
+            pass
+        label = handler_label(method, path)
+        found = None
+        if label is not None:
+            lower = method.lower()
+            found = (
+                metrics.http_request_duration.labels(label, lower),
+                metrics.http_response_size.labels(label, lower),
+            )
+        if len(observers) >= _OBSERVER_CACHE:
+            observers.clear()
+        observers[key] = found
+        return found
+
     async def instrumented(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        method = str(scope["method"])
-        label = handler_label(method, str(scope["path"]))
-        if label is None:
+        found = observers_for(str(scope["method"]), str(scope["path"]))
+        if found is None:
             await app(scope, receive, send)
             return
+        duration, response_size = found
         size = 0
 
         async def counting_send(message: Message) -> None:
@@ -86,11 +113,8 @@ def instrument(app: AsgiApp, handler_label: HandlerLabel) -> AsgiApp:
         try:
             await app(scope, receive, counting_send)
         finally:
-            lower = method.lower()
-            metrics.http_request_duration.labels(label, lower).observe(
-                trio.current_time() - started
-            )
-            metrics.http_response_size.labels(label, lower).observe(size)
+            duration.observe(trio.current_time() - started)
+            response_size.observe(size)
 
     return instrumented
 

@@ -14,6 +14,12 @@ each connection runs :class:`StrictTCPServer`, which differs from hypercorn's
   cancelled, so the close never happens and the client waits for EOF until it gives up
   (hypercorn issue #330). That was the ">5 s without an answer" seen with such
   clients.
+- the end of a connection (``send_eof`` and close) waits for the send lock. trio's
+  ``SocketStream.send_eof`` holds the stream's send-conflict detector across a
+  checkpoint, and hypercorn calls it without the lock that guards ``send_all``; when
+  the client closed a keep-alive connection while the app's task was finishing its
+  answer, that answer's ``send_all`` hit the detector and hypercorn logged
+  ``trio.BusyResourceError: another task is currently sending data``.
 """
 
 from __future__ import annotations
@@ -71,15 +77,40 @@ class StrictTCPServer(TCPServer):
             return
         await super().protocol_send(event)
 
+    async def _close(self) -> None:
+        # hypercorn's close (send_eof, then aclose) with send_eof serialized with
+        # send_all (see the module docstring). The task holding the lock may get here
+        # itself: a failed send_all hands Closed to the protocol, which can close the
+        # connection from inside that call; trio's Lock is not re-entrant. The wait for
+        # the lock is bounded and aclose always runs: a send stuck on a client that
+        # does not read is ended by the close (it then sees ClosedResourceError).
+        try:
+            with trio.move_on_after(_CLOSE_SECONDS):
+                if self.send_lock.statistics().owner is trio.lowlevel.current_task():
+                    await self._send_eof()
+                else:
+                    async with self.send_lock:
+                        await self._send_eof()
+        finally:
+            await self.stream.aclose()
+
+    async def _send_eof(self) -> None:
+        try:
+            await self.stream.send_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, AttributeError):
+            pass  # the peer is gone already, or the stream is TLS (no half-close)
+
     async def _read_data(self) -> None:
         framing = RequestFraming(header_timeout=self.header_timeout, read_timeout=self.read_timeout)
+        per_read = self.config.read_timeout or math.inf
         while True:
-            deadline = framing.deadline()
+            # One cancel scope per read, not two: hypercorn's per-read timeout and the
+            # framing deadline both close the connection, so the earlier one is enough.
+            deadline = min(framing.deadline(), trio.current_time() + per_read)
             try:
-                with trio.fail_after(self.config.read_timeout or math.inf):
-                    with trio.move_on_at(deadline) as late:
-                        data = await self.stream.receive_some(MAX_RECV)
-            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                with trio.move_on_at(deadline) as late:
+                    data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
                 break
             if late.cancelled_caught:
                 break  # as Go's server: a read past its deadline closes the connection

@@ -170,14 +170,26 @@ class Api:
         *,
         params: list[tuple[str, str]] | None = None,
         json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> httpx.Response:
-        """Send one request to ``base + path``; transport failures become :class:`CtlError`."""
+        """Send one request to ``base + path``; transport failures become :class:`CtlError`.
+
+        So does a 404 for a tenant the server does not know: no command can go on
+        from it, and each would otherwise read it as its own "not found".
+        """
         url = self.base + path
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
-            return self.http.request(
-                method, url, params=urllib.parse.urlencode(params or []), json=json, **extra
+            resp = self.http.request(
+                method,
+                url,
+                params=urllib.parse.urlencode(params or []),
+                json=json,
+                content=content,
+                headers=headers,
+                **extra,
             )
         except httpx.ConnectError as exc:
             raise CtlError(
@@ -191,6 +203,9 @@ class Api:
             ) from None
         except httpx.HTTPError as exc:
             raise CtlError(f"request to {url} failed: {_reason(exc)}") from None
+        if _unknown_tenant(resp):
+            check(resp)
+        return resp
 
     def call(
         self,
@@ -236,6 +251,46 @@ def server_message(resp: httpx.Response) -> str:
     return resp.text.strip()
 
 
+def _unknown_tenant(resp: httpx.Response) -> bool:
+    return (
+        resp.status_code == 404
+        and "X-Scope-OrgID" in resp.request.headers
+        and "unknown tenant" in server_message(resp)
+    )
+
+
+def _hint(resp: httpx.Response) -> str | None:
+    """What to do about a refused request, from its status and what was sent."""
+    sent_token = "Authorization" in resp.request.headers
+    tenant = resp.request.headers.get("X-Scope-OrgID")
+    if resp.status_code == 401 and sent_token:
+        return (
+            "the server refused the credentials sent: check the token given by "
+            "--bearer-token, --bearer-token-file or --http.config.file"
+        )
+    if resp.status_code == 401:
+        return (
+            "the server wants credentials: set --bearer-token, --bearer-token-file or "
+            "--http.config.file (or user:password@ in --alertmanager.url)"
+        )
+    if resp.status_code == 403 and tenant is not None:
+        return (
+            f"this token may not act for tenant {tenant!r}: drop --tenant to use the "
+            "token's own tenant, or use an admin token"
+        )
+    if resp.status_code == 403:
+        return "this token may not do this: use an admin token (--bearer-token)"
+    if _unknown_tenant(resp):
+        return (
+            "check the name given to --tenant; 'tocsinctl tenant list' (admin token) "
+            "shows the tenants"
+        )
+    if resp.status_code == 404 and "/silence" not in resp.request.url.path:
+        origin = f"{resp.request.url.scheme}://{resp.request.url.netloc.decode()}"
+        return f"is {origin} an Alertmanager API? {_SETTINGS_HINT}"
+    return None
+
+
 def check(resp: httpx.Response) -> None:
     """Raise a :class:`CtlError` with a hint for a non-2xx answer."""
     if resp.is_success:
@@ -244,12 +299,4 @@ def check(resp: httpx.Response) -> None:
     detail = server_message(resp)
     if detail:
         message += f": {detail}"
-    hint = None
-    if resp.status_code in (401, 403):
-        hint = (
-            "the server wants credentials: set --bearer-token, --bearer-token-file or "
-            "--http.config.file (or user:password@ in --alertmanager.url)"
-        )
-    elif resp.status_code == 404 and "/silence" not in resp.request.url.path:
-        hint = f"is {resp.request.url.scheme}://{resp.request.url.netloc.decode()} an Alertmanager API? {_SETTINGS_HINT}"
-    raise CtlError(message, hint=hint)
+    raise CtlError(message, hint=_hint(resp))

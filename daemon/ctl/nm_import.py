@@ -29,7 +29,6 @@ import zoneinfo
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
 import yaml
 
 from daemon.clock import SystemClock
@@ -39,6 +38,7 @@ from daemon.ctl.errors import CtlError
 from daemon.ctl.flags import Flag
 from daemon.ctl.nm_crds import Problem, read_resources
 from daemon.ctl.nm_plan import Options, Plan, plan_import
+from daemon.ctl.progress import ProgressBar
 
 CONFIG_PATH = "/api/v1/alerts"
 SILENCES_PATH = "/api/v2/silences"
@@ -106,10 +106,7 @@ def _post(api: Api, path: str, body: bytes, content_type: str, tenant: str | Non
     else:
         # A global item must not go to whatever tenant --tenant chose.
         api.http.headers.pop("X-Scope-OrgID", None)
-    try:
-        resp = api.http.request("POST", api.base + path, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        raise CtlError(f"POST {path} to {api.base} failed: {exc}") from None
+    resp = api.request("POST", path, content=body, headers=headers)
     if resp.status_code in (400, 422):
         return f"refused by the server: HTTP {resp.status_code}: {server_message(resp)}"
     check(resp)
@@ -183,24 +180,28 @@ def run(inv: Invocation) -> int:
             inv.out.write(f"Wrote the global config to {v['global_config_out']}\n")
         if plan.tenants or plan.silences:
             api = inv.api()
+            bar = ProgressBar(
+                inv.err, "tenants and silences", len(plan.tenants) + len(plan.silences)
+            )
             try:
                 for tenant, config in plan.tenants.items():
                     body = config_body(config).encode()
                     refused = _post(api, CONFIG_PATH, body, "application/yaml", tenant)
+                    bar.step()
                     if refused:
                         plan.problems.append(Problem("Tenant", tenant, f"config {refused}"))
                         continue
-                    inv.out.write(
-                        f"Tenant {tenant}: config with {len(config['receivers']) - 1} receivers\n"
-                    )
+                    receivers = len(config["receivers"]) - 1
+                    bar.write(inv.out, f"Tenant {tenant}: config with {receivers} receivers\n")
                 for s in plan.silences:
                     body = json.dumps(s.body).encode()
                     refused = _post(api, SILENCES_PATH, body, "application/json", s.tenant)
+                    bar.step()
                     if refused:
                         plan.problems.append(Problem("Silence", s.source, refused))
                         continue
                     who = f"tenant {s.tenant}" if s.tenant else "global"
-                    inv.out.write(f"Silence {s.source}: posted ({who})\n")
+                    bar.write(inv.out, f"Silence {s.source}: posted ({who})\n")
             finally:
                 api.close()
     _report(plan.problems, inv.out)

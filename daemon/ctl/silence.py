@@ -14,7 +14,7 @@ import os
 import pwd
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any
 
 from daemon.clock import SystemClock
 from daemon.ctl.client import Api, check
@@ -23,6 +23,7 @@ from daemon.ctl.errors import CtlError
 from daemon.ctl.flags import Flag
 from daemon.ctl.matchers import TimeArg, parse_matcher_args, parse_time_flag, with_alertname
 from daemon.ctl.output import format_silences
+from daemon.ctl.progress import ProgressBar
 from daemon.gocompat.duration import DurationError, parse_duration, parse_go_duration
 from daemon.gocompat.timestamp import format_millis, parse_rfc3339
 from daemon.matcher import matcher_json
@@ -291,42 +292,27 @@ def _read_import(inv: Invocation) -> list[Any]:
     return data
 
 
-_BAR = 30
-
-
-def progress_line(done: int, total: int) -> str:
-    """``importing silences [#####-----] 5/10``: a bar of fixed width and the count."""
-    filled = _BAR * done // total if total else _BAR
-    return f"importing silences [{'#' * filled}{'-' * (_BAR - filled)}] {done}/{total}"
-
-
-def _progress(stream: TextIO, done: int, total: int) -> None:
-    # \r redraws the line in place; the last update ends it.
-    stream.write("\r" + progress_line(done, total) + ("\n" if done == total else ""))
-    stream.flush()
-
-
 def import_(inv: Invocation) -> int:
     """Post every silence of a ``silence query -o json`` file; print the new IDs in order."""
     v = inv.values
     data = _read_import(inv)
     silences = [_postable({**s, "id": "" if v["force"] else s.get("id", "")}) for s in data]
     workers = max(1, v["worker"])
-    # A progress line only for a person watching; in a pipe or a log it is noise.
-    show = inv.err.isatty()
+    bar = ProgressBar(inv.err, "silences", len(silences))
     failed = 0
     api = inv.api()
     pool = concurrent.futures.ThreadPoolExecutor(workers)
     try:
         futures = [pool.submit(_import_one, api, s) for s in silences]
-        for done, (silence, future) in enumerate(zip(silences, futures, strict=True), 1):
+        for silence, future in zip(silences, futures, strict=True):
             try:
-                inv.out.write(f"{future.result()}\n")
+                bar.write(inv.out, f"{future.result()}\n")
             except CtlError as exc:
                 failed += 1
-                inv.err.write(f"Error adding silence id='{silence.get('id', '')}': {exc.message}\n")
-            if show:
-                _progress(inv.err, done, len(silences))
+                bar.write(
+                    inv.err, f"Error adding silence id='{silence.get('id', '')}': {exc.message}\n"
+                )
+            bar.step()
     finally:
         # On Ctrl-C or a closed pipe, drop the posts not yet started instead of
         # sending thousands more before exiting.

@@ -67,9 +67,7 @@ def _send(
     """One request on a connection of its own; the server's base URL and the answer."""
     api = inv.api()
     try:
-        return api.base, api.http.request(method, api.base + path, content=content)
-    except httpx.HTTPError as exc:
-        raise CtlError(f"request to {api.base}{path} failed: {exc}") from None
+        return api.base, api.request(method, path, content=content)
     finally:
         api.close()
 
@@ -134,7 +132,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         dest="template_files",
         action="append",
         metavar="PATH",
-        help="a template file, sent under its base name (repeatable)",
+        help="a template file, sent under its base name (repeatable) (default: none)",
     )
     leaf(
         config, "delete", help="Drop the tenant's config (back to the fallback).", run=config_delete

@@ -46,9 +46,16 @@ def fetch(api: Api, params: list[tuple[str, str]]) -> Any:
             raise CtlError(
                 f"{api.base} cannot explain alerts", hint="Alertmanager has no why endpoint"
             ) from None
-        raise CtlError(str(message))
+        raise CtlError(
+            str(message),
+            hint="'tocsinctl alert query' lists the alerts; with tenancy, an alert is found "
+            "only in its tenant (an admin names it with --tenant)",
+        )
     if resp.status_code == 400:
-        raise CtlError(f"the server refused the query: {server_message(resp)}")
+        raise CtlError(
+            f"the server refused the query: {server_message(resp)}",
+            hint="give matchers as label=value, label!=value, label=~regex or label!~regex",
+        )
     check(resp)
     return resp.json()
 

@@ -47,6 +47,7 @@ raises a retryable :class:`~daemon.notify.retry.NotifyError` reading like Go's,
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import re
 import select
@@ -480,6 +481,30 @@ def _strerror(exc: BaseException) -> str:
     return str(exc)
 
 
+async def open_tcp(host: str, port: int) -> trio.SocketStream:
+    """A TCP connection to ``host``; an IP address is dialled directly.
+
+    ``trio.open_tcp_stream`` resolves even an IP address (a ``getaddrinfo`` call that
+    gives up the GIL, which a busy worker thread may then hold for a switch interval)
+    and races the results from tasks in a nursery of its own. For the one address an IP
+    literal has, that is several extra scheduler rounds on every new connection of a
+    notification's critical path.
+    """
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return await trio.open_tcp_stream(host, port)
+    family = trio.socket.AF_INET6 if ip.version == 6 else trio.socket.AF_INET
+    sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
+    try:
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    # SocketStream sets TCP_NODELAY, as open_tcp_stream's streams have it.
+    return trio.SocketStream(sock)
+
+
 class Http1Client:
     """The :class:`HttpSender` for entries with nothing special in their ``http_config``.
 
@@ -678,7 +703,7 @@ class Http1Client:
 
     async def _connect(self, target: Target) -> _Connection:
         try:
-            tcp = await trio.open_tcp_stream(target.host, target.port)
+            tcp = await open_tcp(target.host, target.port)
         except OSError as exc:
             if isinstance(exc, trio.socket.gaierror) or isinstance(
                 exc.__cause__, trio.socket.gaierror

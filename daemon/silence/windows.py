@@ -28,8 +28,6 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import attrs
 
 from daemon.silence.model import Silence, SilenceState
@@ -40,10 +38,10 @@ from daemon.silence.state import INVALID_PREFIX, Plan, SilenceError, Silences, v
 LOOKAHEAD = 3600 * 1_000_000_000
 
 
-def specs(store: Iterable[Silence]) -> dict[str, tuple[RecurrenceSpec, Silence]]:
+def specs(store: Silences) -> dict[str, tuple[RecurrenceSpec, Silence]]:
     """Each recurring silence's current spec, with its most recently updated record."""
     found: dict[str, tuple[RecurrenceSpec, Silence]] = {}
-    for s in store:
+    for s in store.recurring():
         spec = s.recurrence
         if spec is None:
             continue

@@ -149,3 +149,42 @@ async def test_router_handlers_are_observed_with_route_labels(backend: FakeBacke
         )
         is None
     )
+
+
+async def test_handler_label_is_worked_out_once_per_path_and_the_cache_is_bounded() -> None:
+    """The router is asked once per (method, path), repeats are still observed, and a
+    flood of distinct paths neither grows the cache past its bound nor loses the label."""
+    from daemon.api.limits import _OBSERVER_CACHE, Message, instrument
+
+    asked: list[tuple[str, str]] = []
+
+    def label(method: str, path: str) -> str | None:
+        asked.append((method, path))
+        return "/-/cachetest" if path == "/-/cachetest" else None
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        pass
+
+    async def receive() -> Message:
+        return {"type": "http.request"}
+
+    async def send(message: Message) -> None:
+        pass
+
+    wrapped = instrument(app, label)
+    labels = {"handler": "/-/cachetest", "method": "post"}
+
+    def count() -> float:
+        return _sample("alertmanager_http_request_duration_seconds_count", labels) or 0
+
+    before = count()
+    for _ in range(3):
+        await wrapped({"type": "http", "method": "POST", "path": "/-/cachetest"}, receive, send)
+    assert asked == [("POST", "/-/cachetest")]
+    assert count() == before + 3
+    for i in range(_OBSERVER_CACHE + 5):
+        await wrapped({"type": "http", "method": "GET", "path": f"/junk/{i}"}, receive, send)
+    await wrapped({"type": "http", "method": "POST", "path": "/-/cachetest"}, receive, send)
+    assert count() == before + 4
+    # The flood filled the cache and it started over, so the route was asked again.
+    assert asked.count(("POST", "/-/cachetest")) == 2

@@ -73,3 +73,77 @@ async def test_cancellation_lets_in_flight_requests_finish(backend: FakeBackend)
             assert results == []
             release.set()
     assert [(r.status_code, r.text) for r in results] == [(200, "done")]
+
+
+class _ClosedCounter:
+    """The part of hypercorn's protocol that protocol_send calls when a send fails."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    async def handle(self, event: object) -> None:
+        self.closed += 1
+
+
+async def test_answer_sent_while_the_connection_closes_is_not_a_busy_stream() -> None:
+    """An answer's bytes sent while the client's EOF closes the stream wait for the close
+    instead of raising trio.BusyResourceError (the error hypercorn logged under keep-alive
+    POST runs when the client closed its connections)."""
+    from hypercorn.config import Config as HypercornConfig
+    from hypercorn.events import Closed, RawData
+    from hypercorn.trio.worker_context import WorkerContext
+    from hypercorn.typing import ConnectionState
+
+    from daemon.api.server import StrictTCPServer
+
+    # trio runs one batch of ready tasks in random order; 30 rounds make it certain
+    # (1 - 2**-30) that the close ran first in some round.
+    for _ in range(30):
+        ours, theirs = trio.socket.socketpair()
+        server = StrictTCPServer(
+            None,
+            HypercornConfig(),
+            WorkerContext(None),
+            ConnectionState({}),
+            trio.SocketStream(ours),
+        )
+        protocol = _ClosedCounter()
+        server.protocol = protocol  # type: ignore[assignment]
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                # The reader task closes (send_eof checkpoints holding the stream's
+                # send-conflict detector) while the app's task sends its answer.
+                nursery.start_soon(server.protocol_send, Closed())
+                nursery.start_soon(server.protocol_send, RawData(b"HTTP/1.1 200 OK\r\n\r\n"))
+        theirs.close()
+
+
+async def test_close_does_not_wait_forever_for_a_stuck_send(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A send stuck on a client that does not read holds the send lock; the close still
+    closes the stream after a bounded wait, which ends that send."""
+    from hypercorn.config import Config as HypercornConfig
+    from hypercorn.trio.worker_context import WorkerContext
+    from hypercorn.typing import ConnectionState
+
+    from daemon.api.server import StrictTCPServer
+
+    ours, theirs = trio.socket.socketpair()
+    stream = trio.SocketStream(ours)
+    server = StrictTCPServer(
+        None, HypercornConfig(), WorkerContext(None), ConnectionState({}), stream
+    )
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+
+            async def stuck_sender() -> None:
+                async with server.send_lock:
+                    await trio.sleep_forever()
+
+            nursery.start_soon(stuck_sender)
+            await trio.testing.wait_all_tasks_blocked()
+            await server._close()
+            assert stream.socket.fileno() == -1
+            nursery.cancel_scope.cancel()
+    theirs.close()

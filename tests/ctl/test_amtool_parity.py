@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pty
 import shlex
 import subprocess
 import sys
@@ -22,8 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.ctl.silence import progress_line
+from daemon.ctl.progress import progress_line
 from daemon.gocompat.timestamp import parse_rfc3339
+from tests.ctl.terminal import run_on_tty
 from tests.integration.cluster_processes import converged, start_cluster
 from tests.integration.processes import (
     AMTOOL,
@@ -389,44 +389,22 @@ def test_import_progress_only_on_a_tty(server: Proc, home: Path) -> None:
     exported = tocsinctl(server.url, "-o", "json", "silence", "query", "Prog", home=home).stdout
     piped = tocsinctl(server.url, "silence", "import", "-f", home=home, stdin=exported)
     assert piped.returncode == 0 and piped.stderr == ""
-    controller, terminal = pty.openpty()
-    try:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "daemon.ctl",
-                f"--alertmanager.url={server.url}",
-                "silence",
-                "import",
-                "-f",
-            ],
-            input=exported,
-            stdout=subprocess.PIPE,
-            stderr=terminal,
-            text=True,
-            timeout=60,
-            check=False,
-            cwd=ROOT,
-            env=_env(home),
-        )
-        os.close(terminal)
-        terminal = -1
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            shown += chunk
-    finally:
-        os.close(controller)
-        if terminal != -1:
-            os.close(terminal)
-    assert proc.returncode == 0
-    assert f"\r{progress_line(1, 1)}\r\n".encode() in shown
+    status, _, shown = run_on_tty(
+        [
+            sys.executable,
+            "-m",
+            "daemon.ctl",
+            f"--alertmanager.url={server.url}",
+            "silence",
+            "import",
+            "-f",
+        ],
+        cwd=ROOT,
+        env=_env(home),
+        stdin=exported,
+    )
+    assert status == 0
+    assert f"\r{progress_line('silences', 1, 1)}\r\n".encode() in shown
 
 
 @pytest.mark.parametrize(

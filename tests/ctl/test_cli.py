@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from daemon.ctl import build_parser, main, with_default_subcommands
 from daemon.ctl.command import version_warning
 from daemon.ctl.completion import _walk, script
 from daemon.ctl.flags import Flag
-from daemon.ctl.silence import progress_line
+from daemon.ctl.progress import ProgressBar, progress_line
 
 ROOT = Path(__file__).parents[2]
 
@@ -259,7 +260,8 @@ def test_default_subcommands(argv: list[str], expected: list[str]) -> None:
 
 
 def test_help_gives_every_flag_a_description_and_default() -> None:
-    """Every flag of every command has help text that ends with its default."""
+    """Every option of every command has help text that states its default, and each
+    command's rendered --help shows every flag with its description and default."""
     checked = 0
     for path, parser in _walk(build_parser()):
         flags: tuple[Flag, ...] = parser.get_default("flags") or ()
@@ -267,13 +269,21 @@ def test_help_gives_every_flag_a_description_and_default() -> None:
         for flag in flags:
             action = by_dest[flag.dest]
             assert action.help and len(action.help) > 20, (path, flag.name)
-            assert "(default: " in action.help, (path, flag.name)
             if flag.default not in (None, ""):
                 assert action.help.endswith(f"(default: {flag.shown or flag.default})")
             checked += 1
+        # Whitespace aside: argparse wraps lines, and breaks after hyphens.
+        rendered = "".join(parser.format_help().split())
         for action in parser._actions:
-            if not isinstance(action, argparse._SubParsersAction):
-                assert action.help, (path, action.dest)
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            assert action.help, (path, action.dest)
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            if action.option_strings:
+                # Options, declared through Flag or by hand, all say what they default to.
+                assert "(default: " in action.help, (path, action.option_strings)
+                assert "".join(action.help.split()) in rendered, (path, action.option_strings)
     assert checked > 100
 
 
@@ -341,6 +351,52 @@ def test_zsh_completion_shares_the_table() -> None:
 
 def test_progress_line_fills_with_the_count() -> None:
     """The import bar is empty at 0, half full half way, full at the end."""
-    assert progress_line(0, 10) == f"importing silences [{'-' * 30}] 0/10"
-    assert progress_line(5, 10) == f"importing silences [{'#' * 15}{'-' * 15}] 5/10"
-    assert progress_line(10, 10).startswith(f"importing silences [{'#' * 30}]")
+    assert progress_line("silences", 0, 10) == f"importing silences [{'-' * 30}] 0/10"
+    assert progress_line("silences", 5, 10) == f"importing silences [{'#' * 15}{'-' * 15}] 5/10"
+    assert progress_line("silences", 10, 10).startswith(f"importing silences [{'#' * 30}]")
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _screen(written: str) -> list[str]:
+    """The lines a terminal shows: each ends at \\n; \\r returns to the start and
+    ESC [K clears the line, which here always follows a \\r."""
+    return [line.rsplit("\r", 1)[-1].replace("\x1b[K", "") for line in written.split("\n")]
+
+
+def test_lines_printed_during_a_bar_appear_above_it() -> None:
+    """On a terminal, what the import prints (to the bar's stream or another terminal)
+    gets lines of its own, the bar stays below them, and nothing is drawn off one."""
+    screen = _Terminal()
+    bar = ProgressBar(screen, "silences", 3)
+    for n in range(3):
+        bar.write(screen, f"id-{n}\n")
+        bar.step()
+    assert _screen(screen.getvalue()) == [
+        "id-0",
+        "id-1",
+        "id-2",
+        progress_line("silences", 3, 3),
+        "",
+    ]
+    piped = io.StringIO()
+    quiet = ProgressBar(piped, "silences", 3)
+    quiet.write(piped, "id-0\n")
+    quiet.step()
+    assert piped.getvalue() == "id-0\n"
+
+
+def test_a_bar_redraws_once_per_percent() -> None:
+    """A thousand steps draw the bar at the first step and then once per percent (101
+    times), the last drawing ending its line."""
+    screen = _Terminal()
+    bar = ProgressBar(screen, "x", 1000)
+    for _ in range(1000):
+        bar.step()
+    assert screen.getvalue().count("\rimporting x [") == 101
+    assert screen.getvalue().endswith(f"\r{progress_line('x', 1000, 1000)}\n")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.ctl import main
+from tests.integration.processes import run_tocsin, wait_for
 
 EVENT_RULES = """\
 apiVersion: events.kubesphere.io/v1alpha1
@@ -261,3 +262,41 @@ def test_test_answers_an_array_with_an_array(
     assert main(["rules", "test", "--rules=events.yaml", "--event=one.json"]) == 0
     (result,) = json.loads(capsys.readouterr().out)
     assert result["kind"] == "event"
+
+
+def test_test_predicts_what_the_daemon_alerts(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rules test`` says, for an event and an audit event, the alert a real tocsin
+    loaded with the same files raises when both are posted to it: same labels and
+    annotations, and no other alert."""
+    predicted = []
+    for event in ("event.json", "audit.json"):
+        args = ["rules", "test", "--rules=events.yaml", "--rules=audit.yaml", f"--event={event}"]
+        assert main(args) == 0
+        matches = json.loads(capsys.readouterr().out)["matches"]
+        predicted += [m["alert"] for m in matches if m.get("alert")]
+    assert len(predicted) == 2
+    config = "route: {receiver: r, group_wait: 1h}\nreceivers: [{name: r}]\n"
+    with (
+        run_tocsin(
+            files,
+            config,
+            f"--events.rules-file={files / 'events.yaml'}",
+            f"--auditing.rules-file={files / 'audit.yaml'}",
+        ) as proc,
+        proc.api() as api,
+    ):
+        events = {"apiVersion": "v1", "kind": "EventList", "items": [EVENT]}
+        assert api.post("/api/v1/events", json=events).status_code == 200
+        audits = {"apiVersion": "audit.k8s.io/v1", "kind": "EventList", "items": [AUDIT_EVENT]}
+        assert api.post("/audit/webhook/event", json=audits).status_code == 200
+        stored = wait_for(
+            lambda: (alerts := api.get("/api/v2/alerts").json()) and len(alerts) >= 2 and alerts
+        )
+    got = [{"labels": a["labels"], "annotations": a["annotations"]} for a in stored]
+    assert sorted(map(_canonical, got)) == sorted(map(_canonical, predicted))
+
+
+def _canonical(alert: object) -> str:
+    return json.dumps(alert, sort_keys=True)

@@ -315,3 +315,22 @@ async def test_notifier_prepares_arrivals_before_their_flush(
         (1 + PREPARE_DELAY, ["C"], T0 + int((1 + PREPARE_DELAY) * S)),
     ]
     assert [c.at for c in rec.calls] == [3.0, 3.0, 4.0]
+
+
+async def test_alerts_flushed_at_once_are_not_prepared(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With group_wait 0 (or an old alert expediting its group) the flush comes before
+    the prepare would, so the alert is not prepared: the flush's look-ups are enough."""
+    t0 = trio.current_time()
+    clock = TrioClock(T0)
+    rec = PreparingNotifier(t0)
+    async with running_dispatcher(route_root(gw=0), {"default": rec}, clock) as dispatcher:
+        dispatcher.ingest(alert(clock, "A"))
+        await trio.sleep(1)
+    async with running_dispatcher(route_root(), {"default": rec}, clock) as dispatcher:
+        dispatcher.ingest(alert(clock, "B", start_offset=-60))
+        dispatcher.ingest(alert(clock, "C"))
+        await trio.sleep(1)
+    assert [c.names for c in rec.calls] == [["A"], ["B"]]
+    assert [names for _, names, _ in rec.prepared] == [["C"]]

@@ -8,7 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from daemon.clock import TrioClock
+from daemon.dispatch.actor import RouteGroupActor
+
 from .conftest import route_root, virtual_dispatch
+from .fakes import T0, RecordingNotifier, alert
 
 _names = st.sampled_from(["a", "b", "c", "alertname"])
 _labels = st.dictionaries(_names, st.sampled_from(["", "x", "y"]), max_size=4)
@@ -105,4 +109,32 @@ async def test_group_creation_is_logged_once_per_group(
         ("{}", '{}:{alertname="A"}'),
         ("{}", '{}:{alertname="B"}'),
         ("{}", '{}:{alertname="C"}'),
+    ]
+
+
+async def test_old_alerts_arm_one_timer_entry_per_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """10,000 old alerts (as a reload re-feeds them) in 10 groups leave O(groups) timer
+    entries in the actor's heap, not one per alert (popping those was one long step)."""
+    clock = TrioClock(T0)
+    actor = RouteGroupActor(route_root(), RecordingNotifier(trio.current_time()), clock)
+    for i in range(10_000):
+        actor._insert(alert(clock, f"G{i % 10}", start_offset=-60, instance=str(i)), clock.now())
+        if i % 1_000 == 0:
+            await trio.sleep(0.001)  # alerts arrive over time, in many batches
+    assert actor.group_count() == 10
+    assert len(actor._timers) <= 2 * 10
+
+
+async def test_old_alerts_flush_their_groups_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Old alerts still make their groups flush at once, each group once."""
+    async with virtual_dispatch(route_root()) as run:
+        for i in range(1_000):
+            run.ingest(f"G{i % 10}", start_offset=-60, instance=str(i))
+        await run.sleep_until(0.5)
+    assert sorted((c.at, c.names[0], len(c.alerts)) for c in run.rec.calls) == [
+        (0.0, f"G{g}", 100) for g in range(10)
     ]

@@ -540,3 +540,19 @@ def test_head_reply_has_no_body() -> None:
     assert parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n")
     assert parser.body() == b""
     assert parser.reusable
+
+
+async def test_ip_address_is_dialled_without_a_look_up(
+    client: MakeClient, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An IP-literal URL connects straight to the address: no getaddrinfo (which gives
+    up the GIL) and no happy-eyeballs nursery on a notification's critical path."""
+
+    async def resolving_dial(*args: object, **kwargs: object) -> trio.SocketStream:
+        raise AssertionError(f"open_tcp_stream{args}")
+
+    server = await serve(nursery, Scripted([OK]))
+    monkeypatch.setattr(trio, "open_tcp_stream", resolving_dial)
+    c = client()
+    assert await post(c, server.url()) == b"ok"
+    assert server.connections == 1

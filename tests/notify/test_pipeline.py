@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import attrs
 import httpx
 import pytest
 import trio
@@ -341,3 +342,58 @@ async def test_every_attempt_is_reported(autojump_clock: trio.testing.MockClock)
     assert sent.duration > 0 and sent.ended >= sent.now
     assert (sent.integration, sent.index, sent.ctx.group_key) == ("webhook", 0, GK)
     assert failed.error is not None and "400" in failed.error
+
+
+class _StepCounter(trio.abc.Instrument):
+    """Counts the scheduler steps of one task."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.steps += 1
+
+
+async def _notify_steps(h: Harness) -> int:
+    """Scheduler steps one flush takes after its first."""
+    counter = _StepCounter(trio.lowlevel.current_task())
+    trio.lowlevel.add_instrument(counter)
+    try:
+        assert await h.notify(firing("1"))
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+    return counter.steps
+
+
+@attrs.frozen
+class _Crowded:
+    """What trio's statistics say while other tasks wait to run."""
+
+    tasks_runnable: int = 3
+
+
+async def test_stages_yield_only_when_others_wait(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between stages a flush yields to waiting tasks (a mass flush stays in short steps)
+    but, alone, runs on without a scheduler round per stage."""
+    alone = await _notify_steps(Harness(webhook_receiver(), Sink()))
+    monkeypatch.setattr(trio.lowlevel, "current_statistics", _Crowded)
+    crowded = await _notify_steps(Harness(webhook_receiver(), Sink()))
+    # Three boundaries between the integration's stages (wait, dedup, retry, set-notifies).
+    assert crowded >= alone + 3
+
+
+async def test_stages_yield_when_the_flush_ran_long(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush alone still yields between stages once it has run its slice (flushes
+    started in one scheduler batch see nobody waiting, yet must not make one long batch)."""
+    from daemon.notify import pipeline
+
+    alone = await _notify_steps(Harness(webhook_receiver(), Sink()))
+    monkeypatch.setattr(pipeline, "STAGES_SLICE_SECONDS", 0.0)
+    spent = await _notify_steps(Harness(webhook_receiver(), Sink()))
+    assert spent >= alone + 3

@@ -5,6 +5,8 @@ from __future__ import annotations
 import zoneinfo
 from datetime import datetime
 
+import attrs
+
 from daemon.clock import NS_PER_SECOND
 from daemon.matcher import Matcher, MatchType
 from daemon.silence import codec
@@ -170,3 +172,30 @@ def test_a_later_start_clips_the_window_open_then() -> None:
     since = at("2026-06-02T02:00:00")
     store.apply(plan_new(store, TEMPLATE, nightly(since), now))
     assert windows_of(store)[0] == (since, at("2026-06-02T06:00:00"))
+
+
+def _recurring_ids(store: Silences) -> set[str]:
+    return {s.id for s in store.recurring()}
+
+
+def test_recurring_index_follows_writes_merges_gc_and_snapshots() -> None:
+    """Silences.recurring() is exactly the stored silences with a recurrence after local
+    writes, a peer's merge that drops the recurrence, gc and a snapshot load."""
+    store = Silences()
+    start = at("2026-06-02T12:00:00")
+    store.apply(plan_new(store, TEMPLATE, nightly(start), start))
+    plain_id = store.set(attrs.evolve(TEMPLATE, starts_at=start, ends_at=start + HOUR), start)
+    expected = {s.id for s in store if s.recurrence is not None}
+    assert expected and plain_id not in expected
+    assert _recurring_ids(store) == expected
+    # A peer's newer record of a window without the recurrence takes it out.
+    window = next(s for s in store.recurring() if s.id != plain_id)
+    newer = attrs.evolve(window, recurrence=None, updated_at=window.updated_at + 1)
+    assert store.merge(newer, store.expires_at(window.id) or 0, start)
+    assert _recurring_ids(store) == expected - {window.id}
+    restarted = Silences()
+    restarted.load_snapshot(store.marshal())
+    assert _recurring_ids(restarted) == expected - {window.id}
+    # Past every retention, gc removes them all, and the index with them.
+    assert store.gc(start + 1000 * 24 * HOUR) > 0
+    assert _recurring_ids(store) == {s.id for s in store if s.recurrence is not None}

@@ -20,7 +20,7 @@ import attrs
 import structlog
 import trio
 
-from daemon.alert import Alert
+from daemon.alert import Alert, untrack
 from daemon.clock import ZERO_TIME
 from daemon.config.model import HTTPConfig, WebhookConfig
 from daemon.gocompat.timestamp import format_nano
@@ -150,7 +150,8 @@ def _alert_json(alert: Alert, status: str) -> str:
     )
     if len(_fragments) >= _FRAGMENT_LIMIT:
         _fragments.clear()
-    _fragments[alert.fingerprint] = (alert, status, text)
+    # An alert and two str: never in a cycle, so kept out of the collector's walk.
+    _fragments[alert.fingerprint] = untrack((alert, status, text))
     return text
 
 
