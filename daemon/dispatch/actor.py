@@ -5,18 +5,22 @@ Theory of operation:
 * The actor's inbox is a plain list of messages: alerts (from
   :meth:`RouteGroupActor.send`, called by the dispatcher's synchronous intake) and
   :class:`_FlushDone` results from the actor's own flush tasks, in arrival order. Only
-  the append that makes the list non-empty also puts a wake-up token on a memory
-  channel, so a batch of 100 posted alerts costs one channel operation, not 100.
-* Only the actor's main task mutates the groups: it handles the queued messages in
-  order, and runs due ticks between batches, with no ``await`` between reading a group
-  and writing it. Flush tasks get copies and report back through the inbox.
+  the append that makes the list non-empty also marks the actor for the run's shared
+  intake task (:class:`_Shared`), so a batch of 100 posted alerts costs one mark.
+* The shared intake task drains every marked actor's inbox, and wakes an actor (a
+  token on its memory channel) only when that made its next deadline earlier: a post
+  reaching 100 tenants' routes wakes one task, not 100. Groups are mutated by that
+  task's drain and by the actor's own task, each with no ``await`` between reading a
+  group and writing it, so each sees a group as it was left. Flush tasks get copies
+  and report back through the inbox.
 * Groups are found by :meth:`RouteNode.group_values` (a tuple of label values); the
   Go-quoted group key is built once, when the group is created.
 * Timers are data (:attr:`AggregationGroup.next_flush_at`), mirrored in a heap of
   ``(next_flush_at, order)`` entries pushed whenever a deadline changes; entries that
   no longer match their group are dropped when they surface, so a wake-up costs
   O(log groups), not a scan of every group. The actor sleeps on the wake-up channel
-  under a cancel scope whose deadline is the earliest tick or maintenance time.
+  under a cancel scope whose deadline is the earliest tick or maintenance time; the
+  scope lasts until that deadline, its deadline moved as messages arm new timers.
   Before running ticks it handles whatever is already queued, so a batch of alerts
   posted together lands in the same notification. Groups due at the same wake-up
   tick in creation order.
@@ -25,11 +29,13 @@ Theory of operation:
   running out of time counts as a failed flush.
 * Every 30 s, groups that are empty and not flushing are removed; a later alert with
   the same labels makes a new group with a fresh group_wait.
-* When the notifier can :class:`Prepare`, a helper task hands it the alerts that
-  arrived (those whose group flushes later than that), :data:`PREPARE_DELAY` after
-  they did, in slices: it looks up what their
-  flush will need (silences) while the daemon waits out group_wait, and its caches
-  answer at the flush. It touches no group, only those caches.
+* When the notifier can :class:`Prepare`, it gets the alerts that arrived (those
+  whose group flushes later than that), :data:`PREPARE_DELAY` after they did, in
+  slices: it looks up what their flush will need (silences) while the daemon waits out
+  group_wait, and its caches answer at the flush. It touches no group, only those
+  caches. One shared task does this for every actor (of every tenant): a post that
+  reaches 100 tenants' routes costs one timer, not one per route (a timer per actor
+  and window cost more than the alerts' own handling).
 
 Cancellation: cancelling :meth:`RouteGroupActor.run` cancels in-flight flushes; their
 outcome is lost, as it is when Alertmanager stops.
@@ -104,6 +110,121 @@ def no_peer_wait() -> float:
     return 0.0
 
 
+class _Marked:
+    """Actors marked for a shared task's attention, in the order they were marked
+    (each once); the task waits until there is one."""
+
+    def __init__(self) -> None:
+        self._actors: dict[RouteGroupActor, None] = {}
+        self._event = trio.Event()
+
+    def __bool__(self) -> bool:
+        return bool(self._actors)
+
+    def mark(self, actor: RouteGroupActor) -> None:
+        self._actors[actor] = None
+        self._event.set()
+
+    def pop(self) -> RouteGroupActor:
+        actor = next(iter(self._actors))
+        del self._actors[actor]
+        return actor
+
+    async def wait(self) -> None:
+        if not self._actors:
+            self._event = trio.Event()
+            await self._event.wait()
+
+
+class _Shared:
+    """What every actor of a trio run (every tenant's) shares: one task that drains
+    their inboxes, and one that prepares their arrivals.
+
+    Intake: a post marks its actor (:meth:`has_mail`); the intake task drains every
+    marked actor's inbox in turn (synchronously, in slices) and wakes an actor only
+    when that moved its next deadline earlier. A post reaching 100 tenants' routes
+    thus wakes one task, not 100 (each wake cost more than inserting the alert).
+
+    Preparation: :meth:`wants` marks an actor with arrivals; :data:`PREPARE_DELAY`
+    after the first, the preparer hands every marked actor's arrivals to its
+    notifier's ``prepare``, in slices of :data:`PREPARE_BATCH` alerts with a checkpoint
+    between slices: one timer per window, not one per actor.
+
+    Every dispatcher runs :meth:`serve` (:func:`serve_shared`), but only one serves at
+    a time (a lock): when it stops (a reload, a removed tenant), the next waiting one
+    takes over the same queues, which are consistent at every checkpoint.
+    """
+
+    def __init__(self) -> None:
+        #: Actors with mail, and actors with arrivals to prepare.
+        self._mail = _Marked()
+        self._fresh = _Marked()
+        self._lock = trio.Lock()
+
+    def has_mail(self, actor: RouteGroupActor) -> None:
+        self._mail.mark(actor)
+
+    def wants(self, actor: RouteGroupActor) -> None:
+        self._fresh.mark(actor)
+
+    async def serve(self) -> None:
+        async with self._lock, trio.open_nursery() as nursery:
+            nursery.start_soon(self._deliver)
+            nursery.start_soon(self._prepare)
+
+    async def _deliver(self) -> None:
+        mail = self._mail
+        while True:
+            await mail.wait()
+            deadline = time.perf_counter() + SLICE_SECONDS
+            while mail:
+                actor = mail.pop()
+                if actor._deliver():
+                    # Its slice is spent: the rest after the others (round robin).
+                    mail.mark(actor)
+                if time.perf_counter() >= deadline:
+                    await trio.lowlevel.checkpoint()
+                    deadline = time.perf_counter() + SLICE_SECONDS
+
+    async def _prepare(self) -> None:
+        due = self._fresh
+        while True:
+            await due.wait()
+            await trio.sleep(PREPARE_DELAY)
+            budget = PREPARE_BATCH
+            while due:
+                actor = due.pop()
+                before = len(actor._fresh)
+                left = actor._prepare_slice(budget)
+                if left:
+                    # Round robin: one actor's backlog does not starve the others.
+                    due.mark(actor)
+                budget -= before - left
+                if budget <= 0:
+                    # Let posts and flushes in between slices.
+                    await trio.lowlevel.checkpoint()
+                    budget = PREPARE_BATCH
+
+
+_SHARED = trio.lowlevel.RunVar[_Shared]("tocsin_actors_shared")
+
+
+def _shared() -> _Shared:
+    """The trio run's one :class:`_Shared`."""
+    try:
+        return _SHARED.get()
+    except LookupError:
+        shared = _Shared()
+        _SHARED.set(shared)
+        return shared
+
+
+async def serve_shared() -> None:
+    """Wait for the turn to run the intake and preparer of every actor of this trio
+    run, and run them until cancelled. Whoever runs actors runs this beside them."""
+    await _shared().serve()
+
+
 class RouteGroupActor:
     """Owns the aggregation groups of one route node and flushes them on their timers."""
 
@@ -137,7 +258,9 @@ class RouteGroupActor:
         self._prepare = notifier.prepare if isinstance(notifier, Prepare) else None
         #: Alerts inserted but not yet handed to ``prepare``.
         self._fresh: list[Alert] = []
-        self._fresh_event = trio.Event()
+        #: The deadline this actor sleeps until, waiting for an earlier one (-inf: not
+        #: asleep; it looks at its timers before it sleeps again).
+        self._asleep_until = -math.inf
 
     # --- called from other tasks (synchronous, non-blocking) ---------------------------
 
@@ -157,10 +280,23 @@ class RouteGroupActor:
         inbox = self._inbox
         inbox.append(message)
         if len(inbox) == 1:
+            _shared().has_mail(self)
+
+    def _deliver(self) -> bool:
+        """The shared intake's turn: drain (one slice), and wake the actor if that made
+        its next deadline earlier; whether messages remain."""
+        if self._stopped:
+            return False
+        more = self._drain()
+        asleep_until = self._asleep_until
+        if self._next_deadline(asleep_until) < asleep_until:
+            self._asleep_until = -math.inf
             try:
                 self._wake_send.send_nowait(None)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._stop_intake()
+                return False
+        return more
 
     def _stop_intake(self) -> None:
         self._stopped = True
@@ -194,10 +330,9 @@ class RouteGroupActor:
         try:
             async with self._wake_receive, trio.open_nursery() as nursery:
                 next_maintenance = trio.current_time() + MAINTENANCE_INTERVAL
-                if self._prepare is not None:
-                    nursery.start_soon(self._prepare_arrivals, self._prepare)
                 task_status.started()
                 while True:
+                    # What came with the deadline lands in this tick's notification.
                     while self._drain():
                         await trio.lowlevel.checkpoint()
                     now = trio.current_time()
@@ -205,10 +340,34 @@ class RouteGroupActor:
                         self._maintain()
                         next_maintenance = now + MAINTENANCE_INTERVAL
                     await self._run_due_ticks(nursery, now)
-                    with trio.move_on_at(self._next_deadline(next_maintenance)):
-                        await self._wake_receive.receive()
+                    await self._wait_and_drain(self._next_deadline(next_maintenance))
         finally:
             self._stop_intake()
+
+    async def _wait_and_drain(self, deadline: float) -> None:
+        """Drain the inbox as messages come, until ``deadline`` (a tick or maintenance).
+
+        One cancel scope serves every wake-up until the deadline: its deadline is moved
+        as messages change the timers, instead of a new scope per wake-up (with 100
+        tenants, each POST wakes a hundred actors; a scope per wake cost as much as
+        the alerts' own handling). Ticks run outside the scope, so its expiry never
+        interrupts a tick; a drain interrupted at a checkpoint leaves the rest queued.
+        """
+        with trio.CancelScope(deadline=deadline) as scope:
+            while True:
+                while self._drain():
+                    await trio.lowlevel.checkpoint()
+                # Draining may have made a group due earlier (a new group, expedite).
+                scope.deadline = min(scope.deadline, self._next_deadline(scope.deadline))
+                if scope.deadline <= trio.current_time():
+                    return
+                # Until then the shared intake drains the inbox and wakes this task
+                # only for an earlier deadline.
+                self._asleep_until = scope.deadline
+                try:
+                    await self._wake_receive.receive()
+                finally:
+                    self._asleep_until = -math.inf
 
     def _drain(self) -> bool:
         """Handle queued messages, in order, for at most :data:`SLICE_SECONDS`; whether
@@ -249,22 +408,20 @@ class RouteGroupActor:
             if fresh:
                 if len(fresh) > PREPARE_BACKLOG:
                     del fresh[:-PREPARE_BACKLOG]
-                self._fresh_event.set()
+                _shared().wants(self)
         return False
 
-    async def _prepare_arrivals(self, prepare: Callable[[Sequence[Alert], int], None]) -> None:
-        """Hand arrived alerts to the notifier's ``prepare``, a little after they came."""
-        while True:
-            await self._fresh_event.wait()
-            self._fresh_event = trio.Event()
-            await trio.sleep(PREPARE_DELAY)
-            fresh = self._fresh
-            while fresh:
-                batch = fresh[:PREPARE_BATCH]
-                del fresh[:PREPARE_BATCH]
-                prepare(batch, self._clock.now())
-                # Let posts and flushes in between slices.
-                await trio.lowlevel.checkpoint()
+    def _prepare_slice(self, most: int) -> int:
+        """Hand up to ``most`` arrived alerts to ``prepare``; how many remain."""
+        fresh = self._fresh
+        if self._prepare is None or self._stopped:
+            fresh.clear()
+            return 0
+        batch = fresh[:most]
+        del fresh[:most]
+        if batch:
+            self._prepare(batch, self._clock.now())
+        return len(fresh)
 
     def _arm(self, group: AggregationGroup) -> None:
         heapq.heappush(self._timers, (group.next_flush_at, group.order))

@@ -16,7 +16,7 @@ import trio
 
 from daemon.alert import Alert
 from daemon.clock import Clock
-from daemon.dispatch.actor import RouteGroupActor, no_peer_wait
+from daemon.dispatch.actor import RouteGroupActor, no_peer_wait, serve_shared
 from daemon.dispatch.group_limit import GroupBudget
 from daemon.dispatch.route import RouteNode
 from daemon.dispatch.snapshot import GroupSnapshot
@@ -65,6 +65,8 @@ class Dispatcher:
         started = False
         with self._cancel_scope:
             async with trio.open_nursery() as nursery:
+                # The actors' inboxes are drained by the run's shared intake.
+                nursery.start_soon(serve_shared)
                 for actor in self._actors.values():
                     await nursery.start(actor.run)
                 task_status.started()
