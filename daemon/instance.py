@@ -425,7 +425,7 @@ class Instance:
             self.silences.apply(plan)
             return
         records = [silencepb.encode_mesh_silence(s, exp) for s, exp in plan.records]
-        await self.silence_state.commit(records, lambda: self.silences.apply(plan))
+        await self.silence_state.commit(records, lambda: self.silences.apply(plan, records))
 
     # --- housekeeping -------------------------------------------------------------------
 
