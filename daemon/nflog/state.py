@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import attrs
 import xxhash
@@ -98,6 +99,27 @@ class Nflog:
 
     retention: int = DEFAULT_RETENTION
     entries: dict[str, Entry] = attrs.field(factory=dict)
+    #: The tenant whose pipeline this log is (None: the global one), for its metrics.
+    tenant: str | None = None
+    # This pipeline's query series, looked up once: query() runs on every flush.
+    _queries: Any = attrs.field(
+        default=attrs.Factory(
+            lambda self: metrics.pipeline_series(metrics.nflog_queries, self.tenant),
+            takes_self=True,
+        ),
+        init=False,
+        eq=False,
+        repr=False,
+    )
+    _query_duration: Any = attrs.field(
+        default=attrs.Factory(
+            lambda self: metrics.pipeline_series(metrics.nflog_query_duration, self.tenant),
+            takes_self=True,
+        ),
+        init=False,
+        eq=False,
+        repr=False,
+    )
     # Observers of every stored entry (persistence journal, gossip broadcast); they run
     # synchronously inside log()/merge(), so they must only queue work, never block.
     _listeners: list[Callable[[Entry], None]] = attrs.field(
@@ -166,11 +188,11 @@ class Nflog:
 
     def query(self, group_key: str, receiver: ReceiverKey) -> Entry | None:
         """The latest entry for this group and integration, or None (never notified)."""
-        metrics.nflog_queries.inc()
+        self._queries.inc()
         start = time.perf_counter()
         entry = self.entries.get(state_key(group_key, receiver))
         # As the Histogram's own timer, without its context-manager cost per flush.
-        metrics.nflog_query_duration.observe(time.perf_counter() - start)
+        self._query_duration.observe(time.perf_counter() - start)
         return entry
 
     def merge(self, entry: Entry, now: int) -> bool:
