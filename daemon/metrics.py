@@ -29,21 +29,6 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-INTEGRATIONS = (
-    "discord",
-    "email",
-    "msteams",
-    "opsgenie",
-    "pagerduty",
-    "pushover",
-    "slack",
-    "sns",
-    "telegram",
-    "victorops",
-    "webex",
-    "webhook",
-    "wechat",
-)
 #: The integrations whose series Alertmanager 0.25 creates at start-up (its
 #: ``notify.NewMetrics``); the newer ones' series appear at their first notification.
 PRECREATED_INTEGRATIONS = (
@@ -58,6 +43,7 @@ PRECREATED_INTEGRATIONS = (
     "webhook",
     "wechat",
 )
+INTEGRATIONS = tuple(sorted((*PRECREATED_INTEGRATIONS, "discord", "msteams", "webex")))
 FAILURE_REASONS = (
     "other",
     "clientError",

@@ -4,7 +4,6 @@ Alertmanager 0.25's exact names and label sets."""
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -12,26 +11,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.processes import Proc, WebhookSink, run_alertmanager, run_tocsin, wait_for
-
-TOKENS = {"admin": "tm-admin", "ingest": "tm-ingest", "a": "tm-team-a", "b": "tm-team-b"}
-
-
-def sha(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-TENANCY = f"""\
-admins: [{{name: ops, token_sha256: {sha(TOKENS["admin"])}}}]
-ingest: [{{name: prom, token_sha256: {sha(TOKENS["ingest"])}}}]
-tenants:
-  team-a:
-    tokens_sha256: [{sha(TOKENS["a"])}]
-    namespaces: [a]
-  team-b:
-    tokens_sha256: [{sha(TOKENS["b"])}]
-    namespaces: [b]
-"""
+from tests.integration.processes import WebhookSink, run_alertmanager, run_tocsin, wait_for
+from tests.tenancy.test_isolation import TENANCY, TOKENS, client, silence, tenant_config
 
 #: Every family that belongs to one pipeline (its config, store, dispatcher, silences,
 #: nflog and notifier). The process's own families (HTTP, build, cluster, config file
@@ -102,19 +83,6 @@ def of_tenant(samples: dict[Labels, float], tenant: str | None) -> set[Labels]:
     return {k for k in samples if dict(k).get("tenant") == tenant}
 
 
-def tenant_config(sink_url: str) -> str:
-    return (
-        "alertmanager_config: |\n"
-        "  route: {receiver: r, group_by: [alertname], group_wait: 50ms, group_interval: 1s}\n"
-        f"  receivers: [{{name: r, webhook_configs: [{{url: '{sink_url}'}}]}}]\n"
-    )
-
-
-def client(proc: Proc, who: str) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {TOKENS[who]}"}
-    return httpx.Client(base_url=proc.url, headers=headers, timeout=10)
-
-
 def alert(name: str, namespace: str | None = None) -> dict[str, object]:
     labels = (
         {"alertname": name} if namespace is None else {"alertname": name, "namespace": namespace}
@@ -132,13 +100,7 @@ GLOBAL_ALERTS = [
     alert("G2"),
     {"labels": {"alertname": "G3"}, "endsAt": "2020-01-01T00:00:00Z"},
 ]
-MUTE = {
-    "matchers": [{"name": "alertname", "value": "Muted", "isRegex": False}],
-    "startsAt": "2020-01-01T00:00:00Z",
-    "endsAt": "2099-01-01T00:00:00Z",
-    "createdBy": "test",
-    "comment": "mutes one alert",
-}
+MUTE = silence("mutes one alert", "Muted")
 INVALID = [{"labels": {"": "no name"}}]
 
 
@@ -153,11 +115,11 @@ def test_every_per_pipeline_family_is_labelled_by_tenant(tmp_path: Path) -> None
         with run_tocsin(tmp_path, GLOBAL_CONFIG.format(url=sink.url), *flags) as proc:
             for who in ("a", "b"):
                 with client(proc, who) as c:
-                    put = c.post("/api/v1/alerts", content=tenant_config(sink.url))
+                    put = c.post("/api/v1/alerts", content=tenant_config("r", sink.url))
                     assert put.status_code == 201, put.text
             with client(proc, "ingest") as ingest:
                 # Fanned out by namespace: one alert for each tenant, and the global copies.
-                posted = [*GLOBAL_ALERTS, alert("FanA", "a"), alert("FanB", "b")]
+                posted = [*GLOBAL_ALERTS, alert("FanA", "team-a"), alert("FanB", "team-b")]
                 assert ingest.post("/api/v2/alerts", json=posted).status_code == 200
                 assert ingest.post("/api/v2/alerts", json=INVALID).status_code == 400
             with client(proc, "a") as a:
@@ -250,7 +212,7 @@ def test_global_series_keep_alertmanagers_label_sets(tmp_path: Path) -> None:
     exactly the label sets of a live Alertmanager 0.25's after the same traffic."""
     (tmp_path / "tenancy.yml").write_text(TENANCY)
     flag = f"--tenancy.config-file={tmp_path / 'tenancy.yml'}"
-    traffic = [*GLOBAL_ALERTS, alert("FanA", "a")]
+    traffic = [*GLOBAL_ALERTS, alert("FanA", "team-a")]
     with WebhookSink() as sink:
         config = GLOBAL_CONFIG.format(url=sink.url)
         am_dir = tmp_path / "am"
