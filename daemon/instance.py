@@ -157,8 +157,10 @@ class Instance:
         self.nflog_state: DurableState | None = None
         self.silence_state: DurableState | None = None
         self.store = AlertStore(clock)
-        self.nflog = Nflog(retention=retention)
-        self.silences = Silences(retention=retention)
+        self.nflog = Nflog(retention=retention, tenant=tenant)
+        self.silences = Silences(retention=retention, tenant=tenant)
+        if tenant is not None:
+            metrics.open_pipeline(tenant)
         #: What mutes this pipeline's alerts: its own silences and, in a tenant
         #: pipeline, the global pipeline's too (NM's global silences mute every tenant).
         self.muter: SilenceMatcher = (
@@ -313,7 +315,7 @@ class Instance:
             lambda: self.limits.max_dispatcher_aggregation_groups,
             lambda: self._breach("max_dispatcher_aggregation_groups"),
         )
-        dispatcher = Dispatcher(root, notifiers, self.clock, budget=budget)
+        dispatcher = Dispatcher(root, notifiers, self.clock, budget=budget, tenant=self.tenant)
         return Generation(config, root, dispatcher, inhibitor, marker, bound)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -399,7 +401,9 @@ class Instance:
                 snapshot=lambda: nflogpb.deferred_maintenance(self.nflog, self.clock.now()),
                 maintenance_interval=interval,
                 flush_interval=1.0,
-                on_maintenance_error=lambda exc: nflogpb.maintenance_errors_total.inc(),
+                on_maintenance_error=lambda exc: metrics.pipeline_series(
+                    nflogpb.maintenance_errors_total, self.tenant
+                ).inc(),
             )
         )
         self.nflog_state = nflog_state
@@ -414,7 +418,9 @@ class Instance:
                 silence_state.serve,
                 snapshot=lambda: list(iter_delimited(self.silences.maintenance(self.clock.now()))),
                 maintenance_interval=interval,
-                on_maintenance_error=lambda exc: silence_mod.maintenance_errors_total.inc(),
+                on_maintenance_error=lambda exc: metrics.pipeline_series(
+                    silence_mod.maintenance_errors_total, self.tenant
+                ).inc(),
             )
         )
         self.silence_state = silence_state
@@ -607,6 +613,10 @@ class InstanceBackend:
     @property
     def clock(self) -> Clock:
         return self.instance.clock
+
+    @property
+    def tenant(self) -> str | None:
+        return self.instance.tenant
 
     @property
     def uptime(self) -> int:

@@ -35,7 +35,7 @@ import structlog
 import trio
 
 from cluster.errors import DecodeError
-from daemon import thread_limits
+from daemon import metrics, thread_limits
 from daemon.alert import Alert
 from daemon.config.errors import ConfigError
 from daemon.config.model import Config
@@ -476,8 +476,13 @@ async def _run_in(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    with scope:
-        await instance.run(task_status=task_status)
+    try:
+        with scope:
+            await instance.run(task_status=task_status)
+    finally:
+        # After the final snapshot, whose metrics would otherwise bring series back.
+        if instance.tenant is not None:
+            metrics.close_pipeline(instance.tenant)
 
 
 __all__ = ["CONFIG_KEY", "ConfigEntry", "ConfigGossip", "FanOutBackend", "TenantMap"]

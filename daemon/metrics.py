@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,10 +29,10 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-INTEGRATIONS = (
-    "discord",
+#: The integrations whose series Alertmanager 0.25 creates at start-up (its
+#: ``notify.NewMetrics``); the newer ones' series appear at their first notification.
+PRECREATED_INTEGRATIONS = (
     "email",
-    "msteams",
     "opsgenie",
     "pagerduty",
     "pushover",
@@ -40,10 +40,10 @@ INTEGRATIONS = (
     "sns",
     "telegram",
     "victorops",
-    "webex",
     "webhook",
     "wechat",
 )
+INTEGRATIONS = tuple(sorted((*PRECREATED_INTEGRATIONS, "discord", "msteams", "webex")))
 FAILURE_REASONS = (
     "other",
     "clientError",
@@ -199,9 +199,14 @@ nflog_query_errors = Counter(
     "Number notification log received queries that failed.",
     registry=REGISTRY,
 )
+#: Go's ``prometheus.DefBuckets``, which Alertmanager's query histograms use (Python's
+#: default buckets are different ones).
+GO_DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
 nflog_query_duration = Histogram(
     "alertmanager_nflog_query_duration_seconds",
     "Duration of notification log query evaluation.",
+    buckets=GO_DEFAULT_BUCKETS,
     registry=REGISTRY,
 )
 nflog_gossip_messages_propagated = Counter(
@@ -212,12 +217,14 @@ nflog_gossip_messages_propagated = Counter(
 
 
 def _precreate() -> None:
-    alerts_received.labels("v2", "firing")
-    alerts_received.labels("v2", "resolved")
-    alerts_invalid.labels("v2")
+    # Alertmanager 0.25 serves API v1 and v2, and counts each under its version.
+    for version in ("v1", "v2"):
+        alerts_received.labels(version, "firing")
+        alerts_received.labels(version, "resolved")
+        alerts_invalid.labels(version)
     http_requests_in_flight.labels("get")
     http_concurrency_limit_exceeded.labels("get")
-    for integration in INTEGRATIONS:
+    for integration in PRECREATED_INTEGRATIONS:
         notifications.labels(integration)
         notification_requests.labels(integration)
         notification_requests_failed.labels(integration)
@@ -229,12 +236,16 @@ def _precreate() -> None:
 _precreate()
 
 
+Family = Counter | Gauge | Histogram | Summary
+F = TypeVar("F", Counter, Gauge, Histogram, Summary)
+
+
 class _WithTenants(Collector):
     """One family: the global pipeline's series exactly as Alertmanager's, then the same
     series of tenant pipelines with a ``tenant`` label (samples of one family may carry
     different label sets; the exposition stays one HELP and one TYPE per name)."""
 
-    def __init__(self, base: Counter | Histogram, tenanted: Counter | Histogram) -> None:
+    def __init__(self, base: Family, tenanted: Family) -> None:
         self.base = base
         self.tenanted = tenanted
 
@@ -248,43 +259,106 @@ class _WithTenants(Collector):
         return self.base.describe()
 
 
-def _tenant_twin(base: Counter | Histogram) -> Counter | Histogram:
-    """``base``'s series for tenant pipelines, served inside ``base``'s own family."""
+def per_pipeline(base: F) -> F:
+    """Declare ``base`` a per-pipeline family: tenant pipelines get their own series of
+    it, with a ``tenant`` label, served inside ``base``'s family (see
+    :func:`pipeline_series`). Returns ``base``, so a definition can be wrapped."""
+    _add_twin(base)
+    return base
+
+
+def _add_twin(base: Family) -> None:
     # prometheus_client keeps label names, documentation and buckets in private fields.
     names = [*base._labelnames, "tenant"]
-    twin: Counter | Histogram
+    twin: Family
     if isinstance(base, Histogram):
         twin = Histogram(
             base._name, base._documentation, names, buckets=base._upper_bounds[:-1], registry=None
         )
+    elif isinstance(base, Summary):
+        twin = Summary(base._name, base._documentation, names, registry=None)
+    elif isinstance(base, Gauge):
+        twin = Gauge(base._name, base._documentation, names, registry=None)
     else:
         twin = Counter(base._name, base._documentation, names, registry=None)
     REGISTRY.unregister(base)
     REGISTRY.register(_WithTenants(base, twin))
     _twins[id(base)] = twin
-    return twin
+    if not base._labelnames:
+        _unlabelled.append(base)
 
 
-_twins: dict[int, Counter | Histogram] = {}
+_twins: dict[int, Family] = {}
+#: Per-pipeline families without labels of their own: a tenant pipeline's series of
+#: these exist from its start (see :func:`open_pipeline`).
+_unlabelled: list[Family] = []
+#: How many pipelines of each tenant are open (see :func:`close_pipeline`).
+_open: dict[str, int] = {}
 
 
-def pipeline_series(family: Counter | Histogram, tenant: str | None, *values: str) -> Any:
-    """The child of a per-pipeline notification series: ``family``'s own for the global
-    pipeline (tenant None), its tenant-labelled twin's for a tenant pipeline."""
+def open_pipeline(tenant: str) -> None:
+    """Create ``tenant``'s series of every per-pipeline family at zero, as the global
+    pipeline's exist from the process's start (``_precreate``), so a dashboard sees a
+    new tenant before its first alert, query or maintenance."""
+    _open[tenant] = _open.get(tenant, 0) + 1
+    for family in _unlabelled:
+        _twins[id(family)].labels(tenant)
+    for version in ("v1", "v2"):
+        pipeline_series(alerts_received, tenant, version, "firing")
+        pipeline_series(alerts_received, tenant, version, "resolved")
+        pipeline_series(alerts_invalid, tenant, version)
+    for integration in PRECREATED_INTEGRATIONS:
+        pipeline_series(notifications, tenant, integration)
+        pipeline_series(notification_requests, tenant, integration)
+        pipeline_series(notification_requests_failed, tenant, integration)
+        pipeline_series(notification_latency, tenant, integration)
+        for reason in FAILURE_REASONS:
+            pipeline_series(notifications_failed, tenant, integration, reason)
+
+
+def close_pipeline(tenant: str) -> None:
+    """Undo one :func:`open_pipeline`; the last one removes ``tenant``'s series of every
+    per-pipeline family, so a tenant taken out of the tenancy file leaves no frozen
+    series behind (back again, it starts at zero, which Prometheus reads as a counter
+    reset). Call it once the pipeline has stopped: its final snapshot still counts.
+    Counted, because a tenant removed and added again can start its new pipeline
+    before the old one's final snapshot is written."""
+    _open[tenant] -= 1
+    if _open[tenant] > 0:
+        return
+    del _open[tenant]
+    for twin in _twins.values():
+        # prometheus_client lists a family's children only in a private field.
+        for values in [v for v in twin._metrics if v[-1] == tenant]:
+            twin.remove(*values)
+
+
+def pipeline_series(family: Family, tenant: str | None, *values: str) -> Any:
+    """The child of a per-pipeline series: ``family``'s own for the global pipeline
+    (tenant None), its tenant-labelled twin's for a tenant pipeline. Looking a child up
+    also creates it, so a tenant's series exist from its pipeline's start, at zero, as
+    Alertmanager's unlabelled ones do."""
     if tenant is None:
-        return family.labels(*values)
+        return family.labels(*values) if values else family
     return _twins[id(family)].labels(*values, tenant)
 
 
 for _family in (
+    alerts_received,
+    alerts_invalid,
     notifications,
     notifications_failed,
     notification_requests,
     notification_requests_failed,
     notification_latency,
     notifications_suppressed,
+    dispatcher_processing,
+    nflog_queries,
+    nflog_query_errors,
+    nflog_query_duration,
+    nflog_gossip_messages_propagated,
 ):
-    _tenant_twin(_family)
+    _add_twin(_family)
 
 
 Samples = Iterable[tuple[tuple[str, ...], float]]

@@ -23,7 +23,7 @@ from werkzeug.routing import Map, PathConverter
 
 from daemon import metrics
 from daemon.alert import Alert, posted_alerts
-from daemon.api.backend import AdmitsAlerts, ApiBackend
+from daemon.api.backend import AdmitsAlerts, ApiBackend, KnowsTenant
 from daemon.api.cooperative import run_cooperatively
 from daemon.api.encoding import body, cluster_status, framework_error, version_info
 from daemon.api.limits import AsgiApp, HandlerLabel, instrument, limit
@@ -41,9 +41,6 @@ DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 #: An API v2 handler: the backend and the path parameters (``{silenceID}`` → value).
 ApiHandler = Callable[[ApiBackend, Mapping[str, str]], Awaitable[Response]]
 
-_received_firing = metrics.alerts_received.labels("v2", "firing")
-_received_resolved = metrics.alerts_received.labels("v2", "resolved")
-_invalid = metrics.alerts_invalid.labels("v2")
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _TOKEN_AT = re.compile(_TOKEN)
@@ -115,8 +112,11 @@ def _empty_ok() -> Response:
     return resp
 
 
-async def post_alerts(backend: ApiBackend, params: Mapping[str, str]) -> Response:
-    """POST /api/v2/alerts (spec §1.6): defaults, best-effort store, joined errors."""
+async def post_alerts(
+    backend: ApiBackend, params: Mapping[str, str], *, version: str = "v2"
+) -> Response:
+    """POST /api/v2/alerts (spec §1.6): defaults, best-effort store, joined errors.
+    ``version`` is the API version the alerts count under in ``/metrics``."""
     error = _media_type_error(request.headers.get("Content-Type"))
     if error is not None:
         return error
@@ -163,12 +163,15 @@ async def post_alerts(backend: ApiBackend, params: Mapping[str, str]) -> Respons
                         backend.put_alerts(held[start : start + INTAKE_SLICE], now)
             except LimitExceeded as exc:
                 return _handler_error(400, str(exc))
+    tenant = backend.tenant if isinstance(backend, KnowsTenant) else None
     if firing:
-        _received_firing.inc(firing)
+        metrics.pipeline_series(metrics.alerts_received, tenant, version, "firing").inc(firing)
     if len(raws) > firing:
-        _received_resolved.inc(len(raws) - firing)
+        metrics.pipeline_series(metrics.alerts_received, tenant, version, "resolved").inc(
+            len(raws) - firing
+        )
     if errors:
-        _invalid.inc(len(errors))
+        metrics.pipeline_series(metrics.alerts_invalid, tenant, version).inc(len(errors))
     if errors:
         return _handler_error(400, "; ".join(errors))
     return _empty_ok()

@@ -45,6 +45,17 @@ class AdmitsAlerts(Protocol):
         ...
 
 
+@runtime_checkable
+class KnowsTenant(Protocol):
+    """A backend that knows whose pipeline it is (``daemon.instance.InstanceBackend``,
+    and, per request, ``daemon.api.tenancy.RequestBackend``), for the intake's metrics."""
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant whose pipeline this is; None for the global one."""
+        ...
+
+
 class ApiBackend(Protocol):
     """The daemon as the API sees it. All calls are synchronous and cheap."""
 

@@ -259,6 +259,10 @@ class RequestBackend:
         return self._global.uptime
 
     @property
+    def tenant(self) -> str | None:
+        return request_tenant()
+
+    @property
     def route_prefix(self) -> str:
         return self._global.route_prefix
 
@@ -373,7 +377,7 @@ def _is_json_array(data: bytes) -> bool:
 
 async def _v1_ingest(backend: ApiBackend, params: Mapping[str, str]) -> Response:
     """Alertmanager 0.25's v1 answer around the v2 intake."""
-    resp = await post_alerts(backend, params)
+    resp = await post_alerts(backend, params, version="v1")
     if resp.status_code == 200:
         return _json(200, {"status": "success"})
     detail = (await resp.get_data(as_text=True)).strip()

@@ -10,10 +10,12 @@ as in Alertmanager.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 import trio
 
+from daemon import metrics
 from daemon.alert import Alert
 from daemon.clock import Clock
 from daemon.dispatch.actor import RouteGroupActor, no_peer_wait, serve_shared
@@ -34,13 +36,16 @@ class Dispatcher:
         *,
         peer_wait: Callable[[], float] = no_peer_wait,
         budget: GroupBudget | None = None,
+        tenant: str | None = None,
     ) -> None:
         """``notifiers`` maps receiver names to pipelines; every route's receiver needs one.
 
         ``peer_wait`` gives the cluster wait (seconds) added to each flush deadline;
-        ``budget`` caps the groups of all routes together (a tenant's limit).
+        ``budget`` caps the groups of all routes together (a tenant's limit); ``tenant``
+        labels the processing summary of a tenant's pipeline.
         """
         self.root = root
+        self._processing = metrics.pipeline_series(metrics.dispatcher_processing, tenant)
         self._actors: dict[str, RouteGroupActor] = {}
         for node in root.walk():
             try:
@@ -82,11 +87,15 @@ class Dispatcher:
 
     def ingest(self, alert: Alert) -> None:
         """Queue ``alert`` on every route it matches. Synchronous and never blocks."""
+        # Alertmanager's processing summary times its processAlert: routing the alert
+        # and handing it to each matching route's aggregation groups, as here.
+        start = time.perf_counter()
         if self._sole_actor is not None:
             self._sole_actor.send(alert)
-            return
-        for node in self.root.match(alert.labels):
-            self._actors[node.id].send(alert)
+        else:
+            for node in self.root.match(alert.labels):
+                self._actors[node.id].send(alert)
+        self._processing.observe(time.perf_counter() - start)
 
     def groups(self) -> list[GroupSnapshot]:
         """Every current group (empty ones included until maintenance removes them).

@@ -566,13 +566,17 @@ class ClusterPeer:
         nflog_channel = NflogChannel(nflog=nflog, clock=self.clock)
         channels.add_state(silences_key, silences_channel)
         channels.add_state(nflog_key, nflog_channel)
+        silence_propagations = metrics.pipeline_series(silences_propagated, silences.tenant)
+        nflog_propagations = metrics.pipeline_series(
+            metrics.nflog_gossip_messages_propagated, nflog.tenant
+        )
 
         def on_silence(record: bytes) -> None:
             # Called for our own writes and for every record a merge stored.
             if silences_channel.merging:
                 if silences_channel.merging_oversized:
                     return
-                silences_propagated.inc()
+                silence_propagations.inc()
             self._broadcast(silences_key, record)
 
         def on_nflog_entry(entry: Entry) -> None:
@@ -580,7 +584,7 @@ class ClusterPeer:
             if nflog_channel.merging:
                 if nflog_channel.merging_oversized:
                     return
-                metrics.nflog_gossip_messages_propagated.inc()
+                nflog_propagations.inc()
             # Delimited, as Alertmanager's nflog broadcasts (pbutil.WriteDelimited).
             self._broadcast(nflog_key, encode_state([entry]))
 

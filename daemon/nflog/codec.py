@@ -47,30 +47,40 @@ from daemon.nflog.state import Entry, Nflog, ReceiverKey
 
 _U32 = 0xFFFF_FFFF
 
-gc_duration = Summary(
-    "alertmanager_nflog_gc_duration_seconds",
-    "Duration of the last notification log garbage collection cycle.",
-    registry=metrics.REGISTRY,
+gc_duration = metrics.per_pipeline(
+    Summary(
+        "alertmanager_nflog_gc_duration_seconds",
+        "Duration of the last notification log garbage collection cycle.",
+        registry=metrics.REGISTRY,
+    )
 )
-snapshot_duration = Summary(
-    "alertmanager_nflog_snapshot_duration_seconds",
-    "Duration of the last notification log snapshot.",
-    registry=metrics.REGISTRY,
+snapshot_duration = metrics.per_pipeline(
+    Summary(
+        "alertmanager_nflog_snapshot_duration_seconds",
+        "Duration of the last notification log snapshot.",
+        registry=metrics.REGISTRY,
+    )
 )
-snapshot_size = Gauge(
-    "alertmanager_nflog_snapshot_size_bytes",
-    "Size of the last notification log snapshot in bytes.",
-    registry=metrics.REGISTRY,
+snapshot_size = metrics.per_pipeline(
+    Gauge(
+        "alertmanager_nflog_snapshot_size_bytes",
+        "Size of the last notification log snapshot in bytes.",
+        registry=metrics.REGISTRY,
+    )
 )
-maintenance_total = Counter(
-    "alertmanager_nflog_maintenance",
-    "How many maintenances were executed for the notification log.",
-    registry=metrics.REGISTRY,
+maintenance_total = metrics.per_pipeline(
+    Counter(
+        "alertmanager_nflog_maintenance",
+        "How many maintenances were executed for the notification log.",
+        registry=metrics.REGISTRY,
+    )
 )
-maintenance_errors_total = Counter(
-    "alertmanager_nflog_maintenance_errors",
-    "How many maintenances were executed for the notification log that failed.",
-    registry=metrics.REGISTRY,
+maintenance_errors_total = metrics.per_pipeline(
+    Counter(
+        "alertmanager_nflog_maintenance_errors",
+        "How many maintenances were executed for the notification log that failed.",
+        registry=metrics.REGISTRY,
+    )
 )
 
 
@@ -242,10 +252,11 @@ def deferred_maintenance(nflog: Nflog, now: int) -> Iterator[bytes]:
     ``snapshot=lambda: deferred_maintenance(nflog, clock.now())`` to
     :meth:`daemon.persist.DurableState.serve`.
     """
-    maintenance_total.inc()
+    tenant = nflog.tenant
+    metrics.pipeline_series(maintenance_total, tenant).inc()
     start = time.perf_counter()
     nflog.gc(now)
-    gc_duration.observe(time.perf_counter() - start)
+    metrics.pipeline_series(gc_duration, tenant).observe(time.perf_counter() - start)
     entries = list(nflog.entries.values())
 
     def encode() -> Iterator[bytes]:
@@ -255,8 +266,8 @@ def deferred_maintenance(nflog: Nflog, now: int) -> Iterator[bytes]:
             record = encode_mesh_entry(entry)
             size += len(encode_varint(len(record))) + len(record)
             yield record
-        snapshot_duration.observe(time.perf_counter() - start)
-        snapshot_size.set(size)
+        metrics.pipeline_series(snapshot_duration, tenant).observe(time.perf_counter() - start)
+        metrics.pipeline_series(snapshot_size, tenant).set(size)
 
     return encode()
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import attrs
 import xxhash
@@ -98,11 +99,27 @@ class Nflog:
 
     retention: int = DEFAULT_RETENTION
     entries: dict[str, Entry] = attrs.field(factory=dict)
+    #: The tenant whose pipeline this log is (None: the global one), for its metrics.
+    tenant: str | None = None
+    # This pipeline's query counter and histogram, looked up once: query() runs on
+    # every flush.
+    _query_series: tuple[Any, Any] = attrs.field(
+        default=attrs.Factory(lambda self: self._open_series(), takes_self=True),
+        init=False,
+        eq=False,
+        repr=False,
+    )
     # Observers of every stored entry (persistence journal, gossip broadcast); they run
     # synchronously inside log()/merge(), so they must only queue work, never block.
     _listeners: list[Callable[[Entry], None]] = attrs.field(
         factory=list, init=False, eq=False, repr=False
     )
+
+    def _open_series(self) -> tuple[Any, Any]:
+        return (
+            metrics.pipeline_series(metrics.nflog_queries, self.tenant),
+            metrics.pipeline_series(metrics.nflog_query_duration, self.tenant),
+        )
 
     def subscribe(self, listener: Callable[[Entry], None]) -> Callable[[], None]:
         """Call ``listener`` with every entry log() or merge() stores; returns an unsubscribe."""
@@ -166,11 +183,12 @@ class Nflog:
 
     def query(self, group_key: str, receiver: ReceiverKey) -> Entry | None:
         """The latest entry for this group and integration, or None (never notified)."""
-        metrics.nflog_queries.inc()
+        queries, duration = self._query_series
+        queries.inc()
         start = time.perf_counter()
         entry = self.entries.get(state_key(group_key, receiver))
         # As the Histogram's own timer, without its context-manager cost per flush.
-        metrics.nflog_query_duration.observe(time.perf_counter() - start)
+        duration.observe(time.perf_counter() - start)
         return entry
 
     def merge(self, entry: Entry, now: int) -> bool:

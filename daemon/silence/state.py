@@ -225,51 +225,95 @@ def filter_matches(s: Silence, filters: Sequence[Matcher]) -> bool:
 
 # --- metrics (spec §11) ---------------------------------------------------------------
 
-queries_total = Counter(
-    "alertmanager_silences_queries",
-    "How many silence queries were received.",
-    registry=metrics.REGISTRY,
+queries_total = metrics.per_pipeline(
+    Counter(
+        "alertmanager_silences_queries",
+        "How many silence queries were received.",
+        registry=metrics.REGISTRY,
+    )
 )
-query_errors_total = Counter(
-    "alertmanager_silences_query_errors",
-    "How many silence received queries did not succeed.",
-    registry=metrics.REGISTRY,
+query_errors_total = metrics.per_pipeline(
+    Counter(
+        "alertmanager_silences_query_errors",
+        "How many silence received queries did not succeed.",
+        registry=metrics.REGISTRY,
+    )
 )
-query_duration = Histogram(
-    "alertmanager_silences_query_duration_seconds",
-    "Duration of silence query evaluation.",
-    registry=metrics.REGISTRY,
+query_duration = metrics.per_pipeline(
+    Histogram(
+        "alertmanager_silences_query_duration_seconds",
+        "Duration of silence query evaluation.",
+        buckets=metrics.GO_DEFAULT_BUCKETS,
+        registry=metrics.REGISTRY,
+    )
 )
-gc_duration = Summary(
-    "alertmanager_silences_gc_duration_seconds",
-    "Duration of the last silence garbage collection cycle.",
-    registry=metrics.REGISTRY,
+gc_duration = metrics.per_pipeline(
+    Summary(
+        "alertmanager_silences_gc_duration_seconds",
+        "Duration of the last silence garbage collection cycle.",
+        registry=metrics.REGISTRY,
+    )
 )
-snapshot_duration = Summary(
-    "alertmanager_silences_snapshot_duration_seconds",
-    "Duration of the last silence snapshot.",
-    registry=metrics.REGISTRY,
+snapshot_duration = metrics.per_pipeline(
+    Summary(
+        "alertmanager_silences_snapshot_duration_seconds",
+        "Duration of the last silence snapshot.",
+        registry=metrics.REGISTRY,
+    )
 )
-snapshot_size = Gauge(
-    "alertmanager_silences_snapshot_size_bytes",
-    "Size of the last silence snapshot in bytes.",
-    registry=metrics.REGISTRY,
+snapshot_size = metrics.per_pipeline(
+    Gauge(
+        "alertmanager_silences_snapshot_size_bytes",
+        "Size of the last silence snapshot in bytes.",
+        registry=metrics.REGISTRY,
+    )
 )
-gossip_propagated = Counter(
-    "alertmanager_silences_gossip_messages_propagated",
-    "Number of received gossip messages that have been further gossiped.",
-    registry=metrics.REGISTRY,
+gossip_propagated = metrics.per_pipeline(
+    Counter(
+        "alertmanager_silences_gossip_messages_propagated",
+        "Number of received gossip messages that have been further gossiped.",
+        registry=metrics.REGISTRY,
+    )
 )
-maintenance_total = Counter(
-    "alertmanager_silences_maintenance",
-    "How many maintenances were executed for silences.",
-    registry=metrics.REGISTRY,
+maintenance_total = metrics.per_pipeline(
+    Counter(
+        "alertmanager_silences_maintenance",
+        "How many maintenances were executed for silences.",
+        registry=metrics.REGISTRY,
+    )
 )
-maintenance_errors_total = Counter(
-    "alertmanager_silences_maintenance_errors",
-    "How many maintenances were executed for silences that failed.",
-    registry=metrics.REGISTRY,
+maintenance_errors_total = metrics.per_pipeline(
+    Counter(
+        "alertmanager_silences_maintenance_errors",
+        "How many maintenances were executed for silences that failed.",
+        registry=metrics.REGISTRY,
+    )
 )
+
+
+@attrs.frozen
+class _Series:
+    """One pipeline's children of the silence families, looked up once (a lookup takes
+    a lock and a dict probe, and :meth:`Silences.mutes` is on the notify path)."""
+
+    queries: Counter
+    query_duration: Histogram
+    gc_duration: Summary
+    snapshot_duration: Summary
+    snapshot_size: Gauge
+    maintenance: Counter
+
+    @classmethod
+    def of(cls, tenant: str | None) -> _Series:
+        """``tenant``'s children (None: the global pipeline's)."""
+        return cls(
+            metrics.pipeline_series(queries_total, tenant),
+            metrics.pipeline_series(query_duration, tenant),
+            metrics.pipeline_series(gc_duration, tenant),
+            metrics.pipeline_series(snapshot_duration, tenant),
+            metrics.pipeline_series(snapshot_size, tenant),
+            metrics.pipeline_series(maintenance_total, tenant),
+        )
 
 
 # --- the store --------------------------------------------------------------------------
@@ -333,6 +377,14 @@ class Silences:
     )
     #: A tenant's limits on local writes (peers' records are never refused).
     limits: SilenceLimits = attrs.field(factory=SilenceLimits)
+    #: The tenant whose pipeline this store is (None: the global one), for its metrics.
+    tenant: str | None = None
+    _series: _Series = attrs.field(
+        default=attrs.Factory(lambda self: _Series.of(self.tenant), takes_self=True),
+        init=False,
+        eq=False,
+        repr=False,
+    )
     #: The live set (see "Theory of the live set" above): the index holds exactly the
     #: silences active at ``_horizon``.
     _horizon: int = attrs.field(default=0, init=False, eq=False, repr=False)
@@ -400,10 +452,10 @@ class Silences:
     def query(self, filters: Sequence[Matcher], now: int) -> list[Silence]:
         """GET /silences: every stored silence passing the syntactic filters, API-sorted."""
         start = time.perf_counter()
-        queries_total.inc()
+        self._series.queries.inc()
         found = [s for s, _ in self._entries.values() if filter_matches(s, filters)]
         found.sort(key=lambda s: api_sort_key(s, now))
-        query_duration.observe(time.perf_counter() - start)
+        self._series.query_duration.observe(time.perf_counter() - start)
         return found
 
     def count_by_state(self, now: int) -> dict[SilenceState, int]:
@@ -513,7 +565,7 @@ class Silences:
         doomed = [sid for sid, (_, exp) in self._entries.items() if exp <= now]
         for sid in doomed:
             self._remove(sid)
-        gc_duration.observe(time.perf_counter() - start)
+        self._series.gc_duration.observe(time.perf_counter() - start)
         return len(doomed)
 
     # --- persistence and gossip ---
@@ -522,7 +574,7 @@ class Silences:
         """The whole state as concatenated delimited ``MeshSilence`` records (snapshot format)."""
         start = time.perf_counter()
         data = silencepb.encode_state((s, exp) for s, exp in self._entries.values())
-        snapshot_duration.observe(time.perf_counter() - start)
+        self._series.snapshot_duration.observe(time.perf_counter() - start)
         return data
 
     def load_snapshot(self, data: bytes) -> None:
@@ -551,10 +603,10 @@ class Silences:
 
     def maintenance(self, now: int) -> bytes:
         """GC, then the snapshot to write (``<storage>/silences``)."""
-        maintenance_total.inc()
+        self._series.maintenance.inc()
         self.gc(now)
         data = self.marshal()
-        snapshot_size.set(len(data))
+        self._series.snapshot_size.set(len(data))
         return data
 
     def state_samples(self, now: int) -> list[tuple[tuple[str, ...], float]]:
@@ -577,7 +629,7 @@ class Silences:
             if marks.computed_at <= now:
                 # Only time moved: the matching set is unchanged, states may not be.
                 return self._mark(fingerprint, labels, marks.active + marks.pending, now)
-        queries_total.inc()
+        self._series.queries.inc()
         start = time.perf_counter()
         candidates: Iterable[str]
         since = self._changes_since(marks.step) if marks is not None else None
@@ -587,7 +639,7 @@ class Silences:
         else:
             candidates = self._matching(self._consulted(labels, now), labels, now)
         result = self._mark(fingerprint, labels, candidates, now)
-        query_duration.observe(time.perf_counter() - start)
+        self._series.query_duration.observe(time.perf_counter() - start)
         return result
 
     def pending_for(self, fingerprint: int) -> tuple[str, ...]:
