@@ -98,32 +98,72 @@ def _combine(patterns: list[str]) -> goregex.GoRegexp | None:
     return goregex.anchored_union(patterns)
 
 
+def _settable(pattern: str) -> bool:
+    """Whether ``pattern`` may join an :class:`~daemon.gocompat.regexp.AnchoredSet`."""
+    if "\\Q" in pattern:
+        return False
+    try:
+        goregex.check(pattern)
+    except goregex.GoRegexError:
+        return False
+    return True
+
+
 class _Chunk:
-    """Up to :data:`CHUNK` distinct regex keys of one label name, with an alternation of
-    them all and one per :data:`PART` of them, so a value matching one key costs a few
-    RE2 calls, not one per key. Silences with the same pattern share one key."""
+    """Up to :data:`CHUNK` distinct regex keys of one label name. Silences with the same
+    pattern share one key.
 
-    __slots__ = ("combined", "dirty", "members", "parts")
+    The keys sit in one RE2 set, so a value costs one DFA pass naming exactly the keys
+    it matches, however many there are (a label value new to the cache is the common
+    case: ``instance`` values). Keys a set cannot hold faithfully (``a)|(b``, ``\\Q``)
+    are matched one by one beside it. When RE2 refuses the set (its memory budget),
+    or ``use_set`` is off, the chunk falls back to one alternation of them all and one
+    per :data:`PART`, so a value matching one key costs a few RE2 calls, not one per key.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("combined", "dirty", "loose", "members", "parts", "set", "set_keys", "use_set")
+
+    def __init__(self, use_set: bool) -> None:
         #: pattern -> (its matcher, the IDs of the silences keyed on it)
         self.members: dict[str, tuple[Matcher, set[str]]] = {}
+        self.use_set = use_set
+        self.set: goregex.AnchoredSet | None = None
+        #: The set's member patterns by index, then the keys matched one by one.
+        self.set_keys: list[str] = []
+        self.loose: list[Matcher] = []
         self.combined: goregex.GoRegexp | None = None
         self.parts: list[tuple[goregex.GoRegexp | None, list[Matcher]]] = []
         self.dirty = True
 
     def rebuild(self) -> None:
         patterns = sorted(self.members)
+        self.set, self.set_keys, self.loose = None, [], []
+        self.combined, self.parts = None, []
+        self.dirty = False
+        if self.use_set:
+            keys = [p for p in patterns if _settable(p)]
+            self.set = goregex.anchored_set(keys)
+            if self.set is not None:
+                self.set_keys = keys
+                self.loose = [self.members[p][0] for p in patterns if not _settable(p)]
+                return
         self.combined = _combine(patterns)
-        self.parts = []
         for i in range(0, len(patterns), PART):
             part = patterns[i : i + PART]
             self.parts.append((_combine(part), [self.members[p][0] for p in part]))
-        self.dirty = False
 
     def hits(self, value: str, out: set[str]) -> None:
         if self.dirty:
             self.rebuild()
+        members = self.members
+        if self.set is not None:
+            keys = self.set_keys
+            for i in self.set.matches(value):
+                out.update(members[keys[i]][1])
+            for m in self.loose:
+                if m.matches(value):
+                    out.update(members[m.value][1])
+            return
         if self.combined is not None and not self.combined.search(value):
             return
         for combined, matchers in self.parts:
@@ -131,7 +171,7 @@ class _Chunk:
                 continue
             for m in matchers:
                 if m.matches(value):
-                    out.update(self.members[m.value][1])
+                    out.update(members[m.value][1])
 
 
 class MuteIndex:
@@ -147,9 +187,13 @@ class MuteIndex:
         "_keyless",
         "_literal_keys",
         "_regex_keys",
+        "_use_set",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, use_set: bool = True) -> None:
+        """``use_set=False`` keeps regex keys out of RE2 sets (the fallback path), so
+        tests can check that path against the set's."""
+        self._use_set = use_set
         self._eq: dict[tuple[str, str], set[str]] = {}
         self._chunks: dict[str, list[_Chunk]] = {}
         #: (name, pattern) -> the chunk holding that regex key.
@@ -192,7 +236,7 @@ class MuteIndex:
             if chunk is None:
                 chunks = self._chunks.setdefault(name, [])
                 if not chunks or len(chunks[-1].members) >= CHUNK:
-                    chunks.append(_Chunk())
+                    chunks.append(_Chunk(self._use_set))
                 chunk = self._chunk_of[(name, m.value)] = chunks[-1]
                 chunk.members[m.value] = (m, set())
                 chunk.dirty = True
