@@ -109,6 +109,12 @@ def _settable(pattern: str) -> bool:
     return True
 
 
+#: A label value's hits and, per group asked so far, those hits within the group.
+_Entry = tuple[frozenset[str], dict[frozenset[str], frozenset[str]]]
+#: The entry of every value that hits nothing.
+_MISS: _Entry = (frozenset(), {})
+
+
 class _Chunk:
     """Up to :data:`CHUNK` distinct regex keys of one label name. Silences with the same
     pattern share one key.
@@ -202,9 +208,7 @@ class MuteIndex:
         self._group_of: dict[str, frozenset[str]] = {}
         self._keyless: set[str] = set()
         #: name -> value -> (hits, hits per group asked so far)
-        self._hits: dict[
-            str, dict[str, tuple[frozenset[str], dict[frozenset[str], frozenset[str]]]]
-        ] = {}
+        self._hits: dict[str, dict[str, _Entry]] = {}
         self._literal_keys: dict[str, list[tuple[str, frozenset[str]]]] = {}
         self._regex_keys: dict[str, list[Matcher]] = {}
 
@@ -283,46 +287,52 @@ class MuteIndex:
     def hits(self, name: str, value: str) -> frozenset[str]:
         """IDs of the indexed silences with a key on ``name`` that matches ``value``."""
         cache = self._hits.get(name)
+        found = cache.get(value) if cache is not None else None
+        return (found if found is not None else self._lookup(name, value))[0]
+
+    def _lookup(self, name: str, value: str) -> _Entry:
+        """Compute and cache the hits of ``(name, value)``, with an empty per-group cache."""
+        cache = self._hits.get(name)
         if cache is None:
             cache = self._hits[name] = {}
-        else:
-            found = cache.get(value)
-            if found is not None:
-                return found[0]
         eq = self._eq.get((name, value))
         out: set[str] = set(eq) if eq is not None else set()
         for chunk in self._chunks.get(name, ()):
             chunk.hits(value, out)
-        answer = frozenset(out)
+        # Most values hit nothing (a new ``instance`` per alert): they share one entry,
+        # whose per-group dict is never written since an empty hit ends the group.
+        entry = (frozenset(out), {}) if out else _MISS
         if len(cache) >= HITS_PER_NAME:
             cache.clear()
-        cache[value] = (answer, {})
-        return answer
-
-    def _group_hits(self, name: str, value: str, group: frozenset[str]) -> frozenset[str]:
-        """:meth:`hits` within one group, kept beside the hits: a wide key of another group
-        sharing the name (``alertname=~"Bench.*"``) is then paid for once per value, not
-        once per alert."""
-        hits = self.hits(name, value)
-        if not hits:
-            return hits
-        per_group = self._hits[name][value][1]
-        found = per_group.get(group)
-        if found is None:
-            found = per_group[group] = hits.intersection(self._groups[group])
-        return found
+        cache[value] = entry
+        return entry
 
     def candidates(self, labels: Mapping[str, str]) -> set[str]:
-        """Every indexed silence that may match ``labels`` (and maybe a few that do not)."""
+        """Every indexed silence that may match ``labels`` (and maybe a few that do not).
+
+        Each group's hits of a name are kept beside the name's hits: a wide key of another
+        group sharing the name (``alertname=~"Bench.*"``) is then paid for once per value,
+        not once per alert. Inlined (no call per group and name): this runs per alert.
+        """
         out = set(self._keyless)
-        for names in self._groups:
+        caches = self._hits
+        for names, members in self._groups.items():
             sets: list[frozenset[str]] = []
             for name in names:
                 value = labels.get(name)
                 # Keys never match "", so an absent or empty label rules the group out.
                 if not value:
                     break
-                found = self._group_hits(name, value, names)
+                cache = caches.get(name)
+                entry = cache.get(value) if cache is not None else None
+                if entry is None:
+                    entry = self._lookup(name, value)
+                hits, per_group = entry
+                if not hits:
+                    break
+                found = per_group.get(names)
+                if found is None:
+                    found = per_group[names] = hits.intersection(members)
                 if not found:
                     break
                 sets.append(found)
