@@ -113,19 +113,25 @@ def test_mutes_equals_brute_force_under_writes_and_time(data: st.DataObject) -> 
             ), (labels, now)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(matchers, min_size=1, max_size=3), max_size=25), labelsets)
-def test_index_candidates_hold_every_match(
-    groups: list[list[Matcher]], labels: dict[str, str]
-) -> None:
-    """The index never leaves out a silence whose matchers match the labels."""
-    index = MuteIndex()
+def add_then_remove_every_third(index: MuteIndex, groups: list[list[Matcher]]) -> list[Silence]:
+    """Index a silence per matcher list, then remove every third; the ones kept."""
     all_silences = [Silence(f"s{k}", tuple(ms), T0, T0 + S) for k, ms in enumerate(groups)]
     for s in all_silences:
         index.add(s)
     for s in all_silences[::3]:
         index.remove(s.id)
-    kept = [s for k, s in enumerate(all_silences) if k % 3]
+    return [s for k, s in enumerate(all_silences) if k % 3]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(matchers, min_size=1, max_size=3), max_size=25), labelsets, st.booleans())
+def test_index_candidates_hold_every_match(
+    groups: list[list[Matcher]], labels: dict[str, str], use_set: bool
+) -> None:
+    """The index never leaves out a silence whose matchers match the labels (with RE2
+    sets and with the alternation fallback)."""
+    index = MuteIndex(use_set=use_set)
+    kept = add_then_remove_every_third(index, groups)
     found = index.candidates(labels)
     assert {s.id for s in kept if s.matches(labels)} <= found
     assert found <= {s.id for s in kept}
@@ -178,12 +184,7 @@ def test_hits_are_exactly_the_keys_that_match(groups: list[list[Matcher]], use_s
     """``hits`` names exactly the silences with a key on the name matching the value,
     through RE2 sets and through the alternation fallback alike."""
     index = MuteIndex(use_set=use_set)
-    all_silences = [Silence(f"s{k}", tuple(ms), T0, T0 + S) for k, ms in enumerate(groups)]
-    for s in all_silences:
-        index.add(s)
-    for s in all_silences[::3]:
-        index.remove(s.id)
-    kept = [s for k, s in enumerate(all_silences) if k % 3]
+    kept = add_then_remove_every_third(index, groups)
     for name, value in itertools.product(NAMES, VALUES):
         # A key: a positive matcher that cannot match "" (see the index's docstring).
         expected = {
