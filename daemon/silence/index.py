@@ -154,7 +154,8 @@ class _Chunk:
             self.set = goregex.anchored_set(keys)
             if self.set is not None:
                 self.set_keys = keys
-                self.loose = [self.members[p][0] for p in patterns if not _settable(p)]
+                loose = set(patterns).difference(keys)
+                self.loose = [self.members[p][0] for p in sorted(loose)]
                 return
         self.combined = _combine(patterns)
         for i in range(0, len(patterns), PART):
