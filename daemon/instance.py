@@ -59,7 +59,7 @@ from daemon.notify.receiver_test import test_receiver
 from daemon.notify.receivers.registry import build_integrations
 from daemon.notify.silence_stage import SilenceMatcher
 from daemon.notify.stages import GroupMuteMarker
-from daemon.persist import DurableState
+from daemon.persist import DurableState, SyncRounds
 from daemon.silence import codec as silencepb
 from daemon.silence import state as silence_mod
 from daemon.silence.recurring_actor import RecurringSilences
@@ -387,7 +387,9 @@ class Instance:
         snapshots every maintenance interval and at shutdown.
         """
         interval = storage.maintenance_interval / NS_PER_SECOND
-        nflog_state = await DurableState.open(storage.path, "nflog")
+        # One set of rounds for both journals: concurrent writes share a hand-off and fsync round.
+        rounds = SyncRounds()
+        nflog_state = await DurableState.open(storage.path, "nflog", rounds=rounds)
         loaded_nflog = await nflog_state.load_decoded(nflogpb.decode_mesh_entry)
         self.nflog.load_entries(loaded_nflog.records)
         self.nflog.subscribe(lambda e: nflog_state.append_nowait(nflogpb.encode_mesh_entry(e)))
@@ -401,7 +403,7 @@ class Instance:
             )
         )
         self.nflog_state = nflog_state
-        silence_state = await DurableState.open(storage.path, "silences")
+        silence_state = await DurableState.open(storage.path, "silences", rounds=rounds)
         loaded = await silence_state.load_decoded(silencepb.decode_mesh_silence)
         self.silences.load_snapshot(silencepb.encode_state(loaded.records))
         # Local writes are journaled by the API before they apply (DurableState.commit);
@@ -423,7 +425,7 @@ class Instance:
             self.silences.apply(plan)
             return
         records = [silencepb.encode_mesh_silence(s, exp) for s, exp in plan.records]
-        await self.silence_state.commit(records, lambda: self.silences.apply(plan))
+        await self.silence_state.commit(records, lambda: self.silences.apply(plan, records))
 
     # --- housekeeping -------------------------------------------------------------------
 

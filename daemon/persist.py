@@ -53,6 +53,12 @@ Durability choices:
   fdatasync. A crash loses at most the last interval's entries, which only risks a
   repeated notification, never a missed one; notifications never wait for the disk.
 
+* Silences and the nflog of one instance share a :class:`SyncRounds`: writes of both
+  journals that wait at the same moment go to the worker thread together, one
+  hand-off and one round of fdatasyncs (one per file) for both, as issue 15 asks.
+  Each waiter is released once its own file's write and fsync returned, and a failure
+  fails only the writes of the file that failed.
+
 The blocking class :class:`RecordJournal` does the file I/O; :class:`DurableState`
 wraps it for trio, running every read, write and fsync in a worker thread.
 """
@@ -492,6 +498,89 @@ class JournalFull(OSError):
 
 
 @attrs.define(eq=False)
+class _Write:
+    """One journal write waiting for a :class:`SyncRounds` round, and its outcome."""
+
+    op: Callable[[], None]
+    #: Set when a round took it: from then on it runs whatever happens to its waiter.
+    taken: bool = False
+    error: Exception | None = None
+    finished: trio.Event = attrs.Factory(trio.Event)
+
+
+class SyncRounds:
+    """Group commit across journals: every write waiting when a round starts runs in
+    that round, in one worker-thread hand-off, each write followed by its own fsync.
+
+    A second journal's write thus costs one more fdatasync in a thread that is already
+    running, not another hand-off and another wait (the hand-off was 11% of the loop's
+    time under silence POSTs). Writes run in arrival order; each has its own outcome,
+    so a failing file fails only the writes to that file.
+
+    Cancellation: a write cancelled before a round took it is withdrawn and never runs;
+    once taken it runs to the end and its waiter waits for that (shielded) before the
+    cancellation propagates, so a caller never sees ``Cancelled`` for a write that
+    happened without knowing it (see ``written`` in :meth:`DurableState._write_commits`).
+    """
+
+    def __init__(self, run_blocking: BlockingRunner = run_in_thread) -> None:
+        self._run = run_blocking
+        self._lock = trio.Lock()
+        self._waiting: list[_Write] = []
+        #: Rounds run so far (hand-offs to the worker thread), for tests and metrics.
+        self.rounds = 0
+
+    async def run(self, op: Callable[[], None]) -> None:
+        """Run ``op`` (blocking file I/O) in the next round; re-raise what it raised."""
+        ticket = _Write(op)
+        self._waiting.append(ticket)
+        try:
+            while not ticket.taken:
+                async with self._lock:
+                    if not ticket.taken:
+                        await self._round()
+        finally:
+            if not ticket.taken:
+                self._waiting.remove(ticket)
+            elif not ticket.finished.is_set():
+                with trio.CancelScope(shield=True):
+                    await ticket.finished.wait()
+        if ticket.error is not None:
+            raise ticket.error
+
+    async def _round(self) -> None:
+        """Run every waiting write in one hand-off; the caller holds the lock."""
+        batch, self._waiting = self._waiting, []
+        for w in batch:
+            w.taken = True
+        started = False
+
+        def work() -> None:
+            nonlocal started
+            started = True
+            for w in batch:
+                try:
+                    w.op()
+                except Exception as exc:  # each write's own outcome, for its own waiter
+                    w.error = exc
+
+        try:
+            await self._run(work)
+        except BaseException:
+            if not started:
+                # Cancelled at the runner's checkpoint: nothing ran, everyone waits again.
+                for w in batch:
+                    w.taken = False
+                self._waiting[:0] = batch
+            raise
+        finally:
+            if started:
+                self.rounds += 1
+                for w in batch:
+                    w.finished.set()
+
+
+@attrs.define(eq=False)
 class _Commit:
     """Records of one :meth:`DurableState.commit`, and what became of them."""
 
@@ -528,10 +617,15 @@ class DurableState:
     """
 
     def __init__(
-        self, journal: RecordJournal, run_blocking: BlockingRunner = run_in_thread
+        self,
+        journal: RecordJournal,
+        run_blocking: BlockingRunner = run_in_thread,
+        rounds: SyncRounds | None = None,
     ) -> None:
         self.journal = journal
         self._run = run_blocking
+        # Shared with the instance's other journal, so their writes share hand-offs.
+        self._rounds = rounds
         self._lock = trio.Lock()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -550,10 +644,12 @@ class DurableState:
         *,
         clock: Clock | None = None,
         run_blocking: BlockingRunner = run_in_thread,
+        rounds: SyncRounds | None = None,
     ) -> DurableState:
-        """Open (creating as needed) the snapshot and journal ``name`` in ``directory``."""
+        """Open (creating as needed) the snapshot and journal ``name`` in ``directory``;
+        with ``rounds``, its writes share worker-thread rounds with other journals."""
         journal = await run_blocking(lambda: RecordJournal.open(directory, name, clock=clock))
-        return cls(journal, run_blocking)
+        return cls(journal, run_blocking, rounds)
 
     @property
     def pending(self) -> int:
@@ -626,24 +722,45 @@ class DurableState:
         if ticket.error is not None:
             raise ticket.error
 
+    async def _write(self, op: Callable[[], None]) -> None:
+        """Run a journal write: in a shared round if there is one, else on its own."""
+        if self._rounds is None:
+            await self._run(op)
+        else:
+            await self._rounds.run(op)
+
     async def _write_commits(self) -> None:
         """Write every waiting commit and the queue; the caller holds the lock."""
         commits, self._commits = self._commits, []
         batch = self._take_pending()
         records = batch + [r for c in commits for r in c.records]
+        written = False
+
+        def write() -> None:
+            nonlocal written
+            self.journal.append_all_or_nothing(records)
+            written = True
+
         try:
-            await self._run(lambda: self.journal.append_all_or_nothing(records))
+            await self._write(write)
         except OSError as exc:
             self._requeue(batch)
             for c in commits:
                 c.done, c.error = True, exc
             raise
         except BaseException:
+            if written:
+                # Cancelled while a shared round wrote it: it is on disk, so it applies.
+                self._finish(commits)
+                raise
             # Cancelled at the runner's checkpoint, before anything was written: every
             # commit waits again (its owner withdraws it if that owner is the one cancelled).
             self._requeue(batch)
             self._commits[:0] = commits
             raise
+        self._finish(commits)
+
+    def _finish(self, commits: list[_Commit]) -> None:
         self._unsynced = False
         for c in commits:
             c.done = True
@@ -675,10 +792,20 @@ class DurableState:
             if not batch and not (sync and self._unsynced):
                 # Nothing queued: an earlier flush (which we waited for) wrote it all.
                 return
+            written = False
+
+            def write() -> None:
+                nonlocal written
+                self.journal.append_many(batch, sync)
+                written = True
+
             try:
-                await self._run(lambda: self.journal.append_many(batch, sync))
-            except OSError:
-                self._requeue(batch)
+                await self._write(write)
+            except BaseException:
+                if not written:
+                    # Failed (a partly written frame is skipped at load) or cancelled
+                    # before the write: the next flush writes the batch.
+                    self._requeue(batch)
                 raise
             self._unsynced = not sync
 

@@ -318,7 +318,7 @@ async def _commit(backend: ApiBackend, plan: Plan) -> None:
         store.apply(plan)
         return
     records = [silencepb.encode_mesh_silence(s, exp) for s, exp in plan.records]
-    await durable.commit(records, lambda: store.apply(plan))
+    await durable.commit(records, lambda: store.apply(plan, records))
 
 
 def _write_failed(what: str, exc: OSError) -> Response:

@@ -66,6 +66,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 import attrs
 from prometheus_client import Counter, Gauge, Histogram, Summary
 
+from cluster.protowire import write_delimited
 from daemon import metrics
 from daemon.alert import untrack
 from daemon.clock import ZERO_TIME
@@ -475,10 +476,14 @@ class Silences:
             s = attrs.evolve(s, starts_at=now, ends_at=now, updated_at=now)
         return Plan(silence_id, ((s, self._expiry(s)),))
 
-    def apply(self, plan: Plan) -> str:
-        """Store a planned local write (every listener hears it); returns its silence ID."""
-        for s, expires_at in plan.records:
-            self._put(s, expires_at, local=True)
+    def apply(self, plan: Plan, encoded: Sequence[bytes] | None = None) -> str:
+        """Store a planned local write (every listener hears it); returns its silence ID.
+
+        ``encoded``, if given, is each record's ``MeshSilence`` encoding as the journal
+        wrote it: the listeners get it framed rather than a second encoding.
+        """
+        for k, (s, expires_at) in enumerate(plan.records):
+            self._put(s, expires_at, local=True, encoded=None if encoded is None else encoded[k])
         return plan.silence_id
 
     def merge(self, silence: Silence, expires_at: int, now: int) -> bool:
@@ -641,7 +646,9 @@ class Silences:
     def _expiry(self, s: Silence) -> int:
         return s.ends_at + self.retention
 
-    def _put(self, s: Silence, expires_at: int, *, local: bool = False) -> None:
+    def _put(
+        self, s: Silence, expires_at: int, *, local: bool = False, encoded: bytes | None = None
+    ) -> None:
         prev = self._entries.get(s.id)
         if prev is not None:
             self._live.remove(s.id)
@@ -654,7 +661,11 @@ class Silences:
         self._changed(s.id)
         listeners = [f for f, wants_local in self._listeners if wants_local or not local]
         if listeners:
-            record = silencepb.encode_delimited(s, expires_at)
+            record = (
+                silencepb.encode_delimited(s, expires_at)
+                if encoded is None
+                else write_delimited(encoded)
+            )
             for listener in listeners:
                 listener(record)
 

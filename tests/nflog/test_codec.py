@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from cluster.errors import DecodeError
 from cluster.protowire import ProtoWriter, write_delimited
 from daemon.clock import NS_PER_SECOND, ZERO_TIME, FixedClock
+from daemon.gocompat.pbtimestamp import encode_timestamp
 from daemon.ha.channels import NflogChannel
 from daemon.nflog import codec as nflogpb
 from daemon.nflog.codec import (
@@ -107,7 +108,8 @@ def test_mesh_entry_round_trip(
     resolved: list[int],
     expires: int,
 ) -> None:
-    """Any entry survives encode then decode unchanged."""
+    """Any entry encodes to the bytes the field-by-field ProtoWriter writes (varints of
+    every width, negative times, cached receivers alike) and decodes back unchanged."""
     e = Entry(
         group_key,
         ReceiverKey(name, integration, idx),
@@ -116,7 +118,35 @@ def test_mesh_entry_round_trip(
         tuple(resolved),
         expires,
     )
+    assert encode_mesh_entry(e) == _reference_mesh_entry(e)
     assert decode_mesh_entry(encode_mesh_entry(e)) == e
+
+
+def _reference_mesh_entry(e: Entry) -> bytes:
+    """The MeshEntry written field by field with the generic ProtoWriter (the oracle)."""
+    receiver = ProtoWriter()
+    if e.receiver.group_name:
+        receiver.string(1, e.receiver.group_name)
+    if e.receiver.integration:
+        receiver.string(2, e.receiver.integration)
+    if e.receiver.idx:
+        receiver.varint(3, e.receiver.idx)
+    inner = ProtoWriter()
+    if e.group_key:
+        inner.string(1, e.group_key)
+    inner.bytes_field(2, receiver.getvalue()).bytes_field(5, encode_timestamp(e.timestamp))
+    if e.firing_alerts:
+        inner.packed_varints(6, e.firing_alerts)
+    if e.resolved_alerts:
+        inner.packed_varints(7, e.resolved_alerts)
+    outer = ProtoWriter().bytes_field(1, inner.getvalue())
+    return outer.bytes_field(2, encode_timestamp(e.expires_at)).getvalue()
+
+
+def test_mesh_entry_rejects_a_hash_wider_than_64_bits() -> None:
+    """A hash that does not fit uint64 is an error, not a silently longer varint."""
+    with pytest.raises(ValueError):
+        encode_mesh_entry(Entry(GK, RECV, T0, (2**64,), (), T0))
 
 
 def test_state_is_delimited_mesh_entries() -> None:

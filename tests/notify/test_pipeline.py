@@ -379,7 +379,11 @@ async def test_stages_yield_only_when_others_wait(
 ) -> None:
     """Between stages a flush yields to waiting tasks (a mass flush stays in short steps)
     but, alone, runs on without a scheduler round per stage."""
+    from daemon.notify import pipeline
+
     alone = await _notify_steps(Harness(webhook_receiver(), Sink()))
+    # Every boundary past the minimum slice (here: all of them).
+    monkeypatch.setattr(pipeline, "STAGES_MIN_SLICE_SECONDS", 0.0)
     monkeypatch.setattr(trio.lowlevel, "current_statistics", _Crowded)
     crowded = await _notify_steps(Harness(webhook_receiver(), Sink()))
     # Three boundaries between the integration's stages (wait, dedup, retry, set-notifies).
@@ -395,5 +399,27 @@ async def test_stages_yield_when_the_flush_ran_long(
 
     alone = await _notify_steps(Harness(webhook_receiver(), Sink()))
     monkeypatch.setattr(pipeline, "STAGES_SLICE_SECONDS", 0.0)
+    monkeypatch.setattr(pipeline, "STAGES_MIN_SLICE_SECONDS", 0.0)
     spent = await _notify_steps(Harness(webhook_receiver(), Sink()))
     assert spent >= alone + 3
+
+
+async def test_stages_do_not_ask_for_waiting_tasks_within_the_minimum_slice(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a flush has run the minimum slice it neither asks trio whether others wait
+    (a walk of every waiting fd) nor yields, crowded or not."""
+    from daemon.notify import pipeline
+
+    alone = await _notify_steps(Harness(webhook_receiver(), Sink()))
+    asked: list[int] = []
+
+    def crowded() -> _Crowded:
+        asked.append(1)
+        return _Crowded()
+
+    monkeypatch.setattr(pipeline, "STAGES_MIN_SLICE_SECONDS", 3600.0)
+    monkeypatch.setattr(trio.lowlevel, "current_statistics", crowded)
+    steps = await _notify_steps(Harness(webhook_receiver(), Sink()))
+    assert asked == []
+    assert steps == alone

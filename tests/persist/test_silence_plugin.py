@@ -7,10 +7,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
 import trio
 import trio.testing
 
-from cluster.protowire import iter_delimited
+from cluster.protowire import encode_varint, iter_delimited
 from daemon.clock import NS_PER_SECOND
 from daemon.matcher import parse_matcher
 from daemon.persist import DurableState, RecordJournal, run_inline
@@ -186,3 +187,22 @@ async def test_a_cancelled_commit_is_withdrawn_and_others_still_apply(tmp_path: 
     assert applied == ["second"]
     assert list(loaded.records) == [b"second"]
     await state.aclose()
+
+
+def test_apply_hands_listeners_the_journal_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local write applied with its journal encoding gives every listener that
+    encoding, framed, without encoding the silence a second time."""
+    silences = Silences()
+    heard: list[bytes] = []
+    silences.subscribe(heard.append)
+    plan = silences.plan_set(new_silence("once"), T0)
+    records = [silencepb.encode_mesh_silence(s, exp) for s, exp in plan.records]
+
+    def no_second_encoding(s: Silence, expires_at: int) -> bytes:
+        raise AssertionError("encoded twice")
+
+    monkeypatch.setattr(silencepb, "encode_delimited", no_second_encoding)
+    monkeypatch.setattr(silencepb, "encode_mesh_silence", no_second_encoding)
+    silences.apply(plan, records)
+    assert heard == [encode_varint(len(records[0])) + records[0]]
+    assert silences.get(plan.silence_id) is not None
