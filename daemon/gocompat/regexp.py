@@ -828,6 +828,40 @@ def anchored_union(patterns: list[str]) -> GoRegexp | None:
     return union
 
 
+class AnchoredSet:
+    """Patterns matched together, each as Alertmanager's ``^(?:p)$``, in one pass of
+    RE2's ``RE2::Set`` DFA: :meth:`matches` names every member a text matches."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self, low: Any) -> None:
+        self._set = low
+
+    def matches(self, text: str) -> list[int]:
+        """The indices (in the order added) of the members matching all of ``text``."""
+        return cast(list[int], self._set.Match(_utf8(text)))
+
+
+def anchored_set(patterns: list[str]) -> AnchoredSet | None:
+    """An :class:`AnchoredSet` of ``patterns``, or None when it cannot be built faithfully.
+
+    Each member is added in Alertmanager's own wrapped form, so it means what
+    :func:`compile_anchored` means; the rules on members are :func:`anchored_union`'s
+    (checked alone, no ``\\Q``). A set's match cannot fail once built: RE2 refuses to
+    compile a set whose DFA budget could run out, and its set DFA never gives up on a
+    text (it has no NFA to fall back to), so an empty answer means "no member matches".
+    """
+    if not patterns or any("\\Q" in p for p in patterns):
+        return None
+    low = re2._re2.Set(_UNANCHORED, _BOOL_OPTIONS)
+    for p in patterns:
+        if low.Add(_utf8(f"^(?:{p})$")) < 0:
+            return None
+    if not low.Compile():
+        return None
+    return AnchoredSet(low)
+
+
 def anchored_literals(pattern: str) -> frozenset[str] | None:
     """Every value Alertmanager's ``^(?:pattern)$`` matches, when a small finite set.
 

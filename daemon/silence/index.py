@@ -14,11 +14,13 @@ matching ``value``:
 * ``=`` keys and regexes that spell out a small finite set of strings (``web|db``) sit
   in a dict under each ``(name, value)`` they match: a lookup;
 * other regex keys (one per distinct pattern, shared by the silences using it) are
-  checked per value, but first against one RE2 alternation of up to :data:`CHUNK` of
-  them (``^(?:(?:p1)|(?:p2)|…)$``), which matches exactly when one of its members does,
-  then against alternations of :data:`PART` of them: a value matching none costs one
-  RE2 call per chunk, one matching a key a few more. The answer is cached per label
-  value until a key on that name changes.
+  checked per value in chunks of up to :data:`CHUNK`, each one RE2 set (``RE2::Set``):
+  one DFA pass names exactly the keys the value matches, so a value costs one RE2 call
+  per chunk whether it matches none or many (label values new to the cache, such as a
+  new ``instance`` per alert, are the common case). Where RE2 refuses a set, a chunk
+  falls back to one alternation of its keys (``^(?:(?:p1)|(?:p2)|…)$``), then
+  alternations of :data:`PART` of them, then the keys of a matching part. The answer
+  is cached per label value until a key on that name changes.
 
 The candidates for a label set are, for each group whose names the labels all carry
 with non-empty values, the intersection of that group's hits of those names (each
@@ -41,8 +43,9 @@ from daemon.gocompat import regexp as goregex
 from daemon.matcher import Matcher, MatchType
 from daemon.silence.model import Silence
 
-#: Regex keys per combined alternation: small enough that rebuilding one after a write
-#: costs a few milliseconds (RE2's compile), large enough that a miss costs few calls.
+#: Regex keys per chunk (one RE2 set): rebuilding one after a write costs about 1 ms (RE2's
+#: compile). 512 saved only 6% of the lookups' CPU in issue 15's workload (two chunks of
+#: ``instance`` keys become one) for twice the rebuild after each write.
 CHUNK = 256
 #: Keys per second-level alternation inside a chunk.
 PART = 32
@@ -98,32 +101,79 @@ def _combine(patterns: list[str]) -> goregex.GoRegexp | None:
     return goregex.anchored_union(patterns)
 
 
+def _settable(pattern: str) -> bool:
+    """Whether ``pattern`` may join an :class:`~daemon.gocompat.regexp.AnchoredSet`."""
+    if "\\Q" in pattern:
+        return False
+    try:
+        goregex.check(pattern)
+    except goregex.GoRegexError:
+        return False
+    return True
+
+
+#: A label value's hits and, per group asked so far, those hits within the group.
+_Entry = tuple[frozenset[str], dict[frozenset[str], frozenset[str]]]
+#: The entry of every value that hits nothing.
+_MISS: _Entry = (frozenset(), {})
+
+
 class _Chunk:
-    """Up to :data:`CHUNK` distinct regex keys of one label name, with an alternation of
-    them all and one per :data:`PART` of them, so a value matching one key costs a few
-    RE2 calls, not one per key. Silences with the same pattern share one key."""
+    """Up to :data:`CHUNK` distinct regex keys of one label name. Silences with the same
+    pattern share one key.
 
-    __slots__ = ("combined", "dirty", "members", "parts")
+    The keys sit in one RE2 set, so a value costs one DFA pass naming exactly the keys
+    it matches, however many there are (a label value new to the cache is the common
+    case: ``instance`` values). Keys a set cannot hold faithfully (``a)|(b``, ``\\Q``)
+    are matched one by one beside it. When RE2 refuses the set (its memory budget),
+    or ``use_set`` is off, the chunk falls back to one alternation of them all and one
+    per :data:`PART`, so a value matching one key costs a few RE2 calls, not one per key.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("combined", "dirty", "loose", "members", "parts", "set", "set_keys", "use_set")
+
+    def __init__(self, use_set: bool) -> None:
         #: pattern -> (its matcher, the IDs of the silences keyed on it)
         self.members: dict[str, tuple[Matcher, set[str]]] = {}
+        self.use_set = use_set
+        self.set: goregex.AnchoredSet | None = None
+        #: The set's member patterns by index, then the keys matched one by one.
+        self.set_keys: list[str] = []
+        self.loose: list[Matcher] = []
         self.combined: goregex.GoRegexp | None = None
         self.parts: list[tuple[goregex.GoRegexp | None, list[Matcher]]] = []
         self.dirty = True
 
     def rebuild(self) -> None:
         patterns = sorted(self.members)
+        self.set, self.set_keys, self.loose = None, [], []
+        self.combined, self.parts = None, []
+        self.dirty = False
+        if self.use_set:
+            keys = [p for p in patterns if _settable(p)]
+            self.set = goregex.anchored_set(keys)
+            if self.set is not None:
+                self.set_keys = keys
+                loose = set(patterns).difference(keys)
+                self.loose = [self.members[p][0] for p in sorted(loose)]
+                return
         self.combined = _combine(patterns)
-        self.parts = []
         for i in range(0, len(patterns), PART):
             part = patterns[i : i + PART]
             self.parts.append((_combine(part), [self.members[p][0] for p in part]))
-        self.dirty = False
 
     def hits(self, value: str, out: set[str]) -> None:
         if self.dirty:
             self.rebuild()
+        members = self.members
+        if self.set is not None:
+            keys = self.set_keys
+            for i in self.set.matches(value):
+                out.update(members[keys[i]][1])
+            for m in self.loose:
+                if m.matches(value):
+                    out.update(members[m.value][1])
+            return
         if self.combined is not None and not self.combined.search(value):
             return
         for combined, matchers in self.parts:
@@ -131,7 +181,7 @@ class _Chunk:
                 continue
             for m in matchers:
                 if m.matches(value):
-                    out.update(self.members[m.value][1])
+                    out.update(members[m.value][1])
 
 
 class MuteIndex:
@@ -147,9 +197,13 @@ class MuteIndex:
         "_keyless",
         "_literal_keys",
         "_regex_keys",
+        "_use_set",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, use_set: bool = True) -> None:
+        """``use_set=False`` keeps regex keys out of RE2 sets (the fallback path), so
+        tests can check that path against the set's."""
+        self._use_set = use_set
         self._eq: dict[tuple[str, str], set[str]] = {}
         self._chunks: dict[str, list[_Chunk]] = {}
         #: (name, pattern) -> the chunk holding that regex key.
@@ -158,9 +212,7 @@ class MuteIndex:
         self._group_of: dict[str, frozenset[str]] = {}
         self._keyless: set[str] = set()
         #: name -> value -> (hits, hits per group asked so far)
-        self._hits: dict[
-            str, dict[str, tuple[frozenset[str], dict[frozenset[str], frozenset[str]]]]
-        ] = {}
+        self._hits: dict[str, dict[str, _Entry]] = {}
         self._literal_keys: dict[str, list[tuple[str, frozenset[str]]]] = {}
         self._regex_keys: dict[str, list[Matcher]] = {}
 
@@ -192,7 +244,7 @@ class MuteIndex:
             if chunk is None:
                 chunks = self._chunks.setdefault(name, [])
                 if not chunks or len(chunks[-1].members) >= CHUNK:
-                    chunks.append(_Chunk())
+                    chunks.append(_Chunk(self._use_set))
                 chunk = self._chunk_of[(name, m.value)] = chunks[-1]
                 chunk.members[m.value] = (m, set())
                 chunk.dirty = True
@@ -239,46 +291,52 @@ class MuteIndex:
     def hits(self, name: str, value: str) -> frozenset[str]:
         """IDs of the indexed silences with a key on ``name`` that matches ``value``."""
         cache = self._hits.get(name)
+        found = cache.get(value) if cache is not None else None
+        return (found if found is not None else self._lookup(name, value))[0]
+
+    def _lookup(self, name: str, value: str) -> _Entry:
+        """Compute and cache the hits of ``(name, value)``, with an empty per-group cache."""
+        cache = self._hits.get(name)
         if cache is None:
             cache = self._hits[name] = {}
-        else:
-            found = cache.get(value)
-            if found is not None:
-                return found[0]
         eq = self._eq.get((name, value))
         out: set[str] = set(eq) if eq is not None else set()
         for chunk in self._chunks.get(name, ()):
             chunk.hits(value, out)
-        answer = frozenset(out)
+        # Most values hit nothing (a new ``instance`` per alert): they share one entry,
+        # whose per-group dict is never written since an empty hit ends the group.
+        entry = (frozenset(out), {}) if out else _MISS
         if len(cache) >= HITS_PER_NAME:
             cache.clear()
-        cache[value] = (answer, {})
-        return answer
-
-    def _group_hits(self, name: str, value: str, group: frozenset[str]) -> frozenset[str]:
-        """:meth:`hits` within one group, kept beside the hits: a wide key of another group
-        sharing the name (``alertname=~"Bench.*"``) is then paid for once per value, not
-        once per alert."""
-        hits = self.hits(name, value)
-        if not hits:
-            return hits
-        per_group = self._hits[name][value][1]
-        found = per_group.get(group)
-        if found is None:
-            found = per_group[group] = hits.intersection(self._groups[group])
-        return found
+        cache[value] = entry
+        return entry
 
     def candidates(self, labels: Mapping[str, str]) -> set[str]:
-        """Every indexed silence that may match ``labels`` (and maybe a few that do not)."""
+        """Every indexed silence that may match ``labels`` (and maybe a few that do not).
+
+        Each group's hits of a name are kept beside the name's hits: a wide key of another
+        group sharing the name (``alertname=~"Bench.*"``) is then paid for once per value,
+        not once per alert. Inlined (no call per group and name): this runs per alert.
+        """
         out = set(self._keyless)
-        for names in self._groups:
+        caches = self._hits
+        for names, members in self._groups.items():
             sets: list[frozenset[str]] = []
             for name in names:
                 value = labels.get(name)
                 # Keys never match "", so an absent or empty label rules the group out.
                 if not value:
                     break
-                found = self._group_hits(name, value, names)
+                cache = caches.get(name)
+                entry = cache.get(value) if cache is not None else None
+                if entry is None:
+                    entry = self._lookup(name, value)
+                hits, per_group = entry
+                if not hits:
+                    break
+                found = per_group.get(names)
+                if found is None:
+                    found = per_group[names] = hits.intersection(members)
                 if not found:
                     break
                 sets.append(found)

@@ -18,7 +18,7 @@ from daemon.silence.state import Silences
 S = NS_PER_SECOND
 T0 = 1_767_225_600 * S
 NAMES = ["alertname", "instance", "job", "team"]
-VALUES = ["", "x", "xy", "y", "web", "db-1", "db-12", "Bench1", "a)", "(b"]
+VALUES = ["", "x", "xy", "y", "web", "db-1", "db-12", "Bench1", "a)", "(b", "x\n", "é1", "db-1)$"]
 PATTERNS = [
     "x.*",
     "x|y",
@@ -35,6 +35,12 @@ PATTERNS = [
     "a)|(b",
     "\\Qdb-\\E1",
     "Bench.*",
+    "\\Qa)\\E|x",
+    "(?m)x$",
+    "^x|y$",
+    "(?s).1",
+    "\\pL1",
+    "x\\z",
 ]
 
 matchers = st.builds(
@@ -107,19 +113,25 @@ def test_mutes_equals_brute_force_under_writes_and_time(data: st.DataObject) -> 
             ), (labels, now)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(matchers, min_size=1, max_size=3), max_size=25), labelsets)
-def test_index_candidates_hold_every_match(
-    groups: list[list[Matcher]], labels: dict[str, str]
-) -> None:
-    """The index never leaves out a silence whose matchers match the labels."""
-    index = MuteIndex()
+def add_then_remove_every_third(index: MuteIndex, groups: list[list[Matcher]]) -> list[Silence]:
+    """Index a silence per matcher list, then remove every third; the ones kept."""
     all_silences = [Silence(f"s{k}", tuple(ms), T0, T0 + S) for k, ms in enumerate(groups)]
     for s in all_silences:
         index.add(s)
     for s in all_silences[::3]:
         index.remove(s.id)
-    kept = [s for k, s in enumerate(all_silences) if k % 3]
+    return [s for k, s in enumerate(all_silences) if k % 3]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(matchers, min_size=1, max_size=3), max_size=25), labelsets, st.booleans())
+def test_index_candidates_hold_every_match(
+    groups: list[list[Matcher]], labels: dict[str, str], use_set: bool
+) -> None:
+    """The index never leaves out a silence whose matchers match the labels (with RE2
+    sets and with the alternation fallback)."""
+    index = MuteIndex(use_set=use_set)
+    kept = add_then_remove_every_third(index, groups)
     found = index.candidates(labels)
     assert {s.id for s in kept if s.matches(labels)} <= found
     assert found <= {s.id for s in kept}
@@ -164,3 +176,38 @@ def test_a_matching_regex_among_many_is_found_and_cached_per_value() -> None:
     assert index.hits("instance", "db-5.x") is index.hits("instance", "db-5.x")
     index.remove("s417")
     assert index.candidates({"instance": "cache-417.example.org"}) == set()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(matchers, min_size=1, max_size=3), max_size=25), st.booleans())
+def test_hits_are_exactly_the_keys_that_match(groups: list[list[Matcher]], use_set: bool) -> None:
+    """``hits`` names exactly the silences with a key on the name matching the value,
+    through RE2 sets and through the alternation fallback alike."""
+    index = MuteIndex(use_set=use_set)
+    kept = add_then_remove_every_third(index, groups)
+    for name, value in itertools.product(NAMES, VALUES):
+        # A key: a positive matcher that cannot match "" (see the index's docstring).
+        expected = {
+            s.id
+            for s in kept
+            for m in s.matchers
+            if m.name == name
+            and m.type in (MatchType.EQUAL, MatchType.REGEXP)
+            and not m.matches("")
+            and m.matches(value)
+        }
+        assert index.hits(name, value) == expected, (name, value)
+
+
+def test_many_regex_keys_on_one_name_cost_one_set_match_per_value() -> None:
+    """Hundreds of regex keys on one name are tried against a new value in one RE2 set
+    pass per chunk, not one call per key, and still find the key that matches."""
+    index = MuteIndex()
+    for k in range(200):
+        m = Matcher.create(MatchType.REGEXP, "instance", f"(db|cache)-{k}\\..*")
+        index.add(Silence(f"s{k}", (m,), T0, T0 + S))
+    chunk = index._chunks["instance"][0]
+    assert index.hits("instance", "cache-117.x") == {"s117"}
+    assert chunk.set is not None
+    assert chunk.loose == []
+    assert chunk.parts == []
