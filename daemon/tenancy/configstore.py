@@ -77,12 +77,64 @@ class TenantConfigDoc:
         )
 
 
-def parse_doc(text: str) -> TenantConfigDoc:
-    """The posted body (YAML or JSON); raises :class:`TenantConfigError`."""
+#: What a tenant's YAML may grow to once its aliases are followed, and how deep it may
+#: nest. A billion-laughs body (nine levels of ten aliases, 1,300 bytes) expands to 10**9
+#: nodes, and walking it stalled the thread for good; yaml.v2 refuses such a document as
+#: "excessive aliasing" too. Real configs are orders of magnitude below both bounds.
+MAX_EXPANDED_NODES = 100_000
+MAX_DEPTH = 200
+
+
+def _load_yaml(text: str, what: str) -> Any:
+    """``yaml.safe_load(text)``, refused (as ``what``) when malformed, self-referring,
+    expanding past :data:`MAX_EXPANDED_NODES` or nesting past :data:`MAX_DEPTH`."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise TenantConfigError(f"the body is not YAML: {exc}") from None
+        raise TenantConfigError(f"{what}: {exc}") from None
+    except RecursionError:
+        raise TenantConfigError(f"{what}: nested too deeply") from None
+    _check_shape(raw, what)
+    return raw
+
+
+def _check_shape(root: Any, what: str) -> None:
+    """Size and depth of ``root`` with aliases expanded, computed once per distinct
+    container (PyYAML shares one object per anchor), without recursion."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        key = id(node)
+        items = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        if not children_done:
+            if key in size:
+                continue
+            if key in open_:
+                raise TenantConfigError(f"{what}: a YAML alias refers to itself")
+            open_.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in items if isinstance(child, (dict, list)))
+            continue
+        open_.discard(key)
+        kids = [c for c in items if isinstance(c, (dict, list))]
+        size[key] = 1 + len(items) - len(kids) + sum(size[id(c)] for c in kids)
+        depth[key] = 1 + max((depth[id(c)] for c in kids), default=0)
+        if size[key] > MAX_EXPANDED_NODES:
+            raise TenantConfigError(
+                f"{what}: the YAML expands to over {MAX_EXPANDED_NODES} nodes (excessive aliasing)"
+            )
+        if depth[key] > MAX_DEPTH:
+            raise TenantConfigError(f"{what}: nested deeper than {MAX_DEPTH} levels")
+
+
+def parse_doc(text: str) -> TenantConfigDoc:
+    """The posted body (YAML or JSON); raises :class:`TenantConfigError`."""
+    raw = _load_yaml(text, "the body")
     if not isinstance(raw, dict):
         raise TenantConfigError(
             "the body must be a mapping with alertmanager_config and template_files"
@@ -134,10 +186,7 @@ def _file_keys(node: Any, path: str) -> str | None:
 
 def check_restrictions(doc: TenantConfigDoc) -> None:
     """The tenant restrictions on top of Alertmanager's validation."""
-    try:
-        raw = yaml.safe_load(doc.alertmanager_config)
-    except yaml.YAMLError as exc:
-        raise TenantConfigError(f"alertmanager_config: {exc}") from None
+    raw = _load_yaml(doc.alertmanager_config, "alertmanager_config")
     if not isinstance(raw, dict):
         raise TenantConfigError("alertmanager_config: must be a YAML mapping")
     bad = _file_keys(raw, "")
