@@ -94,6 +94,10 @@ def json_values(body: bytes) -> Generator[None, None, list[tuple[int, Any]]]:
             value, after = decode(text, start)
         except json.JSONDecodeError as exc:
             raise DecodeError(exc.lineno, f"invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            # Python's decoder recurses once per level: a hostile body nested past the
+            # interpreter's limit is a 400 like any bad JSON, not a 500.
+            raise DecodeError(_line_at(text, start), "invalid JSON: nested too deeply") from None
         line += text.count("\n", counted_to, start)
         counted_to = start
         values.append((line, value))

@@ -126,3 +126,18 @@ async def test_intakes_live_under_the_route_prefix(
     api = make_api(backend, intake[0])
     assert (await api.request("POST", "/am/api/v1/events", "[]"))[0] == 200
     assert (await api.request("POST", "/api/v1/events", "[]"))[0] == 404
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events", "/audit/webhook/event"])
+async def test_a_body_nested_too_deeply_is_a_400_that_applies_nothing(
+    backend: FakeBackend, intake: tuple[EventIntake, Offered], path: str
+) -> None:
+    """A good event followed by one nested 100,000 levels deep is a 400 naming the line,
+    not a 500 from the decoder's recursion, and the good event is not applied either."""
+    api = make_api(backend, intake[0])
+    hostile = '{"kind": "Event", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    body = json.dumps(ev("BackOff", "1")) + "\n" + hostile + "\n"
+    status, data, _ = await api.request("POST", path, body)
+    assert status == 400
+    assert json.loads(data) == {"error": "line 2: invalid JSON: nested too deeply"}
+    assert backend.ingested == [] and intake[1].events == []
