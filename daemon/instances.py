@@ -435,15 +435,20 @@ def decode_entries(data: bytes) -> list[ConfigEntry]:
     """Raises DecodeError for anything but a list of well-formed entries."""
     try:
         raw = json.loads(data)
+        if not isinstance(raw, list):
+            raise TypeError("not a list of entries")
         out = []
         for item in raw:
             tenant = check_tenant_id(str(item["tenant"]))
             version, deleted = int(item["version"]), bool(item["deleted"])
             doc = None
             if item["config"] is not None:
-                doc = TenantConfigDoc(str(item["config"]), dict(item["templates"] or {}))
+                templates = dict(item["templates"] or {})
+                if not all(isinstance(v, str) for v in [item["config"], *templates.values()]):
+                    raise TypeError("config and templates must be strings")
+                doc = TenantConfigDoc(item["config"], templates)
             out.append(ConfigEntry(tenant, version, deleted, doc))
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise DecodeError(f"tenant configs: {exc}") from None
     return out
 
