@@ -72,6 +72,63 @@ def _text(body: bytes) -> str:
         raise DecodeError(body.count(b"\n", 0, exc.start) + 1, "invalid UTF-8") from None
 
 
+#: A body this long whose first value is an object (an EventList, KubeSphere's
+#: ``{"Items": [...]}``) has that object decoded member by member, its arrays element by
+#: element, with yields: in one call a 32 MiB list held the event loop about 0.35 s.
+STEPPED_OBJECT_BYTES = 1 << 20
+
+
+def _stepped_object(text: str, pos: int) -> Generator[None, None, tuple[Any, int]]:
+    """``raw_decode`` of the object at ``pos``, yielding every :data:`STEP_VALUES` elements
+    of its array members; the same value and end position, the same JSONDecodeErrors."""
+    decode = _DECODER.raw_decode
+    ws = _WS.match
+    out: dict[str, Any] = {}
+    pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
+    if text.startswith("}", pos):
+        return out, pos + 1
+    while True:
+        if not text.startswith('"', pos):
+            raise json.JSONDecodeError(
+                "Expecting property name enclosed in double quotes", text, pos
+            )
+        key, pos = decode(text, pos)
+        pos = ws(text, pos).end()  # type: ignore[union-attr]
+        if not text.startswith(":", pos):
+            raise json.JSONDecodeError("Expecting ':' delimiter", text, pos)
+        pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
+        if text.startswith("[", pos):
+            items: list[Any] = []
+            pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
+            if text.startswith("]", pos):
+                pos += 1
+            else:
+                while True:
+                    item, pos = decode(text, pos)
+                    items.append(item)
+                    if len(items) % STEP_VALUES == 0:
+                        yield
+                    pos = ws(text, pos).end()  # type: ignore[union-attr]
+                    if text.startswith(",", pos):
+                        pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
+                        continue
+                    if text.startswith("]", pos):
+                        pos += 1
+                        break
+                    raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+            value: Any = items
+        else:
+            value, pos = decode(text, pos)
+        out[key] = value
+        pos = ws(text, pos).end()  # type: ignore[union-attr]
+        if text.startswith(",", pos):
+            pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
+            continue
+        if text.startswith("}", pos):
+            return out, pos + 1
+        raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+
+
 def json_values(body: bytes) -> Generator[None, None, list[tuple[int, Any]]]:
     """Every top-level JSON value of ``body`` with the line it starts on; the elements of
     a top-level array count as values of their own (so errors name their line)."""
@@ -103,6 +160,16 @@ def json_values(body: bytes) -> Generator[None, None, list[tuple[int, Any]]]:
         values.append((line, value))
         return ws(text, after).end()  # type: ignore[union-attr]
 
+    if text[pos] == "{" and end > STEPPED_OBJECT_BYTES:
+        try:
+            value, after = yield from _stepped_object(text, pos)
+        except json.JSONDecodeError as exc:
+            raise DecodeError(exc.lineno, f"invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise DecodeError(_line_at(text, pos), "invalid JSON: nested too deeply") from None
+        values.append((_line_at(text, pos), value))
+        counted_to, line = pos, values[0][0]
+        pos = ws(text, after).end()  # type: ignore[union-attr]
     while pos < end:
         if text[pos] != "[":
             pos = take(pos)

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon.sources.kubeevents import (
     STEP_VALUES,
+    STEPPED_OBJECT_BYTES,
     DecodeError,
+    audit_events_steps,
     decode_audit_events,
     decode_kube_events,
+    kube_events_of,
     kube_events_steps,
 )
 
@@ -159,3 +163,62 @@ def test_decoding_yields_between_values_of_one_array() -> None:
             break
         yields += 1
     assert len(events) == 10 * STEP_VALUES and yields >= 10
+
+
+def _run(steps: Any) -> tuple[Any, int]:
+    """Drive a decoding generator to the end; its result and how often it yielded."""
+    yields = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value, yields
+        yields += 1
+
+
+def _big_list(kind: str, key: str, count: int) -> bytes:
+    item = {"involvedObject": {"kind": "Pod", "name": "p"}, "reason": "BackOff", "pad": "x" * 300}
+    return json.dumps(
+        {"apiVersion": "v1", "kind": kind, "metadata": {}, key: [item] * count}, indent=1
+    ).encode()
+
+
+def test_one_large_event_list_object_is_decoded_in_slices() -> None:
+    """An EventList object over STEPPED_OBJECT_BYTES (one value, no top-level array) is
+    decoded in slices too, to the same events as decoding it in one call."""
+    body = _big_list("EventList", "items", 5000)
+    assert len(body) > STEPPED_OBJECT_BYTES
+    events, yields = _run(kube_events_steps(body))
+    assert yields >= 5000 // STEP_VALUES
+    assert events == kube_events_of(json.loads(body))
+
+
+def test_one_large_kubesphere_audit_object_is_decoded_in_slices() -> None:
+    """KubeSphere's ``{"Items": [...]}`` audit body over the threshold is sliced as well,
+    to the same events as a small body of the same items gives."""
+    doc = json.loads(fixture("kubesphere-audit-items.json"))
+    doc["Items"] = doc["Items"] * 5000
+    body = json.dumps(doc, indent=1).encode()
+    assert len(body) > STEPPED_OBJECT_BYTES
+    events, yields = _run(audit_events_steps(body))
+    assert yields >= 5000 // STEP_VALUES
+    assert events == decode_audit_events(fixture("kubesphere-audit-items.json")) * 5000
+
+
+@pytest.mark.parametrize(
+    ("tail", "problem"),
+    [
+        ('], "x" 1}', "invalid JSON: Expecting ':' delimiter"),
+        ("] 1}", "invalid JSON: Expecting ',' delimiter"),
+        ("}", "invalid JSON: Expecting ',' delimiter"),
+        ("], 5: 1}", "invalid JSON: Expecting property name enclosed in double quotes"),
+    ],
+)
+def test_a_large_malformed_object_is_refused_like_a_small_one(tail: str, problem: str) -> None:
+    """Malformed JSON in a large object is a DecodeError with json's own wording."""
+    body = _big_list("EventList", "items", 5000).decode().rstrip()
+    assert body.endswith("]\n}") or body.endswith("]}")
+    body = body[: body.rindex("]")] + tail
+    with pytest.raises(DecodeError) as caught:
+        _run(kube_events_steps(body.encode()))
+    assert caught.value.problem == problem
