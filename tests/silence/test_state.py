@@ -297,6 +297,26 @@ def test_new_silence_mutes_at_once() -> None:
     assert mutes(st, labels, T0) == [sid]
 
 
+def test_no_live_silence_answers_none_and_later_changes_still_mute() -> None:
+    """With only expired and pending silences nothing mutes (the no-live-silence fast
+    path); the pending one mutes once it starts, a new one at once, and an alert whose
+    marks were cached while a silence was live is unmuted after that silence expires."""
+    st = store(retention=3600 * S)
+    labels = {"a": "x"}
+    held = st.set(sil('a="x"'), T0)
+    assert mutes(st, labels, T0) == [held]
+    st.expire(held, T0 + 1 * S)
+    pending = st.set(sil('a="x"', start=T0 + 50 * S), T0 + 2 * S)
+    for now in (T0 + 2 * S, T0 + 3 * S, T0 + 49 * S):
+        assert mutes(st, labels, now) == []
+        assert mutes(st, {"a": "other"}, now) == []
+    # The pending silence starts: found though no marks were cached meanwhile.
+    assert mutes(st, labels, T0 + 50 * S) == [pending]
+    assert mutes(st, {"a": "other"}, T0 + 50 * S) == []
+    fresh = st.set(sil('a="other"'), T0 + 51 * S)
+    assert mutes(st, {"a": "other"}, T0 + 51 * S) == [fresh]
+
+
 def test_silence_stops_muting_at_ends_at_without_writes() -> None:
     """A cached active silence stops muting just after endsAt, and a pending one starts."""
     st = store(retention=3600 * S)
