@@ -630,12 +630,14 @@ class Silences:
                 # Only time moved: the matching set is unchanged, states may not be.
                 return self._mark(fingerprint, labels, marks.active + marks.pending, now)
         series = self._series
-        if not self._live and now >= self._horizon:
-            # Nothing is active at the horizon and the query is not behind it: no silence
-            # can mute, whatever the labels (the usual case with none, or only expired or
-            # pending ones). Counted and timed like every query, but nothing is consulted
-            # or cached; a later query recomputes from scratch or from older marks, whose
-            # step the change log still answers for.
+        if not self._live and self._none_ended_since(now):
+            # No silence is active at ``now``: none at the horizon, and none ended between
+            # ``now`` and the horizon (flushes run concurrently, so a query may be a little
+            # behind the horizon another one moved). Whatever the labels, nothing mutes:
+            # the usual case with no silences, or only expired or pending ones. Counted
+            # and timed like every query, but nothing is consulted or cached; a later
+            # query recomputes from scratch or from older marks, whose step the change
+            # log still answers for.
             start = time.perf_counter()
             series.queries.inc()
             series.query_duration.observe(time.perf_counter() - start)
@@ -804,6 +806,17 @@ class Silences:
         recent = self._recent
         if recent and recent[0][0] < now - _LOOKBACK:
             del recent[: bisect.bisect_left(recent, (now - _LOOKBACK, ""))]
+
+    def _none_ended_since(self, now: int) -> bool:
+        """Whether no silence that was active at ``now`` has ended by the horizon (as
+        :meth:`_consulted` looks behind it; a query far behind it is never answered so)."""
+        horizon = self._horizon
+        if now >= horizon:
+            return True
+        if now < horizon - _LOOKBACK:
+            return False
+        recent = self._recent
+        return not recent or recent[-1][0] < now
 
     def _consulted(self, labels: Mapping[str, str], now: int) -> Iterable[str]:
         """The silences that may be active at ``now`` and match ``labels``: the index's

@@ -317,6 +317,19 @@ def test_no_live_silence_answers_none_and_later_changes_still_mute() -> None:
     assert mutes(st, {"a": "other"}, T0 + 51 * S) == [fresh]
 
 
+def test_query_behind_the_horizon_sees_a_silence_that_ended_since() -> None:
+    """With nothing live, a query behind the horizon still finds a silence that was
+    active at its time and ended after it; one at a time after that end finds none."""
+    st = store(retention=3600 * S)
+    labels = {"a": "x"}
+    sid = st.set(sil('a="x"'), T0)
+    st.expire(sid, T0 + 5 * S)
+    assert mutes(st, labels, T0 + 10 * S) == []  # moves the horizon past the end
+    assert mutes(st, {"a": "y"}, T0 + 3 * S) == []
+    assert mutes(st, labels, T0 + 3 * S) == [sid]
+    assert mutes(st, labels, T0 + 7 * S) == []
+
+
 def test_silence_stops_muting_at_ends_at_without_writes() -> None:
     """A cached active silence stops muting just after endsAt, and a pending one starts."""
     st = store(retention=3600 * S)
