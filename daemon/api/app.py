@@ -25,8 +25,9 @@ from daemon import metrics
 from daemon.alert import Alert, posted_alerts
 from daemon.api.backend import AdmitsAlerts, ApiBackend, KnowsTenant
 from daemon.api.cooperative import run_cooperatively
+from daemon.api.direct import DirectHandler, Disconnected, header, read_body, with_direct_routes
 from daemon.api.encoding import body, cluster_status, framework_error, version_info
-from daemon.api.limits import AsgiApp, HandlerLabel, instrument, limit
+from daemon.api.limits import AsgiApp, HandlerLabel, Receive, Scope, instrument, limit
 from daemon.api.postable import BodyError, parse_alerts_steps
 from daemon.api.query import AlertQuery, QueryError, list_alerts_steps, list_groups_steps
 from daemon.gocompat.timestamp import format_millis
@@ -117,18 +118,39 @@ async def post_alerts(
 ) -> Response:
     """POST /api/v2/alerts (spec §1.6): defaults, best-effort store, joined errors.
     ``version`` is the API version the alerts count under in ``/metrics``."""
-    error = _media_type_error(request.headers.get("Content-Type"))
+
+    async def read_body() -> bytes:
+        data = await request.get_data(cache=False, as_text=False)
+        return data if isinstance(data, bytes) else data.encode()
+
+    return await accept_alerts(
+        backend,
+        request.headers.get("Content-Type"),
+        read_body,
+        request.max_content_length,
+        version=version,
+    )
+
+
+async def accept_alerts(
+    backend: ApiBackend,
+    content_type: str | None,
+    read_body: Callable[[], Awaitable[bytes]],
+    max_body_bytes: int | None,
+    *,
+    version: str = "v2",
+) -> Response:
+    """The work of :func:`post_alerts`, apart from the framework: ``read_body`` returns
+    the whole body or raises ``RequestEntityTooLarge`` past ``max_body_bytes``."""
+    error = _media_type_error(content_type)
     if error is not None:
         return error
     try:
-        data = await request.get_data(cache=False, as_text=False)
+        data = await read_body()
     except RequestEntityTooLarge:
-        limit = request.max_content_length
-        return _framework_error(413, 413, f"request body too large (limit {limit} bytes)")
+        return _framework_error(413, 413, f"request body too large (limit {max_body_bytes} bytes)")
     try:
-        raws = await run_cooperatively(
-            parse_alerts_steps(data if isinstance(data, bytes) else data.encode())
-        )
+        raws = await run_cooperatively(parse_alerts_steps(data))
     except BodyError as exc:
         return _framework_error(exc.status, exc.code, exc.message)
     now = backend.clock.now()
@@ -310,6 +332,7 @@ def create_app(
     extra_routes: Mapping[str, Mapping[str, ApiHandler]] | None = None,
     get_concurrency: int = 0,
     timeout_ns: int = 0,
+    direct_alerts: bool = True,
 ) -> QuartTrio:
     """The API v2 app, all routes under ``backend.route_prefix``.
 
@@ -318,7 +341,9 @@ def create_app(
     does the same for paths outside ``/api/v2/`` (relative to the prefix, e.g.
     ``api/v1/receivers/{name}/test``); they get werkzeug's routing and Go's plain
     404/405 texts. ``get_concurrency`` and ``timeout_ns`` are ``--web.get-concurrency``
-    and ``--web.timeout`` (see :mod:`daemon.api.limits`).
+    and ``--web.timeout`` (see :mod:`daemon.api.limits`). ``direct_alerts`` serves
+    ``POST /api/v2/alerts`` beside quart (:mod:`daemon.api.direct`); it needs a backend
+    that does not depend on quart's request context (not the tenancy's per-request one).
     """
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
@@ -425,11 +450,38 @@ def create_app(
     # The ASGI callable quart serves: Alertmanager's limiter and timeout around the
     # router's instrumentation around the app.
     inner: AsgiApp = app.asgi_app  # type: ignore[assignment]
+    if direct_alerts and routes.get("alerts", {}).get("POST") is post_alerts:
+        inner = with_direct_routes(
+            inner,
+            {("POST", f"{prefix}/api/v2/alerts"): _direct_post_alerts(backend, max_body_bytes)},
+        )
     instrumented = instrument(inner, _router_handler_label(app.url_map, prefix, extra_routes))
     app.asgi_app = limit(  # type: ignore[method-assign,assignment]
         instrumented, get_concurrency=get_concurrency, timeout_ns=timeout_ns
     )
     return app
+
+
+def _direct_post_alerts(backend: ApiBackend, max_body_bytes: int) -> DirectHandler:
+    """POST /api/v2/alerts at the ASGI level: :func:`post_alerts` without quart."""
+
+    async def handler(scope: Scope, receive: Receive) -> Response | None:
+        try:
+            response = await accept_alerts(
+                backend,
+                header(scope, b"content-type"),
+                lambda: read_body(scope, receive, max_body_bytes),
+                max_body_bytes,
+            )
+        except Disconnected:
+            return None
+        # The API view's CORS headers (_cors), from the scope's headers.
+        response.headers["Vary"] = "Origin"
+        if header(scope, b"origin") is not None:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    return handler
 
 
 #: Endpoints Alertmanager 0.25 serves outside its instrumented router.

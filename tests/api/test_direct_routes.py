@@ -1,0 +1,101 @@
+"""POST /api/v2/alerts served beside quart (daemon.api.direct): the same answers as
+quart's route, the body limit, and a client leaving mid-body."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import trio
+
+from daemon.api import create_app
+from daemon.api.server import serve_api
+from daemon.clock import FixedClock
+from daemon.store import AlertStore
+from tests.api.conftest import NOW, Api, FakeBackend, config
+
+GOOD = json.dumps([{"labels": {"alertname": "A", "job": "j"}}])
+
+#: (body, content type, extra headers) of requests whose answers must not change.
+CASES: list[tuple[bytes | str, str | None, dict[str, str]]] = [
+    (GOOD, "application/json", {}),
+    (GOOD, "application/json; charset=utf-8", {"Origin": "http://ui.example"}),
+    (GOOD, None, {}),
+    (GOOD, "text/plain", {}),
+    (GOOD, "application/", {}),
+    ("[", "application/json", {}),
+    ("{}", "application/json", {}),
+    ("", "application/json", {}),
+    (json.dumps([{"labels": {}}]), "application/json", {}),
+    (json.dumps([{"labels": {"a-b": "x"}}, {"labels": {"ok": "y"}}]), "application/json", {}),
+    (json.dumps([{"labels": {"alertname": "B"}, "startsAt": "yesterday"}]), "application/json", {}),
+    (b"[" + b'{"labels":{"x":"y"}},' * 3 + b'{"labels":{"x":"z"}}]', "application/json", {}),
+    ("x" * 200, "application/json", {}),  # over the 100-byte limit below
+]
+
+
+def _backend() -> FakeBackend:
+    clock = FixedClock(NOW)
+    return FakeBackend(config("default"), AlertStore(clock), clock)
+
+
+async def _answer(
+    direct: bool, body: bytes | str, ctype: str | None, headers: dict[str, str]
+) -> Any:
+    api = Api(_backend(), direct_alerts=direct, max_body_bytes=100 if len(body) == 200 else 2**20)
+    status, data, hdrs = await api.request("POST", "/api/v2/alerts", body, ctype, headers=headers)
+    stored = sorted(sorted(a.labels.items()) for a in api.backend.store.list())
+    return status, data, sorted(hdrs.items()), stored
+
+
+@pytest.mark.parametrize(("body", "ctype", "headers"), CASES)
+async def test_direct_route_answers_as_quart_does(
+    body: bytes | str, ctype: str | None, headers: dict[str, str]
+) -> None:
+    """Status, headers, body and what is stored are those of quart's route."""
+    assert await _answer(True, body, ctype, headers) == await _answer(False, body, ctype, headers)
+
+
+async def _raw_exchange(port: int, request: bytes, close_after: bool = False) -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(request)
+        if close_after:
+            return b""
+        out = b""
+        with trio.move_on_after(5):
+            while b"\r\n\r\n" not in out or not out.split(b"\r\n\r\n", 1)[1]:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    break
+                out += chunk
+        return out
+
+
+async def test_over_hypercorn_limit_chunked_body_and_client_leaving() -> None:
+    """Over a real socket: a chunked body past the limit is a 413 storing nothing, a
+    client that leaves mid-body stores nothing, and a good POST is stored (200)."""
+    backend = _backend()
+    app = create_app(backend, max_body_bytes=64)
+    head = b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_api, app, "127.0.0.1", 0)
+            big = b'[{"labels":{"alertname":"' + b"x" * 80 + b'"}}]'
+            chunked = head + b"Transfer-Encoding: chunked\r\n\r\n"
+            chunked += f"{len(big):x}\r\n".encode() + big + b"\r\n0\r\n\r\n"
+            reply = await _raw_exchange(port, chunked)
+            assert reply.startswith(b"HTTP/1.1 413"), reply
+            assert b"request body too large (limit 64 bytes)" in reply
+            partial = head + b"Content-Length: 40\r\n\r\n" + b'[{"labels":{"alertname":'
+            await _raw_exchange(port, partial, close_after=True)
+            await trio.sleep(0.2)
+            assert backend.store.list() == []
+            good = b'[{"labels":{"alertname":"ok"}}]'
+            reply = await _raw_exchange(
+                port, head + f"Content-Length: {len(good)}\r\n\r\n".encode() + good
+            )
+            assert reply.startswith(b"HTTP/1.1 200"), reply
+            assert [a.labels for a in backend.store.list()] == [{"alertname": "ok"}]
+            nursery.cancel_scope.cancel()
