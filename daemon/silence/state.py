@@ -629,19 +629,16 @@ class Silences:
             if marks.computed_at <= now:
                 # Only time moved: the matching set is unchanged, states may not be.
                 return self._mark(fingerprint, labels, marks.active + marks.pending, now)
-        series = self._series
         if not self._live and self._none_ended_since(now):
             # No silence is active at ``now``: none at the horizon, and none ended between
             # ``now`` and the horizon (flushes run concurrently, so a query may be a little
             # behind the horizon another one moved). Whatever the labels, nothing mutes:
-            # the usual case with no silences, or only expired or pending ones. Counted
-            # and timed like every query, but nothing is consulted or cached; a later
-            # query recomputes from scratch or from older marks, whose step the change
-            # log still answers for.
-            start = time.perf_counter()
-            series.queries.inc()
-            series.query_duration.observe(time.perf_counter() - start)
+            # the usual case with no silences, or only expired or pending ones. Like a
+            # cache hit above it is answered without consulting anything, and like one it
+            # is not counted as a query; nothing is cached: a later query recomputes from
+            # scratch or from older marks, whose step the change log still answers for.
             return []
+        series = self._series
         series.queries.inc()
         start = time.perf_counter()
         candidates: Iterable[str]
@@ -652,7 +649,7 @@ class Silences:
         else:
             candidates = self._matching(self._consulted(labels, now), labels, now)
         result = self._mark(fingerprint, labels, candidates, now)
-        self._series.query_duration.observe(time.perf_counter() - start)
+        series.query_duration.observe(time.perf_counter() - start)
         return result
 
     def pending_for(self, fingerprint: int) -> tuple[str, ...]:
