@@ -42,6 +42,7 @@ from daemon.alert import Alert
 from daemon.api.backend import AlertStatus
 from daemon.clock import NS_PER_SECOND, ZERO_TIME, Clock
 from daemon.config.model import Config
+from daemon.dispatch.actor import deliver_now
 from daemon.dispatch.dispatcher import Dispatcher
 from daemon.dispatch.group_limit import GroupBudget
 from daemon.dispatch.route import RouteNode
@@ -267,6 +268,8 @@ class Instance:
             stored = self.store.put(alerts, now)
         for alert in stored:
             ingest(alert)
+        # The actors see the batch now rather than at the intake task's next turn.
+        deliver_now()
 
     def admit(self, alerts: Sequence[Alert]) -> bool:
         """Raise :class:`~daemon.tenancy.limits.LimitExceeded` (and count it) if storing
