@@ -66,8 +66,14 @@ def sink_server() -> Iterator[tuple[Sink, int]]:
         def log_message(self, *args: object) -> None:
             pass
 
+    class Server(http.server.ThreadingHTTPServer):
+        # socketserver's default backlog of 5: a burst of connects (each notification
+        # opens one, as this HTTP/1.0 sink closes them) could overflow it, and a
+        # dropped SYN is retried after 1 s, a stall that says nothing about the daemon.
+        request_queue_size = 128
+
     port = free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = Server(("127.0.0.1", port), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
