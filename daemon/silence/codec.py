@@ -27,6 +27,7 @@ from pathlib import Path
 from cluster.errors import DecodeError
 from cluster.protowire import (
     ProtoWriter,
+    encode_varint,
     iter_delimited,
     iter_fields,
     write_delimited,
@@ -54,7 +55,6 @@ _FROM_PB = {v: k for k, v in _TO_PB.items()}
 # costs 10 us. The field tags below are ``(number << 3) | wire type``, one byte each;
 # tests/silence/test_codec.py checks the bytes against a ProtoWriter encoding.
 
-_U64 = (1 << 64) - 1
 _ONE_BYTE = [bytes((i,)) for i in range(0x80)]
 
 
@@ -62,16 +62,7 @@ def _varint(value: int) -> bytes:
     """``encode_varint``, with a table for the one-byte values (lengths, enums)."""
     if 0 <= value < 0x80:
         return _ONE_BYTE[value]
-    if value < 0:
-        value &= _U64  # proto's int64 encoding of negative numbers
-    if value > _U64:
-        raise ValueError(f"varint out of range: {value}")
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    return encode_varint(value)
 
 
 def _timestamp(ns: int) -> bytes:
