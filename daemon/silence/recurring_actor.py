@@ -2,9 +2,10 @@
 
 One :class:`RecurringSilences` task per instance. It owns nothing but its wake-up: the
 store stays the store's, and writes go through the same ``commit`` as the API's (journal,
-then apply, then gossip). It wakes when the store changes (a new recurring silence, from
-the API or a peer) and when :func:`~daemon.silence.windows.next_check` says a window is
-due, then writes what :func:`~daemon.silence.windows.plan_windows` asks for.
+then apply, then gossip). It wakes when a recurring silence's record changes (a new one,
+from the API or a peer, or a window edited or expired; plain silences do not wake it)
+and when :func:`~daemon.silence.windows.next_check` says a window is due, then writes
+what :func:`~daemon.silence.windows.plan_windows` asks for.
 
 Cancellation: safe at every await; a cancelled commit journals nothing or the whole plan.
 
@@ -52,7 +53,7 @@ class RecurringSilences:
         self._tenant = tenant
         self._changed = trio.Event()
 
-    def _on_change(self, record: bytes) -> None:
+    def _on_change(self) -> None:
         self._changed.set()
 
     async def _plan(self) -> tuple[Plan | None, int | None]:
@@ -73,7 +74,7 @@ class RecurringSilences:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; ready once subscribed to the store."""
-        unsubscribe = self._store.subscribe(self._on_change)
+        unsubscribe = self._store.subscribe_recurring(self._on_change)
         try:
             task_status.started()
             while True:

@@ -370,6 +370,9 @@ class Silences:
     _listeners: list[tuple[Callable[[bytes], None], bool]] = attrs.field(
         factory=list, init=False, eq=False, repr=False
     )
+    _recurring_listeners: list[Callable[[], None]] = attrs.field(
+        factory=list, init=False, eq=False, repr=False
+    )
     #: The last :meth:`_changes_since` answer: (from step, at step, IDs). After a
     #: change every cached fingerprint asks the same question.
     _since_memo: tuple[int, int, frozenset[str]] | None = attrs.field(
@@ -426,6 +429,21 @@ class Silences:
         def unsubscribe() -> None:
             if entry in self._listeners:
                 self._listeners.remove(entry)
+
+        return unsubscribe
+
+    def subscribe_recurring(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` after each stored record that carries a ``recurrence`` or
+        replaces one that did (a local write or a merge); returns the unsubscribe function.
+
+        The recurring actor plans only when such a record changes. Woken by every
+        silence instead, it took a task step per plain silence POST for nothing.
+        """
+        self._recurring_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._recurring_listeners:
+                self._recurring_listeners.remove(listener)
 
         return unsubscribe
 
@@ -715,12 +733,16 @@ class Silences:
         if prev is not None:
             self._live.remove(s.id)
         self._entries[s.id] = (s, expires_at)
+        recurring = s.recurrence is not None or s.id in self._recurring
         if s.recurrence is not None:
             self._recurring.add(s.id)
         else:
             self._recurring.discard(s.id)
         self._place(s)
         self._changed(s.id)
+        if recurring:
+            for wake in self._recurring_listeners:
+                wake()
         listeners = [f for f, wants_local in self._listeners if wants_local or not local]
         if listeners:
             record = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -160,3 +161,28 @@ async def test_many_recurring_silences_are_planned_in_slices(
         nursery.cancel_scope.cancel()
     assert checkpoints >= 3  # 200 recurring silences, 50 a slice
     assert len(store) == 400
+
+
+def test_only_recurring_records_wake_the_recurring_listener() -> None:
+    """Plain silences do not call it; a recurring record, or one replacing a recurring
+    record (a peer's copy without the field), does, whether written or merged."""
+    now = at("2026-06-01T09:00:00")
+    store = Silences()
+    woken: list[int] = []
+    unsubscribe = store.subscribe_recurring(lambda: woken.append(1))
+    store.set(attrs.evolve(TEMPLATE, starts_at=now, ends_at=now + HOUR), now)
+    assert woken == []
+    spec = RecurrenceSpec("r", "0 12 * * *", HOUR, "Europe/Paris", now)
+    plan = plan_new(store, TEMPLATE, spec, now)
+    store.apply(plan)
+    assert len(woken) == len(plan.records) > 0
+    window, expires_at = plan.records[0]
+    stripped = attrs.evolve(window, recurrence=None, updated_at=window.updated_at + 1)
+    assert store.merge(stripped, expires_at, now)
+    assert len(woken) == len(plan.records) + 1
+    # Now plain: a later plain record for that ID no longer concerns the actor.
+    assert store.merge(attrs.evolve(stripped, updated_at=stripped.updated_at + 1), expires_at, now)
+    assert len(woken) == len(plan.records) + 1
+    unsubscribe()
+    store.apply(plan_new(store, TEMPLATE, RecurrenceSpec("q", "0 13 * * *", HOUR, "UTC", now), now))
+    assert len(woken) == len(plan.records) + 1
