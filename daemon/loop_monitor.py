@@ -11,6 +11,9 @@ under 1% of a core.
 from __future__ import annotations
 
 import gc
+import inspect
+import sys
+import threading
 import time
 from typing import Any
 
@@ -21,8 +24,12 @@ from prometheus_client import Gauge, Histogram
 from daemon.metrics import REGISTRY
 
 PROBE_INTERVAL = 0.005
-#: A single task step this long is logged with the task's name: it names the culprit.
+#: A pause this long is logged with the name of the task holding the loop: the culprit.
 SLOW_STEP = 0.05
+#: How often the watch thread looks at the loop, and how old the probe's last wake-up
+#: must be for it to note the running task (4 probe intervals: the loop is held).
+WATCH_INTERVAL = 0.01
+SUSPECT_AFTER = 0.02
 
 log = structlog.get_logger(__name__)
 
@@ -51,38 +58,84 @@ def record_pause(seconds: float) -> None:
         max_pause.set(seconds)
 
 
-class SlowStepLogger(trio.abc.Instrument):
-    """Logs ``loop.slow_step`` for every task step that holds the loop :data:`SLOW_STEP`.
+class StallWatch:
+    """Logs ``loop.slow_step`` for every pause of :data:`SLOW_STEP` or more, naming the
+    task that held the loop, with no hook on task steps.
 
-    It runs around every task step (thousands a second), so it reads only the vDSO
-    clock there. The thread's CPU clock is a system call (about 1 us, and a point where
-    a loaded machine deschedules the thread): read twice a step, it was the largest
-    single item in a profile of the paced-notification benchmark. The CPU figure of a
-    slow step is taken against the probe's last reading instead.
+    A trio instrument timing every task step named the culprit exactly, but its two
+    calls per step (thousands a second) cost 4-5% of the daemon's throughput in issue
+    15's ingest (alternating runs with and without it). Instead a thread looks at the
+    loop every :data:`WATCH_INTERVAL`: once the probe's last wake-up is
+    :data:`SUSPECT_AFTER` old, the loop is held, and the thread notes which task is
+    running on it (from the loop thread's stack). When the probe next wakes it knows the
+    pause, and logs it with that task's name, its wall time and the loop thread's CPU
+    time since the previous wake-up (an upper bound of the step's own).
+
+    The name is the task's holding the loop when the watch looked, after
+    :data:`SUSPECT_AFTER` of the pause: a pause made of several shorter steps is
+    reported too, under the task found then. ``trio scheduler`` means the scheduler
+    itself was running (an I/O poll, a collector pass: see ``gc.slow_collection``).
     """
 
     def __init__(self) -> None:
-        self._started = time.perf_counter()
-        #: The loop thread's CPU time when the probe last ran (see :meth:`mark_cpu`).
+        self._loop_thread = threading.get_ident()
+        #: perf_counter of the probe's last wake-up, and the loop thread's CPU then.
+        self._beat = time.perf_counter()
         self._cpu_mark = time.thread_time()
+        #: (the beat it was noted after, the task's name), written by the watch thread.
+        self._suspect: tuple[float, str] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="tocsin-loop-watch", daemon=True)
 
-    def mark_cpu(self) -> None:
-        """Note the thread's CPU time now (the probe calls this every wake-up)."""
-        self._cpu_mark = time.thread_time()
+    def start(self) -> None:
+        self._thread.start()
 
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        self._started = time.perf_counter()
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1.0)
 
-    def after_task_step(self, task: trio.lowlevel.Task) -> None:
-        took = time.perf_counter() - self._started
-        if took >= SLOW_STEP:
-            # CPU time well below wall time means the step waited for the CPU or the GIL
+    def beat(self, late: float) -> None:
+        """The probe woke ``late`` seconds late (called on the loop thread)."""
+        if late >= SLOW_STEP:
+            suspect = self._suspect
+            task = suspect[1] if suspect is not None and suspect[0] == self._beat else "unknown"
+            # CPU time well below wall time means the loop waited for the CPU or the GIL
             # (another process, a worker thread), not that the task itself did too much.
-            # An upper bound: it includes the other steps since the probe last ran.
             cpu = time.thread_time() - self._cpu_mark
             log.warning(
-                "loop.slow_step", task=task.name, seconds=round(took, 3), cpu_seconds=round(cpu, 3)
+                "loop.slow_step", task=task, seconds=round(late, 3), cpu_seconds=round(cpu, 3)
             )
+        self._beat = time.perf_counter()
+        self._cpu_mark = time.thread_time()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL):
+            beat = self._beat
+            if time.perf_counter() - beat < SUSPECT_AFTER:
+                continue
+            suspect = self._suspect
+            if suspect is None or suspect[0] != beat:
+                self._suspect = (beat, running_task(self._loop_thread))
+
+
+def running_task(thread_id: int) -> str:
+    """The name of the trio task running on thread ``thread_id`` now (read from its stack;
+    call from another thread), ``trio scheduler`` between tasks, or ``unknown``."""
+    frame = sys._current_frames().get(thread_id)
+    below = None
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "unrolled_run" and code.co_filename.endswith("_run.py"):
+            if below is None or not below.f_code.co_flags & inspect.CO_COROUTINE:
+                return "trio scheduler"
+            # The scheduler's local ``task`` is the one it is running.
+            name = getattr(frame.f_locals.get("task"), "name", None)
+            if isinstance(name, str):
+                return name
+            return f"{below.f_globals.get('__name__', '?')}.{below.f_code.co_qualname}"
+        below = frame
+        frame = frame.f_back
+    return "unknown"
 
 
 class _SlowCollections:
@@ -111,21 +164,22 @@ async def run_probe(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGN
 
     Cancellation: stops at its next sleep; nothing to clean up.
     """
-    instrument = SlowStepLogger()
+    watch = StallWatch()
     collections = _SlowCollections()
-    trio.lowlevel.add_instrument(instrument)
     gc.callbacks.append(collections)
+    watch.start()
     task_status.started()
     try:
-        await _probe(instrument)
+        await _probe(watch)
     finally:
         gc.callbacks.remove(collections)
-        trio.lowlevel.remove_instrument(instrument)
+        watch.stop()
 
 
-async def _probe(instrument: SlowStepLogger) -> None:
+async def _probe(watch: StallWatch) -> None:
     while True:
         woke = trio.current_time() + PROBE_INTERVAL
         await trio.sleep_until(woke)
-        record_pause(max(0.0, trio.current_time() - woke))
-        instrument.mark_cpu()
+        late = max(0.0, trio.current_time() - woke)
+        record_pause(late)
+        watch.beat(late)

@@ -55,6 +55,38 @@ async def test_slow_step_is_logged_with_its_cpu_time() -> None:
     assert 0.06 <= slow[0]["cpu_seconds"] <= slow[0]["seconds"] + 0.01
 
 
+async def test_the_task_holding_the_loop_is_named() -> None:
+    """A task (not the probe's caller) that blocks the loop 80 ms is named in the log."""
+
+    async def blocker() -> None:
+        time.sleep(0.08)  # the stall under test: holds the loop, lets the watch thread run
+
+    with structlog.testing.capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(loop_monitor.run_probe)
+            await trio.sleep(0.02)
+            nursery.start_soon(blocker, name="the-blocker")
+            # Past the stall's end, so the probe wakes (and reports) before the cancel.
+            await trio.sleep(0.15)
+            nursery.cancel_scope.cancel()
+    slow = [e for e in logs if e["event"] == "loop.slow_step"]
+    assert [e["task"] for e in slow] == ["the-blocker"], logs
+    assert slow[0]["seconds"] >= 0.07
+
+
+async def test_no_hook_runs_on_task_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monitor installs no trio instrument: task steps pay nothing for it."""
+
+    def refuse(instrument: object) -> None:
+        raise AssertionError("an instrument was installed")
+
+    monkeypatch.setattr(trio.lowlevel, "add_instrument", refuse)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(loop_monitor.run_probe)
+        await trio.sleep(0.02)
+        nursery.cancel_scope.cancel()
+
+
 async def test_task_steps_cost_no_cpu_clock_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ordinary task steps never read the thread's CPU clock (a system call per step)."""
     reads = 0
