@@ -7,6 +7,10 @@
  * hashes it: names in sorted order, each as "name 0xFF value 0xFF" in UTF-8. In pure
  * Python the byte loop is the single most expensive step of posting an alert.
  *
+ * The functions over a label set take its entries in sorted order (sorted_str_items):
+ * up to 16 entries with exact str names are sorted on the stack, larger dicts and str
+ * subclasses through list.sort, whose order is sorted()'s.
+ *
  * posted_labels(labels): interns every value in place (as sys.intern would), then
  * returns fingerprint(labels). One call per posted alert instead of one per label.
  *
@@ -75,44 +79,143 @@ fnv_str(uint64_t *h, PyObject *s)
     return 0;
 }
 
-static PyObject *
-speedups_fingerprint(PyObject *module, PyObject *labels)
+/* Label sets are small: up to this many entries are sorted in place on the stack. */
+#define SMALL_DICT 16
+
+/* A dict's entries in sorted key order, every key and value checked to be a str. */
+typedef struct {
+    Py_ssize_t n;
+    PyObject **names;
+    PyObject **values;
+    /* Owned lists behind names and values for large dicts or str subclass keys; NULL
+     * when the entries are borrowed from the dict (nothing runs Python code while they
+     * are used, so the dict cannot change under them). */
+    PyObject *names_list;
+    PyObject *values_list;
+    PyObject *small[2 * SMALL_DICT];
+} sorted_items;
+
+static void
+sorted_items_release(sorted_items *items)
 {
-    if (!PyDict_Check(labels)) {
-        PyErr_Format(PyExc_TypeError, "labels must be a dict, not %.100s",
-                     Py_TYPE(labels)->tp_name);
-        return NULL;
+    Py_XDECREF(items->names_list);
+    Py_XDECREF(items->values_list);
+}
+
+static int
+str_type_error(PyObject *bad)
+{
+    PyErr_Format(PyExc_TypeError, "keys and values must be str, not %.100s",
+                 Py_TYPE(bad)->tp_name);
+    return -1;
+}
+
+/* Small dicts of exact str keys: insertion sort with C comparisons, which order exact
+ * strs by code point as sorted() does. 1 if done, 0 if not applicable, -1 on error. */
+static int
+sorted_items_small(PyObject *d, sorted_items *items)
+{
+    Py_ssize_t n = PyDict_GET_SIZE(d);
+    if (n > SMALL_DICT) {
+        return 0;
     }
-    uint64_t h = FNV_OFFSET;
-    if (PyDict_GET_SIZE(labels) == 0) {
-        return PyLong_FromUnsignedLongLong(h);
+    PyObject **names = items->small, **values = items->small + SMALL_DICT;
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *name, *value;
+    while (PyDict_Next(d, &pos, &name, &value)) {
+        if (!PyUnicode_CheckExact(name)) {
+            return 0;
+        }
+        if (!PyUnicode_Check(value)) {
+            return str_type_error(value);
+        }
+        Py_ssize_t j = i++;
+        for (; j > 0 && PyUnicode_Compare(names[j - 1], name) > 0; j--) {
+            names[j] = names[j - 1];
+            values[j] = values[j - 1];
+        }
+        names[j] = name;
+        values[j] = value;
     }
-    PyObject *names = PyDict_Keys(labels);
+    items->n = n;
+    items->names = names;
+    items->values = values;
+    items->names_list = items->values_list = NULL;
+    return 1;
+}
+
+/* Fill items; -1 with an exception set when d is not a dict or some key or value is
+ * not a str. */
+static int
+sorted_str_items(PyObject *d, sorted_items *items)
+{
+    if (!PyDict_Check(d)) {
+        PyErr_Format(PyExc_TypeError, "expected a dict, not %.100s", Py_TYPE(d)->tp_name);
+        return -1;
+    }
+    int small = sorted_items_small(d, items);
+    if (small != 0) {
+        return small < 0 ? -1 : 0;
+    }
+    /* The general case: sorted() semantics via list.sort, values held as new references
+     * because comparing str subclasses may run Python code. */
+    PyObject *names = PyDict_Keys(d);
     if (names == NULL) {
-        return NULL;
+        return -1;
     }
-    /* Code point order, as sorted() gives; for UTF-8 it equals Go's byte order. */
     if (PyList_Sort(names) < 0) {
         Py_DECREF(names);
-        return NULL;
+        return -1;
     }
     Py_ssize_t n = PyList_GET_SIZE(names);
+    PyObject *values = PyList_New(n);
+    if (values == NULL) {
+        Py_DECREF(names);
+        return -1;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *name = PyList_GET_ITEM(names, i);
-        PyObject *value = PyDict_GetItemWithError(labels, name);
+        PyObject *value = PyDict_GetItemWithError(d, name);
         if (value == NULL) {
             if (!PyErr_Occurred()) {
                 PyErr_SetObject(PyExc_KeyError, name);
             }
-            Py_DECREF(names);
-            return NULL;
+            goto fail;
         }
-        if (fnv_str(&h, name) < 0 || fnv_str(&h, value) < 0) {
-            Py_DECREF(names);
+        if (!PyUnicode_Check(name) || !PyUnicode_Check(value)) {
+            str_type_error(PyUnicode_Check(name) ? value : name);
+            goto fail;
+        }
+        Py_INCREF(value);
+        PyList_SET_ITEM(values, i, value);
+    }
+    items->n = n;
+    items->names = PySequence_Fast_ITEMS(names);
+    items->values = PySequence_Fast_ITEMS(values);
+    items->names_list = names;
+    items->values_list = values;
+    return 0;
+fail:
+    Py_DECREF(names);
+    Py_DECREF(values);
+    return -1;
+}
+
+static PyObject *
+speedups_fingerprint(PyObject *module, PyObject *labels)
+{
+    sorted_items items;
+    if (sorted_str_items(labels, &items) < 0) {
+        return NULL;
+    }
+    uint64_t h = FNV_OFFSET;
+    for (Py_ssize_t i = 0; i < items.n; i++) {
+        if (fnv_str(&h, items.names[i]) < 0 || fnv_str(&h, items.values[i]) < 0) {
+            sorted_items_release(&items);
             return NULL;
         }
     }
-    Py_DECREF(names);
+    sorted_items_release(&items);
     return PyLong_FromUnsignedLongLong(h);
 }
 
@@ -228,70 +331,18 @@ utf8_write(unsigned char *out, PyObject *s)
     return out;
 }
 
-/* The sorted keys of a dict and their values (new references), after checking that all
- * are str; -1 with an exception set otherwise. The values are held so that no lookup
- * happens between measuring the strings and writing them. */
-static int
-sorted_str_items(PyObject *d, PyObject **names_out, PyObject **values_out)
-{
-    PyObject *names = PyDict_Keys(d);
-    if (names == NULL) {
-        return -1;
-    }
-    /* Code point order, as sorted() gives; for UTF-8 it equals Go's byte order. */
-    if (PyList_Sort(names) < 0) {
-        Py_DECREF(names);
-        return -1;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(names);
-    PyObject *values = PyList_New(n);
-    if (values == NULL) {
-        Py_DECREF(names);
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *name = PyList_GET_ITEM(names, i);
-        PyObject *value = PyDict_GetItemWithError(d, name);
-        if (value == NULL) {
-            if (!PyErr_Occurred()) {
-                PyErr_SetObject(PyExc_KeyError, name);
-            }
-            goto fail;
-        }
-        PyObject *bad = !PyUnicode_Check(name) ? name : !PyUnicode_Check(value) ? value : NULL;
-        if (bad != NULL) {
-            PyErr_Format(PyExc_TypeError, "keys and values must be str, not %.100s",
-                         Py_TYPE(bad)->tp_name);
-            goto fail;
-        }
-        Py_INCREF(value);
-        PyList_SET_ITEM(values, i, value);
-    }
-    *names_out = names;
-    *values_out = values;
-    return 0;
-fail:
-    Py_DECREF(names);
-    Py_DECREF(values);
-    return -1;
-}
-
 static PyObject *
 speedups_labels_hash_bytes(PyObject *module, PyObject *labels)
 {
-    if (!PyDict_Check(labels)) {
-        PyErr_Format(PyExc_TypeError, "labels must be a dict, not %.100s",
-                     Py_TYPE(labels)->tp_name);
+    sorted_items items;
+    PyObject *result = NULL;
+    if (sorted_str_items(labels, &items) < 0) {
         return NULL;
     }
-    PyObject *names, *values, *result = NULL;
-    if (sorted_str_items(labels, &names, &values) < 0) {
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(names);
+    Py_ssize_t n = items.n;
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < 2 * n; i++) {
-        PyObject *s = PyList_GET_ITEM(i % 2 ? values : names, i / 2);
+        PyObject *s = (i % 2 ? items.values : items.names)[i / 2];
         Py_ssize_t len = utf8_length(s);
         if (len < 0) {
             /* A surrogate: let the codec raise the UnicodeEncodeError str.encode()
@@ -311,12 +362,11 @@ speedups_labels_hash_bytes(PyObject *module, PyObject *labels)
     }
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
     for (Py_ssize_t i = 0; i < 2 * n; i++) {
-        out = utf8_write(out, PyList_GET_ITEM(i % 2 ? values : names, i / 2));
+        out = utf8_write(out, (i % 2 ? items.values : items.names)[i / 2]);
         *out++ = 0xFF;
     }
 done:
-    Py_DECREF(names);
-    Py_DECREF(values);
+    sorted_items_release(&items);
     return result;
 }
 
@@ -358,26 +408,40 @@ json_needs_escape(PyObject *s)
     return 0;
 }
 
+/* Write '"' s '"' into result (wide enough for s) at position at; returns the position
+ * after it, or -1 with an exception set. */
+static Py_ssize_t
+write_quoted(PyObject *result, Py_ssize_t at, PyObject *s)
+{
+    int kind = PyUnicode_KIND(result);
+    void *data = PyUnicode_DATA(result);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+    PyUnicode_WRITE(kind, data, at, '"');
+    if (PyUnicode_CopyCharacters(result, at + 1, s, 0, len) < 0) {
+        return -1;
+    }
+    PyUnicode_WRITE(kind, data, at + 1 + len, '"');
+    return at + 2 + len;
+}
+
 static PyObject *
 speedups_go_json_map(PyObject *module, PyObject *d)
 {
-    if (!PyDict_Check(d)) {
-        PyErr_Format(PyExc_TypeError, "expected a dict, not %.100s", Py_TYPE(d)->tp_name);
+    sorted_items items;
+    PyObject *result = NULL;
+    if (sorted_str_items(d, &items) < 0) {
         return NULL;
     }
-    if (PyDict_GET_SIZE(d) == 0) {
+    Py_ssize_t n = items.n;
+    if (n == 0) {
+        sorted_items_release(&items);
         return PyUnicode_FromStringAndSize("{}", 2);
     }
-    PyObject *names, *values, *result = NULL;
-    if (sorted_str_items(d, &names, &values) < 0) {
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(names);
     /* '{' and '}', n - 1 commas, and per entry '"' key '":"' value '"'. */
     Py_ssize_t total = 2 + (n - 1) + 5 * n;
     Py_UCS4 maxchar = 0x7F;
     for (Py_ssize_t i = 0; i < 2 * n; i++) {
-        PyObject *s = PyList_GET_ITEM(i % 2 ? values : names, i / 2);
+        PyObject *s = (i % 2 ? items.values : items.names)[i / 2];
         if (json_needs_escape(s)) {
             result = Py_None;
             Py_INCREF(result);
@@ -399,32 +463,25 @@ speedups_go_json_map(PyObject *module, PyObject *d)
     Py_ssize_t at = 0;
     PyUnicode_WRITE(kind, data, at++, '{');
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *name = PyList_GET_ITEM(names, i);
-        PyObject *value = PyList_GET_ITEM(values, i);
         if (i > 0) {
             PyUnicode_WRITE(kind, data, at++, ',');
         }
-        PyUnicode_WRITE(kind, data, at++, '"');
-        if (PyUnicode_CopyCharacters(result, at, name, 0, PyUnicode_GET_LENGTH(name)) < 0) {
+        at = write_quoted(result, at, items.names[i]);
+        if (at < 0) {
             Py_CLEAR(result);
             goto done;
         }
-        at += PyUnicode_GET_LENGTH(name);
-        PyUnicode_WRITE(kind, data, at++, '"');
         PyUnicode_WRITE(kind, data, at++, ':');
-        PyUnicode_WRITE(kind, data, at++, '"');
-        if (PyUnicode_CopyCharacters(result, at, value, 0, PyUnicode_GET_LENGTH(value)) < 0) {
+        at = write_quoted(result, at, items.values[i]);
+        if (at < 0) {
             Py_CLEAR(result);
             goto done;
         }
-        at += PyUnicode_GET_LENGTH(value);
-        PyUnicode_WRITE(kind, data, at++, '"');
     }
     PyUnicode_WRITE(kind, data, at++, '}');
     assert(at == total);
 done:
-    Py_DECREF(names);
-    Py_DECREF(values);
+    sorted_items_release(&items);
     return result;
 }
 

@@ -233,7 +233,47 @@ def test_string_map_equals_escaped_string_map(d: dict[str, str]) -> None:
     assert gojson.string_map(d) == escaped_string_map(d)
 
 
-@pytest.mark.parametrize("bad", [{"a": None}, {1: "a"}, {"a": "b", 2: "c"}, {"<": 1}])
+#: Past the 16 entries C sorts on the stack: the list.sort path.
+large_map = st.dictionaries(any_text, any_text, min_size=17, max_size=40)
+large_plain_map = st.dictionaries(plain_text, plain_text, min_size=17, max_size=40)
+
+
+@given(large_map, large_plain_map)
+def test_c_functions_on_large_dicts(d: dict[str, str], plain: dict[str, str]) -> None:
+    """Dicts too large for the in-place sort give the same results through list.sort
+    (fingerprint included, which sorts the same way)."""
+    speedups = _speedups()
+    assert speedups.go_json_map(d) == _plain_string_map_python(d)
+    assert speedups.go_json_map(plain) == escaped_string_map(plain)
+    assert speedups.labels_hash_bytes(plain) == _labels_hash_bytes_python(plain)
+    assert speedups.fingerprint(plain) == fingerprint_reference(plain)
+
+
+class _Name(str):
+    """A str subclass (no overrides): C cannot sort it in place, so it takes list.sort."""
+
+
+@given(plain_map)
+def test_c_functions_on_str_subclass_keys(d: dict[str, str]) -> None:
+    """Keys of a str subclass are sorted and written like the str they hold."""
+    speedups = _speedups()
+    sub = {_Name(k): v for k, v in d.items()}
+    assert speedups.go_json_map(sub) == escaped_string_map(d)
+    assert speedups.labels_hash_bytes(sub) == _labels_hash_bytes_python(d)
+    assert speedups.fingerprint(sub) == fingerprint_reference(d)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"a": None},
+        {1: "a"},
+        {"a": "b", 2: "c"},
+        {"<": 1},
+        {_Name("a"): 1},
+        {**{f"k{i}": "v" for i in range(20)}, "z": 1},
+    ],
+)
 def test_go_json_map_rejects_non_str_like_the_exact_path(bad: dict[object, object]) -> None:
     """A non-str key or value is a TypeError in C, in the fallback and in the exact
     path, so callers see the same error whichever runs."""
@@ -246,6 +286,8 @@ def test_go_json_map_rejects_non_str_like_the_exact_path(bad: dict[object, objec
         escaped_string_map(bad)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         speedups.go_json_map([("a", "b")])
+    with pytest.raises(TypeError):
+        speedups.labels_hash_bytes(bad)
 
 
 def test_c_untrack_takes_objects_out_of_the_collector() -> None:

@@ -92,7 +92,8 @@ _FRAGMENT_LIMIT = 200_000
 
 
 #: (text, is a receiver name) -> its Go JSON string literal, for the few strings every
-#: payload of a group repeats (receiver, external URL, group key).
+#: payload of a group repeats (receiver, external URL, group key) and the generator URLs
+#: its alerts share.
 _literals: dict[tuple[str, bool], str] = {}
 
 
@@ -125,13 +126,15 @@ def _alert_json(alert: Alert, status: str) -> str:
     cached = _fragments.get(alert.fingerprint)
     if cached is not None and cached[0] is alert and cached[1] == status:
         return cached[2]
-    # Status, times and the hex fingerprint never need escaping.
+    # Status, times and the hex fingerprint never need escaping. A generator URL is one
+    # per rule, so its literal comes from the cache (the escaping regex cost more than
+    # the labels).
     text = (
         f'{{"status":"{status}","labels":{gojson.string_map(alert.labels)},'
         f'"annotations":{gojson.string_map(alert.annotations)},'
         f'"startsAt":"{_time_text(alert.starts_at)}","endsAt":"{_time_text(alert.ends_at)}",'
-        f'"generatorURL":{gojson.string(alert.generator_url)},'
-        f'"fingerprint":"{alert.fingerprint_hex}"}}'
+        f'"generatorURL":{_literal(alert.generator_url)},'
+        f'"fingerprint":"{alert.fingerprint:016x}"}}'
     )
     if len(_fragments) >= _FRAGMENT_LIMIT:
         _fragments.clear()
