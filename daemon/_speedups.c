@@ -7,11 +7,23 @@
  * hashes it: names in sorted order, each as "name 0xFF value 0xFF" in UTF-8. In pure
  * Python the byte loop is the single most expensive step of posting an alert.
  *
+ * The functions over a label set take its entries in sorted order (sorted_str_items):
+ * up to 16 entries with exact str names are sorted on the stack, larger dicts and str
+ * subclasses through list.sort, whose order is sorted()'s.
+ *
  * posted_labels(labels): interns every value in place (as sys.intern would), then
  * returns fingerprint(labels). One call per posted alert instead of one per label.
  *
  * str_values(d): True if every value of dict d is exactly a str (the decoder's fast-path
  * type check, without a generator per alert).
+ *
+ * labels_hash_bytes(labels): the bytes both label hashes are taken over (sorted names,
+ * "name 0xFF value 0xFF" in UTF-8), written into one bytes object. The nflog's xxHash64
+ * of every alert of a flush hashes these; in pure Python a join and an encode per alert.
+ *
+ * go_json_map(d): Go's encoding/json text of a map[string]string (keys sorted) written
+ * into one str, or None when some key or value needs escaping, so the caller takes the
+ * exact escaping path (daemon/notify/gojson.py). Webhook bodies write two per alert.
  *
  * untrack(obj): takes obj out of the cyclic collector's lists and returns it. Only for
  * objects that can never be part of a reference cycle (an Alert holds str dicts and
@@ -22,6 +34,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 #define FNV_OFFSET 14695981039346656037ULL
 #define FNV_PRIME 1099511628211ULL
@@ -66,44 +79,143 @@ fnv_str(uint64_t *h, PyObject *s)
     return 0;
 }
 
-static PyObject *
-speedups_fingerprint(PyObject *module, PyObject *labels)
+/* Label sets are small: up to this many entries are sorted in place on the stack. */
+#define SMALL_DICT 16
+
+/* A dict's entries in sorted key order, every key and value checked to be a str. */
+typedef struct {
+    Py_ssize_t n;
+    PyObject **names;
+    PyObject **values;
+    /* Owned lists behind names and values for large dicts or str subclass keys; NULL
+     * when the entries are borrowed from the dict (nothing runs Python code while they
+     * are used, so the dict cannot change under them). */
+    PyObject *names_list;
+    PyObject *values_list;
+    PyObject *small[2 * SMALL_DICT];
+} sorted_items;
+
+static void
+sorted_items_release(sorted_items *items)
 {
-    if (!PyDict_Check(labels)) {
-        PyErr_Format(PyExc_TypeError, "labels must be a dict, not %.100s",
-                     Py_TYPE(labels)->tp_name);
-        return NULL;
+    Py_XDECREF(items->names_list);
+    Py_XDECREF(items->values_list);
+}
+
+static int
+str_type_error(PyObject *bad)
+{
+    PyErr_Format(PyExc_TypeError, "keys and values must be str, not %.100s",
+                 Py_TYPE(bad)->tp_name);
+    return -1;
+}
+
+/* Small dicts of exact str keys: insertion sort with C comparisons, which order exact
+ * strs by code point as sorted() does. 1 if done, 0 if not applicable, -1 on error. */
+static int
+sorted_items_small(PyObject *d, sorted_items *items)
+{
+    Py_ssize_t n = PyDict_GET_SIZE(d);
+    if (n > SMALL_DICT) {
+        return 0;
     }
-    uint64_t h = FNV_OFFSET;
-    if (PyDict_GET_SIZE(labels) == 0) {
-        return PyLong_FromUnsignedLongLong(h);
+    PyObject **names = items->small, **values = items->small + SMALL_DICT;
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *name, *value;
+    while (PyDict_Next(d, &pos, &name, &value)) {
+        if (!PyUnicode_CheckExact(name)) {
+            return 0;
+        }
+        if (!PyUnicode_Check(value)) {
+            return str_type_error(value);
+        }
+        Py_ssize_t j = i++;
+        for (; j > 0 && PyUnicode_Compare(names[j - 1], name) > 0; j--) {
+            names[j] = names[j - 1];
+            values[j] = values[j - 1];
+        }
+        names[j] = name;
+        values[j] = value;
     }
-    PyObject *names = PyDict_Keys(labels);
+    items->n = n;
+    items->names = names;
+    items->values = values;
+    items->names_list = items->values_list = NULL;
+    return 1;
+}
+
+/* Fill items; -1 with an exception set when d is not a dict or some key or value is
+ * not a str. */
+static int
+sorted_str_items(PyObject *d, sorted_items *items)
+{
+    if (!PyDict_Check(d)) {
+        PyErr_Format(PyExc_TypeError, "expected a dict, not %.100s", Py_TYPE(d)->tp_name);
+        return -1;
+    }
+    int small = sorted_items_small(d, items);
+    if (small != 0) {
+        return small < 0 ? -1 : 0;
+    }
+    /* The general case: sorted() semantics via list.sort, values held as new references
+     * because comparing str subclasses may run Python code. */
+    PyObject *names = PyDict_Keys(d);
     if (names == NULL) {
-        return NULL;
+        return -1;
     }
-    /* Code point order, as sorted() gives; for UTF-8 it equals Go's byte order. */
     if (PyList_Sort(names) < 0) {
         Py_DECREF(names);
-        return NULL;
+        return -1;
     }
     Py_ssize_t n = PyList_GET_SIZE(names);
+    PyObject *values = PyList_New(n);
+    if (values == NULL) {
+        Py_DECREF(names);
+        return -1;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *name = PyList_GET_ITEM(names, i);
-        PyObject *value = PyDict_GetItemWithError(labels, name);
+        PyObject *value = PyDict_GetItemWithError(d, name);
         if (value == NULL) {
             if (!PyErr_Occurred()) {
                 PyErr_SetObject(PyExc_KeyError, name);
             }
-            Py_DECREF(names);
-            return NULL;
+            goto fail;
         }
-        if (fnv_str(&h, name) < 0 || fnv_str(&h, value) < 0) {
-            Py_DECREF(names);
+        if (!PyUnicode_Check(name) || !PyUnicode_Check(value)) {
+            str_type_error(PyUnicode_Check(name) ? value : name);
+            goto fail;
+        }
+        Py_INCREF(value);
+        PyList_SET_ITEM(values, i, value);
+    }
+    items->n = n;
+    items->names = PySequence_Fast_ITEMS(names);
+    items->values = PySequence_Fast_ITEMS(values);
+    items->names_list = names;
+    items->values_list = values;
+    return 0;
+fail:
+    Py_DECREF(names);
+    Py_DECREF(values);
+    return -1;
+}
+
+static PyObject *
+speedups_fingerprint(PyObject *module, PyObject *labels)
+{
+    sorted_items items;
+    if (sorted_str_items(labels, &items) < 0) {
+        return NULL;
+    }
+    uint64_t h = FNV_OFFSET;
+    for (Py_ssize_t i = 0; i < items.n; i++) {
+        if (fnv_str(&h, items.names[i]) < 0 || fnv_str(&h, items.values[i]) < 0) {
+            sorted_items_release(&items);
             return NULL;
         }
     }
-    Py_DECREF(names);
+    sorted_items_release(&items);
     return PyLong_FromUnsignedLongLong(h);
 }
 
@@ -152,6 +264,227 @@ speedups_str_values(PyObject *module, PyObject *d)
     Py_RETURN_TRUE;
 }
 
+/* UTF-8 length of a str, or -1 when it holds a surrogate (which has no UTF-8 form). */
+static Py_ssize_t
+utf8_length(PyObject *s)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    if (PyUnicode_IS_ASCII(s)) {
+        return n;
+    }
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    Py_ssize_t len = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 0x80) {
+            len += 1;
+        }
+        else if (c < 0x800) {
+            len += 2;
+        }
+        else if (c < 0x10000) {
+            if (c >= 0xD800 && c <= 0xDFFF) {
+                return -1;
+            }
+            len += 3;
+        }
+        else {
+            len += 4;
+        }
+    }
+    return len;
+}
+
+/* Write the UTF-8 form of a str that utf8_length accepted; returns the end. */
+static unsigned char *
+utf8_write(unsigned char *out, PyObject *s)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    if (PyUnicode_IS_ASCII(s)) {
+        memcpy(out, PyUnicode_1BYTE_DATA(s), (size_t)n);
+        return out + n;
+    }
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 0x80) {
+            *out++ = (unsigned char)c;
+        }
+        else if (c < 0x800) {
+            *out++ = (unsigned char)(0xC0 | (c >> 6));
+            *out++ = (unsigned char)(0x80 | (c & 0x3F));
+        }
+        else if (c < 0x10000) {
+            *out++ = (unsigned char)(0xE0 | (c >> 12));
+            *out++ = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+            *out++ = (unsigned char)(0x80 | (c & 0x3F));
+        }
+        else {
+            *out++ = (unsigned char)(0xF0 | (c >> 18));
+            *out++ = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
+            *out++ = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+            *out++ = (unsigned char)(0x80 | (c & 0x3F));
+        }
+    }
+    return out;
+}
+
+static PyObject *
+speedups_labels_hash_bytes(PyObject *module, PyObject *labels)
+{
+    sorted_items items;
+    PyObject *result = NULL;
+    if (sorted_str_items(labels, &items) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = items.n;
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < 2 * n; i++) {
+        PyObject *s = (i % 2 ? items.values : items.names)[i / 2];
+        Py_ssize_t len = utf8_length(s);
+        if (len < 0) {
+            /* A surrogate: let the codec raise the UnicodeEncodeError str.encode()
+             * raises, with its position and reason. */
+            PyObject *encoded = PyUnicode_AsUTF8String(s);
+            if (encoded != NULL) {
+                Py_DECREF(encoded);
+                PyErr_SetString(PyExc_SystemError, "surrogate found but encoding succeeded");
+            }
+            goto done;
+        }
+        total += len + 1;
+    }
+    result = PyBytes_FromStringAndSize(NULL, total);
+    if (result == NULL) {
+        goto done;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    for (Py_ssize_t i = 0; i < 2 * n; i++) {
+        out = utf8_write(out, (i % 2 ? items.values : items.names)[i / 2]);
+        *out++ = 0xFF;
+    }
+done:
+    sorted_items_release(&items);
+    return result;
+}
+
+/* The Latin-1 characters Go's encoding/json escapes (HTML-safe): controls, '"', '\\',
+ * '<', '>' and '&'. DEL and everything from 0x80 are written raw. */
+static const unsigned char json_escaped_latin1[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* '"' 0x22, '&' 0x26 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, /* '<' 0x3C, '>' 0x3E */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* '\\' 0x5C */
+};
+
+/* Whether Go would write any character of s other than as itself: the Latin-1 set
+ * above, U+2028, U+2029 (escaped), and surrogates (written as U+FFFD). */
+static int
+json_needs_escape(PyObject *s)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    int kind = PyUnicode_KIND(s);
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *p = PyUnicode_1BYTE_DATA(s);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (json_escaped_latin1[p[i]]) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    const void *data = PyUnicode_DATA(s);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 256 ? json_escaped_latin1[c]
+                    : (c == 0x2028 || c == 0x2029 || (c >= 0xD800 && c <= 0xDFFF))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Write '"' s '"' into result (wide enough for s) at position at; returns the position
+ * after it, or -1 with an exception set. */
+static Py_ssize_t
+write_quoted(PyObject *result, Py_ssize_t at, PyObject *s)
+{
+    int kind = PyUnicode_KIND(result);
+    void *data = PyUnicode_DATA(result);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+    PyUnicode_WRITE(kind, data, at, '"');
+    if (PyUnicode_CopyCharacters(result, at + 1, s, 0, len) < 0) {
+        return -1;
+    }
+    PyUnicode_WRITE(kind, data, at + 1 + len, '"');
+    return at + 2 + len;
+}
+
+static PyObject *
+speedups_go_json_map(PyObject *module, PyObject *d)
+{
+    sorted_items items;
+    PyObject *result = NULL;
+    if (sorted_str_items(d, &items) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = items.n;
+    if (n == 0) {
+        sorted_items_release(&items);
+        return PyUnicode_FromStringAndSize("{}", 2);
+    }
+    /* '{' and '}', n - 1 commas, and per entry '"' key '":"' value '"'. */
+    Py_ssize_t total = 2 + (n - 1) + 5 * n;
+    Py_UCS4 maxchar = 0x7F;
+    for (Py_ssize_t i = 0; i < 2 * n; i++) {
+        PyObject *s = (i % 2 ? items.values : items.names)[i / 2];
+        if (json_needs_escape(s)) {
+            result = Py_None;
+            Py_INCREF(result);
+            goto done;
+        }
+        total += PyUnicode_GET_LENGTH(s);
+        Py_UCS4 m = PyUnicode_MAX_CHAR_VALUE(s);
+        if (m > maxchar) {
+            maxchar = m;
+        }
+    }
+    /* The widest input's kind, so the result is in canonical form like any str. */
+    result = PyUnicode_New(total, maxchar);
+    if (result == NULL) {
+        goto done;
+    }
+    int kind = PyUnicode_KIND(result);
+    void *data = PyUnicode_DATA(result);
+    Py_ssize_t at = 0;
+    PyUnicode_WRITE(kind, data, at++, '{');
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i > 0) {
+            PyUnicode_WRITE(kind, data, at++, ',');
+        }
+        at = write_quoted(result, at, items.names[i]);
+        if (at < 0) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyUnicode_WRITE(kind, data, at++, ':');
+        at = write_quoted(result, at, items.values[i]);
+        if (at < 0) {
+            Py_CLEAR(result);
+            goto done;
+        }
+    }
+    PyUnicode_WRITE(kind, data, at++, '}');
+    assert(at == total);
+done:
+    sorted_items_release(&items);
+    return result;
+}
+
 static PyObject *
 speedups_untrack(PyObject *module, PyObject *obj)
 {
@@ -169,6 +502,10 @@ static PyMethodDef speedups_methods[] = {
     {"posted_labels", speedups_posted_labels, METH_O,
      "Intern the label values in place; return the fingerprint."},
     {"str_values", speedups_str_values, METH_O, "True if every value of the dict is a str."},
+    {"labels_hash_bytes", speedups_labels_hash_bytes, METH_O,
+     "The sorted labels as UTF-8 'name 0xFF value 0xFF' bytes (what both hashes take)."},
+    {"go_json_map", speedups_go_json_map, METH_O,
+     "Go's JSON of a str dict, keys sorted; None if some key or value needs escaping."},
     {"untrack", speedups_untrack, METH_O,
      "Take an object that can never be in a reference cycle out of the cyclic GC; return it."},
     {NULL, NULL, 0, NULL},

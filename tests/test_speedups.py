@@ -5,11 +5,13 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
+import types
 import weakref
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,15 +20,40 @@ from daemon import alert
 from daemon.alert import (
     Alert,
     _fingerprint_python,
+    _labels_hash_bytes_python,
     _posted_labels_python,
     fingerprint,
     fingerprint_reference,
 )
 from daemon.api import postable
 from daemon.api.postable import _str_values_python
+from daemon.nflog import state as nflog_state
+from daemon.nflog.state import _alert_hash_python, alert_hash
+from daemon.notify import gojson
+from daemon.notify.gojson import _plain_string_map_python, escaped_string_map
 from daemon.silence.state import Silences
 
 labels_st = st.dictionaries(st.text(max_size=12), st.text(max_size=20), max_size=8)
+
+#: Any character, lone surrogates included, weighted towards the ones Go's JSON escapes
+#: (controls, quote, backslash, HTML, U+2028/9) and the edges of each str width.
+_chars = st.one_of(
+    st.characters(exclude_categories=()),
+    st.sampled_from(
+        list('"\\<>&\x00\x1f\x7f\x80\xff\u0100\u2028\u2029\ud800\udc80\udcff\udfff\ue000\U00010000')
+    ),
+    st.sampled_from(list("ab_=")),
+)
+any_text = st.text(alphabet=_chars, max_size=10)
+any_map = st.dictionaries(any_text, any_text, max_size=6)
+#: Texts that never need escaping, in every str width (ASCII, Latin-1, BMP, astral).
+plain_text = st.text(
+    alphabet=st.characters(
+        exclude_categories=("Cs",), exclude_characters='"\\<>&\u2028\u2029'
+    ).filter(lambda c: c >= " "),
+    max_size=10,
+)
+plain_map = st.dictionaries(plain_text, plain_text, max_size=6)
 
 
 def _speedups() -> ModuleType:
@@ -43,6 +70,9 @@ def test_alert_module_uses_the_extension_when_built() -> None:
     assert alert._fingerprint_fast is speedups.fingerprint
     assert alert._posted_labels is speedups.posted_labels
     assert postable._str_values is speedups.str_values
+    assert alert._labels_hash_bytes_fast is speedups.labels_hash_bytes
+    assert nflog_state._hash_bytes is speedups.labels_hash_bytes
+    assert gojson.plain_string_map is speedups.go_json_map
 
 
 @given(labels_st)
@@ -99,6 +129,165 @@ def test_python_posted_labels_matches_c(labels: dict[str, str]) -> None:
 def test_c_str_values_matches_python(d: dict[str, object]) -> None:
     """str_values is True exactly when every value is a str, like the Python fallback."""
     assert _speedups().str_values(d) is _str_values_python(d)
+
+
+@given(any_map)
+def test_c_labels_hash_bytes_matches_python(labels: dict[str, str]) -> None:
+    """C labels_hash_bytes gives the pure Python bytes, or raises the same
+    UnicodeEncodeError (same string, position and reason) on a lone surrogate."""
+    try:
+        expected: bytes | UnicodeEncodeError = _labels_hash_bytes_python(labels)
+    except UnicodeEncodeError as error:
+        expected = error
+    if isinstance(expected, bytes):
+        assert _speedups().labels_hash_bytes(labels) == expected
+        assert alert.labels_hash_bytes(labels) == expected
+    else:
+        with pytest.raises(UnicodeEncodeError) as raised:
+            _speedups().labels_hash_bytes(labels)
+        assert raised.value.args == expected.args
+
+
+def test_c_labels_hash_bytes_layout_and_bad_input() -> None:
+    """Sorted names, 0xFF after every name and value, UTF-8 of every width; non-dicts
+    and non-str entries are TypeErrors, as in fingerprint."""
+    speedups = _speedups()
+    assert speedups.labels_hash_bytes({}) == b""
+    got = speedups.labels_hash_bytes({"b": "é☃\U0001f600", "a": ""})
+    assert got == b"a\xff\xffb\xff" + "é☃\U0001f600".encode() + b"\xff"
+    with pytest.raises(TypeError):
+        speedups.labels_hash_bytes([("a", "b")])
+    with pytest.raises(TypeError):
+        speedups.labels_hash_bytes({"a": 1})
+    with pytest.raises(TypeError):
+        speedups.labels_hash_bytes({1: "a"})
+
+
+@given(any_map)
+def test_alert_hash_keeps_the_join_and_encode_results(labels: dict[str, str]) -> None:
+    """alert_hash over the C bytes equals the pure Python join-and-encode for every
+    input, surrogates included (U+DC80..U+DCFF hash as before; others raise as before)."""
+    try:
+        expected: int | UnicodeEncodeError = _alert_hash_python(labels)
+    except UnicodeEncodeError as error:
+        expected = error
+    if isinstance(expected, int):
+        assert alert_hash(labels) == expected
+        # A Mapping that is not a dict hashes the same.
+        assert alert_hash(types.MappingProxyType(labels)) == expected
+    else:
+        with pytest.raises(UnicodeEncodeError) as raised:
+            alert_hash(labels)
+        assert raised.value.args == expected.args
+
+
+def test_alert_hash_of_a_reserved_surrogate() -> None:
+    """A label holding U+DC80 hashes as the byte 0x80, as the surrogateescape join did."""
+    _speedups()
+    labels = {"a": "\udc80"}
+    assert alert_hash(labels) == xxhash.xxh64_intdigest(b"a\xff\x80\xff", 0)
+
+
+@given(any_map)
+def test_c_go_json_map_matches_python(d: dict[str, str]) -> None:
+    """C go_json_map gives exactly the pure Python fallback's answer: the Go JSON text,
+    or None when some key or value needs escaping."""
+    assert _speedups().go_json_map(d) == _plain_string_map_python(d)
+
+
+@given(plain_map)
+def test_c_go_json_map_writes_every_width(d: dict[str, str]) -> None:
+    """Maps with nothing to escape, in every str width, are written by C exactly as
+    gojson escapes them string by string (equality also proves the str is canonical)."""
+    got = _speedups().go_json_map(d)
+    expected = escaped_string_map(d)
+    assert got == expected
+    # ASCII and Latin-1 strs share a width and compare equal either way; the flag
+    # must still be right (isascii, and encode's fast path, read it).
+    assert got is not None and got.isascii() == expected.isascii()
+
+
+def test_c_go_json_map_escape_set_is_gojsons() -> None:
+    """For every BMP character and a few astral ones, C refuses a map holding it (as
+    key or as value) exactly when gojson would escape it."""
+    speedups = _speedups()
+    for code in [*range(0x10000), 0x10000, 0x1F600, 0x10FFFF]:
+        c = chr(code)
+        plain = gojson.string(c) == f'"{c}"'
+        for d in ({"k": c}, {c: "v"}, {"a": "b", "k": "x" + c + "é"}):
+            assert (speedups.go_json_map(d) is not None) is plain, hex(code)
+
+
+@given(any_map)
+def test_python_plain_string_map_matches_gojson(d: dict[str, str]) -> None:
+    """The pure Python fallback is None exactly when escaping would change a string,
+    and otherwise the text gojson writes."""
+    needs_escape = any(gojson.string(s) != f'"{s}"' for s in [*d, *d.values()])
+    got = _plain_string_map_python(d)
+    assert got == (None if needs_escape else escaped_string_map(d))
+
+
+@given(any_map)
+def test_string_map_equals_escaped_string_map(d: dict[str, str]) -> None:
+    """gojson.string_map, fast path and all, writes what escaping every string gives."""
+    assert gojson.string_map(d) == escaped_string_map(d)
+
+
+#: Past the 16 entries C sorts on the stack: the list.sort path.
+large_map = st.dictionaries(any_text, any_text, min_size=17, max_size=40)
+large_plain_map = st.dictionaries(plain_text, plain_text, min_size=17, max_size=40)
+
+
+@given(large_map, large_plain_map)
+def test_c_functions_on_large_dicts(d: dict[str, str], plain: dict[str, str]) -> None:
+    """Dicts too large for the in-place sort give the same results through list.sort
+    (fingerprint included, which sorts the same way)."""
+    speedups = _speedups()
+    assert speedups.go_json_map(d) == _plain_string_map_python(d)
+    assert speedups.go_json_map(plain) == escaped_string_map(plain)
+    assert speedups.labels_hash_bytes(plain) == _labels_hash_bytes_python(plain)
+    assert speedups.fingerprint(plain) == fingerprint_reference(plain)
+
+
+class _Name(str):
+    """A str subclass (no overrides): C cannot sort it in place, so it takes list.sort."""
+
+
+@given(plain_map)
+def test_c_functions_on_str_subclass_keys(d: dict[str, str]) -> None:
+    """Keys of a str subclass are sorted and written like the str they hold."""
+    speedups = _speedups()
+    sub = {_Name(k): v for k, v in d.items()}
+    assert speedups.go_json_map(sub) == escaped_string_map(d)
+    assert speedups.labels_hash_bytes(sub) == _labels_hash_bytes_python(d)
+    assert speedups.fingerprint(sub) == fingerprint_reference(d)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"a": None},
+        {1: "a"},
+        {"a": "b", 2: "c"},
+        {"<": 1},
+        {_Name("a"): 1},
+        {**{f"k{i}": "v" for i in range(20)}, "z": 1},
+    ],
+)
+def test_go_json_map_rejects_non_str_like_the_exact_path(bad: dict[object, object]) -> None:
+    """A non-str key or value is a TypeError in C, in the fallback and in the exact
+    path, so callers see the same error whichever runs."""
+    speedups = _speedups()
+    with pytest.raises(TypeError):
+        speedups.go_json_map(bad)
+    with pytest.raises(TypeError):
+        _plain_string_map_python(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        escaped_string_map(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        speedups.go_json_map([("a", "b")])
+    with pytest.raises(TypeError):
+        speedups.labels_hash_bytes(bad)
 
 
 def test_c_untrack_takes_objects_out_of_the_collector() -> None:
@@ -176,3 +365,34 @@ def test_alert_module_works_without_the_extension(monkeypatch: pytest.MonkeyPatc
     made = module.Alert({"alertname": "x"}, {}, 1, 2)
     assert gc.is_tracked(made)
     assert made.fingerprint == fingerprint_reference({"alertname": "x"})
+    assert module.labels_hash_bytes({"a": "b"}) == b"a\xffb\xff"
+
+
+def _load_without_extension(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> ModuleType:
+    """A fresh copy of ``module`` imported while daemon._speedups cannot be imported."""
+    import importlib.util
+
+    monkeypatch.setitem(sys.modules, "daemon._speedups", None)  # import fails
+    spec = importlib.util.spec_from_file_location(f"{module.__name__}_without_c", module.__file__)
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def test_gojson_works_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the C build gojson writes plain maps with the Python fallback, same text."""
+    module = _load_without_extension(monkeypatch, gojson)
+    assert module.plain_string_map is module._plain_string_map_python
+    assert module.string_map({"b": "é", "a": "1"}) == '{"a":"1","b":"é"}'
+    assert module.string_map({"a": "<"}) == '{"a":"\\u003c"}'
+
+
+def test_nflog_hash_works_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the C build alert_hash is the join-and-encode, with the same hashes."""
+    module = _load_without_extension(monkeypatch, nflog_state)
+    assert module.alert_hash is module._alert_hash_python
+    labels = {"b": "☃", "a": "1"}
+    assert module.alert_hash(labels) == xxhash.xxh64_intdigest(
+        b"a\xff1\xffb\xff\xe2\x98\x83\xff", 0
+    )

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
-import xxhash
+from xxhash import xxh64_intdigest
 
 from daemon import metrics
 
@@ -36,19 +36,37 @@ DEFAULT_RETENTION = 120 * 3600 * 1_000_000_000
 
 
 def alert_hash(labels: Mapping[str, str]) -> int:
-    """The nflog dedup hash of a label set: xxHash64, seed 0 (not the FNV fingerprint).
+    """The nflog dedup hash of a label set: xxHash64, seed 0 (not the FNV fingerprint),
+    over :func:`daemon.alert.labels_hash_bytes`'s bytes (``name 0xFF value 0xFF`` per
+    sorted label)."""
+    try:
+        return xxh64_intdigest(_hash_bytes(labels if type(labels) is dict else dict(labels)), 0)
+    except UnicodeEncodeError:
+        # Only a surrogate gets here: labels were fingerprinted, which refuses them, but
+        # the join below took U+DC80..U+DCFF as bytes 0x80..0xFF, and hashes stay as
+        # they were for every input.
+        return _alert_hash_python(labels)
 
-    The bytes are :func:`daemon.alert.labels_hash_bytes`'s (``name 0xFF value 0xFF``
-    per sorted label), built with one join and one encode: U+DCFF encodes to the
-    0xFF separator under ``surrogateescape``. Label sets reaching here were
-    fingerprinted, so they hold no surrogates of their own.
-    """
+
+def _alert_hash_python(labels: Mapping[str, str]) -> int:
+    """:func:`alert_hash` without the C build: one join and one encode, U+DCFF being the
+    0xFF separator under ``surrogateescape``."""
     parts = []
     for name in sorted(labels):
         parts.append(name)
         parts.append(labels[name])
     parts.append("")
-    return xxhash.xxh64_intdigest("\udcff".join(parts).encode("utf-8", "surrogateescape"), 0)
+    return xxh64_intdigest("\udcff".join(parts).encode("utf-8", "surrogateescape"), 0)
+
+
+_hash_bytes: Callable[[dict[str, str]], bytes]
+try:
+    # daemon/_speedups.c (optional build) writes the bytes in one piece; every alert of
+    # every flush is hashed once.
+    from daemon._speedups import labels_hash_bytes as _hash_bytes
+except ImportError:  # pragma: no cover - depends on the build
+    # The join beats building the bytes with a bytearray in Python.
+    alert_hash = _alert_hash_python
 
 
 @attrs.frozen

@@ -11,7 +11,8 @@ for ``str`` is code-point order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 
 from daemon.gocompat.jsonstring import json_string
 
@@ -22,8 +23,49 @@ def string(value: str) -> str:
 
 
 def string_map(value: Mapping[str, str]) -> str:
-    """A ``map[string]string`` as Go encodes it: keys sorted, ``{}`` when empty."""
+    """A ``map[string]string`` as Go encodes it: keys sorted, ``{}`` when empty.
+
+    Label and annotation maps rarely hold a character Go escapes; those are written in
+    one piece (:func:`plain_string_map`), the others string by string.
+    """
+    if type(value) is dict:
+        plain = plain_string_map(value)
+        if plain is not None:
+            return plain
+    return escaped_string_map(value)
+
+
+def escaped_string_map(value: Mapping[str, str]) -> str:
+    """:func:`string_map` with every key and value escaped on its own: the definition."""
     return "{" + ",".join(f"{string(k)}:{string(value[k])}" for k in sorted(value)) + "}"
+
+
+#: What :func:`string` escapes: quote, backslash, controls, HTML characters, U+2028/9,
+#: surrogates.
+_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f<>&\u2028\u2029\ud800-\udfff]')
+
+
+def _plain_string_map_python(value: dict[str, str]) -> str | None:
+    """The C ``go_json_map``'s fallback: :func:`string_map` of ``value``, or None when
+    some key or value needs escaping. TypeError when one is not a str."""
+    if not value:
+        return "{}"
+    # One scan over all keys and one over all values decides. Both joins come first:
+    # a non-str anywhere is a TypeError, as in C and in the escaping path.
+    keys, values = "".join(value), "".join(value.values())
+    unsafe = _NEEDS_ESCAPE.search
+    if unsafe(keys) is None and unsafe(values) is None:
+        return '{"' + '","'.join([f'{k}":"{value[k]}' for k in sorted(value)]) + '"}'
+    return None
+
+
+plain_string_map: Callable[[dict[str, str]], str | None]
+try:
+    # daemon/_speedups.c (optional build) writes the text into one str, without the
+    # joins and the per-entry f-strings: webhook bodies write two maps per alert.
+    from daemon._speedups import go_json_map as plain_string_map
+except ImportError:  # pragma: no cover - depends on the build
+    plain_string_map = _plain_string_map_python
 
 
 def obj(fields: list[tuple[str, str]]) -> str:

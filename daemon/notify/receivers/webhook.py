@@ -11,7 +11,6 @@ carry the URL, which may hold credentials.
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -49,13 +48,17 @@ def truncate(alerts: Sequence[Alert], max_alerts: int) -> tuple[Sequence[Alert],
 
 
 def encode_payload(data: TemplateData, group_key: str, truncated_alerts: int) -> bytes:
-    """The version-4 webhook body, newline-terminated, as Alertmanager 0.25 sends it."""
+    """The version-4 webhook body, newline-terminated, as Alertmanager 0.25 sends it.
+
+    The definition :func:`build_payload` is tested against: every string escaped on
+    its own, no fast paths.
+    """
     alerts = ",".join(
         gojson.obj(
             [
                 ("status", gojson.string(a.Status)),
-                ("labels", gojson.string_map(a.Labels)),
-                ("annotations", gojson.string_map(a.Annotations)),
+                ("labels", gojson.escaped_string_map(a.Labels)),
+                ("annotations", gojson.escaped_string_map(a.Annotations)),
                 ("startsAt", gojson.string(format_nano(a.StartsAt))),
                 ("endsAt", gojson.string(format_nano(a.EndsAt))),
                 ("generatorURL", gojson.string(a.GeneratorURL)),
@@ -69,9 +72,9 @@ def encode_payload(data: TemplateData, group_key: str, truncated_alerts: int) ->
             ("receiver", gojson.string(data.Receiver)),
             ("status", gojson.string(data.Status)),
             ("alerts", f"[{alerts}]"),
-            ("groupLabels", gojson.string_map(data.GroupLabels)),
-            ("commonLabels", gojson.string_map(data.CommonLabels)),
-            ("commonAnnotations", gojson.string_map(data.CommonAnnotations)),
+            ("groupLabels", gojson.escaped_string_map(data.GroupLabels)),
+            ("commonLabels", gojson.escaped_string_map(data.CommonLabels)),
+            ("commonAnnotations", gojson.escaped_string_map(data.CommonAnnotations)),
             ("externalURL", gojson.string(data.ExternalURL)),
             ("version", gojson.string(PAYLOAD_VERSION)),
             ("groupKey", gojson.string(group_key)),
@@ -88,26 +91,9 @@ _fragments: dict[int, tuple[Alert, str, str]] = {}
 _FRAGMENT_LIMIT = 200_000
 
 
-#: What gojson escapes: quote, backslash, controls, HTML characters, U+2028/9, surrogates.
-_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f<>&\u2028\u2029\ud800-\udfff]')
-
-
-def string_map(value: Mapping[str, str]) -> str:
-    """:func:`gojson.string_map`, without the per-string escaping when none is needed.
-
-    One scan over all keys and one over all values (label values rarely need
-    escaping) decides; otherwise gojson writes it.
-    """
-    if not value:
-        return "{}"
-    unsafe = _NEEDS_ESCAPE.search
-    if unsafe("".join(value)) is None and unsafe("".join(value.values())) is None:
-        return '{"' + '","'.join([f'{k}":"{value[k]}' for k in sorted(value)]) + '"}'
-    return gojson.string_map(value)
-
-
 #: (text, is a receiver name) -> its Go JSON string literal, for the few strings every
-#: payload of a group repeats (receiver, external URL, group key).
+#: payload of a group repeats (receiver, external URL, group key) and the generator URLs
+#: its alerts share.
 _literals: dict[tuple[str, bool], str] = {}
 
 
@@ -140,13 +126,15 @@ def _alert_json(alert: Alert, status: str) -> str:
     cached = _fragments.get(alert.fingerprint)
     if cached is not None and cached[0] is alert and cached[1] == status:
         return cached[2]
-    # Status, times and the hex fingerprint never need escaping.
+    # Status, times and the hex fingerprint never need escaping. A generator URL is one
+    # per rule, so its literal comes from the cache (the escaping regex cost more than
+    # the labels).
     text = (
-        f'{{"status":"{status}","labels":{string_map(alert.labels)},'
-        f'"annotations":{string_map(alert.annotations)},'
+        f'{{"status":"{status}","labels":{gojson.string_map(alert.labels)},'
+        f'"annotations":{gojson.string_map(alert.annotations)},'
         f'"startsAt":"{_time_text(alert.starts_at)}","endsAt":"{_time_text(alert.ends_at)}",'
-        f'"generatorURL":{gojson.string(alert.generator_url)},'
-        f'"fingerprint":"{alert.fingerprint_hex}"}}'
+        f'"generatorURL":{_literal(alert.generator_url)},'
+        f'"fingerprint":"{alert.fingerprint:016x}"}}'
     )
     if len(_fragments) >= _FRAGMENT_LIMIT:
         _fragments.clear()
@@ -182,9 +170,9 @@ def build_payload(
     body = (
         f'{{"receiver":{_literal(ctx.receiver, receiver=True)},"status":"{status}",'
         f'"alerts":[{",".join(map(_alert_json, kept, statuses))}],'
-        f'"groupLabels":{string_map(ctx.group_labels)},'
-        f'"commonLabels":{string_map(_common([a.labels for a in kept]))},'
-        f'"commonAnnotations":{string_map(_common([a.annotations for a in kept]))},'
+        f'"groupLabels":{gojson.string_map(ctx.group_labels)},'
+        f'"commonLabels":{gojson.string_map(_common([a.labels for a in kept]))},'
+        f'"commonAnnotations":{gojson.string_map(_common([a.annotations for a in kept]))},'
         f'"externalURL":{_literal(external_url)},"version":"{PAYLOAD_VERSION}",'
         f'"groupKey":{_literal(ctx.group_key)},"truncatedAlerts":{dropped}}}\n'
     )
