@@ -3,6 +3,7 @@ limiter, whose job, once handed over, always finishes before its caller goes on.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 
 import pytest
@@ -98,3 +99,11 @@ async def test_jobs_wait_for_a_disk_thread_when_all_are_busy() -> None:
         gate.set()
     assert most == 2
     assert limiter.borrowed_tokens == 0
+
+
+async def test_the_job_runs_in_the_callers_context() -> None:
+    """Context variables set by the caller (structlog's bound fields, a tenant pipeline's
+    ``tenant``) are seen by the job in the disk thread, as with ``trio.to_thread``."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    var.set("the caller's")
+    assert await run_in_thread(var.get) == "the caller's"
