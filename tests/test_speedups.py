@@ -255,12 +255,16 @@ class _Name(str):
 
 @given(plain_map)
 def test_c_functions_on_str_subclass_keys(d: dict[str, str]) -> None:
-    """Keys of a str subclass are sorted and written like the str they hold."""
+    """Keys and values of a str subclass are sorted and written like the str they hold."""
     speedups = _speedups()
     sub = {_Name(k): v for k, v in d.items()}
     assert speedups.go_json_map(sub) == escaped_string_map(d)
     assert speedups.labels_hash_bytes(sub) == _labels_hash_bytes_python(d)
     assert speedups.fingerprint(sub) == fingerprint_reference(d)
+    # str subclass values with exact str keys stay on the in-place path: read alike.
+    sub_values = {k: _Name(v) for k, v in d.items()}
+    assert speedups.go_json_map(sub_values) == escaped_string_map(d)
+    assert speedups.labels_hash_bytes(sub_values) == _labels_hash_bytes_python(d)
 
 
 @pytest.mark.parametrize(

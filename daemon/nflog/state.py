@@ -42,9 +42,9 @@ def alert_hash(labels: Mapping[str, str]) -> int:
     try:
         return xxh64_intdigest(_hash_bytes(labels if type(labels) is dict else dict(labels)), 0)
     except UnicodeEncodeError:
-        # Only a surrogate gets here: labels were fingerprinted, which refuses them, but
-        # the join below took U+DC80..U+DCFF as bytes 0x80..0xFF, and hashes stay as
-        # they were for every input.
+        # Only a lone surrogate gets here (fingerprinting refuses them, so no stored
+        # alert holds one). The join-and-encode reads U+DC80..U+DCFF as the bytes
+        # 0x80..0xFF and raises on the others: every input keeps the answer it had.
         return _alert_hash_python(labels)
 
 
