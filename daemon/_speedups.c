@@ -25,6 +25,9 @@
  * into one str, or None when some key or value needs escaping, so the caller takes the
  * exact escaping path (daemon/notify/gojson.py). Webhook bodies write two per alert.
  *
+ * pack_uvarints(seq): the protobuf varints of a list or tuple of uint64 ints, concatenated
+ * (the nflog's packed alert hashes); None when one is outside uint64.
+ *
  * untrack(obj): takes obj out of the cyclic collector's lists and returns it. Only for
  * objects that can never be part of a reference cycle (an Alert holds str dicts and
  * numbers): the collector could never free them, yet every full pass over 100k stored
@@ -496,7 +499,58 @@ speedups_untrack(PyObject *module, PyObject *obj)
     return obj;
 }
 
+/* pack_uvarints(seq): the protobuf varints of a list or tuple of ints, concatenated
+ * (a packed repeated uint64 field's payload). Every nflog entry journals its alerts'
+ * 64-bit hashes this way, ten bytes each, once per notification. None if an item is
+ * negative or wider than 64 bits: the caller's pure Python path has the rules for
+ * those. TypeError for anything but a list or tuple of ints. */
+static PyObject *
+speedups_pack_uvarints(PyObject *module, PyObject *seq)
+{
+    if (!PyList_Check(seq) && !PyTuple_Check(seq)) {
+        PyErr_Format(PyExc_TypeError, "expected a list or tuple, not %.100s",
+                     Py_TYPE(seq)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    /* At most 10 bytes a value. */
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 10);
+    if (out == NULL) {
+        return NULL;
+    }
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
+    unsigned char *start = p;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (!PyLong_Check(item)) {
+            Py_DECREF(out);
+            PyErr_Format(PyExc_TypeError, "varints must be ints, not %.100s",
+                         Py_TYPE(item)->tp_name);
+            return NULL;
+        }
+        unsigned long long v = PyLong_AsUnsignedLongLong(item);
+        if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+            /* Negative or over 64 bits. */
+            PyErr_Clear();
+            Py_DECREF(out);
+            Py_RETURN_NONE;
+        }
+        while (v >= 0x80) {
+            *p++ = (unsigned char)(v | 0x80);
+            v >>= 7;
+        }
+        *p++ = (unsigned char)v;
+    }
+    if (_PyBytes_Resize(&out, p - start) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
 static PyMethodDef speedups_methods[] = {
+    {"pack_uvarints", speedups_pack_uvarints, METH_O,
+     "Protobuf varints of a list or tuple of ints, concatenated; None if one is outside uint64."},
     {"fingerprint", speedups_fingerprint, METH_O,
      "FNV-1a 64 of a label dict, as Prometheus' LabelSet.Fingerprint."},
     {"posted_labels", speedups_posted_labels, METH_O,

@@ -28,6 +28,7 @@ from daemon.alert import (
 from daemon.api import postable
 from daemon.api.postable import _str_values_python
 from daemon.nflog import state as nflog_state
+from daemon.nflog.codec import _packed, _packed_python
 from daemon.nflog.state import _alert_hash_python, alert_hash
 from daemon.notify import gojson
 from daemon.notify.gojson import _plain_string_map_python, escaped_string_map
@@ -400,3 +401,27 @@ def test_nflog_hash_works_without_the_extension(monkeypatch: pytest.MonkeyPatch)
     assert module.alert_hash(labels) == xxhash.xxh64_intdigest(
         b"a\xff1\xffb\xff\xe2\x98\x83\xff", 0
     )
+
+
+@given(st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=12))
+def test_c_pack_uvarints_matches_python(values: list[int]) -> None:
+    """The C packed varints are the pure Python ones, for any uint64 values."""
+    speedups = _speedups()
+    assert speedups.pack_uvarints(tuple(values)) == _packed_python(tuple(values))
+    assert speedups.pack_uvarints(values) == _packed_python(tuple(values))
+    assert _packed(tuple(values)) == _packed_python(tuple(values))
+
+
+def test_c_pack_uvarints_leaves_the_rest_to_python() -> None:
+    """Values outside uint64 give None (the Python path's rules then apply: a negative
+    one as int64, ValueError past 64 bits); non-ints and other containers a TypeError."""
+    speedups = _speedups()
+    assert speedups.pack_uvarints((1, -1)) is None
+    assert speedups.pack_uvarints((2**64,)) is None
+    assert _packed((-1,)) == b"\xff" * 9 + b"\x01"
+    with pytest.raises(ValueError, match="out of range"):
+        _packed((2**64,))
+    with pytest.raises(TypeError):
+        speedups.pack_uvarints((1.5,))
+    with pytest.raises(TypeError):
+        speedups.pack_uvarints({1, 2})  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ Later fields Alertmanager added (``receiver_data``, ``muted_alerts``) are skippe
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import Counter, Gauge, Summary
 
@@ -85,6 +85,12 @@ maintenance_errors_total = metrics.per_pipeline(
 
 
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
+
+_pack_uvarints: Callable[[tuple[int, ...]], bytes | None] | None
+try:
+    from daemon._speedups import pack_uvarints as _pack_uvarints
+except ImportError:  # pragma: no cover - depends on the build
+    _pack_uvarints = None
 #: The one-byte varints, 0..127 (field tags, short lengths).
 _SMALL = [bytes((i,)) for i in range(0x80)]
 
@@ -167,12 +173,27 @@ def encode_entry(entry: Entry) -> bytes:
     parts.append(_receiver_field(entry.receiver))
     parts.append(_length_delimited(b"\x2a", _timestamp(entry.timestamp)))
     if entry.firing_alerts:
-        packed = b"".join([_varint(h) for h in entry.firing_alerts])
-        parts.append(_length_delimited(b"\x32", packed))
+        parts.append(_length_delimited(b"\x32", _packed(entry.firing_alerts)))
     if entry.resolved_alerts:
-        packed = b"".join([_varint(h) for h in entry.resolved_alerts])
-        parts.append(_length_delimited(b"\x3a", packed))
+        parts.append(_length_delimited(b"\x3a", _packed(entry.resolved_alerts)))
     return b"".join(parts)
+
+
+def _packed_python(values: tuple[int, ...]) -> bytes:
+    """A packed repeated varint field's payload: each value's varint, concatenated."""
+    return b"".join([_varint(h) for h in values])
+
+
+def _packed(values: tuple[int, ...]) -> bytes:
+    """:func:`_packed_python`, in C when the extension is built: the hashes of a
+    notification's alerts, ten bytes each, were 5% of a flush's CPU in Python."""
+    if _pack_uvarints is not None:
+        packed = _pack_uvarints(values)
+        if packed is not None:
+            return packed
+    # Values outside uint64 (never nflog hashes): the Python rules (negatives as
+    # int64, ValueError past 64 bits).
+    return _packed_python(values)
 
 
 def encode_mesh_entry(entry: Entry) -> bytes:
