@@ -526,8 +526,6 @@ async def _serve(
             extra_routes=extra_routes,
             get_concurrency=opts.web_get_concurrency,
             timeout_ns=opts.web_timeout,
-            # The tenancy's backend is resolved per request through quart's context.
-            direct_alerts=tenants is None,
         )
         if tenants is not None:
             install_gate(app, tenants, open_read=is_shell)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import trio
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from quart import Response, request
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 from werkzeug.routing import Map, PathConverter
 
 from daemon import metrics
@@ -356,8 +356,8 @@ def create_app(
     ``api/v1/receivers/{name}/test``); they get werkzeug's routing and Go's plain
     404/405 texts. ``get_concurrency`` and ``timeout_ns`` are ``--web.get-concurrency``
     and ``--web.timeout`` (see :mod:`daemon.api.limits`). ``direct_alerts`` serves
-    ``POST /api/v2/alerts`` beside quart (:mod:`daemon.api.direct`); it needs a backend
-    that does not depend on quart's request context (not the tenancy's per-request one).
+    ``POST /api/v2/alerts`` beside quart (:mod:`daemon.api.direct`); a backend resolved
+    per request must then be a :class:`PerRequestBackend`.
     """
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
@@ -476,19 +476,31 @@ def create_app(
     return app
 
 
+@runtime_checkable
+class PerRequestBackend(Protocol):
+    """A backend resolved per request (the tenancy's), which a direct route, outside
+    quart's request context, asks for the backend of one request's scope."""
+
+    def for_scope(self, scope: Mapping[str, Any]) -> ApiBackend: ...
+
+
 def _direct_post_alerts(backend: ApiBackend, max_body_bytes: int) -> DirectHandler:
     """POST /api/v2/alerts at the ASGI level: :func:`post_alerts` without quart."""
 
     async def handler(scope: Scope, receive: Receive) -> Response | None:
+        own = backend.for_scope(scope) if isinstance(backend, PerRequestBackend) else backend
         try:
             response = await accept_alerts(
-                backend,
+                own,
                 header(scope, b"content-type"),
                 lambda: read_body(scope, receive, max_body_bytes),
                 max_body_bytes,
             )
         except Disconnected:
             return None
+        except NotFound:
+            # The request's tenant went (a tenancy reload) mid-request: quart's 404.
+            return _plain(404, "404 page not found\n")
         # The API view's CORS headers (_cors), from the scope's headers.
         response.headers["Vary"] = "Origin"
         if header(scope, b"origin") is not None:

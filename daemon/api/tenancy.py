@@ -106,7 +106,12 @@ def request_identity() -> Identity | None:
 def request_tenant() -> str | None:
     """The tenant whose pipeline the current request acts on; None for the global one
     (an admin without ``X-Scope-OrgID``, ingest without it, or tenancy off)."""
-    found = request.scope.get(TENANT_KEY)
+    return scope_tenant(request.scope)
+
+
+def scope_tenant(scope: Mapping[str, Any]) -> str | None:
+    """:func:`request_tenant` of an ASGI scope the gate has seen (no quart context)."""
+    found = scope.get(TENANT_KEY)
     return found if isinstance(found, str) else None
 
 
@@ -216,14 +221,26 @@ async def _refuse(send: Send, status: int, message: str) -> None:
 
 
 class RequestBackend:
-    """An ``ApiBackend`` that is, in each request, the backend of its pipeline."""
+    """An ``ApiBackend`` that is, in each request, the backend of its pipeline.
 
-    def __init__(self, directory: TenantDirectory) -> None:
+    ``tenant_of`` names the request's tenant: quart's request context by default;
+    :meth:`for_scope` gives one for a request served outside quart (a direct route).
+    """
+
+    def __init__(
+        self, directory: TenantDirectory, tenant_of: Callable[[], str | None] = request_tenant
+    ) -> None:
         self.directory = directory
+        self._tenant_of = tenant_of
+
+    def for_scope(self, scope: Mapping[str, Any]) -> RequestBackend:
+        """This backend for the request of ``scope`` (``daemon.api.direct``)."""
+        tenant = scope_tenant(scope)
+        return RequestBackend(self.directory, lambda: tenant)
 
     @property
     def current(self) -> PipelineBackend:
-        found = self.directory.backend_for(request_tenant())
+        found = self.directory.backend_for(self._tenant_of())
         if found is None:
             raise NotFound()  # the tenant went (tenancy file reloaded) mid-request
         return found
@@ -260,7 +277,7 @@ class RequestBackend:
 
     @property
     def tenant(self) -> str | None:
-        return request_tenant()
+        return self._tenant_of()
 
     @property
     def route_prefix(self) -> str:
@@ -472,6 +489,7 @@ __all__ = [
     "install_gate",
     "request_identity",
     "request_tenant",
+    "scope_tenant",
     "tenant_silence_routes",
     "tenants_routes",
     "v1_alert_routes",

@@ -11,6 +11,7 @@ import trio
 
 from daemon.api import create_app
 from daemon.api.server import serve_api
+from daemon.api.tenancy import TENANT_KEY, RequestBackend
 from daemon.clock import FixedClock
 from daemon.store import AlertStore
 from tests.api.conftest import NOW, Api, FakeBackend, config
@@ -99,3 +100,37 @@ async def test_over_hypercorn_limit_chunked_body_and_client_leaving() -> None:
             assert reply.startswith(b"HTTP/1.1 200"), reply
             assert [a.labels for a in backend.store.list()] == [{"alertname": "ok"}]
             nursery.cancel_scope.cancel()
+
+
+async def test_a_tenants_post_reaches_its_own_pipeline_outside_quart() -> None:
+    """With tenancy the direct route resolves the request's pipeline from the scope the
+    gate marked (RequestBackend.for_scope), as quart's route does from its context; a
+    tenant gone mid-request is quart's 404."""
+    pipelines = {None: _backend(), "team-a": _backend()}
+
+    class Directory:
+        def backend_for(self, tenant: str | None) -> FakeBackend | None:
+            return pipelines.get(tenant)
+
+    backend = RequestBackend(Directory())  # type: ignore[arg-type]
+    app = create_app(backend)  # type: ignore[arg-type]
+    body = json.dumps([{"labels": {"alertname": "Mine"}}]).encode()
+
+    async def post(tenant: str | None) -> tuple[int, bytes]:
+        scope_extra = {TENANT_KEY: tenant} if tenant else {}
+        client = app.test_client()
+        resp = await client.open(
+            "/api/v2/alerts",
+            method="POST",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            scope_base=scope_extra,
+        )
+        return resp.status_code, await resp.get_data(as_text=False)
+
+    assert await post("team-a") == (200, b"")
+    assert [a.labels for a in pipelines["team-a"].store.list()] == [{"alertname": "Mine"}]
+    assert pipelines[None].store.list() == []
+    assert await post(None) == (200, b"")
+    assert [a.labels for a in pipelines[None].store.list()] == [{"alertname": "Mine"}]
+    assert await post("gone") == (404, b"404 page not found\n")
