@@ -122,6 +122,17 @@ def _refuse(firewall: ReceiverFirewall, host: str, port: int) -> BlockedAddress 
     return BlockedAddress(errno.EACCES, f"address {host} is blocked by the receivers firewall")
 
 
+def check(host: str, port: int) -> None:
+    """Raise :class:`BlockedAddress` if the current firewall refuses the numeric address
+    ``host`` (for a connect made without a trio socket from the factory)."""
+    firewall = _CURRENT.get()
+    if firewall is None or not firewall.active:
+        return
+    refused = _refuse(firewall, host, port)
+    if refused is not None:
+        raise refused
+
+
 def create_connection(
     host: str, port: int, timeout: float, source_address: Any = None
 ) -> stdlib_socket.socket:
@@ -208,6 +219,7 @@ __all__ = [
     "BLOCK_PRIVATE",
     "BlockedAddress",
     "ReceiverFirewall",
+    "check",
     "create_connection",
     "install",
     "is_private",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -19,6 +20,7 @@ from cryptography import x509
 from daemon.alert import Alert
 from daemon.clock import ZERO_TIME
 from daemon.config.model import HTTPConfig, WebhookConfig
+from daemon.notify import http1
 from daemon.notify.http1 import (
     DRAIN_LIMIT,
     Http1Client,
@@ -556,3 +558,30 @@ async def test_ip_address_is_dialled_without_a_look_up(
     c = client()
     assert await post(c, server.url()) == b"ok"
     assert server.connections == 1
+
+
+async def test_a_local_connect_is_not_waited_for_when_it_is_done() -> None:
+    """A connect to a listening local socket that completed within the call is used at
+    once (no scheduler round waiting for writability); a refused one raises."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        waits = 0
+        real = trio.lowlevel.wait_writable
+
+        async def counting(sock: object) -> None:
+            nonlocal waits
+            waits += 1
+            await real(sock)  # type: ignore[arg-type]
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(trio.lowlevel, "wait_writable", counting)
+            streams = [await http1.open_tcp("127.0.0.1", port) for _ in range(5)]
+        for stream in streams:
+            assert stream.socket.getpeername()[1] == port
+            await stream.aclose()
+        # Loopback handshakes finish inside connect() almost always; never all waited.
+        assert waits < 5
+    with pytest.raises(OSError):
+        await http1.open_tcp("127.0.0.1", port)  # the listener is closed
