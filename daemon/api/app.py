@@ -305,10 +305,21 @@ def no_wildcard_cors(handler: ApiHandler) -> ApiHandler:
 
 
 def _cors(resp: Response) -> Response:
+    return _with_cors(resp, "Origin" in request.headers)
+
+
+def _with_cors(resp: Response, has_origin: bool) -> Response:
+    """The API's CORS headers: ``Vary: Origin``, and the wildcard for a cross-origin
+    request (one that sent ``Origin``)."""
     resp.headers["Vary"] = "Origin"
-    if "Origin" in request.headers:
+    if has_origin:
         resp.headers["Access-Control-Allow-Origin"] = "*"
     return resp
+
+
+def _not_found() -> Response:
+    """Go's net/http 404 for a path outside the API table (or a tenant gone)."""
+    return _plain(404, "404 page not found\n")
 
 
 def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
@@ -458,7 +469,7 @@ def create_app(
             valid = sorted(set(getattr(exc, "valid_methods", None) or []) | {"OPTIONS"})
             return _plain(405, "Method Not Allowed\n", {"Allow": ", ".join(valid)})
         if exc.code == 404:
-            return _plain(404, "404 page not found\n")
+            return _not_found()
         return _plain(exc.code or 500, f"{exc.name}\n")
 
     # The ASGI callable quart serves: Alertmanager's limiter and timeout around the
@@ -500,12 +511,8 @@ def _direct_post_alerts(backend: ApiBackend, max_body_bytes: int) -> DirectHandl
             return None
         except NotFound:
             # The request's tenant went (a tenancy reload) mid-request: quart's 404.
-            return _plain(404, "404 page not found\n")
-        # The API view's CORS headers (_cors), from the scope's headers.
-        response.headers["Vary"] = "Origin"
-        if header(scope, b"origin") is not None:
-            response.headers["Access-Control-Allow-Origin"] = "*"
-        return response
+            return _not_found()
+        return _with_cors(response, header(scope, b"origin") is not None)
 
     return handler
 

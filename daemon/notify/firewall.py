@@ -186,9 +186,7 @@ class _FirewalledSocket(trio_socket_impl._SocketType):
                 infos = await trio.socket.getaddrinfo(host, port, self.family, self.type)
                 address = (infos[0][4][0], port, *address[2:])
                 host = address[0]
-            refused = _refuse(firewall, str(host), port)
-            if refused is not None:
-                raise refused
+            check(str(host), port)
         await super().connect(address)
 
 

@@ -670,23 +670,6 @@ class Silences:
         series.query_duration.observe(time.perf_counter() - start)
         return result
 
-    def pending_for(self, fingerprint: int) -> tuple[str, ...]:
-        """Matching pending silence IDs as of the last :meth:`mutes` for ``fingerprint``.
-
-        Not for the hot path: it matches the labels against every pending silence.
-        """
-        marks = self._marks.get(fingerprint)
-        if marks is None:
-            return ()
-        at, labels = marks.computed_at, marks.labels
-        return tuple(
-            sorted(
-                sid
-                for sid, (s, _) in self._entries.items()
-                if at < s.starts_at and s.matches(labels)
-            )
-        )
-
     def forget(self, fingerprint: int) -> None:
         """Drop cached marks of an alert that left the store."""
         self._marks.pop(fingerprint, None)
