@@ -30,15 +30,16 @@ from daemon.api.encoding import body, cluster_status, framework_error, version_i
 from daemon.api.limits import AsgiApp, HandlerLabel, Receive, Scope, instrument, limit
 from daemon.api.postable import BodyError, parse_alerts_steps
 from daemon.api.query import AlertQuery, QueryError, list_alerts_steps, list_groups_steps
+from daemon.dispatch.actor import flushes_started
 from daemon.gocompat.timestamp import format_millis
 from daemon.tenancy.limits import LimitExceeded
 
 #: Alerts validated and stored between two checkpoints of POST /api/v2/alerts (~5 ms).
 INTAKE_SLICE = 500
 
-#: Scheduler rounds an alert POST's answer waits so that a flush its alerts made due
-#: can start first (see accept_alerts; the put hands the alerts to their actors).
-NOTIFY_FIRST_ROUNDS = 3
+#: Scheduler rounds an alert POST's answer waits when its put started a flush, so that
+#: the flush runs first (see accept_alerts; the put starts it, in this task).
+NOTIFY_FIRST_ROUNDS = 2
 
 #: Default request body limit for the API (Alertmanager has none; we refuse to buffer more).
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -161,6 +162,7 @@ async def accept_alerts(
     timeout_ends_at = now + backend.config.global_.resolve_timeout
     errors: list[str] = []
     firing = 0
+    flushes_before = flushes_started()
     # In slices with checkpoints between (a 32 MiB body holds ~150k alerts), shielded so
     # a disconnecting client cannot leave the body half stored.
     with trio.CancelScope(shield=True):
@@ -198,14 +200,14 @@ async def accept_alerts(
         )
     if errors:
         metrics.pipeline_series(metrics.alerts_invalid, tenant, version).inc(len(errors))
-    if len(errors) < len(raws):
-        # Notifications first, then the answer. With group_wait 0 a new group's flush
-        # is due at once, but it starts only two scheduler rounds after the put (the
-        # route's actor wakes, then the flush task starts), while this answer is ready
-        # now: on one thread, sending it first put its cost (~0.4 ms) before every such
-        # notification. Alertmanager does both at once on two cores. The answer waits
-        # one round more than that (trio runs a round's tasks in either order), so the
-        # flush has reached its first wait (the receiver's socket) when it goes out.
+    if flushes_started() != flushes_before:
+        # Notifications first, then the answer. With group_wait 0 the put starts a new
+        # group's flush (a task, which runs from the next scheduler round), while this
+        # answer is ready now: on one thread, sending it first put its cost (~0.4 ms)
+        # before every such notification. Alertmanager does both at once on two cores.
+        # The answer waits one round more than that (trio runs a round's tasks in
+        # either order), so the flush has reached its first wait (the receiver's
+        # socket) when it goes out. A put that started no flush answers at once.
         for _ in range(NOTIFY_FIRST_ROUNDS):
             await trio.lowlevel.cancel_shielded_checkpoint()
     if errors:

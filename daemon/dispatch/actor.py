@@ -23,7 +23,10 @@ Theory of operation:
   scope lasts until that deadline, its deadline moved as messages arm new timers.
   Before running ticks it handles whatever is already queued, so a batch of alerts
   posted together lands in the same notification. Groups due at the same wake-up
-  tick in creation order.
+  tick in creation order. While the actor sleeps, the task that delivers its mail
+  starts the flushes that mail made due itself (:meth:`RouteGroupActor._start_due`,
+  synchronous, so the two never tick at once): waking the actor to do it cost a
+  scheduler round on a paced alert's way to its notification.
 * Each flush runs in the actor's nursery, so a slow receiver for one group never delays
   another group. It is bounded by ``max(group_interval, 10s) + peer_wait`` (spec §3.3);
   running out of time counts as a failed flush.
@@ -45,6 +48,7 @@ Error handling: an exception from a notifier is a bug and propagates out of ``ru
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import itertools
 import math
@@ -160,6 +164,8 @@ class _Shared:
         self._mail = _Marked()
         self._fresh = _Marked()
         self._lock = trio.Lock()
+        #: Flushes started so far by this run's actors (see :func:`flushes_started`).
+        self.flushes_started = 0
 
     def has_mail(self, actor: RouteGroupActor) -> None:
         self._mail.mark(actor)
@@ -231,14 +237,28 @@ def deliver_now() -> None:
     slice; the shared intake does the rest), instead of at the intake task's next turn.
 
     A poster that calls this after storing a batch saves that scheduler round before
-    the actors see it: with ``group_wait: 0``, a round on every new group's way to its
-    notification. Outside a trio run (nothing is served) it does nothing.
+    the actors see it, and a flush the batch made due (``group_wait: 0``) is started
+    here too (:meth:`RouteGroupActor._deliver`) rather than by its actor a round later:
+    two rounds on every new group's way to its notification. Outside a trio run
+    (nothing is served) it does nothing.
     """
     try:
         shared = _SHARED.get()
     except (LookupError, RuntimeError):
         return
     shared.deliver_slice()
+
+
+def flushes_started() -> int:
+    """How many flushes this trio run's actors have started so far (0 outside a run).
+
+    A poster compares it before and after its put to learn whether the put started a
+    notification (see :func:`deliver_now`).
+    """
+    try:
+        return _SHARED.get().flushes_started
+    except (LookupError, RuntimeError):
+        return 0
 
 
 async def serve_shared() -> None:
@@ -283,6 +303,12 @@ class RouteGroupActor:
         #: The deadline this actor sleeps until, waiting for an earlier one (-inf: not
         #: asleep; it looks at its timers before it sleeps again).
         self._asleep_until = -math.inf
+        #: Where flushes run (the actor's nursery, while :meth:`run` runs), and the
+        #: context they run in: a copy of the actor task's, whichever task starts them.
+        self._nursery: trio.Nursery | None = None
+        self._context = contextvars.copy_context()
+        #: Groups found due but not started yet, last to start first (see _start_due).
+        self._due: list[AggregationGroup] = []
 
     # --- called from other tasks (synchronous, non-blocking) ---------------------------
 
@@ -311,6 +337,14 @@ class RouteGroupActor:
             return False
         more = self._drain()
         asleep_until = self._asleep_until
+        if not more and asleep_until != -math.inf:
+            # Asleep, so not ticking: a flush the batch made due (a new group with
+            # group_wait 0) starts here, in the delivering task, rather than a scheduler
+            # round later when the woken actor would start it. Only with the inbox
+            # drained: a batch posted together lands in one notification.
+            now = trio.current_time()
+            if self._next_deadline(asleep_until) <= now:
+                self._start_due(now)
         if self._next_deadline(asleep_until) < asleep_until:
             self._asleep_until = -math.inf
             try:
@@ -351,6 +385,8 @@ class RouteGroupActor:
         """
         try:
             async with self._wake_receive, trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._context = contextvars.copy_context()
                 next_maintenance = trio.current_time() + MAINTENANCE_INTERVAL
                 task_status.started()
                 while True:
@@ -361,9 +397,13 @@ class RouteGroupActor:
                     if now >= next_maintenance:
                         self._maintain()
                         next_maintenance = now + MAINTENANCE_INTERVAL
-                    await self._run_due_ticks(nursery, now)
+                    while self._start_due(now):
+                        # Only this actor touches its groups, so they are as we left them.
+                        await trio.lowlevel.checkpoint()
+                        now = trio.current_time()
                     await self._wait_and_drain(self._next_deadline(next_maintenance))
         finally:
+            self._nursery = None
             self._stop_intake()
 
     async def _wait_and_drain(self, deadline: float) -> None:
@@ -458,6 +498,8 @@ class RouteGroupActor:
         return group
 
     def _next_deadline(self, next_maintenance: float) -> float:
+        if self._due:
+            return -math.inf
         timers = self._timers
         while timers:
             if self._live(timers[0]) is not None:
@@ -512,18 +554,30 @@ class RouteGroupActor:
                 self._arm(group)
         return group
 
-    async def _run_due_ticks(self, nursery: trio.Nursery, now: float) -> None:
+    def _start_due(self, now: float) -> bool:
+        """Start the flushes of the groups due at ``now``, in creation order, for at most
+        one slice (:data:`FLUSH_STARTS_PER_SLICE` flushes or :data:`SLICE_SECONDS`);
+        whether due groups remain (the caller checkpoints and calls again).
+
+        Called by the actor's task and, while the actor sleeps, by the task delivering
+        its mail (:meth:`_deliver`); never both at once, and with no ``await`` inside.
+        """
+        nursery = self._nursery
+        if nursery is None:
+            return False
+        due = self._due
+        if not due:
+            # Last to start first: a stack in reverse creation order.
+            due.extend(reversed(self._due_groups(now)))
         node = self.node
         deadline = time.perf_counter() + SLICE_SECONDS
         started = 0
-        for group in self._due_groups(now):
+        while due:
             # The clock is read per group: a tick that plans no flush still costs ~1 ms
             # for a group of 100 alerts.
             if started == FLUSH_STARTS_PER_SLICE or time.perf_counter() >= deadline:
-                # Only this actor touches its groups, so they are as we left them.
-                await trio.lowlevel.checkpoint()
-                deadline = time.perf_counter() + SLICE_SECONDS
-                started = 0
+                return True
+            group = due.pop()
             group.tick(now)
             self._arm(group)
             now_wall = self._clock.now()
@@ -541,8 +595,13 @@ class RouteGroupActor:
                 mute_time_intervals=node.route.mute_time_intervals,
                 active_time_intervals=node.route.active_time_intervals,
             )
-            nursery.start_soon(self._flush, group, alerts, snapshot, ctx)
+            # trio gives a new task a copy of the spawning task's context: spawned in
+            # the actor's, so a flush started by a poster (or the shared intake) still
+            # sees its tenant's context variables (receivers firewall, log fields).
+            self._context.run(nursery.start_soon, self._flush, group, alerts, snapshot, ctx)
             started += 1
+            _shared().flushes_started += 1
+        return False
 
     async def _flush(
         self,

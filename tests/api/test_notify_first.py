@@ -51,9 +51,21 @@ class Backend:
         self.instance.put(alerts, now)
 
 
-async def _post_and_see_flush(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """POST one alert of a new group; what had happened when the answer was ready."""
+async def _post_and_see_flush(
+    monkeypatch: pytest.MonkeyPatch, config: str = CONFIG, rounds: list[int] | None = None
+) -> list[str]:
+    """POST one alert of a new group; what had happened when the answer was ready.
+    ``rounds`` gets how many scheduler rounds the answer waited."""
     events: list[str] = []
+    waited = 0
+    checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+
+    async def counting() -> None:
+        nonlocal waited
+        waited += 1
+        await checkpoint()
+
+    monkeypatch.setattr(api_app.trio.lowlevel, "cancel_shielded_checkpoint", counting)
     notify = ReceiverPipeline.notify
 
     async def recording(self: ReceiverPipeline, ctx: object, alerts: Sequence[Alert]) -> bool:
@@ -64,7 +76,7 @@ async def _post_and_see_flush(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     transport = httpx.MockTransport(lambda request: httpx.Response(200))
     async with httpx.AsyncClient(transport=transport) as http:
         instance = Instance(
-            load_config_text(CONFIG),
+            load_config_text(config),
             clock=TrioClock(1_700_000_000 * S),
             http=http,
             external_url="http://tocsin:9093",
@@ -77,6 +89,7 @@ async def _post_and_see_flush(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             async def read() -> bytes:
                 return body
 
+            waited = 0
             resp = await api_app.accept_alerts(
                 Backend(instance),  # type: ignore[arg-type]
                 "application/json",
@@ -84,6 +97,8 @@ async def _post_and_see_flush(monkeypatch: pytest.MonkeyPatch) -> list[str]:
                 None,
             )
             events.append(f"answer {resp.status_code}")
+            if rounds is not None:
+                rounds.append(waited)
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
     return events
@@ -102,3 +117,22 @@ async def test_without_the_wait_the_answer_comes_first(
     """The wait is what orders them: with no rounds, the answer is ready first."""
     monkeypatch.setattr(api_app, "NOTIFY_FIRST_ROUNDS", 0)
     assert await _post_and_see_flush(monkeypatch) == ["answer 200", "flush started"]
+
+
+async def test_a_put_that_starts_no_flush_answers_at_once(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With group_wait above 0 nothing is due: the answer waits no scheduler round."""
+    rounds: list[int] = []
+    config = CONFIG.replace("group_wait: 0s", "group_wait: 30s")
+    assert await _post_and_see_flush(monkeypatch, config, rounds) == ["answer 200"]
+    assert rounds == [0]
+
+
+async def test_a_put_that_starts_a_flush_waits_its_rounds(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer waits NOTIFY_FIRST_ROUNDS rounds when the put started a flush."""
+    rounds: list[int] = []
+    await _post_and_see_flush(monkeypatch, CONFIG, rounds)
+    assert rounds == [api_app.NOTIFY_FIRST_ROUNDS]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+
 import trio
 import trio.testing
 from hypothesis import given
@@ -9,7 +11,12 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from daemon.clock import TrioClock
-from daemon.dispatch.actor import RouteGroupActor
+from daemon.dispatch.actor import (
+    FLUSH_STARTS_PER_SLICE,
+    RouteGroupActor,
+    deliver_now,
+    flushes_started,
+)
 
 from .conftest import route_root, virtual_dispatch
 from .fakes import T0, RecordingNotifier, alert
@@ -138,3 +145,66 @@ async def test_old_alerts_flush_their_groups_at_once(
     assert sorted((c.at, c.names[0], len(c.alerts)) for c in run.rec.calls) == [
         (0.0, f"G{g}", 100) for g in range(10)
     ]
+
+
+async def test_delivering_task_starts_a_due_flush_of_a_sleeping_actor(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With group_wait 0, the task that delivers a new group's alert starts its flush
+    (before the actor's task runs again), and the batch's alerts all land in it."""
+    async with virtual_dispatch(route_root(gw=0)) as run:
+        await trio.testing.wait_all_tasks_blocked()
+        before = flushes_started()
+        run.ingest("A", instance="1")
+        run.ingest("A", instance="2")
+        deliver_now()
+        assert flushes_started() == before + 1
+        await run.sleep_until(1)
+    assert [(c.at, len(c.alerts)) for c in run.rec.calls] == [(0.0, 2)]
+
+
+async def test_many_groups_due_at_once_start_a_slice_at_a_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Groups made due together start at most FLUSH_STARTS_PER_SLICE per slice in the
+    delivering task; the actor starts the rest, each group flushing once."""
+    async with virtual_dispatch(route_root(gw=0)) as run:
+        await trio.testing.wait_all_tasks_blocked()
+        before = flushes_started()
+        for g in range(3 * FLUSH_STARTS_PER_SLICE):
+            run.ingest(f"G{g:02d}")
+        deliver_now()
+        assert flushes_started() == before + FLUSH_STARTS_PER_SLICE
+        await run.sleep_until(1)
+    assert sorted(c.names[0] for c in run.rec.calls) == [
+        f"G{g:02d}" for g in range(3 * FLUSH_STARTS_PER_SLICE)
+    ]
+
+
+_WHO = contextvars.ContextVar("_WHO", default="unset")
+
+
+async def test_a_flush_a_poster_starts_runs_in_the_actors_context(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A flush started by another task's delivery sees the actor's context variables
+    (a tenant's receivers firewall, its log fields), not the poster's."""
+    seen: list[str] = []
+    _WHO.set("actor")
+
+    def record(ctx: object) -> float:
+        seen.append(_WHO.get())
+        return 0.0
+
+    async with virtual_dispatch(route_root(gw=0), delay=record) as run:
+        await trio.testing.wait_all_tasks_blocked()
+
+        async def poster() -> None:
+            _WHO.set("poster")
+            run.ingest("A")
+            deliver_now()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poster)
+        await run.sleep_until(1)
+    assert seen == ["actor"]
