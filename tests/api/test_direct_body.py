@@ -1,0 +1,94 @@
+"""How the direct routes read a request body (daemon.api.direct.read_body): a body already
+queued is taken without a scheduler round, and a Content-Length body ends with its last
+byte, not with the server's end message a round later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from daemon.api.direct import Disconnected, read_body
+
+
+def _scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:
+    return {"type": "http", "headers": list(headers)}
+
+
+def _part(body: bytes, more: bool) -> dict[str, Any]:
+    return {"type": "http.request", "body": body, "more_body": more}
+
+
+async def test_a_queued_body_is_read_without_a_checkpoint() -> None:
+    """hypercorn's queue holds the whole body: read_body never yields to the scheduler."""
+    send, receive = trio.open_memory_channel[dict[str, Any]](4)
+    send.send_nowait(_part(b"abc", True))
+    send.send_nowait(_part(b"", False))
+    with trio.fail_after(1), trio.testing.assert_no_checkpoints():
+        body = await read_body(_scope((b"content-length", b"3")), receive.receive, None)
+    assert body == b"abc"
+
+
+async def test_a_content_length_body_ends_with_its_last_byte() -> None:
+    """With all Content-Length bytes in, the end message is not waited for (it would
+    come a scheduler round later); without the length the read waits for it."""
+    send, receive = trio.open_memory_channel[dict[str, Any]](4)
+    send.send_nowait(_part(b"ab", True))
+    send.send_nowait(_part(b"c", True))
+    with trio.fail_after(1), trio.testing.assert_no_checkpoints():
+        body = await read_body(_scope((b"content-length", b"3")), receive.receive, None)
+    assert body == b"abc"
+    send.send_nowait(_part(b"abc", True))
+    with trio.move_on_after(0.05) as waited:
+        await read_body(_scope(), receive.receive, None)
+    assert waited.cancelled_caught
+
+
+async def test_a_chunked_body_waits_for_its_end() -> None:
+    """Transfer-Encoding frames the body: a Content-Length beside it does not end it."""
+    send, receive = trio.open_memory_channel[dict[str, Any]](4)
+    headers = ((b"content-length", b"3"), (b"transfer-encoding", b"chunked"))
+    send.send_nowait(_part(b"abc", True))
+
+    async def end_later() -> None:
+        await trio.sleep(0.01)
+        await send.send(_part(b"def", False))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(end_later)
+        body = await read_body(_scope(*headers), receive.receive, None)
+    assert body == b"abcdef"
+
+
+async def test_a_body_not_yet_queued_is_awaited() -> None:
+    """An empty queue falls back to the server's receive, and a foreign receive works."""
+    send, receive = trio.open_memory_channel[dict[str, Any]](4)
+
+    async def later() -> None:
+        await trio.sleep(0.01)
+        await send.send(_part(b"xy", False))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(later)
+        assert await read_body(_scope(), receive.receive, None) == b"xy"
+
+    async def foreign() -> dict[str, Any]:
+        return _part(b"z", False)
+
+    assert await read_body(_scope(), foreign, None) == b"z"
+
+
+async def test_limits_and_disconnects_hold_on_queued_messages() -> None:
+    """A queued body past the limit is refused, and a queued disconnect is seen."""
+    send, receive = trio.open_memory_channel[dict[str, Any]](4)
+    send.send_nowait(_part(b"abcdef", False))
+    with pytest.raises(RequestEntityTooLarge):
+        await read_body(_scope(), receive.receive, 5)
+    with pytest.raises(RequestEntityTooLarge):
+        await read_body(_scope((b"content-length", b"6")), receive.receive, 5)
+    send.send_nowait({"type": "http.disconnect"})
+    with pytest.raises(Disconnected):
+        await read_body(_scope((b"content-length", b"3")), receive.receive, None)
