@@ -44,7 +44,7 @@ def _backend() -> FakeBackend:
 async def _answer(
     direct: bool, body: bytes | str, ctype: str | None, headers: dict[str, str]
 ) -> Any:
-    api = Api(_backend(), direct_alerts=direct, max_body_bytes=100 if len(body) == 200 else 2**20)
+    api = Api(_backend(), direct_routes=direct, max_body_bytes=100 if len(body) == 200 else 2**20)
     status, data, hdrs = await api.request("POST", "/api/v2/alerts", body, ctype, headers=headers)
     stored = sorted(sorted(a.labels.items()) for a in api.backend.store.list())
     return status, data, sorted(hdrs.items()), stored
