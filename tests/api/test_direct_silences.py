@@ -39,6 +39,7 @@ from daemon.silence.state import Silences
 from daemon.store import AlertStore
 from daemon.tenancy.tenants import TenancyConfig, parse_tenancy
 from tests.api.conftest import NOW, Api, S, config
+from tests.api.test_direct_routes import raw_exchange
 from tests.api.test_silence_writes import DurableBackend, on_disk
 from tests.api.test_silences import body
 
@@ -253,22 +254,6 @@ async def test_write_failures_answer_as_quart_does(
 HEAD = b"POST /api/v2/silences HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 
 
-async def _exchange(port: int, request: bytes, close_after: bool = False) -> bytes:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        await stream.send_all(request)
-        if close_after:
-            return b""
-        out = b""
-        with trio.move_on_after(5):
-            while b"\r\n\r\n" not in out or not out.split(b"\r\n\r\n", 1)[1]:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    break
-                out += chunk
-        return out
-
-
 def _sized(payload: bytes, head: bytes = HEAD) -> bytes:
     return head + f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload
 
@@ -288,14 +273,14 @@ async def test_over_hypercorn_limits_and_a_client_leaving_mid_body(tmp_path: Pat
             chunked = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
             chunked += f"{len(big):x}\r\n".encode() + big + b"\r\n0\r\n\r\n"
             for request in (chunked, _sized(big)):
-                reply = await _exchange(port, request)
+                reply = await raw_exchange(port, request)
                 assert reply.startswith(b"HTTP/1.1 413"), reply
                 assert b"request body too large (limit 300 bytes)" in reply
             partial = HEAD + f"Content-Length: {len(good)}\r\n\r\n".encode() + good[:-5]
-            await _exchange(port, partial, close_after=True)
+            await raw_exchange(port, partial, close_after=True)
             await trio.sleep(0.2)
             assert [s.id for s in backend.silences.query([], NOW)] == [SEED]
-            reply = await _exchange(port, _sized(good))
+            reply = await raw_exchange(port, _sized(good))
             assert reply.startswith(b"HTTP/1.1 200"), reply
             assert len(backend.silences.query([], NOW)) == 2
             nursery.cancel_scope.cancel()
@@ -352,10 +337,10 @@ async def test_web_config_basic_auth_covers_the_direct_route(tmp_path: Path) -> 
             port = await nursery.start(
                 functools.partial(serve_api, app, "127.0.0.1", 0, web_config=source)
             )
-            reply = await _exchange(port, _sized(good))
+            reply = await raw_exchange(port, _sized(good))
             assert reply.startswith(b"HTTP/1.1 401"), reply
             assert len(backend.silences.query([], NOW)) == 1
-            reply = await _exchange(port, _sized(good, HEAD + auth))
+            reply = await raw_exchange(port, _sized(good, HEAD + auth))
             assert reply.startswith(b"HTTP/1.1 200"), reply
             assert len(backend.silences.query([], NOW)) == 2
             nursery.cancel_scope.cancel()
