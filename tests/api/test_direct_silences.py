@@ -35,7 +35,7 @@ from daemon.clock import FixedClock
 from daemon.matcher import Matcher, MatchType
 from daemon.persist import DurableState, run_inline
 from daemon.silence.model import Silence
-from daemon.silence.state import Silences
+from daemon.silence.state import SilenceLimits, Silences
 from daemon.store import AlertStore
 from daemon.tenancy.tenants import TenancyConfig, parse_tenancy
 from tests.api.conftest import NOW, Api, S, config
@@ -246,6 +246,26 @@ async def test_write_failures_answer_as_quart_does(
         answers.append((answer[0], answer[1], sorted(answer[2].items()), world.outcome()))
     assert answers[0] == answers[1]
     assert answers[0][0] == 503 and b"journal queue full" in answers[0][1]
+
+
+async def test_a_silence_limit_refuses_as_quart_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline at its silence limits (a tenant's): the same 400 on both routes, the
+    breach reported once per refusal, and nothing stored, journalled or gossiped."""
+    answers = []
+    for direct in (True, False):
+        world = await _world(tmp_path, direct, monkeypatch)
+        breaches: list[str] = []
+        world.backend.silences.limits = SilenceLimits(
+            max_silences_count=1, on_breach=breaches.append
+        )
+        status, data, hdrs = await world.api.request("POST", "/api/v2/silences", body())
+        answers.append((status, data, sorted(hdrs.items()), world.outcome(), breaches))
+    assert answers[0] == answers[1]
+    status, _, _, (listed, ids, sent), breaches = answers[0]
+    assert status == 400 and len(listed) == 1 and not ids and not sent
+    assert breaches == ["max_silences_count"]
 
 
 # --- over a real socket ------------------------------------------------------------------
