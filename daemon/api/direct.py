@@ -8,7 +8,7 @@ critical path (a paced alert with ``group_wait: 0``) that was a fifth of the tim
 the request's bytes to the webhook's write, and ingest pays it per POST.
 
 So the endpoint Prometheus calls, ``POST <prefix>/api/v2/alerts``, and the silence POST
-(``POST <prefix>/api/v2/silences``, where the fsync already costs its answer enough) are
+(``POST <prefix>/api/v2/silences``, whose answer already waits for an fsync) are
 served here with the same handler logic (:func:`daemon.api.app.accept_alerts`,
 :func:`daemon.api.silences.accept_silences`; ``served_directly`` in
 :mod:`daemon.api.app` lists them) and the same responses: each is built as a quart
