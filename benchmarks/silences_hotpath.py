@@ -19,8 +19,8 @@ For each: ingest rate (alerts/s, from the first POST to the last answer), the da
 CPU seconds per 10k alerts over that window, and the time from the first POST until the
 webhook sink has a notification from every one of the 1,000 groups.
 
-Then the API, with Alertmanager, tocsin (each holding the 1,000 regex silences) and a
-no-op server all running at once, measured in ``--api-rounds`` alternating rounds (so a
+Then the API, with Alertmanager, tocsin (each holding the 1,000 regex silences) and two
+no-op servers all running at once, measured in ``--api-rounds`` alternating rounds (so a
 change in machine load hits each alike; medians reported):
 
 * ``GET /api/v2/silences`` at 1,000 silences (every GET round before any POST), whole
@@ -29,9 +29,12 @@ change in machine load hits each alike; medians reported):
   connections (a minimal HTTP/1.1 client on raw sockets, so the client is not the
   bottleneck). The same client POSTs to a no-op handler served by tocsin's own HTTP
   stack (hypercorn + quart-trio via :func:`daemon.api.server.serve_api`, in its own
-  process: ``python -m benchmarks.silences_hotpath --noop-server PORT``). tocsin's
-  silence POST rate (fsync kept) is reported against it, as the median of the per-round
-  ratios (the issue's target: at least 0.9x at 4 connections), and against Alertmanager.
+  process: ``python -m benchmarks.silences_hotpath --noop-server PORT``), and to the
+  same no-op as a bare ASGI app on the same hypercorn (``--noop-server PORT --bare``:
+  what is left when quart's per-request machinery is gone). tocsin's silence POST rate
+  (fsync kept) is reported against each, as the median of the per-round ratios (the
+  issue's target: at least 0.9x the quart-trio no-op at 4 connections), and against
+  Alertmanager.
 
 Run: .venv/bin/python -m benchmarks.silences_hotpath [--repeat N] [--api-rounds N]
 
@@ -50,6 +53,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import trio
@@ -221,13 +225,17 @@ def port_of(url: str) -> int:
 # --- the no-op server ----------------------------------------------------------------------
 
 
-def noop_server(port: int) -> None:
-    """Serve ``POST /noop`` (reads the JSON body, answers a small JSON) on tocsin's stack."""
+def noop_server(port: int, bare: bool = False) -> None:
+    """Serve ``POST /noop`` (reads the JSON body, answers a small JSON) on tocsin's stack:
+    through quart-trio, or with ``bare`` as a plain ASGI callable on the same hypercorn."""
     from quart import request
     from quart_trio import QuartTrio
 
     from daemon.api.server import serve_api
 
+    if bare:
+        trio.run(serve_api, bare_noop, "127.0.0.1", port)
+        return
     app = QuartTrio("noop")
 
     @app.post("/noop")
@@ -242,17 +250,50 @@ def noop_server(port: int) -> None:
     trio.run(serve_api, app, "127.0.0.1", port)
 
 
+_NOOP_ANSWER = json.dumps({"silenceID": "x"}).encode()
+
+
+async def bare_noop(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The quart no-op's work as a bare ASGI app: ``POST /noop`` reads and decodes the
+    JSON body and answers the same small JSON; ``GET /-/ready`` answers OK."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            kind = message["type"].rsplit(".", 1)[-1]  # startup / shutdown
+            await send({"type": f"lifespan.{kind}.complete"})
+            if kind == "shutdown":
+                return
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return  # the client left
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    if scope["method"] == "POST" and scope["path"] == "/noop":
+        json.loads(b"".join(chunks))
+        status, ctype, payload = 200, b"application/json", _NOOP_ANSWER
+    elif scope["path"] == "/-/ready":
+        status, ctype, payload = 200, b"text/plain; charset=utf-8", b"OK"
+    else:
+        status, ctype, payload = 404, b"text/plain; charset=utf-8", b"not found"
+    headers = [(b"content-type", ctype), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
 @contextmanager
-def start_noop() -> Iterator[Daemon]:
+def start_noop(bare: bool = False) -> Iterator[Daemon]:
+    """The no-op server in its own process (``bare``: the plain ASGI one)."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.silences_hotpath", "--noop-server", str(port)],
-        cwd=ROOT,
-    )
+    argv = [sys.executable, "-m", "benchmarks.silences_hotpath", "--noop-server", str(port)]
+    proc = subprocess.Popen([*argv, "--bare"] if bare else argv, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
+    name = "noop_asgi" if bare else "noop"
     try:
-        _wait_ready("noop", proc, url)
-        yield Daemon("noop", proc, url)
+        _wait_ready(name, proc, url)
+        yield Daemon(name, proc, url)
     finally:
         _stop(proc)
 
@@ -325,13 +366,19 @@ def run_daemon(kind: str, sink: Sink, args: argparse.Namespace) -> dict[str, flo
 
 def run_api(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """GET and POST silences on both daemons (1,000 regex silences each) and POST on the
-    no-op server, all running at once and measured in alternating rounds, so a change
+    two no-op servers, all running at once and measured in alternating rounds, so a change
     in machine load hits each alike; the median of the rounds is reported."""
-    rounds: dict[str, dict[str, list[float]]] = {"alertmanager": {}, "tocsin": {}, "noop": {}}
+    rounds: dict[str, dict[str, list[float]]] = {
+        "alertmanager": {},
+        "tocsin": {},
+        "noop": {},
+        "noop_asgi": {},
+    }
     with (
         start("alertmanager", CONFIG.format(url="http://127.0.0.1:9/")) as am,
         start("tocsin", CONFIG.format(url="http://127.0.0.1:9/")) as to,
         start_noop() as noop,
+        start_noop(bare=True) as bare,
     ):
         for d in (am, to):
             trio.run(create_silences, d.url, regex_set(args.silences))
@@ -339,9 +386,16 @@ def run_api(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         for _ in range(args.api_rounds):
             for d in (am, to):
                 rounds[d.name].setdefault("get_silences_ms", []).append(get_silences_ms(d.url, 10))
-        post_rate(port_of(noop.url), "/noop", 200, 4, "warm")
+        for d in (noop, bare):
+            post_rate(port_of(d.url), "/noop", 200, 4, "warm")
+        targets = (
+            (am, "/api/v2/silences"),
+            (to, "/api/v2/silences"),
+            (noop, "/noop"),
+            (bare, "/noop"),
+        )
         for r in range(args.api_rounds):
-            for d, path in ((am, "/api/v2/silences"), (to, "/api/v2/silences"), (noop, "/noop")):
+            for d, path in targets:
                 for conns in (1, 4):
                     rate = post_rate(port_of(d.url), path, args.posts, conns, f"r{r}c{conns}")
                     rounds[d.name].setdefault(f"post_silences_per_s.{conns}conn", []).append(rate)
@@ -355,11 +409,12 @@ def run_api(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                 flush=True,
             )
     out = {kind: {k: statistics.median(v) for k, v in got.items()} for kind, got in rounds.items()}
-    # The ratio to the no-op server, per round, then the median: the rounds are paired.
+    # The ratio to each no-op server, per round, then the median: the rounds are paired.
     for conns in (1, 4):
         key = f"post_silences_per_s.{conns}conn"
-        pairs = zip(rounds["tocsin"][key], rounds["noop"][key], strict=True)
-        out["tocsin"][f"{key}/noop"] = statistics.median(t / n for t, n in pairs)
+        for noop_kind in ("noop", "noop_asgi"):
+            pairs = zip(rounds["tocsin"][key], rounds[noop_kind][key], strict=True)
+            out["tocsin"][f"{key}/{noop_kind}"] = statistics.median(t / n for t, n in pairs)
     return out
 
 
@@ -378,12 +433,18 @@ def one_run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 def print_run(results: dict[str, dict[str, float]]) -> None:
     am, to, noop = results["alertmanager"], results["tocsin"], results["noop"]
-    print(f"\n{'measure':<36}{'alertmanager':>13}{'tocsin':>10}{'tocsin/AM':>11}{'no-op':>9}")
+    bare = results["noop_asgi"]
+    print(
+        f"\n{'measure':<36}{'alertmanager':>13}{'tocsin':>10}{'tocsin/AM':>11}"
+        f"{'no-op':>9}{'no-op ASGI':>12}"
+    )
     for key in am:
         line = f"{key:<36}{am[key]:>13.3f}{to[key]:>10.3f}{to[key] / am[key]:>11.3f}"
         if key in noop:
-            paired = to[f"{key}/noop"]
-            line += f"{noop[key]:>9.0f}  tocsin/no-op {paired:.3f} (median of paired rounds)"
+            line += (
+                f"{noop[key]:>9.0f}{bare[key]:>12.0f}  tocsin/no-op {to[f'{key}/noop']:.3f}, "
+                f"tocsin/no-op ASGI {to[f'{key}/noop_asgi']:.3f} (medians of paired rounds)"
+            )
         print(line)
 
 
@@ -398,9 +459,10 @@ def main() -> None:
         "--api-only", action="store_true", help="only the GET/POST silences part (no ingest)"
     )
     ap.add_argument("--noop-server", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.noop_server:
-        noop_server(args.noop_server)
+        noop_server(args.noop_server, bare=args.bare)
         return
     if args.profile:
         profile(args.silences)
@@ -416,7 +478,8 @@ def main() -> None:
             line = f"{key:<36}{statistics.median(ratios):>10.3f}"
             if key in runs[0]["noop"]:
                 paired = statistics.median(r["tocsin"][f"{key}/noop"] for r in runs)
-                line += f"  tocsin/no-op {paired:.3f}"
+                bare = statistics.median(r["tocsin"][f"{key}/noop_asgi"] for r in runs)
+                line += f"  tocsin/no-op {paired:.3f}, tocsin/no-op ASGI {bare:.3f}"
             print(line)
 
 

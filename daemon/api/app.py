@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 import trio
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -118,23 +118,35 @@ def _empty_ok() -> Response:
     return resp
 
 
-async def post_alerts(
-    backend: ApiBackend, params: Mapping[str, str], *, version: str = "v2"
-) -> Response:
-    """POST /api/v2/alerts (spec §1.6): defaults, best-effort store, joined errors.
-    ``version`` is the API version the alerts count under in ``/metrics``."""
+#: A POST handler's work apart from the framework: the backend, the request's
+#: ``Content-Type``, a reader of the whole body (``RequestEntityTooLarge`` past the
+#: limit) and that limit. Quart's route and the direct route both call it.
+BodyHandler = Callable[
+    [ApiBackend, str | None, Callable[[], Awaitable[bytes]], int | None], Awaitable[Response]
+]
 
-    async def read_body() -> bytes:
-        data = await request.get_data(cache=False, as_text=False)
-        return data if isinstance(data, bytes) else data.encode()
+#: Quart handlers that are a :data:`BodyHandler` around quart's request, which
+#: :func:`create_app` also serves beside quart (see served_directly).
+_SERVED_DIRECTLY: dict[ApiHandler, BodyHandler] = {}
+_Handler = TypeVar("_Handler", bound=ApiHandler)
 
-    return await accept_alerts(
-        backend,
-        request.headers.get("Content-Type"),
-        read_body,
-        request.max_content_length,
-        version=version,
-    )
+
+def served_directly(logic: BodyHandler) -> Callable[[_Handler], _Handler]:
+    """Mark an API v2 handler that only calls ``logic`` with quart's request: wherever a
+    route table holds it (at a path without ``{parameters}``), :func:`create_app` serves
+    that method and path at the ASGI level too (:mod:`daemon.api.direct`)."""
+
+    def mark(handler: _Handler) -> _Handler:
+        _SERVED_DIRECTLY[handler] = logic
+        return handler
+
+    return mark
+
+
+async def request_body() -> bytes:
+    """The whole body of quart's current request (``RequestEntityTooLarge`` past its limit)."""
+    data = await request.get_data(cache=False, as_text=False)
+    return data if isinstance(data, bytes) else data.encode()
 
 
 async def accept_alerts(
@@ -213,6 +225,21 @@ async def accept_alerts(
     if errors:
         return _handler_error(400, "; ".join(errors))
     return _empty_ok()
+
+
+@served_directly(accept_alerts)
+async def post_alerts(
+    backend: ApiBackend, params: Mapping[str, str], *, version: str = "v2"
+) -> Response:
+    """POST /api/v2/alerts (spec §1.6): defaults, best-effort store, joined errors.
+    ``version`` is the API version the alerts count under in ``/metrics``."""
+    return await accept_alerts(
+        backend,
+        request.headers.get("Content-Type"),
+        request_body,
+        request.max_content_length,
+        version=version,
+    )
 
 
 def _query() -> AlertQuery:
@@ -359,7 +386,7 @@ def create_app(
     extra_routes: Mapping[str, Mapping[str, ApiHandler]] | None = None,
     get_concurrency: int = 0,
     timeout_ns: int = 0,
-    direct_alerts: bool = True,
+    direct_routes: bool = True,
 ) -> QuartTrio:
     """The API v2 app, all routes under ``backend.route_prefix``.
 
@@ -368,9 +395,10 @@ def create_app(
     does the same for paths outside ``/api/v2/`` (relative to the prefix, e.g.
     ``api/v1/receivers/{name}/test``); they get werkzeug's routing and Go's plain
     404/405 texts. ``get_concurrency`` and ``timeout_ns`` are ``--web.get-concurrency``
-    and ``--web.timeout`` (see :mod:`daemon.api.limits`). ``direct_alerts`` serves
-    ``POST /api/v2/alerts`` beside quart (:mod:`daemon.api.direct`); a backend resolved
-    per request must then be a :class:`PerRequestBackend`.
+    and ``--web.timeout`` (see :mod:`daemon.api.limits`). ``direct_routes`` serves the
+    API v2 handlers marked :func:`served_directly` (``POST /api/v2/alerts`` and
+    ``POST /api/v2/silences``) beside quart (:mod:`daemon.api.direct`); a backend
+    resolved per request must then be a :class:`PerRequestBackend`.
     """
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
@@ -477,11 +505,9 @@ def create_app(
     # The ASGI callable quart serves: Alertmanager's limiter and timeout around the
     # router's instrumentation around the app.
     inner: AsgiApp = app.asgi_app  # type: ignore[assignment]
-    if direct_alerts and routes.get("alerts", {}).get("POST") is post_alerts:
-        inner = with_direct_routes(
-            inner,
-            {("POST", f"{prefix}/api/v2/alerts"): _direct_post_alerts(backend, max_body_bytes)},
-        )
+    direct = _direct_routes(backend, routes, prefix, max_body_bytes) if direct_routes else {}
+    if direct:
+        inner = with_direct_routes(inner, direct)
     instrumented = instrument(inner, _router_handler_label(app.url_map, prefix, extra_routes))
     app.asgi_app = limit(  # type: ignore[method-assign,assignment]
         instrumented, get_concurrency=get_concurrency, timeout_ns=timeout_ns
@@ -497,13 +523,34 @@ class PerRequestBackend(Protocol):
     def for_scope(self, scope: Mapping[str, Any]) -> ApiBackend: ...
 
 
-def _direct_post_alerts(backend: ApiBackend, max_body_bytes: int) -> DirectHandler:
-    """POST /api/v2/alerts at the ASGI level: :func:`post_alerts` without quart."""
+def _direct_routes(
+    backend: ApiBackend,
+    routes: Mapping[str, Mapping[str, ApiHandler]],
+    prefix: str,
+    max_body_bytes: int,
+) -> dict[tuple[str, str], DirectHandler]:
+    """The (method, full path) of every handler in ``routes`` marked served_directly
+    (a handler a tenancy table wrapped is not), with its direct handler."""
+    out: dict[tuple[str, str], DirectHandler] = {}
+    for rest, table in routes.items():
+        if "{" in rest:
+            continue  # a direct route matches one exact path
+        for method, handler in table.items():
+            logic = _SERVED_DIRECTLY.get(handler)
+            if logic is not None:
+                out[(method, f"{prefix}/api/v2/{rest}")] = _direct(backend, logic, max_body_bytes)
+    return out
+
+
+def _direct(backend: ApiBackend, logic: BodyHandler, max_body_bytes: int) -> DirectHandler:
+    """``logic`` at the ASGI level: its quart handler's answers, without quart."""
+    # Asked once: a runtime Protocol check walks the Protocol's attributes (~15 us).
+    per_request = backend if isinstance(backend, PerRequestBackend) else None
 
     async def handler(scope: Scope, receive: Receive) -> Response | None:
-        own = backend.for_scope(scope) if isinstance(backend, PerRequestBackend) else backend
+        own = backend if per_request is None else per_request.for_scope(scope)
         try:
-            response = await accept_alerts(
+            response = await logic(
                 own,
                 header(scope, b"content-type"),
                 lambda: read_body(scope, receive, max_body_bytes),

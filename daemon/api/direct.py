@@ -7,15 +7,20 @@ bare ASGI app (4 keep-alive connections, same client, same run). On the notifica
 critical path (a paced alert with ``group_wait: 0``) that was a fifth of the time from
 the request's bytes to the webhook's write, and ingest pays it per POST.
 
-So the endpoint Prometheus calls, ``POST <prefix>/api/v2/alerts``, is served here with
-the same handler logic (:func:`daemon.api.app.accept_alerts`) and the same responses:
-each is built as a quart ``Response`` and sent with quart's own header encoding, in one
-body message. Every other request, and every method or path not listed, goes to quart.
+So the endpoint Prometheus calls, ``POST <prefix>/api/v2/alerts``, and the silence POST
+(``POST <prefix>/api/v2/silences``, whose answer already waits for an fsync) are
+served here with the same handler logic (:func:`daemon.api.app.accept_alerts`,
+:func:`daemon.api.silences.accept_silences`; ``served_directly`` in
+:mod:`daemon.api.app` lists them) and the same responses: each is built as a quart
+``Response`` and sent with quart's own header encoding, in one body message. Every
+other request, and every method or path not listed, goes to quart.
 
 What quart did that is done here too: the body limit (a ``Content-Length`` over it is
 refused before reading; a chunked body as soon as it passes it), the first header of a
 name wins, header values are latin-1. A client that disconnects before its body is
-complete gets nothing stored and no answer, as when quart cancelled its handler.
+complete gets nothing stored and no answer, as when quart cancelled its handler. One
+that disconnects later is not cancelled: a silence whose record is being fsynced is
+written and applied, and the answer is dropped.
 """
 
 from __future__ import annotations

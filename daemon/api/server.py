@@ -188,7 +188,7 @@ async def _worker_serve(
 
 
 async def serve_api(
-    app: QuartTrio,
+    app: QuartTrio | ASGIApp,
     host: str,
     port: int,
     *,

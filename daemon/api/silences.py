@@ -16,14 +16,20 @@ import json
 import re
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 import attrs
 from quart import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from daemon.api.app import ApiHandler, _empty_ok, _media_type_error
+from daemon.api.app import (
+    ApiHandler,
+    _empty_ok,
+    _media_type_error,
+    request_body,
+    served_directly,
+)
 from daemon.api.backend import ApiBackend
 from daemon.api.encoding import RawJson, body, framework_error, go_json
 from daemon.api.postable import BodyError, decode_json, parse_datetime
@@ -352,17 +358,22 @@ async def get_silences(backend: ApiBackend, params: Mapping[str, str]) -> Respon
     return _json(200, body(_listing(store, store.query(filters, now), now)))
 
 
-async def post_silences(backend: ApiBackend, params: Mapping[str, str]) -> Response:
-    """POST /api/v2/silences (spec §1.9): create, update in place, or replace."""
-    error = _media_type_error(request.headers.get("Content-Type"))
+async def accept_silences(
+    backend: ApiBackend,
+    content_type: str | None,
+    read_body: Callable[[], Awaitable[bytes]],
+    max_body_bytes: int | None,
+) -> Response:
+    """The work of :func:`post_silences`, apart from the framework: ``read_body``
+    returns the whole body or raises ``RequestEntityTooLarge`` past ``max_body_bytes``."""
+    error = _media_type_error(content_type)
     if error is not None:
         return error
     try:
-        data = await request.get_data(cache=False, as_text=False)
+        raw = await read_body()
     except RequestEntityTooLarge:
-        limit = request.max_content_length
-        return _json(413, framework_error(413, f"request body too large (limit {limit} bytes)"))
-    raw = data if isinstance(data, bytes) else data.encode()
+        message = f"request body too large (limit {max_body_bytes} bytes)"
+        return _json(413, framework_error(413, message))
     # A JSON escape could spell the key another way; then the body is decoded to look.
     if b'"recurrence"' in raw or b"\\u" in raw:
         answer = await post_recurring(backend, raw)
@@ -389,6 +400,14 @@ async def post_silences(backend: ApiBackend, params: Mapping[str, str]) -> Respo
     except SilenceError as exc:
         return _handler_error(400, str(exc))
     return await _commit_created(backend, plan, {"silenceID": plan.silence_id})
+
+
+@served_directly(accept_silences)
+async def post_silences(backend: ApiBackend, params: Mapping[str, str]) -> Response:
+    """POST /api/v2/silences (spec §1.9): create, update in place, or replace."""
+    return await accept_silences(
+        backend, request.headers.get("Content-Type"), request_body, request.max_content_length
+    )
 
 
 async def _commit_created(backend: ApiBackend, plan: Plan, answer: dict[str, str]) -> Response:

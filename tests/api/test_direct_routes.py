@@ -44,7 +44,7 @@ def _backend() -> FakeBackend:
 async def _answer(
     direct: bool, body: bytes | str, ctype: str | None, headers: dict[str, str]
 ) -> Any:
-    api = Api(_backend(), direct_alerts=direct, max_body_bytes=100 if len(body) == 200 else 2**20)
+    api = Api(_backend(), direct_routes=direct, max_body_bytes=100 if len(body) == 200 else 2**20)
     status, data, hdrs = await api.request("POST", "/api/v2/alerts", body, ctype, headers=headers)
     stored = sorted(sorted(a.labels.items()) for a in api.backend.store.list())
     return status, data, sorted(hdrs.items()), stored
@@ -58,7 +58,9 @@ async def test_direct_route_answers_as_quart_does(
     assert await _answer(True, body, ctype, headers) == await _answer(False, body, ctype, headers)
 
 
-async def _raw_exchange(port: int, request: bytes, close_after: bool = False) -> bytes:
+async def raw_exchange(port: int, request: bytes, close_after: bool = False) -> bytes:
+    """Send ``request`` on a new connection; the reply (head and some body), or b"" at once
+    with ``close_after`` (the client leaves)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         await stream.send_all(request)
@@ -86,15 +88,15 @@ async def test_over_hypercorn_limit_chunked_body_and_client_leaving() -> None:
             big = b'[{"labels":{"alertname":"' + b"x" * 80 + b'"}}]'
             chunked = head + b"Transfer-Encoding: chunked\r\n\r\n"
             chunked += f"{len(big):x}\r\n".encode() + big + b"\r\n0\r\n\r\n"
-            reply = await _raw_exchange(port, chunked)
+            reply = await raw_exchange(port, chunked)
             assert reply.startswith(b"HTTP/1.1 413"), reply
             assert b"request body too large (limit 64 bytes)" in reply
             partial = head + b"Content-Length: 40\r\n\r\n" + b'[{"labels":{"alertname":'
-            await _raw_exchange(port, partial, close_after=True)
+            await raw_exchange(port, partial, close_after=True)
             await trio.sleep(0.2)
             assert backend.store.list() == []
             good = b'[{"labels":{"alertname":"ok"}}]'
-            reply = await _raw_exchange(
+            reply = await raw_exchange(
                 port, head + f"Content-Length: {len(good)}\r\n\r\n".encode() + good
             )
             assert reply.startswith(b"HTTP/1.1 200"), reply
