@@ -210,11 +210,38 @@ def test_history_search_table_and_chart(page: Any, daemon: Daemon) -> None:
     expect(rows.first).to_contain_text("sent")
     chart = page.get_by_role("img", name=re.compile(r"^Notifications over time: \d+ attempts"))
     expect(chart).to_be_visible()
+    # The page's first (unfiltered) search may render first: the URL shows the search
+    # that answered last, and only the latest search's answer is shown.
+    expect(page).to_have_url(re.compile(r"receiver=db"))
     expect(page.locator(".legend")).to_contain_text("db · sent")
-    assert "receiver=db" in page.url
     page.get_by_label("Receiver").fill("pager")
     page.get_by_role("button", name="Search history").click()
     expect(page.get_by_text("No notifications in this range.")).to_be_visible()
+
+
+def test_history_shows_the_latest_search_when_answers_cross(page: Any, daemon: Daemon) -> None:
+    """The page's first search answering after the user's own does not overwrite it."""
+    proc, sink = daemon
+    wait_for_history(proc, sink)
+    held: list[Any] = []
+
+    def hold_the_first(route: Any) -> None:
+        if not held and "receiver=" not in route.request.url:
+            held.append(route)  # answered below, after the user's search
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/history?*", hold_the_first)
+    page.goto(proc.url + "/ui/history")
+    page.get_by_label("Receiver").fill("pager")
+    page.get_by_role("button", name="Search history").click()
+    expect(page.get_by_text("No notifications in this range.")).to_be_visible()
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_timeout(500)
+    expect(page.get_by_text("No notifications in this range.")).to_be_visible()
+    expect(page.locator("#history-table tbody tr")).to_have_count(0)
+    assert "receiver=pager" in page.url
 
 
 def test_status_page_shows_config_cluster_version_and_reload(page: Any, daemon: Daemon) -> None:

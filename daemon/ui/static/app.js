@@ -905,11 +905,16 @@ function initHistory() {
     return q;
   }
 
+  // Answers can come back out of order (the page's first, unfiltered search may answer
+  // after the user's own): only the latest search's answer is shown.
+  let latest = 0;
   async function search(more) {
+    const seq = ++latest;
     const q = query(more ? 200 : 1000);
     if (more && cursor) q.set("cursor", cursor);
     try {
       const page = await api("/api/v1/history?" + q);
+      if (seq !== latest) return;
       showError(null);
       items = more ? items.concat(page.items) : page.items;
       cursor = page.next_cursor;
@@ -925,7 +930,7 @@ function initHistory() {
       }
       history.replaceState(null, "", url);
     } catch (err) {
-      showError("Could not search the history: " + err.message);
+      if (seq === latest) showError("Could not search the history: " + err.message);
     }
   }
   $("history-form").addEventListener("submit", (ev) => { ev.preventDefault(); search(false); });
