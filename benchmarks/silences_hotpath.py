@@ -38,6 +38,10 @@ change in machine load hits each alike; medians reported):
 
 Run: .venv/bin/python -m benchmarks.silences_hotpath [--repeat N] [--api-rounds N]
 
+``--api-only`` runs just the API part; ``--ingest-only`` just the ingest scenarios, and
+``--scenarios none,regex`` picks which (a change to the ingest path is then measured in a
+minute: alternate ``--repeat`` runs rather than trusting one, the machine's speed drifts).
+
 ``--profile`` instead runs the silence store's part of each scenario in this process
 under cProfile (every alert looked up twice, as ingest's prepare and the flush do) and
 prints the time per scenario and the top functions.
@@ -352,7 +356,8 @@ SCENARIOS: dict[str, Callable[[int], list[Matchers]]] = {
 def run_daemon(kind: str, sink: Sink, args: argparse.Namespace) -> dict[str, float]:
     """The three ingest scenarios, each on a fresh daemon."""
     out: dict[str, float] = {}
-    for scenario, make in SCENARIOS.items():
+    for scenario in args.scenarios:
+        make = SCENARIOS[scenario]
         with start(kind, CONFIG.format(url=sink.url)) as d:
             ids = trio.run(create_silences, d.url, make(args.silences))
             if scenario == "expired":
@@ -426,14 +431,15 @@ def one_run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         results = {kind: run_daemon(kind, sink, args) for kind in ("alertmanager", "tocsin")}
     finally:
         sink.close()
-    for kind, values in run_api(args).items():
-        results.setdefault(kind, {}).update(values)
+    if not args.ingest_only:
+        for kind, values in run_api(args).items():
+            results.setdefault(kind, {}).update(values)
     return results
 
 
 def print_run(results: dict[str, dict[str, float]]) -> None:
-    am, to, noop = results["alertmanager"], results["tocsin"], results["noop"]
-    bare = results["noop_asgi"]
+    am, to = results["alertmanager"], results["tocsin"]
+    noop, bare = results.get("noop", {}), results.get("noop_asgi", {})
     print(
         f"\n{'measure':<36}{'alertmanager':>13}{'tocsin':>10}{'tocsin/AM':>11}"
         f"{'no-op':>9}{'no-op ASGI':>12}"
@@ -458,9 +464,21 @@ def main() -> None:
     ap.add_argument(
         "--api-only", action="store_true", help="only the GET/POST silences part (no ingest)"
     )
+    ap.add_argument(
+        "--ingest-only", action="store_true", help="only the ingest scenarios (no API part)"
+    )
+    ap.add_argument(
+        "--scenarios",
+        type=lambda text: text.split(","),
+        default=list(SCENARIOS),
+        help=f"comma-separated ingest scenarios of {','.join(SCENARIOS)} (default: all)",
+    )
     ap.add_argument("--noop-server", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        ap.error(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
     if args.noop_server:
         noop_server(args.noop_server, bare=args.bare)
         return
@@ -476,7 +494,7 @@ def main() -> None:
         for key in runs[0]["alertmanager"]:
             ratios = [r["tocsin"][key] / r["alertmanager"][key] for r in runs]
             line = f"{key:<36}{statistics.median(ratios):>10.3f}"
-            if key in runs[0]["noop"]:
+            if key in runs[0].get("noop", {}):
                 paired = statistics.median(r["tocsin"][f"{key}/noop"] for r in runs)
                 bare = statistics.median(r["tocsin"][f"{key}/noop_asgi"] for r in runs)
                 line += f"  tocsin/no-op {paired:.3f}, tocsin/no-op ASGI {bare:.3f}"
