@@ -40,22 +40,34 @@ class WireType(IntEnum):
     FIXED32 = 5
 
 
+#: The one-byte varints, 0..127 (field tags, lengths, enums): no encoding at all.
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
+
+
 def encode_varint(value: int) -> bytes:
     """Encode an unsigned varint; negative values are written as 64-bit two's complement.
+
+    On every notification's and silence's journal path (the nflog's 64-bit alert
+    hashes, ten bytes each; lengths and timestamps), so one comprehension rather than a
+    byte at a time: encoding an nflog entry took 32 us with the loop.
 
     Raises:
         ValueError: ``value`` does not fit in 64 bits.
     """
     if value < 0:
         value &= _U64  # proto's int32/int64 encoding of negative numbers
+    if value < 0x80:
+        return _ONE_BYTE[value]
     if value > _U64:
         raise ValueError(f"varint out of range: {value}")
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    last = 7 * ((value.bit_length() - 1) // 7)
+    return bytes([(value >> s) & 0x7F | 0x80 for s in range(0, last, 7)] + [value >> last])
+
+
+def length_delimited(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: ``tag`` (its encoded key, e.g. ``b"\\x0a"`` for field 1),
+    the payload's length and the payload."""
+    return tag + encode_varint(len(payload)) + payload
 
 
 def decode_varint(buf: bytes | bytearray | memoryview, pos: int = 0) -> tuple[int, int]:

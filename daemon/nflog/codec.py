@@ -37,12 +37,13 @@ from cluster.protowire import (
     encode_varint,
     iter_delimited,
     iter_fields,
+    length_delimited,
     repeated_varints,
     write_delimited,
 )
 from daemon import metrics
-from daemon.clock import NS_PER_SECOND, ZERO_TIME
-from daemon.gocompat.pbtimestamp import decode_timestamp
+from daemon.clock import ZERO_TIME
+from daemon.gocompat.pbtimestamp import decode_timestamp, encode_timestamp
 from daemon.nflog.state import Entry, Nflog, ReceiverKey
 
 _U32 = 0xFFFF_FFFF
@@ -84,41 +85,11 @@ maintenance_errors_total = metrics.per_pipeline(
 )
 
 
-_U64 = 0xFFFF_FFFF_FFFF_FFFF
-
 _pack_uvarints: Callable[[tuple[int, ...]], bytes | None] | None
 try:
     from daemon._speedups import pack_uvarints as _pack_uvarints
 except ImportError:  # pragma: no cover - depends on the build
     _pack_uvarints = None
-#: The one-byte varints, 0..127 (field tags, short lengths).
-_SMALL = [bytes((i,)) for i in range(0x80)]
-
-
-def _varint(value: int) -> bytes:
-    """:func:`cluster.protowire.encode_varint` for values known to fit 64 bits, in one
-    comprehension: every notification journals a MeshEntry of 64-bit hashes (ten
-    bytes each), and the byte-at-a-time loop made encoding one entry 32 us."""
-    if value < 0:
-        value &= _U64  # proto's int64 encoding of negative numbers (Go's zero time)
-    if value < 0x80:
-        return _SMALL[value]
-    if value > _U64:
-        raise ValueError(f"varint out of range: {value}")
-    last = 7 * ((value.bit_length() - 1) // 7)
-    return bytes([(value >> s) & 0x7F | 0x80 for s in range(0, last, 7)] + [value >> last])
-
-
-def _length_delimited(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
-
-
-def _timestamp(ns: int) -> bytes:
-    """:func:`encode_timestamp`'s bytes (seconds and nanos, each omitted at zero)."""
-    seconds, nanos = divmod(ns, NS_PER_SECOND)
-    return (b"\x08" + _varint(seconds) if seconds else b"") + (
-        b"\x10" + _varint(nanos) if nanos else b""
-    )
 
 
 def encode_receiver(receiver: ReceiverKey) -> bytes:
@@ -142,7 +113,7 @@ def _receiver_field(receiver: ReceiverKey) -> bytes:
     if field is None:
         if len(_receiver_fields) >= 4096:
             _receiver_fields.clear()
-        field = _receiver_fields[receiver] = _length_delimited(b"\x12", encode_receiver(receiver))
+        field = _receiver_fields[receiver] = length_delimited(b"\x12", encode_receiver(receiver))
     return field
 
 
@@ -169,19 +140,19 @@ def encode_entry(entry: Entry) -> bytes:
     """
     parts = []
     if entry.group_key:
-        parts.append(_length_delimited(b"\x0a", entry.group_key.encode("utf-8")))
+        parts.append(length_delimited(b"\x0a", entry.group_key.encode("utf-8")))
     parts.append(_receiver_field(entry.receiver))
-    parts.append(_length_delimited(b"\x2a", _timestamp(entry.timestamp)))
+    parts.append(length_delimited(b"\x2a", encode_timestamp(entry.timestamp)))
     if entry.firing_alerts:
-        parts.append(_length_delimited(b"\x32", _packed(entry.firing_alerts)))
+        parts.append(length_delimited(b"\x32", _packed(entry.firing_alerts)))
     if entry.resolved_alerts:
-        parts.append(_length_delimited(b"\x3a", _packed(entry.resolved_alerts)))
+        parts.append(length_delimited(b"\x3a", _packed(entry.resolved_alerts)))
     return b"".join(parts)
 
 
 def _packed_python(values: tuple[int, ...]) -> bytes:
     """A packed repeated varint field's payload: each value's varint, concatenated."""
-    return b"".join([_varint(h) for h in values])
+    return b"".join([encode_varint(h) for h in values])
 
 
 def _packed(values: tuple[int, ...]) -> bytes:
@@ -198,8 +169,8 @@ def _packed(values: tuple[int, ...]) -> bytes:
 
 def encode_mesh_entry(entry: Entry) -> bytes:
     """A serialised ``nflogpb.MeshEntry``: one snapshot, journal or gossip record."""
-    return _length_delimited(b"\x0a", encode_entry(entry)) + _length_delimited(
-        b"\x12", _timestamp(entry.expires_at)
+    return length_delimited(b"\x0a", encode_entry(entry)) + length_delimited(
+        b"\x12", encode_timestamp(entry.expires_at)
     )
 
 

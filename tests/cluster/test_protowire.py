@@ -42,6 +42,30 @@ def test_varint_known_values() -> None:
     assert to_int32(decode_varint(encode_varint(-5))[0]) == -5
 
 
+def _varint_by_bytes(value: int) -> bytes:
+    """The definition: seven bits a byte, low first, the high bit on all but the last."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def test_varint_at_every_length_boundary() -> None:
+    """encode_varint equals the byte-at-a-time definition on each side of every 7-bit
+    boundary and for negatives, round-trips, and refuses values past 64 bits."""
+    values = [0, 1, 127, -1, -(2**63), 2**64 - 1]
+    for bits in range(7, 64, 7):
+        values += [2**bits - 1, 2**bits, 2**bits + 1]
+    for v in values:
+        assert encode_varint(v) == _varint_by_bytes(v), v
+        assert decode_varint(encode_varint(v))[0] == v & (2**64 - 1)
+    with pytest.raises(ValueError, match="out of range"):
+        encode_varint(2**64)
+
+
 def test_varint_errors() -> None:
     """Truncated, overlong and overflowing varints are DecodeErrors."""
     with pytest.raises(DecodeError, match="truncated"):
