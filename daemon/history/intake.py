@@ -8,6 +8,9 @@ Rules:
 * The actor takes records with :meth:`receive` / :meth:`take_queued` and calls
   :meth:`settle` once it has written or dropped them; :meth:`wait_settled` lets a
   caller wait until everything it put before is settled (tests, orderly shutdown).
+* An actor that gathers a batch before writing waits with :meth:`wait_batch`, which
+  returns early once a whole batch is queued or somebody waits in :meth:`wait_settled`
+  (a caller waiting for its records must not wait out the gathering too).
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ class Intake:
     _accepted: int = attrs.field(default=0, init=False)
     _settled: int = attrs.field(default=0, init=False)
     _progress: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, init=False)
+    #: Records in the channel, and what :meth:`wait_batch` waits for (a count and an event).
+    _queued: int = attrs.field(default=0, init=False)
+    _want: int | None = attrs.field(default=None, init=False)
+    _batch_ready: trio.Event = attrs.field(factory=trio.Event, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._send, self._receive = trio.open_memory_channel[HistoryRecord](self.size)
@@ -46,6 +53,9 @@ class Intake:
         try:
             self._send.send_nowait(rec)
             self._accepted += 1
+            self._queued += 1
+            if self._want is not None and self._queued >= self._want:
+                self._batch_ready.set()
         except trio.WouldBlock:
             self.on_drop("queue_full", 1)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -56,7 +66,9 @@ class Intake:
             log.error("history.record_failed", error=repr(exc))
 
     async def receive(self) -> HistoryRecord:
-        return await self._receive.receive()
+        rec = await self._receive.receive()
+        self._queued -= 1
+        return rec
 
     def take_queued(self, batch: list[HistoryRecord], limit: int | None) -> None:
         """Move already-queued records into ``batch`` until it holds ``limit`` (None: all)."""
@@ -65,6 +77,19 @@ class Intake:
                 batch.append(self._receive.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel):
                 return
+            self._queued -= 1
+
+    async def wait_batch(self, size: int, deadline: float) -> None:
+        """Wait until ``deadline`` (trio's clock), ``size`` records are queued, or a
+        :meth:`wait_settled` caller is waiting, whichever comes first."""
+        if self._queued >= size or len(self._progress):
+            return
+        self._want, self._batch_ready = size, trio.Event()
+        try:
+            with trio.move_on_at(deadline):
+                await self._batch_ready.wait()
+        finally:
+            self._want = None
 
     def settle(self, count: int) -> None:
         """The actor is done with ``count`` more records (written or dropped)."""
@@ -75,6 +100,8 @@ class Intake:
         """Wait until every record accepted before this call is settled."""
         target = self._accepted
         while self._settled < target:
+            # The actor may be gathering a batch: what this caller waits for goes now.
+            self._batch_ready.set()
             await self._progress.park()
 
     def close(self) -> list[HistoryRecord]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -27,6 +28,16 @@ def dropped(reason: str) -> float:
 def pruned(reason: str) -> float:
     value = metrics.REGISTRY.get_sample_value("tocsin_history_pruned_total", {"reason": reason})
     return value or 0.0
+
+
+def rows_on_disk(tmp_path: Path) -> int:
+    """Rows in the store's file, read with a connection of its own (after the store closed)."""
+    check = sqlite3.connect(tmp_path / "history.db")
+    try:
+        rows: int = check.execute("SELECT count(*) FROM history").fetchone()[0]
+        return rows
+    finally:
+        check.close()
 
 
 async def count(store: HistoryStore) -> int:
@@ -91,11 +102,7 @@ async def test_shutdown_writes_what_is_queued(tmp_path: Path) -> None:
             for i in range(5):
                 store.record(make_record(T0 + i))
             nursery.cancel_scope.cancel()
-    check = sqlite3.connect(tmp_path / "history.db")
-    try:
-        assert check.execute("SELECT count(*) FROM history").fetchone()[0] == 5
-    finally:
-        check.close()
+    assert rows_on_disk(tmp_path) == 5
 
 
 async def test_retention_prunes_on_its_timer(
@@ -203,3 +210,95 @@ async def test_unencodable_text_loses_its_batch_only(tmp_path: Path) -> None:
             assert await count(store) == 1
             nursery.cancel_scope.cancel()
     assert dropped("error") - before == 1
+
+
+class WriteLog:
+    """A ``run_sync`` that runs inline and notes each database write: when, how many rows."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[float, int]] = []
+
+    async def __call__(self, fn: Any, *args: Any, limiter: object = None) -> Any:
+        if getattr(fn, "__name__", "") == "write":
+            self.writes.append((trio.current_time(), len(args[0])))
+        return await run_inline(fn, *args)
+
+
+async def quiet_then_burst(store: HistoryStore, burst: int, gap: float = 0.0) -> None:
+    """One record (written at once: the store was quiet), then ``burst`` more, ``gap`` s apart."""
+    store.record(make_record(T0))
+    await trio.sleep(0.01)
+    for i in range(1, burst + 1):
+        store.record(make_record(T0 + i))
+        if gap:
+            await trio.sleep(gap)
+
+
+async def test_a_burst_shares_one_write_per_interval(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The first record after a quiet spell is written at once; records arriving during
+    the next write_interval wait for it and go in one write, none lost."""
+    log = WriteLog()
+    store = HistoryStore(tmp_path, run_sync=log, write_interval=0.25, prune_interval=3600)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        start = trio.current_time()
+        await quiet_then_burst(store, 30, gap=0.005)
+        await trio.sleep(1)
+        assert await count(store) == 31
+        nursery.cancel_scope.cancel()
+    writes = [(round(t - start, 3), n) for t, n in log.writes]
+    assert writes == [(0.0, 1), (0.25, 30)]
+
+
+async def test_a_full_batch_does_not_wait_for_the_interval(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Once batch_size records are queued they are written without waiting out write_interval."""
+    log = WriteLog()
+    store = HistoryStore(
+        tmp_path, run_sync=log, batch_size=10, write_interval=5.0, prune_interval=3600
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        start = trio.current_time()
+        await quiet_then_burst(store, 10)
+        await trio.sleep(0.01)
+        assert [n for _, n in log.writes] == [1, 10]
+        assert log.writes[-1][0] - start < 0.1
+        nursery.cancel_scope.cancel()
+
+
+async def test_wait_written_cuts_the_gathering_short(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A caller waiting for its records gets them written at once, not a write_interval later,
+    whether it starts waiting before or after the store began gathering."""
+    store = HistoryStore(tmp_path, run_sync=run_inline, write_interval=60.0, prune_interval=3600)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        store.record(make_record(T0))
+        await store.wait_written()
+        start = trio.current_time()
+        store.record(make_record(T0 + 1))
+        await store.wait_written()  # before the store took the record
+        store.record(make_record(T0 + 2))
+        await trio.sleep(1)  # the store is gathering now
+        await store.wait_written()
+        assert trio.current_time() - start < 2
+        assert await count(store) == 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_shutdown_while_gathering_writes_the_gathered(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Cancelled while it waits out write_interval, the store still writes what it held."""
+    store = HistoryStore(tmp_path, run_sync=run_inline, write_interval=60.0, prune_interval=3600)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        await quiet_then_burst(store, 3)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert rows_on_disk(tmp_path) == 4
