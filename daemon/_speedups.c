@@ -720,7 +720,13 @@ jw_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&self->thread, NULL, jw_thread, self);
+    /* A small stack: the thread calls only write, fdatasync and friends, and an idle
+     * writer per tenant instance should not reserve the default 8 MiB each. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    int rc = pthread_create(&self->thread, &attr, jw_thread, self);
+    pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         errno = rc;
@@ -839,10 +845,6 @@ jw_collect(JournalWriter *self, PyObject *unused)
     if (state != JW_DONE) {
         Py_RETURN_NONE;
     }
-    /* DONE is final until we reset it, and the thread wrote the eventfd before it let
-     * go of the mutex: this read empties it. */
-    uint64_t count;
-    (void)!read(self->efd, &count, sizeof count);
     PyObject *out = PyList_New(self->njobs);
     if (out == NULL) {
         return NULL;
@@ -855,6 +857,10 @@ jw_collect(JournalWriter *self, PyObject *unused)
         }
         PyList_SET_ITEM(out, i, item);
     }
+    /* Only now that nothing can fail: DONE is final until jw_release resets it, and the
+     * thread wrote the eventfd before it let go of the mutex, so this read empties it. */
+    uint64_t count;
+    (void)!read(self->efd, &count, sizeof count);
     jw_release(self);
     return out;
 }

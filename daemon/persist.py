@@ -54,13 +54,16 @@ Durability choices:
   repeated notification, never a missed one; notifications never wait for the disk.
 
 * Silences and the nflog of one instance share a :class:`SyncRounds`: writes of both
-  journals that wait at the same moment go to the worker thread together, one
+  journals that wait at the same moment go to the writer thread together, one
   hand-off and one round of fdatasyncs (one per file) for both, as issue 15 asks.
   Each waiter is released once its own file's write and fsync returned, and a failure
-  fails only the writes of the file that failed.
+  fails only the writes of the file that failed. That thread is the C
+  ``JournalWriter`` (``daemon/_speedups.c``) while :meth:`SyncRounds.serve` runs: it
+  never takes the GIL, so a round costs the event loop a submit and an eventfd wake-up.
 
 The blocking class :class:`RecordJournal` does the file I/O; :class:`DurableState`
-wraps it for trio, running every read, write and fsync in a worker thread.
+wraps it for trio, running every read, write and fsync in a worker thread (journal
+appends on shared rounds in the C writer's thread, which does the same writes).
 """
 
 from __future__ import annotations
@@ -755,8 +758,9 @@ class DurableState:
       ``await flush()`` before acknowledging, or let :meth:`serve`'s flusher write the
       batch (the nflog: at most one fsync per ``flush_interval``).
 
-    All file I/O runs in a worker thread under one lock, so appends, flushes and
-    compactions never interleave and fsync never blocks the event loop.
+    All file I/O runs in a worker thread (appends on served :class:`SyncRounds` in the
+    C writer's) under one lock, so appends, flushes and compactions never interleave
+    and fsync never blocks the event loop.
 
     Cancellation: a write already handed to the worker thread runs to completion (the
     calling task waits for it); a cancelled caller's pending records stay queued and
