@@ -10,11 +10,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import structlog
 import trio
 import trio.testing
 
+from daemon.clock import NS_PER_SECOND, TrioClock
+from daemon.config.load import load_config_text
+from daemon.instance import Instance, StorageSettings
 from daemon.persist import DurableState, RecordJournal, SyncRounds
 from tests.persist.test_journal_writer import full_pipe, writer_threads
 
@@ -179,3 +183,27 @@ async def test_serve_stops_the_thread_and_later_writes_use_a_python_thread(
     assert rounds.rounds == 2
     await silences.aclose()
     assert reload(tmp_path, "silences") == [b"during", b"after"]
+
+
+async def test_an_instance_runs_one_writer_thread_and_stops_it(tmp_path: Path) -> None:
+    """An instance with storage runs one writer thread for its two journals while it
+    runs, and joins it when it stops: no thread outlives the instance."""
+    before = writer_threads()
+    config = load_config_text("route: {receiver: r}\nreceivers: [{name: r}]\n")
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: httpx.Response(404))
+    ) as http:
+        instance = Instance(
+            config,
+            clock=TrioClock(1_700_000_000 * NS_PER_SECOND),
+            http=http,
+            external_url="http://t",
+            retention=3600 * NS_PER_SECOND,
+            storage=StorageSettings(tmp_path),
+        )
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(instance.run)
+                assert writer_threads() == before + 1
+                nursery.cancel_scope.cancel()
+    assert writer_threads() == before
