@@ -59,25 +59,36 @@ def reload(tmp_path: Path, name: str) -> list[bytes]:
         journal.close()
 
 
+async def commit_beside_flush(
+    silences: DurableState, nflog: DurableState, applied: list[bytes], errors: list[OSError]
+) -> None:
+    """A silence commit and an nflog flush started together, so one round takes both."""
+
+    async def commit() -> None:
+        try:
+            await silences.commit([b"silence"], lambda: applied.append(b"silence"))
+        except OSError as exc:
+            errors.append(exc)
+
+    async def flush() -> None:
+        nflog.append_nowait(b"entry")
+        await nflog.flush()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(commit)
+        nursery.start_soon(flush)
+
+
 async def test_commit_and_flush_share_one_c_round(tmp_path: Path, no_python_fsync: None) -> None:
     """A silence commit and an nflog flush arriving together are written in one round by
     the C thread (no Python fsync), and the silence applies only once it is durable."""
     applied: list[bytes] = []
+    errors: list[OSError] = []
     with trio.fail_after(10):
         async with served(tmp_path) as (rounds, silences, nflog):
-
-            async def commit() -> None:
-                await silences.commit([b"silence"], lambda: applied.append(b"silence"))
-
-            async def flush() -> None:
-                nflog.append_nowait(b"entry")
-                await nflog.flush()
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(commit)
-                nursery.start_soon(flush)
+            await commit_beside_flush(silences, nflog, applied, errors)
             assert rounds.rounds == 1
-            assert applied == [b"silence"]
+            assert applied == [b"silence"] and errors == []
             await silences.commit([b"second"], lambda: applied.append(b"second"))
             assert rounds.rounds == 2
     assert reload(tmp_path, "silences") == [b"silence", b"second"]
@@ -97,20 +108,7 @@ async def test_failed_write_fails_only_its_own_commit(tmp_path: Path) -> None:
             saved = os.dup(fd)
             os.dup2(full, fd)
             os.close(full)
-
-            async def commit() -> None:
-                try:
-                    await silences.commit([b"lost"], lambda: applied.append(b"lost"))
-                except OSError as exc:
-                    errors.append(exc)
-
-            async def flush() -> None:
-                nflog.append_nowait(b"entry")
-                await nflog.flush()
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(commit)
-                nursery.start_soon(flush)
+            await commit_beside_flush(silences, nflog, applied, errors)
             assert rounds.rounds == 1
             os.dup2(saved, fd)
             os.close(saved)
