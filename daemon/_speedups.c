@@ -680,7 +680,18 @@ jw_thread(void *arg)
     return NULL;
 }
 
-/* Drop the round's buffers; GIL and mutex held, thread not using them. */
+/* The round's state, read under the mutex (the thread moves QUEUED to DONE). */
+static int
+jw_state(JournalWriter *self)
+{
+    pthread_mutex_lock(&self->mu);
+    int state = self->state;
+    pthread_mutex_unlock(&self->mu);
+    return state;
+}
+
+/* Drop a finished (or never started) round's buffers and go back to IDLE; GIL held.
+ * The thread does not touch them in those states. */
 static void
 jw_release(JournalWriter *self)
 {
@@ -692,7 +703,9 @@ jw_release(JournalWriter *self)
     self->keep = NULL;
     self->jobs = NULL;
     self->njobs = 0;
+    pthread_mutex_lock(&self->mu);
     self->state = JW_IDLE;
+    pthread_mutex_unlock(&self->mu);
 }
 
 static PyObject *
@@ -794,7 +807,8 @@ jw_submit(JournalWriter *self, PyObject *jobs)
         PyErr_SetString(PyExc_ValueError, "JournalWriter is closed");
         return NULL;
     }
-    if (self->state != JW_IDLE) {
+    /* Only this (GIL-holding) side moves the state out of IDLE: the check stays true. */
+    if (jw_state(self) != JW_IDLE) {
         PyErr_SetString(PyExc_RuntimeError, "a round is already in flight");
         return NULL;
     }
@@ -839,10 +853,7 @@ jw_submit(JournalWriter *self, PyObject *jobs)
 static PyObject *
 jw_collect(JournalWriter *self, PyObject *unused)
 {
-    pthread_mutex_lock(&self->mu);
-    int state = self->state;
-    pthread_mutex_unlock(&self->mu);
-    if (state != JW_DONE) {
+    if (jw_state(self) != JW_DONE) {
         Py_RETURN_NONE;
     }
     PyObject *out = PyList_New(self->njobs);
