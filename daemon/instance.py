@@ -394,6 +394,8 @@ class Instance:
         interval = storage.maintenance_interval / NS_PER_SECOND
         # One set of rounds for both journals: concurrent writes share a hand-off and fsync round.
         rounds = SyncRounds()
+        # Its C writer thread (when built) runs until the instance stops.
+        await nursery.start(rounds.serve)
         nflog_state = await DurableState.open(storage.path, "nflog", rounds=rounds)
         loaded_nflog = await nflog_state.load_decoded(nflogpb.decode_mesh_entry)
         self.nflog.load_entries(loaded_nflog.records)

@@ -54,13 +54,16 @@ Durability choices:
   repeated notification, never a missed one; notifications never wait for the disk.
 
 * Silences and the nflog of one instance share a :class:`SyncRounds`: writes of both
-  journals that wait at the same moment go to the worker thread together, one
+  journals that wait at the same moment go to the writer thread together, one
   hand-off and one round of fdatasyncs (one per file) for both, as issue 15 asks.
   Each waiter is released once its own file's write and fsync returned, and a failure
-  fails only the writes of the file that failed.
+  fails only the writes of the file that failed. That thread is the C
+  ``JournalWriter`` (``daemon/_speedups.c``) while :meth:`SyncRounds.serve` runs: it
+  never takes the GIL, so a round costs the event loop a submit and an eventfd wake-up.
 
 The blocking class :class:`RecordJournal` does the file I/O; :class:`DurableState`
-wraps it for trio, running every read, write and fsync in a worker thread.
+wraps it for trio, running every read, write and fsync in a worker thread (journal
+appends on shared rounds in the C writer's thread, which does the same writes).
 """
 
 from __future__ import annotations
@@ -85,6 +88,14 @@ from cluster.errors import DecodeError
 from cluster.protowire import decode_varint, encode_varint, iter_delimited
 from daemon import thread_limits
 from daemon.clock import NS_PER_SECOND, Clock, SystemClock
+
+try:
+    # daemon/_speedups.c (optional build, Linux only): journal writes on a thread that
+    # never takes the GIL. Without it, SyncRounds hands its rounds to a Python thread.
+    from daemon._speedups import JOURNAL_ROLLBACK, JOURNAL_SYNC, JournalWriter
+except ImportError:  # pragma: no cover - the C build is there wherever the tests run
+    JournalWriter = None  # type: ignore[assignment,misc]
+    JOURNAL_SYNC, JOURNAL_ROLLBACK = 1, 2
 
 T = TypeVar("T")
 
@@ -330,6 +341,10 @@ class RecordJournal:
             raise ValueError(f"journal {self.journal_path} is closed")
         return self._fd
 
+    def fileno(self) -> int:
+        """The journal's file descriptor (for the C writer); ValueError once closed."""
+        return self._require_fd()
+
     def close(self) -> None:
         """Close the journal file (idempotent)."""
         if self._fd is not None:
@@ -536,23 +551,63 @@ class JournalFull(OSError):
 
 @attrs.define(eq=False)
 class _Write:
-    """One journal write waiting for a :class:`SyncRounds` round, and its outcome."""
+    """One journal write (records appended, fsynced if ``sync``, cut back on failure if
+    ``all_or_nothing``) and its outcome; waits for a :class:`SyncRounds` round."""
 
-    op: Callable[[], None]
+    journal: RecordJournal
+    records: list[bytes]
+    sync: bool = True
+    all_or_nothing: bool = False
     #: Set when a round took it: from then on it runs whatever happens to its waiter.
     taken: bool = False
+    #: Set once the records are written (and synced, if asked): they are in the journal.
+    written: bool = False
     error: Exception | None = None
     finished: trio.Event = attrs.Factory(trio.Event)
+
+    def perform(self) -> None:
+        """Blocking: do the write in this thread; its ``OSError`` propagates."""
+        if self.all_or_nothing:
+            self.journal.append_all_or_nothing(self.records)
+        else:
+            self.journal.append_many(self.records, self.sync)
+        self.written = True
+
+    def job(self) -> tuple[int, bytes, int]:
+        """The write as a :class:`JournalWriter` job, framed here (on the loop)."""
+        data = b"".join(journal_frame(r) for r in self.records)
+        flags = (JOURNAL_SYNC if self.sync else 0) | (
+            JOURNAL_ROLLBACK if self.all_or_nothing else 0
+        )
+        return self.journal.fileno(), data, flags
+
+    def settle(self, error: int, rollback_error: int) -> None:
+        """Take the C writer's outcome: errno values, 0 for success."""
+        if rollback_error:
+            # As RecordJournal.append_all_or_nothing logs it: the torn frame fails its
+            # checksum at load and is skipped.
+            exc = OSError(rollback_error, os.strerror(rollback_error))
+            log.error("state.rollback_failed", state=self.journal.name, error=str(exc))
+        if error:
+            # The OSError (subclass) os.write or os.fdatasync would have raised.
+            self.error = OSError(error, os.strerror(error))
+        else:
+            self.written = True
 
 
 class SyncRounds:
     """Group commit across journals: every write waiting when a round starts runs in
-    that round, in one worker-thread hand-off, each write followed by its own fsync.
+    that round, in one hand-off, each write followed by its own fsync.
 
     A second journal's write thus costs one more fdatasync in a thread that is already
     running, not another hand-off and another wait (the hand-off was 11% of the loop's
     time under silence POSTs). Writes run in arrival order; each has its own outcome,
     so a failing file fails only the writes to that file.
+
+    While :meth:`serve` runs, rounds go to the C :class:`JournalWriter` thread, which
+    writes and fsyncs without the GIL and signals an eventfd the round's task waits on;
+    otherwise (not served, stopped, or the C module not built) to a Python worker thread
+    through ``run_blocking``. Both do the same writes with the same outcomes.
 
     Cancellation: a write cancelled before a round took it is withdrawn and never runs;
     once taken it runs to the end and its waiter waits for that (shielded) before the
@@ -564,32 +619,65 @@ class SyncRounds:
         self._run = run_blocking
         self._lock = trio.Lock()
         self._waiting: list[_Write] = []
+        self._writer: JournalWriter | None = None
         #: Rounds run so far (hand-offs to the worker thread), for tests and metrics.
         self.rounds = 0
 
-    async def run(self, op: Callable[[], None]) -> None:
-        """Run ``op`` (blocking file I/O) in the next round; re-raise what it raised."""
-        ticket = _Write(op)
-        self._waiting.append(ticket)
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the C writer thread (when built) until cancelled; then stop and join it.
+
+        Cancellation: the stop waits (shielded) for a round in flight, which its
+        waiters wait for anyway; later rounds go to the Python worker thread.
+        """
+        if JournalWriter is None:  # pragma: no cover - the C build is there in tests
+            task_status.started()
+            return
+        writer = JournalWriter()
+        self._writer = writer
         try:
-            while not ticket.taken:
+            task_status.started()
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
                 async with self._lock:
-                    if not ticket.taken:
+                    # Under the lock no round is in flight: the thread is idle, and
+                    # joining it takes microseconds.
+                    self._writer = None
+            trio.lowlevel.notify_closing(writer.fileno())
+            writer.close()
+
+    async def run(self, write: _Write) -> None:
+        """Run ``write`` in the next round; raise what it raised."""
+        self._waiting.append(write)
+        try:
+            while not write.taken:
+                async with self._lock:
+                    if not write.taken:
                         await self._round()
         finally:
-            if not ticket.taken:
-                self._waiting.remove(ticket)
-            elif not ticket.finished.is_set():
+            if not write.taken:
+                self._waiting.remove(write)
+            elif not write.finished.is_set():
                 with trio.CancelScope(shield=True):
-                    await ticket.finished.wait()
-        if ticket.error is not None:
-            raise ticket.error
+                    await write.finished.wait()
+        if write.error is not None:
+            raise write.error
+        if not write.written:  # pragma: no cover - only a bug in a round gets here
+            raise RuntimeError("the journal round ended without running this write")
 
     async def _round(self) -> None:
         """Run every waiting write in one hand-off; the caller holds the lock."""
         batch, self._waiting = self._waiting, []
         for w in batch:
             w.taken = True
+        if self._writer is not None:
+            try:
+                await self._native_round(self._writer, batch)
+            finally:
+                self.rounds += 1
+                for w in batch:
+                    w.finished.set()
+            return
         started = False
 
         def work() -> None:
@@ -597,7 +685,7 @@ class SyncRounds:
             started = True
             for w in batch:
                 try:
-                    w.op()
+                    w.perform()
                 except Exception as exc:  # each write's own outcome, for its own waiter
                     w.error = exc
 
@@ -615,6 +703,31 @@ class SyncRounds:
                 self.rounds += 1
                 for w in batch:
                     w.finished.set()
+
+    @staticmethod
+    async def _native_round(writer: JournalWriter, batch: list[_Write]) -> None:
+        """Hand ``batch`` to the C thread and wait (shielded) for its eventfd."""
+        sent: list[_Write] = []
+        jobs: list[tuple[int, bytes, int]] = []
+        for w in batch:
+            try:
+                jobs.append(w.job())
+            except ValueError as exc:  # its journal is closed: that write fails alone
+                w.error = exc
+                continue
+            sent.append(w)
+        if not jobs:
+            await trio.lowlevel.checkpoint()
+            return
+        writer.submit(jobs)
+        # Submitted means running: the round cannot be withdrawn, so its end is awaited.
+        with trio.CancelScope(shield=True):
+            outcomes = writer.collect()
+            while outcomes is None:
+                await trio.lowlevel.wait_readable(writer.fileno())
+                outcomes = writer.collect()
+            for w, (error, rollback_error) in zip(sent, outcomes, strict=True):
+                w.settle(error, rollback_error)
 
 
 @attrs.define(eq=False)
@@ -645,8 +758,9 @@ class DurableState:
       ``await flush()`` before acknowledging, or let :meth:`serve`'s flusher write the
       batch (the nflog: at most one fsync per ``flush_interval``).
 
-    All file I/O runs in a worker thread under one lock, so appends, flushes and
-    compactions never interleave and fsync never blocks the event loop.
+    All file I/O runs in a worker thread (appends on served :class:`SyncRounds` in the
+    C writer's) under one lock, so appends, flushes and compactions never interleave
+    and fsync never blocks the event loop.
 
     Cancellation: a write already handed to the worker thread runs to completion (the
     calling task waits for it); a cancelled caller's pending records stay queued and
@@ -759,25 +873,19 @@ class DurableState:
         if ticket.error is not None:
             raise ticket.error
 
-    async def _write(self, op: Callable[[], None]) -> None:
+    async def _write(self, write: _Write) -> None:
         """Run a journal write: in a shared round if there is one, else on its own."""
         if self._rounds is None:
-            await self._run(op)
+            await self._run(write.perform)
         else:
-            await self._rounds.run(op)
+            await self._rounds.run(write)
 
     async def _write_commits(self) -> None:
         """Write every waiting commit and the queue; the caller holds the lock."""
         commits, self._commits = self._commits, []
         batch = self._take_pending()
         records = batch + [r for c in commits for r in c.records]
-        written = False
-
-        def write() -> None:
-            nonlocal written
-            self.journal.append_all_or_nothing(records)
-            written = True
-
+        write = _Write(self.journal, records, all_or_nothing=True)
         try:
             await self._write(write)
         except OSError as exc:
@@ -786,7 +894,7 @@ class DurableState:
                 c.done, c.error = True, exc
             raise
         except BaseException:
-            if written:
+            if write.written:
                 # Cancelled while a shared round wrote it: it is on disk, so it applies.
                 self._finish(commits)
                 raise
@@ -829,17 +937,11 @@ class DurableState:
             if not batch and not (sync and self._unsynced):
                 # Nothing queued: an earlier flush (which we waited for) wrote it all.
                 return
-            written = False
-
-            def write() -> None:
-                nonlocal written
-                self.journal.append_many(batch, sync)
-                written = True
-
+            write = _Write(self.journal, batch, sync)
             try:
                 await self._write(write)
             except BaseException:
-                if not written:
+                if not write.written:
                     # Failed (a partly written frame is skipped at load) or cancelled
                     # before the write: the next flush writes the batch.
                     self._requeue(batch)

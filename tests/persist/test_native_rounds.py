@@ -1,0 +1,207 @@
+"""SyncRounds served by the C JournalWriter: the same group commit, per-file outcomes,
+rollback and cancellation as with the Python worker thread, with no Python call in
+the write, and the writer thread stopped when serve() ends."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import structlog
+import trio
+import trio.testing
+
+from daemon.clock import NS_PER_SECOND, TrioClock
+from daemon.config.load import load_config_text
+from daemon.instance import Instance, StorageSettings
+from daemon.persist import DurableState, RecordJournal, SyncRounds
+from tests.persist.test_journal_writer import full_pipe, writer_threads
+
+if not hasattr(pytest.importorskip("daemon._speedups"), "JournalWriter"):  # pragma: no cover
+    pytest.skip("the C journal writer is Linux-only", allow_module_level=True)
+
+
+@pytest.fixture
+def no_python_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any write that goes through Python's os.fdatasync fails: the C path must not."""
+
+    def refuse(fd: int) -> None:
+        raise AssertionError("os.fdatasync called: the write did not go to the C writer")
+
+    monkeypatch.setattr(os, "fdatasync", refuse)
+
+
+@asynccontextmanager
+async def served(tmp_path: Path) -> AsyncIterator[tuple[SyncRounds, DurableState, DurableState]]:
+    """Silences and nflog sharing rounds served by the C writer, closed afterwards."""
+    rounds = SyncRounds()
+    silences = await DurableState.open(tmp_path, "silences", rounds=rounds)
+    nflog = await DurableState.open(tmp_path, "nflog", rounds=rounds)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rounds.serve)
+        yield rounds, silences, nflog
+        nursery.cancel_scope.cancel()
+    for state in (silences, nflog):
+        if not state.journal.closed:
+            state.journal.close()
+
+
+def reload(tmp_path: Path, name: str) -> list[bytes]:
+    journal = RecordJournal.open(tmp_path, name)
+    try:
+        return list(journal.load().records)
+    finally:
+        journal.close()
+
+
+async def commit_beside_flush(
+    silences: DurableState, nflog: DurableState, applied: list[bytes], errors: list[OSError]
+) -> None:
+    """A silence commit and an nflog flush started together, so one round takes both."""
+
+    async def commit() -> None:
+        try:
+            await silences.commit([b"silence"], lambda: applied.append(b"silence"))
+        except OSError as exc:
+            errors.append(exc)
+
+    async def flush() -> None:
+        nflog.append_nowait(b"entry")
+        await nflog.flush()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(commit)
+        nursery.start_soon(flush)
+
+
+async def test_commit_and_flush_share_one_c_round(tmp_path: Path, no_python_fsync: None) -> None:
+    """A silence commit and an nflog flush arriving together are written in one round by
+    the C thread (no Python fsync), and the silence applies only once it is durable."""
+    applied: list[bytes] = []
+    errors: list[OSError] = []
+    with trio.fail_after(10):
+        async with served(tmp_path) as (rounds, silences, nflog):
+            await commit_beside_flush(silences, nflog, applied, errors)
+            assert rounds.rounds == 1
+            assert applied == [b"silence"] and errors == []
+            await silences.commit([b"second"], lambda: applied.append(b"second"))
+            assert rounds.rounds == 2
+    assert reload(tmp_path, "silences") == [b"silence", b"second"]
+    assert reload(tmp_path, "nflog") == [b"entry"]
+
+
+async def test_failed_write_fails_only_its_own_commit(tmp_path: Path) -> None:
+    """When the silences' write fails in a C round, the commit raises the errno's
+    OSError and is not applied, the failed cut back is logged, and the nflog entry of
+    the same round is durable."""
+    applied: list[bytes] = []
+    errors: list[OSError] = []
+    with trio.fail_after(10), structlog.testing.capture_logs() as logs:
+        async with served(tmp_path) as (rounds, silences, nflog):
+            full = os.open("/dev/full", os.O_WRONLY)
+            fd = silences.journal.fileno()
+            saved = os.dup(fd)
+            os.dup2(full, fd)
+            os.close(full)
+            await commit_beside_flush(silences, nflog, applied, errors)
+            assert rounds.rounds == 1
+            os.dup2(saved, fd)
+            os.close(saved)
+            assert applied == []
+            [exc] = errors
+            assert exc.errno == errno.ENOSPC and "No space left" in str(exc)
+            # The disk is back: the next commit goes through.
+            await silences.commit([b"kept"], lambda: applied.append(b"kept"))
+    assert applied == [b"kept"]
+    assert reload(tmp_path, "silences") == [b"kept"]
+    assert reload(tmp_path, "nflog") == [b"entry"]
+    [event] = [e for e in logs if e["event"] == "state.rollback_failed"]
+    assert event["state"] == "silences"
+
+
+async def test_cancelled_commit_waits_for_its_round_and_applies(tmp_path: Path) -> None:
+    """A commit cancelled while its round is in the C thread does not return before the
+    round ends, and its change applies, since it is on disk."""
+    applied: list[bytes] = []
+    returned: list[str] = []
+    with trio.fail_after(10):
+        async with served(tmp_path) as (_, silences, nflog):
+            r, w = full_pipe()
+            fd = nflog.journal.fileno()
+            saved = os.dup(fd)
+            # The nflog's write in the round blocks on the full pipe, holding the round.
+            os.dup2(w, fd)
+            os.close(w)
+
+            caller = trio.CancelScope()
+
+            async def commit() -> None:
+                with caller:
+                    try:
+                        await silences.commit([b"silence"], lambda: applied.append(b"silence"))
+                    finally:
+                        returned.append("commit")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(nflog.append, b"entry", False)
+                nursery.start_soon(commit)
+                await trio.testing.wait_all_tasks_blocked()
+                caller.cancel()
+                await trio.testing.wait_all_tasks_blocked()
+                assert returned == [] and applied == []
+                assert os.read(r, 1 << 20)  # room: the blocked write goes through
+            os.dup2(saved, fd)
+            os.close(saved)
+            os.close(r)
+            assert returned == ["commit"] and applied == [b"silence"]
+    assert reload(tmp_path, "silences") == [b"silence"]
+
+
+async def test_serve_stops_the_thread_and_later_writes_use_a_python_thread(
+    tmp_path: Path,
+) -> None:
+    """The writer thread runs only while serve() does; a commit after it stopped still
+    goes to disk, through the Python worker thread."""
+    before = writer_threads()
+    rounds = SyncRounds()
+    silences = await DurableState.open(tmp_path, "silences", rounds=rounds)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(rounds.serve)
+            assert writer_threads() == before + 1
+            await silences.commit([b"during"], lambda: None)
+            nursery.cancel_scope.cancel()
+        assert writer_threads() == before
+        await silences.commit([b"after"], lambda: None)
+    assert rounds.rounds == 2
+    await silences.aclose()
+    assert reload(tmp_path, "silences") == [b"during", b"after"]
+
+
+async def test_an_instance_runs_one_writer_thread_and_stops_it(tmp_path: Path) -> None:
+    """An instance with storage runs one writer thread for its two journals while it
+    runs, and joins it when it stops: no thread outlives the instance."""
+    before = writer_threads()
+    config = load_config_text("route: {receiver: r}\nreceivers: [{name: r}]\n")
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: httpx.Response(404))
+    ) as http:
+        instance = Instance(
+            config,
+            clock=TrioClock(1_700_000_000 * NS_PER_SECOND),
+            http=http,
+            external_url="http://t",
+            retention=3600 * NS_PER_SECOND,
+            storage=StorageSettings(tmp_path),
+        )
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(instance.run)
+                assert writer_threads() == before + 1
+                nursery.cancel_scope.cancel()
+    assert writer_threads() == before
