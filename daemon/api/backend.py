@@ -45,6 +45,24 @@ class AdmitsAlerts(Protocol):
         ...
 
 
+_IMPLEMENTS: dict[tuple[type, type], bool] = {}
+
+
+def implements(obj: object, protocol: type) -> bool:
+    """``isinstance(obj, protocol)`` for a runtime-checkable Protocol, asked once per class.
+
+    The check walks the Protocol's members with ``hasattr`` on every call: 8-18 us each,
+    twice on every alert POST's way to the dispatcher. The backends implement these
+    Protocols with methods and properties of their class, never per instance, so the
+    first object of a class answers for the class.
+    """
+    key = (type(obj), protocol)
+    found = _IMPLEMENTS.get(key)
+    if found is None:
+        found = _IMPLEMENTS[key] = isinstance(obj, protocol)
+    return found
+
+
 @runtime_checkable
 class KnowsTenant(Protocol):
     """A backend that knows whose pipeline it is (``daemon.instance.InstanceBackend``,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from quart import Response, request
 from quart_trio import QuartTrio
@@ -33,7 +33,7 @@ from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
 from daemon.alert import Alert
 from daemon.api.app import ApiHandler, post_alerts
-from daemon.api.backend import AdmitsAlerts, AlertStatus, ApiBackend
+from daemon.api.backend import AdmitsAlerts, AlertStatus, ApiBackend, implements
 from daemon.api.encoding import body
 from daemon.api.limits import AsgiApp, Receive, Scope, Send
 from daemon.api.silences import gettable_silence, request_filters
@@ -293,7 +293,9 @@ class RequestBackend:
     def admit_alerts(self, alerts: Sequence[Alert]) -> bool:
         """The request pipeline's alert limits (``AdmitsAlerts``): the global one has none."""
         current = self.current
-        return isinstance(current, AdmitsAlerts) and current.admit_alerts(alerts)
+        return implements(current, AdmitsAlerts) and cast(AdmitsAlerts, current).admit_alerts(
+            alerts
+        )
 
     def receivers_for(self, labels: Mapping[str, str]) -> list[str]:
         return self.current.receivers_for(labels)
