@@ -16,11 +16,16 @@ import structlog
 import trio
 import trio.testing
 
+from daemon.api import create_app
+from daemon.api.app import default_api_routes
+from daemon.api.silences import silence_routes
 from daemon.clock import NS_PER_SECOND, TrioClock
 from daemon.config.load import load_config_text
-from daemon.instance import Instance, StorageSettings
+from daemon.instance import Instance, InstanceBackend, ProcessFacts, StorageSettings
 from daemon.persist import DurableState, RecordJournal, SyncRounds
 from tests.persist.test_journal_writer import full_pipe, writer_threads
+
+NOW = 1_700_000_000 * NS_PER_SECOND
 
 if not hasattr(pytest.importorskip("daemon._speedups"), "JournalWriter"):  # pragma: no cover
     pytest.skip("the C journal writer is Linux-only", allow_module_level=True)
@@ -49,6 +54,27 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[SyncRounds, DurableState
     for state in (silences, nflog):
         if not state.journal.closed:
             state.journal.close()
+
+
+@asynccontextmanager
+async def running_instance(tmp_path: Path) -> AsyncIterator[Instance]:
+    """An instance with storage under ``tmp_path``, running until the block ends."""
+    config = load_config_text("route: {receiver: r}\nreceivers: [{name: r}]\n")
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: httpx.Response(404))
+    ) as http:
+        instance = Instance(
+            config,
+            clock=TrioClock(NOW),
+            http=http,
+            external_url="http://t",
+            retention=3600 * NS_PER_SECOND,
+            storage=StorageSettings(tmp_path),
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(instance.run)
+            yield instance
+            nursery.cancel_scope.cancel()
 
 
 def reload(tmp_path: Path, name: str) -> list[bytes]:
@@ -187,21 +213,55 @@ async def test_an_instance_runs_one_writer_thread_and_stops_it(tmp_path: Path) -
     """An instance with storage runs one writer thread for its two journals while it
     runs, and joins it when it stops: no thread outlives the instance."""
     before = writer_threads()
-    config = load_config_text("route: {receiver: r}\nreceivers: [{name: r}]\n")
-    async with httpx.AsyncClient(
-        transport=httpx.MockTransport(lambda r: httpx.Response(404))
-    ) as http:
-        instance = Instance(
-            config,
-            clock=TrioClock(1_700_000_000 * NS_PER_SECOND),
-            http=http,
-            external_url="http://t",
-            retention=3600 * NS_PER_SECOND,
-            storage=StorageSettings(tmp_path),
-        )
-        with trio.fail_after(30):
-            async with trio.open_nursery() as nursery:
-                await nursery.start(instance.run)
-                assert writer_threads() == before + 1
-                nursery.cancel_scope.cancel()
+    with trio.fail_after(30):
+        async with running_instance(tmp_path):
+            assert writer_threads() == before + 1
     assert writer_threads() == before
+
+
+async def test_a_silence_post_the_disk_refuses_answers_500_and_stores_nothing(
+    tmp_path: Path, no_python_fsync: None
+) -> None:
+    """End to end through a running instance and its C writer: a POST whose journal write
+    fails (ENOSPC) answers 500 and leaves the silence out of the store and off the disk;
+    the POSTs around it are stored and durable."""
+
+    async def no_reload() -> str | None:
+        return None
+
+    def silence(comment: str) -> dict[str, object]:
+        return {
+            "matchers": [{"name": "alertname", "value": "A", "isRegex": False}],
+            "startsAt": "2023-11-14T22:13:20Z",
+            "endsAt": "2033-11-14T22:13:20Z",
+            "createdBy": "test",
+            "comment": comment,
+        }
+
+    with trio.fail_after(30):
+        async with running_instance(tmp_path) as instance:
+            backend = InstanceBackend(instance, ProcessFacts("/", NOW, {}, dict, no_reload))
+            client = create_app(
+                backend, api_routes={**default_api_routes(), **silence_routes()}
+            ).test_client()
+            first = await client.post("/api/v2/silences", json=silence("first"))
+            assert first.status_code == 200
+            state = instance.silence_state
+            assert state is not None
+            fd = state.journal.fileno()
+            saved, full = os.dup(fd), os.open("/dev/full", os.O_WRONLY)
+            os.dup2(full, fd)
+            os.close(full)
+            try:
+                refused = await client.post("/api/v2/silences", json=silence("refused"))
+            finally:
+                os.dup2(saved, fd)
+                os.close(saved)
+            assert refused.status_code == 500
+            third = await client.post("/api/v2/silences", json=silence("third"))
+            assert third.status_code == 200
+            listed = await (await client.get("/api/v2/silences")).get_json()
+            assert sorted(s["comment"] for s in listed) == ["first", "third"]
+    on_disk = reload(tmp_path, "silences")
+    assert len(on_disk) == 2
+    assert not any(b"refused" in record for record in on_disk)
