@@ -10,9 +10,9 @@ Theory of operation:
   record, takes whatever else is queued (up to ``batch_size``), and writes the batch in
   a worker thread under its own ``CapacityLimiter(1)``. While records keep coming it
   writes at most once per ``write_interval``, so a burst of notifications shares a few
-  transactions instead of paying a thread hand-off and a commit per handful. A batch that fails (disk full,
-  database locked past ``busy_timeout``, I/O error) is dropped whole, counted by reason
-  and logged as ``history.write_failed``; the loop carries on.
+  transactions instead of paying a thread hand-off and a commit per handful. A batch
+  that fails (disk full, database locked past ``busy_timeout``, I/O error) is dropped
+  whole, counted by reason and logged as ``history.write_failed``; the loop carries on.
 * Every ``prune_interval`` seconds (trio's clock) the same task deletes rows older than
   ``retention`` (wall clock) and the oldest rows beyond ``max_rows``.
 * Queries run on a separate reader connection (WAL lets it read while the writer
@@ -189,7 +189,10 @@ class HistoryStore:
                     self._intake.take_queued(batch, self.batch_size)
                     last_write = trio.current_time()
                     taken, batch = batch, []
-                    await self._write(db, taken)
+                    # Shielded: a cancel at the thread limiter's checkpoint would lose
+                    # the records taken (the thread, once started, is waited for anyway).
+                    with trio.CancelScope(shield=True):
+                        await self._write(db, taken)
                 if trio.current_time() >= next_prune:
                     await self._prune(db)
                     next_prune = trio.current_time() + self.prune_interval

@@ -302,3 +302,27 @@ async def test_shutdown_while_gathering_writes_the_gathered(
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
     assert rows_on_disk(tmp_path) == 4
+
+
+async def test_records_taken_when_the_store_is_cancelled_are_written(tmp_path: Path) -> None:
+    """A cancel that lands while a write waits for its thread (the runner's checkpoint)
+    does not lose the records that write took: they are on disk after the stop."""
+    cancel = trio.CancelScope()
+
+    async def cancelling(fn: Any, *args: Any, limiter: object = None) -> Any:
+        if getattr(fn, "__name__", "") == "write":
+            cancel.cancel()
+        return await run_inline(fn, *args)
+
+    store = HistoryStore(tmp_path, run_sync=cancelling, prune_interval=3600)
+
+    async def run_store(*, task_status: trio.TaskStatus[None]) -> None:
+        with cancel:
+            await store.run(task_status=task_status)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_store)
+            for i in range(3):
+                store.record(make_record(T0 + i))
+    assert rows_on_disk(tmp_path) == 3
