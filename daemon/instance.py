@@ -39,7 +39,7 @@ import trio
 from cluster.protowire import iter_delimited
 from daemon import metrics
 from daemon.alert import Alert
-from daemon.api.backend import AlertStatus
+from daemon.api.backend import UNSUPPRESSED, AlertStatus
 from daemon.clock import NS_PER_SECOND, ZERO_TIME, Clock
 from daemon.config.model import Config
 from daemon.dispatch.actor import deliver_now
@@ -245,8 +245,12 @@ class Instance:
         return self.generation.dispatcher.group_count()
 
     def alert_status(self, alert: Alert, now: int) -> AlertStatus:
-        by = self.generation.inhibitor.inhibited_by(alert.labels, alert.fingerprint, now)
-        silenced = self.muter.mutes(alert.labels, alert.fingerprint, now)
+        labels, fingerprint = alert.labels, alert.fingerprint
+        by = self.generation.inhibitor.inhibited_by(labels, fingerprint, now)
+        silenced = self.muter.mutes(labels, fingerprint, now)
+        if not by and not silenced:
+            # The usual answer, one shared value: a listing asks for every stored alert.
+            return UNSUPPRESSED
         return AlertStatus(silenced_by=silenced, inhibited_by=(by,) if by else ())
 
     # --- the intake ---------------------------------------------------------------------

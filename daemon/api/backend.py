@@ -33,6 +33,10 @@ class AlertStatus:
         return "suppressed" if self.silenced_by or self.inhibited_by else "active"
 
 
+#: Neither silenced nor inhibited (a frozen value, so one is shared).
+UNSUPPRESSED = AlertStatus()
+
+
 @runtime_checkable
 class AdmitsAlerts(Protocol):
     """A backend with per-tenant alert limits (``daemon.instance.InstanceBackend``)."""

@@ -15,7 +15,7 @@ import attrs
 
 from daemon.alert import Alert, untrack
 from daemon.api.backend import AlertStatus, ApiBackend
-from daemon.api.encoding import RawJson, gettable_alert, go_json, json_array, sorted_labels
+from daemon.api.encoding import RawJson, gettable_alert_json, go_json, json_array, sorted_labels
 from daemon.api.postable import Steps, run_steps
 from daemon.clock import ZERO_TIME
 from daemon.gocompat.regexp import GoRegexp
@@ -147,7 +147,7 @@ def _fragment(
         and cached[3] == names
     ):
         return cached[4]
-    text = go_json(gettable_alert(alert, status, receivers))
+    text = gettable_alert_json(alert, status, receivers)
     # Alerts, str tuples and str: never in a cycle, so kept out of the collector's walk.
     fragments[alert.fingerprint] = untrack((alert, silenced, inhibited, names, text))
     return text
