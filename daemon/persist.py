@@ -157,6 +157,11 @@ def journal_frame(record: bytes) -> bytes:
     return framed + zlib.crc32(framed).to_bytes(_CRC_SIZE, "little")
 
 
+def journal_frames(records: Iterable[bytes]) -> bytes:
+    """Records framed for the journal, as one write appends them."""
+    return b"".join(journal_frame(r) for r in records)
+
+
 @attrs.frozen
 class _Parsed:
     """A file's readable records with their offsets, and its problems (pure result)."""
@@ -358,7 +363,7 @@ class RecordJournal:
     def append_many(self, records: Iterable[bytes], sync: bool = True) -> None:
         """Append records in one write (group commit); with ``sync``, fdatasync after."""
         fd = self._require_fd()
-        data = b"".join(journal_frame(r) for r in records)
+        data = journal_frames(records)
         if data:
             _write_all(fd, data)
         if sync:
@@ -575,7 +580,7 @@ class _Write:
 
     def job(self) -> tuple[int, bytes, int]:
         """The write as a :class:`JournalWriter` job, framed here (on the loop)."""
-        data = b"".join(journal_frame(r) for r in self.records)
+        data = journal_frames(self.records)
         flags = (JOURNAL_SYNC if self.sync else 0) | (
             JOURNAL_ROLLBACK if self.all_or_nothing else 0
         )

@@ -67,7 +67,10 @@ def sorted_labels(labels: Mapping[str, str]) -> dict[str, str]:
 
 
 def gettable_alert(alert: Alert, status: AlertStatus, receivers: Sequence[str]) -> dict[str, Any]:
-    """The ``gettableAlert`` object, keys in Alertmanager's order (spec §1.1, §1.5)."""
+    """The ``gettableAlert`` object, keys in Alertmanager's order (spec §1.1, §1.5).
+
+    The definition :func:`gettable_alert_json` (what the listings use) is tested against.
+    """
     out: dict[str, Any] = {
         "annotations": sorted_labels(alert.annotations),
         "endsAt": _millis(alert.ends_at),

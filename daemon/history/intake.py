@@ -40,8 +40,7 @@ class Intake:
     _accepted: int = attrs.field(default=0, init=False)
     _settled: int = attrs.field(default=0, init=False)
     _progress: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, init=False)
-    #: Records in the channel, and what :meth:`wait_batch` waits for (a count and an event).
-    _queued: int = attrs.field(default=0, init=False)
+    #: What :meth:`wait_batch` waits for: a count of queued records, and its event.
     _want: int | None = attrs.field(default=None, init=False)
     _batch_ready: trio.Event = attrs.field(factory=trio.Event, init=False)
 
@@ -53,8 +52,7 @@ class Intake:
         try:
             self._send.send_nowait(rec)
             self._accepted += 1
-            self._queued += 1
-            if self._want is not None and self._queued >= self._want:
+            if self._want is not None and self._queued() >= self._want:
                 self._batch_ready.set()
         except trio.WouldBlock:
             self.on_drop("queue_full", 1)
@@ -66,9 +64,7 @@ class Intake:
             log.error("history.record_failed", error=repr(exc))
 
     async def receive(self) -> HistoryRecord:
-        rec = await self._receive.receive()
-        self._queued -= 1
-        return rec
+        return await self._receive.receive()
 
     def take_queued(self, batch: list[HistoryRecord], limit: int | None) -> None:
         """Move already-queued records into ``batch`` until it holds ``limit`` (None: all)."""
@@ -77,12 +73,14 @@ class Intake:
                 batch.append(self._receive.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel):
                 return
-            self._queued -= 1
+
+    def _queued(self) -> int:
+        return self._receive.statistics().current_buffer_used
 
     async def wait_batch(self, size: int, deadline: float) -> None:
         """Wait until ``deadline`` (trio's clock), ``size`` records are queued, or a
         :meth:`wait_settled` caller is waiting, whichever comes first."""
-        if self._queued >= size or len(self._progress):
+        if self._queued() >= size or len(self._progress):
             return
         self._want, self._batch_ready = size, trio.Event()
         try:

@@ -22,25 +22,26 @@ def _part(body: bytes, more: bool) -> dict[str, Any]:
     return {"type": "http.request", "body": body, "more_body": more}
 
 
+async def _read_queued(*parts: dict[str, Any]) -> bytes:
+    """read_body of a 3-byte Content-Length body whose ``parts`` are all queued already,
+    checked to take them without a checkpoint."""
+    send, receive = trio.open_memory_channel[dict[str, Any]](4)
+    for part in parts:
+        send.send_nowait(part)
+    with trio.fail_after(1), trio.testing.assert_no_checkpoints():
+        return await read_body(_scope((b"content-length", b"3")), receive.receive, None)
+
+
 async def test_a_queued_body_is_read_without_a_checkpoint() -> None:
     """hypercorn's queue holds the whole body: read_body never yields to the scheduler."""
-    send, receive = trio.open_memory_channel[dict[str, Any]](4)
-    send.send_nowait(_part(b"abc", True))
-    send.send_nowait(_part(b"", False))
-    with trio.fail_after(1), trio.testing.assert_no_checkpoints():
-        body = await read_body(_scope((b"content-length", b"3")), receive.receive, None)
-    assert body == b"abc"
+    assert await _read_queued(_part(b"abc", True), _part(b"", False)) == b"abc"
 
 
 async def test_a_content_length_body_ends_with_its_last_byte() -> None:
     """With all Content-Length bytes in, the end message is not waited for (it would
     come a scheduler round later); without the length the read waits for it."""
+    assert await _read_queued(_part(b"ab", True), _part(b"c", True)) == b"abc"
     send, receive = trio.open_memory_channel[dict[str, Any]](4)
-    send.send_nowait(_part(b"ab", True))
-    send.send_nowait(_part(b"c", True))
-    with trio.fail_after(1), trio.testing.assert_no_checkpoints():
-        body = await read_body(_scope((b"content-length", b"3")), receive.receive, None)
-    assert body == b"abc"
     send.send_nowait(_part(b"abc", True))
     with trio.move_on_after(0.05) as waited:
         await read_body(_scope(), receive.receive, None)
