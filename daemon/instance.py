@@ -118,6 +118,11 @@ class LayeredSilences:
         shared = self.shared.mutes(labels, fingerprint, now)
         return sorted(own + shared) if shared else own
 
+    def mutes_many(self, alerts: Sequence[Alert], now: int) -> list[list[str]]:
+        own = self.own.mutes_many(alerts, now)
+        shared = self.shared.mutes_many(alerts, now)
+        return [sorted(o + s) if s else o for o, s in zip(own, shared, strict=True)]
+
 
 @attrs.frozen
 class StorageSettings:

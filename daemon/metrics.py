@@ -7,6 +7,7 @@ so the hot path never touches them.
 
 from __future__ import annotations
 
+import bisect
 import resource
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -418,3 +419,29 @@ def register_callback(
 
 
 _callbacks: dict[str, GaugeCallback] = {}
+
+
+def observe_many(histogram: Histogram, amounts: list[float]) -> None:
+    """``histogram.observe(a)`` for every ``a`` of ``amounts``, bucket by bucket.
+
+    For series observed per alert (``alertmanager_silences_query_duration_seconds``):
+    ``observe`` costs 0.85 us a call (a lock and a Python loop over the bounds for each
+    value); here each touched bucket and the sum take one increment per batch. Same
+    counts; the sum may differ in the last bits (one addition of the batch's sum).
+    Reads prometheus_client's own child fields (pinned in constraints.txt); a test
+    checks the exposition against one ``observe`` per value.
+    """
+    if not amounts:
+        return
+    histogram._raise_if_not_observable()  # type: ignore[no-untyped-call]
+    bounds: list[float] = histogram._upper_bounds
+    counts: dict[int, int] = {}
+    for amount in amounts:
+        # The first bound >= amount: observe's "amount <= bound" bucket.
+        i = bisect.bisect_left(bounds, amount)
+        counts[i] = counts.get(i, 0) + 1
+    buckets = histogram._buckets
+    for i, n in counts.items():
+        if i < len(buckets):
+            buckets[i].inc(n)
+    histogram._sum.inc(sum(amounts))

@@ -34,6 +34,10 @@ class SilenceMatcher(Protocol):
 
     def mutes(self, labels: Mapping[str, str], fingerprint: int, now: int) -> list[str]: ...
 
+    def mutes_many(self, alerts: Sequence[Alert], now: int) -> list[list[str]]:
+        """``mutes`` of each alert's labels and fingerprint."""
+        ...
+
 
 class SilenceMarker(Protocol):
     """Told, per evaluated alert, the IDs of the active silences muting it (maybe none)."""
@@ -56,19 +60,14 @@ class SilenceStage:
         """Look ``alerts`` up ahead of their flush: ``Silences`` caches each answer per
         fingerprint until a silence changes or starts or ends, so the flush's own
         lookup (at its tick time, later than ``now``) finds it."""
-        mutes = self.silences.mutes
-        for alert in alerts:
-            mutes(alert.labels, alert.fingerprint, now)
+        self.silences.mutes_many(alerts, now)
 
     async def process(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> Sequence[Alert]:
         # A cancel point without a scheduler round trip: stages run on every flush.
         await trio.lowlevel.checkpoint_if_cancelled()
-        mutes = self.silences.mutes
         marker = self.marker
-        now = ctx.now
         kept = []
-        for alert in alerts:
-            ids = mutes(alert.labels, alert.fingerprint, now)
+        for alert, ids in zip(alerts, self.silences.mutes_many(alerts, ctx.now), strict=True):
             if marker is not None:
                 marker.set_silenced(alert.fingerprint, ids)
             if not ids:

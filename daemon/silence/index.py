@@ -19,29 +19,39 @@ matching ``value``:
   per chunk whether it matches none or many (label values new to the cache, such as a
   new ``instance`` per alert, are the common case). Where RE2 refuses a set, a chunk
   falls back to one alternation of its keys (``^(?:(?:p1)|(?:p2)|…)$``), then
-  alternations of :data:`PART` of them, then the keys of a matching part. The answer
-  is cached per label value until a key on that name changes.
+  alternations of :data:`PART` of them, then the keys of a matching part. Before the
+  set, a bisect over its keys' possible-match ranges (RE2's) answers a value no key
+  could match (``host-…`` against ``db-.*`` keys) without calling RE2. The answer is
+  cached per label value until a key on that name changes, and values matching the
+  same regex keys share one answer (all ``Bench…`` values of ``alertname=~"Bench.*"``).
 
 The candidates for a label set are, for each group whose names the labels all carry
-with non-empty values, the intersection of that group's hits of those names (each
-cached beside the hits, so a name none of the group's keys match costs one lookup and
-another group's wide key is paid for once per value), plus the few silences
+with non-empty values and all hit, the intersection of that group's hits of those
+names (each cached beside the hits, so a name none of the group's keys match costs one
+lookup and another group's wide key is paid for once per answer), plus the few silences
 without any key (only negative matchers, or matchers that also match ``""``), which are
 always candidates. The work per alert depends on its labels, the groups and the silences
 that do match a key, not on how many silences there are.
 
 Invariants: every added silence is in exactly one group or in ``_keyless``; each of its
-keys is in ``_eq`` or in the one chunk of its name holding its pattern; ``_hits[name]`` only holds answers
-computed since the last change of a key on ``name``.
+keys is in ``_eq`` or in the one chunk of its name holding its pattern; ``_hits[name]``
+and ``_shared[name]`` only hold answers computed since the last change of a key on
+``name``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from daemon.gocompat import regexp as goregex
 from daemon.matcher import Matcher, MatchType
 from daemon.silence.model import Silence
+
+_mute_candidates: Callable[..., set[str]] | None
+try:
+    from daemon._speedups import mute_candidates as _mute_candidates
+except ImportError:  # pragma: no cover - depends on the build
+    _mute_candidates = None
 
 #: Regex keys per chunk (one RE2 set): rebuilding one after a write costs about 1 ms (RE2's
 #: compile). 512 saved only 6% of the lookups' CPU in issue 15's workload (two chunks of
@@ -162,26 +172,24 @@ class _Chunk:
             part = patterns[i : i + PART]
             self.parts.append((_combine(part), [self.members[p][0] for p in part]))
 
-    def hits(self, value: str, out: set[str]) -> None:
+    def matched(self, value: str, out: list[str]) -> None:
+        """Append the keys (patterns) of this chunk that match ``value`` to ``out``."""
         if self.dirty:
             self.rebuild()
-        members = self.members
         if self.set is not None:
-            keys = self.set_keys
-            for i in self.set.matches(value):
-                out.update(members[keys[i]][1])
-            for m in self.loose:
-                if m.matches(value):
-                    out.update(members[m.value][1])
+            found = self.set.matches(value)
+            if found:
+                keys = self.set_keys
+                out.extend(sorted([keys[i] for i in found]))
+            if self.loose:
+                out.extend([m.value for m in self.loose if m.matches(value)])
             return
         if self.combined is not None and not self.combined.search(value):
             return
         for combined, matchers in self.parts:
             if combined is not None and not combined.search(value):
                 continue
-            for m in matchers:
-                if m.matches(value):
-                    out.update(members[m.value][1])
+            out.extend([m.value for m in matchers if m.matches(value)])
 
 
 class MuteIndex:
@@ -197,6 +205,7 @@ class MuteIndex:
         "_keyless",
         "_literal_keys",
         "_regex_keys",
+        "_shared",
         "_use_set",
     )
 
@@ -213,6 +222,10 @@ class MuteIndex:
         self._keyless: set[str] = set()
         #: name -> value -> (hits, hits per group asked so far)
         self._hits: dict[str, dict[str, _Entry]] = {}
+        #: name -> the regex keys a value matched -> their entry, shared by every value
+        #: matching just those keys (``alertname=~"Bench.*"``: one entry, so one
+        #: per-group intersection, for all the Bench alerts). Dropped with ``_hits[name]``.
+        self._shared: dict[str, dict[tuple[str, ...], _Entry]] = {}
         self._literal_keys: dict[str, list[tuple[str, frozenset[str]]]] = {}
         self._regex_keys: dict[str, list[Matcher]] = {}
 
@@ -237,7 +250,7 @@ class MuteIndex:
         for name, values in literal:
             for value in values:
                 self._eq.setdefault((name, value), set()).add(sid)
-            self._hits.pop(name, None)
+            self._forget(name)
         for m in regex:
             name = m.name
             chunk = self._chunk_of.get((name, m.value))
@@ -249,7 +262,7 @@ class MuteIndex:
                 chunk.members[m.value] = (m, set())
                 chunk.dirty = True
             chunk.members[m.value][1].add(sid)
-            self._hits.pop(name, None)
+            self._forget(name)
 
     def remove(self, sid: str) -> None:
         """Forget ``sid``; a no-op for an ID not indexed."""
@@ -271,12 +284,12 @@ class MuteIndex:
                 bucket.discard(sid)
                 if not bucket:
                     del self._eq[pair]
-            self._hits.pop(pair[0], None)
+            self._forget(pair[0])
         for name, pattern in {(m.name, m.value) for m in self._regex_keys.pop(sid)}:
             chunk = self._chunk_of[(name, pattern)]
             sids = chunk.members[pattern][1]
             sids.discard(sid)
-            self._hits.pop(name, None)
+            self._forget(name)
             if sids:
                 continue
             del chunk.members[pattern]
@@ -294,21 +307,43 @@ class MuteIndex:
         found = cache.get(value) if cache is not None else None
         return (found if found is not None else self._lookup(name, value))[0]
 
+    def _forget(self, name: str) -> None:
+        """Drop the cached answers for ``name`` (a key on it changed)."""
+        self._hits.pop(name, None)
+        self._shared.pop(name, None)
+
     def _lookup(self, name: str, value: str) -> _Entry:
         """Compute and cache the hits of ``(name, value)``, with an empty per-group cache."""
         cache = self._hits.get(name)
         if cache is None:
             cache = self._hits[name] = {}
-        eq = self._eq.get((name, value))
-        out: set[str] = set(eq) if eq is not None else set()
-        for chunk in self._chunks.get(name, ()):
-            chunk.hits(value, out)
-        # Most values hit nothing (a new ``instance`` per alert): they share one entry,
-        # whose per-group dict is never written since an empty hit ends the group.
-        entry = (frozenset(out), {}) if out else _MISS
         if len(cache) >= HITS_PER_NAME:
             cache.clear()
-        cache[value] = entry
+            self._shared.pop(name, None)
+        eq = self._eq.get((name, value))
+        keys: list[str] = []
+        for chunk in self._chunks.get(name, ()):
+            chunk.matched(value, keys)
+        if eq is None and not keys:
+            # Most values hit nothing (a new ``instance`` per alert): they share one
+            # entry, whose per-group dict is never written since an empty hit ends the
+            # group.
+            entry = cache[value] = _MISS
+            return entry
+        shared = None
+        if eq is None:
+            shared = self._shared.setdefault(name, {})
+            entry = shared.get(tuple(keys))  # type: ignore[assignment]
+            if entry is not None:
+                cache[value] = entry
+                return entry
+        out: set[str] = set(eq) if eq is not None else set()
+        chunk_of = self._chunk_of
+        for key in keys:
+            out.update(chunk_of[(name, key)].members[key][1])
+        entry = cache[value] = (frozenset(out), {})
+        if shared is not None:
+            shared[tuple(keys)] = entry
         return entry
 
     def candidates(self, labels: Mapping[str, str]) -> set[str]:
@@ -316,12 +351,23 @@ class MuteIndex:
 
         Each group's hits of a name are kept beside the name's hits: a wide key of another
         group sharing the name (``alertname=~"Bench.*"``) is then paid for once per value,
-        not once per alert. Inlined (no call per group and name): this runs per alert.
+        not once per alert. This runs per alert: the loop is C's when built
+        (:func:`daemon._speedups.mute_candidates`), :meth:`candidates_python` otherwise.
         """
+        if _mute_candidates is not None and type(labels) is dict:
+            return _mute_candidates(self._keyless, self._groups, self._hits, labels, self._lookup)
+        return self.candidates_python(labels)
+
+    def candidates_python(self, labels: Mapping[str, str]) -> set[str]:
+        """:meth:`candidates` in Python: the definition the C loop is tested against.
+        Inlined (no call per group and name)."""
         out = set(self._keyless)
         caches = self._hits
         for names, members in self._groups.items():
-            sets: list[frozenset[str]] = []
+            # First every name's hits: a name without any rules the group out before an
+            # intersection is built for another (``alertname=~"Bench.*"`` hits 250
+            # silences of a group whose ``instance`` keys match nothing).
+            entries: list[_Entry] = []
             for name in names:
                 value = labels.get(name)
                 # Keys never match "", so an absent or empty label rules the group out.
@@ -331,18 +377,22 @@ class MuteIndex:
                 entry = cache.get(value) if cache is not None else None
                 if entry is None:
                     entry = self._lookup(name, value)
-                hits, per_group = entry
-                if not hits:
+                if not entry[0]:
                     break
-                found = per_group.get(names)
-                if found is None:
-                    found = per_group[names] = hits.intersection(members)
-                if not found:
-                    break
-                sets.append(found)
+                entries.append(entry)
             else:
-                sets.sort(key=len)
-                out.update(sets[0].intersection(*sets[1:]))
+                sets: list[frozenset[str]] = []
+                for hits, per_group in entries:
+                    found = per_group.get(names)
+                    if found is None:
+                        found = per_group[names] = hits.intersection(members)
+                    if not found:
+                        break
+                    sets.append(found)
+                else:
+                    if sets:
+                        sets.sort(key=len)
+                        out.update(sets[0].intersection(*sets[1:]))
         return out
 
 

@@ -68,7 +68,7 @@ from prometheus_client import Counter, Gauge, Histogram, Summary
 
 from cluster.protowire import write_delimited
 from daemon import metrics
-from daemon.alert import untrack
+from daemon.alert import Alert, untrack
 from daemon.clock import ZERO_TIME
 from daemon.gocompat import regexp as goregex
 from daemon.gocompat.strconv import go_quote
@@ -638,6 +638,32 @@ class Silences:
 
         ``fingerprint`` must be the label set's fingerprint: it keys the cache.
         """
+        durations: list[float] = []
+        found = self._mutes(labels, fingerprint, now, durations)
+        if durations:
+            self._count_queries(durations)
+        return found
+
+    def mutes_many(self, alerts: Sequence[Alert], now: int) -> list[list[str]]:
+        """``[mutes(a.labels, a.fingerprint, now) for a in alerts]``, with the query
+        metrics updated once for the batch (a flush asks for every alert of its group)."""
+        durations: list[float] = []
+        mutes = self._mutes
+        found = [mutes(a.labels, a.fingerprint, now, durations) for a in alerts]
+        if durations:
+            self._count_queries(durations)
+        return found
+
+    def _count_queries(self, durations: list[float]) -> None:
+        series = self._series
+        series.queries.inc(len(durations))
+        metrics.observe_many(series.query_duration, durations)
+
+    def _mutes(
+        self, labels: Mapping[str, str], fingerprint: int, now: int, durations: list[float]
+    ) -> list[str]:
+        """:meth:`mutes`; a query that consulted the index adds its duration to
+        ``durations`` (answers from the cache are not queries)."""
         if now > self._horizon:
             self._advance(now)
         marks = self._marks.get(fingerprint)
@@ -656,8 +682,6 @@ class Silences:
             # is not counted as a query; nothing is cached: a later query recomputes from
             # scratch or from older marks, whose step the change log still answers for.
             return []
-        series = self._series
-        series.queries.inc()
         start = time.perf_counter()
         candidates: Iterable[str]
         since = self._changes_since(marks.step) if marks is not None else None
@@ -667,7 +691,7 @@ class Silences:
         else:
             candidates = self._matching(self._consulted(labels, now), labels, now)
         result = self._mark(fingerprint, labels, candidates, now)
-        series.query_duration.observe(time.perf_counter() - start)
+        durations.append(time.perf_counter() - start)
         return result
 
     def forget(self, fingerprint: int) -> None:

@@ -8,10 +8,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.config.load import load_config_file
 from daemon.dispatch.route import RouteNode
-from daemon.gocompat.regexp import GoRegexError, check, compile_go
+from daemon.gocompat.regexp import (
+    GoRegexError,
+    anchored_set,
+    check,
+    compile_anchored,
+    compile_go,
+)
 from daemon.matcher import Matcher, MatcherError, MatchType
 from daemon.silence.model import Silence
 from daemon.silence.state import Silences
@@ -369,3 +377,70 @@ def test_checking_is_linear_in_the_pattern() -> None:
     Matcher.create(MatchType.REGEXP, "l", hosts)
     assert time.perf_counter() - start < 1.5
     assert m.matches("a" * 1_000_000) and not m.matches("a" * 999_999)
+
+
+#: Prefixes and alternations whose match ranges are narrow, beside the wide ones above.
+_RANGED = [
+    "db-.*",
+    "(db|cache)-1\\..*",
+    "host-\\d+",
+    "x|y",
+    "é1",
+    "[a-c]z?",
+    "\\x{10FFFF}a",
+    "(?i)WEB",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(PATTERNS + _RANGED), min_size=1, max_size=8),
+    st.lists(
+        st.one_of(
+            st.sampled_from(TEXTS),
+            st.text(
+                alphabet=st.sampled_from(list("abcdehostxyzWEBé1-.\u00ff\U0010ffff")), max_size=8
+            ),
+            st.text(max_size=6),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+)
+def test_anchored_set_names_exactly_the_members_that_match(
+    patterns: list[str], texts: list[str]
+) -> None:
+    """The set, its match-range bisect included, names the members whose own anchored
+    regex matches: a text the ranges rule out is matched by none of them."""
+    settable = [p for p in dict.fromkeys(patterns) if "\\Q" not in p and _checks(p)]
+    members = anchored_set(settable)
+    if members is None:
+        return
+    for text in texts:
+        expected = [i for i, p in enumerate(settable) if compile_anchored(p).search(text)]
+        assert sorted(members.matches(text)) == expected, (settable, text)
+
+
+def _checks(pattern: str) -> bool:
+    try:
+        check(pattern)
+    except GoRegexError:
+        return False
+    return True
+
+
+def test_a_text_outside_every_range_never_reaches_re2() -> None:
+    members = anchored_set([f"db-{k}-.*" for k in range(300)] + ["(db|cache)-7\\..*"])
+    assert members is not None
+
+    class Refuses:
+        def Match(self, data: bytes) -> list[int]:
+            raise AssertionError(f"RE2 asked about {data!r}")
+
+    real, members._set = members._set, Refuses()
+    assert members.matches("host-1-7.example.org:9100") == []
+    assert members.matches("a") == []
+    assert members.matches("zzz") == []
+    members._set = real
+    assert members.matches("db-17-x") == [17]
+    assert members.matches("cache-7.x") == [300]

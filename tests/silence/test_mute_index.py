@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import attrs
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -211,3 +212,106 @@ def test_many_regex_keys_on_one_name_cost_one_set_match_per_value() -> None:
     assert chunk.set is not None
     assert chunk.loose == []
     assert chunk.parts == []
+
+
+#: Keys on two names only: silences crowd into few groups, whose names hit apart.
+key_matchers = st.builds(
+    lambda t, n, v, p: Matcher.create(t, n, p if t is MatchType.REGEXP else v),
+    st.sampled_from([MatchType.EQUAL, MatchType.REGEXP]),
+    st.sampled_from(NAMES[:2]),
+    st.sampled_from(VALUES),
+    st.sampled_from(PATTERNS),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.lists(st.lists(matchers, min_size=1, max_size=3), max_size=25),
+        st.lists(st.lists(key_matchers, min_size=2, max_size=2), max_size=25),
+    ),
+    st.lists(
+        st.one_of(
+            labelsets,
+            st.fixed_dictionaries({n: st.sampled_from(VALUES) for n in NAMES[:2]}),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.booleans(),
+    st.integers(min_value=1, max_value=4),
+)
+def test_c_candidates_equal_the_python_definition(
+    groups: list[list[Matcher]], queries: list[dict[str, str]], use_set: bool, cache_size: int
+) -> None:
+    """The C loop (``daemon._speedups.mute_candidates``) gives what ``candidates_python``
+    gives, query after query on one index, including when a lookup clears a name's
+    cache (and the entries taken from it) in the middle of a call."""
+    index_module = pytest.importorskip("daemon.silence.index")
+    if index_module._mute_candidates is None:
+        pytest.skip("daemon/_speedups was not built")
+    c_index = MuteIndex(use_set=use_set)
+    py_index = MuteIndex(use_set=use_set)
+    add_then_remove_every_third(c_index, groups)
+    add_then_remove_every_third(py_index, groups)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(index_module, "HITS_PER_NAME", cache_size)
+        for labels in queries:
+            assert c_index.candidates(labels) == py_index.candidates_python(labels), labels
+            assert c_index.candidates(labels) == py_index.candidates_python(labels), labels
+
+
+def test_c_candidates_pass_on_a_lookup_error_and_check_their_arguments() -> None:
+    speedups = pytest.importorskip("daemon._speedups")
+    group = frozenset(["instance"])
+    groups = {group: {"s1"}}
+
+    def failing(name: str, value: str) -> object:
+        raise KeyError(value)
+
+    with pytest.raises(KeyError, match="host-1"):
+        speedups.mute_candidates(set(), groups, {}, {"instance": "host-1"}, failing)
+    with pytest.raises(TypeError, match="an entry must be"):
+        speedups.mute_candidates(set(), groups, {}, {"instance": "h"}, lambda n, v: ("x", {}))
+    with pytest.raises(TypeError, match="expected"):
+        speedups.mute_candidates([], groups, {}, {}, failing)
+    with pytest.raises(TypeError, match="5 arguments"):
+        speedups.mute_candidates(set(), groups, {})
+    # An absent or empty label rules the group out before any lookup.
+    assert speedups.mute_candidates({"k"}, groups, {}, {"instance": ""}, failing) == {"k"}
+    assert speedups.mute_candidates({"k"}, groups, {}, {"job": "x"}, failing) == {"k"}
+
+
+def test_a_name_without_hits_rules_its_group_out_before_any_intersection() -> None:
+    """``alertname=~"Bench.*"`` hits every silence of the issue-15 kind; when the group's
+    other name (``instance``) hits nothing, no per-group set is built for the wide one."""
+    for candidates in ("candidates", "candidates_python"):
+        index = MuteIndex()
+        for k in range(50):
+            ms = (
+                Matcher.create(MatchType.REGEXP, "alertname", "Bench.*"),
+                Matcher.create(MatchType.REGEXP, "instance", f"db-{k}-.*"),
+            )
+            index.add(Silence(f"s{k}", ms, T0, T0 + S))
+        labels = {"alertname": "Bench7", "instance": "host-7"}
+        assert getattr(index, candidates)(labels) == set()
+        assert len(index.hits("alertname", "Bench7")) == 50
+        assert index._hits["alertname"]["Bench7"][1] == {}, candidates
+        labels = {"alertname": "Bench7", "instance": "db-7-x"}
+        assert getattr(index, candidates)(labels) == {"s7"}
+
+
+def test_a_group_needs_one_silence_hit_on_every_name() -> None:
+    """Two silences of one group each hit on one name only: neither is a candidate."""
+    for candidates in ("candidates", "candidates_python"):
+        index = MuteIndex()
+        for sid, name_value, instance in (("s1", "a.*", "x.*"), ("s2", "b.*", "y.*")):
+            ms = (
+                Matcher.create(MatchType.REGEXP, "alertname", name_value),
+                Matcher.create(MatchType.REGEXP, "instance", instance),
+            )
+            index.add(Silence(sid, ms, T0, T0 + S))
+        check = getattr(index, candidates)
+        assert check({"alertname": "a1", "instance": "y1"}) == set(), candidates
+        assert check({"alertname": "a1", "instance": "x1"}) == {"s1"}, candidates
+        assert check({"alertname": "b1", "instance": "y1"}) == {"s2"}, candidates

@@ -453,3 +453,68 @@ def test_merged_records_reach_subscribers_until_unsubscribed() -> None:
     unsubscribe()
     other.expire(sid, T0 + 2 * S)
     assert seen == [record]
+
+
+def _queries(st: Silences) -> tuple[float, float]:
+    """The store's query count and its duration histogram's count."""
+    series = st._series
+    count = [s.value for s in series.query_duration._child_samples() if s.name == "_count"]
+    return series.queries._value.get(), count[0]
+
+
+def test_mutes_many_answers_each_alert_as_mutes_does_and_counts_each_query() -> None:
+    from daemon.alert import Alert
+
+    a, b = store(), store()
+    for st in (a, b):
+        st.set(sil('job=~"db|web"', "severity=page"), T0)
+        st.set(sil('instance=~"h-[12]"'), T0)
+    labelsets = [
+        {"job": "db", "severity": "page", "instance": "h-3"},
+        {"job": "web", "severity": "low", "instance": "h-1"},
+        {"job": "x", "instance": "h-9"},
+        {"job": "db", "severity": "page", "instance": "h-2"},
+    ]
+    alerts = [Alert(lb, {}, T0, T0 + 60 * S, "", T0, False, fingerprint(lb)) for lb in labelsets]
+    # Both stores count on the global pipeline's series: read it around each.
+    before = _queries(a)
+    many = a.mutes_many(alerts, T0 + S)
+    assert tuple(x - y for x, y in zip(_queries(a), before, strict=True)) == (4, 4)
+    before = _queries(b)
+    assert many == [mutes(b, lb, T0 + S) for lb in labelsets]
+    assert tuple(x - y for x, y in zip(_queries(b), before, strict=True)) == (4, 4)
+    assert [len(ids) for ids in many] == [1, 1, 0, 2]
+    # Answers from the per-fingerprint cache are not queries, in a batch as alone.
+    before = _queries(a)
+    assert a.mutes_many(alerts, T0 + S) == many
+    assert _queries(a) == before
+
+
+@pytest.mark.parametrize(
+    "amounts", [[], [0.0], [1e-7, 0.004, 0.005, 0.0051, 9.0, 11.0, 1e9], [0.3] * 5]
+)
+def test_observe_many_equals_one_observe_per_amount(amounts: list[float]) -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from daemon import metrics
+
+    registry = CollectorRegistry()
+    one = Histogram("one", "h", registry=registry)
+    many = Histogram("many", "h", registry=registry)
+    for amount in amounts:
+        one.observe(amount)
+    metrics.observe_many(many, amounts)
+
+    def samples(name: str) -> list[tuple[str, dict[str, str], float]]:
+        return [
+            (s.name.removeprefix(name), s.labels, s.value)
+            for family in registry.collect()
+            if family.name == name
+            for s in family.samples
+            if not s.name.endswith("_created")
+        ]
+
+    got, want = samples("many"), samples("one")
+    assert [s[:2] for s in got] == [s[:2] for s in want]
+    for (suffix, _, value), (_, _, expected) in zip(got, want, strict=True):
+        assert value == pytest.approx(expected, rel=1e-12), suffix
