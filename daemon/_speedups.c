@@ -913,16 +913,17 @@ mute_entry(PyObject *caches, PyObject *labels, PyObject *name, PyObject *lookup)
         }
         Py_RETURN_NONE;
     }
+    Py_INCREF(value);
+    PyObject *entry = NULL;
     /* Keys never match "": an empty label rules the group out. */
     int empty = PyUnicode_Check(value) ? PyUnicode_GET_LENGTH(value) == 0 : PyObject_Not(value);
     if (empty < 0) {
-        return NULL;
+        goto done;
     }
     if (empty) {
-        Py_RETURN_NONE;
+        entry = Py_NewRef(Py_None);
+        goto done;
     }
-    Py_INCREF(value);
-    PyObject *entry = NULL;
     PyObject *cache = PyDict_GetItemWithError(caches, name);
     if (cache == NULL && PyErr_Occurred()) {
         goto done;
@@ -1044,13 +1045,13 @@ mute_group(PyObject *out, PyObject *entries, PyObject *names, PyObject *members,
         }
     }
     /* The members of the smallest set that every other set holds. */
-    PyObject *base = PyList_GET_ITEM(entries, smallest);
-    Py_INCREF(base);
-    Py_ssize_t pos = 0;
+    PyObject *base = PyObject_GetIter(PyList_GET_ITEM(entries, smallest));
+    if (base == NULL) {
+        return -1;
+    }
     PyObject *sid;
-    Py_hash_t hash;
     int rc = 0;
-    while (rc == 0 && _PySet_NextEntry(base, &pos, &sid, &hash)) {
+    while (rc == 0 && (sid = PyIter_Next(base)) != NULL) {
         int everywhere = 1;
         for (Py_ssize_t i = 0; i < n && everywhere == 1; i++) {
             if (i != smallest) {
@@ -1060,8 +1061,12 @@ mute_group(PyObject *out, PyObject *entries, PyObject *names, PyObject *members,
         if (everywhere < 0 || (everywhere == 1 && PySet_Add(out, sid) < 0)) {
             rc = -1;
         }
+        Py_DECREF(sid);
     }
     Py_DECREF(base);
+    if (rc == 0 && PyErr_Occurred()) {
+        rc = -1;
+    }
     return rc;
 }
 
