@@ -689,7 +689,8 @@ class Silences:
             keep = set(marks.active + marks.pending) - since
             candidates = keep | self._matching(since, labels, now)
         else:
-            candidates = self._matching(self._consulted(labels, now), labels, now)
+            consulted = self._consulted(labels, now)
+            candidates = self._matching(consulted, labels, now) if consulted else ()
         result = self._mark(fingerprint, labels, candidates, now)
         durations.append(time.perf_counter() - start)
         return result
@@ -885,6 +886,13 @@ class Silences:
         active: list[str] = []
         pending: list[str] = []
         recheck_at = _FOREVER
+        marks = self._marks
+        if len(marks) >= _CACHE_LIMIT and fingerprint not in marks:
+            marks.clear()
+        if not candidates:
+            # Most alerts: nothing matches, and nothing to sort.
+            marks[fingerprint] = untrack(_Marks(self._step, (), (), now, recheck_at, labels))
+            return active
         for sid in candidates:
             entry = self._entries.get(sid)
             if entry is None:
@@ -898,11 +906,9 @@ class Silences:
                 recheck_at = min(recheck_at, s.ends_at + 1)
         active.sort()
         pending.sort()
-        if len(self._marks) >= _CACHE_LIMIT and fingerprint not in self._marks:
-            self._marks.clear()
         # Never in a cycle (str tuples, ints, the alert's str labels): untracked, so full
         # GC passes skip the 100k marks.
-        self._marks[fingerprint] = untrack(
+        marks[fingerprint] = untrack(
             _Marks(self._step, tuple(active), tuple(pending), now, recheck_at, labels)
         )
         return active
