@@ -44,6 +44,7 @@ import trio
 
 from benchmarks.harness import Daemon, start
 from benchmarks.ingest import post_all
+from benchmarks.webhook_sink import SinkConnection, group_key
 
 CONFIG = """
 route:
@@ -161,45 +162,6 @@ async def create_silences(url: str, silences: list[list[tuple[str, str]]]) -> li
     return ids
 
 
-_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-
-
-class _SinkConnection(asyncio.Protocol):
-    """Minimal HTTP/1.1 server side: read head and Content-Length body, answer 200."""
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        while True:
-            head_end = buf.find(b"\r\n\r\n")
-            if head_end < 0:
-                return
-            m = _CONTENT_LENGTH.search(buf, 0, head_end)
-            size = int(m.group(1)) if m else 0
-            end = head_end + 4 + size
-            if len(buf) < end:
-                return
-            body = bytes(buf[head_end + 4 : end])
-            del buf[:end]
-            assert self.transport is not None
-            self.transport.write(_OK)
-            self.sink.record(body)
-
-
-_CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
-# Both daemons write the v4 payload's keys in Go's order: groupKey, then truncatedAlerts.
-_GROUP_KEY = re.compile(rb'"groupKey":("(?:[^"\\]|\\.)*")')
-
-
 class Sink:
     """Webhook receiver doing minimal work per request, so it is never the bottleneck.
 
@@ -217,7 +179,7 @@ class Sink:
         self.done_at = 0.0
         self.loop = asyncio.new_event_loop()
         self.server = self.loop.run_until_complete(
-            self.loop.create_server(lambda: _SinkConnection(self), "127.0.0.1", 0)
+            self.loop.create_server(lambda: SinkConnection(self.record), "127.0.0.1", 0)
         )
         port = self.server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}/"
@@ -226,11 +188,11 @@ class Sink:
 
     def record(self, body: bytes) -> None:
         now = time.perf_counter()
-        m = _GROUP_KEY.search(body)
+        key = group_key(body)
         with self.lock:
             self.bodies.append(body)
-            if m is not None:
-                self.keys.add(m.group(1))
+            if key is not None:
+                self.keys.add(key)
             if len(self.keys) >= self.expected and not self.done.is_set():
                 self.done_at = now
                 self.done.set()
@@ -254,7 +216,8 @@ class Sink:
         return out
 
     def close(self) -> None:
-        self.server.close()
+        # On the loop's own thread: asyncio's server is not thread-safe.
+        self.loop.call_soon_threadsafe(self.server.close)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
