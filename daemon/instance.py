@@ -63,6 +63,7 @@ from daemon.notify.stages import GroupMuteMarker
 from daemon.persist import DurableState, SyncRounds
 from daemon.silence import codec as silencepb
 from daemon.silence import state as silence_mod
+from daemon.silence.index_warmer import warm_silence_index
 from daemon.silence.recurring_actor import RecurringSilences
 from daemon.silence.state import SilenceLimits, Silences
 from daemon.store import ALERT_STATES, AlertStore
@@ -355,6 +356,7 @@ class Instance:
                     self.silences, self.commit_silences, self.clock, tenant=self.tenant
                 )
                 await nursery.start(recurring.run)
+                await nursery.start(warm_silence_index, self.silences, self.clock.now)
                 nursery.start_soon(self._collect_garbage_every, self.gc_interval)
                 nursery.start_soon(self._recount_alert_states)
                 task_status.started()

@@ -373,6 +373,10 @@ class Silences:
     _recurring_listeners: list[Callable[[], None]] = attrs.field(
         factory=list, init=False, eq=False, repr=False
     )
+    #: Told after every change (see :meth:`subscribe_changes`).
+    _change_listeners: list[Callable[[], None]] = attrs.field(
+        factory=list, init=False, eq=False, repr=False
+    )
     #: The last :meth:`_changes_since` answer: (from step, at step, IDs). After a
     #: change every cached fingerprint asks the same question.
     _since_memo: tuple[int, int, frozenset[str]] | None = attrs.field(
@@ -446,6 +450,27 @@ class Silences:
                 self._recurring_listeners.remove(listener)
 
         return unsubscribe
+
+    def subscribe_changes(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` after every change of the stored or live silences (a write,
+        a merge, an expiry, GC); returns the unsubscribe function. It runs inside the
+        change, so it must only note it (the index warmer sets an event)."""
+        self._change_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._change_listeners:
+                self._change_listeners.remove(listener)
+
+        return unsubscribe
+
+    def warm_index(self, now: int) -> bool:
+        """Bring the live set up to ``now`` (as a query at ``now`` would: silences
+        written since the last query join the index here), then rebuild one of the
+        index's stale RE2 sets, if any (see
+        :meth:`daemon.silence.index.MuteIndex.warm_step`); whether one was."""
+        if now > self._horizon:
+            self._advance(now)
+        return self._live.warm_step()
 
     # --- reading ---
 
@@ -777,6 +802,8 @@ class Silences:
         if len(self._changes) > 2 * _CHANGE_LOG:
             del self._changes[:_CHANGE_LOG]
             self._changes_base += _CHANGE_LOG
+        for listener in self._change_listeners:
+            listener()
 
     def _changes_since(self, step: int) -> frozenset[str] | None:
         """IDs changed after ``step``, or None if too many or no longer logged."""
