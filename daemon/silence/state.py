@@ -663,11 +663,7 @@ class Silences:
 
         ``fingerprint`` must be the label set's fingerprint: it keys the cache.
         """
-        durations: list[float] = []
-        found = self._mutes(labels, fingerprint, now, durations)
-        if durations:
-            self._count_queries(durations)
-        return found
+        return self._mutes(labels, fingerprint, now, None)
 
     def mutes_many(self, alerts: Sequence[Alert], now: int) -> list[list[str]]:
         """``[mutes(a.labels, a.fingerprint, now) for a in alerts]``, with the query
@@ -685,10 +681,15 @@ class Silences:
         metrics.observe_many(series.query_duration, durations)
 
     def _mutes(
-        self, labels: Mapping[str, str], fingerprint: int, now: int, durations: list[float]
+        self,
+        labels: Mapping[str, str],
+        fingerprint: int,
+        now: int,
+        durations: list[float] | None,
     ) -> list[str]:
         """:meth:`mutes`; a query that consulted the index adds its duration to
-        ``durations`` (answers from the cache are not queries)."""
+        ``durations``, or counts itself when that is None (answers from the cache are
+        not queries)."""
         if now > self._horizon:
             self._advance(now)
         marks = self._marks.get(fingerprint)
@@ -717,7 +718,10 @@ class Silences:
             consulted = self._consulted(labels, now)
             candidates = self._matching(consulted, labels, now) if consulted else ()
         result = self._mark(fingerprint, labels, candidates, now)
-        durations.append(time.perf_counter() - start)
+        if durations is None:
+            self._count_queries([time.perf_counter() - start])
+        else:
+            durations.append(time.perf_counter() - start)
         return result
 
     def forget(self, fingerprint: int) -> None:
