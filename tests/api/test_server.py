@@ -147,3 +147,73 @@ async def test_close_does_not_wait_forever_for_a_stuck_send(
             assert stream.socket.fileno() == -1
             nursery.cancel_scope.cancel()
     theirs.close()
+
+
+async def _raw_request(stream: trio.SocketStream, path: str) -> bytes:
+    await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some(65536)
+        assert chunk, "closed before an answer"
+        data += chunk
+    return data
+
+
+async def _closed_by_server(stream: trio.SocketStream) -> bool:
+    """Read until EOF (the server closed) or a reset."""
+    try:
+        while await stream.receive_some(65536):
+            pass
+    except trio.BrokenResourceError:
+        pass
+    return True
+
+
+async def test_keep_alive_timeout_closes_an_idle_connection_not_a_busy_one(
+    backend: FakeBackend, autojump_clock: trio.testing.MockClock
+) -> None:
+    """hypercorn's keep-alive timeout (5 s) without its per-request idle task: an idle
+    connection is closed after it, a request that takes longer is not cut, and the
+    timeout counts from the answer."""
+    app = create_app(backend)
+
+    @app.route("/slow")
+    async def slow() -> str:
+        await trio.sleep(12)
+        return "done"
+
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve_api, app, "127.0.0.1", 0)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        start = trio.current_time()
+        head = await _raw_request(stream, "/slow")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert trio.current_time() - start >= 12
+        answered = trio.current_time()
+        with trio.fail_after(30):
+            assert await _closed_by_server(stream)
+        assert 4.9 <= trio.current_time() - answered <= 6
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_shutdown_closes_idle_keep_alive_connections_at_once(backend: FakeBackend) -> None:
+    """A client holding an idle keep-alive connection does not hold up the stop for the
+    grace period, and its connection is closed."""
+    app = create_app(backend)
+    server_scope = trio.CancelScope()
+
+    async def run_server(*, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        with server_scope:
+            await serve_api(app, "127.0.0.1", 0, grace_seconds=20, task_status=task_status)
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(run_server)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            assert (await _raw_request(stream, "/-/healthy")).startswith(b"HTTP/1.1 200")
+            stopped = trio.current_time()
+            server_scope.cancel()
+        assert trio.current_time() - stopped < 3
+        assert await _closed_by_server(stream)
+        await stream.aclose()
