@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 _CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
@@ -35,7 +36,7 @@ class SinkConnection(asyncio.Protocol):
     """Minimal HTTP/1.1 server side: read head and Content-Length body, answer 200,
     hand the body to ``record``."""
 
-    def __init__(self, record: object) -> None:
+    def __init__(self, record: Callable[[bytes], None]) -> None:
         self.record = record
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
@@ -60,7 +61,7 @@ class SinkConnection(asyncio.Protocol):
             del buf[:end]
             assert self.transport is not None
             self.transport.write(_OK)
-            self.record(body)  # type: ignore[operator]
+            self.record(body)
 
 
 def group_key(body: bytes) -> bytes | None:

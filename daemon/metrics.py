@@ -447,7 +447,7 @@ def observe_many(histogram: Histogram, amounts: list[float]) -> None:
         # The first bound >= amount: observe's "amount <= bound" bucket.
         i = bisect.bisect_left(bounds, amount)
         counts[i] = counts.get(i, 0) + 1
+    # The last bound is +Inf: every index names a bucket.
     for i, n in counts.items():
-        if i < len(buckets):
-            buckets[i].inc(n)
+        buckets[i].inc(n)
     histogram._sum.inc(sum(amounts))

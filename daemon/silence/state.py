@@ -62,6 +62,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TypeVar
 
 import attrs
 from prometheus_client import Counter, Gauge, Histogram, Summary
@@ -352,6 +353,20 @@ def _new_id() -> str:
 _regex_literals = regex_literals
 
 
+_L = TypeVar("_L")
+
+
+def _listen(listeners: list[_L], listener: _L) -> Callable[[], None]:
+    """Add ``listener`` to ``listeners``; returns the function that takes it out again."""
+    listeners.append(listener)
+
+    def unsubscribe() -> None:
+        if listener in listeners:
+            listeners.remove(listener)
+
+    return unsubscribe
+
+
 @attrs.define
 class Silences:
     """The silence store (mutable state; silences are immutable values)."""
@@ -427,14 +442,7 @@ class Silences:
         With ``local_writes`` False only merged records reach it: the durable journal,
         whose writer journals each local :class:`Plan` before applying it.
         """
-        entry = (listener, local_writes)
-        self._listeners.append(entry)
-
-        def unsubscribe() -> None:
-            if entry in self._listeners:
-                self._listeners.remove(entry)
-
-        return unsubscribe
+        return _listen(self._listeners, (listener, local_writes))
 
     def subscribe_recurring(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener`` after each stored record that carries a ``recurrence`` or
@@ -443,25 +451,13 @@ class Silences:
         The recurring actor plans only when such a record changes. Woken by every
         silence instead, it took a task step per plain silence POST for nothing.
         """
-        self._recurring_listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._recurring_listeners:
-                self._recurring_listeners.remove(listener)
-
-        return unsubscribe
+        return _listen(self._recurring_listeners, listener)
 
     def subscribe_changes(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener`` after every change of the stored or live silences (a write,
         a merge, an expiry, GC); returns the unsubscribe function. It runs inside the
         change, so it must only note it (the index warmer sets an event)."""
-        self._change_listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._change_listeners:
-                self._change_listeners.remove(listener)
-
-        return unsubscribe
+        return _listen(self._change_listeners, listener)
 
     def warm_index(self, now: int) -> bool:
         """Bring the live set up to ``now`` (as a query at ``now`` would: silences

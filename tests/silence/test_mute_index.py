@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import daemon.silence.index as index_module
 from daemon.alert import fingerprint
 from daemon.clock import NS_PER_SECOND
 from daemon.matcher import Matcher, MatchType
@@ -247,7 +248,6 @@ def test_c_candidates_equal_the_python_definition(
     """The C loop (``daemon._speedups.mute_candidates``) gives what ``candidates_python``
     gives, query after query on one index, including when a lookup clears a name's
     cache (and the entries taken from it) in the middle of a call."""
-    index_module = pytest.importorskip("daemon.silence.index")
     if index_module._mute_candidates is None:
         pytest.skip("daemon/_speedups was not built")
     c_index = MuteIndex(use_set=use_set)

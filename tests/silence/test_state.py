@@ -518,3 +518,21 @@ def test_observe_many_equals_one_observe_per_amount(amounts: list[float]) -> Non
     assert [s[:2] for s in got] == [s[:2] for s in want]
     for (suffix, _, value), (_, _, expected) in zip(got, want, strict=True):
         assert value == pytest.approx(expected, rel=1e-12), suffix
+
+
+def test_layered_mutes_many_is_each_alerts_own_and_shared_ids_sorted() -> None:
+    """A tenant pipeline's matcher (``LayeredSilences``): per alert, its own silences and
+    the global ones, merged and sorted, as its ``mutes`` answers."""
+    from daemon.alert import Alert
+    from daemon.instance import LayeredSilences
+
+    own, shared = store(), Silences(retention=10 * S, new_id=lambda: "global-1")
+    own.set(sil("job=db", sid=""), T0)
+    shared.set(sil('job=~"db|web"', sid=""), T0)
+    layered = LayeredSilences(own, shared)
+    labelsets = [{"job": "db"}, {"job": "web"}, {"job": "x"}]
+    alerts = [Alert(lb, {}, T0, T0 + 60 * S, "", T0, False, fingerprint(lb)) for lb in labelsets]
+    many = layered.mutes_many(alerts, T0 + S)
+    assert many == [layered.mutes(lb, fingerprint(lb), T0 + S) for lb in labelsets]
+    assert [len(ids) for ids in many] == [2, 1, 0]
+    assert many[0] == ["global-1", "id-000"]
