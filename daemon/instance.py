@@ -106,6 +106,17 @@ class Generation:
         self.inhibitor.ingest(alert)
         self.dispatcher.ingest(alert)
 
+    def ingest_many(self, alerts: Sequence[Alert]) -> None:
+        """:meth:`ingest` for each of ``alerts`` (a batch, in order).
+
+        The inhibitor sees the whole batch before the dispatcher does: nothing reads
+        the inhibitor before the actors take their queued alerts, after the batch.
+        """
+        inhibit = self.inhibitor.ingest
+        for alert in alerts:
+            inhibit(alert)
+        self.dispatcher.ingest_many(alerts)
+
 
 @attrs.frozen
 class LayeredSilences:
@@ -267,7 +278,6 @@ class Instance:
         Error handling: :class:`~daemon.tenancy.limits.LimitExceeded` when the batch
         would take the store past the alert limits; then none of it is stored.
         """
-        ingest = self.generation.ingest
         ledger = self._ledger
         if ledger is not None:
             alerts = list(alerts)
@@ -276,8 +286,7 @@ class Instance:
             ledger.stored(stored)
         else:
             stored = self.store.put(alerts, now)
-        for alert in stored:
-            ingest(alert)
+        self.generation.ingest_many(stored)
         # The actors see the batch now rather than at the intake task's next turn.
         deliver_now()
 
@@ -390,10 +399,8 @@ class Instance:
                 await trio.lowlevel.checkpoint()
             if new.cancel.cancel_called:
                 return  # a later reload replaced it; that one replays everything
-            for fingerprint in fingerprints[start : start + REPLAY_SLICE]:
-                alert = store.get(fingerprint)
-                if alert is not None:
-                    new.ingest(alert)
+            batch = [store.get(fp) for fp in fingerprints[start : start + REPLAY_SLICE]]
+            new.ingest_many([alert for alert in batch if alert is not None])
 
     async def _open_state(self, nursery: trio.Nursery, storage: StorageSettings) -> None:
         """Load silences and the nflog (snapshot + journal) and keep them durable.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 
+import pytest
 import trio
 import trio.testing
 from hypothesis import given
@@ -11,12 +13,15 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from daemon.clock import TrioClock
+from daemon.config.model import SECOND, Route
 from daemon.dispatch.actor import (
     FLUSH_STARTS_PER_SLICE,
     RouteGroupActor,
     deliver_now,
     flushes_started,
 )
+from daemon.dispatch.route import RouteNode
+from daemon.matcher import parse_matcher
 
 from .conftest import route_root, virtual_dispatch
 from .fakes import T0, RecordingNotifier, alert
@@ -208,3 +213,133 @@ async def test_a_flush_a_poster_starts_runs_in_the_actors_context(
             nursery.start_soon(poster)
         await run.sleep_until(1)
     assert seen == ["actor"]
+
+
+def _branching_root() -> RouteNode:
+    """A root with a continuing child, a plain child and a fallback: alerts go to one,
+    two or three routes, so the batch path walks the tree (no sole actor)."""
+    return RouteNode.build(
+        Route(
+            receiver="default",
+            group_by=("alertname",),
+            group_wait=2 * SECOND,
+            group_interval=6 * SECOND,
+            repeat_interval=20 * SECOND,
+            routes=(
+                Route(
+                    receiver="default",
+                    group_by=("team",),
+                    matchers=(parse_matcher('team=~"a|b"'),),
+                    continue_=True,
+                    group_wait=3 * SECOND,
+                    group_interval=6 * SECOND,
+                    repeat_interval=20 * SECOND,
+                ),
+                Route(
+                    receiver="default",
+                    group_by=("alertname", "team"),
+                    matchers=(parse_matcher("team=a"),),
+                    group_wait=3 * SECOND,
+                    group_interval=6 * SECOND,
+                    repeat_interval=20 * SECOND,
+                ),
+            ),
+        )
+    )
+
+
+_batch = st.lists(
+    st.tuples(
+        st.sampled_from(["A", "B", "C"]), st.sampled_from(["a", "b", "c"]), st.integers(0, 3)
+    ),
+    max_size=12,
+)
+
+
+@pytest.mark.parametrize("root", [route_root, _branching_root], ids=["sole", "tree"])
+@given(batches=st.lists(_batch, min_size=1, max_size=3))
+def test_ingest_many_flushes_as_one_ingest_per_alert(
+    root: Callable[[], RouteNode], batches: list[list[tuple[str, str, int]]]
+) -> None:
+    """Batches through ``ingest_many`` give the same notifications (times, routes,
+    groups, each flush's alerts in order) as the same alerts through ``ingest`` one by one."""
+
+    async def run(many: bool) -> list[tuple[float, str, str, list[str]]]:
+        async with virtual_dispatch(root()) as run:
+            for batch in batches:
+                alerts = [
+                    alert(run.clock, name, team=team, instance=str(i)) for name, team, i in batch
+                ]
+                if many:
+                    run.dispatcher.ingest_many(alerts)
+                else:
+                    for a in alerts:
+                        run.dispatcher.ingest(a)
+                # Off the whole seconds of the flush deadlines: an alert arriving at
+                # a group's flush instant is in or out of it by trio's task order.
+                await trio.sleep(0.7)
+            await run.sleep_until(30)
+        # Groups due at the same instant flush in trio's (randomized) task order.
+        return sorted(
+            (
+                c.at,
+                c.ctx.route_id,
+                c.ctx.group_key,
+                [str(sorted(a.labels.items())) for a in c.alerts],
+            )
+            for c in run.rec.calls
+        )
+
+    def virtual(many: bool) -> list[tuple[float, str, str, list[str]]]:
+        return trio.run(run, many, clock=trio.testing.MockClock(autojump_threshold=0))
+
+    assert virtual(True) == virtual(False)
+
+
+def test_ingest_many_counts_each_alert_in_the_processing_summary() -> None:
+    """The processing summary's count grows by one per routed alert (as Alertmanager's,
+    which observes each alert), and its sum by the batch's time."""
+    from daemon import metrics
+
+    def count_and_sum() -> tuple[float, float]:
+        (family,) = metrics.dispatcher_processing.collect()
+        samples = {s.name: s.value for s in family.samples}
+        name = "alertmanager_dispatcher_alert_processing_duration_seconds"
+        return samples[f"{name}_count"], samples[f"{name}_sum"]
+
+    async def main() -> None:
+        async with virtual_dispatch(_branching_root()) as run:
+            before = count_and_sum()
+            run.dispatcher.ingest_many([alert(run.clock, "A", team=t) for t in "abcab"])
+            run.dispatcher.ingest_many([])
+            after = count_and_sum()
+        assert after[0] - before[0] == 5
+        assert after[1] > before[1]
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_observe_summary_many_equals_one_observe_per_amount() -> None:
+    """Count and sum as ``observe`` once per amount leaves them."""
+    from prometheus_client import CollectorRegistry, Summary
+
+    from daemon import metrics
+
+    registry = CollectorRegistry()
+    one = Summary("one", "s", registry=registry)
+    many = Summary("many", "s", registry=registry)
+    amounts = [0.25, 0.5, 1.5, 0.0]
+    for amount in amounts:
+        one.observe(amount)
+    metrics.observe_summary_many(many, len(amounts), sum(amounts))
+
+    def samples(name: str) -> list[tuple[str, float]]:
+        return [
+            (s.name.removeprefix(name), s.value)
+            for family in registry.collect()
+            if family.name == name
+            for s in family.samples
+            if not s.name.endswith("_created")
+        ]
+
+    assert samples("many") == samples("one")
