@@ -386,8 +386,9 @@ async def test_stages_yield_only_when_others_wait(
     monkeypatch.setattr(pipeline, "STAGES_MIN_SLICE_SECONDS", 0.0)
     monkeypatch.setattr(trio.lowlevel, "current_statistics", _Crowded)
     crowded = await _notify_steps(Harness(webhook_receiver(), Sink()))
-    # Three boundaries between the integration's stages (wait, dedup, retry, set-notifies).
-    assert crowded >= alone + 3
+    # The receiver's boundary (before the fan-out) and the integration's after wait and
+    # dedup; not the one after retry (see test_no_yield_right_after_the_send).
+    assert crowded == alone + 3
 
 
 async def test_stages_yield_when_the_flush_ran_long(
@@ -401,7 +402,31 @@ async def test_stages_yield_when_the_flush_ran_long(
     monkeypatch.setattr(pipeline, "STAGES_SLICE_SECONDS", 0.0)
     monkeypatch.setattr(pipeline, "STAGES_MIN_SLICE_SECONDS", 0.0)
     spent = await _notify_steps(Harness(webhook_receiver(), Sink()))
-    assert spent >= alone + 3
+    assert spent == alone + 3
+
+
+class _WaitingSink(Sink):
+    """A receiver that answers after a scheduler round, as a real one over a socket."""
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        await trio.sleep(0.01)
+        return await super().__call__(request)
+
+
+async def test_no_yield_right_after_the_send(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the send, which waited for the receiver's answer, the flush runs on to
+    set-notifies without another scheduler round, however crowded: it has just resumed,
+    and the time since its last checkpoint was the wait, not a run."""
+    from daemon.notify import pipeline
+
+    alone = await _notify_steps(Harness(webhook_receiver(), _WaitingSink()))
+    monkeypatch.setattr(pipeline, "STAGES_MIN_SLICE_SECONDS", 0.0)
+    monkeypatch.setattr(trio.lowlevel, "current_statistics", _Crowded)
+    crowded = await _notify_steps(Harness(webhook_receiver(), _WaitingSink()))
+    # As with a sink that answers at once: the receiver's boundary, wait and dedup.
+    assert crowded == alone + 3
 
 
 async def test_stages_do_not_ask_for_waiting_tasks_within_the_minimum_slice(
