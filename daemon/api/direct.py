@@ -75,9 +75,39 @@ async def read_body(scope: Scope, receive: Receive, limit: int | None) -> bytes:
             if limit is not None and size > limit:
                 raise RequestEntityTooLarge()
             chunks.append(chunk)
-        if not message.get("more_body", False) or size == complete_at:
+        if not message.get("more_body", False):
+            break
+        if size == complete_at:
+            # The end message is still to come: taken before the answer goes out
+            # (:func:`finish_request`), when it is normally queued already.
+            scope[_END_PENDING] = True
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+#: Scope key: :func:`read_body` returned before the server's end-of-body message.
+_END_PENDING = "tocsin.body_end_pending"
+
+
+async def finish_request(scope: Scope, receive: Receive) -> None:
+    """Take the request's end message if :func:`read_body` returned before it.
+
+    hypercorn keeps a keep-alive connection only if, when the answer is complete, its
+    HTTP state machine has seen the whole request; it reaches the body's end in its
+    reader task, a scheduler round after the last bytes. An answer sent without a
+    round in between (the server's sends take none) found the request unfinished, and
+    hypercorn closed the connection, at times under a client's next request ("Server
+    disconnected without sending a response"). Here the answer waits for that end: by
+    then it is normally queued (no round); if not, one round. A disconnect ends the wait.
+    """
+    if not scope.pop(_END_PENDING, False):
+        return
+    take_queued = _queued_taker(receive)
+    while True:
+        queued = take_queued() if take_queued is not None else None
+        message = queued if queued is not None else await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 def _queued_taker(receive: Receive) -> Callable[[], Message | None] | None:
@@ -130,6 +160,7 @@ def with_direct_routes(app: AsgiApp, routes: Mapping[tuple[str, str], DirectHand
             if handler is not None:
                 response = await handler(scope, receive)
                 if response is not None:
+                    await finish_request(scope, receive)
                     await send_response(send, response)
                 return
         await app(scope, receive, send)
@@ -140,6 +171,7 @@ def with_direct_routes(app: AsgiApp, routes: Mapping[tuple[str, str], DirectHand
 __all__ = [
     "DirectHandler",
     "Disconnected",
+    "finish_request",
     "header",
     "read_body",
     "send_response",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -134,12 +135,64 @@ class StrictTCPServer(TCPServer):
                 self._idle_since = trio.current_time()
                 self._idle_changed()
             return
+        if isinstance(event, RawData):
+            await self._send_raw(event.data)
+            return
         if isinstance(event, Closed):
             # Shielded: the caller may be the app's task, already cancelled by quart-trio.
             with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_SECONDS):
                 await super().protocol_send(event)
             return
         await super().protocol_send(event)
+
+    async def _send_raw(self, data: bytes) -> None:
+        """hypercorn's send of an answer's bytes, without the scheduler rounds that buy
+        nothing.
+
+        hypercorn took the send lock and sent through trio's stream, and each of the two
+        checkpoints even when nothing waits; h11 ends a Content-Length body with an
+        empty chunk, which hypercorn sent too (the lock and a checkpoint again). So a
+        small answer cost four scheduler rounds, about a tenth of a small request's
+        time. Here an empty chunk is nothing to send, the lock is taken at once when it
+        is free, and the bytes go to the socket at once when it has room; the rest (a
+        full socket buffer, TLS) through the stream as before. Shielded and under the
+        lock as hypercorn's; a failed send hands the protocol ``Closed`` the same way.
+        """
+        if not data:
+            return
+        lock = self.send_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            with trio.CancelScope(shield=True):
+                sent = self._send_now(data)
+                if sent < len(data):
+                    await self.stream.send_all(memoryview(data)[sent:] if sent else data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            await self.protocol.handle(Closed())
+        finally:
+            lock.release()
+
+    def _send_now(self, data: bytes) -> int:
+        """Write what the socket takes now, without waiting; 0 when the stream is not a
+        plain open socket (TLS, closed: the stream's own send handles and reports it).
+        The caller holds the send lock, the only way to this stream's sends."""
+        # hypercorn annotates its stream as an SSLStream; plain TCP is a SocketStream.
+        stream: trio.abc.Stream = self.stream
+        if type(stream) is not trio.SocketStream:
+            return 0
+        fd = stream.socket.fileno()
+        if fd < 0:
+            return 0
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            # What trio's send_all raises for a reset or a closed peer.
+            raise trio.BrokenResourceError(str(exc)) from exc
 
     async def _close(self) -> None:
         # hypercorn's close (send_eof, then aclose) with send_eof serialized with

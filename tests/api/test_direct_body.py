@@ -4,6 +4,7 @@ byte, not with the server's end message a round later."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -93,3 +94,64 @@ async def test_limits_and_disconnects_hold_on_queued_messages() -> None:
     send.send_nowait({"type": "http.disconnect"})
     with pytest.raises(Disconnected):
         await read_body(_scope((b"content-length", b"3")), receive.receive, None)
+
+
+async def _append(into: list[dict[str, Any]], message: dict[str, Any]) -> None:
+    into.append(message)
+
+
+def _echo_app() -> Any:
+    """A direct route ``POST /x`` answering its body, beside a fallback that fails."""
+    from quart import Response
+
+    from daemon.api.direct import with_direct_routes
+
+    async def fallback(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not a direct route")
+
+    async def echo(scope: Any, receive: Any) -> Response:
+        return Response(await read_body(scope, receive, None))
+
+    return with_direct_routes(fallback, {("POST", "/x"): echo})
+
+
+@pytest.mark.parametrize("end", [_part(b"", False), {"type": "http.disconnect"}])
+async def test_the_answer_waits_for_the_request_end(end: dict[str, Any]) -> None:
+    """A body read to its last Content-Length byte is answered only once the server's
+    end message (or a disconnect) is in: hypercorn keeps the connection alive only if
+    it has seen the whole request when the answer is complete, and its sends take no
+    scheduler round that would let it catch up."""
+    app = _echo_app()
+    scope = {**_scope((b"content-length", b"3")), "method": "POST", "path": "/x"}
+    send, receive = trio.open_memory_channel[dict[str, Any]](4)
+    send.send_nowait(_part(b"abc", True))
+    sent: list[dict[str, Any]] = []
+
+    async def record(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(app, scope, receive.receive, record)
+            await trio.testing.wait_all_tasks_blocked()
+            assert sent == []
+            send.send_nowait(end)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[1]["body"] == b"abc"
+
+
+async def test_an_end_already_queued_costs_no_wait() -> None:
+    """With the end message queued behind the body, the answer follows at once, and a
+    body ended by its own message leaves nothing to wait for."""
+    app = _echo_app()
+    scope = {**_scope((b"content-length", b"3")), "method": "POST", "path": "/x"}
+    for parts in ([_part(b"abc", True), _part(b"", False)], [_part(b"abc", False)]):
+        send, receive = trio.open_memory_channel[dict[str, Any]](4)
+        for part in parts:
+            send.send_nowait(part)
+        sent: list[dict[str, Any]] = []
+
+        with trio.fail_after(5):
+            await app(dict(scope), receive.receive, functools.partial(_append, sent))
+        assert len(sent) == 2
+        assert receive.statistics().current_buffer_used == 0

@@ -1,5 +1,9 @@
 """Serving the app over a real loopback socket with hypercorn (daemon.api.server)."""
 
+import socket
+import struct
+from typing import Any
+
 import httpx
 import trio
 import trio.testing
@@ -217,3 +221,70 @@ async def test_shutdown_closes_idle_keep_alive_connections_at_once(backend: Fake
         assert trio.current_time() - stopped < 3
         assert await _closed_by_server(stream)
         await stream.aclose()
+
+
+def _sized_app(size: int, answered: list[int]) -> Any:
+    """An ASGI app answering every GET with ``size`` bytes (a repeating pattern)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                kind = (await receive())["type"].rsplit(".", 1)[-1]  # startup / shutdown
+                await send({"type": f"lifespan.{kind}.complete"})
+                if kind == "shutdown":
+                    return
+        body = bytes(range(256)) * (size // 256)
+        headers = [(b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        answered.append(len(body))
+
+    return app
+
+
+async def test_an_answer_larger_than_the_socket_takes_arrives_whole() -> None:
+    """An answer the socket cannot take at once (a client that reads late): what the
+    socket takes goes at once, the rest waits for room; the client gets every byte in
+    order, and the connection serves the next request."""
+    size = 8 * 1024 * 1024
+    answered: list[int] = []
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_api, _sized_app(size, answered), "127.0.0.1", 0)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            for _ in range(2):
+                await stream.send_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+                await trio.sleep(0.2)  # the server fills the socket and waits
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += await stream.receive_some(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200")
+                while len(body) < size:
+                    chunk = await stream.receive_some(1 << 20)
+                    assert chunk
+                    body += chunk
+                assert body == bytes(range(256)) * (size // 256)
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+    assert answered == [size, size]
+
+
+async def test_a_client_gone_before_its_answer_ends_only_its_connection() -> None:
+    """The client resets its connection before the answer is written: the write fails,
+    that connection closes, and the server answers the next client."""
+    answered: list[int] = []
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_api, _sized_app(1 << 20, answered), "127.0.0.1", 0)
+            for _ in range(5):
+                sock = socket.create_connection(("127.0.0.1", port))
+                sock.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+                # SO_LINGER 0: close sends a reset, so the server's write fails.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await stream.receive_some(65536)).startswith(b"HTTP/1.1 200")
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
