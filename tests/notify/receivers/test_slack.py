@@ -194,9 +194,10 @@ def alertmanager_run(
             flushes = sum(r.path == "/webhook" for r in sink.received)
             sink.wait_count(9 * flushes)
         received = [(r.path, r.headers, r.body) for r in sink.received if r.path != "/webhook"]
-    # a flush's requests all arrive before the next flush's: the last of each path is
-    # the whole group's
-    yield load_config_text(text), received[-8:]
+    # Alertmanager runs a group's flushes one after another, so the last request on each
+    # path is the whole group's; across paths, a partial flush's request can arrive after
+    # the whole group's (seen once in a full suite run), so the test picks by path.
+    yield load_config_text(text), received
 
 
 def whole_group(request: Request) -> bool:
@@ -228,8 +229,9 @@ async def test_chat_bodies_equal_alertmanager(
 ) -> None:
     """Slack, Discord, Telegram and Webex bodies (default and custom template) equal Alertmanager's."""
     config, theirs = alertmanager_run
-    assert len(theirs) == 8
+    # The last request on each of the eight paths (see alertmanager_run).
     by_path = {path: (headers, body) for path, headers, body in theirs}
+    assert len(by_path) == 8
     templates = Templates.load([str(tmp_path / "custom.tmpl")])
     receiver = config.receivers[0]
     ctx = make_ctx(receiver="chat.team")
