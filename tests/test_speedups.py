@@ -26,7 +26,7 @@ from daemon.alert import (
     fingerprint_reference,
 )
 from daemon.api import postable
-from daemon.api.postable import _str_values_python
+from daemon.api.postable import _str_dict_interned_python
 from daemon.nflog import state as nflog_state
 from daemon.nflog.codec import _packed, _packed_python
 from daemon.nflog.state import _alert_hash_python, alert_hash
@@ -70,7 +70,7 @@ def test_alert_module_uses_the_extension_when_built() -> None:
     speedups = _speedups()
     assert alert._fingerprint_fast is speedups.fingerprint
     assert alert._posted_labels is speedups.posted_labels
-    assert postable._str_values is speedups.str_values
+    assert postable._str_dict_interned is speedups.str_dict_interned
     assert alert._labels_hash_bytes_fast is speedups.labels_hash_bytes
     assert nflog_state._hash_bytes is speedups.labels_hash_bytes
     assert gojson.plain_string_map is speedups.go_json_map
@@ -125,11 +125,34 @@ def test_python_posted_labels_matches_c(labels: dict[str, str]) -> None:
 
 
 @given(
-    st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.none(), st.integers()))
+    st.dictionaries(
+        st.text(max_size=3), st.one_of(st.text(max_size=3), st.none(), st.integers()), max_size=5
+    )
 )
-def test_c_str_values_matches_python(d: dict[str, object]) -> None:
-    """str_values is True exactly when every value is a str, like the Python fallback."""
-    assert _speedups().str_values(d) is _str_values_python(d)
+def test_c_str_dict_interned_matches_python(d: dict[str, object]) -> None:
+    """str_dict_interned is None exactly when some value is not a str, like the Python
+    fallback; otherwise a new dict of the same items, in order, every key interned."""
+    got = _speedups().str_dict_interned(d)
+    want = _str_dict_interned_python(d)
+    if want is None:
+        assert got is None
+        return
+    assert got is not None and got is not d
+    assert list(got.items()) == list(want.items()) == list(d.items())
+    assert all(k is sys.intern(k) for k in got)
+
+
+def test_c_str_dict_interned_shares_keys_across_documents() -> None:
+    """Keys decoded in separate documents become one object (the point of interning)."""
+    import json
+
+    first = _speedups().str_dict_interned(json.loads('{"alertname_x": "a"}'))
+    second = _speedups().str_dict_interned(json.loads('{"alertname_x": "b"}'))
+    assert first is not None and second is not None
+    (k1,), (k2,) = first, second
+    assert k1 is k2
+    with pytest.raises(TypeError):
+        _speedups().str_dict_interned([])  # type: ignore[arg-type]
 
 
 @given(any_map)

@@ -538,12 +538,19 @@ def _str_values_python(d: dict[str, Any]) -> bool:
     return all(type(v) is str for v in d.values())
 
 
-_str_values: Callable[[dict[str, Any]], bool]
+def _str_dict_interned_python(d: dict[str, Any]) -> dict[str, str] | None:
+    """The C ``str_dict_interned``'s fallback: :func:`_shared_keys` of ``d`` when every
+    value is exactly a ``str``, else None."""
+    return _shared_keys(d) if _str_values_python(d) else None
+
+
+_str_dict_interned: Callable[[dict[str, Any]], dict[str, str] | None]
 try:
-    # C version from daemon/_speedups.c (optional build): no generator per alert.
-    from daemon._speedups import str_values as _str_values
+    # C version from daemon/_speedups.c (optional build): the value check and the
+    # interned copy in one pass each, without a comprehension per map.
+    from daemon._speedups import str_dict_interned as _str_dict_interned
 except ImportError:  # pragma: no cover - depends on the build
-    _str_values = _str_values_python
+    _str_dict_interned = _str_dict_interned_python
 
 
 def _shared_keys(d: dict[str, str]) -> dict[str, str]:
@@ -609,15 +616,17 @@ def parse_alerts_steps(body: bytes) -> Steps[list[RawAlert]]:
             starts = item.get("startsAt")
             ends = item.get("endsAt")
             url = item.get("generatorURL")
+            shared_labels = shared_notes = None
             if (
                 type(labels) is dict
                 and (annotations is None or type(annotations) is dict)
                 and (starts is None or type(starts) is str)
                 and (ends is None or type(ends) is str)
                 and (url is None or type(url) is str)
-                and _str_values(labels)
-                and (annotations is None or _str_values(annotations))
             ):
+                shared_labels = _str_dict_interned(labels)
+                shared_notes = _str_dict_interned(annotations) if annotations else {}
+            if shared_labels is not None and shared_notes is not None:
                 starts_at = ZERO_TIME
                 if starts is not None:
                     starts_at = times.get(starts, ZERO_TIME - 1)
@@ -636,8 +645,8 @@ def parse_alerts_steps(body: bytes) -> Steps[list[RawAlert]]:
                         schema_error = _schema_error(index, True, url)
                 out.append(
                     (
-                        _shared_keys(labels),
-                        _shared_keys(annotations or {}),
+                        shared_labels,
+                        shared_notes,
                         starts_at,
                         ends_at,
                         url or "",
