@@ -2,7 +2,7 @@
 
 hypercorn's own ``serve`` is replaced by a small copy of its trio worker loop so that
 each connection runs :class:`StrictTCPServer`, which differs from hypercorn's
-``TCPServer`` in two places:
+``TCPServer`` in these places:
 
 - every byte read goes through :class:`daemon.api.framing.RequestFraming` before h11
   sees it: ambiguous framing (CL+TE, repeated Content-Length, obs-fold) gets a 400 and
@@ -20,6 +20,11 @@ each connection runs :class:`StrictTCPServer`, which differs from hypercorn's
   the client closed a keep-alive connection while the app's task was finishing its
   answer, that answer's ``send_all`` hit the detector and hypercorn logged
   ``trio.BusyResourceError: another task is currently sending data``.
+- keep-alive's timeout is a deadline on the connection's read, not a task restarted per
+  request (:class:`_KeepAliveWatch`);
+- an answer's bytes are written to the socket at once when it has room, without the
+  scheduler rounds of the lock and the stream (:meth:`StrictTCPServer._send_raw`), and
+  a request's pieces go to its app task the same way (:func:`_put_without_rounds`).
 """
 
 from __future__ import annotations
@@ -35,9 +40,16 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.task_group import TaskGroup
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import AppWrapper, ConnectionState
+from hypercorn.typing import (
+    AppWrapper,
+    ASGIReceiveEvent,
+    ASGISendEvent,
+    ConnectionState,
+    Scope,
+)
 from hypercorn.utils import wrap_app
 from quart_trio import QuartTrio
 
@@ -86,6 +98,41 @@ class _KeepAliveWatch:
 
     async def stop(self) -> None:
         return None
+
+
+def _put_without_rounds(task_group: TaskGroup) -> None:
+    """Make the queue from this connection's reader into each request's app task take a
+    message without a scheduler round when there is room.
+
+    hypercorn's reader handed each piece of a request (its body, then the body's end)
+    to the app with trio's channel ``send``, a checkpoint each, so the reader stopped
+    between the body and its end: two rounds a request, and the app could answer before
+    hypercorn had seen the request's end (see :func:`daemon.api.direct.finish_request`).
+    A full queue (hypercorn's ``max_app_queue_size``) still waits, as before. The task
+    group's ``spawn_app`` is wrapped on this one instance.
+    """
+    spawn = task_group.spawn_app
+
+    async def spawn_app(
+        app: AppWrapper,
+        config: HypercornConfig,
+        scope: Scope,
+        send: Callable[[ASGISendEvent | None], Awaitable[None]],
+    ) -> Callable[[ASGIReceiveEvent], Awaitable[None]]:
+        put = await spawn(app, config, scope, send)
+        channel = getattr(put, "__self__", None)
+        if not isinstance(channel, trio.MemorySendChannel):
+            return put  # not the trio channel this was written against: as hypercorn
+
+        async def put_now(message: ASGIReceiveEvent) -> None:
+            try:
+                channel.send_nowait(message)
+            except trio.WouldBlock:
+                await channel.send(message)
+
+        return put_now
+
+    task_group.spawn_app = spawn_app  # type: ignore[method-assign]
 
 
 class StrictTCPServer(TCPServer):
@@ -218,6 +265,9 @@ class StrictTCPServer(TCPServer):
             pass  # the peer is gone already, or the stream is TLS (no half-close)
 
     async def _read_data(self) -> None:
+        # hypercorn's run has made this connection's task group by now, and no request
+        # has been read yet.
+        _put_without_rounds(self._task_group)
         try:
             await self._read_requests()
         finally:

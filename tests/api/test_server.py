@@ -288,3 +288,41 @@ async def test_a_client_gone_before_its_answer_ends_only_its_connection() -> Non
             assert (await stream.receive_some(65536)).startswith(b"HTTP/1.1 200")
             await stream.aclose()
             nursery.cancel_scope.cancel()
+
+
+async def test_a_whole_request_is_queued_for_its_app_before_it_runs() -> None:
+    """A request that arrives whole (head, body and its end in one read) is all in the
+    app's queue when the app first runs: the reader hands the pieces over without a
+    scheduler round between them (hypercorn's channel send took one each), so hypercorn
+    has seen the request's end before any answer can be complete."""
+    queued: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                kind = (await receive())["type"].rsplit(".", 1)[-1]
+                await send({"type": f"lifespan.{kind}.complete"})
+                if kind == "shutdown":
+                    return
+        queued.append(receive.__self__.statistics().current_buffer_used)
+        while (await receive()).get("more_body", False):
+            pass
+        headers = [(b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_api, app, "127.0.0.1", 0)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            request = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+            for _ in range(20):
+                await stream.send_all(request)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += await stream.receive_some(65536)
+                assert data.startswith(b"HTTP/1.1 204")
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+    # The body and its end.
+    assert queued == [2] * 20

@@ -192,6 +192,9 @@ def _keep_alive_posts(url: str, path: str, bodies: list[bytes]) -> int:
     parts = urlsplit(url)
     assert parts.hostname is not None and parts.port is not None
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        # As HTTP clients do (Go's, trio's streams): without it the body's write waits
+        # for the head's ACK, which the server delays by 40 ms.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         buf = b""
         for answered, body in enumerate(bodies):
             head = (
