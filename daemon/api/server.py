@@ -34,6 +34,7 @@ import math
 import os
 import socket
 import ssl
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 import trio
@@ -406,6 +407,10 @@ async def serve_api(
     # differently formatted line on stdout.
     config.loglevel = "WARNING"
     config.graceful_timeout = grace_seconds
+    # Go's server (Alertmanager's) keeps a connection for any number of requests;
+    # hypercorn ends it after 1,000 ("Connection: close" on the last answer), so a
+    # Prometheus posting alerts had to reconnect every 1,000 POSTs.
+    config.keep_alive_max_requests = sys.maxsize
     stop = trio.Event()
     server_scope = trio.CancelScope(shield=True)
     served: ASGIApp = app if web_config is None else WebGate(app, web_config)
