@@ -11,7 +11,7 @@ carry the URL, which may hold credentials.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -27,7 +27,7 @@ from daemon.notify.context import NotifyContext
 from daemon.notify.http1 import HttpSender
 from daemon.notify.httpclient import as_sender
 from daemon.notify.retry import BODY_EXCERPT_BYTES, check_status
-from daemon.template.data import TemplateData, quote_meta
+from daemon.template.data import TemplateData, common_entries, quote_meta
 
 USER_AGENT = "Alertmanager/0.25.0"
 PAYLOAD_VERSION = "4"
@@ -142,24 +142,6 @@ def _alert_json(alert: Alert, status: str) -> str:
     return text
 
 
-def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
-    """The entries with the same value in every map (``commonLabels``)."""
-    if not maps:
-        return {}
-    first, rest = maps[0], maps[1:]
-    common = {}
-    # An entry of the first map is common when every other map has it: one look-up a
-    # map, where intersecting item views hashed every (name, value) pair of every map
-    # (2.9 us against 1.4 us for ten alerts' label sets).
-    for name, value in first.items():
-        for other in rest:
-            if other.get(name) != value:
-                break
-        else:
-            common[name] = value
-    return common
-
-
 def build_payload(
     ctx: NotifyContext, alerts: Sequence[Alert], max_alerts: int, external_url: str, now: int
 ) -> bytes:
@@ -175,8 +157,8 @@ def build_payload(
         f'{{"receiver":{_literal(ctx.receiver, receiver=True)},"status":"{status}",'
         f'"alerts":[{",".join(map(_alert_json, kept, statuses))}],'
         f'"groupLabels":{gojson.string_map(ctx.group_labels)},'
-        f'"commonLabels":{gojson.string_map(_common([a.labels for a in kept]))},'
-        f'"commonAnnotations":{gojson.string_map(_common([a.annotations for a in kept]))},'
+        f'"commonLabels":{gojson.string_map(common_entries([a.labels for a in kept]))},'
+        f'"commonAnnotations":{gojson.string_map(common_entries([a.annotations for a in kept]))},'
         f'"externalURL":{_literal(external_url)},"version":"{PAYLOAD_VERSION}",'
         f'"groupKey":{_literal(ctx.group_key)},"truncatedAlerts":{dropped}}}\n'
     )
