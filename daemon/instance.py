@@ -101,13 +101,8 @@ class Generation:
     templates: Templates
     cancel: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
-    def ingest(self, alert: Alert) -> None:
-        """Every stored alert, resolved ones and re-posts included."""
-        self.inhibitor.ingest(alert)
-        self.dispatcher.ingest(alert)
-
     def ingest_many(self, alerts: Sequence[Alert]) -> None:
-        """:meth:`ingest` for each of ``alerts`` (a batch, in order).
+        """Every stored alert, resolved ones and re-posts included, a batch in order.
 
         The inhibitor sees the whole batch before the dispatcher does: nothing reads
         the inhibitor before the actors take their queued alerts, after the batch.
