@@ -57,10 +57,6 @@ async def read_body(scope: Scope, receive: Receive, limit: int | None) -> bytes:
     length = int(declared) if declared is not None and declared.strip().isdigit() else None
     if limit is not None and length is not None and length > limit:
         raise RequestEntityTooLarge()
-    # The server frames the body by Content-Length (without Transfer-Encoding): once
-    # that many bytes are here the body has ended, and its end message (the next
-    # scheduler round's) need not be waited for.
-    complete_at = length if header(scope, b"transfer-encoding") is None else None
     chunks: list[bytes] = []
     size = 0
     take_queued = _queued_taker(receive)
@@ -76,38 +72,13 @@ async def read_body(scope: Scope, receive: Receive, limit: int | None) -> bytes:
                 raise RequestEntityTooLarge()
             chunks.append(chunk)
         if not message.get("more_body", False):
-            break
-        if size == complete_at:
-            # The end message is still to come: taken before the answer goes out
-            # (:func:`finish_request`), when it is normally queued already.
-            scope[_END_PENDING] = True
+            # The server's end of the body. hypercorn keeps a keep-alive connection only
+            # if its HTTP state machine has seen the whole request when the answer is
+            # complete; an answer made before this message closed the connection, at
+            # times under the client's next request. The reader queues it together
+            # with the body's last bytes (daemon.api.server), so it costs no round.
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-#: Scope key: :func:`read_body` returned before the server's end-of-body message.
-_END_PENDING = "tocsin.body_end_pending"
-
-
-async def finish_request(scope: Scope, receive: Receive) -> None:
-    """Take the request's end message if :func:`read_body` returned before it.
-
-    hypercorn keeps a keep-alive connection only if, when the answer is complete, its
-    HTTP state machine has seen the whole request; it reaches the body's end in its
-    reader task, a scheduler round after the last bytes. An answer sent without a
-    round in between (the server's sends take none) found the request unfinished, and
-    hypercorn closed the connection, at times under a client's next request ("Server
-    disconnected without sending a response"). Here the answer waits for that end: by
-    then it is normally queued (no round); if not, one round. A disconnect ends the wait.
-    """
-    if not scope.pop(_END_PENDING, False):
-        return
-    take_queued = _queued_taker(receive)
-    while True:
-        queued = take_queued() if take_queued is not None else None
-        message = queued if queued is not None else await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return
 
 
 def _queued_taker(receive: Receive) -> Callable[[], Message | None] | None:
@@ -160,7 +131,6 @@ def with_direct_routes(app: AsgiApp, routes: Mapping[tuple[str, str], DirectHand
             if handler is not None:
                 response = await handler(scope, receive)
                 if response is not None:
-                    await finish_request(scope, receive)
                     await send_response(send, response)
                 return
         await app(scope, receive, send)
@@ -171,7 +141,6 @@ def with_direct_routes(app: AsgiApp, routes: Mapping[tuple[str, str], DirectHand
 __all__ = [
     "DirectHandler",
     "Disconnected",
-    "finish_request",
     "header",
     "read_body",
     "send_response",

@@ -107,8 +107,9 @@ def _put_without_rounds(task_group: TaskGroup) -> None:
 
     hypercorn's reader handed each piece of a request (its body, then the body's end)
     to the app with trio's channel ``send``, a checkpoint each, so the reader stopped
-    between the body and its end: two rounds a request, and the app could answer before
-    hypercorn had seen the request's end (see :func:`daemon.api.direct.finish_request`).
+    between the body and its end: two rounds a request, and the direct routes (which
+    read a body to its end message, :func:`daemon.api.direct.read_body`) waited a round
+    for the end.
     A full queue (hypercorn's ``max_app_queue_size``) still waits, as before. The task
     group's ``spawn_app`` is wrapped on this one instance.
     """

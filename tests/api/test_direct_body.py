@@ -1,6 +1,7 @@
 """How the direct routes read a request body (daemon.api.direct.read_body): a body already
-queued is taken without a scheduler round, and a Content-Length body ends with its last
-byte, not with the server's end message a round later."""
+queued is taken without a scheduler round, and the body ends with the server's end
+message, which the connection's reader queues with the last bytes (daemon.api.server),
+so that hypercorn has seen the whole request before the answer."""
 
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ def _part(body: bytes, more: bool) -> dict[str, Any]:
 
 async def _read_queued(*parts: dict[str, Any]) -> bytes:
     """read_body of a 3-byte Content-Length body whose ``parts`` are all queued already,
-    checked to take them without a checkpoint."""
+    checked to take every one of them (the end message too) without a checkpoint."""
     send, receive = trio.open_memory_channel[dict[str, Any]](4)
     for part in parts:
         send.send_nowait(part)
     with trio.fail_after(1), trio.testing.assert_no_checkpoints():
-        return await read_body(_scope((b"content-length", b"3")), receive.receive, None)
+        body = await read_body(_scope((b"content-length", b"3")), receive.receive, None)
+    assert receive.statistics().current_buffer_used == 0
+    return body
 
 
 async def test_a_queued_body_is_read_without_a_checkpoint() -> None:
@@ -38,14 +41,15 @@ async def test_a_queued_body_is_read_without_a_checkpoint() -> None:
     assert await _read_queued(_part(b"abc", True), _part(b"", False)) == b"abc"
 
 
-async def test_a_content_length_body_ends_with_its_last_byte() -> None:
-    """With all Content-Length bytes in, the end message is not waited for (it would
-    come a scheduler round later); without the length the read waits for it."""
-    assert await _read_queued(_part(b"ab", True), _part(b"c", True)) == b"abc"
+async def test_a_body_ends_with_the_servers_end_message() -> None:
+    """With every Content-Length byte in, the read still takes the end message (without
+    a round when it is queued, as the server queues it with the last bytes); until it
+    comes, the read waits."""
+    assert await _read_queued(_part(b"ab", True), _part(b"c", True), _part(b"", False)) == b"abc"
     send, receive = trio.open_memory_channel[dict[str, Any]](4)
     send.send_nowait(_part(b"abc", True))
     with trio.move_on_after(0.05) as waited:
-        await read_body(_scope(), receive.receive, None)
+        await read_body(_scope((b"content-length", b"3")), receive.receive, None)
     assert waited.cancelled_caught
 
 
@@ -109,18 +113,23 @@ def _echo_app() -> Any:
     async def fallback(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("not a direct route")
 
-    async def echo(scope: Any, receive: Any) -> Response:
-        return Response(await read_body(scope, receive, None))
+    async def echo(scope: Any, receive: Any) -> Response | None:
+        try:
+            return Response(await read_body(scope, receive, None))
+        except Disconnected:
+            return None  # as the real handlers: the client left, nothing to answer
 
     return with_direct_routes(fallback, {("POST", "/x"): echo})
 
 
-@pytest.mark.parametrize("end", [_part(b"", False), {"type": "http.disconnect"}])
-async def test_the_answer_waits_for_the_request_end(end: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("end", "answered"), [(_part(b"", False), True), ({"type": "http.disconnect"}, False)]
+)
+async def test_the_answer_waits_for_the_request_end(end: dict[str, Any], answered: bool) -> None:
     """A body read to its last Content-Length byte is answered only once the server's
-    end message (or a disconnect) is in: hypercorn keeps the connection alive only if
-    it has seen the whole request when the answer is complete, and its sends take no
-    scheduler round that would let it catch up."""
+    end message is in (hypercorn keeps the connection alive only if it has seen the whole
+    request when the answer is complete); a client that leaves before that end gets no
+    answer, as one that leaves inside its body."""
     app = _echo_app()
     scope = {**_scope((b"content-length", b"3")), "method": "POST", "path": "/x"}
     send, receive = trio.open_memory_channel[dict[str, Any]](4)
@@ -136,6 +145,9 @@ async def test_the_answer_waits_for_the_request_end(end: dict[str, Any]) -> None
             await trio.testing.wait_all_tasks_blocked()
             assert sent == []
             send.send_nowait(end)
+    if not answered:
+        assert sent == []
+        return
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[1]["body"] == b"abc"
 
