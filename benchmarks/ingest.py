@@ -16,10 +16,10 @@ import argparse
 import json
 import time
 
-import httpx
 import trio
 
 from benchmarks.harness import Daemon, start
+from benchmarks.rawhttp import post_bodies
 
 CONFIG = """
 route:
@@ -57,25 +57,9 @@ def make_batches(total: int, groups: int, batch: int, tag: str) -> list[bytes]:
 async def post_all(
     url: str, batches: list[bytes], connections: int, headers: dict[str, str] | None = None
 ) -> None:
-    send, receive = trio.open_memory_channel[bytes](len(batches))
-    for b in batches:
-        send.send_nowait(b)
-    send.close()
-
-    async def worker() -> None:
-        limits = httpx.Limits(max_connections=1)
-        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-            async for body in receive:
-                r = await client.post(
-                    f"{url}/api/v2/alerts",
-                    content=body,
-                    headers={"Content-Type": "application/json", **(headers or {})},
-                )
-                r.raise_for_status()
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(connections):
-            nursery.start_soon(worker)
+    """POST the alert batches over ``connections`` keep-alive connections (the raw
+    client: an httpx client was the bottleneck, see :mod:`benchmarks.rawhttp`)."""
+    await post_bodies(url, "/api/v2/alerts", batches, connections, headers)
 
 
 def ingest(d: Daemon, total: int, groups: int, tag: str) -> tuple[float, float]:

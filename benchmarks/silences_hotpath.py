@@ -3,9 +3,10 @@
 The workload of the issue, as it is: 10,000 unique alerts in 1,000 groups
 (``group_by: [alertname]``), ``group_wait: 0s``, so every new group goes through the
 notification pipeline (silence stage included) while ingest is still running. Alerts are
-POSTed in batches of 100 over 4 connections. Three silence sets, each on a fresh daemon,
-Alertmanager and tocsin back to back per set, after one unrecorded warm-up ingest on
-each (see :func:`run_ingest`):
+POSTed in batches of 100 over 4 keep-alive connections by :mod:`benchmarks.rawhttp` (an
+httpx client here capped both daemons near 30k alerts/s). Three silence sets, each on a
+fresh daemon, Alertmanager and tocsin back to back per set, after one unrecorded warm-up
+ingest on each (see :func:`run_ingest`):
 
 * ``none``: no silences;
 * ``expired``: 1,000 silences created, then expired with DELETE before the alerts come.
@@ -33,7 +34,7 @@ change in machine load hits each alike; medians reported):
 * ``GET /api/v2/silences`` at 1,000 silences (every GET round before any POST), whole
   body read, median of 10 per round;
 * ``POST /api/v2/silences``: ``--posts`` new silences over 1 and over 4 keep-alive
-  connections (a minimal HTTP/1.1 client on raw sockets, so the client is not the
+  connections (:mod:`benchmarks.rawhttp` again, so the client is not the
   bottleneck). The same client POSTs to a no-op handler served by tocsin's own HTTP
   stack (hypercorn + quart-trio via :func:`daemon.api.server.serve_api`, in its own
   process: ``python -m benchmarks.silences_hotpath --noop-server PORT``), and to the
@@ -70,7 +71,7 @@ import httpx
 import trio
 
 from benchmarks.harness import ROOT, Daemon, _stop, _wait_ready, free_port, start
-from benchmarks.ingest import post_all
+from benchmarks.rawhttp import post_bodies
 from benchmarks.silences import CONFIG as SILENCES_CONFIG
 from benchmarks.silences import create_silences, make_alerts
 from benchmarks.webhook_sink import ProcessSink
@@ -124,7 +125,7 @@ def ingest(d: Daemon, sink: ProcessSink) -> dict[str, float]:
     bodies = alert_bodies()
     sink.reset(GROUPS)
     cpu0, t0 = d.cpu_seconds(), time.perf_counter()
-    trio.run(post_all, d.url, bodies, 4)
+    trio.run(post_bodies, d.url, "/api/v2/alerts", bodies, 4)
     t1, cpu1 = time.perf_counter(), d.cpu_seconds()
     if not sink.done.wait(120):
         raise RuntimeError(f"{d.name}: {sink.count()}/{GROUPS} groups notified")
@@ -139,58 +140,6 @@ def ingest(d: Daemon, sink: ProcessSink) -> dict[str, float]:
         # counts all of it, up to the sink's report that every group has arrived.
         "cpu_s_per_10k_to_notified": (cpu2 - cpu0) * 10_000 / alerts,
     }
-
-
-# --- HTTP: a minimal keep-alive client on raw sockets --------------------------------------
-
-
-async def _request(stream: trio.SocketStream, raw: bytes, buf: bytearray) -> int:
-    await stream.send_all(raw)
-    while True:
-        end = buf.find(b"\r\n\r\n")
-        if end >= 0:
-            break
-        data = await stream.receive_some(65536)
-        if not data:
-            raise RuntimeError("connection closed")
-        buf += data
-    head = bytes(buf[:end]).lower()
-    status = int(head[9:12])
-    size = 0
-    for line in head.split(b"\r\n"):
-        if line.startswith(b"content-length:"):
-            size = int(line.split(b":", 1)[1])
-    while len(buf) < end + 4 + size:
-        data = await stream.receive_some(65536)
-        if not data:
-            raise RuntimeError("connection closed")
-        buf += data
-    del buf[: end + 4 + size]
-    return status
-
-
-async def _post_many(port: int, path: str, bodies: list[bytes], connections: int) -> None:
-    send, receive = trio.open_memory_channel[bytes](len(bodies))
-    for b in bodies:
-        send.send_nowait(b)
-    send.close()
-
-    async def worker() -> None:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-        buf = bytearray()
-        async with stream:
-            async for body in receive:
-                raw = (
-                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                ).encode() + body
-                status = await _request(stream, raw, buf)
-                if status != 200:
-                    raise RuntimeError(f"POST {path}: {status}")
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(connections):
-            nursery.start_soon(worker)
 
 
 def silence_post_bodies(count: int, tag: str) -> list[bytes]:
@@ -218,7 +167,7 @@ def _rfc3339(t: float) -> str:
 def post_rate(port: int, path: str, count: int, connections: int, tag: str) -> float:
     bodies = silence_post_bodies(count, tag)
     t0 = time.perf_counter()
-    trio.run(_post_many, port, path, bodies, connections)
+    trio.run(post_bodies, f"http://127.0.0.1:{port}", path, bodies, connections)
     return count / (time.perf_counter() - t0)
 
 
