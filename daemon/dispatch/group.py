@@ -100,16 +100,17 @@ def sort_alerts(alerts: list[Alert]) -> list[Alert]:
 
 def _zeroed(alert: Alert) -> Alert:
     """``alert.copy(ends_at=ZERO_TIME)`` without ``attrs.evolve``'s cost (once per alert
-    per flush); a test pins Alert's field list so that a new field is not dropped."""
+    per flush); a test pins Alert's field list so that a new field is not dropped.
+    Positional: keywords cost twice the call here (0.70 against 0.36 us)."""
     return Alert(
-        labels=alert.labels,
-        annotations=alert.annotations,
-        starts_at=alert.starts_at,
-        ends_at=ZERO_TIME,
-        generator_url=alert.generator_url,
-        updated_at=alert.updated_at,
-        timeout=alert.timeout,
-        fingerprint=alert.fingerprint,
+        alert.labels,
+        alert.annotations,
+        alert.starts_at,
+        ZERO_TIME,
+        alert.generator_url,
+        alert.updated_at,
+        alert.timeout,
+        alert.fingerprint,
     )
 
 
