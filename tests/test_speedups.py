@@ -32,6 +32,7 @@ from daemon.nflog.codec import _packed, _packed_python
 from daemon.nflog.state import _alert_hash_python, alert_hash
 from daemon.notify import gojson
 from daemon.notify.gojson import _plain_string_map_python, escaped_string_map
+from daemon.notify.receivers import webhook
 from daemon.silence.state import Silences
 
 labels_st = st.dictionaries(st.text(max_size=12), st.text(max_size=20), max_size=8)
@@ -74,6 +75,7 @@ def test_alert_module_uses_the_extension_when_built() -> None:
     assert alert._labels_hash_bytes_fast is speedups.labels_hash_bytes
     assert nflog_state._hash_bytes is speedups.labels_hash_bytes
     assert gojson.plain_string_map is speedups.go_json_map
+    assert webhook._webhook_alert is speedups.webhook_alert
 
 
 @given(labels_st)
@@ -229,6 +231,59 @@ def test_c_go_json_map_writes_every_width(d: dict[str, str]) -> None:
     # ASCII and Latin-1 strs share a width and compare equal either way; the flag
     # must still be right (isascii, and encode's fast path, read it).
     assert got is not None and got.isascii() == expected.isascii()
+
+
+@given(
+    st.one_of(any_map, plain_map),
+    st.one_of(any_map, plain_map),
+    st.sampled_from(["firing", "resolved"]),
+    plain_text,
+    plain_text,
+    any_text,
+    st.integers(min_value=0, max_value=2**64 - 1),
+)
+def test_c_webhook_alert_matches_python(
+    labels: dict[str, str],
+    notes: dict[str, str],
+    status: str,
+    starts: str,
+    ends: str,
+    url: str,
+    fp: int,
+) -> None:
+    """C webhook_alert writes the webhook's alert object exactly as the Python path does
+    (which the payload tests hold to gojson's escaping), in the widest input's str width,
+    or None exactly when one of the maps needs escaping."""
+    literal = gojson.string(url)
+    got = _speedups().webhook_alert(status, labels, notes, starts, ends, literal, fp)
+    if _plain_string_map_python(labels) is None or _plain_string_map_python(notes) is None:
+        assert got is None
+        return
+    alert = Alert({"a": "b"}, {}, 0, 0, fingerprint=fp)
+    expected = webhook._alert_json_python(status, labels, notes, starts, ends, literal, alert)
+    assert got == expected
+    assert got is not None and got.isascii() == expected.isascii()
+
+
+def test_c_webhook_alert_bad_input() -> None:
+    """Wrong arguments raise instead of writing a wrong object."""
+    w = _speedups().webhook_alert
+    ok = ("firing", {"a": "b"}, {}, "s", "e", '""')
+    assert w(*ok, 0) is not None
+    with pytest.raises(TypeError):
+        w(*ok)
+    with pytest.raises(OverflowError):
+        w(*ok, -1)
+    with pytest.raises(OverflowError):
+        w(*ok, 2**64)
+    with pytest.raises(TypeError):
+        w(1, {"a": "b"}, {}, "s", "e", '""', 0)
+    with pytest.raises(TypeError):
+        w("firing", [("a", "b")], {}, "s", "e", '""', 0)
+    with pytest.raises(TypeError):
+        w("firing", {"a": 1}, {}, "s", "e", '""', 0)
+    with pytest.raises(TypeError):
+        w("firing", {"a": "b"}, {"n": None}, "s", "e", '""', 0)
 
 
 def test_c_go_json_map_escape_set_is_gojsons() -> None:

@@ -11,7 +11,7 @@ carry the URL, which may hold credentials.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -37,6 +37,12 @@ PAYLOAD_VERSION = "4"
 UNSUPPORTED_HTTP_KEYS = ("tls_config", "proxy_url", "oauth2", "proxy_from_environment")
 
 log = structlog.get_logger(__name__)
+
+_webhook_alert: Callable[..., str | None] | None
+try:
+    from daemon._speedups import webhook_alert as _webhook_alert
+except ImportError:  # pragma: no cover - depends on the build
+    _webhook_alert = None
 
 
 def truncate(alerts: Sequence[Alert], max_alerts: int) -> tuple[Sequence[Alert], int]:
@@ -120,6 +126,25 @@ def _time_text(ns: int) -> str:
     return text
 
 
+def _alert_json_python(
+    status: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    starts_at: str,
+    ends_at: str,
+    url: str,
+    alert: Alert,
+) -> str:
+    """:func:`daemon._speedups.webhook_alert`'s fallback, and the text it is tested
+    against: the times as RFC3339 texts, ``url`` as a JSON literal."""
+    return (
+        f'{{"status":"{status}","labels":{gojson.string_map(labels)},'
+        f'"annotations":{gojson.string_map(annotations)},'
+        f'"startsAt":"{starts_at}","endsAt":"{ends_at}","generatorURL":{url},'
+        f'"fingerprint":"{alert.fingerprint:016x}"}}'
+    )
+
+
 def _alert_json(alert: Alert, status: str) -> str:
     """One element of the payload's ``alerts`` array (``template.Alert`` in Go's field order)."""
     cached = _fragments.get(alert.fingerprint)
@@ -128,13 +153,18 @@ def _alert_json(alert: Alert, status: str) -> str:
     # Status, times and the hex fingerprint never need escaping. A generator URL is one
     # per rule, so its literal comes from the cache (the escaping regex cost more than
     # the labels).
-    text = (
-        f'{{"status":"{status}","labels":{gojson.string_map(alert.labels)},'
-        f'"annotations":{gojson.string_map(alert.annotations)},'
-        f'"startsAt":"{_time_text(alert.starts_at)}","endsAt":"{_time_text(alert.ends_at)}",'
-        f'"generatorURL":{_literal(alert.generator_url)},'
-        f'"fingerprint":"{alert.fingerprint:016x}"}}'
-    )
+    labels, annotations = alert.labels, alert.annotations
+    starts_at, ends_at = _time_text(alert.starts_at), _time_text(alert.ends_at)
+    url = _literal(alert.generator_url)
+    text = None
+    if _webhook_alert is not None and type(labels) is dict and type(annotations) is dict:
+        # The same text in one C call (0.5 against 1.9 us an alert), None when a map
+        # needs escaping.
+        text = _webhook_alert(
+            status, labels, annotations, starts_at, ends_at, url, alert.fingerprint
+        )
+    if text is None:
+        text = _alert_json_python(status, labels, annotations, starts_at, ends_at, url, alert)
     if len(_fragments) >= _FRAGMENT_LIMIT:
         _fragments.clear()
     # An alert and two str: never in a cycle, so kept out of the collector's walk.
