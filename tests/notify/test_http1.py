@@ -453,6 +453,37 @@ async def test_webhook_sends_the_same_body_and_headers_as_with_httpx(
     assert fast[1]["content-type"] == "application/json"
 
 
+async def test_kept_heads_follow_each_send(client: MakeClient, nursery: trio.Nursery) -> None:
+    """The client keeps each (method, URL, headers) head: every request on the wire is
+    still exactly encode_request of its own send, whatever body length, headers or
+    method came before it."""
+    server = await serve(nursery, Scripted([OK]))
+    c = client()
+    sends: list[tuple[str, str, dict[str, str], bytes | None]] = [
+        ("POST", server.url(), {"Content-Type": "a"}, b"x"),
+        ("POST", server.url(), {"Content-Type": "a"}, b"y" * 1234),
+        ("POST", server.url(), {"Content-Type": "b"}, b"x"),
+        ("POST", server.url(path="/other"), {"Content-Type": "a"}, b""),
+        ("POST", server.url(), {"Content-Type": "a", "Authorization": "Bearer t"}, b"z"),
+        ("POST", server.url(), {"Content-Type": "a"}, None),
+        ("GET", server.url(), {"Content-Type": "a"}, None),
+        ("POST", server.url(), {"Content-Type": "a"}, b"x" * 10),
+    ]
+    for method, url, headers, body in sends:
+        reply = await c.send(method, url, headers, body, follow_redirects=False, max_body=64)
+        assert reply.status_code == 200
+    assert server.requests == [
+        encode_request(method, parse_target(url), headers, body)
+        for method, url, headers, body in sends
+    ]
+    # A refused header is refused every time, not kept.
+    for _ in range(2):
+        with pytest.raises(NotifyError, match="invalid header field value"):
+            await c.send(
+                "POST", server.url(), {"X": "a\r\nB: 1"}, b"", follow_redirects=False, max_body=64
+            )
+
+
 def parse_request(raw: bytes) -> tuple[str, dict[str, str], bytes]:
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
