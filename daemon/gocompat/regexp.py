@@ -833,32 +833,53 @@ def anchored_union(patterns: list[str]) -> GoRegexp | None:
 _TOP = b"\xff"
 
 
+class RangeFilter:
+    """Answers "no member can match this text" for a group of patterns from their
+    possible-match ranges (RE2's ``PossibleMatchRange``: every text a pattern matches
+    lies between two strings), with one bisect: the ranges are sorted by their low end,
+    with the highest high end so far beside them. A text outside every range is
+    :meth:`excludes`'d; one inside some range may or may not match.
+    """
+
+    __slots__ = ("_lows", "_reach", "ranges")
+
+    def __init__(self, ranges: list[tuple[bytes, bytes]]) -> None:
+        self.ranges = sorted(ranges)
+        self._lows = [lo for lo, _ in self.ranges]
+        #: _reach[i]: the highest high end among the first i + 1 ranges.
+        self._reach = list(itertools.accumulate((hi for _, hi in self.ranges), max))
+
+    def excludes_bytes(self, data: bytes) -> bool:
+        """Whether no member can match the UTF-8 text ``data``."""
+        # The ranges starting at or below the text; one of them must reach it.
+        k = bisect.bisect_right(self._lows, data)
+        return k == 0 or self._reach[k - 1] < data
+
+    def excludes(self, text: str) -> bool:
+        """Whether no member can match ``text``."""
+        return self.excludes_bytes(_utf8(text))
+
+
 class AnchoredSet:
     """Patterns matched together, each as Alertmanager's ``^(?:p)$``, in one pass of
     RE2's ``RE2::Set`` DFA: :meth:`matches` names every member a text matches.
 
-    Each member's possible-match range (RE2's ``PossibleMatchRange``: every text it
-    matches lies between two strings) is kept too, sorted by its low end with the
-    highest high end so far beside it: a text outside every range is answered "none"
-    by a bisect, without the call into RE2 (issue 15: a new ``instance`` value per alert
-    against keys such as ``db-.*`` cost 1.1 us a set, the bisect 0.2 us).
+    The members' possible-match ranges sit in a :class:`RangeFilter`, so a text outside
+    every range is answered "none" without the call into RE2 (issue 15: a new
+    ``instance`` value per alert against keys such as ``db-.*`` cost 1.1 us a set, the
+    bisect 0.2 us).
     """
 
-    __slots__ = ("_lows", "_reach", "_set")
+    __slots__ = ("_set", "filter")
 
     def __init__(self, low: Any, ranges: list[tuple[bytes, bytes]]) -> None:
         self._set = low
-        ranges = sorted(ranges)
-        self._lows = [lo for lo, _ in ranges]
-        #: _reach[i]: the highest high end among the first i + 1 ranges.
-        self._reach = list(itertools.accumulate((hi for _, hi in ranges), max))
+        self.filter = RangeFilter(ranges)
 
     def matches(self, text: str) -> list[int]:
         """The indices (in the order added) of the members matching all of ``text``."""
         data = _utf8(text)
-        # The ranges starting at or below the text; one of them must reach it.
-        k = bisect.bisect_right(self._lows, data)
-        if k == 0 or self._reach[k - 1] < data:
+        if self.filter.excludes_bytes(data):
             return []
         return cast(list[int], self._set.Match(data))
 

@@ -9,6 +9,7 @@ import pytest
 import trio
 import trio.testing
 
+import daemon.silence.index as index_module
 from daemon.clock import NS_PER_SECOND
 from daemon.matcher import Matcher, MatchType
 from daemon.silence.index import MuteIndex, _Chunk
@@ -31,13 +32,19 @@ def test_warm_step_rebuilds_each_stale_chunk_once(monkeypatch: pytest.MonkeyPatc
         index.add(regex_silence(k))
     assert index.warm_step() is True
     assert index.warm_step() is True
+    assert index.warm_step() is True  # the name's range filter
     assert index.warm_step() is False
 
     def refuse(self: _Chunk) -> None:
         raise AssertionError("a look-up rebuilt a set")
 
+    def refuse_filter(chunks: list[_Chunk]) -> None:
+        raise AssertionError("a look-up built a range filter")
+
     monkeypatch.setattr(_Chunk, "rebuild", refuse)
+    monkeypatch.setattr(index_module, "_filter_of", refuse_filter)
     assert index.candidates({"instance": "db-7-x"}) == {"s7"}
+    assert index.candidates({"instance": "host-7"}) == set()
 
 
 class FakeSilences:

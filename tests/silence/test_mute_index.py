@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from unittest import mock
 
 import attrs
 import pytest
@@ -181,12 +182,20 @@ def test_a_matching_regex_among_many_is_found_and_cached_per_value() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(matchers, min_size=1, max_size=3), max_size=25), st.booleans())
-def test_hits_are_exactly_the_keys_that_match(groups: list[list[Matcher]], use_set: bool) -> None:
+@given(
+    st.lists(st.lists(matchers, min_size=1, max_size=3), max_size=25),
+    st.booleans(),
+    st.sampled_from([1, 2, 3, index_module.CHUNK]),
+)
+def test_hits_are_exactly_the_keys_that_match(
+    groups: list[list[Matcher]], use_set: bool, chunk: int
+) -> None:
     """``hits`` names exactly the silences with a key on the name matching the value,
-    through RE2 sets and through the alternation fallback alike."""
+    through RE2 sets and through the alternation fallback alike, and with a name's keys
+    over several chunks (one range filter in front of them all)."""
     index = MuteIndex(use_set=use_set)
-    kept = add_then_remove_every_third(index, groups)
+    with mock.patch.object(index_module, "CHUNK", chunk):
+        kept = add_then_remove_every_third(index, groups)
     for name, value in itertools.product(NAMES, VALUES):
         # A key: a positive matcher that cannot match "" (see the index's docstring).
         expected = {
@@ -213,6 +222,39 @@ def test_many_regex_keys_on_one_name_cost_one_set_match_per_value() -> None:
     assert chunk.set is not None
     assert chunk.loose == []
     assert chunk.parts == []
+
+
+def test_a_value_outside_every_range_skips_the_chunks() -> None:
+    """A value no regex key on its name can match (by their possible-match ranges) is
+    answered by one range filter over all the name's chunks, without a chunk's call; a
+    value inside some range still goes to every chunk and finds its key, and a key with
+    no range (``.*``) opens the filter to every value."""
+    index = MuteIndex()
+    for k in range(600):
+        m = Matcher.create(MatchType.REGEXP, "instance", f"db-{k}-.*")
+        index.add(Silence(f"s{k}", (m,), T0, T0 + S))
+    assert len(index._chunks["instance"]) == 3
+    calls: list[str] = []
+    real = index_module._Chunk.matched
+
+    def counted(chunk: index_module._Chunk, value: str, out: list[str]) -> None:
+        calls.append(value)
+        real(chunk, value, out)
+
+    with mock.patch.object(index_module._Chunk, "matched", counted):
+        assert index.hits("instance", "host-1.example.org") == frozenset()
+        assert calls == []
+        assert index.hits("instance", "db-517-x") == {"s517"}
+        assert calls == ["db-517-x"] * 3
+        index.add(
+            Silence("any", (Matcher.create(MatchType.REGEXP, "instance", "h.*"),), T0, T0 + S)
+        )
+        assert index.hits("instance", "host-1.example.org") == {"any"}
+        assert index.hits("instance", "zzz") == frozenset()
+        calls.clear()
+        index.add(Silence("all", (Matcher.create(MatchType.REGEXP, "instance", ".+"),), T0, T0 + S))
+        assert index.hits("instance", "zzz") == {"all"}
+        assert calls == ["zzz"] * 3
 
 
 #: Keys on two names only: silences crowd into few groups, whose names hit apart.
