@@ -38,5 +38,10 @@ def configure(level: str = "info", fmt: str | None = None, stream: TextIO | None
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=out),
-        cache_logger_on_first_use=False,
+        # Each module's logger is built once, at its first call: without the cache every
+        # call (two per notification, filtered out or not) built a bound logger and a
+        # PrintLogger anew, 1.8% of the main thread in issue 15's ingest. Only the
+        # daemon's start-up calls this; tests that capture logs run on structlog's
+        # default, uncached set-up, which capture_logs can swap under loggers in use.
+        cache_logger_on_first_use=True,
     )
