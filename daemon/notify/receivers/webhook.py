@@ -96,19 +96,21 @@ _fragments: dict[int, tuple[Alert, str, str]] = {}
 _FRAGMENT_LIMIT = 200_000
 
 
-#: (text, is a receiver name) -> its Go JSON string literal, for the few strings every
-#: payload of a group repeats (receiver, external URL, group key) and the generator URLs
-#: its alerts share.
-_literals: dict[tuple[str, bool], str] = {}
+#: text -> its Go JSON string literal, for the few strings every payload of a group
+#: repeats (external URL, group key) and the generator URLs its alerts share; receiver
+#: names (written quote_meta'd) have their own. Keyed by the text alone: a (text, flag)
+#: key cost a tuple and its hash per alert.
+_literals: dict[str, str] = {}
+_receiver_literals: dict[str, str] = {}
 
 
 def _literal(text: str, receiver: bool = False) -> str:
-    encoded = _literals.get((text, receiver))
+    cache = _receiver_literals if receiver else _literals
+    encoded = cache.get(text)
     if encoded is None:
-        if len(_literals) >= 4096:
-            _literals.clear()
-        encoded = gojson.string(quote_meta(text) if receiver else text)
-        _literals[(text, receiver)] = encoded
+        if len(cache) >= 4096:
+            cache.clear()
+        encoded = cache[text] = gojson.string(quote_meta(text) if receiver else text)
     return encoded
 
 
