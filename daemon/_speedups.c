@@ -25,8 +25,8 @@
  * into one str, or None when some key or value needs escaping, so the caller takes the
  * exact escaping path (daemon/notify/gojson.py). Webhook bodies write two per alert.
  *
- * webhook_alert(...): one alert object of the webhook body written into one str, its two
- * maps as go_json_map writes them (see its own notes below).
+ * json_join(pieces): one str of raw text, Go JSON maps and 16-hex fingerprints: the
+ * webhook body's and the API's alert objects (see its own notes below).
  *
  * pack_uvarints(seq): the protobuf varints of a list or tuple of uint64 ints, concatenated
  * (the nflog's packed alert hashes); None when one is outside uint64.
@@ -536,105 +536,102 @@ speedups_go_json_map(PyObject *module, PyObject *d)
     return result;
 }
 
-/* Write the ASCII text lit into result at position at; returns the position after it. */
-static Py_ssize_t
-write_ascii(PyObject *result, Py_ssize_t at, const char *lit)
-{
-    int kind = PyUnicode_KIND(result);
-    void *data = PyUnicode_DATA(result);
-    for (; *lit; lit++) {
-        PyUnicode_WRITE(kind, data, at++, (Py_UCS4)(unsigned char)*lit);
-    }
-    return at;
-}
-
-/* The fixed text of webhook_alert's object around its seven values, in order. */
-static const char *const webhook_alert_text[8] = {
-    "{\"status\":\"", "\",\"labels\":", ",\"annotations\":", ",\"startsAt\":\"",
-    "\",\"endsAt\":\"", "\",\"generatorURL\":", ",\"fingerprint\":\"", "\"}",
-};
-
-/* webhook_alert(status, labels, annotations, starts_at, ends_at, generator_url, fp):
- * one element of the webhook body's "alerts" array as Go writes template.Alert, or
- * None when a label or annotation needs escaping (the caller then takes the exact
- * escaping path). status, starts_at and ends_at are written as they are (the caller's
- * "firing"/"resolved" and RFC3339 texts, which never need escaping), generator_url is
- * already a JSON string literal, fp (an int in uint64) is written as 16 hex digits.
- * labels and annotations are dicts of str, as for go_json_map. In Python this was
- * 1.9 us an alert, of which the two maps took 0.5. */
+/* json_join(pieces): one str from a tuple of pieces, each a str (written as it is), a
+ * dict of str (written as go_json_map writes it) or an int in uint64 (written as 16
+ * lowercase hex digits: a fingerprint). None when a dict needs escaping, so the caller
+ * takes its exact escaping path. Webhook alert objects and the API's gettable alerts
+ * are written this way: their fixed text and pre-encoded literals as str pieces, the
+ * label and annotation maps as dicts. In Python the webhook's alert object took 1.9 us,
+ * of which the two maps 0.5. */
 static PyObject *
-speedups_webhook_alert(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+speedups_json_join(PyObject *module, PyObject *pieces)
 {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "webhook_alert takes 7 arguments");
+    if (!PyTuple_CheckExact(pieces)) {
+        PyErr_Format(PyExc_TypeError, "pieces must be a tuple, not %.100s",
+                     Py_TYPE(pieces)->tp_name);
         return NULL;
     }
-    PyObject *status = args[0], *starts = args[3], *ends = args[4], *url = args[5];
-    if (!PyUnicode_CheckExact(status) || !PyUnicode_CheckExact(starts) ||
-        !PyUnicode_CheckExact(ends) || !PyUnicode_CheckExact(url)) {
-        PyErr_SetString(PyExc_TypeError, "webhook_alert: status, times and URL must be str");
-        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(pieces);
+    /* The k-th dict piece's entries are maps[k]: on the stack for the usual two. */
+    sorted_items stack_maps[4];
+    sorted_items *maps = stack_maps;
+    Py_ssize_t dicts = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        dicts += PyDict_Check(PyTuple_GET_ITEM(pieces, i)) ? 1 : 0;
     }
-    unsigned long long fp = PyLong_AsUnsignedLongLong(args[6]);
-    if (fp == (unsigned long long)-1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    sorted_items labels, annotations;
-    if (sorted_str_items(args[1], &labels) < 0) {
-        return NULL;
-    }
-    if (sorted_str_items(args[2], &annotations) < 0) {
-        sorted_items_release(&labels);
-        return NULL;
-    }
-    PyObject *result = NULL;
-    Py_ssize_t total = 16;
-    Py_UCS4 maxchar = 0x7F;
-    for (int i = 0; i < 8; i++) {
-        total += (Py_ssize_t)strlen(webhook_alert_text[i]);
-    }
-    PyObject *plain[4] = {status, starts, ends, url};
-    for (int i = 0; i < 4; i++) {
-        total += PyUnicode_GET_LENGTH(plain[i]);
-        if (PyUnicode_MAX_CHAR_VALUE(plain[i]) > maxchar) {
-            maxchar = PyUnicode_MAX_CHAR_VALUE(plain[i]);
+    if (dicts > 4) {
+        maps = PyMem_Malloc((size_t)dicts * sizeof(sorted_items));
+        if (maps == NULL) {
+            return PyErr_NoMemory();
         }
     }
-    if (json_map_measure(&labels, &total, &maxchar) ||
-        json_map_measure(&annotations, &total, &maxchar)) {
+    Py_ssize_t held = 0; /* maps[0 .. held) hold sorted items to release */
+    PyObject *result = NULL;
+    Py_ssize_t total = 0;
+    Py_UCS4 maxchar = 0x7F;
+    int escape = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *piece = PyTuple_GET_ITEM(pieces, i);
+        if (PyUnicode_CheckExact(piece)) {
+            total += PyUnicode_GET_LENGTH(piece);
+            if (PyUnicode_MAX_CHAR_VALUE(piece) > maxchar) {
+                maxchar = PyUnicode_MAX_CHAR_VALUE(piece);
+            }
+        }
+        else if (PyDict_Check(piece)) {
+            if (sorted_str_items(piece, &maps[held]) < 0) {
+                goto done;
+            }
+            if (!escape && json_map_measure(&maps[held], &total, &maxchar)) {
+                escape = 1;
+            }
+            held++;
+        }
+        else if (PyLong_CheckExact(piece)) {
+            if (PyLong_AsUnsignedLongLong(piece) == (unsigned long long)-1 && PyErr_Occurred()) {
+                goto done;
+            }
+            total += 16;
+        }
+        else {
+            PyErr_Format(PyExc_TypeError, "a piece is a str, a dict or an int, not %.100s",
+                         Py_TYPE(piece)->tp_name);
+            goto done;
+        }
+    }
+    if (escape) {
         result = Py_None;
         Py_INCREF(result);
         goto done;
     }
+    /* The widest input's kind, so the result is in canonical form like any str. */
     result = PyUnicode_New(total, maxchar);
     if (result == NULL) {
         goto done;
     }
-    Py_ssize_t at = write_ascii(result, 0, webhook_alert_text[0]);
-    PyObject *values[7] = {status, NULL, NULL, starts, ends, url, NULL};
-    for (int i = 0; i < 7 && at >= 0; i++) {
-        if (i == 1 || i == 2) {
-            at = json_map_write(result, at, i == 1 ? &labels : &annotations);
-        }
-        else if (i == 6) {
-            char hex[17];
-            unsigned long long rest = fp;
-            for (int k = 15; k >= 0; k--, rest >>= 4) {
-                hex[k] = "0123456789abcdef"[rest & 15];
-            }
-            hex[16] = '\0';
-            at = write_ascii(result, at, hex);
-        }
-        else {
-            Py_ssize_t len = PyUnicode_GET_LENGTH(values[i]);
-            if (PyUnicode_CopyCharacters(result, at, values[i], 0, len) < 0) {
+    int kind = PyUnicode_KIND(result);
+    void *data = PyUnicode_DATA(result);
+    Py_ssize_t at = 0, m = 0;
+    for (Py_ssize_t i = 0; i < n && at >= 0; i++) {
+        PyObject *piece = PyTuple_GET_ITEM(pieces, i);
+        if (PyUnicode_CheckExact(piece)) {
+            Py_ssize_t len = PyUnicode_GET_LENGTH(piece);
+            if (PyUnicode_CopyCharacters(result, at, piece, 0, len) < 0) {
                 at = -1;
                 break;
             }
             at += len;
         }
-        if (at >= 0) {
-            at = write_ascii(result, at, webhook_alert_text[i + 1]);
+        else if (PyDict_Check(piece)) {
+            at = json_map_write(result, at, &maps[m++]);
+        }
+        else {
+            /* Checked in the first pass: in uint64. */
+            unsigned long long rest = PyLong_AsUnsignedLongLong(piece);
+            for (int k = 15; k >= 0; k--, rest >>= 4) {
+                PyUnicode_WRITE(kind, data, at + k, "0123456789abcdef"[rest & 15]);
+            }
+            at += 16;
         }
     }
     if (at < 0) {
@@ -642,8 +639,12 @@ speedups_webhook_alert(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     }
     assert(result == NULL || at == total);
 done:
-    sorted_items_release(&annotations);
-    sorted_items_release(&labels);
+    for (Py_ssize_t k = 0; k < held; k++) {
+        sorted_items_release(&maps[k]);
+    }
+    if (maps != stack_maps) {
+        PyMem_Free(maps);
+    }
     return result;
 }
 
@@ -1290,8 +1291,9 @@ static PyMethodDef speedups_methods[] = {
      "The sorted labels as UTF-8 'name 0xFF value 0xFF' bytes (what both hashes take)."},
     {"go_json_map", speedups_go_json_map, METH_O,
      "Go's JSON of a str dict, keys sorted; None if some key or value needs escaping."},
-    {"webhook_alert", (PyCFunction)(void (*)(void))speedups_webhook_alert, METH_FASTCALL,
-     "One element of the webhook body's alerts array, or None when a map needs escaping."},
+    {"json_join", speedups_json_join, METH_O,
+     "One str of str, str-dict (Go's JSON map) and uint64 (16 hex digits) pieces; None "
+     "when a map needs escaping."},
     {"mute_candidates", (PyCFunction)(void (*)(void))speedups_mute_candidates, METH_FASTCALL,
      "The silence index's candidates for a label dict (MuteIndex.candidates's loop)."},
     {"untrack", speedups_untrack, METH_O,

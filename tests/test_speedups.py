@@ -31,8 +31,7 @@ from daemon.nflog import state as nflog_state
 from daemon.nflog.codec import _packed, _packed_python
 from daemon.nflog.state import _alert_hash_python, alert_hash
 from daemon.notify import gojson
-from daemon.notify.gojson import _plain_string_map_python, escaped_string_map
-from daemon.notify.receivers import webhook
+from daemon.notify.gojson import _join_python, _plain_string_map_python, escaped_string_map
 from daemon.silence.state import Silences
 
 labels_st = st.dictionaries(st.text(max_size=12), st.text(max_size=20), max_size=8)
@@ -75,7 +74,7 @@ def test_alert_module_uses_the_extension_when_built() -> None:
     assert alert._labels_hash_bytes_fast is speedups.labels_hash_bytes
     assert nflog_state._hash_bytes is speedups.labels_hash_bytes
     assert gojson.plain_string_map is speedups.go_json_map
-    assert webhook._webhook_alert is speedups.webhook_alert
+    assert gojson.join is speedups.json_join
 
 
 @given(labels_st)
@@ -233,57 +232,49 @@ def test_c_go_json_map_writes_every_width(d: dict[str, str]) -> None:
     assert got is not None and got.isascii() == expected.isascii()
 
 
-@given(
-    st.one_of(any_map, plain_map),
-    st.one_of(any_map, plain_map),
-    st.sampled_from(["firing", "resolved"]),
-    plain_text,
-    plain_text,
-    any_text,
-    st.integers(min_value=0, max_value=2**64 - 1),
-)
-def test_c_webhook_alert_matches_python(
-    labels: dict[str, str],
-    notes: dict[str, str],
-    status: str,
-    starts: str,
-    ends: str,
-    url: str,
-    fp: int,
-) -> None:
-    """C webhook_alert writes the webhook's alert object exactly as the Python path does
-    (which the payload tests hold to gojson's escaping), in the widest input's str width,
-    or None exactly when one of the maps needs escaping."""
-    literal = gojson.string(url)
-    got = _speedups().webhook_alert(status, labels, notes, starts, ends, literal, fp)
-    if _plain_string_map_python(labels) is None or _plain_string_map_python(notes) is None:
-        assert got is None
-        return
-    alert = Alert({"a": "b"}, {}, 0, 0, fingerprint=fp)
-    expected = webhook._alert_json_python(status, labels, notes, starts, ends, literal, alert)
+pieces_st = st.lists(
+    st.one_of(
+        any_text,
+        plain_text,
+        any_map,
+        plain_map,
+        st.integers(min_value=0, max_value=2**64 - 1),
+    ),
+    max_size=8,
+).map(tuple)
+
+
+@given(pieces_st)
+def test_c_json_join_matches_python(pieces: tuple[str | dict[str, str] | int, ...]) -> None:
+    """C json_join writes exactly what the pure Python fallback writes (raw text, maps as
+    go_json_map, 16-hex fingerprints), in the widest input's str width, or None exactly
+    when a map needs escaping."""
+    got = _speedups().json_join(pieces)
+    expected = _join_python(pieces)
     assert got == expected
-    assert got is not None and got.isascii() == expected.isascii()
+    if expected is not None:
+        assert got is not None and got.isascii() == expected.isascii()
 
 
-def test_c_webhook_alert_bad_input() -> None:
-    """Wrong arguments raise instead of writing a wrong object."""
-    w = _speedups().webhook_alert
-    ok = ("firing", {"a": "b"}, {}, "s", "e", '""')
-    assert w(*ok, 0) is not None
-    with pytest.raises(TypeError):
-        w(*ok)
+@pytest.mark.parametrize("join", ["c", "python"])
+def test_json_join_bad_input(join: str) -> None:
+    """Wrong pieces raise, in C as in Python, instead of writing a wrong text."""
+    f = _speedups().json_join if join == "c" else _join_python
+    assert f(("a", {"k": "v"}, 255)) == 'a{"k":"v"}00000000000000ff'
+    assert f(()) == ""
     with pytest.raises(OverflowError):
-        w(*ok, -1)
+        f((-1,))
     with pytest.raises(OverflowError):
-        w(*ok, 2**64)
+        f((2**64,))
     with pytest.raises(TypeError):
-        w(1, {"a": "b"}, {}, "s", "e", '""', 0)
+        f((1.5,))
     with pytest.raises(TypeError):
-        w("firing", [("a", "b")], {}, "s", "e", '""', 0)
+        f(({"a": 1},))  # type: ignore[dict-item]
     with pytest.raises(TypeError):
-        w("firing", {"a": 1}, {}, "s", "e", '""', 0)
-    with pytest.raises(TypeError):
-        w("firing", {"a": "b"}, {"n": None}, "s", "e", '""', 0)
+        f((b"x",))  # type: ignore[arg-type]
+    if join == "c":
+        with pytest.raises(TypeError):
+            f(["a"])  # type: ignore[arg-type]
 
 
 def test_c_go_json_map_escape_set_is_gojsons() -> None:

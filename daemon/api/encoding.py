@@ -105,6 +105,39 @@ def gettable_alert_json(alert: Alert, status: AlertStatus, receivers: Sequence[s
     silenced = ",".join(map(string, status.silenced_by)) if status.silenced_by else ""
     names = ",".join([f'{{"name":{string(r)}}}' for r in receivers])
     generator = f',"generatorURL":{string(url)}' if url else ""
+    labels, annotations = alert.labels, alert.annotations
+    if type(labels) is dict and type(annotations) is dict:
+        # One C call for the whole object (maps included), None when a map needs
+        # escaping: the first listing of 100k alerts spent most of its time here.
+        text = gojson.join(
+            (
+                '{"annotations":',
+                annotations,
+                ',"endsAt":"',
+                _millis(alert.ends_at),
+                '","fingerprint":"',
+                alert.fingerprint,
+                '","receivers":[',
+                names,
+                '],"startsAt":"',
+                _millis(alert.starts_at),
+                '","status":{"inhibitedBy":[',
+                inhibited,
+                '],"silencedBy":[',
+                silenced,
+                '],"state":"',
+                status.state,
+                '"},"updatedAt":"',
+                _millis(alert.updated_at),
+                '"',
+                generator,
+                ',"labels":',
+                labels,
+                "}",
+            )
+        )
+        if text is not None:
+            return text
     # One f-string: 1.9 us where a chain of + cost 3.0 us (each + copies the text so far).
     return (
         f'{{"annotations":{string_map(alert.annotations)},"endsAt":"{_millis(alert.ends_at)}",'

@@ -68,6 +68,42 @@ except ImportError:  # pragma: no cover - depends on the build
     plain_string_map = _plain_string_map_python
 
 
+#: A :func:`join` piece: raw text, a map written as :func:`plain_string_map` writes it,
+#: or a uint64 written as 16 lowercase hex digits (a fingerprint).
+Piece = str | dict[str, str] | int
+
+
+def _join_python(pieces: tuple[Piece, ...]) -> str | None:
+    """The C ``json_join``'s fallback: the pieces' texts joined, or None when a map
+    needs escaping. TypeError for another kind of piece, OverflowError for an int
+    outside uint64."""
+    out: list[str] = []
+    for piece in pieces:
+        if type(piece) is str:
+            out.append(piece)
+        elif isinstance(piece, dict):
+            text = _plain_string_map_python(piece)
+            if text is None:
+                return None
+            out.append(text)
+        elif type(piece) is int:
+            if not 0 <= piece < 1 << 64:
+                raise OverflowError("a hex piece must be in uint64")
+            out.append(f"{piece:016x}")
+        else:
+            raise TypeError(f"a piece is a str, a dict or an int, not {type(piece).__name__}")
+    return "".join(out)
+
+
+join: Callable[[tuple[Piece, ...]], str | None]
+try:
+    # One str written in one C call: the webhook body's and the API's alert objects,
+    # whose maps rarely need escaping (1.1 against 1.9 us a webhook alert object).
+    from daemon._speedups import json_join as join
+except ImportError:  # pragma: no cover - depends on the build
+    join = _join_python
+
+
 def obj(fields: list[tuple[str, str]]) -> str:
     """An object from already-encoded values, keys in the given (struct field) order."""
     return "{" + ",".join(f"{string(k)}:{v}" for k, v in fields) + "}"
