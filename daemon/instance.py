@@ -139,6 +139,14 @@ class StorageSettings:
     maintenance_interval: int = 15 * 60 * NS_PER_SECOND
 
 
+def configured_integrations(config: Config) -> set[str]:
+    """The integration types ``config``'s receivers use (``webhook``, ``slack`` …)."""
+    names = {other.type for receiver in config.receivers for other in receiver.other_configs}
+    if any(receiver.webhook_configs for receiver in config.receivers):
+        names.add("webhook")
+    return names
+
+
 class Instance:
     """One configuration's alerting state and its running generation."""
 
@@ -173,7 +181,7 @@ class Instance:
         self.nflog = Nflog(retention=retention, tenant=tenant)
         self.silences = Silences(retention=retention, tenant=tenant)
         if tenant is not None:
-            metrics.open_pipeline(tenant)
+            metrics.open_pipeline(tenant, configured_integrations(config))
         #: What mutes this pipeline's alerts: its own silences and, in a tenant
         #: pipeline, the global pipeline's too (NM's global silences mute every tenant).
         self.muter: SilenceMatcher = (
@@ -407,8 +415,13 @@ class Instance:
         interval = storage.maintenance_interval / NS_PER_SECOND
         # One set of rounds for both journals: concurrent writes share a hand-off and fsync round.
         rounds = SyncRounds()
-        # Its C writer thread (when built) runs until the instance stops.
-        await nursery.start(rounds.serve)
+        if self.tenant is None:
+            # The global pipeline's rounds go to a C writer thread of their own (when
+            # built) until the instance stops. A tenant pipeline's go to the disk
+            # threads every journal shares (thread_limits.disk, 8 at most): a thread per
+            # tenant was 1,000 threads for 1,000 tenants, past issue 9's bounded pools,
+            # and part of an idle tenant's memory.
+            await nursery.start(rounds.serve)
         nflog_state = await DurableState.open(storage.path, "nflog", rounds=rounds)
         loaded_nflog = await nflog_state.load_decoded(nflogpb.decode_mesh_entry)
         self.nflog.load_entries(loaded_nflog.records)

@@ -22,7 +22,7 @@ from daemon.api.silences import silence_routes
 from daemon.clock import NS_PER_SECOND, TrioClock
 from daemon.config.load import load_config_text
 from daemon.instance import Instance, InstanceBackend, ProcessFacts, StorageSettings
-from daemon.persist import DurableState, RecordJournal, SyncRounds
+from daemon.persist import DurableState, RecordJournal, SyncRounds, parse_journal
 from tests.persist.test_journal_writer import full_pipe, writer_threads
 
 NOW = 1_700_000_000 * NS_PER_SECOND
@@ -57,8 +57,9 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[SyncRounds, DurableState
 
 
 @asynccontextmanager
-async def running_instance(tmp_path: Path) -> AsyncIterator[Instance]:
-    """An instance with storage under ``tmp_path``, running until the block ends."""
+async def running_instance(tmp_path: Path, tenant: str | None = None) -> AsyncIterator[Instance]:
+    """An instance (a tenant's, given one) with storage under ``tmp_path``, running
+    until the block ends."""
     config = load_config_text("route: {receiver: r}\nreceivers: [{name: r}]\n")
     async with httpx.AsyncClient(
         transport=httpx.MockTransport(lambda r: httpx.Response(404))
@@ -70,6 +71,7 @@ async def running_instance(tmp_path: Path) -> AsyncIterator[Instance]:
             external_url="http://t",
             retention=3600 * NS_PER_SECOND,
             storage=StorageSettings(tmp_path),
+            tenant=tenant,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(instance.run)
@@ -265,3 +267,20 @@ async def test_a_silence_post_the_disk_refuses_answers_500_and_stores_nothing(
     on_disk = reload(tmp_path, "silences")
     assert len(on_disk) == 2
     assert not any(b"refused" in record for record in on_disk)
+
+
+async def test_only_the_global_pipeline_runs_a_writer_thread(tmp_path: Path) -> None:
+    """The global pipeline's journals get a C writer thread; a tenant pipeline's rounds
+    go to the shared, bounded disk threads (1,000 tenants must not start 1,000
+    threads), and its silence commits still reach the disk."""
+    before = writer_threads()
+    with trio.fail_after(10):
+        async with running_instance(tmp_path / "global"):
+            assert writer_threads() == before + 1
+            async with running_instance(tmp_path / "tenant", tenant="team-a") as tenant:
+                assert writer_threads() == before + 1
+                state = tenant.silence_state
+                assert state is not None
+                await state.commit([b"kept"], lambda: None)
+                written = (tmp_path / "tenant" / "silences.wal").read_bytes()
+                assert [r for _, r in parse_journal(written).records] == [b"kept"]
