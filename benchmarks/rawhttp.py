@@ -18,9 +18,9 @@ import urllib.parse
 import trio
 
 
-async def request(stream: trio.SocketStream, raw: bytes, buf: bytearray) -> int:
-    """Send ``raw`` (a whole request) and read one answer; its status. ``buf`` carries
-    bytes read past the answer to the next call on the same connection."""
+async def request(stream: trio.SocketStream, raw: bytes, buf: bytearray) -> tuple[int, bytes]:
+    """Send ``raw`` (a whole request) and read one answer; its status and body. ``buf``
+    carries bytes read past the answer to the next call on the same connection."""
     await stream.send_all(raw)
     while True:
         end = buf.find(b"\r\n\r\n")
@@ -43,8 +43,9 @@ async def request(stream: trio.SocketStream, raw: bytes, buf: bytearray) -> int:
         if not data:
             raise RuntimeError("connection closed")
         buf += data
+    body = bytes(buf[end + 4 : end + 4 + size])
     del buf[: end + 4 + size]
-    return status
+    return status, body
 
 
 async def post_bodies(
@@ -53,10 +54,11 @@ async def post_bodies(
     bodies: list[bytes],
     connections: int,
     headers: dict[str, str] | None = None,
+    answers: list[bytes] | None = None,
 ) -> None:
     """POST every body to ``url`` + ``path`` (JSON), over ``connections`` keep-alive
     connections each taking the next body once its answer is in; any status but 200
-    fails the run."""
+    fails the run. With ``answers``, each answer's body is appended to it."""
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
@@ -74,9 +76,11 @@ async def post_bodies(
                     f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}"
                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
                 ).encode() + body
-                status = await request(stream, raw, buf)
+                status, answer = await request(stream, raw, buf)
                 if status != 200:
                     raise RuntimeError(f"POST {path}: {status}")
+                if answers is not None:
+                    answers.append(answer)
 
     async with trio.open_nursery() as nursery:
         for _ in range(connections):
