@@ -7,6 +7,7 @@ import time
 import pytest
 import structlog
 import trio
+import trio.testing
 
 from daemon import loop_monitor
 from daemon.metrics import REGISTRY
@@ -107,3 +108,45 @@ async def test_task_steps_cost_no_cpu_clock_reads(monkeypatch: pytest.MonkeyPatc
         nursery.cancel_scope.cancel()
     # One read per probe wake-up (every 5 ms) and one at start, none per step.
     assert reads <= 3 + elapsed / loop_monitor.PROBE_INTERVAL
+
+
+def test_the_interval_grows_only_after_an_idle_spell_and_drops_at_any_work() -> None:
+    """Work (a late wake-up, or the loop busy for IDLE_SHARE of the time) brings the
+    interval back to 5 ms at once; it doubles, up to PROBE_IDLE_INTERVAL, only after
+    IDLE_AFTER without work."""
+    step, top = loop_monitor.PROBE_INTERVAL, loop_monitor.PROBE_IDLE_INTERVAL
+    after = loop_monitor.IDLE_AFTER
+    nxt = loop_monitor.next_interval
+    assert nxt(top, 0.0, 50.0, 0.01, 0.0) == (step, 50.0)
+    assert nxt(top, 0.0, 50.0, 0.0, 0.06 * top) == (step, 50.0)
+    assert nxt(step, 50.0 - after / 2, 50.0, 0.0, 0.0) == (step, 50.0 - after / 2)
+    assert nxt(step, 50.0 - after, 50.0, 0.0, 0.0) == (2 * step, 50.0 - after)
+    assert nxt(top * 0.8, 0.0, 50.0, 0.0, 0.04 * top) == (top, 0.0)
+
+
+async def test_an_idle_loop_is_probed_rarely_and_a_busy_one_closely(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle loop's probe wakes about ten times a second once idle for IDLE_AFTER (it
+    woke 200 times: 3.1% of a core for an idle daemon), and every 5 ms again once the
+    loop works."""
+    wakes: list[float] = []
+    monkeypatch.setattr(
+        loop_monitor, "record_pause", lambda late: wakes.append(trio.current_time())
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(loop_monitor.run_probe)
+        await trio.sleep(10)
+        idle = [t for t in wakes if t > loop_monitor.IDLE_AFTER + 1]
+        assert (
+            len(idle) <= 1.2 * (10 - loop_monitor.IDLE_AFTER - 1) / loop_monitor.PROBE_IDLE_INTERVAL
+        )
+        # Work: the loop thread on the CPU for 20 ms (a fifth of the idle interval).
+        spin_until = time.thread_time() + 0.02
+        while time.thread_time() < spin_until:
+            pass
+        await trio.sleep(loop_monitor.PROBE_IDLE_INTERVAL)
+        woken = len(wakes)
+        await trio.sleep(0.5)
+        assert len(wakes) - woken >= 0.5 / loop_monitor.PROBE_INTERVAL - 2
+        nursery.cancel_scope.cancel()
