@@ -111,17 +111,35 @@ async def test_task_steps_cost_no_cpu_clock_reads(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_interval_grows_only_after_an_idle_spell_and_drops_at_any_work() -> None:
-    """Work (a late wake-up, or the loop busy for IDLE_SHARE of the time) brings the
-    interval back to 5 ms at once; it doubles, up to PROBE_IDLE_INTERVAL, only after
-    IDLE_AFTER without work."""
+    """At 5 ms the probe stays until IDLE_AFTER passes without work, light periodic work
+    (a gossip packet every 200 ms) included; then the interval doubles up to
+    PROBE_IDLE_INTERVAL, and work (a held loop, or the loop busy for IDLE_SHARE of a long
+    interval) brings it back to 5 ms at once."""
     step, top = loop_monitor.PROBE_INTERVAL, loop_monitor.PROBE_IDLE_INTERVAL
-    after = loop_monitor.IDLE_AFTER
-    nxt = loop_monitor.next_interval
-    assert nxt(top, 0.0, 50.0, 0.01, 0.0) == (step, 50.0)
-    assert nxt(top, 0.0, 50.0, 0.0, 0.06 * top) == (step, 50.0)
-    assert nxt(step, 50.0 - after / 2, 50.0, 0.0, 0.0) == (step, 50.0 - after / 2)
-    assert nxt(step, 50.0 - after, 50.0, 0.0, 0.0) == (2 * step, 50.0 - after)
-    assert nxt(top * 0.8, 0.0, 50.0, 0.0, 0.04 * top) == (top, 0.0)
+    pace = loop_monitor.ProbePace(0.0)
+    now = 0.0
+    for k in range(1, int(loop_monitor.IDLE_AFTER / step)):
+        now = k * step
+        # 0.4 ms of CPU every 200 ms: 8% of that wake-up's own 5 ms, 0.2% of the time.
+        pace.woke(now, 0.0, 0.0004 if k % 40 == 0 else 0.00002)
+        assert pace.interval == step
+    now += 2 * step
+    pace.woke(now, 0.0, 0.00002)
+    assert pace.interval == 2 * step
+    for _ in range(10):
+        now += pace.interval
+        pace.woke(now, 0.0, 0.00002)
+    assert pace.interval == top
+    pace.woke(now + top, 0.0, 0.06 * top)  # busy for 6% of a long interval
+    assert pace.interval == step
+    busy = loop_monitor.ProbePace(0.0)
+    for k in range(1, 3 * int(loop_monitor.IDLE_AFTER / step)):
+        busy.woke(k * step, 0.0, 0.1 * step)  # the loop on the CPU 10% of the time
+        assert busy.interval == step
+    held = loop_monitor.ProbePace(0.0)
+    held.interval = top
+    held.woke(1.0, loop_monitor.SUSPECT_AFTER, 0.0)  # held without CPU (a blocking call)
+    assert held.interval == step
 
 
 async def test_an_idle_loop_is_probed_rarely_and_a_busy_one_closely(
