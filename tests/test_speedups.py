@@ -256,6 +256,23 @@ def test_c_json_join_matches_python(pieces: tuple[str | dict[str, str] | int, ..
         assert got is not None and got.isascii() == expected.isascii()
 
 
+@given(pieces_st, st.booleans())
+def test_write_is_each_piece_escaped_as_go_does(
+    pieces: tuple[str | dict[str, str] | int, ...], proxied: bool
+) -> None:
+    """gojson.write gives every piece's exact text: maps as escaped_string_map writes
+    them whether or not one needs escaping, and whether they are dicts or other
+    mappings (which the C join refuses)."""
+    given_pieces = tuple(
+        types.MappingProxyType(p) if proxied and isinstance(p, dict) else p for p in pieces
+    )
+    expected = "".join(
+        p if isinstance(p, str) else f"{p:016x}" if isinstance(p, int) else escaped_string_map(p)
+        for p in pieces
+    )
+    assert gojson.write(given_pieces) == expected
+
+
 @pytest.mark.parametrize("join", ["c", "python"])
 def test_json_join_bad_input(join: str) -> None:
     """Wrong pieces raise, in C as in Python, instead of writing a wrong text."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from daemon.gocompat.jsonstring import json_string
 
@@ -102,6 +103,27 @@ try:
     from daemon._speedups import json_join as join
 except ImportError:  # pragma: no cover - depends on the build
     join = _join_python
+
+
+def write(pieces: tuple[str | Mapping[str, str] | int, ...]) -> str:
+    """The pieces' text: raw text, maps as :func:`string_map` writes them (escaped where
+    Go escapes), uint64s as 16 hex digits. In one :func:`join` call when every map is a
+    dict with nothing to escape, the usual case; else piece by piece."""
+    try:
+        text = join(cast(tuple[Piece, ...], pieces))
+    except TypeError:  # a map that is not a dict: the exact path below says what is wrong
+        text = None
+    if text is not None:
+        return text
+    out: list[str] = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+        elif isinstance(piece, int):
+            out.append(f"{piece:016x}")
+        else:
+            out.append(string_map(piece))
+    return "".join(out)
 
 
 def obj(fields: list[tuple[str, str]]) -> str:

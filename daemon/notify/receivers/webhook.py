@@ -11,7 +11,7 @@ carry the URL, which may hold credentials.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -122,26 +122,6 @@ def _time_text(ns: int) -> str:
     return text
 
 
-def _alert_json_python(
-    status: str,
-    labels: Mapping[str, str],
-    annotations: Mapping[str, str],
-    starts_at: str,
-    ends_at: str,
-    url: str,
-    alert: Alert,
-) -> str:
-    """The text of :func:`_alert_json`, each map on its own: the path for maps that need
-    escaping, and what the joined one is tested against (the times as RFC3339 texts,
-    ``url`` as a JSON literal)."""
-    return (
-        f'{{"status":"{status}","labels":{gojson.string_map(labels)},'
-        f'"annotations":{gojson.string_map(annotations)},'
-        f'"startsAt":"{starts_at}","endsAt":"{ends_at}","generatorURL":{url},'
-        f'"fingerprint":"{alert.fingerprint:016x}"}}'
-    )
-
-
 def _alert_json(alert: Alert, status: str) -> str:
     """One element of the payload's ``alerts`` array (``template.Alert`` in Go's field order)."""
     cached = _fragments.get(alert.fingerprint)
@@ -150,33 +130,25 @@ def _alert_json(alert: Alert, status: str) -> str:
     # Status, times and the hex fingerprint never need escaping. A generator URL is one
     # per rule, so its literal comes from the cache (the escaping regex cost more than
     # the labels).
-    labels, annotations = alert.labels, alert.annotations
-    starts_at, ends_at = _time_text(alert.starts_at), _time_text(alert.ends_at)
-    url = _literal(alert.generator_url)
-    text = None
-    if type(labels) is dict and type(annotations) is dict:
-        # The same text in one call, None when a map needs escaping.
-        text = gojson.join(
-            (
-                '{"status":"',
-                status,
-                '","labels":',
-                labels,
-                ',"annotations":',
-                annotations,
-                ',"startsAt":"',
-                starts_at,
-                '","endsAt":"',
-                ends_at,
-                '","generatorURL":',
-                url,
-                ',"fingerprint":"',
-                alert.fingerprint,
-                '"}',
-            )
+    text = gojson.write(
+        (
+            '{"status":"',
+            status,
+            '","labels":',
+            alert.labels,
+            ',"annotations":',
+            alert.annotations,
+            ',"startsAt":"',
+            _time_text(alert.starts_at),
+            '","endsAt":"',
+            _time_text(alert.ends_at),
+            '","generatorURL":',
+            _literal(alert.generator_url),
+            ',"fingerprint":"',
+            alert.fingerprint,
+            '"}',
         )
-    if text is None:
-        text = _alert_json_python(status, labels, annotations, starts_at, ends_at, url, alert)
+    )
     if len(_fragments) >= _FRAGMENT_LIMIT:
         _fragments.clear()
     # An alert and two str: never in a cycle, so kept out of the collector's walk.
