@@ -87,10 +87,43 @@ def reload(tmp_path: Path, name: str) -> list[bytes]:
         journal.close()
 
 
+@asynccontextmanager
+async def held_round(rounds: SyncRounds, directory: Path) -> AsyncIterator[None]:
+    """A third journal's write in a round the C thread cannot finish (its file is a full
+    pipe) for the length of the block; it finishes when the block ends."""
+    held = await DurableState.open(directory, "held", rounds=rounds)
+    r, w = full_pipe()
+    fd = held.journal.fileno()
+    saved = os.dup(fd)
+    os.dup2(w, fd)
+    os.close(w)
+    try:
+        async with trio.open_nursery() as nursery:
+            # Without fsync: a pipe cannot be synced.
+            nursery.start_soon(held.append, b"held", False)
+            await trio.testing.wait_all_tasks_blocked()
+            try:
+                yield
+            finally:
+                assert os.read(r, 1 << 20)  # room: the blocked write goes through
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(r)
+        held.journal.close()
+
+
 async def commit_beside_flush(
-    silences: DurableState, nflog: DurableState, applied: list[bytes], errors: list[OSError]
+    rounds: SyncRounds,
+    directory: Path,
+    silences: DurableState,
+    nflog: DurableState,
+    applied: list[bytes],
+    errors: list[OSError],
 ) -> None:
-    """A silence commit and an nflog flush started together, so one round takes both."""
+    """A silence commit and an nflog flush that arrive while another round is in the C
+    thread: both wait for it, and the next round takes them together (a round starts
+    as soon as a write finds none running)."""
 
     async def commit() -> None:
         try:
@@ -103,22 +136,26 @@ async def commit_beside_flush(
         await nflog.flush()
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(commit)
-        nursery.start_soon(flush)
+        async with held_round(rounds, directory):
+            nursery.start_soon(commit)
+            nursery.start_soon(flush)
+            await trio.testing.wait_all_tasks_blocked()
+            assert applied == []
 
 
 async def test_commit_and_flush_share_one_c_round(tmp_path: Path, no_python_fsync: None) -> None:
-    """A silence commit and an nflog flush arriving together are written in one round by
+    """A silence commit and an nflog flush waiting together are written in one round by
     the C thread (no Python fsync), and the silence applies only once it is durable."""
     applied: list[bytes] = []
     errors: list[OSError] = []
     with trio.fail_after(10):
         async with served(tmp_path) as (rounds, silences, nflog):
-            await commit_beside_flush(silences, nflog, applied, errors)
-            assert rounds.rounds == 1
+            await commit_beside_flush(rounds, tmp_path, silences, nflog, applied, errors)
+            # The held round, then one round for both.
+            assert rounds.rounds == 2
             assert applied == [b"silence"] and errors == []
             await silences.commit([b"second"], lambda: applied.append(b"second"))
-            assert rounds.rounds == 2
+            assert rounds.rounds == 3
     assert reload(tmp_path, "silences") == [b"silence", b"second"]
     assert reload(tmp_path, "nflog") == [b"entry"]
 
@@ -136,8 +173,8 @@ async def test_failed_write_fails_only_its_own_commit(tmp_path: Path) -> None:
             saved = os.dup(fd)
             os.dup2(full, fd)
             os.close(full)
-            await commit_beside_flush(silences, nflog, applied, errors)
-            assert rounds.rounds == 1
+            await commit_beside_flush(rounds, tmp_path, silences, nflog, applied, errors)
+            assert rounds.rounds == 2
             os.dup2(saved, fd)
             os.close(saved)
             assert applied == []
@@ -158,7 +195,7 @@ async def test_cancelled_commit_waits_for_its_round_and_applies(tmp_path: Path) 
     applied: list[bytes] = []
     returned: list[str] = []
     with trio.fail_after(10):
-        async with served(tmp_path) as (_, silences, nflog):
+        async with served(tmp_path) as (rounds, silences, nflog):
             r, w = full_pipe()
             fd = nflog.journal.fileno()
             saved = os.dup(fd)
@@ -176,8 +213,11 @@ async def test_cancelled_commit_waits_for_its_round_and_applies(tmp_path: Path) 
                         returned.append("commit")
 
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(nflog.append, b"entry", False)
-                nursery.start_soon(commit)
+                # Both wait behind a held round, so the next round takes them together.
+                async with held_round(rounds, tmp_path):
+                    nursery.start_soon(nflog.append, b"entry", False)
+                    nursery.start_soon(commit)
+                    await trio.testing.wait_all_tasks_blocked()
                 await trio.testing.wait_all_tasks_blocked()
                 caller.cancel()
                 await trio.testing.wait_all_tasks_blocked()

@@ -60,13 +60,17 @@ async def _open_pair(tmp_path: Path) -> tuple[SyncRounds, DurableState, DurableS
 
 
 async def _both_waiting(
+    rounds: SyncRounds,
     silences: DurableState,
     nflog: DurableState,
     gate: trio.Event,
     applied: list[bytes],
     errors: list[str],
-) -> None:
-    """A silence commit and an nflog flush wait together at the gate, then it opens."""
+) -> DurableState:
+    """A silence commit and an nflog flush arrive while a third journal's round waits at
+    the gate (a round starts as soon as a write finds none running, so writes share a
+    round by arriving while one runs); then it opens. Returns that third journal."""
+    held = await DurableState.open(silences.journal.directory, "held", rounds=rounds)
 
     async def silence() -> None:
         try:
@@ -83,11 +87,14 @@ async def _both_waiting(
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(held.append, b"held")
+            await trio.testing.wait_all_tasks_blocked()
             nursery.start_soon(silence)
             nursery.start_soon(entry)
             await trio.testing.wait_all_tasks_blocked()
             assert applied == []
             gate.set()
+    return held
 
 
 async def test_concurrent_silence_and_nflog_writes_share_one_round(
@@ -98,9 +105,11 @@ async def test_concurrent_silence_and_nflog_writes_share_one_round(
     rounds, silences, nflog, gate = await _open_pair(tmp_path)
     applied: list[bytes] = []
     errors: list[str] = []
-    await _both_waiting(silences, nflog, gate, applied, errors)
-    assert rounds.rounds == 1
-    assert sorted(fd_sync.synced) == sorted([_fd(silences), _fd(nflog)])
+    held = await _both_waiting(rounds, silences, nflog, gate, applied, errors)
+    # One round for the held write, then one for both that waited.
+    assert rounds.rounds == 2
+    assert fd_sync.synced[0] == _fd(held)
+    assert sorted(fd_sync.synced[1:]) == sorted([_fd(silences), _fd(nflog)])
     assert applied == [b"silence"] and errors == []
     assert list((await silences.load()).records) == [b"silence"]
     assert list((await nflog.load()).records) == [b"entry"]
@@ -113,11 +122,11 @@ async def test_failed_nflog_fsync_fails_only_the_nflog_write(
 ) -> None:
     """When the nflog's fsync fails in a shared round, the silence in that round is
     still durable and applied, and only the nflog flush fails, keeping its entry queued."""
-    _, silences, nflog, gate = await _open_pair(tmp_path)
+    rounds, silences, nflog, gate = await _open_pair(tmp_path)
     fd_sync.failing.add(_fd(nflog))
     applied: list[bytes] = []
     errors: list[str] = []
-    await _both_waiting(silences, nflog, gate, applied, errors)
+    await _both_waiting(rounds, silences, nflog, gate, applied, errors)
     assert applied == [b"silence"] and errors == ["nflog"]
     assert nflog.pending == 1
     fd_sync.failing.clear()
@@ -135,11 +144,11 @@ async def test_failed_silence_fsync_fails_only_the_silence_commit(
 ) -> None:
     """When the silences' fsync fails in a shared round, the commit is not applied and
     its record is cut from the journal, while the nflog entry of that round is durable."""
-    _, silences, nflog, gate = await _open_pair(tmp_path)
+    rounds, silences, nflog, gate = await _open_pair(tmp_path)
     fd_sync.failing.add(_fd(silences))
     applied: list[bytes] = []
     errors: list[str] = []
-    await _both_waiting(silences, nflog, gate, applied, errors)
+    await _both_waiting(rounds, silences, nflog, gate, applied, errors)
     assert applied == [] and errors == ["silences"]
     fd_sync.failing.clear()
     assert list((await silences.load()).records) == []
