@@ -415,6 +415,29 @@ def test_alerts_are_not_tracked() -> None:
     assert len(many) == 10_000
 
 
+def test_nflog_entries_and_history_records_are_not_tracked() -> None:
+    """The nflog's entries (kept for the retention) and a flush's history record with
+    its alerts (kept until the writer has them) are values only: out of the collector's
+    walk, as alerts are."""
+    from daemon.history.record import from_attempt
+    from daemon.nflog.codec import decode_mesh_entry, encode_mesh_entry
+    from daemon.nflog.state import Nflog, ReceiverKey
+    from daemon.notify.attempt import Attempt, Outcome
+    from daemon.notify.context import NotifyContext
+
+    _speedups()
+    entry = Nflog().log(ReceiverKey("r", "webhook", 0), '{}:{a="b"}', [1, 2], [3], now=10)
+    assert entry is not None and not gc.is_tracked(entry)
+    # Entries from a snapshot or a peer too.
+    assert not gc.is_tracked(decode_mesh_entry(encode_mesh_entry(entry)))
+    ctx = NotifyContext("{}:{}", {"a": "b"}, "r", 3600, "{}", 10)
+    a = Alert({"alertname": "x"}, {}, 1, 2)
+    record = from_attempt(Attempt(ctx, "webhook", 0, [a], 10, 11, None, Outcome.SENT))
+    assert not gc.is_tracked(record)
+    assert [gc.is_tracked(h) for h in record.alerts] == [False]
+    assert record.alerts[0].labels is a.labels
+
+
 class _Annotations(dict[str, str]):
     """A dict that can be weakly referenced, to see when the alert holding it is freed."""
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from daemon.alert import Alert
+from daemon.alert import Alert, untrack
 from daemon.gocompat.timestamp import format_nano
 from daemon.notify.attempt import Attempt, Outcome
 from daemon.notify.dedup import NotifyReason, notify_reason
@@ -93,11 +93,15 @@ class HistoryRecord:
 
 def history_alerts(alerts: Iterable[Alert], now: int) -> tuple[HistoryAlert, ...]:
     """The flush's alerts as a record keeps them; resolved as of ``now`` (the dedup's now)."""
+    # Values only (the alert's own label map, strings, an enum): never in a cycle, and
+    # they live until the writer has them, so out of the collector's walks.
     return tuple(
-        HistoryAlert(
-            a.fingerprint_hex,
-            a.labels,
-            Status.RESOLVED if a.resolved(now) else Status.FIRING,
+        untrack(
+            HistoryAlert(
+                a.fingerprint_hex,
+                a.labels,
+                Status.RESOLVED if a.resolved(now) else Status.FIRING,
+            )
         )
         for a in alerts
     )
@@ -128,7 +132,8 @@ def record_to_json(rec: HistoryRecord) -> dict[str, Any]:
 def from_attempt(attempt: Attempt, tenant: str = "") -> HistoryRecord:
     """The record of one attempt the notification pipeline reported."""
     ctx = attempt.ctx
-    return HistoryRecord(
+    # Values only, as its alerts (see history_alerts).
+    record = HistoryRecord(
         time=attempt.ended,
         receiver=ctx.receiver,
         integration=IntegrationRef(attempt.integration, attempt.index),
@@ -143,6 +148,7 @@ def from_attempt(attempt: Attempt, tenant: str = "") -> HistoryRecord:
         repeat_interval=ctx.repeat_interval,
         tenant=tenant,
     )
+    return untrack(record)
 
 
 __all__ = [

@@ -44,7 +44,7 @@ from cluster.protowire import (
 from daemon import metrics
 from daemon.clock import ZERO_TIME
 from daemon.gocompat.pbtimestamp import decode_timestamp, encode_timestamp
-from daemon.nflog.state import Entry, Nflog, ReceiverKey
+from daemon.nflog.state import Entry, Nflog, ReceiverKey, new_entry
 
 _U32 = 0xFFFF_FFFF
 
@@ -205,14 +205,7 @@ def decode_mesh_entry(data: bytes) -> Entry:
             firing.extend(repeated_varints(f))
         elif f.number == 7:
             resolved.extend(repeated_varints(f))
-    return Entry(
-        group_key=group_key,
-        receiver=receiver,
-        timestamp=timestamp,
-        firing_alerts=tuple(firing),
-        resolved_alerts=tuple(resolved),
-        expires_at=expires_at,
-    )
+    return new_entry(group_key, receiver, timestamp, firing, resolved, expires_at)
 
 
 def encode_state(entries: Iterable[Entry]) -> bytes:

@@ -30,6 +30,7 @@ import attrs
 from xxhash import xxh64_intdigest
 
 from daemon import metrics
+from daemon.alert import untrack
 
 #: Alertmanager's ``--data.retention`` default, 120h, in nanoseconds.
 DEFAULT_RETENTION = 120 * 3600 * 1_000_000_000
@@ -111,6 +112,22 @@ def state_key(group_key: str, receiver: ReceiverKey) -> str:
     return f"{group_key}:{receiver}"
 
 
+def new_entry(
+    group_key: str,
+    receiver: ReceiverKey,
+    timestamp: int,
+    firing: Iterable[int],
+    resolved: Iterable[int],
+    expires_at: int,
+) -> Entry:
+    """An :class:`Entry` out of the cyclic collector's walks: values only (strings, ints,
+    a ReceiverKey), so never in a cycle, and kept for the retention (see
+    :data:`daemon.alert.untrack`). Every entry the log keeps is made here."""
+    return untrack(
+        Entry(group_key, receiver, timestamp, tuple(firing), tuple(resolved), expires_at)
+    )
+
+
 @attrs.define
 class Nflog:
     """The in-memory notification log (mutable state; values are immutable)."""
@@ -187,14 +204,7 @@ class Nflog:
         expires_at = now + self.retention
         if 0 < expiry < self.retention:
             expires_at = now + expiry
-        entry = Entry(
-            group_key=group_key,
-            receiver=receiver,
-            timestamp=now,
-            firing_alerts=tuple(firing),
-            resolved_alerts=tuple(resolved),
-            expires_at=expires_at,
-        )
+        entry = new_entry(group_key, receiver, now, firing, resolved, expires_at)
         self.entries[key] = entry
         self._stored(entry)
         return entry
