@@ -415,6 +415,23 @@ def test_alerts_are_not_tracked() -> None:
     assert len(many) == 10_000
 
 
+@given(st.integers(min_value=-(2**70), max_value=2**70))
+def test_c_timestamp_equals_the_python_one(ns: int) -> None:
+    """encode_timestamp's one C call (both fields set) writes the bytes of the field by
+    field Python encoding, for any Unix ns, before the epoch and past uint64 included."""
+    from daemon.gocompat import pbtimestamp
+
+    _speedups()
+    fast = pbtimestamp.encode_timestamp(ns)
+    saved = pbtimestamp._pack_uvarints
+    pbtimestamp._pack_uvarints = None
+    try:
+        assert fast == pbtimestamp.encode_timestamp(ns)
+    finally:
+        pbtimestamp._pack_uvarints = saved
+    assert pbtimestamp.decode_timestamp(fast) == ns or not -(2**63) * 10**9 <= ns < 2**63 * 10**9
+
+
 def test_nflog_entries_and_history_records_are_not_tracked() -> None:
     """The nflog's entries (kept for the retention) and a flush's history record with
     its alerts (kept until the writer has them) are values only: out of the collector's

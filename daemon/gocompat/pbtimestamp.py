@@ -11,14 +11,32 @@ Pure: no I/O, no trio. Shared by :mod:`daemon.nflog.codec` and :mod:`daemon.sile
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cluster.errors import DecodeError
 from cluster.protowire import encode_varint, iter_fields, to_int32, to_int64
 from daemon.clock import NS_PER_SECOND
 
+_pack_uvarints: Callable[[tuple[int, ...]], bytes | None] | None
+try:
+    from daemon._speedups import pack_uvarints as _pack_uvarints
+except ImportError:  # pragma: no cover - depends on the build
+    _pack_uvarints = None
+
 
 def encode_timestamp(ns: int) -> bytes:
-    """A ``google.protobuf.Timestamp`` for Unix ns (nanos always in ``[0, 1e9)``)."""
+    """A ``google.protobuf.Timestamp`` for Unix ns (nanos always in ``[0, 1e9)``).
+
+    With the C build, the usual timestamp (both fields set, seconds in uint64) is one
+    call: the field keys 1 and 2 are one-byte varints (``0x08``, ``0x10``), so the
+    message is the four values' varints in a row (0.13 against 1.5 us; every nflog
+    entry carries two, every silence record four).
+    """
     seconds, nanos = divmod(ns, NS_PER_SECOND)
+    if seconds > 0 and nanos and _pack_uvarints is not None:
+        packed = _pack_uvarints((8, seconds, 16, nanos))
+        if packed is not None:
+            return packed
     # Field keys written out (1 and 2, varint): every silence and nflog record has two
     # or three of these, and a ProtoWriter per timestamp cost more than the rest.
     return (b"\x08" + encode_varint(seconds) if seconds else b"") + (
