@@ -118,6 +118,8 @@ async def test_first_send_logs_nflog(autojump_clock: trio.testing.MockClock) -> 
     assert entry.firing_alerts == (alert_hash({"alertname": "A", "i": "1"}),)
     assert entry.expires_at == entry.timestamp + 2 * REPEAT
     (sent,) = [e for e in logs if e["event"] == "notify.sent"]
+    # Alertmanager logs "Notify success" at debug: at the default level, no line per send.
+    assert sent["log_level"] == "debug"
     assert sent["receiver"] == "wh"
     assert sent["integration"] == "webhook[0]"
     assert sent["group_key"] == GK

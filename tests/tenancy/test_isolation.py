@@ -338,7 +338,12 @@ def test_config_api_roundtrip_with_templates(tmp_path: Path) -> None:
 def test_notifications_reach_only_their_tenant(tmp_path: Path) -> None:
     """Each tenant's webhook gets its own tenant's alerts; a tenant silence mutes that
     tenant's notification only, the other tenant still gets the shared alert."""
-    with WebhookSink() as sink_a, WebhookSink() as sink_b, start(tmp_path) as proc:
+    # Debug: notify.sent, checked for its tenant below, is a debug event.
+    with (
+        WebhookSink() as sink_a,
+        WebhookSink() as sink_b,
+        start(tmp_path, "--log.level=debug") as proc,
+    ):
         for who, sink in (("a", sink_a), ("b", sink_b)):
             with client(proc, who) as c:
                 r = c.post("/api/v1/alerts", content=tenant_config(f"{who}-hook", sink.url))
