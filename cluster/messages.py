@@ -142,6 +142,26 @@ class _StructMessage:
         return cls.from_struct(struct)
 
 
+def _put_source(out: dict[str, FieldValue], addr: bytes, port: int, node: str) -> None:
+    """A probe's optional reply address (memberlist's omitempty ``Source*`` fields):
+    each absent when empty."""
+    if addr:
+        out["SourceAddr"] = addr
+    if port:
+        out["SourcePort"] = _require_uint("source_port", port, 16)
+    if node:
+        out["SourceNode"] = node
+
+
+def _get_source(struct: dict[bytes, object]) -> tuple[bytes, int, str]:
+    """``(source_addr, source_port, source_node)`` of a probe, empty where absent."""
+    return (
+        get_bytes(struct, "SourceAddr"),
+        get_uint(struct, "SourcePort", 16),
+        get_str(struct, "SourceNode"),
+    )
+
+
 @attrs.frozen
 class Ping(_StructMessage):
     """A direct probe. ``node`` is the target's name; the target ignores a ping for another."""
@@ -160,24 +180,12 @@ class Ping(_StructMessage):
             "SeqNo": _require_uint("seq_no", self.seq_no, 32),
             "Node": self.node,
         }
-        # omitempty fields: absent when empty
-        if self.source_addr:
-            out["SourceAddr"] = self.source_addr
-        if self.source_port:
-            out["SourcePort"] = _require_uint("source_port", self.source_port, 16)
-        if self.source_node:
-            out["SourceNode"] = self.source_node
+        _put_source(out, self.source_addr, self.source_port, self.source_node)
         return out
 
     @classmethod
     def from_struct(cls, struct: dict[bytes, object]) -> Ping:
-        return cls(
-            seq_no=get_uint(struct, "SeqNo", 32),
-            node=get_str(struct, "Node"),
-            source_addr=get_bytes(struct, "SourceAddr"),
-            source_port=get_uint(struct, "SourcePort", 16),
-            source_node=get_str(struct, "SourceNode"),
-        )
+        return cls(get_uint(struct, "SeqNo", 32), get_str(struct, "Node"), *_get_source(struct))
 
 
 @attrs.frozen
@@ -213,25 +221,18 @@ class IndirectPing(_StructMessage):
             "Node": self.node,
             "Nack": self.nack,
         }
-        if self.source_addr:
-            out["SourceAddr"] = self.source_addr
-        if self.source_port:
-            out["SourcePort"] = _require_uint("source_port", self.source_port, 16)
-        if self.source_node:
-            out["SourceNode"] = self.source_node
+        _put_source(out, self.source_addr, self.source_port, self.source_node)
         return out
 
     @classmethod
     def from_struct(cls, struct: dict[bytes, object]) -> IndirectPing:
         return cls(
-            seq_no=get_uint(struct, "SeqNo", 32),
-            target=get_bytes(struct, "Target"),
-            port=get_uint(struct, "Port", 16),
-            node=get_str(struct, "Node"),
-            nack=get_bool(struct, "Nack"),
-            source_addr=get_bytes(struct, "SourceAddr"),
-            source_port=get_uint(struct, "SourcePort", 16),
-            source_node=get_str(struct, "SourceNode"),
+            get_uint(struct, "SeqNo", 32),
+            get_bytes(struct, "Target"),
+            get_uint(struct, "Port", 16),
+            get_str(struct, "Node"),
+            get_bool(struct, "Nack"),
+            *_get_source(struct),
         )
 
 
