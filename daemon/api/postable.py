@@ -53,7 +53,8 @@ class BodyError(Exception):
         self.message = message
 
 
-def _go_kind(value: Any) -> str:
+def go_kind(value: Any) -> str:
+    """The JSON kind Go's decoder names in a type error (``object``, ``array``, ...)."""
     if isinstance(value, dict):
         return "object"
     if isinstance(value, list):
@@ -65,10 +66,9 @@ def _go_kind(value: Any) -> str:
     return "number"
 
 
-def _type_error(value: Any, field: str, go_type: str) -> str:
-    return (
-        f"json: cannot unmarshal {_go_kind(value)} into Go struct field {field} of type {go_type}"
-    )
+def type_error(value: Any, field: str, go_type: str) -> str:
+    """Go's ``json: cannot unmarshal`` error for ``value`` in a struct field."""
+    return f"json: cannot unmarshal {go_kind(value)} into Go struct field {field} of type {go_type}"
 
 
 # --- JSON syntax errors in Go's words ------------------------------------------------
@@ -461,7 +461,7 @@ def _string_map(value: Any, field: str, saved: list[str]) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        saved.append(_type_error(value, field, "models.LabelSet"))
+        saved.append(type_error(value, field, "models.LabelSet"))
         return {}
     out: dict[str, str] = {}
     for k, v in value.items():
@@ -470,7 +470,7 @@ def _string_map(value: Any, field: str, saved: list[str]) -> dict[str, str]:
         elif isinstance(v, str):
             out[k] = v
         else:
-            saved.append(_type_error(v, field, "string"))
+            saved.append(type_error(v, field, "string"))
     return out
 
 
@@ -478,7 +478,7 @@ def _time_field(value: Any, field: str) -> int:
     if value is None:
         return ZERO_TIME
     if not isinstance(value, str):
-        raise BodyError(400, 400, _PREFIX + _type_error(value, field, "string"))
+        raise BodyError(400, 400, _PREFIX + type_error(value, field, "string"))
     try:
         return parse_datetime(value)
     except ValueError as exc:
@@ -491,8 +491,7 @@ def _decode_item_slow(item: Any) -> tuple[RawAlert, dict[str, Any] | None]:
         raise BodyError(
             400,
             400,
-            _PREFIX + f"json: cannot unmarshal {_go_kind(item)} into Go value of type "
-            f"{_OWN_STRUCT}",
+            _PREFIX + f"json: cannot unmarshal {go_kind(item)} into Go value of type {_OWN_STRUCT}",
         )
     fields = _canonical(item)
     saved: list[str] = []
@@ -515,7 +514,7 @@ def _decode_item_slow(item: Any) -> tuple[RawAlert, dict[str, Any] | None]:
         elif key == "generatorURL" and value is not None:
             if not isinstance(value, str):
                 raise BodyError(
-                    400, 400, _PREFIX + _type_error(value, "Alert.generatorURL", "string")
+                    400, 400, _PREFIX + type_error(value, "Alert.generatorURL", "string")
                 )
             generator_url = value
     if saved:
@@ -593,7 +592,7 @@ def parse_alerts_steps(body: bytes) -> Steps[list[RawAlert]]:
         raise BodyError(
             400,
             400,
-            _PREFIX + f"json: cannot unmarshal {_go_kind(doc)} into Go value of type "
+            _PREFIX + f"json: cannot unmarshal {go_kind(doc)} into Go value of type "
             "models.PostableAlerts",
         )
     out: list[RawAlert] = []

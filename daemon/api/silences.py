@@ -32,7 +32,7 @@ from daemon.api.app import (
 )
 from daemon.api.backend import ApiBackend
 from daemon.api.encoding import RawJson, body, framework_error, go_json
-from daemon.api.postable import BodyError, decode_json, parse_datetime
+from daemon.api.postable import BodyError, decode_json, go_kind, parse_datetime, type_error
 from daemon.gocompat.strconv import go_quote
 from daemon.gocompat.timestamp import format_millis
 from daemon.matcher import Matcher, MatcherError, MatchType, matcher_json, parse_filter
@@ -83,22 +83,6 @@ class PostedSilence:
         )
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "bool"
-    return "number"
-
-
-def _type_error(value: Any, field: str, go_type: str) -> str:
-    return f"json: cannot unmarshal {_kind(value)} into Go struct field {field} of type {go_type}"
-
-
 def _fold(item: Mapping[str, Any], names: Sequence[str]) -> list[tuple[str, Any]]:
     """Keys matched to field names as Go does (exact, else case-insensitive), in order."""
     folded = {n.lower(): n for n in names}
@@ -127,7 +111,7 @@ def _decode_matchers(value: Any, saved: list[str]) -> list[dict[str, Any] | None
     if value is None:
         return None
     if not isinstance(value, list):
-        saved.append(_type_error(value, "Silence.matchers", "models.Matchers"))
+        saved.append(type_error(value, "Silence.matchers", "models.Matchers"))
         return None
     out: list[dict[str, Any] | None] = []
     for item in value:
@@ -135,7 +119,7 @@ def _decode_matchers(value: Any, saved: list[str]) -> list[dict[str, Any] | None
             out.append(None)
             continue
         if not isinstance(item, dict):
-            saved.append(_type_error(item, "Silence.matchers", "models.Matcher"))
+            saved.append(type_error(item, "Silence.matchers", "models.Matcher"))
             out.append({})
             continue
         fields: dict[str, Any] = {}
@@ -147,7 +131,7 @@ def _decode_matchers(value: Any, saved: list[str]) -> list[dict[str, Any] | None
                 fields[name] = v
             else:
                 go_type = "bool" if want is bool else "string"
-                saved.append(_type_error(v, f"Matcher.matchers.{name}", go_type))
+                saved.append(type_error(v, f"Matcher.matchers.{name}", go_type))
         out.append(fields)
     return out
 
@@ -168,7 +152,7 @@ def parse_silence(data: bytes) -> PostedSilence:
         raise BodyError(
             400,
             400,
-            _PREFIX + f"json: cannot unmarshal {_kind(doc)} into Go value of type {_ID_STRUCT}",
+            _PREFIX + f"json: cannot unmarshal {go_kind(doc)} into Go value of type {_ID_STRUCT}",
         )
     saved: list[str] = []
     silence_id = ""
@@ -178,7 +162,7 @@ def parse_silence(data: bytes) -> PostedSilence:
         elif isinstance(value, str):
             silence_id = value
         else:
-            saved.append(_type_error(value, ".id", "string"))
+            saved.append(type_error(value, ".id", "string"))
     if saved:
         raise BodyError(400, 400, _PREFIX + saved[0])
     fields: dict[str, Any] = {}
@@ -188,7 +172,7 @@ def parse_silence(data: bytes) -> PostedSilence:
                 fields.pop(name, None)
                 continue
             if not isinstance(value, str):
-                raise BodyError(400, 400, _PREFIX + _type_error(value, f"Silence.{name}", "string"))
+                raise BodyError(400, 400, _PREFIX + type_error(value, f"Silence.{name}", "string"))
             try:
                 fields[name] = parse_datetime(value)
             except ValueError as exc:
@@ -200,7 +184,7 @@ def parse_silence(data: bytes) -> PostedSilence:
         elif isinstance(value, str):
             fields[name] = value
         else:
-            saved.append(_type_error(value, f"Silence.{name}", "string"))
+            saved.append(type_error(value, f"Silence.{name}", "string"))
     if saved:
         raise BodyError(400, 400, _PREFIX + saved[0])
     for name in _SILENCE_FIELDS:
