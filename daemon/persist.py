@@ -697,8 +697,6 @@ class SyncRounds:
 
     async def _round(self) -> None:
         """Run every waiting write in one hand-off; the caller holds the lock."""
-        # The round's one scheduler round, before the batch is taken: writes from tasks
-        # runnable now (a silence POST beside a notification's nflog flush) join it.
         batch, self._waiting = self._waiting, []
         for w in batch:
             w.taken = True
