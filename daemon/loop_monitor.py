@@ -8,9 +8,10 @@ figures are lower bounds, exact to within the interval.
 
 Once the loop has been idle for :data:`IDLE_AFTER` (see :class:`ProbePace`), the
 interval doubles at each idle wake-up up to :data:`PROBE_IDLE_INTERVAL`, and it is back
-at :data:`PROBE_INTERVAL` at the first wake-up after any work: 200 wake-ups a second (and the watch thread's 100) cost an idle
-daemon 3.1% of a core on this project's VMs, against 0.01% without the probe. The first
-pause after an idle spell is then measured to within :data:`PROBE_IDLE_INTERVAL`.
+at :data:`PROBE_INTERVAL` at the first wake-up after any work: 200 wake-ups a second
+(and the watch thread's 100) cost an idle daemon 3.1% of a core on this project's VMs,
+against 0.01% without the probe. The first pause after an idle spell is then measured
+to within :data:`PROBE_IDLE_INTERVAL`.
 """
 
 from __future__ import annotations

@@ -600,18 +600,29 @@ class _Write:
             self.written = True
 
 
-async def acquire_without_round(lock: trio.Lock) -> None:
-    """Take ``lock``; a scheduler round only if someone holds it.
+class held:  # named as used: ``async with held(lock)``
+    """``async with held(lock)``: ``lock`` held for the block, taken without a scheduler
+    round when it is free.
 
-    ``trio.Lock.acquire`` yields even when the lock is free. A group commit takes two
-    locks (the journal's and the rounds'), each free but for a round in flight, and then
-    waits for the writer thread anyway: two rounds a silence POST for nothing.
-    Cancellation: as ``acquire`` when it waits; none when the lock was free.
+    ``trio.Lock``'s own ``async with`` yields even when the lock is free. A group commit
+    takes two locks (the journal's and the rounds'), each free but for a round in
+    flight, and then waits for the writer thread anyway: two rounds a silence POST for
+    nothing. Cancellation: as ``acquire`` when it waits; none when the lock was free.
     """
-    try:
-        lock.acquire_nowait()
-    except trio.WouldBlock:
-        await lock.acquire()
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: trio.Lock) -> None:
+        self._lock = lock
+
+    async def __aenter__(self) -> None:
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 class SyncRounds:
@@ -678,12 +689,9 @@ class SyncRounds:
         self._waiting.append(write)
         try:
             while not write.taken:
-                await acquire_without_round(self._lock)
-                try:
+                async with held(self._lock):
                     if not write.taken:
                         await self._round()
-                finally:
-                    self._lock.release()
         finally:
             if not write.taken:
                 self._waiting.remove(write)
@@ -894,12 +902,9 @@ class DurableState:
         self._commits.append(ticket)
         try:
             while not ticket.done:
-                await acquire_without_round(self._lock)
-                try:
+                async with held(self._lock):
                     if not ticket.done:
                         await self._write_commits()
-                finally:
-                    self._lock.release()
         finally:
             if not ticket.done and ticket in self._commits:
                 self._commits.remove(ticket)
@@ -962,30 +967,24 @@ class DurableState:
         Error handling: on ``OSError`` the batch is queued again (a partly written
         frame is skipped at load) and the error propagates.
         """
-        await acquire_without_round(self._lock)
-        try:
-            await self._flush_locked(sync)
-        finally:
-            self._lock.release()
-
-    async def _flush_locked(self, sync: bool) -> None:
-        if self._commits and sync:
-            await self._write_commits()
-            return
-        batch = self._take_pending()
-        if not batch and not (sync and self._unsynced):
-            # Nothing queued: an earlier flush (which we waited for) wrote it all.
-            return
-        write = _Write(self.journal, batch, sync)
-        try:
-            await self._write(write)
-        except BaseException:
-            if not write.written:
-                # Failed (a partly written frame is skipped at load) or cancelled
-                # before the write: the next flush writes the batch.
-                self._requeue(batch)
-            raise
-        self._unsynced = not sync
+        async with held(self._lock):
+            if self._commits and sync:
+                await self._write_commits()
+                return
+            batch = self._take_pending()
+            if not batch and not (sync and self._unsynced):
+                # Nothing queued: an earlier flush (which we waited for) wrote it all.
+                return
+            write = _Write(self.journal, batch, sync)
+            try:
+                await self._write(write)
+            except BaseException:
+                if not write.written:
+                    # Failed (a partly written frame is skipped at load) or cancelled
+                    # before the write: the next flush writes the batch.
+                    self._requeue(batch)
+                raise
+            self._unsynced = not sync
 
     async def append(self, record: bytes, sync: bool = True) -> None:
         """Append ``record`` (after anything queued) and return once it is written."""
