@@ -29,5 +29,7 @@ def mute_candidates(
     caches: dict[str, dict[str, tuple[frozenset[str], dict[frozenset[str], frozenset[str]]]]],
     labels: dict[str, str],
     lookup: object,
+    eq: dict[tuple[str, str], set[str]],
+    quick: dict[str, tuple[()] | tuple[list[bytes], list[bytes]]],
     /,
 ) -> set[str]: ...

@@ -859,6 +859,11 @@ class RangeFilter:
         """Whether no member can match ``text``."""
         return self.excludes_bytes(_utf8(text))
 
+    def bounds(self) -> tuple[list[bytes], list[bytes]]:
+        """The sorted low ends and the highest high end so far beside each: what
+        :meth:`excludes_bytes` bisects (the silence index hands them to its C loop)."""
+        return self._lows, self._reach
+
 
 class AnchoredSet:
     """Patterns matched together, each as Alertmanager's ``^(?:p)$``, in one pass of

@@ -21,9 +21,12 @@ matching ``value``:
   falls back to one alternation of its keys (``^(?:(?:p1)|(?:p2)|…)$``), then
   alternations of :data:`PART` of them, then the keys of a matching part. Before the
   set, a bisect over its keys' possible-match ranges (RE2's) answers a value no key
-  could match (``host-…`` against ``db-.*`` keys) without calling RE2. The answer is
-  cached per label value until a key on that name changes, and values matching the
-  same regex keys share one answer (all ``Bench…`` values of ``alertname=~"Bench.*"``).
+  could match (``host-…`` against ``db-.*`` keys) without calling RE2; the C loop
+  behind :meth:`MuteIndex.candidates` runs that bisect itself for a value no literal key
+  names, so such a value (a new ``instance`` per alert) costs no Python call and no
+  cache entry. Other answers are cached per label value until a key on that name
+  changes, and values matching the same regex keys share one answer (all ``Bench…``
+  values of ``alertname=~"Bench.*"``).
 
 The candidates for a label set are, for each group whose names the labels all carry
 with non-empty values and all hit, the intersection of that group's hits of those
@@ -218,6 +221,7 @@ class MuteIndex:
         "_hits",
         "_keyless",
         "_literal_keys",
+        "_quick",
         "_regex_keys",
         "_shared",
         "_use_set",
@@ -246,6 +250,11 @@ class MuteIndex:
         #: when some key has no range (a chunk without a set, or a key matched one by
         #: one). Dropped with ``_hits[name]``.
         self._filters: dict[str, goregex.RangeFilter | None] = {}
+        #: name -> what the C loop needs to answer a value hitting nothing without
+        #: :meth:`_lookup`: () when the name has no regex keys, else the bounds of its
+        #: range filter; absent when neither is known (no filter yet, or a key without
+        #: a range). Dropped with ``_hits[name]``.
+        self._quick: dict[str, tuple[()] | tuple[list[bytes], list[bytes]]] = {}
 
     def __len__(self) -> int:
         return len(self._group_of) + len(self._keyless)
@@ -330,7 +339,7 @@ class MuteIndex:
                     return True
         for name, chunks in self._chunks.items():
             if name not in self._filters:
-                self._filters[name] = _filter_of(chunks)
+                self._filter(name, chunks)
                 return True
         return False
 
@@ -345,6 +354,14 @@ class MuteIndex:
         self._hits.pop(name, None)
         self._shared.pop(name, None)
         self._filters.pop(name, None)
+        self._quick.pop(name, None)
+
+    def _filter(self, name: str, chunks: list[_Chunk]) -> goregex.RangeFilter | None:
+        """Build and keep ``name``'s range filter (None: some key has no range)."""
+        found = self._filters[name] = _filter_of(chunks)
+        if found is not None:
+            self._quick[name] = found.bounds()
+        return found
 
     def _lookup(self, name: str, value: str) -> _Entry:
         """Compute and cache the hits of ``(name, value)``, with an empty per-group cache."""
@@ -364,10 +381,12 @@ class MuteIndex:
             if name in self._filters:
                 found = self._filters[name]
             else:
-                found = self._filters[name] = _filter_of(chunks)
+                found = self._filter(name, chunks)
             if found is None or not found.excludes(value):
                 for chunk in chunks:
                     chunk.matched(value, keys)
+        else:
+            self._quick[name] = ()
         if eq is None and not keys:
             # Most values hit nothing (a new ``instance`` per alert): they share one
             # entry, whose per-group dict is never written since an empty hit ends the
@@ -399,7 +418,15 @@ class MuteIndex:
         (:func:`daemon._speedups.mute_candidates`), :meth:`candidates_python` otherwise.
         """
         if _mute_candidates is not None and type(labels) is dict:
-            return _mute_candidates(self._keyless, self._groups, self._hits, labels, self._lookup)
+            return _mute_candidates(
+                self._keyless,
+                self._groups,
+                self._hits,
+                labels,
+                self._lookup,
+                self._eq,
+                self._quick,
+            )
         return self.candidates_python(labels)
 
     def candidates_python(self, labels: Mapping[str, str]) -> set[str]:

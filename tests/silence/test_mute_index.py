@@ -312,16 +312,75 @@ def test_c_candidates_pass_on_a_lookup_error_and_check_their_arguments() -> None
         raise KeyError(value)
 
     with pytest.raises(KeyError, match="host-1"):
-        speedups.mute_candidates(set(), groups, {}, {"instance": "host-1"}, failing)
+        speedups.mute_candidates(set(), groups, {}, {"instance": "host-1"}, failing, {}, {})
     with pytest.raises(TypeError, match="an entry must be"):
-        speedups.mute_candidates(set(), groups, {}, {"instance": "h"}, lambda n, v: ("x", {}))
+        speedups.mute_candidates(
+            set(), groups, {}, {"instance": "h"}, lambda n, v: ("x", {}), {}, {}
+        )
     with pytest.raises(TypeError, match="expected"):
-        speedups.mute_candidates([], groups, {}, {}, failing)
-    with pytest.raises(TypeError, match="5 arguments"):
+        speedups.mute_candidates([], groups, {}, {}, failing, {}, {})
+    with pytest.raises(TypeError, match="expected"):
+        speedups.mute_candidates(set(), groups, {}, {}, failing, [], {})
+    with pytest.raises(TypeError, match="7 arguments"):
         speedups.mute_candidates(set(), groups, {})
     # An absent or empty label rules the group out before any lookup.
-    assert speedups.mute_candidates({"k"}, groups, {}, {"instance": ""}, failing) == {"k"}
-    assert speedups.mute_candidates({"k"}, groups, {}, {"job": "x"}, failing) == {"k"}
+    assert speedups.mute_candidates({"k"}, groups, {}, {"instance": ""}, failing, {}, {}) == {"k"}
+    assert speedups.mute_candidates({"k"}, groups, {}, {"job": "x"}, failing, {}, {}) == {"k"}
+    # Malformed quick entries are refused, not read past their ends.
+    for bad in ((b"a",), [[], []], ([b"a"], [])):
+        with pytest.raises(TypeError):
+            speedups.mute_candidates(
+                set(), groups, {}, {"instance": "h"}, failing, {}, {"instance": bad}
+            )
+    with pytest.raises(TypeError, match="bytes"):
+        speedups.mute_candidates(
+            set(), groups, {}, {"instance": "h"}, failing, {}, {"instance": (["a"], ["b"])}
+        )
+
+
+def test_c_candidates_answer_a_surely_missed_value_without_a_lookup() -> None:
+    """A value that no literal key names and that the name's range filter excludes (a
+    new ``instance`` per alert against ``db-.*`` keys) is answered by the C loop alone;
+    a value a literal key names, one inside a range, and one the C side cannot encode as
+    the filter does (a lone surrogate) still go to ``_lookup``."""
+    if index_module._mute_candidates is None:
+        pytest.skip("daemon/_speedups was not built")
+    index = MuteIndex()
+    for k in range(20):
+        index.add(
+            Silence(
+                f"r{k}", (Matcher.create(MatchType.REGEXP, "instance", f"db-{k}-.*"),), T0, T0 + S
+            )
+        )
+    index.add(Silence("eq", (Matcher.create(MatchType.EQUAL, "instance", "host-eq"),), T0, T0 + S))
+    index.add(Silence("job", (Matcher.create(MatchType.EQUAL, "job", "node"),), T0, T0 + S))
+    looked_up: list[tuple[str, str]] = []
+    real = MuteIndex._lookup
+
+    def counting(self: MuteIndex, name: str, value: str) -> object:
+        looked_up.append((name, value))
+        return real(self, name, value)
+
+    with mock.patch.object(MuteIndex, "_lookup", counting):
+        # The first look-ups of each name build its filter (and what the C loop reads).
+        assert index.candidates({"instance": "host-0", "job": "web"}) == set()
+        assert looked_up == [("instance", "host-0"), ("job", "web")]
+        looked_up.clear()
+        for i in range(1, 50):
+            labels = {"instance": f"host-{i}", "job": f"batch-{i}"}
+            assert index.candidates(labels) == set()
+        assert looked_up == []
+        assert index.candidates({"instance": "host-eq"}) == {"eq"}
+        assert index.candidates({"instance": "db-3-x"}) == {"r3"}
+        assert index.candidates({"instance": "db-\udc80"}) == set()
+        assert [v for _, v in looked_up] == ["host-eq", "db-3-x", "db-\udc80"]
+        # A change of a key on the name drops what the C loop reads with the cache.
+        looked_up.clear()
+        index.add(
+            Silence("h", (Matcher.create(MatchType.REGEXP, "instance", "host-.*"),), T0, T0 + S)
+        )
+        assert index.candidates({"instance": "host-1"}) == {"h"}
+        assert looked_up == [("instance", "host-1")]
 
 
 def test_a_name_without_hits_rules_its_group_out_before_any_intersection() -> None:
