@@ -573,6 +573,15 @@ class Silences:
         ``encoded``, if given, is each record's ``MeshSilence`` encoding as the journal
         wrote it: the listeners get it framed rather than a second encoding.
         """
+        if plan.records:
+            # A local write happens at its records' updated_at (the plans set it to the
+            # write's now). Bringing the live set there first, as a query then would, lets
+            # a silence that starts at once join the index at its write (a few us)
+            # instead of in the next flush: issue 15's 1,000 silences posted just before
+            # a burst of alerts joined in its first flush (4 ms of one scheduler step).
+            at = plan.records[-1][0].updated_at
+            if at > self._horizon:
+                self._advance(at)
         for k, (s, expires_at) in enumerate(plan.records):
             self._put(s, expires_at, local=True, encoded=None if encoded is None else encoded[k])
         return plan.silence_id

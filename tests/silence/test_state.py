@@ -298,6 +298,25 @@ def test_new_silence_mutes_at_once() -> None:
     assert mutes(st, labels, T0) == [sid]
 
 
+def test_a_written_silence_joins_the_index_at_its_write() -> None:
+    """A silence that starts at its write is live in the index before any query (so the
+    first flush after a burst of writes does not index them all); a query behind the
+    write does not see it active, one at the write does, and a write stamped behind the
+    horizon leaves the horizon where it is."""
+    st = store()
+    labels = {"alertname": "Disk", "host": "h1"}
+    assert mutes(st, labels, T0 + 10 * S) == []
+    sid = st.set(sil('host=~"h.*"'), T0 + 20 * S)
+    assert sid in st._live
+    assert st._horizon == T0 + 20 * S
+    assert mutes(st, labels, T0 + 15 * S) == []
+    assert mutes(st, labels, T0 + 20 * S) == [sid]
+    late = st.set(sil('host="h1"'), T0 + 5 * S)
+    assert st._horizon == T0 + 20 * S
+    assert late in st._live
+    assert mutes(st, labels, T0 + 21 * S) == sorted([sid, late])
+
+
 def test_no_live_silence_answers_none_and_later_changes_still_mute() -> None:
     """With only expired and pending silences nothing mutes (the no-live-silence fast
     path); the pending one mutes once it starts, a new one at once, and an alert whose
