@@ -331,19 +331,23 @@ def run_scenario(
     return {f"{scenario}.{key}": value for key, value in r.items()}
 
 
-def run_ingest(sink: ProcessSink, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def run_ingest(
+    sink: ProcessSink, args: argparse.Namespace, run: int = 0
+) -> dict[str, dict[str, float]]:
     """The ingest scenarios, each on a fresh daemon of each kind, the two kinds back to
     back per scenario (a drift in machine speed then hits both alike), after one
     unrecorded warm-up ingest on each kind: the first ingest of a run was up to 20%
     slower whichever daemon took it (Alertmanager's rate with its first scenario first
     was 23.3-23.8k alerts/s, second 28.6-31.5k), which skewed the ratios of the
-    scenario that happened to come first."""
-    for kind in KINDS:
+    scenario that happened to come first. Which kind goes first in each pair alternates
+    from run to run (``run``), so neither always follows the other."""
+    kinds = KINDS if run % 2 == 0 else KINDS[::-1]
+    for kind in kinds:
         with start(kind, CONFIG.format(url=sink.url)) as d:
             ingest(d, sink)
     results: dict[str, dict[str, float]] = {kind: {} for kind in KINDS}
     for scenario in args.scenarios:
-        for kind in KINDS:
+        for kind in kinds:
             results[kind].update(run_scenario(kind, scenario, sink, args))
     return results
 
@@ -402,12 +406,12 @@ def run_api(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     return out
 
 
-def one_run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def one_run(args: argparse.Namespace, run: int = 0) -> dict[str, dict[str, float]]:
     if args.api_only:
         return run_api(args)
     sink = ProcessSink()
     try:
-        results = run_ingest(sink, args)
+        results = run_ingest(sink, args, run)
     finally:
         sink.close()
     if not args.ingest_only:
@@ -465,14 +469,15 @@ def main() -> None:
         profile(args.silences)
         return
     runs = []
-    for _ in range(args.repeat):
-        runs.append(one_run(args))
+    for run in range(args.repeat):
+        runs.append(one_run(args, run))
         print_run(runs[-1])
     if len(runs) > 1:
-        print(f"\nmedian tocsin/AM over {len(runs)} runs")
+        print(f"\nmedian tocsin/AM over {len(runs)} runs (lowest-highest run)")
         for key in runs[0]["alertmanager"]:
             ratios = [r["tocsin"][key] / r["alertmanager"][key] for r in runs]
             line = f"{key:<36}{statistics.median(ratios):>10.3f}"
+            line += f"  ({min(ratios):.2f}-{max(ratios):.2f})"
             if key in runs[0].get("noop", {}):
                 paired = statistics.median(r["tocsin"][f"{key}/noop"] for r in runs)
                 bare = statistics.median(r["tocsin"][f"{key}/noop_asgi"] for r in runs)
