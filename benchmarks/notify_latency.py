@@ -3,9 +3,17 @@ history on, tocsin with it off, and Alertmanager 0.25, in one run.
 
 Each round posts ``--alerts`` alerts, one every ``--pace`` seconds, each a new group
 (a new alertname), and times each from just before its POST until its webhook arrives
-at a sink in this process. Rounds alternate between the three daemons, so a change in
-machine load hits all of them alike. Prints p50/p99/max per daemon and the ratios
-history-on / history-off and tocsin / Alertmanager.
+at a sink, which answers HTTP/1.0 (so every notification opens a connection). Rounds
+alternate between the three daemons, so a change in machine load hits all of them
+alike. Prints p50/p99/max per daemon and the ratios history-on / history-off and
+tocsin / Alertmanager.
+
+The sink runs in a process of its own (``--sink process``, the default) and stamps each
+webhook on the system's monotonic clock when its request is in. ``--sink thread`` is the
+sink of sessions 5-11: a thread per connection in this process, which shares this
+process's interpreter lock with the client waiting for the POST's answer. A daemon that
+notifies before it answers (tocsin) then had its webhook stamped only after the client
+had taken in the answer; one that answers first (Alertmanager) did not.
 
     .venv/bin/python -m benchmarks.notify_latency --rounds 3
 """
@@ -13,9 +21,13 @@ history-on / history-off and tocsin / Alertmanager.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.server
 import json
+import re
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -83,6 +95,104 @@ def sink_server() -> Iterator[tuple[Sink, int]]:
         server.server_close()
 
 
+class ProcessSink:
+    """The sink as a child process (``--sink-child``), reporting each group's first
+    arrival into a :class:`Sink` from a reader thread."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.notify_latency", "--sink-child"],
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        assert self.proc.stdout is not None
+        self._stdout = self.proc.stdout
+        first = self._stdout.readline().split()
+        if first[:1] != ["port"]:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise RuntimeError(f"latency sink did not start: {first}")
+        self.port = int(first[1])
+        self._sink = sink
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._stdout:
+            name, _, at = line.rstrip("\n").rpartition("\t")
+            with self._sink.got:
+                self._sink.arrived.setdefault(name, float(at))
+                self._sink.got.notify_all()
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._reader.join(5)
+        self._stdout.close()
+
+
+@contextmanager
+def process_sink() -> Iterator[tuple[Sink, int]]:
+    sink = Sink()
+    child = ProcessSink(sink)
+    try:
+        yield sink, child.port
+    finally:
+        child.close()
+
+
+_CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
+_ANSWER = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+class _ChildConnection(asyncio.Protocol):
+    """One webhook per connection: stamp it when head and body are in, answer, close."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        head_end = self.buf.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        m = _CONTENT_LENGTH.search(self.buf, 0, head_end)
+        end = head_end + 4 + (int(m.group(1)) if m else 0)
+        if len(self.buf) < end:
+            return
+        now = time.monotonic()
+        assert self.transport is not None
+        self.transport.write(_ANSWER)
+        self.transport.close()
+        body = json.loads(bytes(self.buf[head_end + 4 : end]))
+        sys.stdout.write(f"{body['groupLabels']['alertname']}\t{now!r}\n")
+        sys.stdout.flush()
+
+
+def sink_child() -> None:
+    """The child's side: print ``port N``, then ``<alertname>\t<monotonic>`` per webhook."""
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(
+        loop.create_server(_ChildConnection, "127.0.0.1", 0, backlog=128)
+    )
+    sys.stdout.write(f"port {server.sockets[0].getsockname()[1]}\n")
+    sys.stdout.flush()
+    try:
+        loop.run_forever()
+    except KeyboardInterrupt:
+        pass
+
+
 def one_round(url: str, sink: Sink, prefix: str, count: int, pace: float) -> list[float]:
     """Latencies (s) of ``count`` paced single-alert groups."""
     posted: dict[str, float] = {}
@@ -117,14 +227,24 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=200, help="groups per round")
     parser.add_argument("--pace", type=float, default=0.02, help="seconds between posts")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--sink",
+        choices=("process", "thread"),
+        default="process",
+        help="where the webhook sink runs (see the module docstring)",
+    )
+    parser.add_argument("--sink-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.sink_child:
+        sink_child()
+        return
     kinds = {
         "tocsin, history on": ("tocsin", ()),
         "tocsin, history off": ("tocsin", ("--history.retention=0s",)),
         "alertmanager": ("alertmanager", ()),
     }
     samples: dict[str, list[float]] = {k: [] for k in kinds}
-    with sink_server() as (sink, port):
+    with process_sink() if args.sink == "process" else sink_server() as (sink, port):
         config = CONFIG.format(port=port)
         for rnd in range(args.rounds):
             # rotate the order each round so no daemon always runs first
@@ -144,7 +264,8 @@ def main() -> None:
                 )
     print()
     print(
-        f"{'daemon':22} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  ({args.rounds} x {args.alerts} groups)"
+        f"{'daemon':22} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+        f"  ({args.rounds} x {args.alerts} groups, sink: {args.sink})"
     )
     p99 = {}
     for label, got in samples.items():
