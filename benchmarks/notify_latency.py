@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import http.server
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from contextlib import contextmanager
 import httpx
 
 from benchmarks.harness import free_port, start
+from benchmarks.webhook_sink import SinkConnection
 
 CONFIG = """
 route:
@@ -146,44 +146,21 @@ def process_sink() -> Iterator[tuple[Sink, int]]:
         child.close()
 
 
-_CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
-_ANSWER = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"
-
-
-class _ChildConnection(asyncio.Protocol):
-    """One webhook per connection: stamp it when head and body are in, answer, close."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        head_end = self.buf.find(b"\r\n\r\n")
-        if head_end < 0:
-            return
-        m = _CONTENT_LENGTH.search(self.buf, 0, head_end)
-        end = head_end + 4 + (int(m.group(1)) if m else 0)
-        if len(self.buf) < end:
-            return
-        now = time.monotonic()
-        assert self.transport is not None
-        self.transport.write(_ANSWER)
-        self.transport.close()
-        body = json.loads(bytes(self.buf[head_end + 4 : end]))
-        sys.stdout.write(f"{body['groupLabels']['alertname']}\t{now!r}\n")
-        sys.stdout.flush()
+def _stamp(body: bytes) -> None:
+    """The child's record: ``<alertname>\t<monotonic>`` on stdout, stamped on arrival."""
+    now = time.monotonic()
+    name = json.loads(body)["groupLabels"]["alertname"]
+    sys.stdout.write(f"{name}\t{now!r}\n")
+    sys.stdout.flush()
 
 
 def sink_child() -> None:
     """The child's side: print ``port N``, then ``<alertname>\t<monotonic>`` per webhook."""
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(
-        loop.create_server(_ChildConnection, "127.0.0.1", 0, backlog=128)
+        loop.create_server(
+            lambda: SinkConnection(_stamp, close_after=True), "127.0.0.1", 0, backlog=128
+        )
     )
     sys.stdout.write(f"port {server.sockets[0].getsockname()[1]}\n")
     sys.stdout.flush()

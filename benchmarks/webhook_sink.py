@@ -27,17 +27,21 @@ import time
 from collections.abc import Callable
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+_OK_CLOSE = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"
 _CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
 # Both daemons write the v4 payload's keys in Go's order: groupKey, then truncatedAlerts.
 _GROUP_KEY = re.compile(rb'"groupKey":("(?:[^"\\]|\\.)*")')
 
 
 class SinkConnection(asyncio.Protocol):
-    """Minimal HTTP/1.1 server side: read head and Content-Length body, answer 200,
-    hand the body to ``record``."""
+    """Minimal HTTP/1.1 server side: read head and Content-Length body, hand the body to
+    ``record`` (called first, so a timestamp taken there is the request's arrival), then
+    answer 200. With ``close_after`` the answer is HTTP/1.0's and the connection closes,
+    so every request comes on a new one (:mod:`benchmarks.notify_latency`)."""
 
-    def __init__(self, record: Callable[[bytes], None]) -> None:
+    def __init__(self, record: Callable[[bytes], None], *, close_after: bool = False) -> None:
         self.record = record
+        self.close_after = close_after
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
 
@@ -59,9 +63,13 @@ class SinkConnection(asyncio.Protocol):
                 return
             body = bytes(buf[head_end + 4 : end])
             del buf[:end]
-            assert self.transport is not None
-            self.transport.write(_OK)
             self.record(body)
+            assert self.transport is not None
+            if self.close_after:
+                self.transport.write(_OK_CLOSE)
+                self.transport.close()
+                return
+            self.transport.write(_OK)
 
 
 def group_key(body: bytes) -> bytes | None:
