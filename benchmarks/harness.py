@@ -36,19 +36,48 @@ class Daemon:
         self.proc = proc
         self.url = url
 
+    def pids(self) -> list[int]:
+        """The daemon and every process it runs (tocsin's sender process), so that
+        CPU and memory figures count all of the daemon's work."""
+        found = [self.proc.pid]
+        for pid in found:  # grows while walked: children, then theirs
+            try:
+                tasks = list(Path(f"/proc/{pid}/task").iterdir())
+            except FileNotFoundError:
+                continue
+            for task in tasks:
+                try:
+                    found.extend(int(c) for c in (task / "children").read_text().split())
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+        return found
+
+    def _proc_texts(self, name: str) -> Iterator[str]:
+        """``/proc/<pid>/<name>`` of each of :meth:`pids`, skipping any that just ended."""
+        for pid in self.pids():
+            try:
+                yield Path(f"/proc/{pid}/{name}").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+
     def cpu_seconds(self) -> float:
-        """CPU time of every thread so far, in ns resolution.
+        """CPU time of every thread of the daemon's processes so far, in ns resolution.
 
         ``/proc/<pid>/stat`` counts clock ticks (10 ms): an idle window holds only a
         handful. The scheduler's own run time (first field of ``schedstat``, summed
         over the threads) is exact.
         """
         total = 0
-        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+        for pid in self.pids():
             try:
-                total += int((task / "schedstat").read_text().split()[0])
-            except (FileNotFoundError, ProcessLookupError):
-                continue  # a thread that just ended
+                tasks = list(Path(f"/proc/{pid}/task").iterdir())
+            except FileNotFoundError:
+                continue  # a child that just ended
+            for task in tasks:
+                try:
+                    total += int((task / "schedstat").read_text().split()[0])
+                except (FileNotFoundError, ProcessLookupError):
+                    continue  # a thread that just ended
         return total / 1e9
 
     def cpu_seconds_ticks(self) -> float:
@@ -57,14 +86,20 @@ class Daemon:
         A cross-check for :meth:`cpu_seconds`, which misses threads that end inside the
         window (trio's idle worker threads do).
         """
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        ticks = 0
+        for stat in self._proc_texts("stat"):
+            fields = stat.rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / TICKS
 
     def rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS")
+        """Resident memory of the daemon's processes together."""
+        return sum(
+            int(line.split()[1]) * 1024
+            for status in self._proc_texts("status")
+            for line in status.splitlines()
+            if line.startswith("VmRSS:")
+        )
 
 
 def _argv(kind: str, tmp: str, port: int, cluster_args: tuple[str, ...]) -> list[str]:

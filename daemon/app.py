@@ -431,9 +431,16 @@ async def _serve(
     # One client per distinct http_config (TLS, proxy, OAuth2), all behind one limit on
     # requests in flight: httpcore's pool queue is quadratic under a burst of flushes.
     async with (
-        HttpClients(timeout=HTTP_TIMEOUT, max_in_flight=MAX_HTTP_IN_FLIGHT) as clients,
+        HttpClients(
+            timeout=HTTP_TIMEOUT,
+            max_in_flight=MAX_HTTP_IN_FLIGHT,
+            sender_process=opts.notify_sender_process,
+        ) as clients,
         trio.open_nursery() as nursery,
     ):
+        if clients.process is not None:
+            # In the background: notifications go in-process until the child is ready.
+            await nursery.start(clients.process.serve)
         history: History | None = None
         if opts.history_retention > 0:
             # Before the instance, so its first notification has a place to go.

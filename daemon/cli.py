@@ -16,7 +16,7 @@ from daemon import __version__
 from daemon.gocompat.duration import DurationError, parse_duration, parse_go_duration
 from daemon.history.export import WEBHOOK_FORMATS
 from daemon.log import LEVELS
-from daemon.options import Options
+from daemon.options import SENDER_PROCESS_MODES, Options
 
 
 def _duration(text: str) -> int:
@@ -167,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("DEBUG", "INFO", "WARNING"),
         default=defaults.auditing_alerting_priority,
         help="audit rules below this priority raise no alert",
+    )
+    p.add_argument(
+        "--notify.sender-process",
+        dest="notify_sender_process",
+        choices=SENDER_PROCESS_MODES,
+        default=defaults.notify_sender_process,
+        help="auto: notifications made during a burst are exchanged in a "
+        "child process, on another core; off: all in the daemon's process",
     )
     p.add_argument("--log.level", dest="log_level", choices=LEVELS, default="info")
     p.add_argument("--log.format", dest="log_format", choices=("logfmt", "json"), default=None)

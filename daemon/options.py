@@ -13,6 +13,9 @@ import attrs
 
 from daemon.gocompat.duration import parse_duration
 
+#: ``--notify.sender-process``'s values.
+SENDER_PROCESS_MODES = ("auto", "off")
+
 
 @attrs.frozen
 class Options:
@@ -67,6 +70,9 @@ class Options:
     events_watch: bool = False
     auditing_rules_files: tuple[str, ...] = ()
     auditing_alerting_priority: str = "WARNING"
+    #: tocsin only: ``auto`` exchanges burst notifications in a child process
+    #: (daemon/notify/sender.py); ``off`` keeps every exchange in the daemon.
+    notify_sender_process: str = "auto"
     log_level: str = "info"
     #: None when the flag was not given: then the format follows the TTY.
     log_format: str | None = None

@@ -60,6 +60,7 @@ HONOURED: dict[str, str] = {
     "auditing.alerting-priority": "tests/api/test_events_e2e.py::test_audit_webhook_shapes_become_kube_auditing_alerts",
     "events.kubeconfig": "tests/api/test_events_e2e.py::test_watch_intake_against_a_stand_in_api_server",
     "events.watch": "tests/api/test_events_e2e.py::test_events_watch_outside_a_pod_stops_start_up",
+    "notify.sender-process": "tests/integration/test_sender_process.py::test_a_burst_is_notified_once_per_group_with_and_without_the_child",
     "log.level": "tests/integration/test_cluster_faults.py",
     "log.format": "tests/integration/processes.py",
     "debug.stall-endpoint": "tests/integration/test_systemd.py::test_stall_endpoint_only_with_its_flag",

@@ -122,6 +122,12 @@ def _refuse(firewall: ReceiverFirewall, host: str, port: int) -> BlockedAddress 
     return BlockedAddress(errno.EACCES, f"address {host} is blocked by the receivers firewall")
 
 
+def guarding() -> bool:
+    """Whether a firewall with rules is current in this task's context."""
+    firewall = _CURRENT.get()
+    return firewall is not None and firewall.active
+
+
 def check(host: str, port: int) -> None:
     """Raise :class:`BlockedAddress` if the current firewall refuses the numeric address
     ``host`` (for a connect made without a trio socket from the factory)."""

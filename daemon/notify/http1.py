@@ -556,6 +556,16 @@ def _has_peer(sock: socket.socket) -> bool:
     return True
 
 
+def timed_out(method: str) -> NotifyError:
+    """Go's client error for a request over its timeout (retryable, URL redacted)."""
+    verb = method[:1].upper() + method[1:].lower()
+    return NotifyError(
+        f'{verb} "<redacted>": context deadline exceeded '
+        "(Client.Timeout exceeded while awaiting headers)",
+        retryable=True,
+    )
+
+
 class Http1Client:
     """The :class:`HttpSender` for entries with nothing special in their ``http_config``.
 
@@ -631,11 +641,7 @@ class Http1Client:
         finally:
             limiter.release()
         if parser is None:
-            raise NotifyError(
-                f'{verb} "<redacted>": context deadline exceeded '
-                "(Client.Timeout exceeded while awaiting headers)",
-                retryable=True,
-            )
+            raise timed_out(method)
         status = parser.status
         if (
             follow_redirects
@@ -840,4 +846,5 @@ __all__ = [
     "join_request",
     "parse_target",
     "request_head",
+    "timed_out",
 ]

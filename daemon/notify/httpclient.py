@@ -40,6 +40,7 @@ from daemon.config.model import HTTPConfig
 from daemon.notify.http1 import Http1Client, HTTPReply, HttpSender
 from daemon.notify.http_limit import BoundedTransport
 from daemon.notify.retry import NotifyError
+from daemon.notify.sender import ProcessSender
 
 #: golang.org/x/oauth2 treats a token as expired this long before its real expiry.
 TOKEN_EXPIRY_DELTA = 10.0
@@ -414,7 +415,9 @@ class HttpClients:
     :meth:`aclose` with the others. ``default_sender`` is what such entries send
     through: the :class:`~daemon.notify.http1.Http1Client` when ``default`` is built
     here and ``fast`` is on, else ``default`` itself (a caller's own client, e.g. with
-    a mock transport, is never bypassed).
+    a mock transport, is never bypassed). With ``sender_process="auto"`` that fast
+    client's burst requests go through a child process (:mod:`daemon.notify.sender`;
+    ``process``, which the caller serves in its nursery).
     """
 
     def __init__(
@@ -425,6 +428,7 @@ class HttpClients:
         default: httpx.AsyncClient | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         fast: bool = True,
+        sender_process: str = "off",
     ) -> None:
         self._timeout = timeout
         self._limiter = trio.CapacityLimiter(max_in_flight)
@@ -440,6 +444,17 @@ class HttpClients:
         if fast and self._owns_default:
             self._fast = Http1Client(timeout=timeout, limiter=self._limiter, fallback=httpx_default)
         self.default_sender: HttpSender = self._fast or httpx_default
+        #: Runs plain-HTTP burst requests in a child process (``serve`` it in a nursery).
+        self.process: ProcessSender | None = None
+        if self._fast is not None and sender_process != "off":
+            self.process = ProcessSender(
+                inline=self._fast,
+                limiter=self._limiter,
+                timeout=timeout,
+                fallback=httpx_default,
+                mode=sender_process,
+            )
+            self.default_sender = self.process
 
     def _bounded(self, inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
         return _SharedBoundedTransport(inner, self._limiter)

@@ -92,6 +92,13 @@ class Request:
         return json.loads(self.body)
 
 
+class _BurstServer(http.server.ThreadingHTTPServer):
+    # socketserver's listen backlog of 5 overflows when a burst of notifications
+    # connects at once: the kernel then drops handshakes, and the senders wait for
+    # retransmissions (seconds) or time out. A receiver in service has a larger one.
+    request_queue_size = 128
+
+
 class WebhookSink:
     """An HTTP server on 127.0.0.1:<ephemeral> recording every POST.
 
@@ -131,7 +138,7 @@ class WebhookSink:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _BurstServer(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}/"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)

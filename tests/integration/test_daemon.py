@@ -259,9 +259,16 @@ def test_restart_does_not_resend_notified_groups(tmp_path: Path) -> None:
         config = CONFIG.format(team=team.url, db=db.url)
         alert = [{"labels": {"alertname": "Once"}, "startsAt": "2020-01-01T00:00:00Z",
                   "endsAt": "2099-01-01T00:00:00Z"}]  # fmt: skip
-        with run_tocsin(tmp_path, config) as d:
+        with run_tocsin(tmp_path, config) as d, d.api() as c:
             d.post_alerts(alert)
             assert team.next().json()["groupKey"] == '{}:{alertname="Once"}'
+            # The sink has the request before the daemon has its answer: stopping the
+            # daemon in between would cancel the send before it is logged, and the
+            # restart would rightly send again. The history's record comes after the log.
+            wait_for(
+                lambda: c.get("/api/v1/history", params={"outcome": "sent"}).json()["items"],
+                timeout=20,
+            )
         with run_tocsin(tmp_path, config) as d:
             d.post_alerts(alert)
             assert team.quiet_for(3.0)

@@ -1,0 +1,270 @@
+"""The sender process (daemon/notify/sender.py): a real child process, loopback servers.
+
+Every test that starts a child stops it by cancelling ``serve`` (which closes the pipe
+and waits for the child's exit, killing it after a grace) and checks the PID is gone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+
+import attrs
+import pytest
+import trio
+
+from daemon.notify import firewall
+from daemon.notify.http1 import Http1Client, HTTPReply, HttpSender
+from daemon.notify.retry import NotifyError
+from daemon.notify.sender import EXITED, ProcessSender
+from tests.notify.test_http1 import OK, Scripted, serve
+
+
+async def until(predicate: Callable[[], bool], limit: float) -> None:
+    """Poll ``predicate`` (what it waits for happens in another process), failing
+    after ``limit`` seconds."""
+    with trio.fail_after(limit):
+        while True:
+            if predicate():
+                return
+            await trio.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes only once reaped; serve reaps it.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@attrs.define
+class RecordingFallback:
+    """A fallback sender that answers 200 ``followed`` and records its calls."""
+
+    calls: list[tuple[str, bool]] = attrs.field(factory=list)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        follow_redirects: bool,
+        max_body: int,
+    ) -> HTTPReply:
+        self.calls.append((url, follow_redirects))
+        return HTTPReply(200, b"followed")
+
+
+@asynccontextmanager
+async def running(
+    mode: str = "always", request_timeout: float = 30.0, fallback: HttpSender | None = None
+) -> AsyncIterator[tuple[ProcessSender, Http1Client]]:
+    """A ProcessSender with its child ready; the child is gone when the block ends."""
+    limiter = trio.CapacityLimiter(64)
+    inline = Http1Client(timeout=request_timeout, limiter=limiter, fallback=fallback)
+    sender = ProcessSender(
+        inline=inline, limiter=limiter, timeout=request_timeout, fallback=fallback, mode=mode
+    )
+    pids: list[int] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sender.serve)
+        await until(lambda: sender.ready, 20)
+        assert sender.child_pid is not None
+        pids.append(sender.child_pid)
+        try:
+            yield sender, inline
+        finally:
+            nursery.cancel_scope.cancel()
+    await inline.aclose()
+    assert sender.child_pid is None
+    for pid in pids:
+        assert not _alive(pid)
+
+
+async def post(sender: HttpSender, url: str, follow: bool = True) -> HTTPReply:
+    return await sender.send(
+        "POST", url, {"Content-Type": "text/plain"}, b"hi", follow_redirects=follow, max_body=64
+    )
+
+
+async def test_a_request_through_the_child_is_the_request_sent_in_process(
+    nursery: trio.Nursery,
+) -> None:
+    """Same bytes on the wire, same reply; the child answered it."""
+    server = await serve(
+        nursery, Scripted([b"HTTP/1.1 202 Accepted\r\nContent-Length: 3\r\n\r\nyes"])
+    )
+    async with running() as (sender, inline):
+        via_child = await post(sender, server.url())
+        in_process = await post(inline, server.url())
+        assert sender.answered_by_child == 1
+    assert via_child == in_process == HTTPReply(202, b"yes")
+    assert server.requests[0] == server.requests[1]
+
+
+async def test_a_failure_reads_as_in_process(nursery: trio.Nursery) -> None:
+    """A refused connection: the same Go-worded, retryable error either way."""
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/token"
+    async with running() as (sender, inline):
+        with pytest.raises(NotifyError) as via_child:
+            await post(sender, url)
+        with pytest.raises(NotifyError) as in_process:
+            await post(inline, url)
+    assert str(via_child.value) == str(in_process.value)
+    assert str(via_child.value).endswith("connect: connection refused")
+    assert via_child.value.retryable
+
+
+async def test_the_child_times_a_request_out_as_in_process(nursery: trio.Nursery) -> None:
+    server = await serve(nursery, Scripted([None]))
+    async with running(request_timeout=0.5) as (sender, _):
+        start = trio.current_time()
+        with pytest.raises(NotifyError) as info:
+            await post(sender, server.url())
+        assert trio.current_time() - start < 2.0
+    assert str(info.value).startswith('Post "<redacted>": context deadline exceeded')
+
+
+async def test_a_redirect_is_followed_by_the_daemons_fallback(nursery: trio.Nursery) -> None:
+    moved = b"HTTP/1.1 307 Moved\r\nLocation: http://127.0.0.1:1/x\r\nContent-Length: 0\r\n\r\n"
+    server = await serve(nursery, Scripted([moved]))
+    fallback = RecordingFallback()
+    async with running(fallback=fallback) as (sender, _):
+        assert await post(sender, server.url()) == HTTPReply(200, b"followed")
+        # Not following: the 3xx is the answer, from the child.
+        assert (await post(sender, server.url(), follow=False)).status_code == 307
+    assert fallback.calls == [(server.url(), True)]
+
+
+async def test_a_cancelled_request_is_dropped_by_the_child(nursery: trio.Nursery) -> None:
+    """The caller's deadline passes: the child closes that request's connection."""
+    arrived, closed = trio.Event(), trio.Event()
+
+    async def handle(stream: trio.SocketStream) -> None:
+        await stream.receive_some(65536)
+        arrived.set()
+        while await stream.receive_some(65536):
+            pass
+        closed.set()
+
+    listeners = await nursery.start(trio.serve_tcp, handle, 0)
+    port = listeners[0].socket.getsockname()[1]
+    async with running() as (sender, _):
+        with trio.move_on_after(10) as scope:
+            async with trio.open_nursery() as inner:
+                inner.start_soon(post, sender, f"http://127.0.0.1:{port}/")
+                await arrived.wait()
+                inner.cancel_scope.cancel()
+        assert not scope.cancelled_caught
+        with trio.fail_after(5):
+            await closed.wait()
+        # The limiter slot came back.
+        assert sender._limiter.borrowed_tokens == 0
+
+
+async def test_a_dead_child_fails_its_requests_and_is_replaced(nursery: trio.Nursery) -> None:
+    """Killed mid-request: retryable failure; in-process meanwhile; a new child later."""
+    server = await serve(nursery, Scripted([None, OK]))
+    async with running() as (sender, _):
+        first_pid = sender.child_pid
+        assert first_pid is not None
+        async with trio.open_nursery() as inner:
+
+            async def doomed() -> None:
+                with pytest.raises(NotifyError) as info:
+                    await post(sender, server.url())
+                assert str(info.value) == EXITED
+                assert info.value.retryable
+
+            inner.start_soon(doomed)
+            await until(lambda: bool(server.requests), 10)
+            os.kill(first_pid, signal.SIGKILL)
+        assert not sender.ready
+        assert (await post(sender, server.url())).status_code == 200
+        assert sender.answered_by_child == 0  # sent in-process
+        await until(lambda: sender.ready, 20)
+        assert sender.children_started == 2
+        assert sender.child_pid != first_pid
+        assert (await post(sender, server.url())).status_code == 200
+        assert sender.answered_by_child == 1
+    assert not _alive(first_pid)
+
+
+async def test_auto_sends_a_lone_request_in_process_and_a_burst_through_the_child(
+    nursery: trio.Nursery,
+) -> None:
+    gate = trio.Event()
+    answered = 0
+
+    async def handle(stream: trio.SocketStream) -> None:
+        nonlocal answered
+        while await stream.receive_some(65536):
+            await gate.wait()
+            answered += 1
+            await stream.send_all(OK)
+
+    listeners = await nursery.start(trio.serve_tcp, handle, 0)
+    url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
+    async with running(mode="auto") as (sender, _):
+        gate.set()
+        await post(sender, url)
+        assert sender.answered_by_child == 0
+        gate = trio.Event()
+        async with trio.open_nursery() as burst:
+            for _ in range(5):
+                burst.start_soon(post, sender, url)
+            await until(lambda: sender._in_flight == 5, 5)
+            gate.set()
+        assert answered == 6
+        # The first of the burst found nothing in flight; the other four went out.
+        assert sender.answered_by_child == 4
+
+
+async def test_requests_under_a_receivers_firewall_stay_in_process(
+    nursery: trio.Nursery,
+) -> None:
+    """The firewall checks connects in this process, so its requests never leave it."""
+    server = await serve(nursery, Scripted([OK]))
+    async with running() as (sender, _):
+        token = firewall.use(firewall.ReceiverFirewall([ipaddress.ip_network("127.0.0.0/8")]))
+        try:
+            with pytest.raises(NotifyError, match="connect: permission denied"):
+                await post(sender, server.url())
+        finally:
+            firewall.reset(token)
+        assert sender.answered_by_child == 0
+        assert (await post(sender, server.url())).status_code == 200
+        assert sender.answered_by_child == 1
+    assert server.requests and len(server.requests) == 1
+
+
+async def test_off_starts_no_child() -> None:
+    limiter = trio.CapacityLimiter(4)
+    inline = Http1Client(timeout=1.0, limiter=limiter)
+    sender = ProcessSender(inline=inline, limiter=limiter, timeout=1.0, fallback=None, mode="off")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sender.serve)
+    assert sender.children_started == 0 and not sender.ready
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    limiter = trio.CapacityLimiter(1)
+    with pytest.raises(ValueError, match="must be auto, off or always"):
+        ProcessSender(
+            inline=Http1Client(timeout=1.0, limiter=limiter),
+            limiter=limiter,
+            timeout=1.0,
+            fallback=None,
+            mode="sometimes",
+        )
