@@ -72,11 +72,15 @@ _REDIRECT = -2
 _READY = -3
 #: Not from the child: it ended with the request in flight.
 _EXITED = -4
+#: Not from the child: no answer within the request timeout plus CHILD_GRACE.
+_OVERDUE = -5
 
 _READ_SIZE = 1 << 18
 #: The pause before a new child after one died.
 RESTART_DELAY = 1.0
-#: How much longer than the request timeout the daemon waits for a child's answer.
+#: How much longer than the request timeout the daemon waits for a child's answer
+#: (the child times its requests out itself; this is for a wedged child). Checked this
+#: often, so an overdue request fails within twice the grace of its due time.
 CHILD_GRACE = 2.0
 #: How long a child may take to exit after its input closed.
 EXIT_WAIT = 5.0
@@ -188,7 +192,9 @@ class ProcessSender:
         self.mode = mode
         self._in_flight = 0
         self._next_id = 0
-        self._waiting: dict[int, trio.lowlevel.Task] = {}
+        #: Request id -> the waiting task and when the request is overdue (ids grow, so
+        #: the dict's order is the order of due times).
+        self._waiting: dict[int, tuple[trio.lowlevel.Task, float]] = {}
         self._frames: _Frames | None = None
         self._ready = False
         #: Requests the child answered, and children started (statistics, tests).
@@ -252,7 +258,6 @@ class ProcessSender:
                     follow_redirects=follow_redirects,
                     max_body=max_body,
                 )
-        answer: tuple[int, Any] | None = None
         try:
             self._next_id += 1
             ident = self._next_id
@@ -268,13 +273,12 @@ class ProcessSender:
                     follow_redirects,
                 )
             )
-            with trio.move_on_after(self._timeout + CHILD_GRACE):
-                answer = await self._answer(ident)
+            answer = await self._answer(ident)
         finally:
             limiter.release()
-        if answer is None:
-            raise timed_out(method)
         status, payload = answer
+        if status == _OVERDUE:
+            raise timed_out(method)
         if status == _EXITED:
             raise NotifyError(EXITED, retryable=True)
         requests_total.inc()
@@ -291,7 +295,10 @@ class ProcessSender:
 
     async def _answer(self, ident: int) -> tuple[int, Any]:
         """Park until the reader hands over request ``ident``'s outcome."""
-        self._waiting[ident] = trio.lowlevel.current_task()
+        # No cancel scope per request for the overdue check (entering and leaving one
+        # was half of this method's cost): _watch_overdue looks at all of them.
+        due = trio.current_time() + self._timeout + CHILD_GRACE
+        self._waiting[ident] = (trio.lowlevel.current_task(), due)
 
         def abort(_: Any) -> trio.lowlevel.Abort:
             # Cancelled while the child works on it: the child drops it too.
@@ -351,12 +358,13 @@ class ProcessSender:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(frames.write_loop)
+                nursery.start_soon(self._watch_overdue, frames)
                 await self._read_loop(frames)
                 nursery.cancel_scope.cancel()
         finally:
             self._ready = False
             self._frames = None
-            failed = list(self._waiting.values())
+            failed = [task for task, _ in self._waiting.values()]
             self._waiting.clear()
             for task in failed:
                 trio.lowlevel.reschedule(task, outcome.Value((_EXITED, None)))
@@ -385,9 +393,25 @@ class ProcessSender:
                 if status == _READY:
                     self._ready = True
                     continue
-                task = waiting.pop(ident, None)
-                if task is not None:  # else its caller was cancelled
-                    reschedule(task, value((status, payload)))
+                entry = waiting.pop(ident, None)
+                if entry is not None:  # else its caller was cancelled
+                    reschedule(entry[0], value((status, payload)))
+
+    async def _watch_overdue(self, frames: _Frames) -> None:
+        """Fail the requests a wedged child has not answered in time (and tell it)."""
+        waiting = self._waiting
+        while True:
+            await trio.sleep(CHILD_GRACE)
+            now = trio.current_time()
+            overdue = []
+            for ident, (_, due) in waiting.items():
+                if due > now:
+                    break
+                overdue.append(ident)
+            for ident in overdue:
+                task, _ = waiting.pop(ident)
+                frames.post((_CANCEL, ident))
+                trio.lowlevel.reschedule(task, outcome.Value((_OVERDUE, None)))
 
 
 # --- the child ------------------------------------------------------------------------
@@ -425,6 +449,7 @@ async def _child(fd_in: int, fd_out: int, request_timeout: float, max_in_flight:
     scopes: dict[int, trio.CancelScope] = {}
 
     async def exchange(
+        scope: trio.CancelScope,
         ident: int,
         method: str,
         url: str,
@@ -434,8 +459,12 @@ async def _child(fd_in: int, fd_out: int, request_timeout: float, max_in_flight:
         follow_redirects: bool,
     ) -> None:
         frame: tuple[int, int, Any]
-        with trio.CancelScope() as scope:
-            scopes[ident] = scope
+        if scope.cancel_called:
+            # Cancelled before it started (the daemon gave up on it): a pooled
+            # connection would take the request before any checkpoint, so check first.
+            scopes.pop(ident, None)
+            return
+        with scope:
             try:
                 reply = await client.send(
                     method,
@@ -468,11 +497,14 @@ async def _child(fd_in: int, fd_out: int, request_timeout: float, max_in_flight:
             while (batch := await frames.read()) is not None:
                 for frame in batch:
                     if frame[0] == _REQUEST:
-                        nursery.start_soon(exchange, *frame[1:])
+                        # The scope exists from here, so a cancel in the same batch
+                        # finds it.
+                        scope = scopes[frame[1]] = trio.CancelScope()
+                        nursery.start_soon(exchange, scope, *frame[1:])
                     else:
-                        scope = scopes.pop(frame[1], None)
-                        if scope is not None:
-                            scope.cancel()
+                        dropped = scopes.pop(frame[1], None)
+                        if dropped is not None:
+                            dropped.cancel()
             nursery.cancel_scope.cancel()
     finally:
         await client.aclose()

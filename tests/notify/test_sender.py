@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from daemon.notify import firewall
+from daemon.notify import sender as sender_module
 from daemon.notify.http1 import Http1Client, HTTPReply, HttpSender
 from daemon.notify.retry import NotifyError
 from daemon.notify.sender import EXITED, ProcessSender
@@ -134,6 +135,30 @@ async def test_the_child_times_a_request_out_as_in_process(nursery: trio.Nursery
             await post(sender, server.url())
         assert trio.current_time() - start < 2.0
     assert str(info.value).startswith('Post "<redacted>": context deadline exceeded')
+
+
+async def test_a_wedged_child_times_its_requests_out(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopped child answers nothing: the daemon fails the request itself."""
+    monkeypatch.setattr(sender_module, "CHILD_GRACE", 0.2)
+    server = await serve(nursery, Scripted([OK]))
+    async with running(request_timeout=0.5) as (sender, _):
+        assert sender.child_pid is not None
+        os.kill(sender.child_pid, signal.SIGSTOP)
+        try:
+            start = trio.current_time()
+            with pytest.raises(NotifyError) as info:
+                await post(sender, server.url())
+            assert 0.5 <= trio.current_time() - start < 3.0
+        finally:
+            os.kill(sender.child_pid, signal.SIGCONT)
+        assert str(info.value).startswith('Post "<redacted>": context deadline exceeded')
+        assert sender._waiting == {}
+        # The child is well again, and was told to drop the request it got late: the
+        # receiver never sees it (the daemon reported it failed, and would retry it).
+        assert (await post(sender, server.url())).status_code == 200
+        assert len(server.requests) == 1
 
 
 async def test_a_redirect_is_followed_by_the_daemons_fallback(nursery: trio.Nursery) -> None:
