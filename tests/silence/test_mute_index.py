@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import daemon.silence.index as index_module
-from daemon.alert import fingerprint
+from daemon.alert import Alert, fingerprint
 from daemon.clock import NS_PER_SECOND
 from daemon.matcher import Matcher, MatchType
 from daemon.silence.index import MuteIndex
@@ -110,10 +110,18 @@ def test_mutes_equals_brute_force_under_writes_and_time(data: st.DataObject) -> 
                 )
             )
             now += step
-            labels = data.draw(labelsets)
-            assert store.mutes(labels, fingerprint(labels), now) == brute_force(
-                store, labels, now
-            ), (labels, now)
+            if data.draw(st.booleans()):
+                labels = data.draw(labelsets)
+                assert store.mutes(labels, fingerprint(labels), now) == brute_force(
+                    store, labels, now
+                ), (labels, now)
+            else:
+                # A flush's batch (at the horizon: new alerts in one pass), repeats too.
+                batch = data.draw(st.lists(labelsets, min_size=1, max_size=4))
+                alerts = [Alert(lb, {}, T0, T0 + S, "", T0, False, fingerprint(lb)) for lb in batch]
+                assert store.mutes_many(alerts, now) == [
+                    brute_force(store, lb, now) for lb in batch
+                ], (batch, now)
 
 
 def add_then_remove_every_third(index: MuteIndex, groups: list[list[Matcher]]) -> list[Silence]:
@@ -301,6 +309,9 @@ def test_c_candidates_equal_the_python_definition(
         for labels in queries:
             assert c_index.candidates(labels) == py_index.candidates_python(labels), labels
             assert c_index.candidates(labels) == py_index.candidates_python(labels), labels
+        assert c_index.candidates_many(queries) == [
+            py_index.candidates_python(labels) for labels in queries
+        ]
 
 
 def test_c_candidates_pass_on_a_lookup_error_and_check_their_arguments() -> None:

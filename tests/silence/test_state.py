@@ -509,6 +509,42 @@ def test_mutes_many_answers_each_alert_as_mutes_does_and_counts_each_query() -> 
     assert _queries(a) == before
 
 
+def test_a_batch_at_the_horizon_answers_new_cached_and_repeated_alerts_as_one_by_one() -> None:
+    """The batch path (silences live, the query at the horizon): new alerts in one pass,
+    cached and repeated ones through the per-alert path; same answers, same marks for
+    the next query, same query count (a repeat in the batch is a cache hit)."""
+    from daemon.alert import Alert
+
+    a, b = store(), store()
+    for st in (a, b):
+        st.set(sil('job=~"db|web"', "severity=page"), T0)
+        st.set(sil('instance=~"h-[12]"'), T0)
+        st.set(sil("job=cron", start=T0 + 5 * S), T0)  # pending: starts later
+    labelsets = [
+        {"job": "db", "severity": "page", "instance": "h-3"},
+        {"job": "web", "severity": "low", "instance": "h-1"},
+        {"job": "x", "instance": "h-9"},
+        {"job": "db", "severity": "page", "instance": "h-2"},
+        {"job": "cron"},
+    ]
+    alerts = [Alert(lb, {}, T0, T0 + 60 * S, "", T0, False, fingerprint(lb)) for lb in labelsets]
+    now = T0 + S
+    # One alert known already; the batch then repeats the first one.
+    assert a.mutes_many(alerts[2:3], now) == [mutes(b, labelsets[2], now)]
+    batch = [*alerts, alerts[0]]
+    before = _queries(a)
+    many = a.mutes_many(batch, now)
+    assert tuple(x - y for x, y in zip(_queries(a), before, strict=True)) == (4, 4)
+    assert many == [mutes(b, alert.labels, now) for alert in batch]
+    assert [len(ids) for ids in many] == [1, 1, 0, 2, 0, 1]
+    assert many[0] is not many[-1]  # each answer is its own list
+    # The marks the batch left answer later queries as the one-by-one ones do, the
+    # pending silence included once it starts.
+    later = T0 + 6 * S
+    assert a.mutes_many(batch, later) == [mutes(b, alert.labels, later) for alert in batch]
+    assert a.mutes_many(alerts[4:], later)[0] != []
+
+
 @pytest.mark.parametrize(
     "amounts", [[], [0.0], [1e-7, 0.004, 0.005, 0.0051, 9.0, 11.0, 1e9], [0.3] * 5]
 )
