@@ -335,6 +335,8 @@ class _Marks:
     ``pending`` holds the matching silences that were live at the horizon but had not
     started at ``computed_at`` (a query behind the horizon); the rest of the pending
     silences were never consulted, and their start is a step of the change log.
+    Never changed once made: the alerts nothing matches at one step and time share one
+    (:meth:`Silences._nothing`).
     """
 
     step: int
@@ -342,7 +344,6 @@ class _Marks:
     pending: tuple[str, ...]
     computed_at: int
     recheck_at: int
-    labels: Mapping[str, str]
 
 
 def _new_id() -> str:
@@ -379,6 +380,8 @@ class Silences:
     _changes: list[str] = attrs.field(factory=list, alias="_changes")
     _changes_base: int = attrs.field(default=0, alias="_changes_base")
     _marks: dict[int, _Marks] = attrs.field(factory=dict, alias="_marks")
+    #: The marks of "nothing matches", shared by the alerts computed at one step and time.
+    _nothing_marks: _Marks | None = attrs.field(default=None, alias="_nothing_marks")
     #: Observers of every stored record (durable journal, gossip), each handed one
     #: length-delimited ``MeshSilence``; they run synchronously inside the write or
     #: merge, so they must only queue work, never block.
@@ -712,7 +715,7 @@ class Silences:
             ):
                 labels = alert.labels
                 answers[alert.fingerprint] = mark(
-                    alert.fingerprint, labels, matching(found, labels, now) if found else (), now
+                    alert.fingerprint, matching(found, labels, now) if found else (), now
                 )
             share = (time.perf_counter() - start) / len(new)
             durations.extend([share] * len(new))
@@ -749,7 +752,7 @@ class Silences:
                 return list(marks.active)
             if marks.computed_at <= now:
                 # Only time moved: the matching set is unchanged, states may not be.
-                return self._mark(fingerprint, labels, marks.active + marks.pending, now)
+                return self._mark(fingerprint, marks.active + marks.pending, now)
         if not self._live and self._none_ended_since(now):
             # No silence is active at ``now``: none at the horizon, and none ended between
             # ``now`` and the horizon (flushes run concurrently, so a query may be a little
@@ -768,7 +771,7 @@ class Silences:
         else:
             consulted = self._consulted(labels, now)
             candidates = self._matching(consulted, labels, now) if consulted else ()
-        result = self._mark(fingerprint, labels, candidates, now)
+        result = self._mark(fingerprint, candidates, now)
         if durations is None:
             self._count_queries([time.perf_counter() - start])
         else:
@@ -961,9 +964,7 @@ class Silences:
                 out.add(sid)
         return out
 
-    def _mark(
-        self, fingerprint: int, labels: Mapping[str, str], candidates: Iterable[str], now: int
-    ) -> list[str]:
+    def _mark(self, fingerprint: int, candidates: Iterable[str], now: int) -> list[str]:
         """Split matching candidates by state at ``now`` and cache the result."""
         active: list[str] = []
         pending: list[str] = []
@@ -973,7 +974,7 @@ class Silences:
             marks.clear()
         if not candidates:
             # Most alerts: nothing matches, and nothing to sort.
-            marks[fingerprint] = untrack(_Marks(self._step, (), (), now, recheck_at, labels))
+            marks[fingerprint] = self._nothing(now)
             return active
         for sid in candidates:
             entry = self._entries.get(sid)
@@ -988,9 +989,17 @@ class Silences:
                 recheck_at = min(recheck_at, s.ends_at + 1)
         active.sort()
         pending.sort()
-        # Never in a cycle (str tuples, ints, the alert's str labels): untracked, so full
+        # Never in a cycle (str tuples, ints): untracked, so full
         # GC passes skip the 100k marks.
         marks[fingerprint] = untrack(
-            _Marks(self._step, tuple(active), tuple(pending), now, recheck_at, labels)
+            _Marks(self._step, tuple(active), tuple(pending), now, recheck_at)
         )
         return active
+
+    def _nothing(self, now: int) -> _Marks:
+        """The marks of an alert no silence matches at ``now`` (shared: a flush of new
+        alerts makes one, not one per alert)."""
+        shared = self._nothing_marks
+        if shared is None or shared.step != self._step or shared.computed_at != now:
+            shared = self._nothing_marks = untrack(_Marks(self._step, (), (), now, _FOREVER))
+        return shared

@@ -545,6 +545,28 @@ def test_a_batch_at_the_horizon_answers_new_cached_and_repeated_alerts_as_one_by
     assert a.mutes_many(alerts[4:], later)[0] != []
 
 
+def test_alerts_nothing_mutes_at_one_step_and_time_share_their_marks() -> None:
+    """One "nothing matches" marks object per step and query time, not one per alert;
+    a write (a new step) or a later time makes another, and the answers stay right."""
+    from daemon.alert import Alert
+
+    st = store()
+    st.set(sil('job=~"db|web"'), T0)
+    labelsets = [{"job": "x", "i": str(k)} for k in range(3)]
+    alerts = [Alert(lb, {}, T0, T0 + 60 * S, "", T0, False, fingerprint(lb)) for lb in labelsets]
+    assert st.mutes_many(alerts, T0 + S) == [[], [], []]
+    marks = [st._marks[a.fingerprint] for a in alerts]
+    assert marks[0] is marks[1] is marks[2]
+    assert mutes(st, {"job": "y"}, T0 + S) == []
+    assert st._marks[fingerprint({"job": "y"})] is marks[0]
+    sid = st.set(sil("job=x"), T0 + 2 * S)
+    fresh = {"job": "x", "i": "new"}
+    assert mutes(st, fresh, T0 + 2 * S) == [sid]
+    assert st.mutes_many(alerts, T0 + 2 * S) == [[sid], [sid], [sid]]
+    assert mutes(st, {"job": "z"}, T0 + 3 * S) == []
+    assert st._marks[fingerprint({"job": "z"})] is not marks[0]
+
+
 @pytest.mark.parametrize(
     "amounts", [[], [0.0], [1e-7, 0.004, 0.005, 0.0051, 9.0, 11.0, 1e9], [0.3] * 5]
 )
