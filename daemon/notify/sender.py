@@ -29,7 +29,9 @@ Theory of operation:
   frame, and the child abandons that request and closes its connection. A child that
   does not answer within the request timeout (plus a grace) times the request out. If
   the child dies, its requests in flight fail as retryable transport errors, later
-  requests go in-process, and a new child starts after :data:`RESTART_DELAY`.
+  requests go in-process, and a new child starts after :data:`RESTART_DELAY`; one that
+  never became ready (it cannot start at all) is retried ever more slowly, up to
+  :data:`MAX_RESTART_DELAY`, so a broken installation logs once a minute, not a second.
 * Lifetime: :meth:`ProcessSender.serve` (``nursery.start``) owns the child and starts it
   at once, in the background: requests go in-process until it reports ready. The child
   ignores SIGINT and SIGTERM (a terminal's Ctrl-C and systemd's stop reach the whole
@@ -78,6 +80,7 @@ _OVERDUE = -5
 _READ_SIZE = 1 << 18
 #: The pause before a new child after one died.
 RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 60.0
 #: How much longer than the request timeout the daemon waits for a child's answer
 #: (the child times its requests out itself; this is for a wedged child). Checked this
 #: often, so an overdue request fails within twice the grace of its due time.
@@ -97,6 +100,25 @@ exits_total = Counter(
     "Sender processes that ended other than at shutdown (each is started again).",
     registry=metrics.REGISTRY,
 )
+
+
+def child_command(fd_in: int, fd_out: int, request_timeout: float, limit: int) -> list[str]:
+    """The child's command line (see :func:`main`)."""
+    return [
+        sys.executable,
+        "-m",
+        "daemon.notify.sender",
+        str(fd_in),
+        str(fd_out),
+        repr(request_timeout),
+        str(limit),
+    ]
+
+
+def restart_delay(failures: int) -> float:
+    """The pause before the next child: :data:`RESTART_DELAY` after one that ran, then
+    doubling with each child in a row that never became ready, up to the maximum."""
+    return float(min(RESTART_DELAY * 2 ** max(failures - 1, 0), MAX_RESTART_DELAY))
 
 
 class _Frames:
@@ -197,6 +219,7 @@ class ProcessSender:
         self._waiting: dict[int, tuple[trio.lowlevel.Task, float]] = {}
         self._frames: _Frames | None = None
         self._ready = False
+        self._became_ready = False
         #: Requests the child answered, and children started (statistics, tests).
         self.answered_by_child = 0
         self.children_started = 0
@@ -318,27 +341,25 @@ class ProcessSender:
         task_status.started()
         if self.mode == "off":
             return
+        failures = 0
         while True:
+            became_ready = False
             try:
-                await self._run_child()
+                became_ready = await self._run_child()
             except OSError as exc:
                 log.error("notify.sender_process_failed", error=str(exc))
-            await trio.sleep(RESTART_DELAY)
+            failures = 0 if became_ready else failures + 1
+            await trio.sleep(restart_delay(failures))
 
-    async def _run_child(self) -> None:
+    async def _run_child(self) -> bool:
+        """Run one child until it ends; whether it became ready."""
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:
             proc = await trio.lowlevel.open_process(
-                [
-                    sys.executable,
-                    "-m",
-                    "daemon.notify.sender",
-                    str(to_child_r),
-                    str(from_child_w),
-                    repr(self._timeout),
-                    str(int(self._limiter.total_tokens)),
-                ],
+                child_command(
+                    to_child_r, from_child_w, self._timeout, int(self._limiter.total_tokens)
+                ),
                 pass_fds=(to_child_r, from_child_w),
                 # Nothing on stdout (the daemon's log stream); stderr is shared.
                 stdin=subprocess.DEVNULL,
@@ -362,6 +383,8 @@ class ProcessSender:
                 await self._read_loop(frames)
                 nursery.cancel_scope.cancel()
         finally:
+            became_ready = self._became_ready
+            self._became_ready = False
             self._ready = False
             self._frames = None
             failed = [task for task, _ in self._waiting.values()]
@@ -383,6 +406,7 @@ class ProcessSender:
                     returncode=proc.returncode,
                     failed_requests=len(failed),
                 )
+        return became_ready
 
     async def _read_loop(self, frames: _Frames) -> None:
         waiting = self._waiting
@@ -391,7 +415,7 @@ class ProcessSender:
         while (batch := await frames.read()) is not None:
             for ident, status, payload in batch:
                 if status == _READY:
-                    self._ready = True
+                    self._ready = self._became_ready = True
                     continue
                 entry = waiting.pop(ident, None)
                 if entry is not None:  # else its caller was cancelled

@@ -9,11 +9,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import attrs
 import pytest
+import structlog
+import structlog.testing
 import trio
 
 from daemon.notify import firewall
@@ -272,6 +275,42 @@ async def test_requests_under_a_receivers_firewall_stay_in_process(
         assert (await post(sender, server.url())).status_code == 200
         assert sender.answered_by_child == 1
     assert server.requests and len(server.requests) == 1
+
+
+def test_children_that_never_start_are_retried_ever_more_slowly() -> None:
+    assert [sender_module.restart_delay(n) for n in range(9)] == [
+        1.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0,
+    ]  # fmt: skip
+
+
+async def test_a_child_that_cannot_start_leaves_sends_in_process(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken installation: each child exits at once. Logged, retried with a growing
+    pause, and meanwhile every request is sent from the daemon's process."""
+    monkeypatch.setattr(
+        sender_module,
+        "child_command",
+        lambda *_: [sys.executable, "-c", "import sys; sys.exit(3)"],
+    )
+    monkeypatch.setattr(sender_module, "RESTART_DELAY", 0.1)
+    server = await serve(nursery, Scripted([OK]))
+    limiter = trio.CapacityLimiter(4)
+    inline = Http1Client(timeout=5.0, limiter=limiter)
+    sender = ProcessSender(
+        inline=inline, limiter=limiter, timeout=5.0, fallback=None, mode="always"
+    )
+    with structlog.testing.capture_logs() as logs:
+        async with trio.open_nursery() as inner:
+            await inner.start(sender.serve)
+            await until(lambda: sender.children_started >= 3, 20)
+            assert not sender.ready
+            assert (await post(sender, server.url())).status_code == 200
+            assert sender.answered_by_child == 0
+            inner.cancel_scope.cancel()
+    await inline.aclose()
+    exits = [e for e in logs if e["event"] == "notify.sender_process_exited"]
+    assert len(exits) >= 2 and {e["returncode"] for e in exits} == {3}
 
 
 async def test_off_starts_no_child() -> None:
