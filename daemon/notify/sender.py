@@ -81,6 +81,9 @@ _READ_SIZE = 1 << 18
 #: The pause before a new child after one died.
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 60.0
+#: Larger bodies are sent in-process: copying them through the pipe costs more than the
+#: exchange saves (a group of thousands of alerts in one webhook).
+MAX_CHILD_BODY = 1 << 20
 #: How much longer than the request timeout the daemon waits for a child's answer
 #: (the child times its requests out itself; this is for a wedged child). Checked this
 #: often, so an overdue request fails within twice the grace of its due time.
@@ -131,7 +134,9 @@ class _Frames:
         self.fd_out = fd_out
         self._outbox = bytearray()
         self._packer = msgpack.Packer(use_bin_type=True)
-        self._unpacker = msgpack.Unpacker(raw=False)
+        # No cap beyond msgpack's 4 GiB (its default of 100 MiB would make a child that
+        # got a huge body fail); bodies over MAX_CHILD_BODY stay in-process anyway.
+        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=0)
         self._writer: trio.lowlevel.Task | None = None
 
     def post(self, frame: tuple[Any, ...]) -> None:
@@ -244,6 +249,7 @@ class ProcessSender:
         to_child = (
             self._ready
             and (self._in_flight > 0 or self.mode == "always")
+            and (body is None or len(body) <= MAX_CHILD_BODY)
             and not firewall.guarding()
         )
         self._in_flight += 1

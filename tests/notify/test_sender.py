@@ -313,6 +313,22 @@ async def test_a_child_that_cannot_start_leaves_sends_in_process(
     assert len(exits) >= 2 and {e["returncode"] for e in exits} == {3}
 
 
+async def test_a_large_body_is_sent_in_process(nursery: trio.Nursery) -> None:
+    server = await serve(nursery, Scripted([OK]))
+    async with running() as (sender, _):
+        big = b"x" * (sender_module.MAX_CHILD_BODY + 1)
+        for body in (big, big[:-1]):
+            reply = await sender.send(
+                "POST", server.url(), {}, body, follow_redirects=False, max_body=64
+            )
+            assert reply.status_code == 200
+        assert sender.answered_by_child == 1  # only the one at the limit
+    assert [len(r.partition(b"\r\n\r\n")[2]) for r in server.requests] == [
+        len(big),
+        len(big) - 1,
+    ]
+
+
 async def test_off_starts_no_child() -> None:
     limiter = trio.CapacityLimiter(4)
     inline = Http1Client(timeout=1.0, limiter=limiter)
