@@ -15,7 +15,7 @@ Theory of operation:
   a lone one is sent in-process, because the pipe hop adds to a paced notification's
   latency and saves nothing while the interpreter is idle. Requests made under a
   receivers firewall (a tenant's context) always stay in-process, where the firewall
-  checks each connect.
+  checks each connect, and so do bodies over :data:`MAX_CHILD_BODY`.
 * What goes to the child is what the daemon's :class:`Http1Client` would send: entries
   whose ``http_config`` needs no client of its own (TLS files, proxy, OAuth2), HTTPS
   against the system's CAs included; redirects are followed by the daemon's fallback.
