@@ -35,7 +35,7 @@ from contextlib import contextmanager
 import httpx
 
 from benchmarks.harness import free_port, start
-from benchmarks.webhook_sink import SinkConnection
+from benchmarks.webhook_sink import SinkConnection, reap
 
 CONFIG = """
 route:
@@ -127,13 +127,7 @@ class ProcessSink:
 
     def close(self) -> None:
         self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self._reader.join(5)
-        self._stdout.close()
+        reap(self.proc, self._reader, self._stdout)
 
 
 @contextmanager

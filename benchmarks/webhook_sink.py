@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import IO
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 _OK_CLOSE = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"
@@ -129,6 +130,18 @@ def main() -> None:
     loop.run_forever()
 
 
+def reap(proc: subprocess.Popen[str], reader: threading.Thread, stdout: IO[str]) -> None:
+    """Wait for a sink process told to stop (killed after 5 s), then its reader thread,
+    and close its output pipe."""
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    reader.join(5)
+    stdout.close()
+
+
 class ProcessSink:
     """The parent's handle: ``url``, ``reset``, ``done`` (an event), ``done_at``,
     ``count()`` and ``close()``, as :class:`benchmarks.silences.Sink` has them."""
@@ -188,14 +201,8 @@ class ProcessSink:
         return int(self._ask("count").split()[1])
 
     def close(self) -> None:
-        try:
-            self._stdin.close()
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self._reader.join(5)
-        self._stdout.close()
+        self._stdin.close()  # the sink's end of file: it stops
+        reap(self.proc, self._reader, self._stdout)
 
 
 if __name__ == "__main__":
