@@ -48,3 +48,16 @@ def test_bad_duration_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
         parse_args(["--data.retention=5x"])
     assert exc.value.code == 2
     assert "5x" in capsys.readouterr().err
+
+
+def test_sender_process_takes_auto_or_off(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--notify.sender-process``: auto by default, off on request, anything else a
+    usage error naming the flag and the choices (start-up stops before anything runs)."""
+    assert parse_args([]).notify_sender_process == "auto"
+    assert parse_args(["--notify.sender-process=off"]).notify_sender_process == "off"
+    for bad in ("sometimes", "", "OFF", "x" * 10_000):
+        with pytest.raises(SystemExit) as exc:
+            parse_args([f"--notify.sender-process={bad}"])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "--notify.sender-process" in err and "'auto', 'off'" in err

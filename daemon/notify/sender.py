@@ -197,8 +197,8 @@ class ProcessSender:
     ``inline`` sends what stays in-process (and everything while no child is ready);
     ``fallback`` follows redirects, as ``inline``'s own fallback does; ``limiter`` is
     the daemon-wide bound on requests in flight. ``mode``: ``auto`` (see the module
-    doc), ``off`` (no child) or ``always`` (tests: every request the firewall allows
-    goes to the child once it is ready).
+    doc) or ``always`` (tests: every request the firewall allows goes to the child once
+    it is ready). ``--notify.sender-process=off`` builds none (:class:`HttpClients`).
     """
 
     def __init__(
@@ -210,8 +210,8 @@ class ProcessSender:
         fallback: HttpSender | None,
         mode: str = "auto",
     ) -> None:
-        if mode not in ("auto", "off", "always"):
-            raise ValueError(f"sender process mode {mode!r}: must be auto, off or always")
+        if mode not in ("auto", "always"):
+            raise ValueError(f"sender process mode {mode!r}: must be auto or always")
         self._inline = inline
         self._limiter = limiter
         self._timeout = timeout
@@ -224,7 +224,6 @@ class ProcessSender:
         self._waiting: dict[int, tuple[trio.lowlevel.Task, float]] = {}
         self._frames: _Frames | None = None
         self._ready = False
-        self._became_ready = False
         #: Requests the child answered, and children started (statistics, tests).
         self.answered_by_child = 0
         self.children_started = 0
@@ -299,7 +298,9 @@ class ProcessSender:
                     list(headers.items()),
                     body,
                     max_body,
-                    follow_redirects,
+                    # The child marks a redirect for our fallback to follow; without one
+                    # the 3xx is the answer, as in-process.
+                    follow_redirects and self._fallback is not None,
                 )
             )
             answer = await self._answer(ident)
@@ -315,7 +316,7 @@ class ProcessSender:
             raise NotifyError(str(payload), retryable=True)
         if status == _REDIRECT:
             # Our slot is released: the fallback takes its own from the same limiter.
-            assert self._fallback is not None
+            assert self._fallback is not None  # asked for only with one
             return await self._fallback.send(
                 method, url, headers, body, follow_redirects=True, max_body=max_body
             )
@@ -345,8 +346,6 @@ class ProcessSender:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the child: start it now, start a new one after a pause if it dies."""
         task_status.started()
-        if self.mode == "off":
-            return
         failures = 0
         while True:
             became_ready = False
@@ -389,8 +388,7 @@ class ProcessSender:
                 await self._read_loop(frames)
                 nursery.cancel_scope.cancel()
         finally:
-            became_ready = self._became_ready
-            self._became_ready = False
+            became_ready = self._ready
             self._ready = False
             self._frames = None
             failed = [task for task, _ in self._waiting.values()]
@@ -421,7 +419,7 @@ class ProcessSender:
         while (batch := await frames.read()) is not None:
             for ident, status, payload in batch:
                 if status == _READY:
-                    self._ready = self._became_ready = True
+                    self._ready = True
                     continue
                 entry = waiting.pop(ident, None)
                 if entry is not None:  # else its caller was cancelled

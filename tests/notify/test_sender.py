@@ -22,6 +22,7 @@ import trio
 from daemon.notify import firewall
 from daemon.notify import sender as sender_module
 from daemon.notify.http1 import Http1Client, HTTPReply, HttpSender
+from daemon.notify.httpclient import HttpClients
 from daemon.notify.retry import NotifyError
 from daemon.notify.sender import EXITED, ProcessSender
 from tests.notify.test_http1 import OK, Scripted, serve
@@ -173,6 +174,19 @@ async def test_a_redirect_is_followed_by_the_daemons_fallback(nursery: trio.Nurs
         # Not following: the 3xx is the answer, from the child.
         assert (await post(sender, server.url(), follow=False)).status_code == 307
     assert fallback.calls == [(server.url(), True)]
+
+
+async def test_without_a_fallback_a_redirect_is_the_answer_as_in_process(
+    nursery: trio.Nursery,
+) -> None:
+    moved = b"HTTP/1.1 307 Moved\r\nLocation: http://127.0.0.1:1/x\r\nContent-Length: 0\r\n\r\n"
+    server = await serve(nursery, Scripted([moved]))
+    async with running(fallback=None) as (sender, inline):
+        via_child = await post(sender, server.url())
+        in_process = await post(inline, server.url())
+        assert sender.answered_by_child == 1
+    assert via_child == in_process
+    assert via_child.status_code == 307
 
 
 async def test_a_cancelled_request_is_dropped_by_the_child(nursery: trio.Nursery) -> None:
@@ -329,18 +343,17 @@ async def test_a_large_body_is_sent_in_process(nursery: trio.Nursery) -> None:
     ]
 
 
-async def test_off_starts_no_child() -> None:
-    limiter = trio.CapacityLimiter(4)
-    inline = Http1Client(timeout=1.0, limiter=limiter)
-    sender = ProcessSender(inline=inline, limiter=limiter, timeout=1.0, fallback=None, mode="off")
-    async with trio.open_nursery() as nursery:
-        await nursery.start(sender.serve)
-    assert sender.children_started == 0 and not sender.ready
+def test_off_builds_no_sender_process() -> None:
+    """``--notify.sender-process=off``: the daemon's clients send everything themselves."""
+    clients = HttpClients(sender_process="off")
+    assert clients.process is None
+    assert isinstance(clients.default_sender, Http1Client)
+    assert isinstance(HttpClients(sender_process="auto").default_sender, ProcessSender)
 
 
 def test_an_unknown_mode_is_refused() -> None:
     limiter = trio.CapacityLimiter(1)
-    with pytest.raises(ValueError, match="must be auto, off or always"):
+    with pytest.raises(ValueError, match="must be auto or always"):
         ProcessSender(
             inline=Http1Client(timeout=1.0, limiter=limiter),
             limiter=limiter,
