@@ -27,7 +27,7 @@ after the last answer included). The sink runs in a process of its own
 interpreter time from the client posting the alerts, so a daemon that notified during
 the ingest window slowed its own measured ingest.
 
-Then the API, with Alertmanager, tocsin (each holding the 1,000 regex silences) and two
+Then the API, with Alertmanager, tocsin (each holding the 1,000 regex silences) and three
 no-op servers all running at once, measured in ``--api-rounds`` alternating rounds (so a
 change in machine load hits each alike; medians reported):
 
@@ -39,7 +39,9 @@ change in machine load hits each alike; medians reported):
   stack (hypercorn + quart-trio via :func:`daemon.api.server.serve_api`, in its own
   process: ``python -m benchmarks.silences_hotpath --noop-server PORT``), and to the
   same no-op as a bare ASGI app on the same hypercorn (``--noop-server PORT --bare``:
-  what is left when quart's per-request machinery is gone). tocsin's silence POST rate
+  what is left when quart's per-request machinery is gone), and to that bare no-op as a
+  direct route, which tocsin's server takes on the wire as it takes the silence POST
+  (``--noop-server PORT --wire``, :mod:`daemon.api.wire`). tocsin's silence POST rate
   (fsync kept) is reported against each, as the median of the per-round ratios (the
   issue's target: at least 0.9x the quart-trio no-op at 4 connections), and against
   Alertmanager.
@@ -191,15 +193,23 @@ def port_of(url: str) -> int:
 # --- the no-op server ----------------------------------------------------------------------
 
 
-def noop_server(port: int, bare: bool = False) -> None:
+#: The no-op servers: name -> ``--noop-server`` mode (see the module docstring).
+NOOPS = {"noop": "quart", "noop_asgi": "bare", "noop_wire": "wire"}
+
+
+def noop_server(port: int, mode: str = "quart") -> None:
     """Serve ``POST /noop`` (reads the JSON body, answers a small JSON) on tocsin's stack:
-    through quart-trio, or with ``bare`` as a plain ASGI callable on the same hypercorn."""
+    through quart-trio, as a plain ASGI callable on the same hypercorn (``bare``), or as
+    that callable registered as a direct route, so the server takes it on the wire."""
     from quart import request
     from quart_trio import QuartTrio
 
+    from daemon.api.direct import register_direct_routes
     from daemon.api.server import serve_api
 
-    if bare:
+    if mode in ("bare", "wire"):
+        if mode == "wire":
+            register_direct_routes(bare_noop, [("POST", "/noop")])
         trio.run(serve_api, bare_noop, "127.0.0.1", port)
         return
     app = QuartTrio("noop")
@@ -250,13 +260,12 @@ async def bare_noop(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @contextmanager
-def start_noop(bare: bool = False) -> Iterator[Daemon]:
-    """The no-op server in its own process (``bare``: the plain ASGI one)."""
+def start_noop(name: str) -> Iterator[Daemon]:
+    """The no-op server ``name`` (of :data:`NOOPS`) in its own process."""
     port = free_port()
     argv = [sys.executable, "-m", "benchmarks.silences_hotpath", "--noop-server", str(port)]
-    proc = subprocess.Popen([*argv, "--bare"] if bare else argv, cwd=ROOT)
+    proc = subprocess.Popen([*argv, "--noop-mode", NOOPS[name]], cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    name = "noop_asgi" if bare else "noop"
     try:
         _wait_ready(name, proc, url)
         yield Daemon(name, proc, url)
@@ -354,19 +363,19 @@ def run_ingest(
 
 def run_api(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """GET and POST silences on both daemons (1,000 regex silences each) and POST on the
-    two no-op servers, all running at once and measured in alternating rounds, so a change
-    in machine load hits each alike; the median of the rounds is reported."""
+    no-op servers, all running at once and measured in alternating rounds, so a change in
+    machine load hits each alike; the median of the rounds is reported."""
     rounds: dict[str, dict[str, list[float]]] = {
         "alertmanager": {},
         "tocsin": {},
-        "noop": {},
-        "noop_asgi": {},
+        **{name: {} for name in NOOPS},
     }
     with (
         start("alertmanager", CONFIG.format(url="http://127.0.0.1:9/")) as am,
         start("tocsin", CONFIG.format(url="http://127.0.0.1:9/")) as to,
-        start_noop() as noop,
-        start_noop(bare=True) as bare,
+        start_noop("noop") as noop,
+        start_noop("noop_asgi") as bare,
+        start_noop("noop_wire") as wire,
     ):
         for d in (am, to):
             trio.run(create_silences, d.url, regex_set(args.silences))
@@ -374,13 +383,14 @@ def run_api(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         for _ in range(args.api_rounds):
             for d in (am, to):
                 rounds[d.name].setdefault("get_silences_ms", []).append(get_silences_ms(d.url, 10))
-        for d in (noop, bare):
+        for d in (noop, bare, wire):
             post_rate(port_of(d.url), "/noop", 200, 4, "warm")
         targets = (
             (am, "/api/v2/silences"),
             (to, "/api/v2/silences"),
             (noop, "/noop"),
             (bare, "/noop"),
+            (wire, "/noop"),
         )
         for r in range(args.api_rounds):
             for d, path in targets:
@@ -400,7 +410,7 @@ def run_api(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     # The ratio to each no-op server, per round, then the median: the rounds are paired.
     for conns in (1, 4):
         key = f"post_silences_per_s.{conns}conn"
-        for noop_kind in ("noop", "noop_asgi"):
+        for noop_kind in NOOPS:
             pairs = zip(rounds["tocsin"][key], rounds[noop_kind][key], strict=True)
             out["tocsin"][f"{key}/{noop_kind}"] = statistics.median(t / n for t, n in pairs)
     return out
@@ -420,20 +430,23 @@ def one_run(args: argparse.Namespace, run: int = 0) -> dict[str, dict[str, float
     return results
 
 
+def _per_noop(ratios: dict[str, float]) -> str:
+    return ", ".join(f"tocsin/{name} {ratios[name]:.3f}" for name in NOOPS)
+
+
 def print_run(results: dict[str, dict[str, float]]) -> None:
     am, to = results["alertmanager"], results["tocsin"]
-    noop, bare = results.get("noop", {}), results.get("noop_asgi", {})
+    noops = {name: results.get(name, {}) for name in NOOPS}
     print(
         f"\n{'measure':<36}{'alertmanager':>13}{'tocsin':>10}{'tocsin/AM':>11}"
-        f"{'no-op':>9}{'no-op ASGI':>12}"
+        + "".join(f"{name:>11}" for name in NOOPS)
     )
     for key in am:
         line = f"{key:<36}{am[key]:>13.3f}{to[key]:>10.3f}{to[key] / am[key]:>11.3f}"
-        if key in noop:
-            line += (
-                f"{noop[key]:>9.0f}{bare[key]:>12.0f}  tocsin/no-op {to[f'{key}/noop']:.3f}, "
-                f"tocsin/no-op ASGI {to[f'{key}/noop_asgi']:.3f} (medians of paired rounds)"
-            )
+        if key in noops["noop"]:
+            line += "".join(f"{noops[name][key]:>11.0f}" for name in NOOPS)
+            line += "  " + _per_noop({name: to[f"{key}/{name}"] for name in NOOPS})
+            line += " (medians of paired rounds)"
         print(line)
 
 
@@ -457,13 +470,13 @@ def main() -> None:
         help=f"comma-separated ingest scenarios of {','.join(SCENARIOS)} (default: all)",
     )
     ap.add_argument("--noop-server", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--noop-mode", choices=sorted(set(NOOPS.values())), help=argparse.SUPPRESS)
     args = ap.parse_args()
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         ap.error(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
     if args.noop_server:
-        noop_server(args.noop_server, bare=args.bare)
+        noop_server(args.noop_server, args.noop_mode or "quart")
         return
     if args.profile:
         profile(args.silences)
@@ -479,9 +492,9 @@ def main() -> None:
             line = f"{key:<36}{statistics.median(ratios):>10.3f}"
             line += f"  ({min(ratios):.2f}-{max(ratios):.2f})"
             if key in runs[0].get("noop", {}):
-                paired = statistics.median(r["tocsin"][f"{key}/noop"] for r in runs)
-                bare = statistics.median(r["tocsin"][f"{key}/noop_asgi"] for r in runs)
-                line += f"  tocsin/no-op {paired:.3f}, tocsin/no-op ASGI {bare:.3f}"
+                line += "  " + _per_noop(
+                    {n: statistics.median(r["tocsin"][f"{key}/{n}"] for r in runs) for n in NOOPS}
+                )
             print(line)
 
 

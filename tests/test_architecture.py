@@ -92,6 +92,8 @@ PURE = [
     "daemon.sources.production",
     "daemon.sources.resolve",
     "daemon.sources.steps",
+    "daemon.api.framing",
+    "daemon.api.wire",
 ]
 SHELL_PACKAGES = ("trio", "quart", "quart_trio", "hypercorn")
 

@@ -25,7 +25,14 @@ from daemon import metrics
 from daemon.alert import Alert, posted_alerts
 from daemon.api.backend import AdmitsAlerts, ApiBackend, KnowsTenant, implements
 from daemon.api.cooperative import run_cooperatively
-from daemon.api.direct import DirectHandler, Disconnected, header, read_body, with_direct_routes
+from daemon.api.direct import (
+    DirectHandler,
+    Disconnected,
+    header,
+    read_body,
+    register_direct_routes,
+    with_direct_routes,
+)
 from daemon.api.encoding import body, cluster_status, framework_error, version_info
 from daemon.api.limits import AsgiApp, HandlerLabel, Receive, Scope, instrument, limit
 from daemon.api.postable import BodyError, parse_alerts_steps
@@ -511,6 +518,7 @@ def create_app(
     direct = _direct_routes(backend, routes, prefix, max_body_bytes) if direct_routes else {}
     if direct:
         inner = with_direct_routes(inner, direct)
+        register_direct_routes(app, direct)
     instrumented = instrument(inner, _router_handler_label(app.url_map, prefix, extra_routes))
     app.asgi_app = limit(  # type: ignore[method-assign,assignment]
         instrumented, get_concurrency=get_concurrency, timeout_ns=timeout_ns

@@ -25,7 +25,8 @@ written and applied, and the answer is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import cast
 
 import trio
@@ -121,6 +122,26 @@ async def send_response(send: Send, response: Response) -> None:
 DirectHandler = Callable[[Scope, Receive], Awaitable[Response | None]]
 
 
+#: The direct routes of each app that has some (see :func:`register_direct_routes`).
+_REGISTERED: weakref.WeakKeyDictionary[object, frozenset[tuple[str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def register_direct_routes(app: object, routes: Collection[tuple[str, str]]) -> None:
+    """Record that ``app`` (the quart app) answers these (method, path) directly, for
+    the server's wire path (:mod:`daemon.api.wire`)."""
+    _REGISTERED[app] = frozenset(routes)
+
+
+def direct_routes_of(app: object) -> frozenset[tuple[str, str]]:
+    """The (method, path) pairs :func:`register_direct_routes` recorded for ``app``."""
+    try:
+        return _REGISTERED.get(app, frozenset())
+    except TypeError:  # not weakly referenceable: nothing was recorded
+        return frozenset()
+
+
 def with_direct_routes(app: AsgiApp, routes: Mapping[tuple[str, str], DirectHandler]) -> AsgiApp:
     """``app``, with the requests whose exact (method, path) is in ``routes`` answered by
     their handler instead. A handler returning None sends nothing (the client left)."""
@@ -141,8 +162,10 @@ def with_direct_routes(app: AsgiApp, routes: Mapping[tuple[str, str], DirectHand
 __all__ = [
     "DirectHandler",
     "Disconnected",
+    "direct_routes_of",
     "header",
     "read_body",
+    "register_direct_routes",
     "send_response",
     "with_direct_routes",
 ]

@@ -24,7 +24,10 @@ each connection runs :class:`StrictTCPServer`, which differs from hypercorn's
   request (:class:`_KeepAliveWatch`);
 - an answer's bytes are written to the socket at once when it has room, without the
   scheduler rounds of the lock and the stream (:meth:`StrictTCPServer._send_raw`), and
-  a request's pieces go to its app task the same way (:func:`_put_without_rounds`).
+  a request's pieces go to its app task the same way (:func:`_put_without_rounds`);
+- a plain request to one of the app's direct routes, arriving while nothing else is in
+  progress on the connection, is taken from the bytes read and handed to the app
+  without h11 and hypercorn's stream (:mod:`daemon.api.wire`, the measurement there).
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
+import h11
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, Event, RawData, Updated
+from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.task_group import TaskGroup
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
@@ -54,13 +59,24 @@ from hypercorn.typing import (
 from hypercorn.utils import wrap_app
 from quart_trio import QuartTrio
 
+from daemon.api.direct import direct_routes_of
 from daemon.api.framing import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     FramingError,
     RequestFraming,
 )
+from daemon.api.limits import Message
 from daemon.api.webconfig import ASGIApp, WebConfigFile, WebGate
+from daemon.api.wire import (
+    Pending,
+    ResponseError,
+    Verdict,
+    WireRequest,
+    encode_response,
+    request_lines,
+    take_request,
+)
 
 #: How long open connections may finish after a stop before they are cut.
 DEFAULT_GRACE_SECONDS = 5.0
@@ -143,9 +159,13 @@ class StrictTCPServer(TCPServer):
     header_timeout = DEFAULT_HEADER_TIMEOUT
     read_timeout = DEFAULT_READ_TIMEOUT
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(
+        self, *args: object, wire_lines: frozenset[bytes] = frozenset(), **kwargs: object
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.idle_task = _KeepAliveWatch(self)  # type: ignore[assignment]
+        #: The request-line starts of the app's direct routes (daemon.api.wire).
+        self._wire_lines = wire_lines
         #: Between requests (as hypercorn's Updated events say) since _idle_since.
         self._idle = True
         self._idle_since = trio.current_time()
@@ -279,6 +299,8 @@ class StrictTCPServer(TCPServer):
     async def _read_requests(self) -> None:
         framing = RequestFraming(header_timeout=self.header_timeout, read_timeout=self.read_timeout)
         per_read = self.config.read_timeout or math.inf
+        #: Bytes read and kept from h11 while they may be a direct request.
+        held = bytearray()
         while True:
             # One cancel scope per read, not three: hypercorn's per-read timeout, the
             # framing deadline and the keep-alive timeout all close the connection, so
@@ -305,10 +327,150 @@ class StrictTCPServer(TCPServer):
                     # into another response.
                     await super().protocol_send(RawData(_bad_request(str(exc))))
                 break
+            if self._wire_lines:
+                if data and (held or self._wire_ready()):
+                    held += data
+                    data, keep = await self._serve_wire(held)
+                    if not keep:
+                        break
+                    if not data:
+                        continue
+                elif held:
+                    # The client ended its side inside a request we held: h11 has it,
+                    # then the end, and answers as it would have.
+                    await self.protocol.handle(RawData(bytes(held)))
+                    held.clear()
             await self.protocol.handle(RawData(data))
             if data == b"":
                 break
         await self.protocol_send(Closed())
+
+    def _wire_ready(self) -> bool:
+        """Whether a request starting now may be taken on the wire: between requests,
+        not shutting down, HTTP/1.1 with nothing in h11's buffer."""
+        if not self._idle or self._shutting_down:
+            return False
+        protocol = self.protocol.protocol
+        if type(protocol) is not H11Protocol:
+            return False
+        connection = protocol.connection
+        return (
+            type(connection) is h11.Connection
+            and connection.their_state is h11.IDLE
+            and connection.our_state is h11.IDLE
+            and not connection.trailing_data[0]
+        )
+
+    async def _serve_wire(self, held: bytearray) -> tuple[bytes, bool]:
+        """Answer the direct requests at the front of ``held`` (bytes read and kept
+        from h11, see :mod:`daemon.api.wire`); return the bytes h11 gets now (all of
+        ``held`` once it is not ours) and False if the connection must close."""
+        while held:
+            found = take_request(held, self._wire_lines)
+            if isinstance(found, Pending):
+                if found.head_done:
+                    # Inside a request, as hypercorn is once h11 has its head: the
+                    # keep-alive timeout no longer applies (the framing's does).
+                    self._idle = False
+                return b"", True
+            if found is Verdict.H11:
+                data = bytes(held)
+                held.clear()
+                return data, True
+            del held[: found.end]
+            if not await self._answer_wire(found):
+                return b"", False
+        return b"", True
+
+    async def _answer_wire(self, request: WireRequest) -> bool:
+        """Run the app for ``request`` in this task and write its answer; False if
+        the connection closes after it.
+
+        The app gets what hypercorn would give it (the scope, the whole body in one
+        message) and runs as under hypercorn's task group: an exception is logged and
+        answered 500 with the connection closed. Its answer is written once complete;
+        one the app leaves unfinished is not written at all, and the connection is
+        closed (hypercorn would have written the part it had and closed). A second
+        ``receive`` waits: the direct handlers never make one, and the connection is
+        not read while the app runs.
+        """
+        protocol = self.protocol.protocol
+        assert isinstance(protocol, H11Protocol)
+        protocol.keep_alive_requests += 1
+        self._idle = False
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "asgi": {"spec_version": "2.1", "version": "3.0"},
+            "method": request.method,
+            "scheme": "https" if protocol.ssl else "http",
+            "path": request.path,
+            "raw_path": request.path.encode("ascii"),
+            "query_string": request.query_string,
+            "root_path": self.config.root_path,
+            "headers": request.headers,
+            "client": protocol.client,
+            "server": protocol.server,
+            "state": protocol.connection_state.copy(),
+            "extensions": {},
+        }
+        body: bytes | None = request.body
+        start: Message | None = None
+        chunks: list[bytes] = []
+        complete = False
+
+        async def receive() -> Message:
+            nonlocal body
+            if body is None:
+                await trio.sleep_forever()
+            message: Message = {"type": "http.request", "body": body, "more_body": False}
+            body = None
+            return message
+
+        async def send(message: Message) -> None:
+            nonlocal start, complete
+            if message["type"] == "http.response.start" and start is None:
+                start = message
+            elif message["type"] == "http.response.body" and start is not None and not complete:
+                chunks.append(bytes(message.get("body", b"")))
+                complete = not message.get("more_body", False)
+
+        failed = False
+        try:
+            await self.app(scope, receive, send, trio.to_thread.run_sync, trio.from_thread.run)  # type: ignore[arg-type]
+        except trio.Cancelled:
+            raise
+        except BaseExceptionGroup as error:
+            _, others = error.split(trio.Cancelled)
+            if others is None:
+                raise
+            failed = True
+        except Exception:
+            failed = True
+        if failed:
+            await self.config.log.exception("Error in ASGI Framework")
+        server_headers = self.config.response_headers("h11")
+        if start is not None and not complete:
+            return False
+        try:
+            if start is None:
+                raise ResponseError("no answer")
+            data, closes = encode_response(
+                int(start["status"]), start.get("headers", ()), b"".join(chunks), server_headers
+            )
+        except ResponseError:
+            if not failed:
+                await self.config.log.exception("Error in ASGI Framework")
+            # hypercorn's answer to an app that ended without one.
+            data, closes = encode_response(
+                500, ((b"content-length", b"0"), (b"connection", b"close")), b"", server_headers
+            )
+        await self._send_raw(data)
+        if closes:
+            return False
+        self._idle = True
+        self._idle_since = trio.current_time()
+        return True
 
 
 async def _worker_serve(
@@ -316,6 +478,7 @@ async def _worker_serve(
     config: HypercornConfig,
     *,
     shutdown_trigger: Callable[[], Awaitable[None]],
+    wire_lines: frozenset[bytes] = frozenset(),
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """hypercorn's ``trio.run.worker_serve`` (TCP only) with :class:`StrictTCPServer`."""
@@ -356,6 +519,7 @@ async def _worker_serve(
                             config,
                             context,
                             ConnectionState(lifespan_state.copy()),
+                            wire_lines=wire_lines,
                         ),
                         listeners,
                         handler_nursery=server_nursery,
@@ -379,6 +543,7 @@ async def serve_api(
     web_config: WebConfigFile | None = None,
     tls: ssl.SSLContext | None = None,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    wire: bool = True,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``host:port``; ``task_status.started(bound_port)`` once listening.
@@ -392,7 +557,9 @@ async def serve_api(
     With ``sock`` (and ``more_socks``), serve those listening sockets instead of
     binding ``host:port``; the port reported is the first socket's. With
     ``web_config`` every request passes :class:`daemon.api.webconfig.WebGate`; with
-    ``tls`` every connection is TLS with that context.
+    ``tls`` every connection is TLS with that context. The app's direct routes
+    (:func:`daemon.api.direct.direct_routes_of`) are taken on the wire
+    (:mod:`daemon.api.wire`) unless ``wire`` is False.
     """
     config = HypercornConfig() if tls is None else _TLSConfig(tls)
     if sock is not None:
@@ -416,11 +583,16 @@ async def serve_api(
     server_scope = trio.CancelScope(shield=True)
     served: ASGIApp = app if web_config is None else WebGate(app, web_config)
     wrapped = wrap_app(served, config.wsgi_max_body_size, "asgi")
+    wire_lines = request_lines(direct_routes_of(app)) if wire else frozenset()
 
     async def run(*, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         with server_scope:
             await _worker_serve(
-                wrapped, config, shutdown_trigger=stop.wait, task_status=task_status
+                wrapped,
+                config,
+                shutdown_trigger=stop.wait,
+                wire_lines=wire_lines,
+                task_status=task_status,
             )
 
     async with trio.open_nursery() as nursery:

@@ -18,6 +18,7 @@ import pytest
 import structlog
 import structlog.testing
 import trio
+import trio.testing
 
 from daemon.notify import firewall
 from daemon.notify import sender as sender_module
@@ -155,6 +156,10 @@ async def test_a_wedged_child_times_its_requests_out(
             with pytest.raises(NotifyError) as info:
                 await post(sender, server.url())
             assert 0.5 <= trio.current_time() - start < 3.0
+            # The cancel frame goes out with the write loop's next round, which may come
+            # after this task's: a child continued before then reads the request alone
+            # and starts it (a full run on a busy machine saw the receiver get it).
+            await trio.testing.wait_all_tasks_blocked()
         finally:
             os.kill(sender.child_pid, signal.SIGCONT)
         assert str(info.value).startswith('Post "<redacted>": context deadline exceeded')

@@ -1,0 +1,366 @@
+"""Direct routes on the wire (daemon.api.wire and StrictTCPServer's side of it): what is
+taken, what goes to h11, and that a client cannot tell the two apart."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import h11
+import pytest
+import trio
+from hypercorn.config import Config as HypercornConfig
+
+from daemon.api import create_app
+from daemon.api.server import StrictTCPServer, serve_api
+from daemon.api.wire import (
+    MAX_BODY,
+    Pending,
+    ResponseError,
+    Verdict,
+    WireRequest,
+    encode_response,
+    request_lines,
+    take_request,
+)
+from tests.api.conftest import FakeBackend
+
+LINES = request_lines([("POST", "/api/v2/alerts"), ("POST", "/api/v2/silences")])
+GOOD = json.dumps([{"labels": {"alertname": "A", "job": "j"}}]).encode()
+
+
+def post(
+    body: bytes = GOOD,
+    *,
+    path: bytes = b"/api/v2/alerts",
+    extra: bytes = b"",
+    ctype: bytes = b"application/json",
+) -> bytes:
+    return (
+        b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: " + ctype + b"\r\n" + extra
+        + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )  # fmt: skip
+
+
+# --- the pure part ------------------------------------------------------------------------
+
+
+def test_a_plain_request_is_taken_with_its_headers_and_body() -> None:
+    request = post(extra=b"X-Mixed-Case:  v a \t\r\nConnection: Keep-Alive\r\n")
+    found = take_request(request + b"GET / HTTP/1.1\r\n", LINES)
+    assert found == WireRequest(
+        method="POST",
+        path="/api/v2/alerts",
+        query_string=b"",
+        headers=[
+            (b"host", b"x"),
+            (b"content-type", b"application/json"),
+            (b"x-mixed-case", b"v a"),
+            (b"connection", b"Keep-Alive"),
+            (b"content-length", b"%d" % len(GOOD)),
+        ],
+        body=GOOD,
+        end=len(request),
+    )
+    with_query = take_request(post(path=b"/api/v2/silences?a=b&c=%20"), LINES)
+    assert isinstance(with_query, WireRequest)
+    assert (with_query.path, with_query.query_string) == ("/api/v2/silences", b"a=b&c=%20")
+
+
+def test_the_bytes_of_a_request_still_arriving_are_held() -> None:
+    request = post()
+    head_end = request.index(b"\r\n\r\n") + 4
+    for cut in (1, 5, 12, 20, head_end - 1):
+        assert take_request(request[:cut], LINES) == Pending(head_done=False), cut
+    for cut in (head_end, len(request) - 1):
+        assert take_request(request[:cut], LINES) == Pending(head_done=True), cut
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /api/v2/alerts HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET ",
+        b"POST /api/v2/alerts/groups",
+        b"post /api/v2/alerts HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.0\r\nHost: x\r\n\r\n",
+        b"POST /api/v2/alert%73 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST http://x/api/v2/alerts HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /api/v2/alerts?a=\x7f HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /api/v2/alerts  HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\r\nPOST /api/v2/alerts HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1),
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 17000,
+    ],
+)
+def test_anything_not_plain_goes_to_h11(request_bytes: bytes) -> None:
+    assert take_request(request_bytes, LINES) is Verdict.H11
+
+
+def _h11_answer(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    """What h11, as hypercorn drives it, writes for this answer to a keep-alive request."""
+    server = h11.Connection(h11.SERVER)
+    server.receive_data(b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert isinstance(server.next_event(), h11.Request)
+    assert isinstance(server.next_event(), h11.EndOfMessage)
+    out = server.send(h11.Response(status_code=status, headers=headers)) or b""
+    out += server.send(h11.Data(data=body)) or b""
+    out += server.send(h11.EndOfMessage()) or b""
+    return out
+
+
+SERVER_HEADERS = [(b"date", b"Mon, 07 Dec 2026 05:57:47 GMT"), (b"server", b"hypercorn-h11")]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body"),
+    [
+        (200, [(b"content-length", b"0"), (b"vary", b"Origin")], b""),
+        (400, [(b"content-type", b"application/json"), (b"content-length", b"13")], b"{\"code\":400}\n"),
+        (413, [(b"content-length", b"2"), (b"x-odd", b" padded \t")], b"ab"),
+        (503, [(b"Content-Length", b"1"), (b"connection", b"close")], b"x"),
+    ],
+)  # fmt: skip
+def test_an_answer_is_written_as_h11_writes_hypercorns(
+    status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    written, closes = encode_response(status, headers, body, SERVER_HEADERS)
+    stripped = [(name.strip(), value.strip()) for name, value in headers]
+    assert written == _h11_answer(status, stripped + SERVER_HEADERS, body)
+    assert closes == ((b"connection", b"close") in headers)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body"),
+    [
+        (200, [], b"x"),
+        (200, [(b"content-length", b"2")], b"x"),
+        (204, [(b"content-length", b"0")], b""),
+        (100, [(b"content-length", b"0")], b""),
+        (200, [(b"transfer-encoding", b"chunked"), (b"content-length", b"1")], b"x"),
+        (200, [(b"content-length", b"1"), (b"x", b"a\r\nb")], b"x"),
+        (200, [(b"content-length", b"1"), (b"content-length", b"2")], b"x"),
+    ],
+)
+def test_an_answer_that_needs_h11_is_an_error(
+    status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    with pytest.raises(ResponseError):
+        encode_response(status, headers, body, SERVER_HEADERS)
+
+
+# --- over a socket ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The paths of the requests the wire path answered."""
+    seen: list[str] = []
+    real = StrictTCPServer._answer_wire
+
+    async def counting(self: StrictTCPServer, request: WireRequest) -> bool:
+        seen.append(request.path)
+        return await real(self, request)
+
+    monkeypatch.setattr(StrictTCPServer, "_answer_wire", counting)
+    yield seen
+
+
+async def _read_answers(stream: trio.SocketStream, count: int) -> list[bytes]:
+    """``count`` whole answers (Content-Length framed) from ``stream``."""
+    buffer = b""
+    answers: list[bytes] = []
+    while len(answers) < count:
+        head_end = buffer.find(b"\r\n\r\n")
+        if head_end >= 0:
+            length = int(re.search(rb"(?i)content-length: (\d+)", buffer[:head_end])[1])  # type: ignore[index]
+            end = head_end + 4 + length
+            if len(buffer) >= end:
+                answers.append(buffer[:end])
+                buffer = buffer[end:]
+                continue
+        chunk = await stream.receive_some(65536)
+        assert chunk, f"closed after {answers}"
+        buffer += chunk
+    return answers
+
+
+def _undated(answer: bytes) -> bytes:
+    return re.sub(rb"\r\ndate: [^\r]*", b"", answer)
+
+
+async def _serve(nursery: trio.Nursery, backend: FakeBackend, wire: bool, **kwargs: Any) -> int:
+    app = create_app(backend, **kwargs)
+    port: int = await nursery.start(functools.partial(serve_api, app, "127.0.0.1", 0, wire=wire))
+    return port
+
+
+REQUESTS = [
+    post(),
+    post(ctype=b"text/plain"),
+    post(b"["),
+    post(b"x" * 300),  # over the 200-byte limit below
+    post(json.dumps([{"labels": {}}]).encode(), extra=b"Origin: http://ui.example\r\n"),
+    post(path=b"/api/v2/alerts?x=1"),
+]
+
+
+async def test_answers_and_what_is_stored_are_those_of_the_h11_path(
+    backend: FakeBackend, taken: list[str]
+) -> None:
+    """Byte for byte (but the date), and the same alerts stored."""
+    answers: dict[bool, list[bytes]] = {}
+    stored: dict[bool, list[Any]] = {}
+    for wire in (True, False):
+        backend.ingested.clear()
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                port = await _serve(nursery, backend, wire, max_body_bytes=200)
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                got = []
+                for request in REQUESTS:
+                    await stream.send_all(request)
+                    got += await _read_answers(stream, 1)
+                await stream.aclose()
+                nursery.cancel_scope.cancel()
+        answers[wire] = [_undated(a) for a in got]
+        stored[wire] = sorted(sorted(a.labels.items()) for a in backend.ingested)
+    assert len(taken) == len(REQUESTS)
+    assert answers[True] == answers[False]
+    assert stored[True] == stored[False] != []
+    assert answers[True][0].startswith(b"HTTP/1.1 200 \r\n")
+    assert b"HTTP/1.1 413 " in answers[True][3]
+
+
+async def test_pipelined_and_mixed_requests_are_answered_in_order(
+    backend: FakeBackend, taken: list[str]
+) -> None:
+    """Direct and other requests in one write, either order: every answer, in order; a
+    direct request behind one h11 has is h11's too (its answer must wait)."""
+    health = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"
+    stream_bytes = post() + health + post() + post() + health + post(b"[")
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, backend, True)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(stream_bytes)
+            answers = await _read_answers(stream, 6)
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+    statuses = [a.split(b"\r\n", 1)[0] for a in answers]
+    assert statuses == [b"HTTP/1.1 200 "] * 5 + [b"HTTP/1.1 400 "]
+    assert b"OK" in answers[1] and b"OK" in answers[4]
+    assert len(backend.ingested) == 3
+    assert taken == ["/api/v2/alerts"]  # the rest were behind h11's requests
+
+
+async def test_a_request_split_anywhere_is_taken_once_whole(
+    backend: FakeBackend, taken: list[str]
+) -> None:
+    request = post()
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, backend, True)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            for cut in (3, 40, request.index(b"\r\n\r\n") + 4, len(request) - 1):
+                await stream.send_all(request[:cut])
+                await trio.sleep(0.05)
+                await stream.send_all(request[cut:])
+                [answer] = await _read_answers(stream, 1)
+                assert answer.startswith(b"HTTP/1.1 200 "), (cut, answer)
+            for byte in request:
+                await stream.send_all(bytes([byte]))
+            [answer] = await _read_answers(stream, 1)
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+    assert len(taken) == 5
+
+
+async def test_the_keep_alive_timeout_counts_from_a_wire_answer_not_inside_a_body(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch, taken: list[str]
+) -> None:
+    """A body slower than the keep-alive timeout is still read (hypercorn's timeout is
+    for idle connections), and the idle connection after the answer is closed by it."""
+    monkeypatch.setattr(HypercornConfig, "keep_alive_timeout", 0.5)
+    request = post()
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, backend, True)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            cut = request.index(b"\r\n\r\n") + 5
+            await stream.send_all(request[:cut])
+            await trio.sleep(1.0)
+            await stream.send_all(request[cut:])
+            [answer] = await _read_answers(stream, 1)
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            answered = trio.current_time()
+            assert await stream.receive_some(100) == b""
+            assert 0.4 <= trio.current_time() - answered < 2
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+    assert taken == ["/api/v2/alerts"]
+
+
+async def test_a_client_leaving_inside_a_held_request_is_answered_as_by_h11(
+    backend: FakeBackend,
+) -> None:
+    """Its end of the stream inside a request line, a head or a body: h11 has the held
+    bytes and the end, answers as it does without the wire path, and nothing is stored."""
+    answers: dict[bool, list[bytes]] = {True: [], False: []}
+    for wire in (True, False):
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                port = await _serve(nursery, backend, wire)
+                for cut in (10, 40, len(post()) - 3):
+                    stream = await trio.open_tcp_stream("127.0.0.1", port)
+                    await stream.send_all(post()[:cut])
+                    await stream.send_eof()
+                    got = b""
+                    while chunk := await stream.receive_some(65536):
+                        got += chunk
+                    answers[wire].append(_undated(got))
+                    await stream.aclose()
+                nursery.cancel_scope.cancel()
+    assert answers[True] == answers[False]
+    assert backend.ingested == []
+
+
+async def test_an_app_failure_is_hypercorns_500_and_a_closed_connection(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch, taken: list[str]
+) -> None:
+    def broken(self: FakeBackend, alerts: Any, now: int) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(FakeBackend, "put_alerts", broken)
+    answers = {}
+    for wire in (True, False):
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                port = await _serve(nursery, backend, wire)
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                await stream.send_all(post())
+                [answer] = await _read_answers(stream, 1)
+                assert await stream.receive_some(100) == b""
+                await stream.aclose()
+                nursery.cancel_scope.cancel()
+        answers[wire] = _undated(answer)
+    assert answers[True] == answers[False]
+    assert answers[True].startswith(b"HTTP/1.1 500 \r\n")
+    assert b"connection: close" in answers[True]
+    assert taken == ["/api/v2/alerts"]
