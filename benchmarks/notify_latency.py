@@ -6,7 +6,9 @@ Each round posts ``--alerts`` alerts, one every ``--pace`` seconds, each a new g
 at a sink, which answers HTTP/1.0 (so every notification opens a connection). Rounds
 alternate between the three daemons, so a change in machine load hits all of them
 alike. Prints p50/p99/max per daemon and the ratios history-on / history-off and
-tocsin / Alertmanager.
+tocsin / Alertmanager. ``--floor`` adds a fourth server to the rounds, the least a trio
+program can do per alert (:mod:`benchmarks.notify_floor`), as a floor for tocsin's
+figures on this machine.
 
 The sink runs in a process of its own (``--sink process``, the default) and stamps each
 webhook on the system's monotonic clock when its request is in. ``--sink thread`` is the
@@ -35,6 +37,7 @@ from contextlib import contextmanager
 import httpx
 
 from benchmarks.harness import free_port, start
+from benchmarks.notify_floor import start_floor
 from benchmarks.webhook_sink import SinkConnection, reap
 
 CONFIG = """
@@ -204,6 +207,11 @@ def main() -> None:
         default="process",
         help="where the webhook sink runs (see the module docstring)",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run the least a trio program can do per alert (benchmarks.notify_floor)",
+    )
     parser.add_argument("--sink-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink_child:
@@ -214,15 +222,17 @@ def main() -> None:
         "tocsin, history off": ("tocsin", ("--history.retention=0s",)),
         "alertmanager": ("alertmanager", ()),
     }
+    if args.floor:
+        kinds["trio floor"] = ("floor", ())
     samples: dict[str, list[float]] = {k: [] for k in kinds}
     with process_sink() if args.sink == "process" else sink_server() as (sink, port):
         config = CONFIG.format(port=port)
         for rnd in range(args.rounds):
             # rotate the order each round so no daemon always runs first
-            order = list(kinds)[rnd % 3 :] + list(kinds)[: rnd % 3]
+            order = list(kinds)[rnd % len(kinds) :] + list(kinds)[: rnd % len(kinds)]
             for label in order:
                 kind, extra = kinds[label]
-                with start(kind, config, extra) as daemon:
+                with start_floor(port) if kind == "floor" else start(kind, config, extra) as daemon:
                     time.sleep(1.0)
                     got = one_round(
                         daemon.url, sink, f"r{rnd}-{kind}-{len(extra)}", args.alerts, args.pace
@@ -249,6 +259,10 @@ def main() -> None:
     print()
     print(f"p99 history on / history off: {on / off:.2f}")
     print(f"p99 tocsin (history on) / Alertmanager: {on / am:.2f}")
+    if args.floor:
+        floor = p99["trio floor"]
+        print(f"p99 trio floor / Alertmanager: {floor / am:.2f}")
+        print(f"p99 tocsin (history on) / trio floor: {on / floor:.2f}")
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def take_request(
         # become one of ours.
         start = bytes(buffer[:MAX_HEAD])
         if len(buffer) < MAX_HEAD and any(
-            line.startswith(start) or start.startswith(line + b" ") for line in lines
+            line.startswith(start) or start.startswith((line + b" ", line + b"?")) for line in lines
         ):
             return Pending(head_done=False)
         return Verdict.H11

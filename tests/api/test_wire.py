@@ -75,6 +75,7 @@ def test_the_bytes_of_a_request_still_arriving_are_held() -> None:
     head_end = request.index(b"\r\n\r\n") + 4
     for cut in (1, 5, 12, 20, head_end - 1):
         assert take_request(request[:cut], LINES) == Pending(head_done=False), cut
+    assert take_request(b"POST /api/v2/alerts?a=b HTT", LINES) == Pending(head_done=False)
     for cut in (head_end, len(request) - 1):
         assert take_request(request[:cut], LINES) == Pending(head_done=True), cut
 

@@ -1,0 +1,88 @@
+"""The floor of a paced notification in Python on trio: the least a trio program can do.
+
+A server that reads each ``POST /api/v2/alerts``, decodes the JSON, opens a connection to
+the webhook sink, writes a minimal webhook naming the alert's ``alertname`` as its group,
+reads the sink's answer to its end, and answers the POST with an empty 200. No store, no
+routing, no groups, no pipeline, no HTTP library; ``GET /-/ready`` answers 200 so the
+benchmark's start-up check works. :mod:`benchmarks.notify_latency` runs it beside the
+daemons with ``--floor``: what is left between its figures and Alertmanager's is what
+the language and the event loop cost on this machine, not anything tocsin does.
+
+    .venv/bin/python -m benchmarks.notify_floor PORT SINK_PORT
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import trio
+
+from benchmarks.harness import ROOT, Daemon, _stop, _wait_ready, free_port
+
+_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+async def _notify(sink_port: int, body: bytes) -> None:
+    name = json.loads(body)[0]["labels"]["alertname"]
+    payload = json.dumps({"groupLabels": {"alertname": name}, "alerts": []}).encode()
+    stream = await trio.open_tcp_stream("127.0.0.1", sink_port)
+    async with stream:
+        await stream.send_all(
+            b"POST /hook HTTP/1.1\r\nHost: sink\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+        )
+        while await stream.receive_some(65536):
+            pass  # the sink answers HTTP/1.0 and closes
+
+
+async def _serve_connection(sink_port: int, stream: trio.SocketStream) -> None:
+    buffer = b""
+    while data := await stream.receive_some(65536):
+        buffer += data
+        while (end := buffer.find(b"\r\n\r\n")) >= 0:
+            head = buffer[:end]
+            length = _content_length(head)
+            if len(buffer) < end + 4 + length:
+                break
+            body = buffer[end + 4 : end + 4 + length]
+            buffer = buffer[end + 4 + length :]
+            if head.startswith(b"POST /api/v2/alerts "):
+                await _notify(sink_port, body)
+            await stream.send_all(_OK)
+
+
+async def serve(port: int, sink_port: int) -> None:
+    async def handler(stream: trio.SocketStream) -> None:
+        await _serve_connection(sink_port, stream)
+
+    await trio.serve_tcp(handler, port, host="127.0.0.1")
+
+
+@contextmanager
+def start_floor(sink_port: int) -> Iterator[Daemon]:
+    """The floor server in its own process, ready."""
+    port = free_port()
+    argv = [sys.executable, "-m", "benchmarks.notify_floor", str(port), str(sink_port)]
+    proc = subprocess.Popen(argv, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready("trio floor", proc, url)
+        yield Daemon("trio floor", proc, url)
+    finally:
+        _stop(proc)
+
+
+if __name__ == "__main__":
+    trio.run(serve, int(sys.argv[1]), int(sys.argv[2]))
