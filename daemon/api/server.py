@@ -445,9 +445,10 @@ class StrictTCPServer(TCPServer):
             if others is None:
                 raise
             failed = True
+            # Inside the handler, as hypercorn logs it: the record carries the traceback.
+            await self.config.log.exception("Error in ASGI Framework")
         except Exception:
             failed = True
-        if failed:
             await self.config.log.exception("Error in ASGI Framework")
         server_headers = self.config.response_headers("h11")
         if start is not None and not complete:

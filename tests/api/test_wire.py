@@ -343,8 +343,13 @@ async def test_a_client_leaving_inside_a_held_request_is_answered_as_by_h11(
 
 
 async def test_an_app_failure_is_hypercorns_500_and_a_closed_connection(
-    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch, taken: list[str]
+    backend: FakeBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    taken: list[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Answered and logged as hypercorn does: 500, closed, and the traceback logged."""
+
     def broken(self: FakeBackend, alerts: Any, now: int) -> None:
         raise RuntimeError("boom")
 
@@ -361,6 +366,10 @@ async def test_an_app_failure_is_hypercorns_500_and_a_closed_connection(
                 await stream.aclose()
                 nursery.cancel_scope.cancel()
         answers[wire] = _undated(answer)
+        logged = [r for r in caplog.records if r.getMessage() == "Error in ASGI Framework"]
+        assert len(logged) == 1 and logged[0].exc_info is not None, wire
+        assert "boom" in str(logged[0].exc_info[1])
+        caplog.clear()
     assert answers[True] == answers[False]
     assert answers[True].startswith(b"HTTP/1.1 500 \r\n")
     assert b"connection: close" in answers[True]
