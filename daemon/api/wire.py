@@ -21,7 +21,8 @@ everything odd:
 - the request line is exactly ``<METHOD> <path>[?<query>] HTTP/1.1`` for a direct
   route's method and path (no percent-escapes, no absolute form, a query of visible
   ASCII only);
-- every header line is ``token ":" value`` with nothing h11 refuses in the value, there
+- every line ends with CRLF (h11 also takes a bare LF: such a request is h11's), every
+  header line is ``token ":" value`` with nothing h11 refuses in the value, there
   is exactly one ``Host``, and none of ``Transfer-Encoding``, ``Expect``, ``Upgrade``,
   or a ``Connection`` other than ``keep-alive``;
 - the body has a ``Content-Length`` (or none: empty) of at most :data:`MAX_BODY` bytes.
@@ -52,6 +53,8 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # tabs between): the line breaks we split on are gone, the rest is checked.
 _BAD_VALUE = re.compile(rb"[\x00\r\n\x0b\x0c]")
 _QUERY = re.compile(rb"[\x21-\x7e]*\Z")
+# h11 ends a head line at a bare LF too; such a head never has our blank CRLF line.
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 #: Headers that change how the request or the connection is handled: h11's business.
 _H11_HEADERS = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"te"})
 
@@ -97,6 +100,8 @@ def take_request(
     :class:`Pending` if the bytes so far may still be one, or ``Verdict.H11``."""
     line_end = buffer.find(b"\r\n")
     if line_end < 0:
+        if b"\n" in buffer:
+            return Verdict.H11  # a line ended by a bare LF, which h11 takes
         # A request line still arriving: worth waiting for only while it can still
         # become one of ours.
         start = bytes(buffer[:MAX_HEAD])
@@ -115,7 +120,9 @@ def take_request(
         return Verdict.H11
     head_end = buffer.find(b"\r\n\r\n", line_end)
     if head_end < 0:
-        return Pending(head_done=False) if len(buffer) < MAX_HEAD else Verdict.H11
+        if len(buffer) >= MAX_HEAD or _BARE_LF.search(buffer, line_end + 2):
+            return Verdict.H11
+        return Pending(head_done=False)
     if head_end + 4 > MAX_HEAD:
         return Verdict.H11
     headers = _headers(bytes(buffer[line_end + 2 : head_end]))

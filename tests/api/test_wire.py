@@ -107,6 +107,9 @@ def test_the_bytes_of_a_request_still_arriving_are_held() -> None:
         b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
         b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1),
         b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 17000,
+        b"POST /api/v2/alerts HTTP/1.1\nHost: x\nContent-Length: 2\n\n[]",
+        b"POST /api/v2/alerts HTTP/1.1\nHo",
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\nContent-Le",
     ],
 )
 def test_anything_not_plain_goes_to_h11(request_bytes: bytes) -> None:
@@ -246,6 +249,25 @@ async def test_answers_and_what_is_stored_are_those_of_the_h11_path(
     assert stored[True] == stored[False] != []
     assert answers[True][0].startswith(b"HTTP/1.1 200 \r\n")
     assert b"HTTP/1.1 413 " in answers[True][3]
+
+
+async def test_a_request_with_bare_lf_lines_is_answered_by_h11_at_once(
+    backend: FakeBackend, taken: list[str]
+) -> None:
+    """h11 takes a head whose lines end with a bare LF; held for a CRLF that never
+    comes, it would have had no answer until the header deadline closed the connection."""
+    request = post().replace(b"\r\n", b"\n")
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, backend, True)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(request)
+            [answer] = await _read_answers(stream, 1)
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert len(backend.ingested) == 1
+    assert taken == []
 
 
 async def test_pipelined_and_mixed_requests_are_answered_in_order(
