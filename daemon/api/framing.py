@@ -8,6 +8,9 @@ none of this can be switched off (``h11.Connection`` has no such option, and hyp
 passes none). By the time an ASGI app sees the request, the repeated header and the
 fold are gone. So :class:`RequestFraming` follows the connection's byte stream itself.
 
+A head ends where h11 ends it, at its first blank line, with lines ending in CRLF or a
+bare LF (h11 takes both).
+
 Rules (RFC 9112 §6.3 and §5.2 say a server *may* reject these; we always do):
 
 - a request head with a line that starts with a space or tab (obs-fold) is refused;
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 
 import attrs
 
@@ -46,6 +50,11 @@ DEFAULT_READ_TIMEOUT = 60.0
 
 
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
+#: Where a head ends, as h11 finds it: a line may end with CRLF or a bare LF, so the
+#: blank line is LF, optional CR, LF. Looking only for CRLF CRLF missed every head
+#: written with bare LFs, which h11 takes: their framing went unchecked (a CL+TE
+#: request written so reached the app with its smuggled second request).
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 
 
 class FramingError(Exception):
@@ -64,7 +73,8 @@ class _State(enum.Enum):
 
 def _framing(head: bytes) -> tuple[bool, int]:
     """(chunked, content_length) of a complete request head; FramingError if ambiguous."""
-    lines = head.split(b"\r\n")
+    # Lines as h11 splits them: at each LF, without the CR before it.
+    lines = [line[:-1] if line.endswith(b"\r") else line for line in head.split(b"\n")]
     lengths: list[bytes] = []
     chunked = False
     transfer_encoding = False
@@ -198,14 +208,15 @@ class RequestFraming:
         before = len(self._head)
         self._head += data[pos:]
         # Search from a little before the old end: the blank line may straddle reads.
-        end = self._head.find(b"\r\n\r\n", max(0, before - 3))
-        if end < 0:
+        blank = _BLANK_LINE.search(self._head, max(0, before - 2))
+        if blank is None:
             if len(self._head) > self.max_head_bytes:
                 self._state = _State.REFUSED
                 raise FramingError("request header too large")
             return len(data)
-        head = bytes(self._head[: end + 4])
-        consumed = end + 4 - before
+        end = blank.end()
+        head = bytes(self._head[:end])
+        consumed = end - before
         self._head.clear()
         if len(head) > self.max_head_bytes:
             self._state = _State.REFUSED
