@@ -313,3 +313,73 @@ def test_arbitrary_bytes_only_ever_raise_framing_error(data: bytes) -> None:
     with contextlib.suppress(FramingError):
         framing.feed(b"POST / HTTP/1.1\r\n" + data, 0.0)
         framing.feed(data, 1.0)
+
+
+def _h11_requests_until_error(stream: bytes) -> tuple[int, bool]:
+    """(requests h11 reads from ``stream`` before it stops, whether it stopped cleanly)."""
+    server = h11.Connection(h11.SERVER)
+    server.receive_data(stream)
+    count = 0
+    try:
+        while True:
+            event = server.next_event()
+            if event is h11.NEED_DATA:
+                # Cleanly read only if it stopped between requests with nothing left.
+                return count, server.their_state is h11.IDLE and not server.trailing_data[0]
+            if isinstance(event, h11.Request):
+                count += 1
+            elif isinstance(event, h11.EndOfMessage):
+                server.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
+                server.send(h11.EndOfMessage())
+                server.start_next_cycle()
+    except h11.RemoteProtocolError:
+        return count, False
+
+
+_EOL = st.sampled_from([b"\r\n", b"\n"])
+
+
+@st.composite
+def _loose_request(draw: st.DrawFn) -> bytes:
+    """A request with any line ends, and chunk framing bytes that may be off."""
+    eol = lambda: draw(_EOL)  # noqa: E731
+    head = b"POST /x HTTP/1.1" + eol() + b"Host: x" + eol()
+    kind = draw(st.sampled_from(["none", "length", "chunked"]))
+    body = b""
+    if kind == "length":
+        data = draw(st.binary(max_size=8))
+        head += b"Content-Length: %d" % len(data) + eol()
+        body = data
+    elif kind == "chunked":
+        head += b"Transfer-Encoding: chunked" + eol()
+        for _ in range(draw(st.integers(0, 2))):
+            data = draw(st.binary(min_size=1, max_size=6))
+            after = draw(st.sampled_from([b"\r\n", b"\n", b"XY", b"\r\r", b"Z\n"]))
+            ext = draw(st.sampled_from([b"", b";a", b";a=b", b" \t", b";a\nb"]))
+            body += b"%x" % len(data) + ext + draw(_EOL) + data + after
+        body += b"0" + draw(st.sampled_from([b"", b";z"])) + draw(_EOL)
+        if draw(st.booleans()):
+            body += b"T: 1" + eol()
+        body += eol()
+    return head + eol() + body
+
+
+@given(st.lists(_loose_request(), min_size=1, max_size=4), st.binary(max_size=2))
+def test_h11_never_reads_a_request_the_framing_did_not_check(
+    requests: list[bytes], tail: bytes
+) -> None:
+    """Whatever the line ends and chunk bytes, if the framing passes the stream, h11
+    reads no more requests from it than the framing counted (each of which had its head
+    checked), and exactly as many when h11 reads it cleanly to the end. (Where they
+    differ, h11 is inside a chunked body the framing has left: it then refuses the
+    chunk-size line it is reading, which must end in CRLF and cannot hold a LF.)"""
+    stream = b"".join(requests) + tail
+    framing = RequestFraming()
+    try:
+        framing.feed(stream, 0.0)
+    except FramingError:
+        return  # the connection is closed before h11 sees any of it
+    seen, clean = _h11_requests_until_error(stream)
+    assert seen <= framing.requests
+    if clean and not tail:
+        assert seen == framing.requests
