@@ -13,6 +13,8 @@ import h11
 import pytest
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.api import create_app
 from daemon.api.server import StrictTCPServer, serve_api
@@ -396,3 +398,67 @@ async def test_an_app_failure_is_hypercorns_500_and_a_closed_connection(
     assert answers[True].startswith(b"HTTP/1.1 500 \r\n")
     assert b"connection: close" in answers[True]
     assert taken == ["/api/v2/alerts"]
+
+
+def _h11_reading(data: bytes) -> tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes, int] | None:
+    """(method, target, headers, body, end) of the first request h11 reads from
+    ``data``, or None if h11 refuses it or has not all of it."""
+    server = h11.Connection(h11.SERVER)
+    server.receive_data(data)
+    try:
+        request = server.next_event()
+        body = b""
+        while isinstance(event := server.next_event(), h11.Data):
+            body += bytes(event.data)
+    except h11.RemoteProtocolError:
+        return None
+    if not isinstance(request, h11.Request) or not isinstance(event, h11.EndOfMessage):
+        return None
+    end = len(data) - len(server.trailing_data[0])
+    return request.method, request.target, list(request.headers), body, end
+
+
+_HEADER_TEXT = st.text(
+    alphabet=st.sampled_from(list("aZ09-_ :;,\t\"'=()/\\\r\n\x00\x7f\xe9")), max_size=12
+)
+
+
+_HEADER_NAME = st.text(alphabet=st.sampled_from(list("aZ09-_!#~ ")), min_size=1, max_size=8)
+
+
+@st.composite
+def _requests(draw: st.DrawFn) -> bytes:
+    target = draw(st.sampled_from([b"/api/v2/alerts", b"/api/v2/silences", b"/api/v2/alerts?a=b"]))
+    lines = [b"POST " + target + b" HTTP/1.1", b"Host: x"]
+    for _ in range(draw(st.integers(0, 3))):
+        name = draw(st.one_of(_HEADER_NAME, _HEADER_TEXT)).encode("latin-1")
+        value = draw(_HEADER_TEXT).encode("latin-1")
+        lines.append(name + b":" + value)
+    if draw(st.booleans()):
+        lines.append(
+            b"Connection: " + draw(st.sampled_from([b"keep-alive", b"Keep-Alive ", b"close"]))
+        )
+    body = draw(st.binary(max_size=10))
+    lines.append(b"Content-Length: %d" % len(body))
+    draw(st.randoms()).shuffle(lines[1:])
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+@settings(max_examples=500)
+@given(_requests())
+def test_a_request_taken_on_the_wire_is_the_request_h11_reads(request: bytes) -> None:
+    """Differential, against h11: a request taken on the wire has the method, target,
+    headers (names lower-cased, values stripped, in order) and body h11 reads, and ends
+    where h11's does; one h11 refuses is never taken."""
+    found = take_request(request, LINES)
+    read = _h11_reading(request)
+    if isinstance(found, WireRequest):
+        assert read is not None
+        method, target, headers, body, end = read
+        assert found.end == end
+        query = b"?" + found.query_string if b"?" in target else b""
+        assert (found.method.encode(), found.path.encode() + query) == (method, target)
+        assert found.headers == headers
+        assert found.body == body
+    else:
+        assert found is Verdict.H11
