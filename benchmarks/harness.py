@@ -163,6 +163,21 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
+def start_module(name: str, module: str, *args: str) -> Iterator[Daemon]:
+    """Run ``python -m module *args`` (a benchmark's own server, which answers
+    ``GET /-/ready``), with ``{port}`` in ``args`` a free port, until the block ends."""
+    port = free_port()
+    argv = [arg.format(port=port) for arg in args]
+    proc = subprocess.Popen([sys.executable, "-m", module, *argv], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(name, proc, url)
+        yield Daemon(name, proc, url)
+    finally:
+        _stop(proc)
+
+
+@contextlib.contextmanager
 def start(kind: str, config_text: str, extra_args: tuple[str, ...] = ()) -> Iterator[Daemon]:
     """Run ``kind`` (``tocsin`` or ``alertmanager``) until the block ends."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:

@@ -14,14 +14,12 @@ the language and the event loop cost on this machine, not anything tocsin does.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import trio
 
-from benchmarks.harness import ROOT, Daemon, _stop, _wait_ready, free_port
+from benchmarks.harness import Daemon, start_module
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
@@ -70,18 +68,9 @@ async def serve(port: int, sink_port: int) -> None:
     await trio.serve_tcp(handler, port, host="127.0.0.1")
 
 
-@contextmanager
-def start_floor(sink_port: int) -> Iterator[Daemon]:
+def start_floor(sink_port: int) -> AbstractContextManager[Daemon]:
     """The floor server in its own process, ready."""
-    port = free_port()
-    argv = [sys.executable, "-m", "benchmarks.notify_floor", str(port), str(sink_port)]
-    proc = subprocess.Popen(argv, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready("trio floor", proc, url)
-        yield Daemon("trio floor", proc, url)
-    finally:
-        _stop(proc)
+    return start_module("trio floor", "benchmarks.notify_floor", "{port}", str(sink_port))
 
 
 if __name__ == "__main__":

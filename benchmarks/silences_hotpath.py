@@ -38,10 +38,10 @@ change in machine load hits each alike; medians reported):
   bottleneck). The same client POSTs to a no-op handler served by tocsin's own HTTP
   stack (hypercorn + quart-trio via :func:`daemon.api.server.serve_api`, in its own
   process: ``python -m benchmarks.silences_hotpath --noop-server PORT``), and to the
-  same no-op as a bare ASGI app on the same hypercorn (``--noop-server PORT --bare``:
+  same no-op as a bare ASGI app on the same hypercorn (``--noop-mode bare``:
   what is left when quart's per-request machinery is gone), and to that bare no-op as a
   direct route, which tocsin's server takes on the wire as it takes the silence POST
-  (``--noop-server PORT --wire``, :mod:`daemon.api.wire`). tocsin's silence POST rate
+  (``--noop-mode wire``, :mod:`daemon.api.wire`). tocsin's silence POST rate
   (fsync kept) is reported against each, as the median of the per-round ratios (the
   issue's target: at least 0.9x the quart-trio no-op at 4 connections), and against
   Alertmanager.
@@ -60,19 +60,17 @@ prints the time per scenario and the top functions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import trio
 
-from benchmarks.harness import ROOT, Daemon, _stop, _wait_ready, free_port, start
+from benchmarks.harness import Daemon, start, start_module
 from benchmarks.rawhttp import post_bodies
 from benchmarks.silences import CONFIG as SILENCES_CONFIG
 from benchmarks.silences import create_silences, make_alerts
@@ -259,18 +257,11 @@ async def bare_noop(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-@contextmanager
-def start_noop(name: str) -> Iterator[Daemon]:
+def start_noop(name: str) -> contextlib.AbstractContextManager[Daemon]:
     """The no-op server ``name`` (of :data:`NOOPS`) in its own process."""
-    port = free_port()
-    argv = [sys.executable, "-m", "benchmarks.silences_hotpath", "--noop-server", str(port)]
-    proc = subprocess.Popen([*argv, "--noop-mode", NOOPS[name]], cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(name, proc, url)
-        yield Daemon(name, proc, url)
-    finally:
-        _stop(proc)
+    return start_module(
+        name, "benchmarks.silences_hotpath", "--noop-server", "{port}", "--noop-mode", NOOPS[name]
+    )
 
 
 # --- the in-process profile ------------------------------------------------------------

@@ -80,6 +80,7 @@ _OVERDUE = -5
 _READ_SIZE = 1 << 18
 #: The pause before a new child after one died.
 RESTART_DELAY = 1.0
+#: The longest pause, reached after children in a row that never became ready.
 MAX_RESTART_DELAY = 60.0
 #: Larger bodies are sent in-process: copying them through the pipe costs more than the
 #: exchange saves (a group of thousands of alerts in one webhook).
