@@ -467,7 +467,9 @@ class StrictTCPServer(TCPServer):
                 500, ((b"content-length", b"0"), (b"connection", b"close")), b"", server_headers
             )
         await self._send_raw(data)
-        if closes:
+        if closes or self._shutting_down:
+            # Stopping: hypercorn ends a connection after the answer in progress too,
+            # and takes no request queued behind it.
             return False
         self._idle = True
         self._idle_since = trio.current_time()

@@ -16,6 +16,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import daemon.api.app as app_module
 from daemon.api import create_app
 from daemon.api.server import StrictTCPServer, serve_api
 from daemon.api.wire import (
@@ -364,6 +365,61 @@ async def test_a_client_leaving_inside_a_held_request_is_answered_as_by_h11(
                 nursery.cancel_scope.cancel()
     assert answers[True] == answers[False]
     assert backend.ingested == []
+
+
+async def _stop_during_a_post(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch, wire: bool
+) -> tuple[bytes, list[str]]:
+    """Two POSTs in one write; the server stops while the first is being handled.
+    (What the client got, the alertnames stored.)"""
+    real_parse = app_module.run_cooperatively
+    entered, release = trio.Event(), trio.Event()
+
+    async def held_parse(steps: Any) -> Any:
+        if not entered.is_set():
+            entered.set()
+            await release.wait()
+        return await real_parse(steps)
+
+    monkeypatch.setattr(app_module, "run_cooperatively", held_parse)
+    server_scope = trio.CancelScope()
+    app = create_app(backend)
+
+    async def run_server(*, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        with server_scope:
+            await serve_api(
+                app, "127.0.0.1", 0, wire=wire, grace_seconds=2, task_status=task_status
+            )
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(run_server)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            second = post(json.dumps([{"labels": {"alertname": "second"}}]).encode())
+            await stream.send_all(post() + second)
+            await entered.wait()
+            server_scope.cancel()
+            await trio.sleep(0.2)  # the server has seen its stop; the POST still runs
+            release.set()
+            got = b""
+            while chunk := await stream.receive_some(65536):
+                got += chunk
+            await stream.aclose()
+    return _undated(got), sorted(a.labels["alertname"] for a in backend.ingested)
+
+
+async def test_a_stop_ends_the_connection_after_the_answer_in_progress(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server stops while a POST is being handled, with a second one queued behind
+    it on the connection: as on the h11 path, the first is answered and stored, the
+    connection closes, and the second never runs."""
+    on_wire = await _stop_during_a_post(backend, monkeypatch, True)
+    backend.ingested.clear()
+    assert on_wire == await _stop_during_a_post(backend, monkeypatch, False)
+    answer, stored = on_wire
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1") == 1
+    assert stored == ["A"]
 
 
 async def test_an_app_failure_is_hypercorns_500_and_a_closed_connection(
