@@ -17,7 +17,12 @@ process's interpreter lock with the client waiting for the POST's answer. A daem
 notifies before it answers (tocsin) then had its webhook stamped only after the client
 had taken in the answer; one that answers first (Alertmanager) did not.
 
-    .venv/bin/python -m benchmarks.notify_latency --rounds 3
+    .venv/bin/python -m benchmarks.notify_latency --rounds 3 [--repeat N] [--floor]
+
+One run's p99 is the sixth-worst of 600 samples, and which side of Alertmanager's it
+lands on moves with the machine from run to run: ``--repeat N`` makes N whole runs and
+ends with every run's p99 ratios, their median and range, and how many runs met the
+target.
 """
 
 from __future__ import annotations
@@ -212,11 +217,25 @@ def main() -> None:
         action="store_true",
         help="also run the least a trio program can do per alert (benchmarks.notify_floor)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="whole runs, each with its own table; then the p99 ratios of every run",
+    )
     parser.add_argument("--sink-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink_child:
         sink_child()
         return
+    runs = [measure(args, run) for run in range(args.repeat)]
+    if len(runs) > 1:
+        summarize(runs, args.floor)
+
+
+def measure(args: argparse.Namespace, run: int) -> dict[str, float]:
+    """One run: ``args.rounds`` rounds of every daemon; prints its table and returns
+    each daemon's p99 (seconds)."""
     kinds = {
         "tocsin, history on": ("tocsin", ()),
         "tocsin, history off": ("tocsin", ("--history.retention=0s",)),
@@ -225,6 +244,8 @@ def main() -> None:
     if args.floor:
         kinds["trio floor"] = ("floor", ())
     samples: dict[str, list[float]] = {k: [] for k in kinds}
+    if args.repeat > 1:
+        print(f"run {run + 1} of {args.repeat}", flush=True)
     with process_sink() if args.sink == "process" else sink_server() as (sink, port):
         config = CONFIG.format(port=port)
         for rnd in range(args.rounds):
@@ -235,7 +256,11 @@ def main() -> None:
                 with start_floor(port) if kind == "floor" else start(kind, config, extra) as daemon:
                     time.sleep(1.0)
                     got = one_round(
-                        daemon.url, sink, f"r{rnd}-{kind}-{len(extra)}", args.alerts, args.pace
+                        daemon.url,
+                        sink,
+                        f"x{run}-r{rnd}-{kind}-{len(extra)}",
+                        args.alerts,
+                        args.pace,
                     )
                 samples[label] += got
                 print(
@@ -263,6 +288,25 @@ def main() -> None:
         floor = p99["trio floor"]
         print(f"p99 trio floor / Alertmanager: {floor / am:.2f}")
         print(f"p99 tocsin (history on) / trio floor: {on / floor:.2f}")
+    print(flush=True)
+    return p99
+
+
+def summarize(runs: list[dict[str, float]], floor: bool) -> None:
+    """The p99 ratios of every run, their median, and how many runs met the target."""
+    pairs = [("tocsin, history on", "alertmanager"), ("tocsin, history on", "tocsin, history off")]
+    if floor:
+        pairs += [("trio floor", "alertmanager"), ("tocsin, history on", "trio floor")]
+    print(f"p99 ratios over {len(runs)} runs")
+    for top, bottom in pairs:
+        ratios = [run[top] / run[bottom] for run in runs]
+        print(
+            f"{top + ' / ' + bottom:44} median {statistics.median(ratios):.2f}"
+            f"  ({min(ratios):.2f}-{max(ratios):.2f})  each: "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+        )
+    met = sum(run["tocsin, history on"] <= run["alertmanager"] for run in runs)
+    print(f"runs with tocsin's p99 at most Alertmanager's: {met} of {len(runs)}")
 
 
 if __name__ == "__main__":
