@@ -1,8 +1,9 @@
 """The floor of a paced notification in Python on trio: the least a trio program can do.
 
 A server that reads each ``POST /api/v2/alerts``, decodes the JSON, opens a connection to
-the webhook sink, writes a minimal webhook naming the alert's ``alertname`` as its group,
-reads the sink's answer to its end, and answers the POST with an empty 200. No store, no
+the webhook sink (or uses the one it kept, if the sink keeps connections), writes a
+minimal webhook naming the alert's ``alertname`` as its group, reads the sink's answer,
+and answers the POST with an empty 200. No store, no
 routing, no groups, no pipeline, no HTTP library; ``GET /-/ready`` answers 200 so the
 benchmark's start-up check works. :mod:`benchmarks.notify_latency` runs it beside the
 daemons with ``--floor``: what is left between its figures and Alertmanager's is what
@@ -32,20 +33,36 @@ def _content_length(head: bytes) -> int:
     return 0
 
 
-async def _notify(sink_port: int, body: bytes) -> None:
-    name = json.loads(body)[0]["labels"]["alertname"]
-    payload = json.dumps({"groupLabels": {"alertname": name}, "alerts": []}).encode()
-    stream = await trio.open_tcp_stream("127.0.0.1", sink_port)
-    async with stream:
+class _Receiver:
+    """The sink, over a kept connection while it keeps it (HTTP/1.1) and a new one per
+    webhook when it closes them (HTTP/1.0)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.stream: trio.SocketStream | None = None
+
+    async def notify(self, body: bytes) -> None:
+        name = json.loads(body)[0]["labels"]["alertname"]
+        payload = json.dumps({"groupLabels": {"alertname": name}, "alerts": []}).encode()
+        if self.stream is None:
+            self.stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+        stream = self.stream
         await stream.send_all(
             b"POST /hook HTTP/1.1\r\nHost: sink\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n" % len(payload) + payload
         )
-        while await stream.receive_some(65536):
-            pass  # the sink answers HTTP/1.0 and closes
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # the sink's answers have no body
+            data = await stream.receive_some(65536)
+            if not data:
+                break
+            answer += data
+        if not answer.startswith(b"HTTP/1.1"):
+            self.stream = None
+            await stream.aclose()
 
 
-async def _serve_connection(sink_port: int, stream: trio.SocketStream) -> None:
+async def _serve_connection(receiver: _Receiver, stream: trio.SocketStream) -> None:
     buffer = b""
     while data := await stream.receive_some(65536):
         buffer += data
@@ -57,13 +74,15 @@ async def _serve_connection(sink_port: int, stream: trio.SocketStream) -> None:
             body = buffer[end + 4 : end + 4 + length]
             buffer = buffer[end + 4 + length :]
             if head.startswith(b"POST /api/v2/alerts "):
-                await _notify(sink_port, body)
+                await receiver.notify(body)
             await stream.send_all(_OK)
 
 
 async def serve(port: int, sink_port: int) -> None:
+    receiver = _Receiver(sink_port)
+
     async def handler(stream: trio.SocketStream) -> None:
-        await _serve_connection(sink_port, stream)
+        await _serve_connection(receiver, stream)
 
     await trio.serve_tcp(handler, port, host="127.0.0.1")
 
