@@ -153,6 +153,10 @@ def _put_without_rounds(task_group: TaskGroup) -> None:
     task_group.spawn_app = spawn_app  # type: ignore[method-assign]
 
 
+#: How an HTTP/2 client's connection preface (prior knowledge) starts.
+_H2_PREFACE_START = b"PRI * HTTP/2.0"
+
+
 class StrictTCPServer(TCPServer):
     """hypercorn's connection handler with strict framing, deadlines and a safe close."""
 
@@ -173,15 +177,22 @@ class StrictTCPServer(TCPServer):
         #: The scope of the read in progress, whose deadline an answer may bring closer.
         self._read_scope: trio.CancelScope | None = None
         self._watch_scope: trio.CancelScope | None = None
+        #: While a held direct request's body arrives: how many bytes it takes in all.
+        self._wire_needs = 0
 
     def _idle_deadline(self) -> float:
         """When this connection is closed for idling (hypercorn's keep-alive timeout, or
         at once while the server shuts down); inf while a request is in progress."""
         if not self._idle:
             return math.inf
-        if self._shutting_down:
+        if self._stopping():
             return -math.inf
         return self._idle_since + self.config.keep_alive_timeout
+
+    def _stopping(self) -> bool:
+        """Whether the server is shutting down, as hypercorn asks it (the event itself:
+        this connection's watcher learns of it a scheduler round later)."""
+        return self._shutting_down or self.context.terminated.is_set()
 
     def _idle_changed(self) -> None:
         scope = self._read_scope
@@ -297,16 +308,21 @@ class StrictTCPServer(TCPServer):
                 self._watch_scope.cancel()
 
     async def _read_requests(self) -> None:
-        framing = RequestFraming(header_timeout=self.header_timeout, read_timeout=self.read_timeout)
+        framing: RequestFraming | None = RequestFraming(
+            header_timeout=self.header_timeout, read_timeout=self.read_timeout
+        )
         per_read = self.config.read_timeout or math.inf
         #: Bytes read and kept from h11 while they may be a direct request.
         held = bytearray()
+        first = True
         while True:
             # One cancel scope per read, not three: hypercorn's per-read timeout, the
             # framing deadline and the keep-alive timeout all close the connection, so
             # the earliest one is enough.
             deadline = min(
-                framing.deadline(), trio.current_time() + per_read, self._idle_deadline()
+                framing.deadline() if framing is not None else math.inf,
+                trio.current_time() + per_read,
+                self._idle_deadline(),
             )
             try:
                 with trio.move_on_at(deadline) as late:
@@ -319,17 +335,33 @@ class StrictTCPServer(TCPServer):
             if late.cancelled_caught:
                 break  # as Go's server: a read past its deadline closes the connection
             data = bytes(data)
-            try:
-                framing.feed(data, trio.current_time())
-            except FramingError as exc:
-                if framing.requests == 0:
-                    # Nothing else was sent on this connection, so the 400 cannot cut
-                    # into another response.
-                    await super().protocol_send(RawData(_bad_request(str(exc))))
-                break
-            if self._wire_lines:
+            if framing is not None and (
+                type(self.protocol.protocol) is not H11Protocol
+                or (first and data.startswith(_H2_PREFACE_START))
+            ):
+                # HTTP/2 (ALPN, or prior knowledge: the client's preface): binary frames
+                # that h2 frames itself, not HTTP/1.1 heads. Fed to the framing they
+                # read as one endless head, and the connection was cut at 16 KiB or
+                # after the header timeout.
+                framing = None
+            first = False
+            if framing is not None:
+                try:
+                    framing.feed(data, trio.current_time())
+                except FramingError as exc:
+                    if framing.requests == 0:
+                        # Nothing else was sent on this connection, so the 400 cannot cut
+                        # into another response.
+                        await super().protocol_send(RawData(_bad_request(str(exc))))
+                    break
+            if self._wire_lines and framing is not None:
                 if data and (held or self._wire_ready()):
                     held += data
+                    if len(held) < self._wire_needs:
+                        # The body of a held request is still arriving: its head was
+                        # read already, and reading it again on every read of a slow
+                        # body cost its whole parse each time.
+                        continue
                     data, keep = await self._serve_wire(held)
                     if not keep:
                         break
@@ -340,7 +372,10 @@ class StrictTCPServer(TCPServer):
                     # then the end, and answers as it would have.
                     await self.protocol.handle(RawData(bytes(held)))
                     held.clear()
+                    self._wire_needs = 0
             await self.protocol.handle(RawData(data))
+            if framing is not None and type(self.protocol.protocol) is not H11Protocol:
+                framing = None  # switched to HTTP/2 (an h2c upgrade, or the preface)
             if data == b"":
                 break
         await self.protocol_send(Closed())
@@ -348,7 +383,7 @@ class StrictTCPServer(TCPServer):
     def _wire_ready(self) -> bool:
         """Whether a request starting now may be taken on the wire: between requests,
         not shutting down, HTTP/1.1 with nothing in h11's buffer."""
-        if not self._idle or self._shutting_down:
+        if not self._idle or self._stopping():
             return False
         protocol = self.protocol.protocol
         if type(protocol) is not H11Protocol:
@@ -372,7 +407,9 @@ class StrictTCPServer(TCPServer):
                     # Inside a request, as hypercorn is once h11 has its head: the
                     # keep-alive timeout no longer applies (the framing's does).
                     self._idle = False
+                self._wire_needs = found.needs
                 return b"", True
+            self._wire_needs = 0
             if found is Verdict.H11:
                 data = bytes(held)
                 held.clear()
@@ -388,11 +425,14 @@ class StrictTCPServer(TCPServer):
 
         The app gets what hypercorn would give it (the scope, the whole body in one
         message) and runs as under hypercorn's task group: an exception is logged and
-        answered 500 with the connection closed. Its answer is written once complete;
-        one the app leaves unfinished is not written at all, and the connection is
-        closed (hypercorn would have written the part it had and closed). A second
-        ``receive`` waits: the direct handlers never make one, and the connection is
-        not read while the app runs.
+        answered 500 with the connection closed. Its answer is written as soon as it
+        is complete, even while the app runs on (the limiter answers 503 at
+        ``--web.timeout`` and returns only when the handler does: written when the app
+        returned, that answer came when the handler ended, as late as with no timeout
+        at all); one the app leaves unfinished is not written at all, and the
+        connection is closed (hypercorn would have written the part it had and closed).
+        A second ``receive`` waits: the direct handlers never make one, and the
+        connection is not read while the app runs.
         """
         protocol = self.protocol.protocol
         assert isinstance(protocol, H11Protocol)
@@ -427,13 +467,29 @@ class StrictTCPServer(TCPServer):
             body = None
             return message
 
+        server_headers = self.config.response_headers("h11")
+        #: Once the answer is written: whether the connection closes after it.
+        written: bool | None = None
+
         async def send(message: Message) -> None:
-            nonlocal start, complete
+            nonlocal start, complete, written
             if message["type"] == "http.response.start" and start is None:
                 start = message
             elif message["type"] == "http.response.body" and start is not None and not complete:
                 chunks.append(bytes(message.get("body", b"")))
                 complete = not message.get("more_body", False)
+                if complete:
+                    try:
+                        data, closes = encode_response(
+                            int(start["status"]),
+                            start.get("headers", ()),
+                            b"".join(chunks),
+                            server_headers,
+                        )
+                    except ResponseError:
+                        return  # answered as a crash once the app has returned
+                    written = closes
+                    await self._send_raw(data)
 
         failed = False
         try:
@@ -450,24 +506,26 @@ class StrictTCPServer(TCPServer):
         except Exception:
             failed = True
             await self.config.log.exception("Error in ASGI Framework")
-        server_headers = self.config.response_headers("h11")
-        if start is not None and not complete:
-            return False
-        try:
-            if start is None:
-                raise ResponseError("no answer")
-            data, closes = encode_response(
-                int(start["status"]), start.get("headers", ()), b"".join(chunks), server_headers
-            )
-        except ResponseError:
-            if not failed:
-                await self.config.log.exception("Error in ASGI Framework")
-            # hypercorn's answer to an app that ended without one.
-            data, closes = encode_response(
-                500, ((b"content-length", b"0"), (b"connection", b"close")), b"", server_headers
-            )
-        await self._send_raw(data)
-        if closes or self._shutting_down:
+        if written is not None:
+            closes = written
+        else:
+            if start is not None and not complete:
+                return False
+            try:
+                if start is None:
+                    raise ResponseError("no answer")
+                data, closes = encode_response(
+                    int(start["status"]), start.get("headers", ()), b"".join(chunks), server_headers
+                )
+            except ResponseError:
+                if not failed:
+                    await self.config.log.exception("Error in ASGI Framework")
+                # hypercorn's answer to an app that ended without one.
+                data, closes = encode_response(
+                    500, ((b"content-length", b"0"), (b"connection", b"close")), b"", server_headers
+                )
+            await self._send_raw(data)
+        if closes or self._stopping():
             # Stopping: hypercorn ends a connection after the answer in progress too,
             # and takes no request queued behind it.
             return False
