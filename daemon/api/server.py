@@ -179,6 +179,9 @@ class StrictTCPServer(TCPServer):
         self._watch_scope: trio.CancelScope | None = None
         #: While a held direct request's body arrives: how many bytes it takes in all.
         self._wire_needs = 0
+        #: Set (and replaced) whenever the protocol reports idleness or closes.
+        self._progress = trio.Event()
+        self._closing = False
 
     def _idle_deadline(self) -> float:
         """When this connection is closed for idling (hypercorn's keep-alive timeout, or
@@ -214,16 +217,36 @@ class StrictTCPServer(TCPServer):
             if event.idle:
                 self._idle_since = trio.current_time()
                 self._idle_changed()
+                self._progressed()
             return
         if isinstance(event, RawData):
             await self._send_raw(event.data)
             return
         if isinstance(event, Closed):
+            self._closing = True
+            self._progressed()
             # Shielded: the caller may be the app's task, already cancelled by quart-trio.
             with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_SECONDS):
                 await super().protocol_send(event)
             return
         await super().protocol_send(event)
+
+    def _progressed(self) -> None:
+        self._progress.set()
+        self._progress = trio.Event()
+
+    async def _answer_before_closing(self) -> None:
+        """The client ended its side of the connection after its request: answer what it
+        asked before closing, as Go's server does (hypercorn closed at once and its
+        answer was dropped: a half-closing client, an alert stored and no answer).
+
+        Waits while a request is in progress (pipelined ones in turn) until hypercorn
+        closes the connection after the last answer, at most ``read_timeout``. A request
+        whose body the end cut short is h11's to refuse, which closes too.
+        """
+        with trio.move_on_after(self.read_timeout):
+            while not self._idle and not self._closing:
+                await self._progress.wait()
 
     async def _send_raw(self, data: bytes) -> None:
         """hypercorn's send of an answer's bytes, without the scheduler rounds that buy
@@ -377,6 +400,7 @@ class StrictTCPServer(TCPServer):
             if framing is not None and type(self.protocol.protocol) is not H11Protocol:
                 framing = None  # switched to HTTP/2 (an h2c upgrade, or the preface)
             if data == b"":
+                await self._answer_before_closing()
                 break
         await self.protocol_send(Closed())
 

@@ -717,3 +717,31 @@ async def test_an_http2_connection_is_not_read_as_http1_heads(backend: FakeBacke
             statuses = await _h2_posts(port, count, body)
             nursery.cancel_scope.cancel()
     assert statuses == [200] * count
+
+
+@pytest.mark.parametrize("wire", [True, False])
+async def test_a_client_that_half_closes_after_its_requests_gets_their_answers(
+    backend: FakeBackend, wire: bool
+) -> None:
+    """As from Go's server: the requests before the client's end of its side are
+    answered, then the connection closes. hypercorn closed at once and dropped the
+    answers in progress (the alert stored, no answer)."""
+    health = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"
+    for sent, statuses in (
+        (post(), [200]),
+        (health, [200]),
+        (health + post(), [200, 200]),
+        (post() + post(), [200, 200]),
+    ):
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                port = await _serve(nursery, backend, wire)
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                await stream.send_all(sent)
+                await stream.send_eof()
+                got = b""
+                while chunk := await stream.receive_some(65536):
+                    got += chunk
+                await stream.aclose()
+                nursery.cancel_scope.cancel()
+        assert [int(m) for m in re.findall(rb"HTTP/1.1 (\d+) ", got)] == statuses, got
