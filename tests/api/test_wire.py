@@ -6,12 +6,15 @@ from __future__ import annotations
 import functools
 import json
 import re
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import h11
 import pytest
 import trio
+from cryptography import x509
 from hypercorn.config import Config as HypercornConfig
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -656,14 +659,14 @@ async def test_a_stop_in_the_step_the_answer_is_released_takes_no_queued_request
         assert stored == ["A"]
 
 
-async def _h2_posts(port: int, count: int, body: bytes) -> list[int]:
-    """``count`` alert POSTs over one HTTP/2 connection (prior knowledge), each awaited
-    in turn; the status of each, -1 where the connection ended first."""
+async def _h2_posts(stream: trio.abc.Stream, count: int, body: bytes) -> list[int]:
+    """``count`` alert POSTs over one HTTP/2 connection (``stream``: prior knowledge, or
+    TLS with h2 chosen), each awaited in turn; the status of each, -1 where the
+    connection ended first."""
     import h2.config
     import h2.connection
     import h2.events
 
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
     await stream.send_all(conn.data_to_send())
@@ -714,7 +717,39 @@ async def test_an_http2_connection_is_not_read_as_http1_heads(backend: FakeBacke
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             port = await _serve(nursery, backend, True)
-            statuses = await _h2_posts(port, count, body)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            statuses = await _h2_posts(stream, count, body)
+            nursery.cancel_scope.cancel()
+    assert statuses == [200] * count
+
+
+async def test_an_http2_connection_over_tls_is_not_read_as_http1_heads(
+    backend: FakeBackend, tmp_path: Path
+) -> None:
+    """The same over TLS with h2 chosen by ALPN (``http2: true``, the web config's
+    default), as a Go client does."""
+    from tests.notify.test_httpclient import make_cert
+
+    ca = make_cert(tmp_path, "ca")
+    leaf = make_cert(tmp_path, "leaf", ca, sans=[x509.DNSName("localhost")])
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(leaf.cert_file, leaf.key_file)
+    server_ctx.set_alpn_protocols(["h2", "http/1.1"])
+    client_ctx = ssl.create_default_context(cafile=ca.cert_file)
+    client_ctx.set_alpn_protocols(["h2"])
+    body = json.dumps([{"labels": {"alertname": f"tls-{i}"}} for i in range(60)]).encode()
+    count = 16 * 1024 // len(body) + 4
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            app = create_app(backend)
+            port = await nursery.start(
+                functools.partial(serve_api, app, "127.0.0.1", 0, tls=server_ctx)
+            )
+            tcp = await trio.open_tcp_stream("127.0.0.1", port)
+            stream = trio.SSLStream(tcp, client_ctx, server_hostname="localhost")
+            await stream.do_handshake()
+            assert stream.selected_alpn_protocol() == "h2"
+            statuses = await _h2_posts(stream, count, body)
             nursery.cancel_scope.cancel()
     assert statuses == [200] * count
 
