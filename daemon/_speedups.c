@@ -98,8 +98,9 @@ typedef struct {
     PyObject **names;
     PyObject **values;
     /* Owned lists behind names and values for large dicts or str subclass keys; NULL
-     * when the entries are borrowed from the dict (nothing runs Python code while they
-     * are used, so the dict cannot change under them). */
+     * when the entries are in small, each held by a new reference: json_join sorts
+     * every piece before writing any, and sorting a later piece (str subclass keys)
+     * runs Python code, which may empty an earlier dict and free what was borrowed. */
     PyObject *names_list;
     PyObject *values_list;
     PyObject *small[2 * SMALL_DICT];
@@ -108,6 +109,12 @@ typedef struct {
 static void
 sorted_items_release(sorted_items *items)
 {
+    if (items->names_list == NULL) {
+        for (Py_ssize_t i = 0; i < items->n; i++) {
+            Py_DECREF(items->small[i]);
+            Py_DECREF(items->small[SMALL_DICT + i]);
+        }
+    }
     Py_XDECREF(items->names_list);
     Py_XDECREF(items->values_list);
 }
@@ -146,6 +153,11 @@ sorted_items_small(PyObject *d, sorted_items *items)
         }
         names[j] = name;
         values[j] = value;
+    }
+    /* Nothing above ran Python code (exact str comparisons): now held. */
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_INCREF(names[k]);
+        Py_INCREF(values[k]);
     }
     items->n = n;
     items->names = names;
@@ -757,6 +769,7 @@ typedef struct {
     pthread_cond_t cv;
     pthread_t thread;
     int running; /* the thread was started and not yet joined */
+    int submitting; /* a submit is reading its jobs (which may run Python code) */
     int stop;
     int state;
     int efd;
@@ -914,6 +927,9 @@ static void
 jw_shutdown(JournalWriter *self)
 {
     if (self->running) {
+        /* Cleared before the GIL is let go: a close from another thread meanwhile must
+         * not join the same thread again (it would wait for ever). */
+        self->running = 0;
         pthread_mutex_lock(&self->mu);
         self->stop = 1;
         pthread_cond_signal(&self->cv);
@@ -921,7 +937,6 @@ jw_shutdown(JournalWriter *self)
         Py_BEGIN_ALLOW_THREADS
         pthread_join(self->thread, NULL);
         Py_END_ALLOW_THREADS
-        self->running = 0;
     }
     jw_release(self);
     if (self->efd >= 0) {
@@ -968,33 +983,65 @@ jw_submit(JournalWriter *self, PyObject *jobs)
         PyErr_SetString(PyExc_RuntimeError, "a round is already in flight");
         return NULL;
     }
+    if (self->submitting) {
+        PyErr_SetString(PyExc_RuntimeError, "a round is being submitted");
+        return NULL;
+    }
     if (!PyList_Check(jobs)) {
         PyErr_Format(PyExc_TypeError, "jobs must be a list, not %.100s", Py_TYPE(jobs)->tp_name);
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(jobs);
+    /* Read from a copy: a job's fd or flags may be an object whose __index__ runs Python
+     * code, which could change the list (or submit again) while it is read. */
+    PyObject *copy = PyList_AsTuple(jobs);
+    if (copy == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(copy);
     jw_job *arr = PyMem_Calloc(n ? n : 1, sizeof(jw_job));
     PyObject **keep = PyMem_Calloc(n ? n : 1, sizeof(PyObject *));
     if (arr == NULL || keep == NULL) {
         PyMem_Free(arr);
         PyMem_Free(keep);
+        Py_DECREF(copy);
         return PyErr_NoMemory();
     }
+    self->submitting = 1;
     for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *job = PyTuple_GET_ITEM(copy, i);
         PyObject *data;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(jobs, i), "iSi;a job is (fd, bytes, flags)",
-                              &arr[i].fd, &data, &arr[i].flags)) {
+        if (!PyTuple_Check(job)) {
+            PyErr_Format(PyExc_TypeError, "a job is a tuple (fd, bytes, flags), not %.100s",
+                         Py_TYPE(job)->tp_name);
+        }
+        if (PyErr_Occurred()
+            || !PyArg_ParseTuple(job, "iSi;a job is (fd, bytes, flags)", &arr[i].fd, &data,
+                                 &arr[i].flags)) {
             for (Py_ssize_t k = 0; k < i; k++) {
                 Py_DECREF(keep[k]);
             }
             PyMem_Free(arr);
             PyMem_Free(keep);
+            Py_DECREF(copy);
+            self->submitting = 0;
             return NULL;
         }
         Py_INCREF(data);
         keep[i] = data;
         arr[i].buf = PyBytes_AS_STRING(data);
         arr[i].len = PyBytes_GET_SIZE(data);
+    }
+    Py_DECREF(copy);
+    self->submitting = 0;
+    if (!self->running || jw_state(self) != JW_IDLE) {
+        /* Closed, or submitted to, by Python code the jobs ran. */
+        for (Py_ssize_t k = 0; k < n; k++) {
+            Py_DECREF(keep[k]);
+        }
+        PyMem_Free(arr);
+        PyMem_Free(keep);
+        PyErr_SetString(PyExc_RuntimeError, "the writer changed while the jobs were read");
+        return NULL;
     }
     pthread_mutex_lock(&self->mu);
     self->jobs = arr;

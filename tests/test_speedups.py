@@ -551,3 +551,49 @@ def test_c_pack_uvarints_leaves_the_rest_to_python() -> None:
         speedups.pack_uvarints((1.5,))
     with pytest.raises(TypeError):
         speedups.pack_uvarints({1, 2})  # type: ignore[arg-type]
+
+
+def test_c_json_join_holds_each_map_it_sorted_while_python_code_runs() -> None:
+    """A later map's str subclass keys run Python code while json_join sorts them; code
+    that empties an earlier map (already sorted, to be written after) freed the strings
+    json_join had borrowed from it. It holds them now and writes the map as given.
+    Run in a child: the old code crashed the interpreter."""
+    _speedups()
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        from daemon._speedups import json_join
+        from daemon.notify.gojson import _join_python
+
+        first = {"k%d" % i: ("v%d" % i) * 50 for i in range(3)}
+        # Equal copies: holding the same objects here would keep them alive.
+        as_given = {"".join(k): "".join(v) for k, v in first.items()}
+        reused = []
+
+        class Emptying(str):
+            def __lt__(self, other):
+                if first:
+                    first.clear()
+                    # New strings of the same sizes take the freed memory, so reading
+                    # it shows as other text rather than by chance as the old one.
+                    reused.extend("%c" % (ord("a") + i % 26) * 100 for i in range(3000))
+                    reused.extend("j%d" % (i % 10) for i in range(3000))
+                return str.__lt__(self, other)
+
+            __hash__ = str.__hash__
+
+        got = json_join((first, {Emptying("a"): "x", Emptying("b"): "y"}))
+        print(got == _join_python((as_given, {"a": "x", "b": "y"})))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"

@@ -194,3 +194,78 @@ def test_bad_jobs_are_refused_before_anything_runs(writer: JournalWriter) -> Non
         writer.submit(((1, b"x", 0),))  # type: ignore[arg-type]
     writer.submit([])
     assert wait_collect(writer) == []
+
+
+def _run_isolated(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``script`` in a child Python (a crash there is this test's failure, not pytest's)."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def test_jobs_whose_fields_run_python_code_are_read_from_a_copy(tmp_path: Path) -> None:
+    """A job's fd whose ``__index__`` empties the job list (or submits again) while the
+    list is read: the round is the list as it was given; the nested submit is refused.
+    The writer read the list in place and crashed on the emptied list."""
+    done = _run_isolated(
+        """
+        import os, select, sys
+        from daemon._speedups import JournalWriter
+
+        w = JournalWriter()
+        fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        jobs = []
+        nested = []
+
+        class Clearing:
+            def __index__(self):
+                jobs.clear()
+                try:
+                    w.submit([(fd, b"nested", 0)])
+                except RuntimeError as exc:
+                    nested.append(str(exc))
+                return fd
+
+        jobs += [(Clearing(), b"A" * 100, 0), (fd, b"B" * 10, 0)]
+        w.submit(jobs)
+        assert select.select([w.fileno()], [], [], 10)[0]
+        print(w.collect(), nested)
+        w.close()
+        """,
+        str(tmp_path / "j"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[(0, 0), (0, 0)] ['a round is being submitted']"
+    assert (tmp_path / "j").read_bytes() == b"A" * 100 + b"B" * 10
+
+
+def test_close_from_two_threads_at_once_returns_in_both() -> None:
+    """Two closes while the thread finishes a round (a write blocked on a full pipe):
+    the second joined the same thread again and waited for ever."""
+    done = _run_isolated(
+        """
+        import os, select, threading, time
+        from daemon._speedups import JournalWriter
+        from tests.persist.test_journal_writer import full_pipe
+
+        r, w_fd = full_pipe()
+        w = JournalWriter()
+        w.submit([(w_fd, b"x" * 65536, 0)])
+        closers = [threading.Thread(target=w.close) for _ in range(2)]
+        for t in closers:
+            t.start()
+            time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while any(t.is_alive() for t in closers) and time.monotonic() < deadline:
+            if select.select([r], [], [], 0.05)[0]:  # let the blocked write finish
+                os.read(r, 1 << 20)
+        print(sum(t.is_alive() for t in closers))
+        os._exit(0)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"
