@@ -339,7 +339,12 @@ class ResponseParser:
         del buffer[: end + 4]
         version, _, rest = lines[0].partition(" ")
         code = rest[:3]
-        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+        # isascii: str.isdigit() also takes digits such as "²", which int() refuses.
+        if (
+            not version.startswith("HTTP/1.")
+            or len(code) != 3
+            or not (code.isascii() and code.isdigit())
+        ):
             raise ProtocolError(f"malformed HTTP response {lines[0]!r}")
         status = int(code)
         headers: dict[str, str] = {}
@@ -545,6 +550,17 @@ async def open_tcp(host: str, port: int) -> trio.SocketStream:
         raise
     # SocketStream sets TCP_NODELAY, as open_tcp_stream's streams have it.
     return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+
+
+def _firewall_allows(conn: _Connection) -> bool:
+    """Whether the current receivers firewall lets a request use this pooled connection:
+    the address it is connected to, asked as a new connection's would be."""
+    try:
+        host, port = conn.socket.getpeername()[:2]
+        firewall.check(host, port)
+    except OSError:  # BlockedAddress, or a connection gone meanwhile
+        return False
+    return True
 
 
 def _has_peer(sock: socket.socket) -> bool:
@@ -801,9 +817,16 @@ class Http1Client:
         if now >= self._next_prune:
             self._prune(now)
         idle = self._idle.get(key)
+        guarded = firewall.guarding()
         while idle:
             conn = idle.pop()
             if now - conn.idle_since <= self._idle_timeout and conn.alive():
+                if guarded and not _firewall_allows(conn):
+                    # Opened for a request no firewall guarded (a global receiver's, or
+                    # another tenant's): this request's firewall is asked as for a new
+                    # connection, which it refuses. The connection stays for the others.
+                    idle.append(conn)
+                    return None
                 return conn
             conn.close()
         return None

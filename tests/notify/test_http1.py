@@ -20,7 +20,7 @@ from cryptography import x509
 from daemon.alert import Alert
 from daemon.clock import ZERO_TIME
 from daemon.config.model import HTTPConfig, WebhookConfig
-from daemon.notify import http1
+from daemon.notify import firewall, http1
 from daemon.notify.http1 import (
     DRAIN_LIMIT,
     Http1Client,
@@ -355,6 +355,39 @@ async def test_malformed_reply_is_a_retryable_error(
         await post(client(), server.url())
     assert str(info.value) == "Post \"<redacted>\": malformed HTTP response 'SMTP ready'"
     assert info.value.retryable
+
+
+async def test_a_status_of_other_digits_is_a_malformed_reply(
+    client: MakeClient, nursery: trio.Nursery
+) -> None:
+    """``2²0`` (``\\xb2`` is latin-1's superscript two) passed str.isdigit() and then
+    failed int(): a ValueError out of the client (the notify path catches
+    NotifyError), not Go's malformed-response error."""
+    server = await serve(nursery, Scripted([b"HTTP/1.1 2\xb20 OK\r\n\r\n"], close_after={0}))
+    with pytest.raises(NotifyError) as info:
+        await post(client(), server.url())
+    assert str(info.value).startswith('Post "<redacted>": malformed HTTP response')
+    assert info.value.retryable
+
+
+async def test_a_pooled_connection_is_not_used_past_the_receivers_firewall(
+    client: MakeClient, nursery: trio.Nursery
+) -> None:
+    """A connection left in the pool by a request no firewall guarded (a global
+    receiver's) was reused by a tenant's request whose firewall refuses its address:
+    the firewall was asked only when connecting. It is asked of a pooled one too."""
+    server = await serve(nursery, Scripted([OK]))
+    http = client()
+    await post(http, server.url())
+    token = firewall.use(firewall.ReceiverFirewall(block_private=True))
+    try:
+        with pytest.raises(NotifyError, match="connect: permission denied"):
+            await post(http, server.url())
+    finally:
+        firewall.reset(token)
+    assert len(server.requests) == 1
+    await post(http, server.url())  # the pooled connection still serves the others
+    assert server.connections == 1 and len(server.requests) == 2
 
 
 async def test_in_flight_limit_is_shared(client: MakeClient, nursery: trio.Nursery) -> None:
