@@ -385,7 +385,7 @@ class ProcessSender:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(frames.write_loop)
-                nursery.start_soon(self._watch_overdue, frames)
+                nursery.start_soon(self._watch_overdue, frames, proc)
                 await self._read_loop(frames)
                 nursery.cancel_scope.cancel()
         finally:
@@ -426,8 +426,17 @@ class ProcessSender:
                 if entry is not None:  # else its caller was cancelled
                     reschedule(entry[0], value((status, payload)))
 
-    async def _watch_overdue(self, frames: _Frames) -> None:
-        """Fail the requests a wedged child has not answered in time (and tell it)."""
+    async def _watch_overdue(self, frames: _Frames, proc: trio.Process) -> None:
+        """Fail the requests a wedged child has not answered in time, and replace it.
+
+        A request is overdue only when the child let its own timeout pass by
+        ``CHILD_GRACE``: the child is stopped or starved. Kept, it went on taking every
+        burst's requests and failing them, and its unread frames piled up in the
+        daemon; and one that came back later sent requests whose callers had been told
+        they failed (and retried them), once the cancel frames came too late to stop
+        them. So it is killed: its other requests fail as retryable, the daemon sends
+        in-process meanwhile, and a new child starts as after any exit.
+        """
         waiting = self._waiting
         while True:
             await trio.sleep(CHILD_GRACE)
@@ -437,9 +446,13 @@ class ProcessSender:
                 if due > now:
                     break
                 overdue.append(ident)
+            if not overdue:
+                continue
+            self._ready = False
+            proc.kill()
+            log.error("notify.sender_process_wedged", pid=proc.pid, overdue_requests=len(overdue))
             for ident in overdue:
                 task, _ = waiting.pop(ident)
-                frames.post((_CANCEL, ident))
                 trio.lowlevel.reschedule(task, outcome.Value((_OVERDUE, None)))
 
 
