@@ -287,26 +287,36 @@ class ProcessSender:
                     follow_redirects=follow_redirects,
                     max_body=max_body,
                 )
+        answer: tuple[int, Any] | None = None
         try:
             self._next_id += 1
             ident = self._next_id
-            self._post(
-                (
-                    _REQUEST,
-                    ident,
-                    method,
-                    url,
-                    list(headers.items()),
-                    body,
-                    max_body,
-                    # The child marks a redirect for our fallback to follow; without one
-                    # the 3xx is the answer, as in-process.
-                    follow_redirects and self._fallback is not None,
+            try:
+                self._post(
+                    (
+                        _REQUEST,
+                        ident,
+                        method,
+                        url,
+                        list(headers.items()),
+                        body,
+                        max_body,
+                        # The child marks a redirect for our fallback to follow; without
+                        # one the 3xx is the answer, as in-process.
+                        follow_redirects and self._fallback is not None,
+                    )
                 )
-            )
-            answer = await self._answer(ident)
+            except ValueError:
+                pass  # not encodable (a lone surrogate in the URL or a header): below
+            else:
+                answer = await self._answer(ident)
         finally:
             limiter.release()
+        if answer is None:
+            # The daemon's own client refuses it with its own error, as in-process.
+            return await self._inline.send(
+                method, url, headers, body, follow_redirects=follow_redirects, max_body=max_body
+            )
         status, payload = answer
         if status == _OVERDUE:
             raise timed_out(method)

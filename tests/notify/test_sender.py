@@ -173,6 +173,28 @@ async def test_a_wedged_child_times_its_requests_out(
         assert len(server.requests) == 1
 
 
+async def test_a_request_the_pipe_cannot_carry_fails_as_in_process(nursery: trio.Nursery) -> None:
+    """A lone surrogate in a header (msgpack cannot encode it): the same NotifyError as
+    the daemon's own client gives, not a UnicodeEncodeError out of the sender."""
+    server = await serve(nursery, Scripted([OK]))
+    errors = []
+    async with running() as (sender, inline):
+        for client in (sender, inline):
+            with pytest.raises(NotifyError) as info:
+                await client.send(
+                    "POST",
+                    server.url(),
+                    {"X-Bad": "\ud800"},
+                    b"hi",
+                    follow_redirects=True,
+                    max_body=64,
+                )
+            errors.append(str(info.value))
+        assert (await post(sender, server.url())).status_code == 200  # the pipe still works
+    assert errors[0] == errors[1]
+    assert server.requests and len(server.requests) == 1
+
+
 async def test_a_redirect_is_followed_by_the_daemons_fallback(nursery: trio.Nursery) -> None:
     moved = b"HTTP/1.1 307 Moved\r\nLocation: http://127.0.0.1:1/x\r\nContent-Length: 0\r\n\r\n"
     server = await serve(nursery, Scripted([moved]))
