@@ -1010,13 +1010,12 @@ jw_submit(JournalWriter *self, PyObject *jobs)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *job = PyTuple_GET_ITEM(copy, i);
         PyObject *data;
-        if (!PyTuple_Check(job)) {
-            PyErr_Format(PyExc_TypeError, "a job is a tuple (fd, bytes, flags), not %.100s",
-                         Py_TYPE(job)->tp_name);
-        }
-        if (PyErr_Occurred()
-            || !PyArg_ParseTuple(job, "iSi;a job is (fd, bytes, flags)", &arr[i].fd, &data,
-                                 &arr[i].flags)) {
+        int parsed = PyTuple_Check(job)
+            ? PyArg_ParseTuple(job, "iSi;a job is (fd, bytes, flags)", &arr[i].fd, &data,
+                               &arr[i].flags)
+            : (PyErr_Format(PyExc_TypeError, "a job is a tuple (fd, bytes, flags), not %.100s",
+                            Py_TYPE(job)->tp_name), 0);
+        if (!parsed) {
             for (Py_ssize_t k = 0; k < i; k++) {
                 Py_DECREF(keep[k]);
             }

@@ -179,8 +179,9 @@ class StrictTCPServer(TCPServer):
         self._watch_scope: trio.CancelScope | None = None
         #: While a held direct request's body arrives: how many bytes it takes in all.
         self._wire_needs = 0
-        #: Set (and replaced) whenever the protocol reports idleness or closes.
-        self._progress = trio.Event()
+        #: While the reader waits for answers after the client's end: set when the
+        #: protocol reports idleness or closes (None otherwise: no event per request).
+        self._progress: trio.Event | None = None
         self._closing = False
 
     def _idle_deadline(self) -> float:
@@ -232,8 +233,8 @@ class StrictTCPServer(TCPServer):
         await super().protocol_send(event)
 
     def _progressed(self) -> None:
-        self._progress.set()
-        self._progress = trio.Event()
+        if self._progress is not None:
+            self._progress.set()
 
     async def _answer_before_closing(self) -> None:
         """The client ended its side of the connection after its request: answer what it
@@ -246,7 +247,9 @@ class StrictTCPServer(TCPServer):
         """
         with trio.move_on_after(self.read_timeout):
             while not self._idle and not self._closing:
+                self._progress = trio.Event()
                 await self._progress.wait()
+        self._progress = None
 
     async def _send_raw(self, data: bytes) -> None:
         """hypercorn's send of an answer's bytes, without the scheduler rounds that buy
@@ -337,6 +340,8 @@ class StrictTCPServer(TCPServer):
         per_read = self.config.read_timeout or math.inf
         #: Bytes read and kept from h11 while they may be a direct request.
         held = bytearray()
+        if type(self.protocol.protocol) is not H11Protocol:
+            framing = None  # HTTP/2 chosen by ALPN: see below
         first = True
         while True:
             # One cancel scope per read, not three: hypercorn's per-read timeout, the
@@ -358,14 +363,11 @@ class StrictTCPServer(TCPServer):
             if late.cancelled_caught:
                 break  # as Go's server: a read past its deadline closes the connection
             data = bytes(data)
-            if framing is not None and (
-                type(self.protocol.protocol) is not H11Protocol
-                or (first and data.startswith(_H2_PREFACE_START))
-            ):
-                # HTTP/2 (ALPN, or prior knowledge: the client's preface): binary frames
-                # that h2 frames itself, not HTTP/1.1 heads. Fed to the framing they
-                # read as one endless head, and the connection was cut at 16 KiB or
-                # after the header timeout.
+            if first and data.startswith(_H2_PREFACE_START):
+                # HTTP/2 (ALPN, prior knowledge as here, or an h2c upgrade below):
+                # binary frames that h2 frames itself, not HTTP/1.1 heads. Fed to the
+                # framing they read as one endless head, and the connection was cut at
+                # 16 KiB or after the header timeout.
                 framing = None
             first = False
             if framing is not None:

@@ -395,7 +395,7 @@ class ProcessSender:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(frames.write_loop)
-                nursery.start_soon(self._watch_overdue, frames, proc)
+                nursery.start_soon(self._watch_overdue, proc)
                 await self._read_loop(frames)
                 nursery.cancel_scope.cancel()
         finally:
@@ -436,7 +436,7 @@ class ProcessSender:
                 if entry is not None:  # else its caller was cancelled
                     reschedule(entry[0], value((status, payload)))
 
-    async def _watch_overdue(self, frames: _Frames, proc: trio.Process) -> None:
+    async def _watch_overdue(self, proc: trio.Process) -> None:
         """Fail the requests a wedged child has not answered in time, and replace it.
 
         A request is overdue only when the child let its own timeout pass by

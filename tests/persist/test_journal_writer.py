@@ -258,6 +258,8 @@ def test_close_from_two_threads_at_once_returns_in_both() -> None:
         closers = [threading.Thread(target=w.close) for _ in range(2)]
         for t in closers:
             t.start()
+            # So the first close is inside its join (the round cannot end while the
+            # pipe is full) when the second one comes.
             time.sleep(0.2)
         deadline = time.monotonic() + 10
         while any(t.is_alive() for t in closers) and time.monotonic() < deadline:
